@@ -1,0 +1,37 @@
+# One-command set-up and entry points. Every target installs what it needs first:
+# a virtual environment in .venv, torch==2.13.0 (the CPU wheel on this disk; an unpinned
+# torch would pull a multi-GB CUDA build), then memmesh with all its extras.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.memmesh-installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install demo test lint typecheck bench simulate clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[semantic,sim,test,dev]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/memmesh demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy --strict crdt gossip/protocol
+
+bench: install
+	$(BIN)/memmesh bench --quick
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
