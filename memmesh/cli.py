@@ -1,0 +1,253 @@
+"""The ``memmesh`` command line.
+
+Sub-commands work on a data directory (``--data DIR``, default ``$MEMMESH_DATA`` or
+``./memmesh-data``) holding one LMDB replica:
+
+* ``memmesh node``     run a gossip node on the replica until interrupted;
+* ``memmesh add``      add a memory; ``get``, ``list``, ``history``, ``search`` read;
+* ``memmesh status``   peers and lag of the node running on that directory;
+* ``memmesh keygen``   print a new random cluster key (hex) for ``--key-file``;
+* ``memmesh demo``     three agents on this machine converging, with a conflict resolved.
+
+Several processes may open the same data directory at once (LMDB's own locking), so
+``memmesh add`` works while ``memmesh node`` runs there: the node notices the write in the
+replica's change journal and pushes it to its peers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from memmesh.crdt import MemmeshError
+
+SCOPE_FIELDS = ("app_id", "user_id", "agent_id", "run_id")
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    return Path(args.data or os.environ.get("MEMMESH_DATA") or "memmesh-data")
+
+
+def _scope(args: argparse.Namespace) -> dict[str, str]:
+    return {f: getattr(args, f) for f in SCOPE_FIELDS if getattr(args, f, None) is not None}
+
+
+def _add_scope_options(p: argparse.ArgumentParser) -> None:
+    for f in SCOPE_FIELDS:
+        p.add_argument("--" + f.replace("_", "-"), dest=f, default=None, help=f"scope: {f}")
+
+
+def _add_data_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=None, help="replica directory (default $MEMMESH_DATA or ./memmesh-data)")
+
+
+def _record_to_json(record: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": record.id}
+    for f in SCOPE_FIELDS:
+        out[f] = getattr(record, f)
+    out["conflicted"] = record.conflicted
+    out["versions"] = [
+        {
+            "text": v.text,
+            "actor": v.actor,
+            "replica": v.replica,
+            "timestamp": str(v.timestamp),
+            "confidence": v.confidence,
+            "metadata": v.metadata,
+        }
+        for v in record.versions
+    ]
+    return out
+
+
+def load_cluster_key(args: argparse.Namespace) -> bytes | None:
+    """The cluster key from ``--key-file`` or ``$MEMMESH_CLUSTER_KEY`` (hex), or None."""
+    text: str | None = None
+    if getattr(args, "key_file", None):
+        text = Path(args.key_file).read_text().strip()
+    elif os.environ.get("MEMMESH_CLUSTER_KEY"):
+        text = os.environ["MEMMESH_CLUSTER_KEY"].strip()
+    if text is None:
+        return None
+    try:
+        key = bytes.fromhex(text)
+    except ValueError as exc:
+        raise SystemExit(f"memmesh: the cluster key must be hex ({exc})") from None
+    if len(key) < 16:
+        raise SystemExit("memmesh: the cluster key must be at least 16 bytes (32 hex digits)")
+    return key
+
+
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    print(secrets.token_hex(32))
+    return 0
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from memmesh.storage import Replica
+
+    return Replica.open(_data_dir(args))
+
+
+def _cmd_add(args: argparse.Namespace) -> int:
+    with _open(args) as replica:
+        memory_id = replica.add(
+            args.text,
+            actor=args.actor,
+            confidence=args.confidence,
+            ttl=args.ttl,
+            policy=args.policy,
+            tier=args.tier,
+            **_scope(args),
+        )
+    print(memory_id)
+    return 0
+
+
+def _cmd_get(args: argparse.Namespace) -> int:
+    with _open(args) as replica:
+        record = replica.get(args.memory_id)
+        if record is None:
+            print(f"memmesh: no memory {args.memory_id}", file=sys.stderr)
+            return 1
+        print(json.dumps(_record_to_json(record), indent=2, ensure_ascii=False))
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    with _open(args) as replica:
+        for record in replica.list(**_scope(args)):
+            texts = " | ".join(v.text for v in record.versions)
+            flag = " [CONFLICT]" if record.conflicted else ""
+            print(f"{record.id}  {texts}{flag}")
+    return 0
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    with _open(args) as replica:
+        for event in replica.history(args.memory_id):
+            text = "" if event.text is None else f"  {event.text!r}"
+            print(f"{event.timestamp}  {event.op:<8} actor={event.actor} replica={event.replica}{text}")
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from memmesh.semantic import SemanticIndex
+
+    with _open(args) as replica:
+        index = SemanticIndex(replica)
+        for hit in index.search(args.query, k=args.k, **_scope(args)):
+            record = hit.record
+            texts = " | ".join(v.text for v in record.versions)
+            print(f"{hit.score:6.3f}  {record.id}  {texts}")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from memmesh.nodecli import read_status
+
+    status = read_status(_data_dir(args))
+    if status is None:
+        print("memmesh: no node is running on this data directory", file=sys.stderr)
+        return 1
+    from memmesh.nodecli import format_status
+
+    print(format_status(status))
+    return 0
+
+
+def _cmd_node(args: argparse.Namespace) -> int:
+    from memmesh.nodecli import run_node
+
+    return run_node(args, _data_dir(args), load_cluster_key(args))
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from memmesh.demo import run_demo
+
+    return run_demo(mdns=args.mdns, semantic=not args.no_semantic)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="memmesh", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("add", help="add a memory")
+    _add_data_option(p)
+    p.add_argument("text")
+    _add_scope_options(p)
+    p.add_argument("--actor", default=None)
+    p.add_argument("--confidence", type=float, default=1.0)
+    p.add_argument("--ttl", type=float, default=None, help="seconds until the memory expires")
+    p.add_argument("--policy", choices=("mv", "lww"), default="mv")
+    p.add_argument("--tier", choices=("shared", "private"), default=None)
+    p.set_defaults(func=_cmd_add)
+
+    p = sub.add_parser("get", help="show one memory as JSON")
+    _add_data_option(p)
+    p.add_argument("memory_id")
+    p.set_defaults(func=_cmd_get)
+
+    p = sub.add_parser("list", help="list memories in a scope")
+    _add_data_option(p)
+    _add_scope_options(p)
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("history", help="the event history of one memory")
+    _add_data_option(p)
+    p.add_argument("memory_id")
+    p.set_defaults(func=_cmd_history)
+
+    p = sub.add_parser("search", help="semantic search in a scope")
+    _add_data_option(p)
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=10)
+    _add_scope_options(p)
+    p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("status", help="peers and lag of the node running on --data")
+    _add_data_option(p)
+    p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser("node", help="run a gossip node on --data until interrupted")
+    _add_data_option(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--seed", action="append", default=[], metavar="HOST:PORT")
+    p.add_argument("--no-mdns", action="store_true")
+    p.add_argument("--interval", type=float, default=1.0)
+    p.add_argument("--key-file", default=None, help="file holding the hex cluster key")
+    p.add_argument("--insecure", action="store_true", help="no TLS (trusted networks only)")
+    p.set_defaults(func=_cmd_node)
+
+    p = sub.add_parser("keygen", help="print a new random cluster key (hex)")
+    p.set_defaults(func=_cmd_keygen)
+
+    p = sub.add_parser("demo", help="three agents on this machine, converging, a conflict resolved")
+    p.add_argument("--mdns", action="store_true", help="discover peers by mDNS on loopback instead of seeds")
+    p.add_argument("--no-semantic", action="store_true", help="resolve by last-writer-wins, no model")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except MemmeshError as exc:
+        print(f"memmesh: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
