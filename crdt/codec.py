@@ -1,0 +1,346 @@
+"""Canonical msgpack encoding of CRDT states, with strict validation on the way in.
+
+Two levels:
+
+* :func:`dump` / :func:`load` turn a state into plain data and back, so another
+  layer can nest a state inside its own message and encode the whole with
+  :func:`packb`.  ``load`` trusts nothing: it checks types, ranges (counters >= 1),
+  sizes, duplicate dots and elements, and that every live dot is covered by the
+  state's causal context; it raises :class:`DecodeError` and builds nothing else.
+* :func:`encode` / :func:`decode`: ``FORMAT_VERSION`` byte + ``packb(dump(state))``.
+  ``decode`` also rejects bytes that are not the canonical encoding of the state they
+  describe, so ``encode(decode(b)) == b`` whenever ``decode(b)`` succeeds, and equal
+  states always encode to equal bytes (digests hash these bytes).
+
+Plain forms (arrays shown as tuples; ``R`` is a table of the replica ids used by the
+live dots, sorted, so each live dot costs a small index plus its counter):
+
+* Dot: ``(replica, counter)``; Timestamp: ``(wall_ms, logical, replica)``;
+* CausalContext: ``({replica: n}, {replica: (counter, ...)})``, the vector and the
+  cloud, counters ascending;
+* ORSet: ``("ors", R, context, (element, (i, counter, i, counter, ...), ...))`` with
+  elements in the order of their canonical bytes and dots in dot order;
+* MVRegister: ``("mvr", R, context, (i, counter, value, ...))`` in dot order;
+* LWWRegister: ``("lww", timestamp | None, value)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, NoReturn, TypeAlias
+
+from .canonical import check_element, freeze, packb, unpackb
+from .causal_context import CausalContext
+from .dot import Dot
+from .errors import DecodeError, InvalidArgumentError, MemmeshError
+from .hlc import Timestamp
+from .limits import DEFAULT_LIMITS, Limits
+from .lwwregister import LWWRegister
+from .mvregister import MVRegister
+from .orset import ORSet
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "FORMAT_VERSION",
+    "Limits",
+    "State",
+    "decode",
+    "dump",
+    "dump_context",
+    "dump_dot",
+    "dump_timestamp",
+    "encode",
+    "load",
+    "load_context",
+    "load_dot",
+    "load_timestamp",
+    "packb",
+    "unpackb",
+]
+
+#: The first byte of every :func:`encode` output.
+FORMAT_VERSION = 1
+_VERSION_BYTE = bytes((FORMAT_VERSION,))
+
+TAG_ORSET = "ors"
+TAG_MVREGISTER = "mvr"
+TAG_LWWREGISTER = "lww"
+
+State: TypeAlias = "ORSet[Any] | MVRegister[Any] | LWWRegister[Any]"
+
+
+def _bad(message: str) -> NoReturn:
+    raise DecodeError(message)
+
+
+def _tuple(obj: object, what: str, length: int | None = None) -> tuple[object, ...]:
+    if type(obj) is not tuple and type(obj) is not list:
+        _bad(f"{what}: expected an array, got {type(obj).__name__}")
+    items = tuple(obj)
+    if length is not None and len(items) != length:
+        _bad(f"{what}: expected {length} items, got {len(items)}")
+    return items
+
+
+def _dict(obj: object, what: str) -> dict[object, object]:
+    if type(obj) is not dict:
+        _bad(f"{what}: expected a map, got {type(obj).__name__}")
+    return obj
+
+
+def _wrap(what: str, build: Any, *args: object) -> Any:
+    try:
+        return build(*args)
+    except DecodeError:
+        raise
+    except MemmeshError as exc:
+        raise DecodeError(f"{what}: {exc}") from None
+
+
+# -- dots, timestamps, contexts ----------------------------------------------------
+
+
+def dump_dot(dot: Dot) -> tuple[str, int]:
+    """Plain form of a dot: ``(replica, counter)``."""
+    return (dot.replica, dot.counter)
+
+
+def load_dot(plain: object) -> Dot:
+    """Dot from its plain form; :class:`DecodeError` if invalid."""
+    replica, counter = _tuple(plain, "dot", 2)
+    dot: Dot = _wrap("dot", Dot, replica, counter)
+    return dot
+
+
+def dump_timestamp(timestamp: Timestamp) -> tuple[int, int, str]:
+    """Plain form of a timestamp: ``(wall_ms, logical, replica)``."""
+    return (timestamp.wall_ms, timestamp.logical, timestamp.replica)
+
+
+def load_timestamp(plain: object) -> Timestamp:
+    """Timestamp from its plain form; :class:`DecodeError` if invalid."""
+    wall_ms, logical, replica = _tuple(plain, "timestamp", 3)
+    timestamp: Timestamp = _wrap("timestamp", Timestamp, wall_ms, logical, replica)
+    return timestamp
+
+
+def dump_context(context: CausalContext) -> tuple[dict[str, int], dict[str, tuple[int, ...]]]:
+    """Plain form of a causal context: ``({replica: n}, {replica: (counter, ...)})``."""
+    cloud: dict[str, list[int]] = {}
+    for dot in context.cloud:
+        cloud.setdefault(dot.replica, []).append(dot.counter)
+    return (
+        {replica: context.vv[replica] for replica in sorted(context.vv)},
+        {replica: tuple(sorted(cloud[replica])) for replica in sorted(cloud)},
+    )
+
+
+def load_context(plain: object) -> CausalContext:
+    """Causal context from its plain form; :class:`DecodeError` if invalid.
+
+    Rejects zero or negative entries, cloud counters that repeat or that the vector
+    already covers (duplicate dots); a non-compacted cloud is compacted.
+    """
+    vv_plain, cloud_plain = _tuple(plain, "context", 2)
+    vv = _dict(vv_plain, "context vector")
+    for counter in vv.values():
+        if type(counter) is not int or counter < 1:
+            _bad("context vector: entries must be ints >= 1")
+    cloud: list[Dot] = []
+    for replica, counters_plain in _dict(cloud_plain, "context cloud").items():
+        counters = _tuple(counters_plain, "context cloud counters")
+        if not counters:
+            _bad("context cloud: empty counter list")
+        floor = vv.get(replica, 0)
+        for counter in counters:
+            if type(counter) is not int or counter <= floor:  # type: ignore[operator]
+                _bad("context cloud: counters must ascend strictly above the vector entry")
+            cloud.append(_wrap("context cloud", Dot, replica, counter))
+            floor = counter
+    context: CausalContext = _wrap("context", CausalContext, vv, cloud)
+    return context
+
+
+# -- replica tables for live dots --------------------------------------------------
+
+
+def _replica_table(dots: Iterable[Dot]) -> tuple[tuple[str, ...], dict[str, int]]:
+    table = tuple(sorted({dot.replica for dot in dots}))
+    return table, {replica: i for i, replica in enumerate(table)}
+
+
+def _load_table(plain: object) -> tuple[str, ...]:
+    table = _tuple(plain, "replica table")
+    for i, replica in enumerate(table):
+        if type(replica) is not str:
+            _bad("replica table: ids must be str")
+        if i and not table[i - 1] < replica:  # type: ignore[operator]
+            _bad("replica table: ids must be sorted and unique")
+    return table  # type: ignore[return-value]
+
+
+def _table_dot(table: tuple[str, ...], index: object, counter: object) -> Dot:
+    if type(index) is not int or not 0 <= index < len(table):
+        _bad("dot: replica index out of range")
+    dot: Dot = _wrap("dot", Dot, table[index], counter)
+    return dot
+
+
+# -- states ------------------------------------------------------------------------
+
+
+def _dump_orset(state: ORSet[Any]) -> tuple[object, ...]:
+    table, index = _replica_table(d for dots in state.entries.values() for d in dots)
+    keyed = sorted((packb(element), element) for element in state.entries)
+    entries: list[object] = []
+    for _, element in keyed:
+        flat: list[int] = []
+        for dot in sorted(state.entries[element]):
+            flat += (index[dot.replica], dot.counter)
+        entries += (element, tuple(flat))
+    return (TAG_ORSET, table, dump_context(state.context), tuple(entries))
+
+
+def _load_orset(fields: tuple[object, ...]) -> ORSet[Any]:
+    table_plain, context_plain, entries_plain = fields
+    table = _load_table(table_plain)
+    context = load_context(context_plain)
+    flat = _tuple(entries_plain, "orset entries")
+    if len(flat) % 2:
+        _bad("orset entries: odd length")
+    seen: set[Dot] = set()
+    used: set[str] = set()
+    entries: dict[object, frozenset[Dot]] = {}
+    for i in range(0, len(flat), 2):
+        element = _wrap("orset element", check_element, flat[i])
+        dots_flat = _tuple(flat[i + 1], "orset element dots")
+        if not dots_flat or len(dots_flat) % 2:
+            _bad("orset element dots: must be non-empty (index, counter) pairs")
+        dots: list[Dot] = []
+        for j in range(0, len(dots_flat), 2):
+            dot = _table_dot(table, dots_flat[j], dots_flat[j + 1])
+            if dot in seen:
+                _bad(f"orset: duplicate dot {dot!r}")
+            if not context.contains(dot):
+                _bad(f"orset: dot {dot!r} is not covered by the context")
+            seen.add(dot)
+            used.add(dot.replica)
+            dots.append(dot)
+        if element in entries:
+            _bad("orset: duplicate element")
+        entries[element] = frozenset(dots)
+    if len(used) != len(table):
+        _bad("replica table: unused replica id")
+    state: ORSet[Any] = ORSet()
+    state.entries = entries
+    state.context = context
+    return state
+
+
+def _dump_mvregister(state: MVRegister[Any]) -> tuple[object, ...]:
+    table, index = _replica_table(state.entries)
+    flat: list[object] = []
+    for dot, value in state.items():
+        flat += (index[dot.replica], dot.counter, value)
+    return (TAG_MVREGISTER, table, dump_context(state.context), tuple(flat))
+
+
+def _load_mvregister(fields: tuple[object, ...]) -> MVRegister[Any]:
+    table_plain, context_plain, entries_plain = fields
+    table = _load_table(table_plain)
+    context = load_context(context_plain)
+    flat = _tuple(entries_plain, "mvregister entries")
+    if len(flat) % 3:
+        _bad("mvregister entries: expected (index, counter, value) triples")
+    entries: dict[Dot, object] = {}
+    for i in range(0, len(flat), 3):
+        dot = _table_dot(table, flat[i], flat[i + 1])
+        if dot in entries:
+            _bad(f"mvregister: duplicate dot {dot!r}")
+        if not context.contains(dot):
+            _bad(f"mvregister: dot {dot!r} is not covered by the context")
+        entries[dot] = _wrap("mvregister value", freeze, flat[i + 2])
+    if len({dot.replica for dot in entries}) != len(table):
+        _bad("replica table: unused replica id")
+    state: MVRegister[Any] = MVRegister()
+    state.entries = entries
+    state.context = context
+    return state
+
+
+def _dump_lwwregister(state: LWWRegister[Any]) -> tuple[object, ...]:
+    stamp = None if state.timestamp is None else dump_timestamp(state.timestamp)
+    return (TAG_LWWREGISTER, stamp, state.value)
+
+
+def _load_lwwregister(fields: tuple[object, ...]) -> LWWRegister[Any]:
+    stamp_plain, value_plain = fields
+    if stamp_plain is None:
+        if value_plain is not None:
+            _bad("lwwregister: a value without a timestamp")
+        return LWWRegister()
+    timestamp = load_timestamp(stamp_plain)
+    value = _wrap("lwwregister value", freeze, value_plain)
+    return LWWRegister(timestamp, value)
+
+
+_LOADERS: dict[str, tuple[int, Any]] = {
+    TAG_ORSET: (3, _load_orset),
+    TAG_MVREGISTER: (3, _load_mvregister),
+    TAG_LWWREGISTER: (2, _load_lwwregister),
+}
+
+
+def dump(state: State) -> tuple[object, ...]:
+    """Plain, msgpack-able form of a state, tagged with its type (see module doc)."""
+    if isinstance(state, ORSet):
+        return _dump_orset(state)
+    if isinstance(state, MVRegister):
+        return _dump_mvregister(state)
+    if isinstance(state, LWWRegister):
+        return _dump_lwwregister(state)
+    raise InvalidArgumentError(f"not a memmesh CRDT state: {type(state).__name__}")
+
+
+def load(plain: object) -> State:
+    """State from its plain form, fully validated; :class:`DecodeError` if invalid."""
+    try:
+        items = _tuple(plain, "state")
+        if not items or type(items[0]) is not str or items[0] not in _LOADERS:
+            _bad("state: unknown or missing type tag")
+        arity, loader = _LOADERS[items[0]]
+        if len(items) != arity + 1:
+            _bad(f"state {items[0]!r}: expected {arity} fields, got {len(items) - 1}")
+        state: State = loader(items[1:])
+        return state
+    except DecodeError:
+        raise
+    except (MemmeshError, TypeError, ValueError, RecursionError) as exc:
+        raise DecodeError(f"invalid state: {type(exc).__name__}: {exc}") from None
+
+
+def encode(state: State) -> bytes:
+    """Canonical bytes of a state: ``FORMAT_VERSION`` byte + ``packb(dump(state))``."""
+    return _VERSION_BYTE + packb(dump(state))
+
+
+def decode(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> State:
+    """The state encoded in ``data``; :class:`DecodeError` for anything else.
+
+    Accepts only canonical encodings: ``encode(decode(data)) == data``.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise DecodeError(f"expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if not data:
+        raise DecodeError("empty input")
+    if data[0] != FORMAT_VERSION:
+        raise DecodeError(f"unsupported format version {data[0]}")
+    state = load(unpackb(data[1:], limits=limits))
+    try:
+        canonical = encode(state)
+    except MemmeshError as exc:  # pragma: no cover - load only builds encodable states
+        raise DecodeError(f"state cannot be re-encoded: {exc}") from None
+    if canonical != data:
+        raise DecodeError("not the canonical encoding of the state it describes")
+    return state

@@ -1,0 +1,56 @@
+"""Dots: the unique name of one event.
+
+A dot ``(replica, counter)`` names the ``counter``-th event minted by ``replica``
+(Almeida, Shoker, Baquero, "Delta State Replicated Data Types", 2018, section 5).
+Counters start at 1, so a version-vector entry ``n`` stands for the dots ``1..n``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import InvalidArgumentError
+from .limits import MAX_COUNTER, MAX_REPLICA_LEN
+
+__all__ = ["Dot", "check_replica"]
+
+
+def check_replica(replica: object) -> str:
+    """Return ``replica`` if it is a valid replica id, else raise InvalidArgumentError.
+
+    A replica id is a non-empty ``str`` of at most ``MAX_REPLICA_LEN`` characters that
+    can be encoded as UTF-8 (so it can travel in msgpack).
+    """
+    if type(replica) is not str or not 0 < len(replica) <= MAX_REPLICA_LEN:
+        raise InvalidArgumentError(
+            f"replica id must be a non-empty str of at most {MAX_REPLICA_LEN} characters,"
+            f" got {replica!r:.80}"
+        )
+    if not replica.isascii():
+        try:
+            replica.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidArgumentError("replica id is not valid UTF-8 text") from None
+    return replica
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Dot:
+    """One event: the ``counter``-th event of ``replica`` (``counter >= 1``).
+
+    Dots order by replica id, then counter; that order is the deterministic order
+    used for iteration and encoding.
+    """
+
+    replica: str
+    counter: int
+
+    def __post_init__(self) -> None:
+        check_replica(self.replica)
+        if type(self.counter) is not int or not 1 <= self.counter <= MAX_COUNTER:
+            raise InvalidArgumentError(
+                f"dot counter must be an int in 1..{MAX_COUNTER}, got {self.counter!r:.40}"
+            )
+
+    def __repr__(self) -> str:
+        return f"Dot({self.replica!r}, {self.counter})"
