@@ -1,0 +1,78 @@
+"""memmesh.semantic: offline embeddings, scoped semantic search, the semantic merge hook.
+
+* Embeddings: :class:`Embedder` protocol, :class:`SentenceTransformerEmbedder` (bundled
+  all-MiniLM-L6-v2, offline), :class:`HashingEmbedder` (deterministic, for tests), cached
+  per replica by content hash.
+* Search: :class:`SemanticIndex` ``.search(query, k=10, **scope_filters) -> list[Hit]``,
+  ranked by similarity, recency, confidence and actor trust (:class:`ScoreWeights`).
+* Merge hook: :class:`Conflict` -> resolver -> :class:`Resolution`; built-in resolvers,
+  :func:`chain`, :class:`LLMArbiter`, and :func:`resolve_conflicts`, which resolves only
+  the conflicts this replica is the elected arbiter for.
+"""
+
+from __future__ import annotations
+
+from .arbitration import ResolveOutcome, resolve_conflicts
+from .cache import CachedEmbedder, content_key
+from .conflict import Conflict, ConflictVersion, Resolution, Resolver, format_alternatives
+from .embedding import Embedder, l2_normalise
+from .errors import (
+    ArbiterOutputError,
+    EmbeddingError,
+    InvalidQueryError,
+    InvalidResolutionError,
+    MissingDependencyError,
+    SemanticError,
+)
+from .hashing import HashingEmbedder
+from .index import Hit, SemanticIndex
+from .llm import ARBITRATION_PROMPT, LLMArbiter, build_prompt, parse_decision
+from .resolvers import (
+    Chain,
+    HighestConfidence,
+    KeepAll,
+    LastWriterWins,
+    NearDuplicate,
+    RolePriority,
+    chain,
+)
+from .scoring import ScoreParts, ScoreWeights
+from .sentence_transformer import SentenceTransformerEmbedder, default_model_path
+
+__all__ = [
+    "ARBITRATION_PROMPT",
+    "ArbiterOutputError",
+    "CachedEmbedder",
+    "Chain",
+    "Conflict",
+    "ConflictVersion",
+    "Embedder",
+    "EmbeddingError",
+    "HashingEmbedder",
+    "HighestConfidence",
+    "Hit",
+    "InvalidQueryError",
+    "InvalidResolutionError",
+    "KeepAll",
+    "LLMArbiter",
+    "LastWriterWins",
+    "MissingDependencyError",
+    "NearDuplicate",
+    "Resolution",
+    "ResolveOutcome",
+    "Resolver",
+    "RolePriority",
+    "ScoreParts",
+    "ScoreWeights",
+    "SemanticError",
+    "SemanticIndex",
+    "SentenceTransformerEmbedder",
+    "build_prompt",
+    "chain",
+    "content_key",
+    "default_model_path",
+    "format_alternatives",
+    "l2_normalise",
+    "parse_decision",
+    "resolve_conflicts",
+]

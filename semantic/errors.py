@@ -1,0 +1,41 @@
+"""Errors of the semantic layer.
+
+Every error derives from :class:`memmesh.crdt.MemmeshError` (one home for all library
+errors), and bad input is rejected before anything is written.
+"""
+
+from __future__ import annotations
+
+from memmesh.crdt import MemmeshError
+
+EXTRA_HINT = "install the extra: pip install 'memmesh[semantic]'"
+
+
+class SemanticError(MemmeshError):
+    """Base class of the errors raised by ``memmesh.semantic``."""
+
+
+class MissingDependencyError(SemanticError, ImportError):
+    """An optional dependency of the ``memmesh[semantic]`` extra is not installed."""
+
+    def __init__(self, package: str) -> None:
+        super().__init__(
+            f"{package} is not installed; the default embedder needs it: {EXTRA_HINT}"
+        )
+        self.package = package
+
+
+class EmbeddingError(SemanticError, ValueError):
+    """An embedder returned something that is not an L2-normalised float32 matrix."""
+
+
+class InvalidQueryError(SemanticError, ValueError):
+    """A search or add was called with bad arguments (unknown scope filter, k < 1...)."""
+
+
+class InvalidResolutionError(SemanticError, ValueError):
+    """A resolver returned something that cannot be written as a resolution."""
+
+
+class ArbiterOutputError(SemanticError, ValueError):
+    """An LLM arbiter's answer could not be parsed or failed validation."""
