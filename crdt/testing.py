@@ -1,0 +1,445 @@
+"""Hypothesis strategies and a convergence checker for property tests of memmesh states.
+
+memmesh is used inside people's own convergence suites; this module gives them the
+pieces memmesh's own tests use (it needs ``hypothesis``, from the ``test`` extra).
+
+* Data: :func:`replica_ids`, :func:`elements`, :func:`values`, :func:`dots`,
+  :func:`timestamps`, :func:`causal_contexts`.
+* :class:`Operation`: one mutator call at one replica, with a readable label, and the
+  factories :func:`add`, :func:`remove`, :func:`write`, :func:`clear`,
+  :func:`lww_write`; :func:`operations` draws them for a state type.
+* :class:`Schedule`: an adversarial delivery order: local mutations interleaved with
+  delta deliveries that arrive out of order, duplicated, or not at all until a final
+  resend, and full-state syncs; :func:`schedules` draws them.
+* :func:`states`: reachable states of a type (built by running random operations under
+  a random schedule, so they carry the dot-cloud gaps of non-causal delivery).
+* :func:`check_convergence`: runs operations on several replicas under a schedule and
+  checks, for any state type with ``copy()``, in-place ``merge()`` and ``==``:
+
+  1. the delta law at every mutation: ``state_before ⊔ delta == state_after``;
+  2. after every delta was (re)delivered everywhere, all replicas are equal, and equal
+     to the join of all deltas (so no delivery order changed the outcome);
+  3. for memmesh types, every delta went through ``encode``/``decode`` on the way and
+     the replicas' encodings are byte-identical.
+
+  It raises :class:`ConvergenceFailure` (an ``AssertionError``) naming the step, and
+  returns the converged state so the test can check its value against a model.
+
+Example, a user's property test of an add-wins set::
+
+    from hypothesis import given, strategies as st
+    from memmesh.crdt import ORSet
+    from memmesh.crdt.testing import check_convergence, operations, schedules
+
+    @given(st.lists(operations(ORSet), max_size=20), schedules())
+    def test_tags_converge(ops, schedule):
+        final = check_convergence(ORSet, ops, schedule)
+        assert final.value <= {op.args[0] for op in ops if op.name == "add"}
+
+Your own operations work the same way::
+
+    from memmesh.crdt.testing import Operation
+    ops = [Operation(0, "add", ("x",), lambda s, r: s.add("x", r)),
+           Operation(1, "remove", ("x",), lambda s, r: s.remove("x"))]
+    check_convergence(ORSet, ops)   # default schedule: everything, newest first
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeAlias, TypeVar
+
+from hypothesis import strategies as st
+
+from .causal_context import CausalContext
+from .codec import decode, encode
+from .dot import Dot
+from .hlc import Timestamp
+from .join import Joinable, join
+from .lwwregister import LWWRegister
+from .mvregister import MVRegister
+from .orset import ORSet
+
+__all__ = [
+    "DEFAULT_REPLICAS",
+    "ConvergenceFailure",
+    "Deliver",
+    "Mutate",
+    "Operation",
+    "Schedule",
+    "Step",
+    "Sync",
+    "add",
+    "causal_contexts",
+    "check_convergence",
+    "clear",
+    "dots",
+    "elements",
+    "lww_write",
+    "operations",
+    "remove",
+    "replica_ids",
+    "schedules",
+    "states",
+    "timestamps",
+    "values",
+    "write",
+]
+
+S = TypeVar("S", bound=Joinable)
+
+#: The replica ids used when none are given.
+DEFAULT_REPLICAS: tuple[str, ...] = ("r0", "r1", "r2")
+
+_MEMMESH_TYPES = (ORSet, MVRegister, LWWRegister)
+
+
+# -- plain data --------------------------------------------------------------------
+
+
+def replica_ids() -> st.SearchStrategy[str]:
+    """Valid replica ids (short, with a bias towards a few colliding names)."""
+    return st.one_of(
+        st.sampled_from(DEFAULT_REPLICAS),
+        st.text(st.characters(codec="utf-8"), min_size=1, max_size=12),
+    )
+
+
+def elements() -> st.SearchStrategy[Any]:
+    """Valid ORSet elements, biased towards a few that collide, so ops interfere."""
+    scalar = st.one_of(
+        st.none(),
+        st.integers(min_value=-(2**63), max_value=2**64 - 1),
+        st.text(st.characters(codec="utf-8"), max_size=6),
+        st.binary(max_size=4),
+    )
+    return st.one_of(
+        st.sampled_from(("a", "b", "c", 0, 1, b"a", None)),
+        scalar,
+        st.tuples(scalar, scalar),
+    )
+
+
+def values() -> st.SearchStrategy[Any]:
+    """Plain values for registers: JSON-like data plus bytes, as stored by memmesh.
+
+    Lists are generated as tuples, since that is how every value reads back.
+    """
+    scalar = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(2**63), max_value=2**64 - 1),
+        st.floats(allow_nan=False).map(lambda f: 0.0 if f == 0.0 else f),
+        st.text(st.characters(codec="utf-8"), max_size=8),
+        st.binary(max_size=8),
+    )
+    return st.recursive(
+        scalar,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3).map(tuple),
+            st.dictionaries(st.text(max_size=4), inner, max_size=3),
+        ),
+        max_leaves=6,
+    )
+
+
+def dots(
+    replicas: Sequence[str] = DEFAULT_REPLICAS, max_counter: int = 8
+) -> st.SearchStrategy[Dot]:
+    """Dots of the given replicas with small counters (so they collide)."""
+    return st.builds(Dot, st.sampled_from(replicas), st.integers(1, max_counter))
+
+
+def timestamps(replicas: Sequence[str] = DEFAULT_REPLICAS) -> st.SearchStrategy[Timestamp]:
+    """Hybrid timestamps with small components (so they tie on wall time)."""
+    return st.builds(Timestamp, st.integers(0, 5), st.integers(0, 3), st.sampled_from(replicas))
+
+
+def causal_contexts(replicas: Sequence[str] = DEFAULT_REPLICAS) -> st.SearchStrategy[CausalContext]:
+    """Arbitrary contexts: version vectors plus clouds with gaps."""
+    return st.builds(
+        CausalContext,
+        st.dictionaries(st.sampled_from(replicas), st.integers(0, 5), max_size=len(replicas)),
+        st.sets(dots(replicas, max_counter=10), max_size=6),
+    )
+
+
+# -- operations --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Operation(Generic[S]):
+    """One mutator call, made at replica number ``replica``.
+
+    ``mutate(state, replica_id)`` applies it in place and returns the delta; ``name``
+    and ``args`` describe it (they are what hypothesis prints when a test fails).
+    """
+
+    replica: int
+    name: str
+    args: tuple[Any, ...]
+    mutate: Callable[[S, str], S] = field(repr=False, compare=False)
+
+
+def add(element: Any, replica: int = 0) -> Operation[ORSet[Any]]:
+    """``ORSet.add(element, replica_id)`` at replica number ``replica``."""
+    return Operation(replica, "add", (element,), lambda s, r: s.add(element, r))
+
+
+def remove(element: Any, replica: int = 0, *, mint: bool = False) -> Operation[ORSet[Any]]:
+    """``ORSet.remove(element)``; with ``mint``, the removal mints a dot of its replica."""
+    if mint:
+        return Operation(replica, "remove", (element, "mint"), lambda s, r: s.remove(element, r))
+    return Operation(replica, "remove", (element,), lambda s, r: s.remove(element))
+
+
+def write(value: Any, replica: int = 0) -> Operation[MVRegister[Any]]:
+    """``MVRegister.write(value, replica_id)``."""
+    return Operation(replica, "write", (value,), lambda s, r: s.write(value, r))
+
+
+def clear(replica: int = 0) -> Operation[MVRegister[Any]]:
+    """``MVRegister.clear(replica_id)``."""
+    return Operation(replica, "clear", (), lambda s, r: s.clear(r))
+
+
+def lww_write(
+    value: Any, replica: int = 0, wall_ms: int = 0, logical: int = 0
+) -> Operation[LWWRegister[Any]]:
+    """``LWWRegister.write(value, Timestamp(wall_ms, logical, replica_id))``."""
+    return Operation(
+        replica,
+        "write",
+        (value, wall_ms, logical),
+        lambda s, r: s.write(value, Timestamp(wall_ms, logical, r)),
+    )
+
+
+def operations(
+    kind: type[Any],
+    *,
+    replicas: int = len(DEFAULT_REPLICAS),
+    elements: st.SearchStrategy[Any] | None = None,
+    values: st.SearchStrategy[Any] | None = None,
+) -> st.SearchStrategy[Operation[Any]]:
+    """Random operations for ``kind`` (``ORSet``, ``MVRegister`` or ``LWWRegister``)."""
+    at = st.integers(0, replicas - 1)
+    if kind is ORSet:
+        items = _elements() if elements is None else elements
+        return st.one_of(
+            st.builds(add, items, at),
+            st.builds(remove, items, at, mint=st.booleans()),
+        )
+    data = _values() if values is None else values
+    if kind is MVRegister:
+        return st.one_of(st.builds(write, data, at), st.builds(clear, at))
+    if kind is LWWRegister:
+        return st.builds(lww_write, data, at, st.integers(0, 5), st.integers(0, 3))
+    raise TypeError(f"no operations known for {kind!r}; build Operation objects directly")
+
+
+_elements = elements
+_values = values
+
+
+# -- schedules ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mutate:
+    """Apply the next operation, at its own replica."""
+
+
+@dataclass(frozen=True)
+class Deliver:
+    """Deliver produced delta number ``delta`` (modulo the number produced so far) to
+    replica ``to`` (modulo the number of replicas); repeats make duplicates."""
+
+    delta: int
+    to: int
+
+
+@dataclass(frozen=True)
+class Sync:
+    """Join the full state of replica ``source`` into replica ``target``."""
+
+    source: int
+    target: int
+
+
+Step: TypeAlias = Mutate | Deliver | Sync
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Steps to run, then the resend phase: every delta to every replica.
+
+    Operations left over when the steps run out are applied first.  The resend phase
+    starts at delta ``resend_rotation`` and goes backwards (newest first, the most
+    non-causal order) when ``resend_reversed``: deltas never delivered in the steps
+    were "dropped" and are resent now; the others arrive once more (duplicates).
+    """
+
+    steps: tuple[Step, ...] = ()
+    resend_reversed: bool = True
+    resend_rotation: int = 0
+
+
+def schedules(
+    replicas: int = len(DEFAULT_REPLICAS), max_steps: int = 40
+) -> st.SearchStrategy[Schedule]:
+    """Random adversarial schedules for ``replicas`` replicas."""
+    index = st.integers(0, replicas - 1)
+    step: st.SearchStrategy[Step] = st.one_of(
+        st.just(Mutate()),
+        st.builds(Deliver, st.integers(0, 1_000), index),
+        st.builds(Sync, index, index),
+    )
+    return st.builds(
+        Schedule,
+        st.lists(step, max_size=max_steps).map(tuple),
+        st.booleans(),
+        st.integers(0, 1_000),
+    )
+
+
+# -- running -----------------------------------------------------------------------
+
+
+class ConvergenceFailure(AssertionError):
+    """A convergence check failed; the message says which check and where."""
+
+
+def _default_transport(state: S) -> S:
+    if isinstance(state, _MEMMESH_TYPES):
+        return decode(encode(state))  # type: ignore[return-value]
+    return state.copy()
+
+
+class _Run(Generic[S]):
+    """Replicas, the deltas produced so far, and the checks made while running."""
+
+    def __init__(
+        self,
+        empty: Callable[[], S],
+        operations: Sequence[Operation[S]],
+        replicas: Sequence[str],
+        transport: Callable[[S], S],
+    ) -> None:
+        if not replicas:
+            raise ValueError("at least one replica is needed")
+        self.empty = empty
+        self.pending = list(operations)
+        self.pending.reverse()
+        self.replicas = tuple(replicas)
+        self.transport = transport
+        self.states = [empty() for _ in self.replicas]
+        self.deltas: list[S] = []
+        self.log: list[str] = []
+
+    def fail(self, message: str) -> ConvergenceFailure:
+        trail = "; ".join(self.log[-8:])
+        return ConvergenceFailure(f"{message} (last steps: {trail})")
+
+    def mutate(self) -> None:
+        op = self.pending.pop()
+        at = op.replica % len(self.replicas)
+        state = self.states[at]
+        before = state.copy()
+        delta = op.mutate(state, self.replicas[at])
+        self.log.append(f"{op.name}{op.args!r}@{at}")
+        if join(before, delta) != state:
+            raise self.fail(f"delta law broken by {op.name}{op.args!r} at replica {at}")
+        self.deltas.append(self.transport(delta))
+
+    def deliver(self, number: int, to: int) -> None:
+        if not self.deltas:
+            return
+        number %= len(self.deltas)
+        to %= len(self.replicas)
+        self.log.append(f"deliver #{number}->{to}")
+        self.states[to].merge(self.transport(self.deltas[number]))
+
+    def sync(self, source: int, target: int) -> None:
+        source %= len(self.replicas)
+        target %= len(self.replicas)
+        self.log.append(f"sync {source}->{target}")
+        self.states[target].merge(self.transport(self.states[source]))
+
+    def run_steps(self, schedule: Schedule) -> None:
+        for step in schedule.steps:
+            if isinstance(step, Mutate):
+                if self.pending:
+                    self.mutate()
+            elif isinstance(step, Deliver):
+                self.deliver(step.delta, step.to)
+            else:
+                self.sync(step.source, step.target)
+        while self.pending:
+            self.mutate()
+
+    def resend_all(self, schedule: Schedule) -> None:
+        count = len(self.deltas)
+        order = list(range(count))
+        if count:
+            rotation = schedule.resend_rotation % count
+            order = order[rotation:] + order[:rotation]
+        if schedule.resend_reversed:
+            order.reverse()
+        for to in range(len(self.replicas)):
+            for number in order:
+                self.deliver(number, to)
+
+
+def check_convergence(
+    empty: Callable[[], S],
+    operations: Sequence[Operation[S]],
+    schedule: Schedule | None = None,
+    *,
+    replicas: Sequence[str] = DEFAULT_REPLICAS,
+    transport: Callable[[S], S] | None = None,
+) -> S:
+    """Run ``operations`` on ``replicas`` under ``schedule`` and check convergence.
+
+    ``empty`` makes the empty state (the type itself will do: ``ORSet``).
+    ``transport`` carries each delta and synced state between replicas; by default
+    memmesh types travel through ``encode``/``decode`` and other types are copied.
+    Returns the converged state; raises :class:`ConvergenceFailure` otherwise.
+    """
+    schedule = Schedule() if schedule is None else schedule
+    run = _Run(empty, operations, replicas, _default_transport if transport is None else transport)
+    run.run_steps(schedule)
+    run.resend_all(schedule)
+    reference = empty()
+    for delta in run.deltas:
+        reference.merge(delta)
+    first = run.states[0]
+    for at, state in enumerate(run.states):
+        if state != first:
+            raise run.fail(f"replica {at} differs from replica 0: {state!r} != {first!r}")
+        if isinstance(state, _MEMMESH_TYPES) and encode(state) != encode(first):  # type: ignore[arg-type]
+            raise run.fail(f"replica {at} encodes differently from replica 0")
+    if first != reference:
+        raise run.fail(f"replicas differ from the join of all deltas: {first!r} != {reference!r}")
+    return first
+
+
+@st.composite
+def states(
+    draw: st.DrawFn,
+    kind: type[Any],
+    *,
+    max_operations: int = 12,
+    elements: st.SearchStrategy[Any] | None = None,
+    values: st.SearchStrategy[Any] | None = None,
+) -> Any:
+    """Reachable states of ``kind``: one replica's state after random operations and a
+    random partial delivery schedule (so contexts carry clouds)."""
+    ops = draw(
+        st.lists(operations(kind, elements=elements, values=values), max_size=max_operations)
+    )
+    schedule = draw(schedules())
+    run: _Run[Any] = _Run(kind, ops, DEFAULT_REPLICAS, lambda s: s.copy())
+    run.run_steps(schedule)
+    return run.states[draw(st.integers(0, len(DEFAULT_REPLICAS) - 1))]
