@@ -22,6 +22,7 @@ import json
 import re
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from .conflict import MAX_RESOLUTION_CHARS, Conflict, Resolution, Resolver, resolver_name
@@ -205,4 +206,5 @@ class LLMArbiter:
         resolution = self.fallback(conflict)
         if resolution is None:
             return None
-        return resolution.by(f"{self.name}/fallback:{resolver_name(self.fallback)}")
+        inner = resolution.resolver or resolver_name(self.fallback)
+        return replace(resolution, resolver=f"{self.name}/fallback:{inner}")
