@@ -1,0 +1,1 @@
+"""memmesh.gossip: peer-to-peer anti-entropy between replicas (placeholder, filled below)."""

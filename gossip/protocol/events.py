@@ -1,0 +1,125 @@
+"""Everything a :class:`~memmesh.gossip.protocol.Session` tells its caller.
+
+The session never touches storage or the network.  It reports what happened and what
+it needs as these frozen events, returned by :meth:`Session.next_event`.  Events that
+are *requests* carry an id the caller quotes when it answers:
+
+==================  ==========================================================
+event               the caller should
+==================  ==========================================================
+HandshakeComplete   register the peer (or ``session.reject("duplicate"|"busy")``)
+NeedSummary         ``session.start_sync(replica.sync_summary(), now, reply=True)``
+NeedChanges         ``session.changes_ready(req, replica.sync_changes(summary,
+                    max_bytes=max_bytes, peer=scope), now)``; for a ``first`` serve
+                    request it may instead ``session.refuse(req, "busy")``
+ApplyChanges        ``replica.sync_apply(data)`` then ``session.applied(n, now)``
+                    (or ``session.apply_failed(n)`` if the data was invalid)
+SyncCompleted       note the time; if ``more``, start another sync soon
+SyncRejected        retry later (the peer was busy)
+PeerRejected        give up this link (and maybe the address)
+ConnectionClosed    close the transport after flushing ``data_to_send()``
+==================  ==========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "ApplyChanges",
+    "ConnectionClosed",
+    "Event",
+    "HandshakeComplete",
+    "NeedChanges",
+    "NeedSummary",
+    "PeerRejected",
+    "SyncCompleted",
+    "SyncRejected",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeComplete:
+    """The peer's HELLO was valid: same version and cluster, an acceptable identity."""
+
+    peer_id: str
+    peer_port: int
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class NeedSummary:
+    """The peer pulled from us; pull from it in turn (the reverse half of a round)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NeedChanges:
+    """Compute ``sync_changes(summary, max_bytes=max_bytes, peer=<peer's scope>)``.
+
+    ``purpose`` is ``"serve"`` (answering the peer's SYN; ``first`` on its first chunk)
+    or ``"push"`` (new local writes, computed against the last summary we know of).
+    """
+
+    request: int
+    purpose: Literal["serve", "push"]
+    summary: bytes
+    max_bytes: int
+    first: bool
+    sync_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyChanges:
+    """Apply ``data`` with ``sync_apply`` then acknowledge frame ``n``."""
+
+    n: int
+    data: bytes
+    sync_id: int | None
+    priority: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SyncCompleted:
+    """Our pull ``sync_id`` finished and every chunk of it was applied."""
+
+    sync_id: int
+    chunks: int
+    more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRejected:
+    """The peer refused our pull ``sync_id`` (reason ``"busy"``); the link stays up."""
+
+    sync_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerRejected:
+    """The peer refused the whole link (wrong cluster, version, identity, busy...)."""
+
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The session reached ``CLOSED``; ``error`` is False only for a local close/BYE."""
+
+    reason: str
+    detail: str
+    error: bool
+
+
+Event = (
+    HandshakeComplete
+    | NeedSummary
+    | NeedChanges
+    | ApplyChanges
+    | SyncCompleted
+    | SyncRejected
+    | PeerRejected
+    | ConnectionClosed
+)

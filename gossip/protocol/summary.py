@@ -1,0 +1,93 @@
+"""Pure helpers over storage's documented sync formats (docs/internals.md, section 2).
+
+A summary is ``packb({"v": 1, "rid": ..., "wm": {origin: counter}, "root": ...})``: the
+per-origin watermarks of a replica (Scuttlebutt-style).  A changes blob carries a
+``"through": {origin: counter}`` claim, the watermarks its receiver may raise to.
+
+The session uses these to *stream* several chunks per round without asking the peer
+again: after shipping a chunk computed for summary ``S``, the next chunk is computed for
+``advance_summary(S, chunk)``.  When a blob cannot be read this way (an unknown format)
+the helpers say so (``None``) and the session falls back to one chunk per round, which
+is slower but still correct, since every round starts from a fresh summary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from memmesh.crdt.codec import packb, unpackb
+from memmesh.crdt.errors import DecodeError
+
+__all__ = ["advance_summary", "changes_empty", "summary_lag", "watermarks"]
+
+
+def _map(blob: bytes) -> Mapping[object, object] | None:
+    try:
+        obj = unpackb(blob)
+    except DecodeError:
+        return None
+    return obj if isinstance(obj, Mapping) else None
+
+
+def _wm(obj: object) -> dict[str, int] | None:
+    if not isinstance(obj, Mapping):
+        return None
+    out: dict[str, int] = {}
+    for k, v in obj.items():
+        if type(k) is not str or type(v) is not int:
+            return None
+        out[k] = v
+    return out
+
+
+def watermarks(summary: bytes) -> dict[str, int] | None:
+    """The ``wm`` map of a summary, or None when it cannot be read."""
+    m = _map(summary)
+    return None if m is None else _wm(m.get("wm"))
+
+
+def advance_summary(summary: bytes, changes: bytes) -> bytes | None:
+    """``summary`` with its watermarks raised to the ``through`` claims of ``changes``.
+
+    Returns None when either blob is unreadable or when no watermark moves (so no
+    further progress can be promised and the stream must stop).  Optional repair
+    fields (``buckets``) are dropped: a continuation only needs the watermarks.
+    """
+    s = _map(summary)
+    c = _map(changes)
+    if s is None or c is None:
+        return None
+    wm = _wm(s.get("wm"))
+    through = _wm(c.get("through"))
+    if wm is None or through is None:
+        return None
+    moved = False
+    for origin, n in through.items():
+        if n > wm.get(origin, 0):
+            wm[origin] = n
+            moved = True
+    if not moved:
+        return None
+    out = {k: v for k, v in s.items() if isinstance(k, str) and k != "buckets"}
+    out["wm"] = wm
+    packed: bytes = packb(out)
+    return packed
+
+
+def changes_empty(changes: bytes) -> bool:
+    """True when a changes blob carries nothing: no bytes, or only empty containers."""
+    if not changes:
+        return True
+    c = _map(changes)
+    if c is None:
+        return False
+    return all(not v for v in c.values() if isinstance(v, (tuple, list, dict, Mapping, bytes)))
+
+
+def summary_lag(mine: bytes, theirs: bytes) -> int | None:
+    """Events we hold that the peer's summary lacks: ``sum(max(0, mine[o] - theirs[o]))``."""
+    a = watermarks(mine)
+    b = watermarks(theirs)
+    if a is None or b is None:
+        return None
+    return sum(max(0, n - b.get(o, 0)) for o, n in a.items())

@@ -1,0 +1,174 @@
+"""A tiny in-memory stand-in for ``memmesh.storage.Replica``'s sync surface.
+
+It speaks the formats of docs/internals.md section 2 (summary ``{"v","rid","wm",
+"root"}``, changes with ``through`` claims, priority first, ``max_bytes`` truncation,
+``peer`` scopes), so the protocol core can be tested before and apart from storage.
+Each key is a grow-only set of ``(origin, counter) -> text`` versions: merge is union.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from memmesh.crdt.codec import packb, unpackb
+from memmesh.crdt.errors import DecodeError
+
+
+@dataclass(frozen=True)
+class FakeScope:
+    """Which apps a peer may receive (None: all)."""
+
+    apps: frozenset[str] | None = None
+
+    def allows(self, app: str | None) -> bool:
+        return self.apps is None or app in self.apps
+
+
+@dataclass(frozen=True)
+class FakeApplyResult:
+    applied: int
+    changed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FakeChangeBatch:
+    seq: int
+    changes: tuple[tuple[int, str, bool, bool], ...]
+    reset: bool = False
+
+
+class FakeReplica:
+    def __init__(self, replica_id: str) -> None:
+        self.replica_id = replica_id
+        self._lock = threading.RLock()
+        self.keys: dict[str, dict[tuple[str, int], str]] = {}
+        self.meta: dict[str, tuple[bool, str | None, bool]] = {}  # priority, app, private
+        self.held: dict[str, set[int]] = {}
+        self.counter = 0
+        self.journal: list[tuple[int, str, bool, bool]] = []
+        self.aux: dict[tuple[str, bytes], bytes] = {}
+        self.applied_blobs: list[bytes] = []
+
+    # -- local writes
+    def write(self, key: str, text: str, *, priority: bool = False, app: str | None = None,
+              private: bool = False) -> None:
+        with self._lock:
+            self.counter += 1
+            origin = self.replica_id if not private else self.replica_id + ":private"
+            dot = (origin, self.counter)
+            self.keys.setdefault(key, {})[dot] = text
+            self.meta.setdefault(key, (priority, app, private))
+            if not private:
+                self.held.setdefault(self.replica_id, set()).add(self.counter)
+            self.journal.append((len(self.journal) + 1, key, True, priority))
+
+    # -- sync surface
+    def _wm(self) -> dict[str, int]:
+        out = {}
+        for origin, counters in self.held.items():
+            n = 0
+            while n + 1 in counters:
+                n += 1
+            out[origin] = n
+        return out
+
+    def sync_summary(self) -> bytes:
+        with self._lock:
+            return packb({"v": 1, "rid": self.replica_id, "wm": self._wm(),
+                          "root": bytes.fromhex(self.state_digest())})
+
+    def sync_changes(self, summary: bytes, *, max_bytes: int | None = None,
+                     peer: object = None) -> bytes:
+        s = unpackb(summary)
+        if not isinstance(s, dict) or not isinstance(s.get("wm"), dict):
+            raise DecodeError("bad summary")
+        wm: dict[str, int] = dict(s["wm"])
+        with self._lock:
+            wanted = []
+            excluded: set[tuple[str, int]] = set()
+            for key, versions in self.keys.items():
+                prio, app, private = self.meta[key]
+                new = [d for d in versions if d[1] > wm.get(d[0], 0)]
+                if private or not new:
+                    continue
+                if isinstance(peer, FakeScope) and not peer.allows(app):
+                    excluded.update(new)
+                    continue
+                wanted.append((not prio, min(new), key))
+            wanted.sort()
+            shipped: list[object] = []
+            dots: set[tuple[str, int]] = set()
+            size = 0
+            truncated = False
+            for _, _, key in wanted:
+                prio, app, _ = self.meta[key]
+                entry = (key, prio, app, tuple((o, c, t) for (o, c), t in
+                                               sorted(self.keys[key].items())))
+                n = len(packb(entry))
+                if max_bytes is not None and shipped and size + n > max_bytes:
+                    truncated = True
+                    break
+                shipped.append(entry)
+                size += n
+                dots.update(self.keys[key])
+            through = {}
+            for origin, counters in self.held.items():
+                n = wm.get(origin, 0)
+                while n + 1 in counters and (not truncated or (origin, n + 1) in dots
+                                             or (origin, n + 1) in excluded):
+                    n += 1
+                if n > wm.get(origin, 0):
+                    through[origin] = n
+            return packb({"v": 1, "keys": shipped, "through": through})
+
+    def sync_apply(self, changes: bytes) -> FakeApplyResult:
+        c = unpackb(changes)
+        if not isinstance(c, dict) or not isinstance(c.get("keys"), tuple):
+            raise DecodeError("bad changes")
+        changed = []
+        with self._lock:
+            self.applied_blobs.append(changes)
+            for key, prio, app, versions in c["keys"]:
+                cur = self.keys.setdefault(key, {})
+                self.meta.setdefault(key, (prio, app, False))
+                before = len(cur)
+                for o, n, t in versions:
+                    cur[(o, n)] = t
+                    self.held.setdefault(o, set()).add(n)
+                if len(cur) != before:
+                    changed.append(key)
+                    self.journal.append((len(self.journal) + 1, key, False, prio))
+        return FakeApplyResult(len(c["keys"]), tuple(changed))
+
+    def state_digest(self) -> str:
+        with self._lock:
+            items = sorted((k, sorted(v.items())) for k, v in self.keys.items()
+                           if not self.meta[k][2])
+            return hashlib.sha256(repr(items).encode()).hexdigest()
+
+    def texts(self) -> set[str]:
+        with self._lock:
+            return {t for v in self.keys.values() for t in v.values()}
+
+    # -- journal and aux
+    def journal_seq(self) -> int:
+        with self._lock:
+            return len(self.journal)
+
+    def changes_since(self, seq: int, limit: int = 1000) -> FakeChangeBatch:
+        with self._lock:
+            part = tuple(self.journal[seq: seq + limit])
+            return FakeChangeBatch(seq + len(part), part)
+
+    def aux_get(self, namespace: str, key: bytes) -> bytes | None:
+        return self.aux.get((namespace, key))
+
+    def aux_put(self, namespace: str, key: bytes, value: bytes) -> None:
+        self.aux[(namespace, key)] = value
+
+
+def converged(replicas: Iterable[FakeReplica]) -> bool:
+    return len({r.state_digest() for r in replicas}) == 1
