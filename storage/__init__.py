@@ -1,0 +1,37 @@
+"""memmesh.storage: the durable LMDB replica of memmesh's memory CRDTs.
+
+``Replica.open(path)`` gives one agent's replica: memories (``add``, ``update``,
+``delete``, ``forget``, ``get``, ``list``, ``history``, ``as_of``), add-wins sets
+(``set_add``, ``set_remove``, ``set_members``), and the sync primitives gossip ships
+(``sync_summary``, ``sync_changes``, ``sync_apply``, ``state_digest``).
+"""
+
+from __future__ import annotations
+
+from .errors import ReplicaIdMismatchError, StorageError, UnknownMemoryError
+from .reads import AsOfView
+from .records import (
+    ApplyResult,
+    Change,
+    ChangeBatch,
+    Event,
+    MemoryRecord,
+    PeerScope,
+    Version,
+)
+from .replica import Replica
+
+__all__ = [
+    "ApplyResult",
+    "AsOfView",
+    "Change",
+    "ChangeBatch",
+    "Event",
+    "MemoryRecord",
+    "PeerScope",
+    "Replica",
+    "ReplicaIdMismatchError",
+    "StorageError",
+    "UnknownMemoryError",
+    "Version",
+]

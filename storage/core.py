@@ -1,0 +1,126 @@
+"""The replica's write machinery shared by the memory model, sync and collection.
+
+One rule holds for every change to a key: :meth:`ReplicaCore._store` writes the new
+canonical bytes and, in the same transaction, keeps the digest, the indexes, the journal
+and the history in step with it. Write functions run inside :meth:`Env.write` and read
+everything they depend on (dot counter, hybrid clock, states) from the transaction, so
+a replay after map growth is exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from memmesh.crdt import HLC, Dot, Timestamp
+from memmesh.crdt.codec import packb, unpackb
+
+from . import digest, history, journal
+from .env import Env, Txn
+from .indexes import update_indexes
+from .keystate import KeyState, VersionData, decode, encode
+
+__all__ = ["ReplicaCore"]
+
+_CTR = b"ctr"
+_HLC = b"hlc"
+
+
+class ReplicaCore:
+    """State and helpers shared by the parts of :class:`memmesh.storage.Replica`."""
+
+    _env: Env
+    replica_id: str
+    max_drift_ms: int
+    _clock: Callable[[], int]
+
+    # -- clocks and dots --------------------------------------------------------------
+
+    def _hlc(self, txn: Txn) -> HLC:
+        clock: HLC | None = txn.scratch.get("hlc")
+        if clock is None:
+            raw = txn.get("meta", _HLC)
+            last = None
+            if raw is not None:
+                wall, logical = unpackb(raw)  # type: ignore[misc]
+                last = Timestamp(wall, logical, self.replica_id)
+            clock = txn.scratch["hlc"] = HLC(self.replica_id, max_drift_ms=self.max_drift_ms,
+                                             last=last)
+            txn.pre_commit.append(self._save_hlc)
+        return clock
+
+    @staticmethod
+    def _save_hlc(txn: Txn) -> None:
+        clock: HLC = txn.scratch["hlc"]
+        if clock.last is not None:
+            txn.put("meta", _HLC, packb((clock.last.wall_ms, clock.last.logical)))
+
+    def _now(self, txn: Txn, wall_ms: int) -> Timestamp:
+        """A fresh local hybrid timestamp (monotonic across processes sharing the path)."""
+        return self._hlc(txn).now(wall_ms)
+
+    def _mint(self, txn: Txn, ctx: dict[str, int]) -> Dot:
+        """A fresh dot of this replica; raises ``ctx[me]`` to just below it, so the CRDT
+        mutators (which mint ``max + 1``) mint exactly this dot."""
+        me = self.replica_id
+        counter = max(txn.counter(_CTR), ctx.get(me, 0)) + 1
+        txn.set_counter(_CTR, counter)
+        ctx[me] = counter - 1
+        if not ctx[me]:
+            del ctx[me]
+        return Dot(me, counter)
+
+    def _raise_counter(self, txn: Txn, ctx: dict[str, int]) -> None:
+        """Never reuse a dot of ours that came back from a peer (restored backups)."""
+        mine = ctx.get(self.replica_id, 0)
+        if mine > txn.counter(_CTR):
+            txn.set_counter(_CTR, mine)
+
+    # -- reading states ---------------------------------------------------------------
+
+    @staticmethod
+    def _load(txn: Txn, key: str) -> tuple[bytes, bytes | None, KeyState | None]:
+        skey = digest.state_key(key)
+        raw = txn.get("state", skey)
+        if raw is None:
+            return skey, None, None
+        return skey, raw, decode(raw, check_canonical=False)
+
+    # -- the one write path -------------------------------------------------------------
+
+    def _store(self, txn: Txn, key: str, skey: bytes, old_raw: bytes | None,
+               old: KeyState | None, new: KeyState, *, local: bool,
+               events: list[dict[str, Any]], new_raw: bytes | None = None) -> bool:
+        """Replace ``old`` by ``new`` with every derived structure; False if unchanged."""
+        raw = encode(new) if new_raw is None else new_raw
+        if raw == old_raw:
+            return False
+        txn.put("state", skey, raw)
+        digest.note_change(txn, skey,
+                           old_raw if old is not None and old.header.shareable else None,
+                           raw if new.header.shareable else None)
+        update_indexes(txn, key, old, new)
+        journal.append(txn, key, local=local, priority=new.header.priority)
+        if new.forgotten and not (old is not None and old.forgotten):
+            history.purge(txn, key)
+        for event in events:
+            history.record(txn, key, ctx=new.ctx, standing=[d for d, _ in new.standing()],
+                           **event)
+        return True
+
+    def _remove(self, txn: Txn, key: str, skey: bytes, old_raw: bytes, old: KeyState) -> None:
+        """Drop a key entirely (TTL collection): state, digest, indexes, history."""
+        txn.delete("state", skey)
+        digest.note_change(txn, skey, old_raw if old.header.shareable else None, None)
+        update_indexes(txn, key, old, None)
+        history.purge(txn, key)
+        journal.append(txn, key, local=True, priority=old.header.priority)
+
+    # -- history event helpers ------------------------------------------------------
+
+    def _version_event(self, op: str, dot: Dot, version: VersionData, recorded_at: Timestamp,
+                       detail: dict[str, Any]) -> dict[str, Any]:
+        return {"op": op, "actor": version[1], "replica": dot.replica,
+                "ts": Timestamp(version[3], version[4], dot.replica), "dot": dot,
+                "text": version[0], "detail": detail, "recorded_at": recorded_at,
+                "version": version}

@@ -1,0 +1,91 @@
+"""The replicated-state digest: an incremental multiset hash over shareable keys.
+
+``state_digest`` must be equal on two replicas exactly when their shareable states are
+equal, and cheap to keep current on every write. We use the additive multiset hash
+MSet-Add-Hash of Clarke, Devadas, van Dijk, Gassend and Suh ("Incremental Multiset Hash
+Functions and Their Application to Memory Integrity Checking", ASIACRYPT 2003): the
+digest is the sum modulo 2**256 of ``sha256(key, state bytes)`` over all shareable keys,
+so a write subtracts the old item and adds the new one in O(1), in any order.
+
+The sum is kept per bucket (256 buckets by ``crc32(key) & 0xFF``, the bucket that also
+prefixes the key in the ``state`` sub-database), which gives the bucketed digests of
+the repair path (as Riak's active anti-entropy and Akka ddata compare digest ranges):
+two replicas whose roots differ exchange their 256 bucket sums and ship only the keys
+of the buckets that differ. The root is the sum of the buckets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+
+from .env import Txn
+
+__all__ = ["BUCKETS", "bucket_of", "bucket_sums", "note_change", "root", "state_key"]
+
+BUCKETS = 256
+_MOD = 1 << 256
+_META = b"dg:"
+
+
+def bucket_of(key: bytes) -> int:
+    return zlib.crc32(key) & 0xFF
+
+
+def state_key(key: str) -> bytes:
+    """The ``state`` sub-database key of ``key``: its bucket byte, then its UTF-8 bytes."""
+    raw = key.encode()
+    return bytes((zlib.crc32(raw) & 0xFF,)) + raw
+
+
+def item_hash(skey: bytes, data: bytes) -> int:
+    h = hashlib.sha256(len(skey).to_bytes(2, "big"))
+    h.update(skey)
+    h.update(data)
+    return int.from_bytes(h.digest(), "big")
+
+
+def note_change(txn: Txn, skey: bytes, old: bytes | None, new: bytes | None) -> None:
+    """Record that shareable key ``skey`` went from ``old`` to ``new`` bytes (None: absent).
+
+    The per-bucket deltas collect in the transaction's scratch and are folded into the
+    stored sums once, just before commit.
+    """
+    delta = 0
+    if old is not None:
+        delta -= item_hash(skey, old)
+    if new is not None:
+        delta += item_hash(skey, new)
+    if not delta:
+        return
+    pending: dict[int, int] | None = txn.scratch.get("digest")
+    if pending is None:
+        pending = txn.scratch["digest"] = {}
+        txn.pre_commit.append(_flush)
+    bucket = skey[0]
+    pending[bucket] = pending.get(bucket, 0) + delta
+
+
+def _flush(txn: Txn) -> None:
+    pending: dict[int, int] = txn.scratch.pop("digest", {})
+    for bucket, delta in pending.items():
+        mkey = _META + bytes((bucket,))
+        raw = txn.get("meta", mkey)
+        value = (int.from_bytes(raw, "big") if raw else 0) + delta
+        txn.put("meta", mkey, (value % _MOD).to_bytes(32, "big"))
+
+
+def bucket_sums(txn: Txn) -> list[bytes]:
+    """The 256 bucket sums (32 bytes each) as committed, pending deltas included."""
+    pending: dict[int, int] = txn.scratch.get("digest", {})
+    out = []
+    for bucket in range(BUCKETS):
+        raw = txn.get("meta", _META + bytes((bucket,)))
+        value = (int.from_bytes(raw, "big") if raw else 0) + pending.get(bucket, 0)
+        out.append((value % _MOD).to_bytes(32, "big"))
+    return out
+
+
+def root(sums: list[bytes]) -> bytes:
+    total = sum(int.from_bytes(s, "big") for s in sums) % _MOD
+    return total.to_bytes(32, "big")

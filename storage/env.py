@@ -1,0 +1,305 @@
+"""The LMDB environment under a replica: named sub-databases, transactions, map growth.
+
+Why a wrapper: LMDB needs three pieces of care that every write path must share.
+
+* **Map growth.** LMDB's map is a fixed-size window; a write that does not fit raises
+  ``MapFullError``. ``set_mapsize`` is only allowed when this process has no transaction
+  open, so the rule (FIELD-NOTES, py-lmdb docs) is: abort, grow, retry. A write is
+  therefore a *replayable function* ``fn(txn) -> result``; :meth:`Env.write` runs it and,
+  on ``MapFullError``, aborts, doubles the map and runs it again from scratch. Inside
+  :meth:`Env.batch` every write function of the batch is kept and the whole list is
+  replayed, so a batch never fails for lack of space either. Write functions must read
+  everything they depend on from the transaction (never from process memory that an
+  earlier attempt mutated) so that a replay is exact.
+* **Several processes.** LMDB's own lock file serialises writers across processes and
+  lets readers run beside them. When another process grew the map, our next
+  ``begin`` raises ``MapResizedError``; we adopt the new size (``set_mapsize(0)``) and
+  retry.
+* **Durability.** ``durable=True`` (default) opens with ``sync=True``: a commit returns
+  after fsync, so an acknowledged write survives power loss. ``durable=False`` is the
+  explicit write-behind mode (``sync=False``): commits reach the OS page cache, survive a
+  crash of the process but not of the machine, until :meth:`Env.flush`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import lmdb
+
+T = TypeVar("T")
+
+#: Names of the sub-databases (see docs/internals.md section 2 for their layouts).
+DB_NAMES: tuple[str, ...] = (
+    "meta",  # replica id, dot counter, HLC, watermarks, digest buckets, journal bounds
+    "state",  # bucket(1) + key -> canonical key-state bytes
+    "origin",  # prio(1) + origin + 0x00 + counter(8) -> key   (the delta log)
+    "scope",  # field(1) + value + 0x00 + key -> b""
+    "expiry",  # expires_ms(8) + key -> b""
+    "conflict",  # key -> b""  (live memories with several standing versions)
+    "history",  # key + 0x00 + seq(8) -> event
+    "journal",  # seq(8) -> change
+    "aux",  # namespace + 0x00 + key -> value (never replicated)
+)
+
+DEFAULT_MAP_SIZE = 64 * 1024 * 1024
+_GROW_LIMIT = 1 << 40  # 1 TiB: beyond this a MapFullError is genuinely fatal
+
+
+class Txn:
+    """One write transaction plus the sub-database handles and per-transaction scratch.
+
+    ``scratch`` holds accumulators (e.g. digest deltas) that a write function folds into
+    the transaction before commit; it is discarded with the transaction on abort, which
+    keeps replays exact.
+    """
+
+    __slots__ = ("dbs", "pre_commit", "scratch", "txn")
+
+    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any]) -> None:
+        self.txn = txn
+        self.dbs = dbs
+        self.scratch: dict[str, Any] = {}
+        self.pre_commit: list[Callable[[Txn], None]] = []
+
+    def get(self, db: str, key: bytes) -> bytes | None:
+        value = self.txn.get(key, db=self.dbs[db])
+        return None if value is None else bytes(value)
+
+    def put(self, db: str, key: bytes, value: bytes) -> None:
+        self.txn.put(key, value, db=self.dbs[db])
+
+    def delete(self, db: str, key: bytes) -> bool:
+        return bool(self.txn.delete(key, db=self.dbs[db]))
+
+    def cursor(self, db: str) -> lmdb.Cursor:
+        return self.txn.cursor(db=self.dbs[db])
+
+    def prefix(self, db: str, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Yield ``(key, value)`` pairs whose key starts with ``prefix``, in key order."""
+        cur = self.txn.cursor(db=self.dbs[db])
+        if not cur.set_range(prefix):
+            return
+        for key, value in cur:
+            if not key.startswith(prefix):
+                return
+            yield bytes(key), bytes(value)
+
+    def counter(self, name: bytes) -> int:
+        """A non-negative integer kept in ``meta`` under ``name``, cached for this txn."""
+        counters: dict[bytes, int] = self.scratch.setdefault("counters", {})
+        value = counters.get(name)
+        if value is None:
+            raw = self.txn.get(name, db=self.dbs["meta"])
+            value = counters[name] = int.from_bytes(raw, "big") if raw else 0
+        return value
+
+    def set_counter(self, name: bytes, value: int) -> None:
+        """Set a ``meta`` counter; written back once, just before commit."""
+        if "counters_dirty" not in self.scratch:
+            self.scratch["counters_dirty"] = set()
+            self.pre_commit.append(_flush_counters)
+        self.scratch.setdefault("counters", {})[name] = value
+        self.scratch["counters_dirty"].add(name)
+
+    def finish(self) -> None:
+        """Run the registered pre-commit hooks (each at most once per attempt)."""
+        hooks, self.pre_commit = self.pre_commit, []
+        for hook in hooks:
+            hook(self)
+
+
+def _flush_counters(txn: Txn) -> None:
+    counters: dict[bytes, int] = txn.scratch["counters"]
+    for name in txn.scratch.pop("counters_dirty"):
+        txn.put("meta", name, counters[name].to_bytes(8, "big"))
+
+
+class Env:
+    """An LMDB environment with the replica's named sub-databases."""
+
+    def __init__(self, path: str | os.PathLike[str], *, durable: bool = True,
+                 map_size: int = DEFAULT_MAP_SIZE) -> None:
+        self.path = os.fspath(path)
+        os.makedirs(self.path, exist_ok=True)
+        self.durable = durable
+        self._env = lmdb.open(
+            self.path,
+            map_size=map_size,
+            max_dbs=len(DB_NAMES) + 2,
+            subdir=True,
+            sync=durable,
+            metasync=durable,
+            readahead=False,
+            max_readers=256,
+            lock=True,
+        )
+        self.dbs: dict[str, Any] = {}
+        self._run(lambda: self._open_dbs())
+        self._local = threading.local()
+        self._closed = False
+
+    def _open_dbs(self) -> None:
+        with self._env.begin(write=True) as txn:
+            for name in DB_NAMES:
+                self.dbs[name] = self._env.open_db(name.encode(), txn=txn, create=True)
+
+    # -- map management -------------------------------------------------------------
+
+    def _run(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` adopting a map grown by another process, growing ours when full."""
+        while True:
+            try:
+                return fn()
+            except lmdb.MapResizedError:
+                self._env.set_mapsize(0)
+            except lmdb.MapFullError:
+                self._grow()
+
+    def _grow(self) -> None:
+        size = int(self._env.info()["map_size"])
+        if size >= _GROW_LIMIT:
+            raise lmdb.MapFullError("LMDB map reached its growth limit")
+        self._env.set_mapsize(size * 2)
+
+    @property
+    def map_size(self) -> int:
+        return int(self._env.info()["map_size"])
+
+    # -- reads ----------------------------------------------------------------------
+
+    @contextmanager
+    def read(self) -> Iterator[Txn]:
+        """A short read transaction (or the open batch's write transaction)."""
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        if batch is not None and batch.txn is not None:
+            yield batch.txn
+            return
+        txn = self._run(lambda: self._env.begin(write=False, buffers=False))
+        try:
+            yield Txn(txn, self.dbs)
+        finally:
+            txn.abort()
+
+    # -- writes ---------------------------------------------------------------------
+
+    def write(self, fn: Callable[[Txn], T]) -> T:
+        """Run the replayable write function ``fn`` in a committed transaction.
+
+        Inside :meth:`batch` the function joins the batch's transaction and becomes durable
+        when the batch commits.
+        """
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        if batch is not None:
+            return batch.run(fn)
+        while True:
+            txn = self._run(lambda: self._env.begin(write=True, buffers=False))
+            wrapped = Txn(txn, self.dbs)
+            try:
+                result = fn(wrapped)
+                wrapped.finish()
+                txn.commit()
+                return result
+            except lmdb.MapFullError:
+                txn.abort()
+                self._grow()
+            except BaseException:
+                txn.abort()
+                raise
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group every write in the ``with`` block into one transaction (one fsync).
+
+        Nested batches join the outermost one. Reads inside the block see the batch's own
+        uncommitted writes. If the block raises, nothing of it is committed.
+        """
+        outer: _Batch | None = getattr(self._local, "batch", None)
+        if outer is not None:
+            yield
+            return
+        batch = _Batch(self)
+        self._local.batch = batch
+        try:
+            yield
+        except BaseException:
+            self._local.batch = None
+            batch.abort()
+            raise
+        self._local.batch = None
+        batch.commit()
+
+    def in_batch(self) -> bool:
+        return getattr(self._local, "batch", None) is not None
+
+    def flush(self) -> None:
+        """Force buffered commits to disk (meaningful in write-behind mode)."""
+        self._env.sync(True)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._env.close()
+
+    def stat(self) -> dict[str, Any]:
+        return dict(self._env.info()) | dict(self._env.stat())
+
+
+class _Batch:
+    """The write functions of one ``with env.batch():`` block, replayable as a whole."""
+
+    def __init__(self, env: Env) -> None:
+        self.env = env
+        self.fns: list[Callable[[Txn], Any]] = []
+        self.txn: Txn | None = None
+
+    def _begin(self) -> Txn:
+        raw = self.env._run(lambda: self.env._env.begin(write=True, buffers=False))
+        self.txn = Txn(raw, self.env.dbs)
+        return self.txn
+
+    def run(self, fn: Callable[[Txn], T]) -> T:
+        while True:
+            txn = self.txn if self.txn is not None else self._begin()
+            try:
+                result = fn(txn)
+            except lmdb.MapFullError:
+                self._replay_after_growth()
+                continue
+            self.fns.append(fn)
+            return result
+
+    def _replay_after_growth(self) -> None:
+        while True:
+            assert self.txn is not None
+            self.txn.txn.abort()
+            self.txn = None
+            self.env._grow()
+            txn = self._begin()
+            try:
+                for fn in self.fns:
+                    fn(txn)
+                return
+            except lmdb.MapFullError:
+                continue
+
+    def commit(self) -> None:
+        if self.txn is None:
+            return
+        while True:
+            try:
+                self.txn.finish()
+                self.txn.txn.commit()
+                self.txn = None
+                return
+            except lmdb.MapFullError:
+                self._replay_after_growth()
+
+    def abort(self) -> None:
+        if self.txn is not None:
+            self.txn.txn.abort()
+            self.txn = None

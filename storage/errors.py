@@ -1,0 +1,22 @@
+"""Errors of the storage layer (all derive from :class:`memmesh.crdt.MemmeshError`)."""
+
+from __future__ import annotations
+
+from memmesh.crdt import InvalidArgumentError, MemmeshError
+
+__all__ = ["ReplicaIdMismatchError", "StorageError", "UnknownMemoryError"]
+
+
+class StorageError(MemmeshError):
+    """A replica cannot do what was asked of it."""
+
+
+class UnknownMemoryError(StorageError, KeyError):
+    """The memory does not exist here (never added, deleted, forgotten or expired)."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else "unknown memory"
+
+
+class ReplicaIdMismatchError(StorageError, InvalidArgumentError):
+    """``Replica.open(replica_id=...)`` names another id than the one stored at the path."""

@@ -1,0 +1,96 @@
+"""The event history of each memory: local events and remote merges, in record order.
+
+Entry ``key + 0x00 + seq(8) -> event`` where an event is the plain tuple::
+
+    (op, actor, replica, ts, dot, ctx, text, detail, recorded_at, standing, version)
+
+``ts`` is the event's own hybrid time ((wall, logical, replica); for a remote version,
+when its writer wrote it), ``recorded_at`` is this replica's hybrid time when it
+recorded the event, ``ctx`` the key's version vector after the event, ``standing`` the
+dots of the versions standing after it and ``version`` the full version an ADD, UPDATE
+or RESOLVE created. That makes ``as_of(t)`` a lookup: the standing dots of the last
+event recorded at or before ``t``, each resolved to the version that created it.
+
+``forget`` deletes every entry of the key (the content must not survive anywhere) and
+leaves one content-free FORGET entry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from memmesh.crdt import CausalContext, Dot, Timestamp
+from memmesh.crdt.codec import packb, unpackb
+
+from .env import Txn
+from .keystate import VersionData
+from .records import Event
+
+__all__ = ["as_of_versions", "events", "purge", "record"]
+
+_SEQ = b"hseq"
+
+
+def _ts(ts: Timestamp) -> tuple[int, int, str]:
+    return (ts.wall_ms, ts.logical, ts.replica)
+
+
+def record(txn: Txn, key: str, *, op: str, actor: str | None, replica: str, ts: Timestamp,
+           dot: Dot | None, ctx: dict[str, int], text: str | None,
+           detail: dict[str, Any], recorded_at: Timestamp, standing: list[Dot],
+           version: VersionData | None) -> None:
+    seq = txn.counter(_SEQ) + 1
+    txn.set_counter(_SEQ, seq)
+    plain = (op, actor, replica, _ts(ts), None if dot is None else (dot.replica, dot.counter),
+             tuple(sorted(ctx.items())), text, detail, _ts(recorded_at),
+             tuple((d.replica, d.counter) for d in standing), version)
+    txn.put("history", key.encode() + b"\x00" + seq.to_bytes(8, "big"), packb(plain))
+
+
+def purge(txn: Txn, key: str) -> int:
+    """Delete every history entry of ``key``; return how many."""
+    doomed = [k for k, _ in txn.prefix("history", key.encode() + b"\x00")]
+    for k in doomed:
+        txn.delete("history", k)
+    return len(doomed)
+
+
+def _raw(txn: Txn, key: str) -> list[tuple[Any, ...]]:
+    return [unpackb(v) for _, v in txn.prefix("history", key.encode() + b"\x00")]  # type: ignore[misc]
+
+
+def _event(key: str, e: tuple[Any, ...]) -> Event:
+    op, actor, replica, ts, dot, ctx, text, detail, rec, _standing, _version = e
+    return Event(op=op, memory_id=key, actor=actor, replica=replica, timestamp=Timestamp(*ts),
+                 dot=None if dot is None else Dot(*dot), context=CausalContext(dict(ctx)),
+                 text=text, detail=dict(detail), recorded_at=Timestamp(*rec))
+
+
+def events(txn: Txn, key: str) -> list[Event]:
+    return [_event(key, e) for e in _raw(txn, key)]
+
+
+def as_of_versions(txn: Txn, key: str, at: tuple[int, int, str]
+                   ) -> list[tuple[Dot, VersionData]] | None:
+    """The versions of ``key`` standing at hybrid time ``at`` (wall, logical, replica)
+    on this replica (events are compared by when this replica recorded them).
+
+    None if the key had no recorded event by then.
+    """
+    raws = _raw(txn, key)
+    created: dict[tuple[str, int], VersionData] = {}
+    standing: tuple[tuple[str, int], ...] | None = None
+    for e in raws:
+        if tuple(e[8]) > at:
+            break
+        if e[10] is not None and e[4] is not None:
+            created[tuple(e[4])] = e[10]  # type: ignore[index]
+        standing = e[9]
+    if standing is None:
+        return None
+    out = []
+    for pair in standing:
+        version = created.get(tuple(pair))  # type: ignore[call-overload]
+        if version is not None:
+            out.append((Dot(*pair), version))
+    return out

@@ -1,0 +1,62 @@
+"""The change journal: which keys changed, in commit order, for local consumers.
+
+Every transaction that changes a key appends ``seq(8) -> (key, local, priority)``.
+The gossip node polls it to push fresh writes (priority first); the semantic index
+polls it to re-embed. Because it lives in the LMDB environment, writes made by another
+process on the same path appear here too.
+
+Truncation rule: at most :data:`JOURNAL_MAX` entries are kept; older ones are dropped
+as new ones arrive, and a consumer asking for entries older than the oldest kept one
+gets ``reset=True`` (it should rescan).
+"""
+
+from __future__ import annotations
+
+from memmesh.crdt.codec import packb, unpackb
+
+from .env import Txn
+from .records import Change, ChangeBatch
+
+__all__ = ["JOURNAL_MAX", "append", "changes_since", "last_seq"]
+
+JOURNAL_MAX = 200_000
+_SEQ = b"jseq"
+_FIRST = b"jfirst"
+
+
+def append(txn: Txn, key: str, *, local: bool, priority: bool) -> int:
+    seq = txn.counter(_SEQ) + 1
+    txn.set_counter(_SEQ, seq)
+    txn.put("journal", seq.to_bytes(8, "big"), packb((key, local, priority)))
+    first = txn.counter(_FIRST) or 1
+    if seq - first >= JOURNAL_MAX:
+        # drop two per append so the journal shrinks back while the cost stays constant
+        for old in range(first, first + 2):
+            txn.delete("journal", old.to_bytes(8, "big"))
+        first += 2
+    if first != txn.counter(_FIRST):
+        txn.set_counter(_FIRST, first)
+    return seq
+
+
+def last_seq(txn: Txn) -> int:
+    return txn.counter(_SEQ)
+
+
+def changes_since(txn: Txn, since: int, limit: int) -> ChangeBatch:
+    first = txn.counter(_FIRST) or 1
+    reset = since + 1 < first
+    start = max(since + 1, first)
+    out: list[Change] = []
+    cur = txn.cursor("journal")
+    seq = since
+    if cur.set_range(start.to_bytes(8, "big")):
+        for raw_key, raw in cur:
+            if len(out) >= limit:
+                break
+            seq = int.from_bytes(raw_key, "big")
+            key, local, priority = unpackb(bytes(raw))  # type: ignore[misc]
+            out.append(Change(seq, key, local, priority))
+    if not out:
+        seq = max(since, last_seq(txn)) if reset else since
+    return ChangeBatch(seq, tuple(out), reset)

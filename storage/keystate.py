@@ -1,0 +1,464 @@
+"""The state of one key (a memory or a set) and its canonical, compact byte form.
+
+A key state is the unit that is stored, hashed into the digest and shipped by sync:
+
+* an immutable **header** (id, kind, scope, policy, tier, priority, created, expires_at);
+* the key's **causal context** ``ctx``: a version vector ``{origin: counter}``;
+* a **forgotten** flag (the erasure tombstone: header and context only, no content);
+* a **body**: the standing versions (policy "mv": an MVRegister, "lww": an LWWRegister)
+  or the elements of an ORSet (kind "set").
+
+Why the context is a plain version vector. Dots are minted from one counter per
+replica (so a replica's events across all keys form one sequence, which is what the
+per-origin watermarks of sync need), and every local event on a key first raises the
+key's ``ctx[me]`` to that counter. Every dot of ``origin`` in a key's state was minted
+by ``origin`` for *this* key, and ``origin``'s own state already held all its earlier
+events on the key, so "the key has seen dot (o, c)" is exactly ``c <= ctx[o]`` for the
+dots that can appear in the key: no dot cloud is ever needed (dots of other keys that
+the vector claims never occur here). This is the per-key version vector of Riak's
+dotted version vectors (Preguiça et al., "Dotted Version Vectors", 2012).
+
+Byte form (canonical msgpack through :func:`memmesh.crdt.codec.packb`, positional to
+stay close to the raw size of the payload; replica ids are interned per key)::
+
+    (1, rids, header, ctx, forgotten, body)
+    rids    sorted unique replica ids, each used below by its index ri
+    header  (id, kind, app, user, agent, run, policy, tier, priority, created, expires)
+            kind 0 memory / 1 set; policy 0 mv / 1 lww / 2 set; tier 0 shared / 1 private
+            created (wall_ms, logical, ri) or None (sets); expires wall ms or None
+    ctx     (ri, counter, ri, counter, ...) by ri
+    body    mv/lww: ((ri, counter, version), ...) by (ri, counter)  (lww: at most one)
+            set:    ((element, (ri, counter, ...)), ...) by packb(element)
+    version (text, actor, role, wall_ms, logical, confidence, metadata, op[, resolver, inputs])
+            op 0 ADD / 1 UPDATE / 2 RESOLVE / 3 DELETE (lww deletes only); the version's
+            timestamp is (wall_ms, logical, replica of its dot); inputs flattened like ctx.
+
+Equal states have equal bytes; :func:`decode` checks that the bytes it is given are
+exactly that canonical form, so two replicas hash equal states identically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from memmesh.crdt import (
+    CausalContext,
+    DecodeError,
+    Dot,
+    LWWRegister,
+    MVRegister,
+    ORSet,
+    Timestamp,
+)
+from memmesh.crdt.codec import packb, unpackb
+
+__all__ = [
+    "KIND_MEMORY",
+    "KIND_SET",
+    "OPS",
+    "Header",
+    "KeyState",
+    "VersionData",
+    "decode",
+    "encode",
+    "join",
+]
+
+KIND_MEMORY, KIND_SET = 0, 1
+POLICIES = ("mv", "lww", "set")
+TIERS = ("shared", "private")
+OPS = ("ADD", "UPDATE", "RESOLVE", "DELETE")
+OP_CODE = {name: i for i, name in enumerate(OPS)}
+
+MAX_KEY_LEN = 256
+MAX_FIELD_LEN = 256
+MAX_INT64 = 2**63 - 1
+
+#: A version as stored in memory: (text, actor, role, wall_ms, logical, confidence,
+#: metadata, op, resolver, inputs) with inputs a sorted tuple of (replica, counter)
+#: pairs. Plain data, so the CRDT types can compare and order it by its bytes.
+VersionData = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """Immutable facts about a key, fixed when it is created."""
+
+    key: str
+    kind: int
+    app_id: str | None
+    user_id: str | None
+    agent_id: str | None
+    run_id: str | None
+    policy: str
+    tier: str
+    priority: bool
+    created: Timestamp | None
+    expires_at: int | None
+
+    @property
+    def shareable(self) -> bool:
+        return self.tier == "shared"
+
+
+@dataclass(slots=True)
+class KeyState:
+    """A decoded key state (see module doc). ``body`` is a ``dict[Dot, VersionData]``
+    for memories (at most one entry under "lww") and ``dict[element, frozenset[Dot]]``
+    for sets."""
+
+    header: Header
+    ctx: dict[str, int]
+    forgotten: bool
+    body: dict[Any, Any]
+
+    def copy(self) -> KeyState:
+        return KeyState(self.header, dict(self.ctx), self.forgotten, dict(self.body))
+
+    # -- reading helpers ----------------------------------------------------------
+
+    def standing(self) -> list[tuple[Dot, VersionData]]:
+        """The visible versions, ordered by dot (an lww DELETE hides the memory)."""
+        if self.forgotten or self.header.kind != KIND_MEMORY:
+            return []
+        items = sorted(self.body.items())
+        return [(d, v) for d, v in items if v[7] != OP_CODE["DELETE"]]
+
+    def live(self) -> bool:
+        if self.forgotten:
+            return False
+        if self.header.kind == KIND_SET:
+            return bool(self.body)
+        return bool(self.standing())
+
+
+# --------------------------------------------------------------------------- joins
+
+
+def _kind_rank(state: KeyState) -> tuple[int, int]:
+    return (state.header.kind, POLICIES.index(state.header.policy))
+
+
+def _header_bytes(header: Header) -> bytes:
+    return packb(_header_plain(header, {}))
+
+
+def join(a: KeyState, b: KeyState) -> KeyState:
+    """The least upper bound of two states of one key (commutative, associative,
+    idempotent). Returns a new state; mutates neither.
+
+    Bodies join with the CRDT types of :mod:`memmesh.crdt`; a forgotten side absorbs
+    all content. Two headers for one key can only differ if a faulty peer made them
+    (or two replicas created the same set with different scope): the lattice keeps the
+    state of the lowest (kind, policy), then the header with the lowest bytes.
+    """
+    ra, rb = _kind_rank(a), _kind_rank(b)
+    if ra != rb:
+        return (a if ra < rb else b).copy()
+    header = a.header
+    if a.header != b.header:
+        header = min(a.header, b.header, key=_header_bytes)
+    ctx = dict(a.ctx)
+    for origin, counter in b.ctx.items():
+        if counter > ctx.get(origin, 0):
+            ctx[origin] = counter
+    forgotten = a.forgotten or b.forgotten
+    body: dict[Any, Any] = {}
+    if not forgotten:
+        if header.policy == "mv":
+            reg: MVRegister[Any] = MVRegister(a.body, CausalContext(a.ctx))
+            reg.merge(MVRegister(b.body, CausalContext(b.ctx)))
+            body = reg.entries
+        elif header.policy == "lww":
+            body = _join_lww(a.body, b.body)
+        else:
+            oset: ORSet[Any] = ORSet(a.body, CausalContext(a.ctx))
+            oset.merge(ORSet(b.body, CausalContext(b.ctx)))
+            body = oset.entries
+    return KeyState(header, ctx, forgotten, body)
+
+
+def _lww(body: dict[Dot, VersionData]) -> LWWRegister[Any]:
+    if not body:
+        return LWWRegister()
+    ((dot, version),) = body.items()
+    return LWWRegister(Timestamp(version[3], version[4], dot.replica),
+                       (dot.replica, dot.counter, version))
+
+
+def _join_lww(a: dict[Dot, VersionData], b: dict[Dot, VersionData]) -> dict[Dot, VersionData]:
+    reg = _lww(a)
+    reg.merge(_lww(b))
+    if reg.value is None:
+        return {}
+    replica, counter, version = reg.value
+    return {Dot(replica, counter): version}
+
+
+# ------------------------------------------------------------------------ encoding
+
+
+def _ts_plain(ts: Timestamp | None, index: dict[str, int]) -> tuple[int, int, int] | None:
+    if ts is None:
+        return None
+    return (ts.wall_ms, ts.logical, index[ts.replica])
+
+
+def _header_plain(h: Header, index: dict[str, int]) -> tuple[Any, ...]:
+    created = None
+    if h.created is not None:
+        created = (h.created.wall_ms, h.created.logical, index.get(h.created.replica, -1))
+    return (h.key, h.kind, h.app_id, h.user_id, h.agent_id, h.run_id,
+            POLICIES.index(h.policy), TIERS.index(h.tier), h.priority, created, h.expires_at)
+
+
+def _replicas(state: KeyState) -> list[str]:
+    names = set(state.ctx)
+    if state.header.created is not None:
+        names.add(state.header.created.replica)
+    if state.header.kind == KIND_SET:
+        for dots in state.body.values():
+            names.update(d.replica for d in dots)
+    else:
+        for dot, version in state.body.items():
+            names.add(dot.replica)
+            names.update(r for r, _ in version[9])
+    return sorted(names)
+
+
+def _flat(pairs: Any, index: dict[str, int]) -> tuple[int, ...]:
+    """Flatten sorted (replica, counter) pairs to (ri, counter, ri, counter, ...)."""
+    out: list[int] = []
+    for replica, counter in sorted(pairs):
+        out.append(index[replica])
+        out.append(counter)
+    return tuple(out)
+
+
+def encode(state: KeyState) -> bytes:
+    """The canonical bytes of ``state``."""
+    rids = _replicas(state)
+    index = {r: i for i, r in enumerate(rids)}
+    ctx: list[int] = []
+    for origin in rids:
+        counter = state.ctx.get(origin)
+        if counter:
+            ctx.append(index[origin])
+            ctx.append(counter)
+    body: list[Any]
+    if state.header.kind == KIND_SET:
+        body = sorted(((e, _flat(((d.replica, d.counter) for d in dots), index))
+                       for e, dots in state.body.items()),
+                      key=lambda item: packb(item[0]))
+    else:
+        body = []
+        for dot, v in sorted(state.body.items()):
+            version: tuple[Any, ...] = v[:8]
+            if v[7] == OP_CODE["RESOLVE"]:
+                version = (*version, v[8], _flat(v[9], index))
+            body.append((index[dot.replica], dot.counter, version))
+    plain = (1, tuple(rids), _header_plain(state.header, index), tuple(ctx),
+             state.forgotten, tuple(body))
+    return packb(plain)
+
+
+# ------------------------------------------------------------------------ decoding
+
+
+def _bad(message: str) -> DecodeError:
+    return DecodeError(f"invalid key state: {message}")
+
+
+def _opt_str(value: Any, what: str, limit: int = MAX_FIELD_LEN) -> str | None:
+    if value is None:
+        return None
+    if type(value) is not str or len(value) > limit:
+        raise _bad(f"{what} must be a str of at most {limit} characters or None")
+    return value
+
+
+def _int(value: Any, what: str, low: int = 0) -> int:
+    if type(value) is not int or not low <= value <= MAX_INT64:
+        raise _bad(f"{what} must be an int >= {low}")
+    return value
+
+
+def _dots(flat: Any, rids: tuple[str, ...], used: set[int]) -> tuple[Dot, ...]:
+    if type(flat) is not tuple or len(flat) % 2:
+        raise _bad("dot list must be a flat tuple of (ri, counter) pairs")
+    out: list[Dot] = []
+    prev = (-1, 0)
+    for i in range(0, len(flat), 2):
+        ri, counter = flat[i], flat[i + 1]
+        if type(ri) is not int or not 0 <= ri < len(rids):
+            raise _bad("replica index out of range")
+        _int(counter, "counter", 1)
+        if (ri, counter) <= prev:
+            raise _bad("dots must be sorted and unique")
+        prev = (ri, counter)
+        used.add(ri)
+        out.append(Dot(rids[ri], counter))
+    return tuple(out)
+
+
+def _version(raw: Any, rids: tuple[str, ...], used: set[int], policy: str) -> VersionData:
+    if type(raw) is not tuple or len(raw) not in (8, 10):
+        raise _bad("a version is a tuple of 8 or 10 fields")
+    text, actor, role, wall, logical, confidence, metadata, op = raw[:8]
+    if type(op) is not int or not 0 <= op < len(OPS):
+        raise _bad("unknown version op")
+    if op == OP_CODE["DELETE"]:
+        if policy != "lww" or text is not None:
+            raise _bad("DELETE versions exist only under lww and carry no text")
+    elif type(text) is not str:
+        raise _bad("version text must be a str")
+    _opt_str(actor, "actor")
+    _opt_str(role, "role")
+    _int(wall, "wall_ms")
+    _int(logical, "logical")
+    if type(confidence) is not float:
+        raise _bad("confidence must be a float")
+    if type(metadata) is not dict:
+        raise _bad("metadata must be a map")
+    if logical > 2**32 - 1:
+        raise _bad("logical clock out of range")
+    resolver: str | None = None
+    inputs: tuple[tuple[str, int], ...] = ()
+    if op == OP_CODE["RESOLVE"]:
+        if len(raw) != 10:
+            raise _bad("RESOLVE versions carry resolver and inputs")
+        resolver = _opt_str(raw[8], "resolver")
+        inputs = tuple((d.replica, d.counter) for d in _dots(raw[9], rids, used))
+    elif len(raw) != 8:
+        raise _bad("only RESOLVE versions carry resolver and inputs")
+    return (text, actor, role, wall, logical, confidence, metadata, op, resolver, inputs)
+
+
+def decode(data: bytes, *, check_canonical: bool = True) -> KeyState:
+    """Decode and validate key-state bytes; :class:`DecodeError` on anything wrong.
+
+    With ``check_canonical`` (always, for bytes from a peer) the bytes must be exactly
+    what :func:`encode` writes for the decoded state.
+    """
+    plain = unpackb(data)
+    try:
+        state = _from_plain(plain)
+    except DecodeError:
+        raise
+    except (TypeError, ValueError) as exc:  # e.g. Dot/Timestamp range checks
+        raise _bad(str(exc)) from None
+    if check_canonical and encode(state) != data:
+        raise _bad("bytes are not in canonical form")
+    return state
+
+
+def _from_plain(plain: Any) -> KeyState:
+    if type(plain) is not tuple or len(plain) != 6 or plain[0] != 1:
+        raise _bad("expected (1, rids, header, ctx, forgotten, body)")
+    _, rids, raw_header, raw_ctx, forgotten, raw_body = plain
+    if type(rids) is not tuple or any(type(r) is not str for r in rids):
+        raise _bad("rids must be a tuple of str")
+    if list(rids) != sorted(set(rids)):
+        raise _bad("rids must be sorted and unique")
+    for r in rids:
+        if not 0 < len(r) <= 128 or "\x00" in r:
+            raise _bad("bad replica id")
+    used: set[int] = set()
+    header = _header(raw_header, rids, used)
+    if type(forgotten) is not bool:
+        raise _bad("forgotten must be a bool")
+    ctx_dots = _dots(raw_ctx, rids, used)
+    ctx: dict[str, int] = {}
+    for d in ctx_dots:
+        if d.replica in ctx:
+            raise _bad("one ctx entry per replica")
+        ctx[d.replica] = d.counter
+    if type(raw_body) is not tuple:
+        raise _bad("body must be a tuple")
+    if forgotten and raw_body:
+        raise _bad("a forgotten key keeps no content")
+    body: dict[Any, Any] = {}
+    if header.kind == KIND_SET:
+        prev: bytes | None = None
+        for item in raw_body:
+            if type(item) is not tuple or len(item) != 2:
+                raise _bad("set entries are (element, dots)")
+            element, flat = item
+            key = packb(element)
+            if prev is not None and key <= prev:
+                raise _bad("set elements must be sorted and unique")
+            prev = key
+            dots = _dots(flat, rids, used)
+            if not dots:
+                raise _bad("a set element needs at least one dot")
+            _covered(dots, ctx)
+            body[element] = frozenset(dots)
+    else:
+        if header.policy == "lww" and len(raw_body) > 1:
+            raise _bad("an lww register holds at most one version")
+        last = (-1, 0)
+        for item in raw_body:
+            if type(item) is not tuple or len(item) != 3:
+                raise _bad("body entries are (ri, counter, version)")
+            (dot,) = _dots((item[0], item[1]), rids, used)
+            if (item[0], item[1]) <= last:
+                raise _bad("body entries must be sorted and unique")
+            last = (item[0], item[1])
+            _covered((dot,), ctx)
+            body[dot] = _version(item[2], rids, used, header.policy)
+    if len(used) != len(rids):
+        raise _bad("unused replica id in rids")
+    return KeyState(header, ctx, forgotten, body)
+
+
+def _covered(dots: tuple[Dot, ...], ctx: dict[str, int]) -> None:
+    for d in dots:
+        if d.counter > ctx.get(d.replica, 0):
+            raise _bad("a dot of the body is not covered by the key's context")
+
+
+def _header(raw: Any, rids: tuple[str, ...], used: set[int]) -> Header:
+    if type(raw) is not tuple or len(raw) != 11:
+        raise _bad("header must have 11 fields")
+    key, kind, app, user, agent, run, policy, tier, priority, created, expires = raw
+    if type(key) is not str or not 0 < len(key) <= MAX_KEY_LEN or "\x00" in key:
+        raise _bad("key must be a non-empty str without NUL")
+    if kind not in (KIND_MEMORY, KIND_SET) or type(kind) is not int:
+        raise _bad("unknown kind")
+    if type(policy) is not int or not 0 <= policy < 3:
+        raise _bad("unknown policy")
+    if (kind == KIND_SET) != (policy == 2):
+        raise _bad("sets have policy 'set', memories 'mv' or 'lww'")
+    if type(tier) is not int or not 0 <= tier < 2:
+        raise _bad("unknown tier")
+    if type(priority) is not bool:
+        raise _bad("priority must be a bool")
+    for value, what in ((app, "app_id"), (user, "user_id"), (agent, "agent_id"),
+                        (run, "run_id")):
+        if value is not None and (type(value) is not str or "\x00" in value):
+            raise _bad(f"{what} must be a str without NUL or None")
+        _opt_str(value, what)
+    stamp: Timestamp | None = None
+    if created is not None:
+        if type(created) is not tuple or len(created) != 3:
+            raise _bad("created must be (wall_ms, logical, ri)")
+        wall, logical, ri = created
+        if type(ri) is not int or not 0 <= ri < len(rids):
+            raise _bad("replica index out of range")
+        used.add(ri)
+        stamp = Timestamp(_int(wall, "wall_ms"), _int(logical, "logical"), rids[ri])
+    elif kind == KIND_MEMORY:
+        raise _bad("memories carry their creation timestamp")
+    if expires is not None:
+        _int(expires, "expires_at")
+    return Header(key, kind, app, user, agent, run, POLICIES[policy], TIERS[tier], priority,
+                  stamp, expires)
+
+
+def timestamps(state: KeyState) -> list[Timestamp]:
+    """Every hybrid timestamp carried by ``state`` (for the clock-drift check)."""
+    out = [] if state.header.created is None else [state.header.created]
+    if state.header.kind == KIND_MEMORY:
+        out.extend(Timestamp(v[3], v[4], d.replica) for d, v in state.body.items())
+    return out

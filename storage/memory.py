@@ -1,0 +1,376 @@
+"""The memory model: local mutators of memories and sets (add, update, delete, forget,
+resolve, set_add, set_remove).
+
+Every mutator is one replayable write function (see :mod:`memmesh.storage.env`) that
+mints a fresh dot of this replica and a fresh hybrid timestamp, applies the CRDT
+mutator of :mod:`memmesh.crdt` to the key's state and stores the result through
+:meth:`ReplicaCore._store`.
+
+Semantics (Almeida, Shoker, Baquero 2018 for the delta mutators):
+
+* policy "mv": ``update`` is ``MVRegister.write`` (supersedes every version it has
+  seen; concurrent writes stand side by side); ``delete`` is ``MVRegister.clear``, an
+  observed-remove, so a concurrent update survives it (add-wins);
+* policy "lww": writes and deletes are ``LWWRegister`` writes at the hybrid timestamp;
+* ``forget`` sets the tombstone, which absorbs every concurrent and later state of the
+  key, drops the content and purges the key's history;
+* ``resolve`` writes a RESOLVE version whose delta context is exactly its input dots:
+  it dominates what it resolves and nothing else (a version written concurrently with
+  the resolution still stands).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+from memmesh.crdt import CausalContext, Dot, InvalidArgumentError, MVRegister, ORSet, Timestamp
+from memmesh.crdt.canonical import freeze
+
+from .core import ReplicaCore
+from .env import Txn
+from .errors import UnknownMemoryError
+from .keystate import KIND_MEMORY, KIND_SET, OP_CODE, Header, KeyState, VersionData, _join_lww
+from .records import Version
+
+__all__ = ["MemoryOps", "check_scope", "to_version"]
+
+MAX_TEXT = 1 << 20
+MAX_FIELD = 256
+
+
+def _check_str(value: object, what: str, *, optional: bool = True,
+               limit: int = MAX_FIELD) -> str | None:
+    if value is None and optional:
+        return None
+    if type(value) is not str or len(value) > limit or "\x00" in value:
+        raise InvalidArgumentError(f"{what} must be a str of at most {limit} characters"
+                                   " without NUL" + (" or None" if optional else ""))
+    return value
+
+
+def check_scope(scope: Mapping[str, Any]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in ("app_id", "user_id", "agent_id", "run_id"):
+        out[name] = _check_str(scope.get(name), name)
+    return out
+
+
+def _confidence(value: object) -> float:
+    if type(value) not in (int, float) or not 0.0 <= float(value) <= 1.0:  # type: ignore[arg-type]
+        raise InvalidArgumentError("confidence must be a number in [0, 1]")
+    return float(value)  # type: ignore[arg-type]
+
+
+def _metadata(value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentError("metadata must be a mapping of plain data")
+    frozen = freeze(dict(value))
+    assert isinstance(frozen, dict)
+    return frozen
+
+
+def make_version(text: str | None, actor: str | None, role: str | None, ts: Timestamp,
+                 confidence: float, metadata: dict[str, Any], op: str,
+                 resolver: str | None = None, inputs: tuple[Dot, ...] = ()) -> VersionData:
+    pairs = tuple(sorted((d.replica, d.counter) for d in inputs))
+    return (text, actor, role, ts.wall_ms, ts.logical, confidence, metadata, OP_CODE[op],
+            resolver, pairs)
+
+
+def to_version(dot: Dot, v: VersionData) -> Version:
+    from .keystate import OPS
+    return Version(text=v[0], actor=v[1], role=v[2], replica=dot.replica,
+                   timestamp=Timestamp(v[3], v[4], dot.replica), confidence=v[5],
+                   metadata=dict(v[6]), dot=dot, op=OPS[v[7]], resolver=v[8],
+                   inputs=tuple(Dot(r, c) for r, c in v[9]))
+
+
+class MemoryOps(ReplicaCore):
+    """Local writes of memories and sets."""
+
+    # -- memories -----------------------------------------------------------------
+
+    def add(self, text: str, *, app_id: str | None = None, user_id: str | None = None,
+            agent_id: str | None = None, run_id: str | None = None, actor: str | None = None,
+            metadata: Mapping[str, Any] | None = None, confidence: float = 1.0,
+            ttl: float | None = None, policy: str = "mv", tier: str | None = None,
+            role: str | None = None, priority: bool = False) -> str:
+        """Create a memory; return its id (a random 128-bit hex string).
+
+        ``tier`` defaults to "shared", except for run-scoped memories (``run_id`` set),
+        which stay private unless ``tier="shared"`` is given explicitly. ``ttl`` (seconds)
+        makes the memory expire at its creation time plus ``ttl`` on every replica.
+        """
+        _check_str(text, "text", optional=False, limit=MAX_TEXT)
+        scope = check_scope({"app_id": app_id, "user_id": user_id, "agent_id": agent_id,
+                             "run_id": run_id})
+        _check_str(actor, "actor")
+        _check_str(role, "role")
+        conf = _confidence(confidence)
+        meta = _metadata(metadata)
+        if policy not in ("mv", "lww"):
+            raise InvalidArgumentError('policy must be "mv" or "lww"')
+        if tier is None:
+            tier = "private" if run_id is not None else "shared"
+        if tier not in ("shared", "private"):
+            raise InvalidArgumentError('tier must be "shared" or "private"')
+        if ttl is not None and (type(ttl) not in (int, float) or not 0 < ttl < 1e12
+                                or math.isnan(ttl)):
+            raise InvalidArgumentError("ttl must be a positive number of seconds")
+        if type(priority) is not bool:
+            raise InvalidArgumentError("priority must be a bool")
+        memory_id = uuid.uuid4().hex
+        wall = self._clock()
+
+        def write(txn: Txn) -> str:
+            ts = self._now(txn, wall)
+            expires = None if ttl is None else ts.wall_ms + max(1, int(ttl * 1000))
+            header = Header(memory_id, KIND_MEMORY, scope["app_id"], scope["user_id"],
+                            scope["agent_id"], scope["run_id"], policy, tier, priority, ts,
+                            expires)
+            ctx: dict[str, int] = {}
+            dot = self._mint(txn, ctx)
+            version = make_version(text, actor, role, ts, conf, meta, "ADD")
+            ctx[dot.replica] = dot.counter
+            new = KeyState(header, ctx, False, {dot: version})
+            skey, _, _ = self._load(txn, memory_id)
+            self._store(txn, memory_id, skey, None, None, new, local=True,
+                        events=[self._version_event("ADD", dot, version, ts, {})])
+            return memory_id
+
+        return self._env.write(write)
+
+    def _live_memory(self, txn: Txn, memory_id: str) -> tuple[bytes, bytes, KeyState]:
+        skey, raw, state = self._load(txn, memory_id)
+        if state is None or raw is None or state.header.kind != KIND_MEMORY \
+                or not state.live() or self._expired(state):
+            raise UnknownMemoryError(f"no live memory {memory_id!r}")
+        return skey, raw, state
+
+    def _expired(self, state: KeyState, now_ms: int | None = None) -> bool:
+        expires = state.header.expires_at
+        if expires is None:
+            return False
+        return expires <= (self._clock() if now_ms is None else now_ms)
+
+    def update(self, memory_id: str, text: str, *, actor: str | None = None,
+               confidence: float | None = None, metadata: Mapping[str, Any] | None = None,
+               role: str | None = None) -> None:
+        """Write a new version superseding every version this replica has seen.
+
+        ``confidence``/``metadata`` left None keep those of the newest standing version.
+        Writing the text that already stands alone, with nothing else changed, records
+        a NOOP event and changes no state.
+        """
+        _check_str(memory_id, "memory_id", optional=False)
+        _check_str(text, "text", optional=False, limit=MAX_TEXT)
+        _check_str(actor, "actor")
+        _check_str(role, "role")
+        conf = None if confidence is None else _confidence(confidence)
+        meta = None if metadata is None else _metadata(metadata)
+        wall = self._clock()
+
+        def write(txn: Txn) -> None:
+            skey, raw, old = self._live_memory(txn, memory_id)
+            standing = old.standing()
+            newest = max(standing, key=lambda item: (item[1][3], item[1][4], item[0].replica))[1]
+            new_conf = newest[5] if conf is None else conf
+            new_meta = newest[6] if meta is None else meta
+            ts = self._now(txn, wall)
+            if len(standing) == 1 and (text, actor, role, new_conf) == \
+                    (newest[0], newest[1], newest[2], newest[5]) and new_meta == newest[6]:
+                self._record_noop(txn, memory_id, old, ts, actor)
+                return
+            version = make_version(text, actor, role, ts, new_conf, new_meta, "UPDATE")
+            new = self._write_version(txn, old, version)
+            dot = max(d for d in new.body if d.replica == self.replica_id)
+            self._store(txn, memory_id, skey, raw, old, new, local=True,
+                        events=[self._version_event("UPDATE", dot, version, ts, {})])
+
+        self._env.write(write)
+
+    def _record_noop(self, txn: Txn, key: str, state: KeyState, ts: Timestamp,
+                     actor: str | None) -> None:
+        from . import history
+        history.record(txn, key, op="NOOP", actor=actor, replica=self.replica_id, ts=ts,
+                       dot=None, ctx=state.ctx, text=None, detail={}, recorded_at=ts,
+                       standing=[d for d, _ in state.standing()], version=None)
+
+    def _write_version(self, txn: Txn, old: KeyState, version: VersionData) -> KeyState:
+        """``old`` with ``version`` written by this replica (mv: supersedes all seen)."""
+        ctx = dict(old.ctx)
+        dot = self._mint(txn, ctx)
+        if old.header.policy == "mv":
+            reg: MVRegister[Any] = MVRegister(old.body, CausalContext(ctx))
+            delta = MVRegister({dot: version}, CausalContext.from_dots((dot, *old.body)))
+            reg.merge(delta)
+            return KeyState(old.header, reg.context.vv, False, reg.entries)
+        ctx[dot.replica] = dot.counter
+        return KeyState(old.header, ctx, False, _join_lww(old.body, {dot: version}))
+
+    def delete(self, memory_id: str) -> bool:
+        """Observed-remove every standing version; False if nothing was live here.
+
+        A concurrent update on another replica survives the delete (add-wins).
+        """
+        _check_str(memory_id, "memory_id", optional=False)
+        wall = self._clock()
+
+        def write(txn: Txn) -> bool:
+            try:
+                skey, raw, old = self._live_memory(txn, memory_id)
+            except UnknownMemoryError:
+                return False
+            ts = self._now(txn, wall)
+            ctx = dict(old.ctx)
+            if old.header.policy == "mv":
+                dot = self._mint(txn, ctx)
+                reg: MVRegister[Any] = MVRegister(old.body, CausalContext(ctx))
+                reg.clear(self.replica_id)
+                new = KeyState(old.header, reg.context.vv, False, reg.entries)
+                event = {"op": "DELETE", "actor": None, "replica": dot.replica, "ts": ts,
+                         "dot": dot, "text": None, "detail": {}, "recorded_at": ts,
+                         "version": None}
+            else:
+                version = make_version(None, None, None, ts, 1.0, {}, "DELETE")
+                new = self._write_version(txn, old, version)
+                dot = max(d for d in new.body if d.replica == self.replica_id)
+                event = self._version_event("DELETE", dot, version, ts, {})
+            self._store(txn, memory_id, skey, raw, old, new, local=True, events=[event])
+            return True
+
+        return self._env.write(write)
+
+    def forget(self, memory_id: str) -> bool:
+        """Erase a memory (or set): the tombstone wins over every concurrent update and
+        the content and its history are purged here and on every replica it reaches.
+
+        False if the key is unknown here or already forgotten.
+        """
+        _check_str(memory_id, "memory_id", optional=False)
+        wall = self._clock()
+
+        def write(txn: Txn) -> bool:
+            skey, raw, old = self._load(txn, memory_id)
+            if old is None or old.forgotten:
+                return False
+            ts = self._now(txn, wall)
+            ctx = dict(old.ctx)
+            dot = self._mint(txn, ctx)
+            ctx[dot.replica] = dot.counter
+            new = KeyState(old.header, ctx, True, {})
+            event = {"op": "FORGET", "actor": None, "replica": dot.replica, "ts": ts,
+                     "dot": dot, "text": None, "detail": {}, "recorded_at": ts,
+                     "version": None}
+            self._store(txn, memory_id, skey, raw, old, new, local=True,
+                        events=[event] if old.header.kind == KIND_MEMORY else [])
+            return True
+
+        return self._env.write(write)
+
+    def resolve(self, memory_id: str, text: str, *, resolver: str, inputs: tuple[Dot, ...],
+                actor: str | None = None, confidence: float | None = None,
+                metadata: Mapping[str, Any] | None = None, role: str | None = None) -> Version:
+        """Write a RESOLVE version that dominates exactly the ``inputs`` versions."""
+        _check_str(text, "text", optional=False, limit=MAX_TEXT)
+        _check_str(resolver, "resolver", optional=False)
+        _check_str(actor, "actor")
+        _check_str(role, "role")
+        if not inputs or not all(isinstance(d, Dot) for d in inputs):
+            raise InvalidArgumentError("inputs must be a non-empty tuple of Dots")
+        conf = None if confidence is None else _confidence(confidence)
+        meta = None if metadata is None else _metadata(metadata)
+        wall = self._clock()
+
+        def write(txn: Txn) -> Version:
+            skey, raw, old = self._live_memory(txn, memory_id)
+            for d in inputs:
+                if d.counter > old.ctx.get(d.replica, 0):
+                    raise InvalidArgumentError(f"{d} is not a version this replica has seen")
+            standing = [v for d, v in old.standing() if d in inputs] or \
+                [v for _, v in old.standing()]
+            new_conf = max(v[5] for v in standing) if conf is None else conf
+            ts = self._now(txn, wall)
+            version = make_version(text, actor, role, ts, new_conf, meta or {}, "RESOLVE",
+                                   resolver, tuple(inputs))
+            ctx = dict(old.ctx)
+            dot = self._mint(txn, ctx)
+            if old.header.policy == "mv":
+                reg: MVRegister[Any] = MVRegister(old.body, CausalContext(ctx))
+                reg.merge(MVRegister({dot: version}, CausalContext.from_dots((dot, *inputs))))
+                new = KeyState(old.header, reg.context.vv, False, reg.entries)
+            else:
+                ctx[dot.replica] = dot.counter
+                new = KeyState(old.header, ctx, False, _join_lww(old.body, {dot: version}))
+            self._store(txn, memory_id, skey, raw, old, new, local=True,
+                        events=[self._version_event("RESOLVE", dot, version, ts,
+                                                    {"resolver": resolver})])
+            return to_version(dot, version)
+
+        return self._env.write(write)
+
+    # -- sets -----------------------------------------------------------------------
+
+    def set_add(self, key: str, element: Hashable, *, tier: str | None = None,
+                **scope: str | None) -> None:
+        """Add ``element`` to the add-wins set ``key`` (created with ``scope`` if new)."""
+        _check_str(key, "key", optional=False)
+        unknown = set(scope) - {"app_id", "user_id", "agent_id", "run_id"}
+        if unknown:
+            raise InvalidArgumentError(f"unknown scope fields {sorted(unknown)}")
+        fields = check_scope(scope)
+        if tier is None:
+            tier = "private" if fields["run_id"] is not None else "shared"
+        if tier not in ("shared", "private"):
+            raise InvalidArgumentError('tier must be "shared" or "private"')
+        wall = self._clock()
+
+        def write(txn: Txn) -> None:
+            skey, raw, old = self._load(txn, key)
+            if old is None:
+                header = Header(key, KIND_SET, fields["app_id"], fields["user_id"],
+                                fields["agent_id"], fields["run_id"], "set", tier, False,
+                                None, None)
+                old = KeyState(header, {}, False, {})
+            elif old.header.kind != KIND_SET:
+                raise InvalidArgumentError(f"{key!r} is a memory, not a set")
+            elif old.forgotten:
+                raise UnknownMemoryError(f"set {key!r} was forgotten")
+            self._now(txn, wall)
+            ctx = dict(old.ctx)
+            self._mint(txn, ctx)
+            oset: ORSet[Any] = ORSet(old.body, CausalContext(ctx))
+            oset.add(element, self.replica_id)  # type: ignore[arg-type]
+            new = KeyState(old.header, oset.context.vv, False, oset.entries)
+            self._store(txn, key, skey, raw, None if raw is None else old, new, local=True,
+                        events=[])
+
+        self._env.write(write)
+
+    def set_remove(self, key: str, element: Hashable) -> bool:
+        """Remove the observed adds of ``element``; False if it was not a member here."""
+        _check_str(key, "key", optional=False)
+        wall = self._clock()
+
+        def write(txn: Txn) -> bool:
+            skey, raw, old = self._load(txn, key)
+            if old is None or old.header.kind != KIND_SET or old.forgotten:
+                return False
+            oset: ORSet[Any] = ORSet(old.body, CausalContext(old.ctx))
+            if element not in oset:  # type: ignore[operator]
+                return False
+            self._now(txn, wall)
+            ctx = dict(old.ctx)
+            self._mint(txn, ctx)
+            oset = ORSet(old.body, CausalContext(ctx))
+            oset.remove(element, self.replica_id)  # type: ignore[arg-type]
+            new = KeyState(old.header, oset.context.vv, False, oset.entries)
+            self._store(txn, key, skey, raw, old, new, local=True, events=[])
+            return True
+
+        return self._env.write(write)

@@ -1,0 +1,161 @@
+"""The read types a replica hands out: versions, memory records, events, sync results.
+
+All are frozen value objects built from the stored key states; mutating them changes
+nothing in the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from memmesh.crdt import CausalContext, ConflictError, Dot, Timestamp
+
+__all__ = [
+    "ApplyResult",
+    "Change",
+    "ChangeBatch",
+    "Event",
+    "MemoryRecord",
+    "PeerScope",
+    "Version",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One standing value of a memory: who wrote what, when, with which dot."""
+
+    text: str
+    actor: str | None
+    role: str | None
+    replica: str
+    timestamp: Timestamp
+    confidence: float
+    metadata: Mapping[str, Any]
+    dot: Dot
+    op: str  # "ADD" | "UPDATE" | "RESOLVE"
+    resolver: str | None = None
+    inputs: tuple[Dot, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryRecord:
+    """A live memory as this replica sees it now (or at an ``as_of`` instant)."""
+
+    id: str
+    app_id: str | None
+    user_id: str | None
+    agent_id: str | None
+    run_id: str | None
+    policy: str
+    tier: str
+    priority: bool
+    versions: tuple[Version, ...]
+    created_at: Timestamp
+    updated_at: Timestamp
+    expires_at: int | None
+
+    @property
+    def conflicted(self) -> bool:
+        """True while more than one concurrent version stands."""
+        return len(self.versions) > 1
+
+    @property
+    def text(self) -> str:
+        """The single standing text; :class:`ConflictError` naming the versions if several."""
+        if len(self.versions) == 1:
+            return self.versions[0].text
+        names = ", ".join(
+            f"{v.dot.replica}:{v.dot.counter} by {v.actor or '?'}: {v.text[:40]!r}"
+            for v in self.versions
+        )
+        err = ConflictError(f"memory {self.id} has {len(self.versions)} concurrent versions: "
+                            f"{names}")
+        err.versions = self.versions  # type: ignore[attr-defined]
+        err.memory_id = self.id  # type: ignore[attr-defined]
+        raise err
+
+    @property
+    def actor(self) -> str | None:
+        """The actor of the newest standing version."""
+        return max(self.versions, key=lambda v: v.timestamp).actor
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        """The metadata of the newest standing version."""
+        return max(self.versions, key=lambda v: v.timestamp).metadata
+
+    @property
+    def confidence(self) -> float:
+        """The confidence of the newest standing version."""
+        return max(self.versions, key=lambda v: v.timestamp).confidence
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One entry of a memory's history (local events and remote merges alike).
+
+    ``timestamp`` is the event's own hybrid time (for a remote version: when its writer
+    wrote it); ``recorded_at`` is when this replica recorded it, which is what
+    ``as_of`` goes by. ``context`` is the key's causal context after the event.
+    """
+
+    op: str  # ADD | UPDATE | DELETE | NOOP | RESOLVE | FORGET
+    memory_id: str
+    actor: str | None
+    replica: str
+    timestamp: Timestamp
+    dot: Dot | None
+    context: CausalContext
+    text: str | None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    recorded_at: Timestamp | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PeerScope:
+    """What a peer may receive: allowed apps and users (``None`` = no restriction).
+
+    A key is shipped only if its ``app_id`` is in ``apps`` and its ``user_id`` in
+    ``users`` (for each restriction given); a key without that field is withheld from a
+    restricted peer unless ``None`` is listed.
+    """
+
+    apps: frozenset[str | None] | None = None
+    users: frozenset[str | None] | None = None
+
+    def allows(self, app_id: str | None, user_id: str | None) -> bool:
+        if self.apps is not None and app_id not in self.apps:
+            return False
+        return self.users is None or user_id in self.users
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """What one ``sync_apply`` did."""
+
+    applied: int  # key states received and joined
+    changed: tuple[str, ...]  # keys whose local state changed
+    conflicts: tuple[str, ...]  # changed keys now holding several versions
+    through: Mapping[str, int]  # watermark claims accepted
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One journal entry: key ``memory_id`` changed in transaction-order ``seq``."""
+
+    seq: int
+    memory_id: str
+    local: bool
+    priority: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeBatch:
+    """A page of the change journal; ``reset`` when entries after ``since`` were dropped."""
+
+    seq: int
+    changes: tuple[Change, ...]
+    reset: bool

@@ -1,0 +1,310 @@
+"""The three byte-level sync calls: ``sync_summary``, ``sync_changes``, ``sync_apply``.
+
+Protocol (Scuttlebutt-style watermarks, van Renesse et al., "Efficient Reconciliation
+and Flow Control for Anti-Entropy Protocols", 2008; full per-key states rather than
+deltas, so any subset of keys may be shipped in any order):
+
+* summary ``{"v": 1, "rid", "wm": {origin: counter}, "root": 32 bytes[, "buckets"]}``:
+  ``wm[o] = n`` claims "I hold every shareable event of ``o`` up to ``n`` that I may
+  see". For our own origin that is our dot counter.
+* changes ``{"v": 1, "rid", "states": (key-state bytes, ...), "through": {o: n}}``: the
+  full state of every shareable key, allowed for the peer, whose latest event of some
+  origin ``o`` is beyond the peer's ``wm[o]``, found through the ``origin`` index and
+  shipped priority first, then by (origin, counter); and ``through`` claims that let the
+  receiver raise its watermarks past events it will never get (private keys, keys its
+  scope does not allow, keys superseded by later events): ``through[o]`` is the
+  sender's own ``wm[o]``, or just below the first entry of ``o`` the payload had no room
+  for.
+* In repair mode (the summary carries the 256 bucket sums of the digest) the keys of
+  every bucket whose sum differs are shipped too: the fallback when watermarks cannot
+  tell what is missing (a replica restored from a backup, a log entry lost).
+* ``sync_apply`` validates the whole payload (structure, canonical key-state bytes,
+  clock drift) before it opens a write transaction, then joins every state in one
+  transaction: bad bytes raise and change nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from memmesh.crdt import ClockDriftError, DecodeError, Dot, Timestamp
+from memmesh.crdt.codec import packb, unpackb
+from memmesh.crdt.dot import check_replica
+
+from . import digest
+from .core import ReplicaCore
+from .env import Txn
+from .keystate import OPS, KeyState, decode, join, timestamps
+from .records import ApplyResult, PeerScope
+
+__all__ = ["SyncOps"]
+
+_WM = b"wm:"
+_CTR = b"ctr"
+_MAX_COUNTER = 2**63 - 1
+_STATE_OVERHEAD = 5  # msgpack bin header of one shipped state, at most
+
+
+def _bad(message: str) -> DecodeError:
+    return DecodeError(f"invalid sync message: {message}")
+
+
+def _counter_map(value: Any, what: str) -> dict[str, int]:
+    if type(value) is not dict:
+        raise _bad(f"{what} must be a map")
+    out: dict[str, int] = {}
+    for origin, counter in value.items():
+        try:
+            check_replica(origin)
+        except ValueError:
+            raise _bad(f"{what} has a bad replica id") from None
+        if "\x00" in origin or type(counter) is not int or not 0 <= counter <= _MAX_COUNTER:
+            raise _bad(f"{what} entries must be replica -> counter")
+        out[origin] = counter
+    return out
+
+
+def parse_summary(data: bytes) -> tuple[str, dict[str, int], bytes, tuple[bytes, ...] | None]:
+    plain = unpackb(data)
+    if type(plain) is not dict or plain.get("v") != 1:
+        raise _bad("expected a version-1 summary map")
+    if not set(plain) <= {"v", "rid", "wm", "root", "buckets"}:
+        raise _bad("unknown summary field")
+    rid = plain.get("rid")
+    if type(rid) is not str:
+        raise _bad("rid must be a str")
+    wm = _counter_map(plain.get("wm"), "wm")
+    root = plain.get("root")
+    if type(root) is not bytes or len(root) != 32:
+        raise _bad("root must be 32 bytes")
+    buckets = plain.get("buckets")
+    if buckets is not None and (type(buckets) is not tuple or len(buckets) != digest.BUCKETS
+                                or any(type(b) is not bytes or len(b) != 32 for b in buckets)):
+        raise _bad("buckets must be 256 digests of 32 bytes")
+    return rid, wm, root, buckets
+
+
+def _origins(txn: Txn, prio: int) -> Iterator[str]:
+    """The origins present in the ``origin`` index under ``prio`` (skip-scan)."""
+    cur = txn.cursor("origin")
+    seek = bytes((prio,))
+    while cur.set_range(seek):
+        raw = bytes(cur.key())
+        if raw[0] != prio:
+            return
+        origin = raw[1:-9]
+        yield origin.decode()
+        seek = bytes((prio,)) + origin + b"\x01"
+
+
+def _entries(txn: Txn, prio: int, origin: str, start: int) -> Iterator[tuple[int, bytes]]:
+    prefix = bytes((prio,)) + origin.encode() + b"\x00"
+    cur = txn.cursor("origin")
+    if not cur.set_range(prefix + start.to_bytes(8, "big")):
+        return
+    for raw, key in cur:
+        if not raw.startswith(prefix):
+            return
+        yield int.from_bytes(raw[-8:], "big"), bytes(key)
+
+
+class SyncOps(ReplicaCore):
+    """The sync primitives of a replica."""
+
+    # -- summary ----------------------------------------------------------------------
+
+    def _watermarks(self, txn: Txn) -> dict[str, int]:
+        wm = {k[len(_WM):].decode(): int.from_bytes(v, "big") for k, v in txn.prefix("meta", _WM)}
+        mine = txn.counter(_CTR)
+        if mine:
+            wm[self.replica_id] = mine
+        return wm
+
+    def sync_summary(self, *, buckets: bool = False) -> bytes:
+        """What this replica holds, for a peer's ``sync_changes`` (see module doc)."""
+        self.collect_expired()
+        with self._env.read() as txn:
+            sums = digest.bucket_sums(txn)
+            plain: dict[str, Any] = {"v": 1, "rid": self.replica_id,
+                                     "wm": self._watermarks(txn), "root": digest.root(sums)}
+        if buckets:
+            plain["buckets"] = tuple(sums)
+        return packb(plain)
+
+    def state_digest(self) -> str:
+        """Hex digest of the shareable state: equal exactly when that state is equal."""
+        self.collect_expired()
+        with self._env.read() as txn:
+            return digest.root(digest.bucket_sums(txn)).hex()
+
+    # -- changes ----------------------------------------------------------------------
+
+    def sync_changes(self, summary: bytes, *, max_bytes: int | None = None,
+                     peer: PeerScope | None = None) -> bytes:
+        """The key states ``summary`` lacks, only those ``peer`` may see, in at most
+        ``max_bytes`` (a single state larger than ``max_bytes`` is shipped alone, so the
+        exchange always progresses)."""
+        _, peer_wm, _, peer_buckets = parse_summary(summary)
+        if max_bytes is not None and (type(max_bytes) is not int or max_bytes <= 0):
+            raise _bad("max_bytes must be a positive int")
+        now = self._clock()
+        with self._env.read() as txn:
+            my_wm = self._watermarks(txn)
+            base = len(packb({"v": 1, "rid": self.replica_id, "states": (),
+                              "through": dict.fromkeys(my_wm, _MAX_COUNTER)})) + 5
+            shipped: list[bytes] = []
+            seen: set[bytes] = set()
+            size = base
+            full = False
+            unshipped: dict[str, int] = {}
+
+            def take(key: bytes) -> bool:
+                """Ship ``key`` if it belongs; False when the budget is spent."""
+                nonlocal size, full
+                if key in seen:
+                    return True
+                raw = txn.get("state", digest.state_key(key.decode()))
+                if raw is None:
+                    seen.add(key)
+                    return True
+                state = decode(raw, check_canonical=False)
+                h = state.header
+                if not h.shareable or (peer is not None and not peer.allows(h.app_id, h.user_id)) \
+                        or (h.expires_at is not None and h.expires_at <= now):
+                    seen.add(key)
+                    return True
+                cost = len(raw) + _STATE_OVERHEAD
+                if max_bytes is not None and shipped and size + cost > max_bytes:
+                    full = True
+                    return False
+                seen.add(key)
+                shipped.append(raw)
+                size += cost
+                return True
+
+            for prio in (0, 1):
+                for origin in _origins(txn, prio):
+                    for counter, key in _entries(txn, prio, origin, peer_wm.get(origin, 0) + 1):
+                        if full or not take(key):
+                            unshipped[origin] = min(unshipped.get(origin, counter), counter)
+                            break
+            if peer_buckets is not None and not full:
+                mine = digest.bucket_sums(txn)
+                for bucket in range(digest.BUCKETS):
+                    if mine[bucket] == peer_buckets[bucket] or full:
+                        continue
+                    for skey, _ in txn.prefix("state", bytes((bucket,))):
+                        if not take(skey[1:]):
+                            break
+        through: dict[str, int] = {}
+        for origin, counter in my_wm.items():
+            claim = min(counter, unshipped[origin] - 1) if origin in unshipped else counter
+            if claim > peer_wm.get(origin, 0):
+                through[origin] = claim
+        return packb({"v": 1, "rid": self.replica_id, "states": tuple(shipped),
+                      "through": through})
+
+    # -- apply ------------------------------------------------------------------------
+
+    def _parse_changes(self, data: bytes) -> tuple[str, list[tuple[bytes, KeyState]],
+                                                   dict[str, int], Timestamp | None]:
+        plain = unpackb(data)
+        if type(plain) is not dict or plain.get("v") != 1 or \
+                set(plain) != {"v", "rid", "states", "through"}:
+            raise _bad("expected a version-1 changes map")
+        rid, raws = plain["rid"], plain["states"]
+        if type(rid) is not str:
+            raise _bad("rid must be a str")
+        try:
+            check_replica(rid)
+        except ValueError:
+            raise _bad("bad rid") from None
+        through = _counter_map(plain["through"], "through")
+        if type(raws) is not tuple or any(type(r) is not bytes for r in raws):
+            raise _bad("states must be an array of byte strings")
+        states: list[tuple[bytes, KeyState]] = []
+        keys: set[str] = set()
+        wall = self._clock()
+        limit = wall + self.max_drift_ms
+        newest: Timestamp | None = None
+        for raw in raws:
+            state = decode(raw)
+            if not state.header.shareable:
+                raise _bad("a private key state cannot be received")
+            if state.header.key in keys:
+                raise _bad("a key appears twice")
+            keys.add(state.header.key)
+            for ts in timestamps(state):
+                if ts.wall_ms > limit:
+                    raise ClockDriftError(
+                        f"key {state.header.key} carries a timestamp {ts.wall_ms - wall} ms"
+                        f" ahead of the local clock (max drift {self.max_drift_ms} ms)")
+                if newest is None or ts > newest:
+                    newest = ts
+            states.append((raw, state))
+        return rid, states, through, newest
+
+    def sync_apply(self, changes: bytes) -> ApplyResult:
+        """Join a peer's changes: validated first, then applied in one transaction."""
+        sender, states, through, newest = self._parse_changes(changes)
+        wall = self._clock()
+        me = self.replica_id
+
+        def write(txn: Txn) -> ApplyResult:
+            recorded = self._hlc(txn).observe(newest, wall) if newest is not None \
+                else self._now(txn, wall)
+            changed: list[str] = []
+            conflicts: list[str] = []
+            for raw, incoming in states:
+                key = incoming.header.key
+                skey, old_raw, old = self._load(txn, key)
+                if incoming.header.expires_at is not None and incoming.header.expires_at <= wall:
+                    continue
+                if old is None:
+                    new, new_raw = incoming, raw
+                else:
+                    new, new_raw = join(old, incoming), None
+                events = self._merge_events(old, new, recorded, sender)
+                if self._store(txn, key, skey, old_raw, old, new, local=False, events=events,
+                               new_raw=new_raw):
+                    changed.append(key)
+                    self._raise_counter(txn, new.ctx)
+                    if len(new.standing()) > 1:
+                        conflicts.append(key)
+            accepted: dict[str, int] = {}
+            for origin, counter in through.items():
+                if origin == me:
+                    continue
+                mkey = _WM + origin.encode()
+                if counter > txn.counter(mkey):
+                    txn.set_counter(mkey, counter)
+                    accepted[origin] = counter
+            return ApplyResult(applied=len(states), changed=tuple(changed),
+                               conflicts=tuple(conflicts), through=accepted)
+
+        return self._env.write(write)
+
+    def _merge_events(self, old: KeyState | None, new: KeyState, recorded: Timestamp,
+                      sender: str) -> list[dict[str, Any]]:
+        """History entries for a remote merge: one per version learned, or a DELETE."""
+        if new.header.kind != 0:
+            return []
+        detail = {"remote": True, "from": sender}
+        if new.forgotten:
+            if old is not None and old.forgotten:
+                return []
+            return [{"op": "FORGET", "actor": None, "replica": sender, "ts": recorded,
+                     "dot": None, "text": None, "detail": detail, "recorded_at": recorded,
+                     "version": None}]
+        before: Mapping[Dot, Any] = {} if old is None else old.body
+        events: list[dict[str, Any]] = []
+        for dot, version in sorted(new.body.items()):
+            if dot not in before:
+                events.append(self._version_event(OPS[version[7]], dot, version, recorded,
+                                                  detail))
+        if not events and old is not None and set(before) - set(new.body):
+            events.append({"op": "DELETE", "actor": None, "replica": sender, "ts": recorded,
+                           "dot": None, "text": None, "detail": detail,
+                           "recorded_at": recorded, "version": None})
+        return events
