@@ -15,12 +15,12 @@ every replica it reaches, recorded as a RESOLVE event naming the resolver and th
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from .conflict import Conflict, Resolution, Resolver, resolver_name
 from .errors import InvalidResolutionError
+from .index import replica_clock
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,7 @@ def _check(resolution: object, conflict: Conflict) -> Resolution:
 
 
 def _now_ms(replica: Any) -> int:
-    clock = getattr(replica, "clock", None)
-    if callable(clock):
-        return int(clock())
-    return time.time_ns() // 1_000_000
+    return int(replica_clock(replica)())
 
 
 def resolve_conflicts(

@@ -8,6 +8,7 @@ the model, and a text that arrives from ten peers is embedded once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Sequence
 from typing import Protocol
@@ -78,8 +79,11 @@ class CachedEmbedder:
             self.dimension = int(fresh.shape[1])
             for key, vector in zip(missing, fresh, strict=True):
                 found[key] = vector
-                if self.store is not None:
-                    self.store.aux_put(self.namespace, key, vector.astype("<f4").tobytes())
+            if self.store is not None:
+                batch = getattr(self.store, "batch", None)  # one transaction for the lot
+                with batch() if callable(batch) else contextlib.nullcontext():
+                    for key in missing:
+                        self.store.aux_put(self.namespace, key, found[key].astype("<f4").tobytes())
         if not keys:
             dim = self.dimension or 0
             return np.zeros((0, dim), dtype=np.float32)

@@ -65,6 +65,15 @@ def _wall_ms(timestamp: Any) -> float:
     return float(getattr(timestamp, "wall_ms", 0))
 
 
+def replica_clock(replica: Any) -> Callable[[], int]:
+    """The replica's wall clock (so expiry agrees with storage's), else the system's."""
+    for name in ("clock", "_clock"):  # storage keeps it private for now: see the report
+        clock = getattr(replica, name, None)
+        if callable(clock):
+            return clock  # type: ignore[no-any-return]
+    return lambda: time.time_ns() // 1_000_000
+
+
 def _scope_of(record: Any) -> tuple[str | None, ...]:
     return tuple(getattr(record, name, None) for name in SCOPE_FIELDS)
 
@@ -93,10 +102,7 @@ class SemanticIndex:
         self.replica = replica
         self.embedder = CachedEmbedder(embedder, replica)
         self.weights = weights or ScoreWeights()
-        replica_clock = getattr(replica, "clock", None)
-        if clock is None and callable(replica_clock):
-            clock = replica_clock
-        self._clock: Callable[[], int] = clock or (lambda: time.time_ns() // 1_000_000)
+        self._clock: Callable[[], int] = clock or replica_clock(replica)
         self._rows: RowStore | None = None
         self._seq: int | None = None
         self._queries: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
@@ -210,37 +216,41 @@ class SemanticIndex:
         return vector
 
     @staticmethod
-    def _check_filters(scope_filters: dict[str, Any]) -> dict[str, str]:
+    def _check_filters(scope_filters: dict[str, Any]) -> dict[str, str | None]:
+        """Validate scope filters. As in ``replica.list``, a filter given as None matches
+        memories without that field; leave a field out to not filter on it."""
         unknown = set(scope_filters) - set(SCOPE_FIELDS)
         if unknown:
             raise InvalidQueryError(
                 f"unknown scope filter(s) {sorted(unknown)}; use {', '.join(SCOPE_FIELDS)}"
             )
-        filters = {}
         for name, value in scope_filters.items():
-            if value is None:
-                continue
-            if not isinstance(value, str):
+            if value is not None and not isinstance(value, str):
                 raise InvalidQueryError(f"{name} must be a str or None")
-            filters[name] = value
-        return filters
+        return dict(scope_filters)
 
-    def _candidates(self, filters: dict[str, str], now_ms: float) -> npt.NDArray[np.intp]:
-        """Rows that may be returned: alive, in scope, unexpired, not hidden."""
+    def _candidates(
+        self, filters: dict[str, str | None], now_ms: float, tier: str | None = None
+    ) -> npt.NDArray[np.intp]:
+        """Rows that may be returned: alive, in scope (and tier), unexpired, not hidden."""
         rows = self._rows
         if rows is None:
             return np.zeros(0, dtype=np.intp)
         n = rows.size
         mask = rows.alive[:n] & ~rows.hidden[:n] & (rows.expires[:n] > now_ms)
-        for name, value in filters.items():
-            column = SCOPE_FIELDS.index(name)
+        wanted = [(SCOPE_FIELDS.index(name), value) for name, value in filters.items()]
+        if tier is not None:
+            wanted.append((len(SCOPE_FIELDS), tier))
+        for column, value in wanted:
             code = rows.code(column, value)
             if code is None:
                 return np.zeros(0, dtype=np.intp)
             mask &= rows.scope[:n, column] == code
         return np.flatnonzero(mask)
 
-    def _record_matches(self, record: Any, filters: dict[str, str], now_ms: float) -> bool:
+    def _record_matches(
+        self, record: Any, filters: dict[str, str | None], now_ms: float
+    ) -> bool:
         if any(getattr(record, name, None) != value for name, value in filters.items()):
             return False
         if record.expires_at is not None and record.expires_at <= now_ms:
@@ -252,8 +262,9 @@ class SemanticIndex:
     ) -> list[Hit]:
         """The ``k`` best memories for ``query`` within the scope filters.
 
-        ``scope_filters`` are ``app_id``, ``user_id``, ``agent_id``, ``run_id`` (equality;
-        None means no filter). Results are ordered best first; each memory appears once.
+        ``scope_filters`` are ``app_id``, ``user_id``, ``agent_id``, ``run_id``, matched by
+        equality as in ``replica.list`` (None matches an absent field). Results are ordered
+        best first; each memory appears once.
         """
         if not isinstance(query, str):
             raise InvalidQueryError("query must be a str")
@@ -329,24 +340,16 @@ class SemanticIndex:
         """The live memory in exactly this scope and tier whose text is closest to
         ``text`` with cosine >= ``threshold``, as ``(memory_id, cosine)``; else None.
 
-        Exact scope: a field left None must be None on the match too (unlike a search
-        filter), so a duplicate is never found in a neighbouring scope.
+        Exact scope: a field left out must be absent on the match too (unlike a search,
+        where it is not filtered on), so a duplicate is never found in a neighbouring scope.
         """
-        self._check_filters({k: v for k, v in scope.items() if v is not None})
+        self._check_filters(scope)
+        filters = {name: scope.get(name) for name in SCOPE_FIELDS}
         self.refresh()
         rows = self._rows
-        if rows is None:
-            return None
         now = float(self._clock() if now_ms is None else now_ms)
-        n = rows.size
-        mask = rows.alive[:n] & ~rows.hidden[:n] & (rows.expires[:n] > now)
-        for column, value in enumerate((*(scope.get(f) for f in SCOPE_FIELDS), tier)):
-            code = rows.code(column, value)
-            if code is None:
-                return None
-            mask &= rows.scope[:n, column] == code
-        candidates = np.flatnonzero(mask)
-        if candidates.size == 0:
+        candidates = self._candidates(filters, now, tier)
+        if rows is None or candidates.size == 0:
             return None
         vector = self.embedder.embed([text])[0]
         similarity = rows.vectors[candidates] @ vector
@@ -375,8 +378,9 @@ class SemanticIndex:
             if found is not None:
                 memory_id, similarity = found
                 self.replica.record_noop(
-                    memory_id, actor=actor, text=text,
-                    detail={"reason": "near-duplicate", "similarity": round(similarity, 6)},
+                    memory_id, actor=actor,
+                    detail={"reason": "near-duplicate", "similarity": round(similarity, 6),
+                            "text": text},
                 )
                 return memory_id
         memory_id = str(self.replica.add(text, actor=actor, **options))
@@ -450,8 +454,9 @@ class SemanticIndex:
             for duplicate in records[1:]:
                 self.replica.delete(duplicate.id)
                 self.replica.record_noop(
-                    keeper.id, actor=actor, text=duplicate.versions[0].text,
-                    detail={"reason": "near-duplicate", "merged": duplicate.id},
+                    keeper.id, actor=actor,
+                    detail={"reason": "near-duplicate", "merged": duplicate.id,
+                            "text": duplicate.versions[0].text},
                 )
                 merged.append((keeper.id, duplicate.id))
         return merged
