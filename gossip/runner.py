@@ -1,0 +1,132 @@
+"""Run a :class:`~memmesh.gossip.Node` from code that is not trio (asyncio, threads).
+
+Most agent frameworks are asyncio.  :class:`BackgroundNode` runs trio (and the node)
+in a daemon thread and gives a thread-safe handle::
+
+    handle = BackgroundNode(replica, cluster_key=key, seeds=[("10.0.0.5", 7700)])
+    handle.start()                      # returns once the node listens
+    print(handle.port, handle.status().peers)
+    replica.add("the build is green", agent_id="ci")   # writes are pushed at once
+    handle.stop()
+
+From asyncio, never block the event loop: call the blocking methods in a thread::
+
+    import asyncio
+    from memmesh.gossip import BackgroundNode
+
+    async def main(replica, key):
+        node = BackgroundNode(replica, cluster_key=key)
+        await asyncio.to_thread(node.start)
+        try:
+            status = await asyncio.to_thread(node.status)
+            ...  # the agent's own asyncio work
+        finally:
+            await asyncio.to_thread(node.stop)
+
+It is also a context manager (``with BackgroundNode(...) as node:``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any
+
+import trio
+
+from .node import Node
+from .protocol.errors import GossipError
+from .status import NodeStatus
+
+__all__ = ["BackgroundNode"]
+
+
+class BackgroundNode:
+    """A :class:`Node` living in its own thread; every method is thread-safe."""
+
+    def __init__(self, replica: Any, **node_options: Any) -> None:
+        self.replica = replica
+        self.node_options = node_options
+        self.node: Node | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._stop: trio.Event | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def port(self) -> int:
+        if self.node is None:
+            raise GossipError("the node is not running")
+        return self.node.port
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and self._ready.is_set()
+
+    def start(self, timeout: float = 30.0) -> BackgroundNode:
+        """Start the thread and wait until the node listens (raises what start-up raised)."""
+        if self._thread is not None:
+            raise GossipError("already started")
+        self._thread = threading.Thread(target=self._main, name="memmesh-gossip", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise GossipError("the node did not start in time")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the node (saving known peers) and join the thread; idempotent."""
+        thread = self._thread
+        if thread is None:
+            return
+        if self._token is not None and self._stop is not None:
+            with contextlib.suppress(trio.RunFinishedError):
+                trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
+        thread.join(timeout)
+        self._thread = None
+
+    def status(self) -> NodeStatus:
+        """``node.status()`` computed in the node's thread."""
+        return self.call(lambda node: node.status())
+
+    @property
+    def peers(self) -> tuple[str, ...]:
+        return self.call(lambda node: node.peers)
+
+    def call(self, fn: Any) -> Any:
+        """Run ``fn(node)`` (synchronous) in the trio thread and return its result."""
+        if self._token is None or self.node is None:
+            raise GossipError("the node is not running")
+        node = self.node
+        return trio.from_thread.run_sync(lambda: fn(node), trio_token=self._token)
+
+    def sync_now(self) -> None:
+        """Start a pull on every link now and wait for the requests to go out."""
+        if self._token is None or self.node is None:
+            raise GossipError("the node is not running")
+        trio.from_thread.run(self.node.sync_now, trio_token=self._token)
+
+    def __enter__(self) -> BackgroundNode:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _main(self) -> None:
+        try:
+            trio.run(self._amain)
+        except BaseException as exc:  # reported to start(); the thread just ends
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    async def _amain(self) -> None:
+        self._token = trio.lowlevel.current_trio_token()
+        self._stop = trio.Event()
+        async with Node(self.replica, **self.node_options) as node:
+            self.node = node
+            self._ready.set()
+            await self._stop.wait()
+        self.node = None
