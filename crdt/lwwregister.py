@@ -49,7 +49,7 @@ class LWWRegister(Generic[V]):
         if not isinstance(timestamp, Timestamp):
             raise InvalidArgumentError("timestamp must be a Timestamp")
         frozen: V = freeze(value)  # type: ignore[assignment]
-        delta: LWWRegister[V] = LWWRegister(timestamp, frozen)
+        delta: LWWRegister[V] = type(self)(timestamp, frozen)
         self.merge(delta)
         return delta
 
@@ -72,7 +72,7 @@ class LWWRegister(Generic[V]):
 
     def copy(self) -> LWWRegister[V]:
         """An independent copy."""
-        return LWWRegister(self.timestamp, self.value)
+        return type(self)(self.timestamp, self.value)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LWWRegister):

@@ -49,7 +49,7 @@ class MVRegister(Generic[V]):
         """Replace every value seen with ``value`` under a fresh dot; return the delta."""
         frozen: V = freeze(value)  # type: ignore[assignment]
         dot = self.context.next_dot(replica)
-        delta: MVRegister[V] = MVRegister()
+        delta: MVRegister[V] = type(self)()
         delta.entries[dot] = frozen
         delta.context = CausalContext.from_dots((dot, *self.entries))
         self.entries = {dot: frozen}
@@ -62,7 +62,7 @@ class MVRegister(Generic[V]):
         The delta's context holds the current dots and one fresh dot of ``replica``.
         """
         dot = self.context.next_dot(replica)
-        delta: MVRegister[V] = MVRegister()
+        delta: MVRegister[V] = type(self)()
         delta.context = CausalContext.from_dots((dot, *self.entries))
         self.entries = {}
         self.context.add(dot)
@@ -101,7 +101,7 @@ class MVRegister(Generic[V]):
 
     def copy(self) -> MVRegister[V]:
         """An independent copy."""
-        clone: MVRegister[V] = MVRegister()
+        clone: MVRegister[V] = type(self)()
         clone.entries = dict(self.entries)
         clone.context = self.context.copy()
         return clone

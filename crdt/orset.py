@@ -65,7 +65,7 @@ class ORSet(Generic[E]):
         element = check_element(element)  # type: ignore[assignment]
         dot = self.context.next_dot(replica)
         old = self.entries.get(element, frozenset())
-        delta: ORSet[E] = ORSet()
+        delta: ORSet[E] = type(self)()
         delta.entries[element] = frozenset((dot,))
         delta.context = CausalContext.from_dots((dot, *old))
         self.entries[element] = frozenset((dot,))
@@ -82,7 +82,7 @@ class ORSet(Generic[E]):
         element = check_element(element)  # type: ignore[assignment]
         fresh = self.context.next_dot(replica) if replica is not None else None
         old = self.entries.pop(element, frozenset())
-        delta: ORSet[E] = ORSet()
+        delta: ORSet[E] = type(self)()
         delta.context = CausalContext.from_dots(old)
         if fresh is not None:
             delta.context.add(fresh)
@@ -114,7 +114,7 @@ class ORSet(Generic[E]):
 
     def copy(self) -> ORSet[E]:
         """An independent copy."""
-        clone: ORSet[E] = ORSet()
+        clone: ORSet[E] = type(self)()
         clone.entries = dict(self.entries)
         clone.context = self.context.copy()
         return clone
