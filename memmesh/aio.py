@@ -1,0 +1,256 @@
+"""``memmesh.aio``: an asyncio facade over a replica, its semantic index and a node.
+
+Most agent frameworks (LangGraph, the MCP SDK, OpenAI's and Anthropic's clients) run on
+asyncio, while memmesh's replica is synchronous LMDB and its node runs on trio. This
+module lets an asyncio agent use memmesh without blocking its event loop:
+
+* every replica and index call runs in a small thread pool owned by the facade
+  (``loop.run_in_executor``), so an fsync or an embedding never stalls the loop;
+* the :class:`~memmesh.semantic.SemanticIndex` is not thread-safe, so index calls are
+  serialised by a lock (replica calls need none: a ``Replica`` may be shared by threads);
+* the gossip node, when asked for, runs in its own thread on trio
+  (:class:`memmesh.gossip.BackgroundNode`), beside the asyncio loop, on the same replica,
+  and pushes every write made through the facade to its peers at once.
+
+Example::
+
+    async with await AsyncMemory.open("agent-a", node={"seeds": [("10.0.0.2", 7400)],
+                                                        "cluster_key": key}) as memory:
+        memory_id = await memory.add("prefers dark mode", user_id="alice")
+        hits = await memory.search("ui theme", user_id="alice")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import functools
+import os
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Any, TypeVar
+
+from memmesh.crdt import Dot, MemmeshError
+
+__all__ = ["AsyncMemory", "FacadeClosedError"]
+
+T = TypeVar("T")
+
+
+class FacadeClosedError(MemmeshError):
+    """The :class:`AsyncMemory` was closed; open a new one."""
+
+
+class AsyncMemory:
+    """Awaitable memory operations over ``replica`` (and ``index`` and ``node``).
+
+    ``replica`` is an open :class:`memmesh.storage.Replica`. ``index`` is a
+    :class:`memmesh.semantic.SemanticIndex` over it; when None, one is built on the first
+    :meth:`search` with ``embedder`` (default: the bundled sentence-transformers model,
+    loaded in a worker thread). ``node`` is a running
+    :class:`memmesh.gossip.BackgroundNode` or None for a replica that only syncs
+    through another process's node on the same path. ``threads`` sizes the worker pool.
+
+    The facade closes what it opened (see :meth:`open`); objects handed in are closed by
+    their owner, except that :meth:`aclose` stops a ``node`` passed with ``own_node=True``.
+    """
+
+    def __init__(
+        self,
+        replica: Any,
+        *,
+        index: Any = None,
+        embedder: Any = None,
+        node: Any = None,
+        threads: int = 4,
+        own_replica: bool = False,
+        own_node: bool = False,
+    ) -> None:
+        if threads < 1:
+            raise MemmeshError("threads must be >= 1")
+        self.replica = replica
+        self._index = index
+        self._embedder = embedder
+        self.node = node
+        self._executor = ThreadPoolExecutor(max_workers=threads,
+                                            thread_name_prefix="memmesh-aio")
+        self._index_lock = threading.Lock()
+        self._own_replica = own_replica
+        self._own_node = own_node
+        self._closed = False
+
+    # -- construction -----------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        embedder: Any = None,
+        node: Mapping[str, Any] | None = None,
+        threads: int = 4,
+        **replica_options: Any,
+    ) -> AsyncMemory:
+        """Open the replica at ``path`` off the loop and, if ``node`` (a mapping of
+        :class:`memmesh.gossip.Node` options, e.g. ``cluster_key``, ``seeds``, ``port``)
+        is given, start a background gossip node on it. Close with :meth:`aclose` or
+        ``async with``."""
+        from memmesh.storage import Replica
+
+        loop = asyncio.get_running_loop()
+        replica = await loop.run_in_executor(
+            None, functools.partial(Replica.open, path, **replica_options))
+        background = None
+        try:
+            if node is not None:
+                from memmesh.gossip import BackgroundNode
+
+                background = BackgroundNode(replica, **dict(node))
+                await loop.run_in_executor(None, background.start)
+        except BaseException:
+            replica.close()
+            raise
+        return cls(replica, embedder=embedder, node=background, threads=threads,
+                   own_replica=True, own_node=background is not None)
+
+    async def __aenter__(self) -> AsyncMemory:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Wait for running calls, stop an owned node, close an owned replica."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, functools.partial(self._executor.shutdown, wait=True))
+        if self._own_node and self.node is not None:
+            await loop.run_in_executor(None, self.node.stop)
+        if self._own_replica:
+            self.replica.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(*args, **kwargs)`` in the facade's worker pool and await it.
+
+        The escape hatch for replica methods this facade does not wrap
+        (``await memory.run(memory.replica.as_of, ts)``)."""
+        if self._closed:
+            raise FacadeClosedError("this AsyncMemory is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    def _ensure_index(self) -> Any:
+        if self._index is None:
+            from memmesh.semantic import SemanticIndex
+
+            self._index = SemanticIndex(self.replica, self._embedder)
+        return self._index
+
+    def _with_index(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        with self._index_lock:
+            return getattr(self._ensure_index(), method)(*args, **kwargs)
+
+    @property
+    def index(self) -> Any:
+        """The semantic index (None until built by a search, unless one was given)."""
+        return self._index
+
+    # -- memories -------------------------------------------------------------------------
+
+    async def add(self, text: str, **options: Any) -> str:
+        """``replica.add``: create a memory, return its id once durable. Options as
+        ``Replica.add`` (scope fields, ``actor``, ``metadata``, ``confidence``, ``ttl``,
+        ``policy``, ``tier``)."""
+        return str(await self.run(self.replica.add, text, **options))
+
+    async def get(self, memory_id: str) -> Any:
+        """``replica.get``: the live ``MemoryRecord`` or None."""
+        return await self.run(self.replica.get, memory_id)
+
+    async def update(self, memory_id: str, text: str, **options: Any) -> None:
+        """``replica.update``: a new version superseding the ones seen here."""
+        await self.run(self.replica.update, memory_id, text, **options)
+
+    async def delete(self, memory_id: str) -> bool:
+        """``replica.delete`` (observed-remove; False if nothing was live here)."""
+        return bool(await self.run(self.replica.delete, memory_id))
+
+    async def forget(self, memory_id: str) -> bool:
+        """``replica.forget``: erase content and history here and on every replica."""
+        return bool(await self.run(self.replica.forget, memory_id))
+
+    async def history(self, memory_id: str) -> list[Any]:
+        """``replica.history``: the memory's events, oldest first."""
+        return list(await self.run(self.replica.history, memory_id))
+
+    async def list(self, **scope_filters: Any) -> builtins.list[Any]:
+        """``replica.list``: live memories matching the scope filters, oldest first."""
+        return list(await self.run(self.replica.list, **scope_filters))
+
+    async def search(self, query: str, k: int = 10, **scope_filters: Any) -> builtins.list[Any]:
+        """``SemanticIndex.search``: the ``k`` best ``Hit``\\ s within the scope filters."""
+        return list(await self.run(self._with_index, "search", query, k, **scope_filters))
+
+    # -- conflicts ------------------------------------------------------------------------
+
+    async def conflicts(self, **scope_filters: Any) -> builtins.list[Any]:
+        """``replica.conflicts``: live memories with several standing versions."""
+        return list(await self.run(self.replica.conflicts, **scope_filters))
+
+    async def resolve(self, memory_id: str, text: str, *, inputs: tuple[Dot, ...],
+                      resolver: str = "manual", **options: Any) -> Any:
+        """``replica.resolve``: a RESOLVE version dominating the ``inputs`` versions."""
+        return await self.run(self.replica.resolve, memory_id, text, resolver=resolver,
+                              inputs=inputs, **options)
+
+    async def resolve_conflicts(self, resolver: Any, **options: Any) -> builtins.list[Any]:
+        """:func:`memmesh.semantic.resolve_conflicts` with ``resolver``, off the loop."""
+        from memmesh.semantic import resolve_conflicts
+
+        return list(await self.run(resolve_conflicts, self.replica, resolver, **options))
+
+    # -- sets -----------------------------------------------------------------------------
+
+    async def set_add(self, key: str, element: Any, **scope: Any) -> None:
+        await self.run(self.replica.set_add, key, element, **scope)
+
+    async def set_remove(self, key: str, element: Any) -> bool:
+        return bool(await self.run(self.replica.set_remove, key, element))
+
+    async def set_members(self, key: str) -> frozenset[Any]:
+        return frozenset(await self.run(self.replica.set_members, key))
+
+    # -- operations -----------------------------------------------------------------------
+
+    async def status(self) -> dict[str, Any]:
+        """The replica's figures and, with a node, its status (peers, lag)."""
+        out: dict[str, Any] = {"replica": await self.run(self.replica.stats),
+                               "digest": await self.run(self.replica.state_digest)}
+        if self.node is not None:
+            out["node"] = await self.run(self.node.status)
+        return out
+
+    async def wait_until(self, predicate: Callable[[], bool], *, timeout: float = 10.0,
+                         interval: float = 0.05) -> bool:
+        """Poll ``predicate`` (run in the pool: it may read the replica) until it holds or
+        ``timeout`` seconds pass; return whether it held. Handy for "visible on peers yet?"
+        in examples and tests."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if await self.run(predicate):
+                return True
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(interval)
