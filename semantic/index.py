@@ -377,14 +377,21 @@ class SemanticIndex:
             found = self.find_duplicate(text, threshold=threshold, tier=tier, **scope)
             if found is not None:
                 memory_id, similarity = found
-                self.replica.record_noop(
-                    memory_id, actor=actor,
-                    detail={"reason": "near-duplicate", "similarity": round(similarity, 6),
-                            "text": text},
+                self._record_noop(
+                    memory_id, actor,
+                    {"reason": "near-duplicate", "similarity": round(similarity, 6), "text": text},
                 )
                 return memory_id
         memory_id = str(self.replica.add(text, actor=actor, **options))
         return memory_id
+
+    def _record_noop(self, memory_id: str, actor: str | None, detail: dict[str, Any]) -> None:
+        """Record a NOOP event on ``memory_id`` through storage's hook
+        ``replica.record_noop(memory_id, *, actor=None, detail=None)``; a replica without
+        the hook gets the same outcome minus the history entry."""
+        hook = getattr(self.replica, "record_noop", None)
+        if callable(hook):
+            hook(memory_id, actor=actor, detail=detail)
 
     @staticmethod
     def _default_tier(scope: dict[str, Any]) -> str:
@@ -453,10 +460,10 @@ class SemanticIndex:
             keeper = records[0]
             for duplicate in records[1:]:
                 self.replica.delete(duplicate.id)
-                self.replica.record_noop(
-                    keeper.id, actor=actor,
-                    detail={"reason": "near-duplicate", "merged": duplicate.id,
-                            "text": duplicate.versions[0].text},
+                self._record_noop(
+                    keeper.id, actor,
+                    {"reason": "near-duplicate", "merged": duplicate.id,
+                     "text": duplicate.versions[0].text},
                 )
                 merged.append((keeper.id, duplicate.id))
         return merged
