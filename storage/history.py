@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgpack
 from memmesh.crdt import CausalContext, Dot, Timestamp
-from memmesh.crdt.codec import packb, unpackb
+from memmesh.crdt.codec import unpackb
 
 from .env import Txn
 from .keystate import VersionData
@@ -44,7 +45,9 @@ def record(txn: Txn, key: str, *, op: str, actor: str | None, replica: str, ts: 
     plain = (op, actor, replica, _ts(ts), None if dot is None else (dot.replica, dot.counter),
              tuple(sorted(ctx.items())), text, detail, _ts(recorded_at),
              tuple((d.replica, d.counter) for d in standing), version)
-    txn.put("history", key.encode() + b"\x00" + seq.to_bytes(8, "big"), packb(plain))
+    # local-only bytes of already validated data: plain msgpack, no canonical walk
+    txn.put("history", key.encode() + b"\x00" + seq.to_bytes(8, "big"),
+            msgpack.packb(plain, use_bin_type=True))
 
 
 def purge(txn: Txn, key: str) -> int:

@@ -12,7 +12,8 @@ gets ``reset=True`` (it should rescan).
 
 from __future__ import annotations
 
-from memmesh.crdt.codec import packb, unpackb
+import msgpack
+from memmesh.crdt.codec import unpackb
 
 from .env import Txn
 from .records import Change, ChangeBatch
@@ -27,7 +28,9 @@ _FIRST = b"jfirst"
 def append(txn: Txn, key: str, *, local: bool, priority: bool) -> int:
     seq = txn.counter(_SEQ) + 1
     txn.set_counter(_SEQ, seq)
-    txn.put("journal", seq.to_bytes(8, "big"), packb((key, local, priority)))
+    # local-only bytes of validated data: plain msgpack (no canonical walk needed)
+    txn.put("journal", seq.to_bytes(8, "big"),
+            msgpack.packb((key, local, priority), use_bin_type=True))
     first = txn.counter(_FIRST) or 1
     if seq - first >= JOURNAL_MAX:
         # drop two per append so the journal shrinks back while the cost stays constant

@@ -1,0 +1,200 @@
+"""Storage benchmark: memmesh's LMDB replica against raw py-lmdb, measured in one run.
+
+    .venv/bin/python benchmarks/bench_storage.py [--quick] [--json FILE] [--dir DIR]
+
+Figures (targets from issue 3):
+
+1. durable ``add`` rate / raw py-lmdb rate with one put per fsynced transaction (>= 0.8);
+2. batched ``add`` rate (``with replica.batch()``) / raw puts in one transaction (>= 0.1);
+3. ``sync_apply`` rate of a 20k-memory change set into an empty replica (>= 100k/s);
+4. bytes of ``sync_changes`` for 100 changed memories out of 20k / raw msgpack size of
+   those memories' payload (each memory as a map of id, text, actor, app_id, user_id,
+   metadata, confidence and wall-clock timestamp) (<= 1.2);
+5. peak RSS of a process holding 1M memories open and serving ``get``/``list``
+   (<= 300 MB; full mode only).
+
+The raw baselines use the same value sizes and the same disk as the replica.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import lmdb
+
+from memmesh.crdt.codec import packb, unpackb
+from memmesh.storage import Replica
+
+TOPICS = ("prefers dark mode in every editor", "is allergic to peanuts and shellfish",
+          "works on the billing service rewrite", "wants weekly summaries on Fridays",
+          "asked to avoid meetings before ten", "uses Python 3.11 and trio for services")
+
+
+def text_for(i: int) -> str:
+    return f"User {i % 997} {TOPICS[i % len(TOPICS)]}; noted during session {i}."
+
+
+def rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("inf")
+
+
+def raw_env(path: Path, sync: bool) -> lmdb.Environment:
+    return lmdb.open(str(path), map_size=1 << 30, sync=sync, metasync=sync)
+
+
+def bench_durable(root: Path, n: int) -> dict[str, float]:
+    env = raw_env(root / "raw-durable", True)
+    value = packb({"text": text_for(1), "user_id": "u1", "actor": "agent"})
+    t = time.perf_counter()
+    for _ in range(n):
+        with env.begin(write=True) as txn:
+            txn.put(uuid.uuid4().hex.encode(), value)
+    raw = rate(n, time.perf_counter() - t)
+    env.close()
+    with Replica.open(root / "rep-durable") as replica:
+        t = time.perf_counter()
+        for i in range(n):
+            replica.add(text_for(i), user_id=f"u{i % 997}", actor="agent")
+        ours = rate(n, time.perf_counter() - t)
+    return {"raw_durable_puts_per_s": raw, "durable_adds_per_s": ours, "ratio": ours / raw}
+
+
+def bench_batched(root: Path, n: int) -> dict[str, float]:
+    env = raw_env(root / "raw-batch", True)
+    value = packb({"text": text_for(1), "user_id": "u1", "actor": "agent"})
+    t = time.perf_counter()
+    with env.begin(write=True) as txn:
+        for _ in range(n):
+            txn.put(uuid.uuid4().hex.encode(), value)
+    raw = rate(n, time.perf_counter() - t)
+    env.close()
+    with Replica.open(root / "rep-batch") as replica:
+        t = time.perf_counter()
+        with replica.batch():
+            for i in range(n):
+                replica.add(text_for(i), user_id=f"u{i % 997}", actor="agent")
+        ours = rate(n, time.perf_counter() - t)
+    return {"raw_puts_one_txn_per_s": raw, "batched_adds_per_s": ours, "ratio": ours / raw}
+
+
+def build_source(path: Path, n: int) -> tuple[Replica, list[str]]:
+    replica = Replica.open(path, durable=False)
+    ids: list[str] = []
+    chunk = 5000
+    for start in range(0, n, chunk):
+        with replica.batch():
+            ids.extend(replica.add(text_for(i), user_id=f"u{i % 997}", app_id="bench",
+                                   actor=f"agent-{i % 8}")
+                       for i in range(start, min(n, start + chunk)))
+    return replica, ids
+
+
+def bench_sync(root: Path, n: int, changed: int) -> dict[str, float]:
+    src, ids = build_source(root / "sync-src", n)
+    dst = Replica.open(root / "sync-dst", durable=False)
+    payload = src.sync_changes(dst.sync_summary())
+    t = time.perf_counter()
+    result = dst.sync_apply(payload)
+    apply_s = time.perf_counter() - t
+    assert result.applied == n and src.state_digest() == dst.state_digest()
+    again = Replica.open(root / "sync-dst2", durable=False)
+    t = time.perf_counter()
+    again.sync_apply(payload)
+    again.sync_apply(payload)  # a second time: every key joins with an equal local state
+    rejoin_s = time.perf_counter() - t
+    # 100 changed memories of n
+    picked = ids[:: max(1, n // changed)][:changed]
+    for i, mid in enumerate(picked):
+        src.update(mid, text_for(n + i), actor="agent-x")
+    delta = src.sync_changes(dst.sync_summary())
+    shipped = len(unpackb(delta)["states"])  # type: ignore[index]
+    raw_records = []
+    for mid in picked:
+        rec = src.get(mid)
+        assert rec is not None
+        raw_records.append({"id": rec.id, "text": rec.text, "actor": rec.actor,
+                            "app_id": rec.app_id, "user_id": rec.user_id,
+                            "metadata": dict(rec.metadata), "confidence": rec.confidence,
+                            "timestamp": rec.updated_at.wall_ms})
+    raw_bytes = len(packb(raw_records))
+    dst.sync_apply(delta)
+    assert src.state_digest() == dst.state_digest()
+    for r in (src, dst, again):
+        r.close()
+    return {"memories": n, "sync_apply_per_s": rate(n, apply_s),
+            "sync_apply_s": apply_s, "sync_apply_onto_equal_per_s": rate(n, rejoin_s - apply_s)
+            if rejoin_s > apply_s else float("nan"),
+            "full_payload_bytes": len(payload), "changed": shipped,
+            "changes_bytes": len(delta), "raw_msgpack_bytes": raw_bytes,
+            "bytes_ratio": len(delta) / raw_bytes}
+
+
+RSS_CHILD = """
+import resource, sys, time
+from memmesh.storage import Replica
+r = Replica.open(sys.argv[1], durable=False)
+ids = sys.argv[2].split(",")
+t = time.perf_counter()
+for _ in range(5):
+    for mid in ids:
+        assert r.get(mid) is not None
+gets = 5 * len(ids) / (time.perf_counter() - t)
+t = time.perf_counter()
+listed = sum(len(r.list(user_id=f"u{u}")) for u in range(20))
+lists = 20 / (time.perf_counter() - t)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, gets, lists, listed)
+"""
+
+
+def bench_rss(root: Path, n: int) -> dict[str, float]:
+    path = root / "rss"
+    t = time.perf_counter()
+    src, ids = build_source(path, n)
+    build_s = time.perf_counter() - t
+    src.flush()
+    src.close()
+    sample = ",".join(ids[:: max(1, n // 1000)])
+    out = subprocess.run([sys.executable, "-c", RSS_CHILD, str(path), sample], check=True,
+                         capture_output=True, text=True).stdout.split()
+    size = sum(f.stat().st_size for f in path.iterdir())
+    return {"memories": n, "build_s": build_s, "peak_rss_mb": int(out[0]) / 1024,
+            "gets_per_s": float(out[1]), "lists_per_s": float(out[2]),
+            "listed": int(out[3]), "env_file_mb": size / 2**20}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, no 1M RSS run")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--dir", type=Path, help="scratch directory (default: a temp dir)")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="memmesh-bench-", dir=args.dir))
+    figures: dict[str, Any] = {"mode": "quick" if args.quick else "full",
+                               "python": sys.version.split()[0], "cpus": os.cpu_count()}
+    try:
+        figures["durable_add"] = bench_durable(root, 100 if args.quick else 500)
+        figures["batched_add"] = bench_batched(root, 5000 if args.quick else 50_000)
+        figures["sync"] = bench_sync(root, 5000 if args.quick else 20_000, 100)
+        if not args.quick:
+            figures["rss"] = bench_rss(root, 1_000_000)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    figures["peak_rss_bench_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
