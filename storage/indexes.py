@@ -64,7 +64,13 @@ def _entries(key: str, state: KeyState | None) -> dict[str, dict[bytes, bytes]]:
 
 def update_indexes(txn: Txn, key: str, old: KeyState | None, new: KeyState | None) -> None:
     """Bring every index from ``old`` (None: key absent) to ``new`` (None: removed)."""
-    before, after = _entries(key, old), _entries(key, new)
+    after = _entries(key, new)
+    if old is None:  # a new key: nothing to delete
+        for db, entries in after.items():
+            for ikey, value in entries.items():
+                txn.put(db, ikey, value)
+        return
+    before = _entries(key, old)
     for db, entries in after.items():
         previous = before[db]
         for ikey in previous.keys() - entries.keys():

@@ -61,7 +61,7 @@ def check_scope(scope: Mapping[str, Any]) -> dict[str, str | None]:
 def _confidence(value: object) -> float:
     if type(value) not in (int, float) or not 0.0 <= float(value) <= 1.0:  # type: ignore[arg-type]
         raise InvalidArgumentError("confidence must be a number in [0, 1]")
-    return float(value)  # type: ignore[arg-type]
+    return float(value) + 0.0  # type: ignore[arg-type]  # + 0.0 turns -0.0 into 0.0
 
 
 def _metadata(value: object) -> dict[str, Any]:
@@ -69,9 +69,18 @@ def _metadata(value: object) -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping):
         raise InvalidArgumentError("metadata must be a mapping of plain data")
-    frozen = freeze(dict(value))
+    frozen = _sorted(freeze(dict(value)))
     assert isinstance(frozen, dict)
     return frozen
+
+
+def _sorted(value: Any) -> Any:
+    """Plain data with every map's keys in sorted order (the canonical msgpack order)."""
+    if type(value) is dict:
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if type(value) is tuple:
+        return tuple(_sorted(v) for v in value)
+    return value
 
 
 def make_version(text: str | None, actor: str | None, role: str | None, ts: Timestamp,
