@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import lmdb
-
 from memmesh.crdt.codec import packb, unpackb
 from memmesh.storage import Replica
 

@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from storage_helpers import FakeClock
-
 from memmesh.storage import Replica, ReplicaIdMismatchError
+from storage_helpers import FakeClock
 
 HERE = Path(__file__).parent
 

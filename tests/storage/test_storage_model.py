@@ -24,9 +24,8 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
-from storage_helpers import FakeClock, sync_once
-
 from memmesh.storage import Replica
+from storage_helpers import FakeClock, sync_once
 
 N = 3
 
