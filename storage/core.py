@@ -34,6 +34,10 @@ class ReplicaCore:
     max_drift_ms: int
     _clock: Callable[[], int]
 
+    def collect_expired(self, now_ms: int | None = None, *, limit: int = 10_000) -> int:
+        """Remove expired memories (implemented by :class:`memmesh.storage.Replica`)."""
+        raise NotImplementedError
+
     # -- clocks and dots --------------------------------------------------------------
 
     def _hlc(self, txn: Txn) -> HLC:

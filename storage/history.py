@@ -93,7 +93,7 @@ def as_of_versions(txn: Txn, key: str, at: tuple[int, int, str]
         return None
     out = []
     for pair in standing:
-        version = created.get(tuple(pair))  # type: ignore[call-overload]
+        version = created.get((pair[0], pair[1]))
         if version is not None:
             out.append((Dot(*pair), version))
     return out

@@ -6,6 +6,7 @@ collector removes it), as LangGraph's ``SqliteStore`` bug #8902 taught.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator
 from typing import Any
 
@@ -69,10 +70,10 @@ def scan_states(txn: Txn, filters: dict[str, str | None]) -> Iterator[KeyState]:
     prefix = scope_prefix(field, value)
     for ikey, _ in txn.prefix("scope", prefix):
         key = ikey[len(prefix):].decode()
-        raw = txn.get("state", state_key(key))
-        if raw is None:
+        found = txn.get("state", state_key(key))
+        if found is None:
             continue
-        state = decode(raw, check_canonical=False)
+        state = decode(found, check_canonical=False)
         if _matches(state, filters):
             yield state
 
@@ -92,12 +93,12 @@ class ReadOps(ReplicaCore):
         return to_record(state, state.standing(), now)
 
     def list(self, *, limit: int | None = None, **scope_filters: str | None
-             ) -> list[MemoryRecord]:
+             ) -> builtins.list[MemoryRecord]:
         """Live memories matching every given scope filter (``app_id``, ``user_id``,
         ``agent_id``, ``run_id``), oldest first."""
         filters = _filters(scope_filters)
         now = self._clock()
-        out: list[MemoryRecord] = []
+        out: builtins.list[MemoryRecord] = []
         with self._env.read() as txn:
             for state in scan_states(txn, filters):
                 record = to_record(state, state.standing(), now)
@@ -149,9 +150,9 @@ class AsOfView:
             _, _, state = self._replica._load(txn, memory_id)
             return None if state is None else self._record(txn, state)
 
-    def list(self, **scope_filters: str | None) -> list[MemoryRecord]:
+    def list(self, **scope_filters: str | None) -> builtins.list[MemoryRecord]:
         filters = _filters(scope_filters)
-        out: list[MemoryRecord] = []
+        out: builtins.list[MemoryRecord] = []
         with self._replica._env.read() as txn:
             for state in scan_states(txn, filters):
                 record = self._record(txn, state)

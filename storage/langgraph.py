@@ -1,0 +1,445 @@
+"""``MemmeshStore``: a LangGraph ``BaseStore`` on a memmesh replica (extra ``langgraph``).
+
+LangGraph agents keep long-term memory in a *store*: items ``(namespace, key) -> value``
+(a JSON-like dict), searched by namespace prefix, by ``filter=`` on values and, with an
+index, by ``query=``. ``MemmeshStore`` keeps those items in a memmesh replica, so every
+write is durable before it returns and is replicated by the replica's gossip node to
+every other agent (process or machine) of the cluster, with no database in between.
+
+Mapping (chosen so that it survives concurrent writes on several replicas):
+
+* one item is one memmesh memory, policy ``"lww"`` by default (a ``put`` overwrites,
+  as in every LangGraph store; the newest hybrid timestamp wins a concurrent put). Its
+  scope is the store's base scope (``app_id="langgraph"`` unless configured, plus any
+  ``user_id``/``agent_id`` given) updated with ``scope(namespace)`` when a ``scope``
+  function is given (e.g. ``lambda ns: {"user_id": ns[1]}`` for ``("memories", uid)``),
+  so namespaces map onto memmesh scopes and peers' ACLs (``PeerScope``) apply to them.
+  The namespace, key, value and TTL travel in the memory's metadata; its text is what
+  the semantic index embeds (the item's index ``fields``, ``"$"`` = the whole value).
+* memory ids are random, so two replicas that first put the same ``(namespace, key)``
+  concurrently create two memories. Reads resolve that deterministically (the memory
+  updated last wins, every replica agrees), and the next ``put``/``delete`` of the key
+  retires the losers, so the replicas converge on one memory per key.
+* TTL (minutes, LangGraph's unit): memmesh expiry is fixed when a memory is created, so
+  a ``put`` with a TTL writes a fresh memory and retires the old one; reads honour
+  ``refresh_ttl`` the same way (a refresh is a replicated write: disable it with
+  ``ttl_config={"refresh_on_read": False}``). Expired items are never returned
+  (``omit_expired`` always holds) and :meth:`sweep_expired` purges them.
+
+Batches follow ``InMemoryStore``: the reads of a batch see the store as it was before
+the batch, then its writes (the last per key) commit in one LMDB transaction.
+Search with ``query=`` needs a :class:`memmesh.semantic.SemanticIndex` over the same
+replica (``index=``); without one the query is ignored, as ``InMemoryStore`` does
+without an index configuration. Ranking is the index's (similarity first, then recency,
+confidence, actor trust) and ``SearchItem.score`` is its score.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from langgraph.store.base import (
+    BaseStore,
+    GetOp,
+    Item,
+    ListNamespacesOp,
+    MatchCondition,
+    Op,
+    PutOp,
+    Result,
+    SearchItem,
+    SearchOp,
+    TTLConfig,
+    get_text_at_path,
+    tokenize_path,
+    validate_op_namespace,
+)
+
+from memmesh.crdt import InvalidArgumentError
+
+from .records import MemoryRecord
+
+__all__ = ["MemmeshStore", "matches_filter"]
+
+#: The metadata key under which an item's namespace, key, value and TTL are kept.
+MARK = "langgraph"
+SCOPE_FIELDS = ("app_id", "user_id", "agent_id", "run_id")
+JOURNAL_PAGE = 1000
+
+Namespace = tuple[str, ...]
+ScopeFn = Callable[[Namespace], Mapping[str, str | None]]
+
+
+# -- values and filters ----------------------------------------------------------------
+
+
+def _thaw(value: Any) -> Any:
+    """Stored plain data back to JSON-like Python (tuples become lists)."""
+    if isinstance(value, tuple | list):
+        return [_thaw(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    return value
+
+
+def _compare(item_value: Any, wanted: Any) -> bool:
+    if isinstance(wanted, Mapping):
+        if any(str(k).startswith("$") for k in wanted):
+            return all(_apply_operator(item_value, op, arg) for op, arg in wanted.items())
+        if not isinstance(item_value, Mapping):
+            return False
+        return all(_compare(item_value.get(k), v) for k, v in wanted.items())
+    if isinstance(wanted, list | tuple):
+        return (isinstance(item_value, list | tuple) and len(item_value) == len(wanted)
+                and all(_compare(a, b) for a, b in zip(item_value, wanted, strict=True)))
+    return bool(item_value == wanted)
+
+
+def _apply_operator(value: Any, operator: str, arg: Any) -> bool:
+    if operator == "$eq":
+        return bool(value == arg)
+    if operator == "$ne":
+        return bool(value != arg)
+    if operator in ("$gt", "$gte", "$lt", "$lte"):
+        if value is None:
+            return False
+        a, b = float(value), float(arg)
+        return {"$gt": a > b, "$gte": a >= b, "$lt": a < b, "$lte": a <= b}[operator]
+    raise InvalidArgumentError(f"unsupported filter operator {operator!r}")
+
+
+def matches_filter(value: Mapping[str, Any], filter: Mapping[str, Any] | None) -> bool:
+    """LangGraph's filter semantics (those of ``InMemoryStore`` and the SQL stores):
+    every key must match; nested dicts match recursively, lists element-wise, and a dict
+    of ``$eq $ne $gt $gte $lt $lte`` applies the operators."""
+    if not filter:
+        return True
+    return all(_compare(value.get(k), v) for k, v in filter.items())
+
+
+def _namespace_matches(condition: MatchCondition, namespace: Namespace) -> bool:
+    path = tuple(condition.path)
+    if len(namespace) < len(path):
+        return False
+    if condition.match_type == "prefix":
+        pairs = zip(namespace, path, strict=False)
+    elif condition.match_type == "suffix":
+        pairs = zip(reversed(namespace), reversed(path), strict=False)
+    else:
+        raise InvalidArgumentError(f"unsupported match type {condition.match_type!r}")
+    return all(p == "*" or n == p for n, p in pairs)
+
+
+def _datetime(wall_ms: int) -> datetime:
+    return datetime.fromtimestamp(wall_ms / 1000, tz=timezone.utc)
+
+
+# -- the store -------------------------------------------------------------------------
+
+
+class _Entry:
+    """The cached view of one item memory."""
+
+    __slots__ = ("created_ms", "expires_at", "indexed", "key", "memory_id", "namespace",
+                 "ttl", "updated", "value")
+
+    def __init__(self, record: MemoryRecord, mark: Mapping[str, Any]) -> None:
+        self.memory_id = record.id
+        self.namespace: Namespace = tuple(mark["ns"])
+        self.key: str = mark["key"]
+        self.value: dict[str, Any] = _thaw(mark["value"])
+        self.ttl: float | None = mark.get("ttl")
+        self.indexed: bool = bool(mark.get("indexed", True))
+        self.created_ms: int = int(mark.get("created_ms", record.created_at.wall_ms))
+        self.expires_at = record.expires_at
+        self.updated = record.updated_at
+
+    def live(self, now_ms: int) -> bool:
+        return self.expires_at is None or self.expires_at > now_ms
+
+    def item(self, score: float | None = None, *, search: bool = False) -> Item:
+        created, updated = _datetime(self.created_ms), _datetime(self.updated.wall_ms)
+        if search:
+            return SearchItem(self.namespace, self.key, dict(self.value), created, updated,
+                              score)
+        return Item(value=dict(self.value), key=self.key, namespace=self.namespace,
+                    created_at=created, updated_at=updated)
+
+
+class MemmeshStore(BaseStore):
+    """A LangGraph store whose items live in ``replica`` (see the module docstring).
+
+    ``index``: a :class:`memmesh.semantic.SemanticIndex` over the same replica, for
+    ``search(query=...)``. ``fields``: the value paths embedded for search (LangGraph's
+    path syntax; default ``["$"]``, the whole value); ``put(..., index=[...])`` overrides
+    them per item and ``index=False`` leaves an item out of semantic search.
+    ``app_id``/``user_id``/``agent_id``: the base scope of every item (only items of this
+    scope are seen); ``scope``: extra scope fields derived from an item's namespace.
+    ``policy``: "lww" (default) or "mv" (concurrent puts are kept as a memmesh conflict
+    for a resolver; reads show the newest meanwhile). ``actor``: recorded on writes.
+    ``ttl_config``: LangGraph's ``TTLConfig`` (``default_ttl``, ``refresh_on_read``).
+    """
+
+    supports_ttl = True
+
+    def __init__(
+        self,
+        replica: Any,
+        *,
+        index: Any = None,
+        fields: Sequence[str] | None = None,
+        app_id: str | None = "langgraph",
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        scope: ScopeFn | None = None,
+        policy: str = "lww",
+        actor: str | None = None,
+        ttl_config: TTLConfig | None = None,
+    ) -> None:
+        if policy not in ("lww", "mv"):
+            raise InvalidArgumentError('policy must be "lww" or "mv"')
+        if index is not None and getattr(index, "replica", replica) is not replica:
+            raise InvalidArgumentError("the index must be built over the same replica")
+        self.replica = replica
+        self.index = index
+        self.fields = list(fields or ["$"])
+        self._tokenized = [(f, f if f == "$" else tokenize_path(f)) for f in self.fields]
+        self.base_scope = {k: v for k, v in
+                           (("app_id", app_id), ("user_id", user_id), ("agent_id", agent_id))
+                           if v is not None}
+        self.scope_fn = scope
+        self.policy = policy
+        self.actor = actor
+        self.ttl_config = ttl_config
+        self._lock = threading.RLock()
+        self._entries: dict[str, _Entry] = {}  # memory id -> entry
+        self._by_key: dict[tuple[Namespace, str], set[str]] = {}
+        self._seq: int | None = None
+
+    # -- following the replica --------------------------------------------------------
+
+    def _now(self) -> int:
+        return int(self.replica._clock())
+
+    def _mark(self, record: MemoryRecord | None) -> Mapping[str, Any] | None:
+        if record is None:
+            return None
+        if any(getattr(record, k) != v for k, v in self.base_scope.items()):
+            return None
+        mark = record.metadata.get(MARK)
+        return mark if isinstance(mark, Mapping) and "ns" in mark and "key" in mark else None
+
+    def _drop(self, memory_id: str) -> None:
+        entry = self._entries.pop(memory_id, None)
+        if entry is not None:
+            ids = self._by_key.get((entry.namespace, entry.key))
+            if ids is not None:
+                ids.discard(memory_id)
+                if not ids:
+                    del self._by_key[(entry.namespace, entry.key)]
+
+    def _load(self, record: MemoryRecord | None, memory_id: str) -> None:
+        self._drop(memory_id)
+        mark = self._mark(record)
+        if mark is None or record is None:
+            return
+        entry = _Entry(record, mark)
+        self._entries[memory_id] = entry
+        self._by_key.setdefault((entry.namespace, entry.key), set()).add(memory_id)
+
+    def _refresh(self) -> None:
+        """Catch up with the replica's change journal (local, other processes, peers)."""
+        if self._seq is None:
+            self._rescan()
+            return
+        while True:
+            batch = self.replica.changes_since(self._seq, limit=JOURNAL_PAGE)
+            if batch.reset:
+                self._rescan()
+                return
+            for memory_id in dict.fromkeys(c.memory_id for c in batch.changes):
+                self._load(self.replica.get(memory_id), memory_id)
+            done = not batch.changes or batch.seq == self._seq
+            self._seq = batch.seq
+            if done:
+                return
+
+    def _rescan(self) -> None:
+        seq = self.replica.journal_seq()
+        self._entries.clear()
+        self._by_key.clear()
+        for record in self.replica.list(**self.base_scope):
+            self._load(record, record.id)
+        self._seq = seq
+
+    def _current(self, namespace: Namespace, key: str, now_ms: int) -> _Entry | None:
+        """The item's winning memory: the live one updated last (all replicas agree)."""
+        ids = self._by_key.get((namespace, key))
+        if not ids:
+            return None
+        live = [self._entries[i] for i in ids if self._entries[i].live(now_ms)]
+        return max(live, key=lambda e: e.updated) if live else None
+
+    def _items(self, now_ms: int) -> list[_Entry]:
+        out = []
+        for namespace, key in self._by_key:
+            entry = self._current(namespace, key, now_ms)
+            if entry is not None:
+                out.append(entry)
+        out.sort(key=lambda e: (e.created_ms, e.namespace, e.key))
+        return out
+
+    # -- batch ------------------------------------------------------------------------
+
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        """Run LangGraph store operations; results in the order of ``ops``."""
+        ops = list(ops)
+        for op in ops:
+            validate_op_namespace(op)
+        with self._lock:
+            self._refresh()
+            now = self._now()
+            results: list[Result] = []
+            puts: dict[tuple[Namespace, str], PutOp] = {}
+            refresh: dict[tuple[Namespace, str], _Entry] = {}
+            for op in ops:
+                if isinstance(op, GetOp):
+                    entry = self._current(tuple(op.namespace), op.key, now)
+                    if entry is not None and op.refresh_ttl and entry.ttl is not None:
+                        refresh[(entry.namespace, entry.key)] = entry
+                    results.append(None if entry is None else entry.item())
+                elif isinstance(op, SearchOp):
+                    found = self._search(op, now)
+                    if op.refresh_ttl:
+                        for entry, _ in found:
+                            if entry.ttl is not None:
+                                refresh[(entry.namespace, entry.key)] = entry
+                    results.append([e.item(score, search=True) for e, score in found])
+                elif isinstance(op, ListNamespacesOp):
+                    results.append(self._list_namespaces(op, now))
+                elif isinstance(op, PutOp):
+                    puts[(tuple(op.namespace), op.key)] = op
+                    results.append(None)
+                else:
+                    raise InvalidArgumentError(f"unknown operation {type(op).__name__}")
+            for target, entry in refresh.items():
+                if target not in puts:
+                    puts[target] = PutOp(entry.namespace, entry.key, entry.value,
+                                         None if entry.indexed else False, ttl=entry.ttl)
+            if puts:
+                self._write(list(puts.values()), now)
+                self._refresh()
+            return results
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        """:meth:`batch` in a worker thread, so LMDB never blocks the event loop."""
+        return await asyncio.to_thread(self.batch, list(ops))
+
+    # -- reads --------------------------------------------------------------------------
+
+    def _search(self, op: SearchOp, now: int) -> list[tuple[_Entry, float | None]]:
+        prefix = tuple(op.namespace_prefix)
+        n = len(prefix)
+        candidates = [e for e in self._items(now)
+                      if e.namespace[:n] == prefix and matches_filter(e.value, op.filter)]
+        if op.offset < 0 or op.limit < 0:
+            raise InvalidArgumentError("limit and offset must be >= 0")
+        if not (op.query and self.index is not None):
+            return [(e, None) for e in candidates[op.offset: op.offset + op.limit]]
+        wanted = {e.memory_id: e for e in candidates if e.indexed}
+        ranked: list[tuple[_Entry, float | None]] = []
+        if wanted:
+            hits = self.index.search(op.query, k=max(len(self.index), 1), now_ms=now,
+                                     **self.base_scope)
+            for hit in hits:
+                entry = wanted.pop(hit.record.id, None)
+                if entry is not None:
+                    ranked.append((entry, float(hit.score)))
+        scored = {e.memory_id for e, _ in ranked}
+        ranked.extend((e, None) for e in candidates if e.memory_id not in scored)
+        return ranked[op.offset: op.offset + op.limit]
+
+    def _list_namespaces(self, op: ListNamespacesOp, now: int) -> list[Namespace]:
+        namespaces = {e.namespace for e in self._items(now)}
+        conditions = op.match_conditions or ()
+        selected = [ns for ns in namespaces
+                    if all(_namespace_matches(c, ns) for c in conditions)]
+        if op.max_depth is not None:
+            selected = list({ns[: op.max_depth] for ns in selected})
+        return sorted(selected)[op.offset: op.offset + op.limit]
+
+    # -- writes -------------------------------------------------------------------------
+
+    def _text(self, value: Mapping[str, Any], index: Any) -> tuple[str, bool]:
+        """What the semantic index embeds for an item, and whether it is indexed."""
+        if index is False:
+            return "", False
+        paths = self._tokenized if index is None else \
+            [(p, p if p == "$" else tokenize_path(p)) for p in index]
+        texts: list[str] = []
+        for _, tokens in paths:
+            texts.extend(get_text_at_path(value, tokens))
+        return "\n".join(texts), True
+
+    def _scope(self, namespace: Namespace) -> dict[str, str | None]:
+        scope: dict[str, str | None] = dict(self.base_scope)
+        if self.scope_fn is not None:
+            extra = dict(self.scope_fn(namespace))
+            unknown = set(extra) - set(SCOPE_FIELDS)
+            if unknown:
+                raise InvalidArgumentError(f"scope() returned unknown fields {sorted(unknown)}")
+            for name, value in extra.items():
+                if name in self.base_scope and value != self.base_scope[name]:
+                    raise InvalidArgumentError(f"scope() may not change the store's {name}")
+                scope[name] = value
+        return scope
+
+    def _write(self, puts: list[PutOp], now: int) -> None:
+        replica = self.replica
+        with replica.batch():
+            for op in puts:
+                namespace = tuple(op.namespace)
+                ids = sorted(self._by_key.get((namespace, op.key), ()))
+                current = self._current(namespace, op.key, now)
+                if op.value is None:
+                    for memory_id in ids:
+                        replica.delete(memory_id)
+                    continue
+                if not isinstance(op.value, Mapping):
+                    raise InvalidArgumentError("a store value must be a mapping")
+                value = dict(op.value)
+                text, indexed = self._text(value, op.index)
+                ttl = op.ttl
+                if ttl is not None and (isinstance(ttl, bool) or
+                                        not isinstance(ttl, int | float) or ttl <= 0):
+                    raise InvalidArgumentError("ttl must be a positive number of minutes")
+                mark = {"ns": list(namespace), "key": op.key, "value": value,
+                        "ttl": ttl, "indexed": indexed,
+                        "created_ms": current.created_ms if current is not None else now}
+                metadata = {MARK: mark}
+                if current is not None and current.ttl is None and ttl is None:
+                    replica.update(current.memory_id, text, metadata=metadata,
+                                   actor=self.actor)
+                    keep = current.memory_id
+                else:
+                    keep = replica.add(text, metadata=metadata, actor=self.actor,
+                                       policy=self.policy,
+                                       ttl=None if ttl is None else ttl * 60.0,
+                                       **self._scope(namespace))
+                for memory_id in ids:
+                    if memory_id != keep:
+                        replica.delete(memory_id)
+
+    # -- operations -----------------------------------------------------------------------
+
+    def sweep_expired(self) -> int:
+        """Purge expired memories from the replica now (``replica.collect_expired``);
+        return how many. Reads never return expired items even without a sweep."""
+        with self._lock:
+            count = int(self.replica.collect_expired())
+            self._refresh()
+            return count
