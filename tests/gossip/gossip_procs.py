@@ -99,7 +99,8 @@ class TcpProxy:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.partitioned = False
-        self.recorded: list[bytes] = []  # client -> server bytes of every connection
+        self.recorded: list[bytearray] = []  # client -> server bytes of every connection
+        self.recorded_back: list[bytearray] = []  # server -> client bytes
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -139,21 +140,25 @@ class TcpProxy:
                     client.close()
                     continue
                 self._conns += [client, upstream]
-                record = bytearray()
-                self.recorded.append(record)  # type: ignore[arg-type]
+                record, back = bytearray(), bytearray()
+                self.recorded.append(record)
+                self.recorded_back.append(back)
             threading.Thread(target=self._pipe, args=(client, upstream, record),
                              daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, None),
+            threading.Thread(target=self._pipe, args=(upstream, client, back),
                              daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket, record: bytearray | None) -> None:
+    def wire(self) -> bytes:
+        """Every byte that crossed the proxy, both directions."""
+        return b"".join(bytes(r) for r in self.recorded + self.recorded_back)
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, record: bytearray) -> None:
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
-                if record is not None:
-                    record += data
+                record += data
                 dst.sendall(data)
         except OSError:
             pass
