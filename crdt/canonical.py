@@ -27,7 +27,15 @@ import msgpack
 from .errors import DecodeError, InvalidArgumentError
 from .limits import DEFAULT_LIMITS, MAX_DEPTH, MAX_INT, MIN_INT, Limits
 
-__all__ = ["check_element", "freeze", "packb", "same_value", "unpackb"]
+__all__ = [
+    "check_element",
+    "freeze",
+    "pack_canonical",
+    "packb",
+    "same_value",
+    "unpack_unchecked",
+    "unpackb",
+]
 
 
 def _fail(message: str) -> NoReturn:
@@ -35,9 +43,11 @@ def _fail(message: str) -> NoReturn:
 
 
 def freeze(obj: object, _depth: int = 0) -> object:
-    """Validate plain data; return it normalised (lists to tuples, dicts copied, -0.0 to 0.0).
+    """Validate plain data; return it normalised: lists become tuples, dicts are copied
+    with their keys in sorted order, ``-0.0`` becomes ``0.0``.
 
-    Normalising means a value reads back from ``decode`` exactly as it was written.
+    Normalising means a value reads back from ``decode`` exactly as it was written,
+    and that :func:`pack_canonical` can pack it without another pass.
     Raises :class:`InvalidArgumentError` for anything that is not plain data.
     """
     kind = type(obj)
@@ -68,12 +78,11 @@ def freeze(obj: object, _depth: int = 0) -> object:
         return tuple(freeze(item, _depth + 1) for item in obj)
     if kind is dict:
         assert isinstance(obj, dict)
-        out: dict[str, object] = {}
-        for key, value in obj.items():
+        for key in obj:
             if type(key) is not str:
                 _fail(f"dict keys must be str, got {type(key).__name__}")
-            out[freeze(key, _depth + 1)] = freeze(value, _depth + 1)  # type: ignore[index]
-        return out
+            freeze(key)
+        return {key: freeze(obj[key], _depth + 1) for key in sorted(obj)}
     _fail(f"{kind.__name__} is not plain data")
 
 
@@ -124,9 +133,17 @@ def packb(obj: object) -> bytes:
     """
     try:
         canon = _canon(obj)
-        return msgpack.packb(canon, use_bin_type=True, use_single_float=False, strict_types=True)  # type: ignore[no-any-return]
-    except InvalidArgumentError:
-        raise
+    except RecursionError:
+        raise InvalidArgumentError("plain data nested too deeply") from None
+    return pack_canonical(canon)
+
+
+def pack_canonical(obj: object) -> bytes:
+    """msgpack bytes of data that is already canonical (the output of :func:`freeze`,
+    or built from it with sorted dicts): no validating pass, only msgpack's own checks.
+    """
+    try:
+        return msgpack.packb(obj, use_bin_type=True, use_single_float=False)  # type: ignore[no-any-return]
     except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         raise InvalidArgumentError(f"cannot encode as msgpack: {exc}") from None
 
@@ -171,6 +188,16 @@ def unpackb(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> object:
     bytes, trailing bytes, limits, ext types, duplicate keys, NaN, nesting) raises
     :class:`DecodeError`.
     """
+    obj = unpack_unchecked(data, limits=limits)
+    _check_decoded(obj, 0, limits.max_depth)
+    return obj
+
+
+def unpack_unchecked(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> object:
+    """:func:`unpackb` without the final walk over the result (NaN, nesting depth).
+
+    For callers that validate every value themselves anyway (``codec.load``).
+    """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise DecodeError(f"expected bytes, got {type(data).__name__}")
     if len(data) > limits.max_buffer_size:
@@ -193,7 +220,6 @@ def unpackb(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> object:
         raise
     except Exception as exc:  # msgpack raises many types (ValueError, TypeError, ...)
         raise DecodeError(f"invalid msgpack: {type(exc).__name__}: {exc}") from None
-    _check_decoded(obj, 0, limits.max_depth)
     return obj
 
 

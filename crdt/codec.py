@@ -12,24 +12,28 @@ Two levels:
   describe, so ``encode(decode(b)) == b`` whenever ``decode(b)`` succeeds, and equal
   states always encode to equal bytes (digests hash these bytes).
 
-Plain forms (arrays shown as tuples; ``R`` is a table of the replica ids used by the
-live dots, sorted, so each live dot costs a small index plus its counter):
+Plain forms (arrays shown as tuples).  Inside a state, each replica id is written
+once, in a sorted table ``R`` of the replicas its context mentions; the vector ``VV``
+= ``(i, n, ...)``, the cloud ``CL`` = ``(i, (counter, ...), ...)`` and the live dots
+refer to ``R[i]``, so a live dot costs a small index plus its counter:
 
 * Dot: ``(replica, counter)``; Timestamp: ``(wall_ms, logical, replica)``;
-* CausalContext: ``({replica: n}, {replica: (counter, ...)})``, the vector and the
-  cloud, counters ascending;
-* ORSet: ``("ors", R, context, (element, (i, counter, i, counter, ...), ...))`` with
+* CausalContext alone: ``({replica: n}, {replica: (counter, ...)})``, the vector and
+  the cloud, counters ascending;
+* ORSet: ``("ors", R, VV, CL, (element, (i, counter, i, counter, ...), ...))`` with
   elements in the order of their canonical bytes and dots in dot order;
-* MVRegister: ``("mvr", R, context, (i, counter, value, ...))`` in dot order;
+* MVRegister: ``("mvr", R, VV, CL, (i, counter, value, ...))`` in dot order;
 * LWWRegister: ``("lww", timestamp | None, value)``.
+
+Values and elements inside states are already canonical (``canonical.freeze`` sorts
+dict keys when a value is stored), so ``encode`` packs the dump without another pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any, NoReturn, TypeAlias
 
-from .canonical import check_element, freeze, packb, unpackb
+from .canonical import check_element, freeze, pack_canonical, packb, unpack_unchecked, unpackb
 from .causal_context import CausalContext
 from .dot import Dot
 from .errors import DecodeError, InvalidArgumentError, MemmeshError
@@ -161,11 +165,15 @@ def load_context(plain: object) -> CausalContext:
     return context
 
 
-# -- replica tables for live dots --------------------------------------------------
+# -- replica tables -----------------------------------------------------------------
+#
+# Inside a state, replica ids are written once, in a sorted table ``R`` of the
+# replicas its context mentions; the context and the live dots refer to them by
+# index.  Every live dot is covered by the context, so ``R`` covers the dots too.
 
 
-def _replica_table(dots: Iterable[Dot]) -> tuple[tuple[str, ...], dict[str, int]]:
-    table = tuple(sorted({dot.replica for dot in dots}))
+def _replica_table(context: CausalContext) -> tuple[tuple[str, ...], dict[str, int]]:
+    table = tuple(sorted(set(context.vv) | {dot.replica for dot in context.cloud}))
     return table, {replica: i for i, replica in enumerate(table)}
 
 
@@ -179,37 +187,99 @@ def _load_table(plain: object) -> tuple[str, ...]:
     return table  # type: ignore[return-value]
 
 
-def _table_dot(table: tuple[str, ...], index: object, counter: object) -> Dot:
+def _index(table: tuple[str, ...], index: object) -> str:
     if type(index) is not int or not 0 <= index < len(table):
-        _bad("dot: replica index out of range")
-    dot: Dot = _wrap("dot", Dot, table[index], counter)
+        _bad("replica index out of range")
+    return table[index]
+
+
+def _table_dot(table: tuple[str, ...], index: object, counter: object) -> Dot:
+    dot: Dot = _wrap("dot", Dot, _index(table, index), counter)
     return dot
+
+
+def _dump_indexed_context(
+    context: CausalContext, index: dict[str, int]
+) -> tuple[tuple[int, ...], tuple[object, ...]]:
+    vv: list[int] = []
+    for replica in sorted(context.vv):
+        vv += (index[replica], context.vv[replica])
+    by_replica: dict[str, list[int]] = {}
+    for dot in context.cloud:
+        by_replica.setdefault(dot.replica, []).append(dot.counter)
+    cloud: list[object] = []
+    for replica in sorted(by_replica):
+        cloud += (index[replica], tuple(sorted(by_replica[replica])))
+    return tuple(vv), tuple(cloud)
+
+
+def _load_indexed_context(
+    table: tuple[str, ...], vv_plain: object, cloud_plain: object
+) -> CausalContext:
+    vv_flat = _tuple(vv_plain, "context vector")
+    if len(vv_flat) % 2:
+        _bad("context vector: expected (index, counter) pairs")
+    vv: dict[str, int] = {}
+    last = -1
+    for i in range(0, len(vv_flat), 2):
+        replica = _index(table, vv_flat[i])
+        if vv_flat[i] <= last:  # type: ignore[operator]
+            _bad("context vector: replica indexes must ascend")
+        last = vv_flat[i]  # type: ignore[assignment]
+        counter = vv_flat[i + 1]
+        if type(counter) is not int or counter < 1:
+            _bad("context vector: entries must be ints >= 1")
+        vv[replica] = counter
+    cloud_flat = _tuple(cloud_plain, "context cloud")
+    if len(cloud_flat) % 2:
+        _bad("context cloud: expected (index, counters) pairs")
+    cloud: list[Dot] = []
+    last = -1
+    for i in range(0, len(cloud_flat), 2):
+        replica = _index(table, cloud_flat[i])
+        if cloud_flat[i] <= last:  # type: ignore[operator]
+            _bad("context cloud: replica indexes must ascend")
+        last = cloud_flat[i]  # type: ignore[assignment]
+        counters = _tuple(cloud_flat[i + 1], "context cloud counters")
+        if not counters:
+            _bad("context cloud: empty counter list")
+        floor = vv.get(replica, 0)
+        for counter in counters:
+            if type(counter) is not int or counter <= floor:
+                _bad("context cloud: counters must ascend strictly above the vector entry")
+            cloud.append(_wrap("context cloud", Dot, replica, counter))
+            floor = counter
+    mentioned = set(vv) | {dot.replica for dot in cloud}
+    if len(mentioned) != len(table):
+        _bad("replica table: unused replica id")
+    context: CausalContext = _wrap("context", CausalContext, vv, cloud)
+    return context
 
 
 # -- states ------------------------------------------------------------------------
 
 
 def _dump_orset(state: ORSet[Any]) -> tuple[object, ...]:
-    table, index = _replica_table(d for dots in state.entries.values() for d in dots)
-    keyed = sorted((packb(element), element) for element in state.entries)
+    table, index = _replica_table(state.context)
+    vv, cloud = _dump_indexed_context(state.context, index)
+    keyed = sorted((pack_canonical(element), element) for element in state.entries)
     entries: list[object] = []
     for _, element in keyed:
         flat: list[int] = []
         for dot in sorted(state.entries[element]):
             flat += (index[dot.replica], dot.counter)
         entries += (element, tuple(flat))
-    return (TAG_ORSET, table, dump_context(state.context), tuple(entries))
+    return (TAG_ORSET, table, vv, cloud, tuple(entries))
 
 
 def _load_orset(fields: tuple[object, ...]) -> ORSet[Any]:
-    table_plain, context_plain, entries_plain = fields
+    table_plain, vv_plain, cloud_plain, entries_plain = fields
     table = _load_table(table_plain)
-    context = load_context(context_plain)
+    context = _load_indexed_context(table, vv_plain, cloud_plain)
     flat = _tuple(entries_plain, "orset entries")
     if len(flat) % 2:
         _bad("orset entries: odd length")
     seen: set[Dot] = set()
-    used: set[str] = set()
     entries: dict[object, frozenset[Dot]] = {}
     for i in range(0, len(flat), 2):
         element = _wrap("orset element", check_element, flat[i])
@@ -224,13 +294,10 @@ def _load_orset(fields: tuple[object, ...]) -> ORSet[Any]:
             if not context.contains(dot):
                 _bad(f"orset: dot {dot!r} is not covered by the context")
             seen.add(dot)
-            used.add(dot.replica)
             dots.append(dot)
         if element in entries:
             _bad("orset: duplicate element")
         entries[element] = frozenset(dots)
-    if len(used) != len(table):
-        _bad("replica table: unused replica id")
     state: ORSet[Any] = ORSet()
     state.entries = entries
     state.context = context
@@ -238,17 +305,18 @@ def _load_orset(fields: tuple[object, ...]) -> ORSet[Any]:
 
 
 def _dump_mvregister(state: MVRegister[Any]) -> tuple[object, ...]:
-    table, index = _replica_table(state.entries)
+    table, index = _replica_table(state.context)
+    vv, cloud = _dump_indexed_context(state.context, index)
     flat: list[object] = []
     for dot, value in state.items():
         flat += (index[dot.replica], dot.counter, value)
-    return (TAG_MVREGISTER, table, dump_context(state.context), tuple(flat))
+    return (TAG_MVREGISTER, table, vv, cloud, tuple(flat))
 
 
 def _load_mvregister(fields: tuple[object, ...]) -> MVRegister[Any]:
-    table_plain, context_plain, entries_plain = fields
+    table_plain, vv_plain, cloud_plain, entries_plain = fields
     table = _load_table(table_plain)
-    context = load_context(context_plain)
+    context = _load_indexed_context(table, vv_plain, cloud_plain)
     flat = _tuple(entries_plain, "mvregister entries")
     if len(flat) % 3:
         _bad("mvregister entries: expected (index, counter, value) triples")
@@ -260,8 +328,6 @@ def _load_mvregister(fields: tuple[object, ...]) -> MVRegister[Any]:
         if not context.contains(dot):
             _bad(f"mvregister: dot {dot!r} is not covered by the context")
         entries[dot] = _wrap("mvregister value", freeze, flat[i + 2])
-    if len({dot.replica for dot in entries}) != len(table):
-        _bad("replica table: unused replica id")
     state: MVRegister[Any] = MVRegister()
     state.entries = entries
     state.context = context
@@ -285,8 +351,8 @@ def _load_lwwregister(fields: tuple[object, ...]) -> LWWRegister[Any]:
 
 
 _LOADERS: dict[str, tuple[int, Any]] = {
-    TAG_ORSET: (3, _load_orset),
-    TAG_MVREGISTER: (3, _load_mvregister),
+    TAG_ORSET: (4, _load_orset),
+    TAG_MVREGISTER: (4, _load_mvregister),
     TAG_LWWREGISTER: (2, _load_lwwregister),
 }
 
@@ -321,7 +387,7 @@ def load(plain: object) -> State:
 
 def encode(state: State) -> bytes:
     """Canonical bytes of a state: ``FORMAT_VERSION`` byte + ``packb(dump(state))``."""
-    return _VERSION_BYTE + packb(dump(state))
+    return _VERSION_BYTE + pack_canonical(dump(state))
 
 
 def decode(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> State:
@@ -336,7 +402,7 @@ def decode(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> State:
         raise DecodeError("empty input")
     if data[0] != FORMAT_VERSION:
         raise DecodeError(f"unsupported format version {data[0]}")
-    state = load(unpackb(data[1:], limits=limits))
+    state = load(unpack_unchecked(data[1:], limits=limits))
     try:
         canonical = encode(state)
     except MemmeshError as exc:  # pragma: no cover - load only builds encodable states

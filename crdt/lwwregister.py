@@ -24,7 +24,8 @@ V = TypeVar("V")
 class LWWRegister(Generic[V]):
     """Last-writer-wins register of a plain value (see module doc).
 
-    ``LWWRegister()`` is the empty state; ``a == b`` compares states.
+    ``LWWRegister()`` is the empty state; ``a == b`` compares states.  Values are
+    validated and normalised as plain data (``canonical.freeze``) when stored.
     """
 
     __slots__ = ("timestamp", "value")
@@ -38,7 +39,7 @@ class LWWRegister(Generic[V]):
         if timestamp is None and value is not None:
             raise InvalidArgumentError("an LWWRegister without a timestamp holds no value")
         self.timestamp = timestamp
-        self.value = value
+        self.value = freeze(value)  # type: ignore[assignment]
 
     def write(self, value: V, timestamp: Timestamp) -> LWWRegister[V]:
         """Write ``value`` at ``timestamp``; return the delta (the register it implies).
@@ -48,8 +49,7 @@ class LWWRegister(Generic[V]):
         """
         if not isinstance(timestamp, Timestamp):
             raise InvalidArgumentError("timestamp must be a Timestamp")
-        frozen: V = freeze(value)  # type: ignore[assignment]
-        delta: LWWRegister[V] = type(self)(timestamp, frozen)
+        delta: LWWRegister[V] = type(self)(timestamp, value)
         self.merge(delta)
         return delta
 
@@ -72,7 +72,9 @@ class LWWRegister(Generic[V]):
 
     def copy(self) -> LWWRegister[V]:
         """An independent copy."""
-        return type(self)(self.timestamp, self.value)
+        clone: LWWRegister[V] = type(self)()
+        clone.timestamp, clone.value = self.timestamp, self.value
+        return clone
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LWWRegister):

@@ -17,7 +17,7 @@ from typing import Generic, TypeVar
 from .canonical import freeze, packb, same_value
 from .causal_context import CausalContext
 from .dot import Dot
-from .dotstore import surviving
+from .dotstore import Coverage, surviving
 from .errors import InvalidArgumentError
 
 __all__ = ["MVRegister"]
@@ -40,7 +40,11 @@ class MVRegister(Generic[V]):
     def __init__(
         self, entries: Mapping[Dot, V] | None = None, context: CausalContext | None = None
     ) -> None:
-        self.entries = dict(entries) if entries else {}
+        self.entries = {}
+        for dot, value in (entries or {}).items():
+            if not isinstance(dot, Dot):
+                raise InvalidArgumentError(f"entries must be keyed by Dots, got {dot!r:.40}")
+            self.entries[dot] = freeze(value)  # type: ignore[assignment]
         self.context = CausalContext() if context is None else context.copy()
 
     # -- mutators (apply in place, return the delta) -------------------------------
@@ -79,7 +83,10 @@ class MVRegister(Generic[V]):
         ours, theirs = self.entries, other.entries
         kept = (
             surviving(
-                frozenset(ours), frozenset(theirs) if theirs else None, self.context, other.context
+                frozenset(ours),
+                frozenset(theirs) if theirs else None,
+                Coverage(self.context),
+                Coverage(other.context),
             )
             if ours
             else frozenset()

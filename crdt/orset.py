@@ -26,7 +26,7 @@ from typing import Generic, TypeVar
 from .canonical import check_element
 from .causal_context import CausalContext
 from .dot import Dot
-from .dotstore import surviving
+from .dotstore import Coverage, surviving
 from .errors import InvalidArgumentError
 
 __all__ = ["ORSet"]
@@ -52,10 +52,11 @@ class ORSet(Generic[E]):
         context: CausalContext | None = None,
     ) -> None:
         self.entries = {}
-        if entries:
-            for element, dots in entries.items():
-                if dots:
-                    self.entries[element] = frozenset(dots)
+        for element, dots in (entries or {}).items():
+            if not all(isinstance(dot, Dot) for dot in dots):
+                raise InvalidArgumentError("entries must map elements to sets of Dots")
+            if dots:
+                self.entries[check_element(element)] = frozenset(dots)  # type: ignore[index]
         self.context = CausalContext() if context is None else context.copy()
 
     # -- mutators (apply in place, return the delta) -------------------------------
@@ -98,19 +99,19 @@ class ORSet(Generic[E]):
         if other is self:
             return
         ours, theirs = self.entries, other.entries
-        our_ctx, their_ctx = self.context, other.context
+        our_cov, their_cov = Coverage(self.context), Coverage(other.context)
         merged: dict[E, frozenset[Dot]] = {}
         for element, dots in ours.items():
-            kept = surviving(dots, theirs.get(element), our_ctx, their_ctx)
+            kept = surviving(dots, theirs.get(element), our_cov, their_cov)
             if kept:
                 merged[element] = kept
         for element, dots in theirs.items():
             if element not in ours:
-                kept = surviving(dots, None, their_ctx, our_ctx)
+                kept = surviving(dots, None, their_cov, our_cov)
                 if kept:
                     merged[element] = kept
         self.entries = merged
-        our_ctx.merge(their_ctx)
+        self.context.merge(other.context)
 
     def copy(self) -> ORSet[E]:
         """An independent copy."""

@@ -161,7 +161,8 @@ def test_decoding_mutated_encodings_raises_only_decode_errors(
     st.recursive(values(), lambda inner: st.tuples(inner, inner) | st.lists(inner), max_leaves=8)
 )
 def test_loading_arbitrary_plain_data_raises_only_decode_errors(plain: Any) -> None:
-    for candidate in (plain, ("ors", plain, plain, plain), ("mvr", (), plain, plain)):
+    candidates = (plain, ("ors", plain, plain, plain, plain), ("mvr", ("A",), plain, (), plain))
+    for candidate in candidates:
         try:
             load(candidate)
         except MemmeshError as exc:
@@ -169,35 +170,43 @@ def test_loading_arbitrary_plain_data_raises_only_decode_errors(plain: Any) -> N
 
 
 def _orset_plain(**changes: Any) -> list[Any]:
-    tag, table, context, entries = dump(_sample_orset())
-    fields = {"tag": tag, "table": table, "context": context, "entries": entries}
+    tag, table, vv, cloud, entries = dump(_sample_orset())
+    assert (table, vv, cloud, entries) == (("A", "B"), (0, 1, 1, 1), (), ("a", (0, 1), "b", (1, 1)))
+    fields = {"tag": tag, "table": table, "vv": vv, "cloud": cloud, "entries": entries}
     fields.update(changes)
-    return [fields["tag"], fields["table"], fields["context"], fields["entries"]]
+    return [fields[name] for name in ("tag", "table", "vv", "cloud", "entries")]
 
 
 @pytest.mark.parametrize(
     ("case", "plain"),
     [
         ("unknown tag", _orset_plain(tag="xyz")),
-        ("missing field", ["ors", ("A", "B"), ({"A": 1, "B": 1}, {})]),
+        ("missing field", ["ors", ("A", "B"), (0, 1, 1, 1), ()]),
         ("counter zero", _orset_plain(entries=("a", (0, 0), "b", (1, 1)))),
         ("duplicate dot across elements", _orset_plain(entries=("a", (0, 1), "b", (0, 1)))),
         ("duplicate dot in element", _orset_plain(entries=("a", (0, 1, 0, 1), "b", (1, 1)))),
         ("duplicate element", _orset_plain(entries=("a", (0, 1), "a", (1, 1)))),
         ("dot beyond context", _orset_plain(entries=("a", (0, 2), "b", (1, 1)))),
         ("replica index out of range", _orset_plain(entries=("a", (0, 1), "b", (2, 1)))),
+        ("bool as index", _orset_plain(entries=("a", (False, 1), "b", (1, 1)))),
         ("unused replica id", _orset_plain(table=("A", "B", "C"))),
         ("unsorted replica table", _orset_plain(table=("B", "A"))),
+        ("empty replica id", _orset_plain(table=("", "B"))),
         ("empty dot list", _orset_plain(entries=("a", (0, 1), "b", ()))),
         ("float element", _orset_plain(entries=(1.5, (0, 1), "b", (1, 1)))),
-        ("negative vector entry", _orset_plain(context=({"A": -1, "B": 1}, {}))),
-        ("cloud dot under the vector", _orset_plain(context=({"A": 1, "B": 1}, {"A": (1, 3)}))),
-        ("empty replica id", _orset_plain(context=({"": 1, "A": 1, "B": 1}, {}))),
+        ("negative vector entry", _orset_plain(vv=(0, -1, 1, 1))),
+        ("repeated vector index", _orset_plain(vv=(0, 1, 0, 2, 1, 1))),
+        ("vector index out of range", _orset_plain(vv=(0, 1, 1, 1, 7, 1))),
+        ("odd vector", _orset_plain(vv=(0, 1, 1))),
+        ("cloud dot under the vector", _orset_plain(cloud=(0, (1, 3)))),
+        ("cloud counters descending", _orset_plain(cloud=(0, (5, 3)))),
+        ("empty cloud counters", _orset_plain(cloud=(0, ()))),
         ("lww value without timestamp", ["lww", None, "x"]),
         ("lww bad timestamp", ["lww", (1, -1, "A"), "x"]),
-        ("mv uncovered dot", ["mvr", ("A",), ({}, {}), (0, 1, "x")]),
-        ("mv duplicate dot", ["mvr", ("A",), ({"A": 1}, {}), (0, 1, "x", 0, 1, "y")]),
-        ("mv bad triple", ["mvr", ("A",), ({"A": 1}, {}), (0, 1)]),
+        ("mv uncovered dot", ["mvr", ("A",), (0, 1), (), (0, 2, "x")]),
+        ("mv duplicate dot", ["mvr", ("A",), (0, 1), (), (0, 1, "x", 0, 1, "y")]),
+        ("mv bad triple", ["mvr", ("A",), (0, 1), (), (0, 1)]),
+        ("mv unplain value", ["mvr", ("A",), (0, 1), (), (0, 1, float("nan"))]),
         ("not an array", {"tag": "ors"}),
     ],
 )
@@ -234,10 +243,10 @@ def test_malformed_bytes_are_rejected_with_decode_error(case: str, data: bytes) 
 
 
 def test_non_canonical_encodings_are_rejected() -> None:
-    tag, table, context, entries = dump(_sample_orset())
+    tag, table, vv, cloud, entries = dump(_sample_orset())
     swapped = (entries[2], entries[3], entries[0], entries[1])  # elements out of order
     with pytest.raises(DecodeError, match="canonical"):
-        decode(_raw([tag, table, context, swapped]))
+        decode(_raw([tag, table, vv, cloud, swapped]))
     single_float = b"\x01" + msgpack.packb(["lww", (1, 0, "A"), 0.5], use_single_float=True)
     with pytest.raises(DecodeError, match="canonical"):
         decode(single_float)
