@@ -294,10 +294,12 @@ class SemanticIndex:
         else:
             similarity = rows.vectors[candidates] @ vector
         w = self.weights
-        scores = w.similarity * similarity.astype(np.float64)
+        scores = similarity * np.float32(w.similarity) if w.similarity != 1.0 else similarity
         if w.recency:
-            scores += w.recency * w.recency_factor(rows.timestamps[candidates], now)
-        scores += rows.prior[candidates]
+            recency = w.recency_factor(rows.timestamps[candidates], now)
+            scores = scores + (w.recency * recency).astype(np.float32)
+        if w.confidence or w.trust:
+            scores = scores + rows.prior[candidates]
         # Each memory counts once (its best version); fetching `extra` more rows than k,
         # one per secondary version in scope, keeps the top k distinct memories exact.
         extra = int(np.count_nonzero(rows.secondary[candidates]))
