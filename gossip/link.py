@@ -117,7 +117,7 @@ class Link:
     async def _reader(self) -> None:
         while not self.session.closed:
             try:
-                data = await self.stream.receive_some(READ_SIZE)
+                data = bytes(await self.stream.receive_some(READ_SIZE))
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 log.debug("link %s: read failed: %s", self.peer_id, type(exc).__name__)
                 data = b""

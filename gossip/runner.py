@@ -89,11 +89,13 @@ class BackgroundNode:
 
     def status(self) -> NodeStatus:
         """``node.status()`` computed in the node's thread."""
-        return self.call(lambda node: node.status())
+        status: NodeStatus = self.call(lambda node: node.status())
+        return status
 
     @property
     def peers(self) -> tuple[str, ...]:
-        return self.call(lambda node: node.peers)
+        peers: tuple[str, ...] = self.call(lambda node: node.peers)
+        return peers
 
     def call(self, fn: Any) -> Any:
         """Run ``fn(node)`` (synchronous) in the trio thread and return its result."""

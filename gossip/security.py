@@ -29,6 +29,7 @@ import os
 import ssl
 import tempfile
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -170,13 +171,18 @@ class ClusterCredentials:
         return self._context(ssl.Purpose.SERVER_AUTH, ssl.PROTOCOL_TLS_CLIENT)
 
 
-def peer_identity(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> str:
-    """The replica id (certificate CN) of a verified TLS peer."""
-    cert = ssl_object.getpeercert()
+def peer_identity(tls: Any) -> str:
+    """The replica id (certificate CN) of a verified TLS peer.
+
+    ``tls`` is anything with ``getpeercert()``: ``ssl.SSLSocket``, ``ssl.SSLObject`` or
+    ``trio.SSLStream`` (which forwards it).
+    """
+    cert = tls.getpeercert()
     if not cert:
         raise SecurityError("peer presented no certificate")
     for rdn in cert.get("subject", ()):
-        for name, value in rdn:
-            if name == "commonName" and isinstance(value, str):
-                return value
+        for attribute in rdn:
+            if len(attribute) == 2 and attribute[0] == "commonName" \
+                    and isinstance(attribute[1], str):
+                return attribute[1]
     raise SecurityError("peer certificate has no common name")
