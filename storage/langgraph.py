@@ -39,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from langgraph.store.base import (
@@ -58,7 +58,6 @@ from langgraph.store.base import (
     tokenize_path,
     validate_op_namespace,
 )
-
 from memmesh.crdt import InvalidArgumentError
 
 from .records import MemoryRecord
@@ -135,7 +134,7 @@ def _namespace_matches(condition: MatchCondition, namespace: Namespace) -> bool:
 
 
 def _datetime(wall_ms: int) -> datetime:
-    return datetime.fromtimestamp(wall_ms / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(wall_ms / 1000, tz=UTC)
 
 
 # -- the store -------------------------------------------------------------------------
