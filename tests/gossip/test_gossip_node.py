@@ -200,10 +200,10 @@ async def test_tls_nodes_bind_peer_ids_to_certificates_and_report_status(
         async with Node(ra, cluster_key=KEY, mdns=False) as a, \
                 Node(rb, cluster_key=KEY, mdns=False, seeds=[("127.0.0.1", a.port)]) as b:
             await wait_for(lambda: ra.state_digest() == rb.state_digest(), 60)
-            await wait_for(lambda: b.status().peers and b.status().peers[0].lag == 0, 60)
+            await wait_for(lambda: b.status().peers and b.status().peers[0].lag == 0
+                           and b.status().peers[0].last_sync is not None, 60)
             st = b.status()
             assert st.secure and st.peers[0].replica_id == ra.replica_id
-            assert st.peers[0].last_sync is not None
             assert st.as_dict()["peers"][0]["address"] == ("127.0.0.1", a.port)
         # a node with another key never links up
         async with Node(ra, cluster_key=KEY, mdns=False) as a, \
