@@ -281,3 +281,32 @@ def test_decode_accepts_bytearray_and_memoryview_but_not_str() -> None:
 def test_encode_refuses_non_states() -> None:
     with pytest.raises(InvalidArgumentError):
         encode({"not": "a state"})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("loader", "plain"),
+    [
+        (load_dot, ("A", 0)),
+        (load_dot, ("A", 1, 2)),
+        (load_dot, (1, 1)),
+        (load_dot, "A:1"),
+        (load_timestamp, (1, 0)),
+        (load_timestamp, (-1, 0, "A")),
+        (load_timestamp, (1.5, 0, "A")),
+        (load_context, ({"A": 0}, {})),
+        (load_context, ({"A": 2}, {"A": (2,)})),
+        (load_context, ({}, {"A": (3, 3)})),
+        (load_context, ({}, {"A": ()})),
+        (load_context, ({b"A": 1}, {})),
+        (load_context, ([("A", 1)], {})),
+    ],
+)
+def test_helper_loaders_reject_invalid_plain_forms(loader: Any, plain: object) -> None:
+    with pytest.raises(DecodeError):
+        loader(plain)
+
+
+def test_load_context_compacts_a_liberal_cloud() -> None:
+    ctx = load_context(({"A": 1}, {"A": (2, 4)}))
+    assert ctx.vv == {"A": 2}
+    assert ctx.cloud == {Dot("A", 4)}

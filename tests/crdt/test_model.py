@@ -268,5 +268,5 @@ class ConvergenceMachine(RuleBasedStateMachine):
             assert r.mv_model == first.mv_model
 
 
-ConvergenceMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40)
+ConvergenceMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40)
 test_three_replicas_converge_to_the_model = ConvergenceMachine.TestCase

@@ -155,3 +155,10 @@ def test_state_strategies_build_the_requested_types(a: Any, b: Any, c: Any) -> N
 def test_operations_refuses_unknown_types() -> None:
     with pytest.raises(TypeError):
         operations(dict)
+
+
+@given(st.lists(operations(ORSet), max_size=20), schedules())
+@settings(max_examples=40)
+def test_the_module_docstring_example_holds(ops: list[Operation[Any]], schedule: Schedule) -> None:
+    final = check_convergence(ORSet, ops, schedule)
+    assert final.value <= {op.args[0] for op in ops if op.name == "add"}
