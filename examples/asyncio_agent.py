@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import tempfile
 import time
 from pathlib import Path
 
-from memmesh.aio import AsyncMemory
 from memmesh.gossip import new_cluster_key
 from memmesh.semantic import HashingEmbedder
+
+from memmesh.aio import AsyncMemory
 
 
 async def heartbeat(ticks: list[float]) -> None:
@@ -67,7 +69,7 @@ async def main(hashing: bool) -> None:
                 status = await a.status()
                 print("A's peers:", [p.replica_id for p in status["node"].peers])
     beat.cancel()
-    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
     print(f"heartbeat: {len(ticks)} ticks, longest gap {max(gaps) * 1000:.0f} ms")
 
 

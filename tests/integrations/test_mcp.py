@@ -1,0 +1,166 @@
+"""The MCP server, driven by the official SDK's own client over stdio.
+
+Each test spawns ``python -m memmesh.mcp_server`` on a data directory the test prepared
+(with the word-hashing embedder, so no model is loaded) and talks to it as any MCP
+client would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from integration_helpers import Clock, sync
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+from memmesh.gossip import BackgroundNode
+from memmesh.storage import Replica
+
+from memmesh.mcp_server import TOOLS
+
+Call = Callable[..., Awaitable[Any]]
+
+
+def serve(data: Path, *args: str) -> StdioServerParameters:
+    return StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "memmesh.mcp_server", "--data", str(data), "--embedder", "hashing",
+              *args],
+        env={"HF_HUB_OFFLINE": "1"},
+    )
+
+
+def with_client(params: StdioServerParameters, body: Callable[[Client, Call, Call],
+                                                              Awaitable[None]]) -> None:
+    async def main() -> None:
+        async with Client(params) as client:
+            async def call(name: str, **arguments: Any) -> Any:
+                result = await client.call_tool(name, arguments)
+                assert not result.is_error, result.content
+                return result.structured_content
+
+            async def fails(name: str, **arguments: Any) -> str:
+                result = await client.call_tool(name, arguments)
+                assert result.is_error, result.structured_content
+                return " ".join(getattr(c, "text", "") for c in result.content)
+
+            await asyncio.wait_for(body(client, call, fails), timeout=120)
+
+    asyncio.run(main())
+
+
+def test_the_nine_tools_are_listed_with_schemas(tmp_path: Path) -> None:
+    async def body(client: Client, call: Call, fails: Call) -> None:
+        listed = await client.list_tools()
+        assert sorted(t.name for t in listed.tools) == sorted(TOOLS)
+        add = next(t for t in listed.tools if t.name == "add_memory")
+        assert "text" in add.input_schema["properties"] and add.description
+
+    with_client(serve(tmp_path / "d", "--user-id", "alice", "--no-node"), body)
+
+
+def test_memory_lifecycle_through_the_tools(tmp_path: Path) -> None:
+    async def body(client: Client, call: Call, fails: Call) -> None:
+        added = await call("add_memory", text="alice prefers dark mode in the editor",
+                           metadata={"source": "chat"})
+        memory_id = added["id"]
+        assert (added["user_id"], added["agent_id"]) == ("alice", "a1")
+        assert added["versions"][0]["actor"] == "a1"
+        other = (await call("add_memory", text="alice is allergic to peanuts"))["id"]
+        hits = (await call("search_memories", query="dark mode editor", k=2))["results"]
+        assert hits[0]["id"] == memory_id and hits[0]["score"] > hits[1]["score"]
+        assert (await call("get_memory", memory_id=memory_id))["text"].endswith("editor")
+        updated = await call("update_memory", memory_id=memory_id,
+                             text="alice switched to light mode")
+        assert updated["text"] == "alice switched to light mode"
+        events = (await call("memory_history", memory_id=memory_id))["events"]
+        assert [e["op"] for e in events] == ["ADD", "UPDATE"]
+        assert (await call("delete_memory", memory_id=memory_id))["deleted"] is True
+        assert "no memory" in await fails("get_memory", memory_id=memory_id)
+        assert (await call("forget_memory", memory_id=other))["forgotten"] is True
+        assert (await call("search_memories", query="peanuts"))["results"] == []
+
+    with_client(serve(tmp_path / "d", "--user-id", "alice", "--agent-id", "a1",
+                      "--no-node"), body)
+    with Replica.open(tmp_path / "d") as replica:  # the writes are durable on disk
+        assert replica.list(user_id="alice") == []
+
+
+def test_bad_arguments_are_tool_errors_that_change_nothing(tmp_path: Path) -> None:
+    async def body(client: Client, call: Call, fails: Call) -> None:
+        assert await fails("add_memory", text="x", ttl_seconds=-1)
+        assert await fails("add_memory", text="x", confidence=7)
+        assert await fails("search_memories", query="x", k=0)
+        assert await fails("update_memory", memory_id="nope", text="y")
+        assert (await call("search_memories", query="x"))["results"] == []
+
+    with_client(serve(tmp_path / "d", "--user-id", "alice", "--no-node"), body)
+    with Replica.open(tmp_path / "d") as replica:
+        assert replica.list() == []
+
+
+def test_tools_see_only_the_configured_scope(tmp_path: Path) -> None:
+    with Replica.open(tmp_path / "d") as replica:
+        bobs = replica.add("bob's bank pin is 1234", user_id="bob")
+
+    async def body(client: Client, call: Call, fails: Call) -> None:
+        for tool in ("get_memory", "memory_history", "delete_memory", "forget_memory"):
+            assert "no memory" in await fails(tool, memory_id=bobs)
+        assert "no memory" in await fails("update_memory", memory_id=bobs, text="mine now")
+        assert (await call("search_memories", query="bank pin"))["results"] == []
+
+    with_client(serve(tmp_path / "d", "--user-id", "alice", "--no-node"), body)
+    with Replica.open(tmp_path / "d") as replica:
+        assert replica.get(bobs).text == "bob's bank pin is 1234"
+
+
+def test_conflicts_are_listed_and_resolved(tmp_path: Path) -> None:
+    clock = Clock()
+    with Replica.open(tmp_path / "d", clock=clock) as a, \
+            Replica.open(tmp_path / "peer", clock=clock) as b:
+        memory_id = a.add("release on friday", user_id="alice", actor="planner")
+        sync(a, b)
+        a.update(memory_id, "release on monday", actor="planner")
+        b.update(memory_id, "release on tuesday", actor="qa")
+        sync(a, b)
+
+    async def body(client: Client, call: Call, fails: Call) -> None:
+        (conflict,) = (await call("list_conflicts"))["conflicts"]
+        assert conflict["id"] == memory_id and conflict["text"] is None
+        texts = {v["text"]: v["version_id"] for v in conflict["versions"]}
+        assert set(texts) == {"release on monday", "release on tuesday"}
+        assert await fails("resolve_conflict", memory_id=memory_id)  # neither given
+        resolved = await call("resolve_conflict", memory_id=memory_id,
+                              pick_version_id=texts["release on tuesday"],
+                              rationale="qa has the later plan")
+        assert resolved["text"] == "release on tuesday" and not resolved["conflicted"]
+        assert (await call("list_conflicts"))["conflicts"] == []
+        ops = [e["op"] for e in (await call("memory_history", memory_id=memory_id))["events"]]
+        assert ops[-1] == "RESOLVE"
+        assert "not conflicted" in await fails("resolve_conflict", memory_id=memory_id,
+                                               text="again")
+
+    with_client(serve(tmp_path / "d", "--user-id", "alice", "--no-node"), body)
+
+
+def test_writes_reach_a_peer_through_the_servers_node(tmp_path: Path) -> None:
+    """An MCP client's memory is replicated: the server's node pushes it to a peer."""
+    with Replica.open(tmp_path / "peer") as peer, \
+            BackgroundNode(peer, insecure=True, mdns=False, interval=0.2) as node:
+
+        async def body(client: Client, call: Call, fails: Call) -> None:
+            memory_id = (await call("add_memory", text="the deploy key rotates monthly",
+                                    policy="lww"))["id"]
+            for _ in range(600):
+                if peer.get(memory_id) is not None:
+                    break
+                await asyncio.sleep(0.1)
+            record = peer.get(memory_id)
+            assert record is not None and record.user_id == "alice"
+            assert record.text == "the deploy key rotates monthly"
+
+        with_client(serve(tmp_path / "d", "--user-id", "alice", "--insecure", "--no-mdns",
+                          "--seed", f"127.0.0.1:{node.port}"), body)
