@@ -26,10 +26,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import msgpack
-
 from memmesh.crdt import HLC, LWWRegister, MVRegister, ORSet, decode, encode, join
 
-REPLICAS = ("3f2a9c0e5b7d4e1fa6c8b2d0e4f6a8c1", "9b1d7e3c5a2f4b6d8e0c1a3f5b7d9e2c", "c4e6a8b0d2f4e6a8c0b2d4f6a8c0e2b4")
+REPLICAS = (
+    "3f2a9c0e5b7d4e1fa6c8b2d0e4f6a8c1",
+    "9b1d7e3c5a2f4b6d8e0c1a3f5b7d9e2c",
+    "c4e6a8b0d2f4e6a8c0b2d4f6a8c0e2b4",
+)
 
 
 @dataclass
@@ -128,9 +131,9 @@ def bench_mvregister(n: int, repeat: int) -> list[Row]:
     figures = codec_figures(registers, values, n, repeat)
     rows = []
 
-    # Per key: a register receives a concurrent write (conflict) then a resolving write.
+    # Per key: a register receives the delta of a concurrent write (a conflict).
     concurrent = []
-    for r in registers:
+    for _ in registers:
         other: MVRegister[str] = MVRegister()
         concurrent.append(other.write("concurrent edit", REPLICAS[1]))
 
@@ -151,7 +154,8 @@ def bench_mvregister(n: int, repeat: int) -> list[Row]:
         conflicted.append(c)
         conflict_values.append(list(c.value))
     figures2 = codec_figures(conflicted, conflict_values, n, repeat)
-    t = max(best_of(repeat, lambda: [join(a, b) for a, b in zip(registers, conflicted, strict=True)]), 1e-9)
+    pairs = list(zip(registers, conflicted, strict=True))
+    t = max(best_of(repeat, lambda: [join(a, b) for a, b in pairs]), 1e-9)
     rows.append(Row("MVRegister", "2 concurrent, full", n, n / t, *figures2))
     return rows
 
@@ -211,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
-            payload = [asdict(r) | {"size_ratio": r.size_ratio, "time_ratio": r.time_ratio} for r in rows]
+            payload = [
+                asdict(r) | {"size_ratio": r.size_ratio, "time_ratio": r.time_ratio} for r in rows
+            ]
             json.dump({"n": n, "repeat": repeat, "rows": payload}, fh, indent=2)
     return 0
 
