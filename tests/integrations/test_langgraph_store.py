@@ -364,3 +364,39 @@ def test_expired_items_are_swept_from_the_replica(pair: Any) -> None:
     clock.advance(120)
     assert store.sweep_expired() == 1
     assert [r.metadata["langgraph"]["key"] for r in a.list()] == ["kept"]
+
+
+def test_graphs_compiled_with_the_store_share_memory_across_replicas(pair: Any) -> None:
+    """The LangGraph runtime injects MemmeshStore into nodes like any other store."""
+    from typing import TypedDict
+
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.store.base import BaseStore as Store
+
+    class State(TypedDict, total=False):
+        message: str
+        answer: str
+
+    def remember(state: State, *, store: Store) -> State:
+        store.put(("users", "alice"), "fact", {"text": state["message"]})
+        return {"answer": "stored"}
+
+    def recall(state: State, *, store: Store) -> State:
+        hits = store.search(("users", "alice"), query=state["message"], limit=1)
+        return {"answer": hits[0].value["text"] if hits else ""}
+
+    def graph(node: Any, store: MemmeshStore) -> Any:
+        builder = StateGraph(State)
+        builder.add_node("step", node)
+        builder.add_edge(START, "step")
+        builder.add_edge("step", END)
+        return builder.compile(store=store)
+
+    a, b, _ = pair
+    writer = graph(remember, MemmeshStore(a))
+    reader = graph(recall, MemmeshStore(b, index=SemanticIndex(b, HashingEmbedder()),
+                                        fields=["text"]))
+    writer.invoke({"message": "alice prefers dark mode"})
+    assert reader.invoke({"message": "dark mode"})["answer"] == ""
+    sync(a, b)
+    assert reader.invoke({"message": "dark mode"})["answer"] == "alice prefers dark mode"
