@@ -12,10 +12,11 @@ import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 from integration_helpers import Clock, sync
+from langgraph.graph import END, START, StateGraph
 from langgraph.store.base import (
     BaseStore,
     GetOp,
@@ -31,6 +32,13 @@ from memmesh.storage import PeerScope, Replica
 from memmesh.storage.langgraph import MemmeshStore, matches_filter
 
 EMBEDDER = HashingEmbedder()
+
+
+class State(TypedDict, total=False):
+    """The state of the graphs in the LangGraph runtime test."""
+
+    message: str
+    answer: str
 
 
 def embed_texts(texts: list[str]) -> list[list[float]]:
@@ -368,20 +376,12 @@ def test_expired_items_are_swept_from_the_replica(pair: Any) -> None:
 
 def test_graphs_compiled_with_the_store_share_memory_across_replicas(pair: Any) -> None:
     """The LangGraph runtime injects MemmeshStore into nodes like any other store."""
-    from typing import TypedDict
 
-    from langgraph.graph import END, START, StateGraph
-    from langgraph.store.base import BaseStore as Store
-
-    class State(TypedDict, total=False):
-        message: str
-        answer: str
-
-    def remember(state: State, *, store: Store) -> State:
+    def remember(state: State, *, store: BaseStore) -> State:
         store.put(("users", "alice"), "fact", {"text": state["message"]})
         return {"answer": "stored"}
 
-    def recall(state: State, *, store: Store) -> State:
+    def recall(state: State, *, store: BaseStore) -> State:
         hits = store.search(("users", "alice"), query=state["message"], limit=1)
         return {"answer": hits[0].value["text"] if hits else ""}
 
