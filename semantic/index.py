@@ -16,6 +16,7 @@ row can only ever drop a result, never leak one. Ranking: :mod:`memmesh.semantic
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -108,6 +109,7 @@ class SemanticIndex:
         self._queries: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
         self.rescans = 0
         self.reindexed = 0
+        self._lock = threading.RLock()  # one index may serve a gossip thread and callers
 
     # -- keeping up with the replica -------------------------------------------------
 
@@ -123,6 +125,10 @@ class SemanticIndex:
     def refresh(self) -> int:
         """Bring the index up to date with the replica; return how many memories were
         re-read. Called by every search, so explicit calls are only for warming up."""
+        with self._lock:
+            return self._refresh()
+
+    def _refresh(self) -> int:
         if self._seq is None:
             return self._rescan()
         count = 0
@@ -282,7 +288,17 @@ class SemanticIndex:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise InvalidQueryError("k must be a positive int")
         filters = self._check_filters(scope_filters)
-        self.refresh()
+        with self._lock:
+            self._refresh()
+            return self._search(vector, k, filters, now_ms)
+
+    def _search(
+        self,
+        vector: npt.NDArray[np.float32],
+        k: int,
+        filters: dict[str, str | None],
+        now_ms: int | None,
+    ) -> list[Hit]:
         now = float(self._clock() if now_ms is None else now_ms)
         rows = self._rows
         candidates = self._candidates(filters, now)
@@ -347,19 +363,20 @@ class SemanticIndex:
         """
         self._check_filters(scope)
         filters = {name: scope.get(name) for name in SCOPE_FIELDS}
-        self.refresh()
-        rows = self._rows
-        now = float(self._clock() if now_ms is None else now_ms)
-        candidates = self._candidates(filters, now, tier)
-        if rows is None or candidates.size == 0:
-            return None
         vector = self.embedder.embed([text])[0]
-        similarity = rows.vectors[candidates] @ vector
-        best = int(np.argmax(similarity))
-        if float(similarity[best]) < threshold:
+        with self._lock:
+            self._refresh()
+            rows = self._rows
+            now = float(self._clock() if now_ms is None else now_ms)
+            candidates = self._candidates(filters, now, tier)
+            if rows is None or candidates.size == 0:
+                return None
+            similarity = rows.vectors[candidates] @ vector
+            best = int(np.argmax(similarity))
+            memory_id = rows.owner[int(candidates[best])]
+        if float(similarity[best]) < threshold or memory_id is None:
             return None
-        memory_id = rows.owner[int(candidates[best])]
-        return (memory_id, float(similarity[best])) if memory_id is not None else None
+        return memory_id, float(similarity[best])
 
     def add(
         self,
@@ -411,11 +428,33 @@ class SemanticIndex:
         created first (hybrid timestamp, then id), deleting the others and recording a
         NOOP on the survivor. Returns ``(kept_id, dropped_id)`` pairs.
         """
-        self.refresh()
+        now = float(self._clock() if now_ms is None else now_ms)
+        with self._lock:
+            self._refresh()
+            clusters = self._duplicate_clusters(threshold, now)
+        merged: list[tuple[str, str]] = []
+        for ids in clusters:
+            records = [r for r in (self.replica.get(i) for i in ids) if r is not None]
+            if len(records) < 2:
+                continue
+            records.sort(key=lambda r: (r.created_at, r.id))
+            keeper = records[0]
+            for duplicate in records[1:]:
+                self.replica.delete(duplicate.id)
+                self._record_noop(
+                    keeper.id, actor,
+                    {"reason": "near-duplicate", "merged": duplicate.id,
+                     "text": duplicate.versions[0].text},
+                )
+                merged.append((keeper.id, duplicate.id))
+        return merged
+
+    def _duplicate_clusters(self, threshold: float, now: float) -> list[list[str]]:
+        """Groups (of two or more) of near-duplicate single-version memories sharing an
+        exact scope and tier: connected components of the cosine >= threshold graph."""
         rows = self._rows
         if rows is None:
             return []
-        now = float(self._clock() if now_ms is None else now_ms)
         n = rows.size
         eligible = rows.alive[:n] & rows.single[:n] & ~rows.hidden[:n] & (rows.expires[:n] > now)
         candidates = np.flatnonzero(eligible)
@@ -451,22 +490,4 @@ class SemanticIndex:
             memory_id = rows.owner[int(row)]
             if memory_id is not None:
                 clusters.setdefault(find(int(row)), []).append(memory_id)
-        merged: list[tuple[str, str]] = []
-        for ids in clusters.values():
-            if len(ids) < 2:
-                continue
-            records = [r for r in (self.replica.get(i) for i in ids) if r is not None]
-            if len(records) < 2:
-                continue
-            records.sort(key=lambda r: (r.created_at, r.id))
-            keeper = records[0]
-            for duplicate in records[1:]:
-                self.replica.delete(duplicate.id)
-                self._record_noop(
-                    keeper.id, actor,
-                    {"reason": "near-duplicate", "merged": duplicate.id,
-                     "text": duplicate.versions[0].text},
-                )
-                merged.append((keeper.id, duplicate.id))
-        return merged
-
+        return [ids for ids in clusters.values() if len(ids) > 1]

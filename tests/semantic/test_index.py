@@ -176,3 +176,20 @@ def test_incremental_refresh_rereads_only_changed_memories(
     assert index.refresh() == 2
     assert index.reindexed - before == 2
     assert index.rescans == 1
+
+
+def test_a_truncated_journal_makes_the_index_rescan(
+    open_replica: Opener, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from memmesh.storage import journal
+
+    monkeypatch.setattr(journal, "JOURNAL_MAX", 4)
+    replica = open_replica("r1")
+    doomed = replica.add("old note about kafka", user_id="u1")
+    index = index_for(replica, clock)
+    index.refresh()
+    replica.delete(doomed)
+    fresh = [replica.add(f"new note {i} about kafka", user_id="u1") for i in range(12)]
+    hits = index.search("note about kafka", k=50, user_id="u1")
+    assert index.rescans == 2
+    assert sorted(h.id for h in hits) == sorted(fresh)
