@@ -229,3 +229,15 @@ def test_decode_error_is_a_value_error_and_a_memmesh_error() -> None:
         decode(b"\x02")
     assert isinstance(info.value, ValueError)
     assert isinstance(info.value, MemmeshError)
+
+
+def test_merge_removes_exactly_the_cloud_dots_a_delta_has_seen() -> None:
+    state: ORSet[str] = ORSet(
+        {"four": frozenset({Dot("A", 4)}), "five": frozenset({Dot("A", 5)})},
+        CausalContext.from_dots([Dot("A", 4), Dot("A", 5)]),
+    )
+    # A delta that saw A:3 and A:5 (not A:4) and holds neither: it removed "five".
+    delta: ORSet[str] = ORSet({}, CausalContext.from_dots([Dot("A", 3), Dot("A", 5)]))
+    state.merge(delta)
+    assert state.value == frozenset({"four"})
+    assert state.context == CausalContext.from_dots([Dot("A", 3), Dot("A", 4), Dot("A", 5)])
