@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from .arbitration import ResolveOutcome, resolve_conflicts
+from .arbitration import ResolveOutcome, record_resolver, resolve_conflicts
 from .cache import CachedEmbedder, content_key
 from .conflict import Conflict, ConflictVersion, Resolution, Resolver, format_alternatives
 from .embedding import Embedder, l2_normalise
@@ -74,5 +74,6 @@ __all__ = [
     "format_alternatives",
     "l2_normalise",
     "parse_decision",
+    "record_resolver",
     "resolve_conflicts",
 ]
