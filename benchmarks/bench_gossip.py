@@ -11,7 +11,9 @@ Figures (targets from issue 4):
 2. time for 5 node processes to converge after 10k writes spread over them (2k each,
    written while the nodes run);
 3. bytes on the wire (protocol frames, TLS record overhead excluded) per memory synced
-   between two nodes, against the raw payload (the memory's text);
+   between two nodes, against the raw payload (the memory's text) and against the
+   storage layer's own ``sync_changes`` bytes for the same memories (so the protocol's
+   share of the overhead shows apart from the key-state format's);
 4. ``sync_summary`` bytes per origin (target <= 24).
 
 Every node is a real process (``python -m memmesh.gossip.serve``) with TLS 1.3 links
@@ -176,10 +178,14 @@ async def _wire(root: Path, memories: int) -> dict[str, Any]:
             st_a, st_b = a.status(), b.status()
         wire = st_a.bytes_out + st_b.bytes_out
         changes = ra.sync_changes(rb.sync_summary(), max_bytes=None)
+        with Replica.open(root / "wc", durable=False) as empty:
+            state_bytes = len(ra.sync_changes(empty.sync_summary(), max_bytes=None))
         return {"memories": memories, "wire_bytes": wire,
                 "wire_bytes_per_memory": round(wire / memories, 1),
                 "raw_text_bytes_per_memory": round(payload / memories, 1),
                 "wire_over_raw": round(wire / payload, 2),
+                "storage_changes_bytes_per_memory": round(state_bytes / memories, 1),
+                "protocol_overhead": round(wire / state_bytes, 3),
                 "empty_changes_bytes_after_sync": len(changes)}
 
 

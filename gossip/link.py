@@ -102,11 +102,12 @@ class Link:
             self.session.start_sync(summary, self.now())
             self.wake()
 
-    def push(self, *, priority: bool) -> None:
+    def push(self, *, priority: bool, local_summary: bytes | None = None) -> None:
         """New local writes: push them (or pull, when the peer's summary is unknown)."""
         if not self.open:
             return
-        if self.session.request_push(self.now(), priority=priority):
+        if self.session.request_push(self.now(), priority=priority,
+                                     local_summary=local_summary):
             self.node.stats["pushes"] += 1
             self._process_events()
         elif not self.session.pulling:

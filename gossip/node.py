@@ -514,9 +514,15 @@ class Node:
             except MemmeshError as exc:
                 log.warning("journal poll failed: %s", type(exc).__name__)
                 continue
-            if local:
+            if local and self._links:
+                try:
+                    summary = await self.storage(self.replica.sync_summary)
+                except MemmeshError as exc:
+                    log.warning("summary failed: %s", type(exc).__name__)
+                    continue
+                self.note_summary(summary)
                 for link in list(self._links.values()):
-                    link.push(priority=priority)
+                    link.push(priority=priority, local_summary=summary)
 
     async def _resolver_loop(self) -> None:
         assert self.resolver is not None

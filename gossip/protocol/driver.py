@@ -117,13 +117,16 @@ class MemoryNetwork:
 
     def push(self, writer: SyncReplica, *, priority: bool = False) -> None:
         """Tell every open link of ``writer`` that it has new local writes."""
+        local = writer.sync_summary()
         for link in self.links:
             if link.ends is None:
                 continue
             for end in link.ends:
                 if end.replica is writer and end.session.state is State.OPEN and \
-                        not end.session.request_push(self.now, priority=priority):
+                        not end.session.request_push(self.now, priority=priority,
+                                                     local_summary=local):
                     self._start_pull(end)
+                self._serve(link, end)
 
     # ------------------------------------------------------------------ loop
 

@@ -54,7 +54,7 @@ from .messages import (
     decode_message,
     encode_message,
 )
-from .summary import advance_summary, changes_empty
+from .summary import advance_summary, changes_empty, push_summary
 
 __all__ = ["PROTOCOL_VERSION", "Session", "SessionConfig", "State"]
 
@@ -225,6 +225,7 @@ class Session:
         self._push_again = False
         self._push_again_priority = False
         self._push_priority_current = False
+        self._push_local: bytes | None = None
         self._ping_nonce = 0
         self._send(self._hello)
 
@@ -364,9 +365,12 @@ class Session:
         self._send(syn)
         return syn.sync_id
 
-    def request_push(self, now: float, *, priority: bool = False) -> bool:
+    def request_push(self, now: float, *, priority: bool = False,
+                     local_summary: bytes | None = None) -> bool:
         """Ask for a ``NeedChanges(purpose="push")`` against the peer's last summary.
 
+        With ``local_summary`` (our own current ``sync_summary()``) the push is limited
+        to this replica's own writes (:func:`.summary.push_summary`): no relaying.
         Returns False when no summary of the peer is known yet (pull first instead).
         Calls while a push is being computed coalesce into one more push afterwards.
         """
@@ -374,6 +378,8 @@ class Session:
         self._require_open("request_push")
         if self.peer_summary is None:
             return False
+        if local_summary is not None:
+            self._push_local = local_summary
         self._push_again = True
         self._push_again_priority |= priority
         self._maybe_request_push()
@@ -594,9 +600,10 @@ class Session:
         self._push_priority_current = self._push_again_priority
         self._push_again = False
         self._push_again_priority = False
-        self._events.append(
-            ev.NeedChanges(req, "push", self.peer_summary, self._max_bytes(), False, 0)
-        )
+        summary = self.peer_summary
+        if self._push_local is not None:
+            summary = push_summary(summary, self._push_local, self.replica_id) or summary
+        self._events.append(ev.NeedChanges(req, "push", summary, self._max_bytes(), False, 0))
 
     def _request_serve_chunk(self, *, first: bool) -> None:
         serve = self._serve

@@ -324,3 +324,23 @@ def test_a_silent_peer_times_out_and_an_idle_link_pings() -> None:
     assert a.state is State.OPEN
     a.handle_timeout(6.1)
     assert a.state is State.CLOSED
+
+
+def test_a_push_carries_only_this_replicas_own_writes_never_relayed_ones() -> None:
+    ra, rb, rc = FakeReplica("A"), FakeReplica("B"), FakeReplica("C")
+    rc.write("theirs", "written at C")
+    ra.sync_apply(rc.sync_changes(ra.sync_summary()))  # A holds C's write
+    a, b = pair()
+    shake(a, b)
+    b.start_sync(rb.sync_summary(), 0.0)  # A learns B's (empty) summary
+    a.receive_data(b.data_to_send(), 0.0)
+    a.events()
+    a._serve = None  # answer nothing: only the push below may carry data
+    ra.write("mine", "written at A")
+    assert a.request_push(0.0, local_summary=ra.sync_summary())
+    need = a.next_event()
+    assert isinstance(need, ev.NeedChanges) and need.purpose == "push"
+    data = ra.sync_changes(need.summary, max_bytes=need.max_bytes)
+    assert b"written at A" in data and b"written at C" not in data
+    # without the local summary the same push would relay C's write too
+    assert b"written at C" in ra.sync_changes(a.peer_summary or b"", max_bytes=10**6)
