@@ -25,15 +25,16 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Any, Literal
-
-from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from typing import TYPE_CHECKING, Any, Literal
 
 from memmesh.aio import AsyncMemory
 from memmesh.crdt import Dot, MemmeshError
 
-__all__ = ["TOOLS", "build_server", "event_json", "main", "record_json"]
+if TYPE_CHECKING:  # the ``mcp`` SDK is an optional extra: imported when a server is built
+    from mcp.server.mcpserver import MCPServer
+
+__all__ = ["TOOLS", "MissingExtraError", "build_parser", "build_server", "event_json", "main",
+           "record_json", "run"]
 
 log = logging.getLogger("memmesh.mcp")
 
@@ -47,6 +48,10 @@ memory for each durable fact, preference or decision (one fact per memory); upda
 memory rather than adding a contradicting one. A memory edited concurrently by two \
 agents shows several versions ("conflicted"): list_conflicts and resolve_conflict settle \
 them. forget_memory erases a memory everywhere (use it when asked to forget)."""
+
+
+class MissingExtraError(MemmeshError):
+    """The optional ``mcp`` extra is not installed."""
 
 
 def _version_id(dot: Dot) -> str:
@@ -99,11 +104,15 @@ def build_server(replica: Any, *, app_id: str | None = None, user_id: str | None
     """An MCP server whose tools work on ``replica`` within the given scope.
 
     ``index`` is a :class:`memmesh.semantic.SemanticIndex` over ``replica`` (built with
-    ``embedder`` on the first search when None). ``node`` (a running
-    ``BackgroundNode``) only feeds ``list_conflicts``' peer count; replication happens
-    whether or not it is passed here. ``actor`` is recorded on writes (default: the
-    agent id, else "mcp"). The caller keeps ownership of ``replica`` and ``node``.
+    ``embedder`` on the first search when None). ``node`` is the running
+    ``BackgroundNode`` on ``replica``, if any (reachable as ``server.memmesh.node``);
+    replication does not depend on passing it: a node on the same replica, in this
+    process or another, pushes every write. ``actor`` is recorded on writes (default:
+    the agent id, else "mcp"). The caller keeps ownership of ``replica`` and ``node``.
     """
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+
     scope = {k: v for k, v in (("app_id", app_id), ("user_id", user_id),
                                ("agent_id", agent_id)) if v is not None}
     who = actor or agent_id or "mcp"
@@ -224,7 +233,8 @@ def build_server(replica: Any, *, app_id: str | None = None, user_id: str | None
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    """The options of ``memmesh mcp`` (pass a sub-parser to extend it in place)."""
+    """The options of ``memmesh mcp`` (pass a sub-parser to extend it in place). Needs
+    no ``mcp`` SDK, so the ``memmesh`` CLI can list the sub-command without the extra."""
     p = parser or argparse.ArgumentParser(prog="memmesh mcp",
                                           description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=None,
@@ -257,13 +267,21 @@ def _seeds(values: Sequence[str]) -> list[tuple[str, int]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve MCP over stdio until the client closes the pipe (stdout carries only MCP)."""
+    """Serve MCP over stdio until the client closes the pipe (stdout carries only MCP).
+
+    ``args`` as parsed by :func:`build_parser`. Without the ``mcp`` SDK installed this
+    raises :class:`MissingExtraError` before touching the data directory."""
     import os
     from pathlib import Path
 
     from memmesh.cli import load_cluster_key
     from memmesh.storage import Replica
 
+    try:
+        import mcp.server.mcpserver  # noqa: F401
+    except ImportError as exc:
+        raise MissingExtraError("memmesh mcp needs the mcp SDK: pip install 'memmesh[mcp]'"
+                                ) from exc
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     data = Path(args.data or os.environ.get("MEMMESH_DATA") or "memmesh-data")
     embedder = None
@@ -300,7 +318,11 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m memmesh.mcp_server [options]``; see :func:`build_parser`."""
-    return run(build_parser().parse_args(argv))
+    try:
+        return run(build_parser().parse_args(argv))
+    except MemmeshError as exc:
+        print(f"memmesh mcp: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover
