@@ -44,7 +44,8 @@ def _add_scope_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_data_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default=None, help="replica directory (default $MEMMESH_DATA or ./memmesh-data)")
+    p.add_argument("--data", default=None,
+                   help="replica directory (default $MEMMESH_DATA or ./memmesh-data)")
 
 
 def _record_to_json(record: Any) -> dict[str, Any]:
@@ -133,7 +134,8 @@ def _cmd_history(args: argparse.Namespace) -> int:
     with _open(args) as replica:
         for event in replica.history(args.memory_id):
             text = "" if event.text is None else f"  {event.text!r}"
-            print(f"{event.timestamp}  {event.op:<8} actor={event.actor} replica={event.replica}{text}")
+            print(f"{event.timestamp}  {event.op:<8} actor={event.actor} "
+                  f"replica={event.replica}{text}")
     return 0
 
 
@@ -229,9 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("keygen", help="print a new random cluster key (hex)")
     p.set_defaults(func=_cmd_keygen)
 
-    p = sub.add_parser("demo", help="three agents on this machine, converging, a conflict resolved")
-    p.add_argument("--mdns", action="store_true", help="discover peers by mDNS on loopback instead of seeds")
-    p.add_argument("--no-semantic", action="store_true", help="resolve by last-writer-wins, no model")
+    p = sub.add_parser("demo", help="three agents on this machine converge, conflicts resolved")
+    p.add_argument("--mdns", action="store_true",
+                   help="discover peers by mDNS on loopback instead of seeds")
+    p.add_argument("--no-semantic", action="store_true",
+                   help="resolve by last-writer-wins, no model")
     p.set_defaults(func=_cmd_demo)
     return parser
 

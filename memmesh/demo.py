@@ -112,7 +112,7 @@ async def _demo(root: Path, *, mdns: bool, semantic: bool, clock: _Clock) -> Non
                 nodes.append(node)
                 if i == 0:
                     first_port.append(node.port)
-            how = "mDNS on loopback" if mdns else "seed 127.0.0.1:%d" % first_port[0]
+            how = "mDNS on loopback" if mdns else f"seed 127.0.0.1:{first_port[0]}"
             _say(clock, "3 agent nodes up: " + ", ".join(
                 f"{n.replica_id}@127.0.0.1:{n.port}" for n in nodes)
                 + f" (TLS 1.3, cluster key generated; discovery: {how})")
