@@ -18,10 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from memmesh.aio import AsyncMemory
 from memmesh.gossip import new_cluster_key
 from memmesh.semantic import HashingEmbedder
-
-from memmesh.aio import AsyncMemory
 
 
 async def heartbeat(ticks: list[float]) -> None:

@@ -23,6 +23,7 @@ from typing import Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.store.base import BaseStore
+
 from memmesh.gossip import BackgroundNode, new_cluster_key
 from memmesh.semantic import HashingEmbedder, SemanticIndex
 from memmesh.storage import Replica

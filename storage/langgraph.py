@@ -58,7 +58,9 @@ from langgraph.store.base import (
     tokenize_path,
     validate_op_namespace,
 )
+
 from memmesh.crdt import InvalidArgumentError
+from memmesh.crdt.canonical import freeze
 
 from .records import MemoryRecord
 
@@ -397,38 +399,51 @@ class MemmeshStore(BaseStore):
                 scope[name] = value
         return scope
 
+    def _check(self, op: PutOp) -> tuple[str, bool, dict[str, str | None]] | None:
+        """Validate one put before anything is written: (text, indexed, scope), or None
+        for a delete. Raises :class:`InvalidArgumentError` for a bad value or TTL."""
+        if op.value is None:
+            return None
+        if not isinstance(op.value, Mapping):
+            raise InvalidArgumentError("a store value must be a mapping")
+        try:
+            freeze(dict(op.value))
+            text, indexed = self._text(op.value, op.index)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentError(f"a store value must be JSON-like data: {exc}") from exc
+        ttl = op.ttl
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float)
+                                or not 0 < ttl < 1e9):
+            raise InvalidArgumentError("ttl must be a positive number of minutes")
+        return text, indexed, self._scope(tuple(op.namespace))
+
     def _write(self, puts: list[PutOp], now: int) -> None:
+        """Apply the batch's puts in one transaction, after validating all of them."""
+        checked = [(op, self._check(op)) for op in puts]
         replica = self.replica
         with replica.batch():
-            for op in puts:
+            for op, plan in checked:
                 namespace = tuple(op.namespace)
                 ids = sorted(self._by_key.get((namespace, op.key), ()))
                 current = self._current(namespace, op.key, now)
-                if op.value is None:
+                if plan is None:
                     for memory_id in ids:
                         replica.delete(memory_id)
                     continue
-                if not isinstance(op.value, Mapping):
-                    raise InvalidArgumentError("a store value must be a mapping")
-                value = dict(op.value)
-                text, indexed = self._text(value, op.index)
-                ttl = op.ttl
-                if ttl is not None and (isinstance(ttl, bool) or
-                                        not isinstance(ttl, int | float) or ttl <= 0):
-                    raise InvalidArgumentError("ttl must be a positive number of minutes")
-                mark = {"ns": list(namespace), "key": op.key, "value": value,
-                        "ttl": ttl, "indexed": indexed,
+                text, indexed, scope = plan
+                mark = {"ns": list(namespace), "key": op.key, "value": dict(op.value or {}),
+                        "ttl": op.ttl, "indexed": indexed,
                         "created_ms": current.created_ms if current is not None else now}
                 metadata = {MARK: mark}
-                if current is not None and current.ttl is None and ttl is None:
+                if current is not None and current.ttl is None and op.ttl is None:
                     replica.update(current.memory_id, text, metadata=metadata,
                                    actor=self.actor)
                     keep = current.memory_id
                 else:
                     keep = replica.add(text, metadata=metadata, actor=self.actor,
                                        policy=self.policy,
-                                       ttl=None if ttl is None else ttl * 60.0,
-                                       **self._scope(namespace))
+                                       ttl=None if op.ttl is None else op.ttl * 60.0,
+                                       **scope)
                 for memory_id in ids:
                     if memory_id != keep:
                         replica.delete(memory_id)

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 from integration_helpers import Clock, sync
+
+from memmesh.aio import AsyncMemory, FacadeClosedError
 from memmesh.crdt import MemmeshError
 from memmesh.semantic import HashingEmbedder, LastWriterWins
 from memmesh.storage import Replica, UnknownMemoryError
-
-from memmesh.aio import AsyncMemory, FacadeClosedError
 
 
 def run(coro: Any) -> Any:

@@ -27,6 +27,7 @@ from langgraph.store.base import (
     SearchOp,
 )
 from langgraph.store.memory import InMemoryStore
+
 from memmesh.semantic import HashingEmbedder, SemanticIndex
 from memmesh.storage import PeerScope, Replica
 from memmesh.storage.langgraph import MemmeshStore, matches_filter
@@ -400,3 +401,19 @@ def test_graphs_compiled_with_the_store_share_memory_across_replicas(pair: Any) 
     assert reader.invoke({"message": "dark mode"})["answer"] == ""
     sync(a, b)
     assert reader.invoke({"message": "dark mode"})["answer"] == "alice prefers dark mode"
+
+
+def test_a_batch_with_one_bad_value_writes_nothing(tmp_path: Path) -> None:
+    from memmesh.crdt import InvalidArgumentError
+
+    with Replica.open(tmp_path / "r", durable=False) as replica:
+        store = MemmeshStore(replica)
+        store.put(("a",), "kept", {"v": 0})
+        for bad in ({"v": {1, 2}}, {"v": b"bytes are not JSON"}, {"v": float("nan")}):
+            with pytest.raises(InvalidArgumentError):
+                store.batch([PutOp(("a",), "new", {"v": 1}), PutOp(("a",), "kept", None),
+                             PutOp(("a",), "bad", bad)])
+        with pytest.raises(InvalidArgumentError):
+            store.put(("a",), "k", {"v": 1}, ttl=-5)
+        assert keys(store.search(("a",))) == {(("a",), "kept")}
+        assert len(replica.list()) == 1

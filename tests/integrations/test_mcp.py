@@ -16,10 +16,10 @@ from typing import Any
 from integration_helpers import Clock, sync
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
-from memmesh.gossip import BackgroundNode
-from memmesh.storage import Replica
 
+from memmesh.gossip import BackgroundNode
 from memmesh.mcp_server import TOOLS
+from memmesh.storage import Replica
 
 Call = Callable[..., Awaitable[Any]]
 
