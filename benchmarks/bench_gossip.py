@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+
 from memmesh.gossip import Node, new_cluster_key
 from memmesh.storage import Replica
 

@@ -20,6 +20,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import trio
+
 from memmesh.crdt.errors import MemmeshError
 
 from .protocol import events as ev
@@ -167,7 +168,9 @@ class Link:
                 match item:
                     case ev.ApplyChanges(n=n, data=data):
                         try:
+                            t0 = trio.current_time()
                             result = await node.storage(node.replica.sync_apply, data)
+                            log.debug("apply %d bytes %.3fs", len(data), trio.current_time() - t0)
                         except MemmeshError as exc:
                             log.info("link %s: invalid changes refused (%s)", self.peer_id,
                                      type(exc).__name__)
@@ -185,7 +188,9 @@ class Link:
                     case ev.NeedChanges():
                         await self._changes(item)
                     case ev.NeedSummary():
-                        if not s.pulling and not s.closed:
+                        # the reverse half of a round; skipped while this link still has
+                        # data to apply (it would fetch what is already on its way)
+                        if not s.pulling and not s.closed and not s.receiving:
                             summary = await node.storage(node.replica.sync_summary)
                             node.note_summary(summary)
                             if not s.pulling and not s.closed:
@@ -204,8 +209,10 @@ class Link:
 
     async def _changes(self, e: ev.NeedChanges) -> None:
         node = self.node
+        t0 = trio.current_time()
         data = await node.storage(node.replica.sync_changes, e.summary,
                                   max_bytes=e.max_bytes, peer=self.scope)
+        log.debug("changes %s %d bytes %.3fs", e.purpose, len(data), trio.current_time() - t0)
         self.session.changes_ready(e.request, data, self.now())
 
     # ------------------------------------------------------------------ events

@@ -30,6 +30,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import trio
+
 from memmesh.crdt.errors import MemmeshError
 
 from .link import Link
@@ -482,8 +483,15 @@ class Node:
     # ------------------------------------------------------------------ loops
 
     async def _anti_entropy_loop(self) -> None:
+        skipped = 0
         while True:
             await trio.sleep(self.interval * self.rng.uniform(0.5, 1.5))
+            # while data is still arriving (pushes, other pulls), a pull now would mostly
+            # fetch the same keys twice: wait, but never more than a few rounds
+            if skipped < 4 and any(lk.session.receiving for lk in self._all_links):
+                skipped += 1
+                continue
+            skipped = 0
             links = [lk for lk in self._links.values() if lk.open and not lk.session.pulling]
             if links:
                 try:

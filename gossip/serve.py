@@ -59,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from memmesh.storage import Replica
 
     args = parse_args(argv)
+    if os.environ.get("MEMMESH_DEBUG"):
+        import logging
+        logging.basicConfig(level=logging.DEBUG, format="%(relativeCreated)d %(message)s")
     with Replica.open(args.path, replica_id=args.replica_id) as replica:
         def ready(node: Node) -> None:
             print(f"READY {node.port} {node.replica_id}", flush=True)

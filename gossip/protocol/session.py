@@ -278,6 +278,11 @@ class Session:
         return self._serve is not None
 
     @property
+    def receiving(self) -> bool:
+        """Data frames from the peer are waiting to be applied."""
+        return bool(self._recv_pending)
+
+    @property
     def idle(self) -> bool:
         """No data in flight or queued and no sync running."""
         return not (self._inflight or self._queue or self._pull or self._serve

@@ -12,6 +12,7 @@ import trio
 import trio.testing
 from gossip_fakes import FakeReplica, converged
 from gossip_procs import TcpProxy
+
 from memmesh.gossip import BackgroundNode, Node, SecurityError
 from memmesh.gossip.link import Link
 from memmesh.gossip.protocol import Session, SessionConfig

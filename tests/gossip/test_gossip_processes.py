@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from gossip_procs import NodeProc, TcpProxy, wait_until
+
 from memmesh.storage import Replica
 
 pytestmark = pytest.mark.slow

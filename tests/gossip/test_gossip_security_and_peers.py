@@ -7,6 +7,7 @@ import random
 import pytest
 from cryptography import x509
 from gossip_fakes import FakeReplica
+
 from memmesh.crdt.codec import packb
 from memmesh.gossip.discovery import txt_record
 from memmesh.gossip.peers import MAX_KNOWN, KnownPeer, backoff_delay, load_peers, save_peers

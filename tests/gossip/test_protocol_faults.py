@@ -8,6 +8,7 @@ import pytest
 from gossip_fakes import FakeReplica, FakeScope, converged
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from memmesh.gossip.protocol import SessionConfig
 from memmesh.gossip.protocol.driver import Faults, MemoryNetwork
 

@@ -7,6 +7,7 @@ import contextlib
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from memmesh.crdt import MemmeshError
 from memmesh.crdt.codec import packb
 from memmesh.gossip.protocol import (
