@@ -1,5 +1,5 @@
-"""The integration examples run as documented (with the word-hashing embedder, so no
-model is loaded) and print what they claim."""
+"""The integration examples run as documented (with the word-hashing embedder where
+they search, so no model is loaded) and print what they claim."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def run_example(name: str) -> str:
+def run_example(name: str, *args: str) -> str:
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / name), "--hashing"],
+        [sys.executable, str(EXAMPLES / name), *args],
         capture_output=True, text=True, timeout=180,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
@@ -22,13 +22,22 @@ def run_example(name: str) -> str:
 
 
 def test_asyncio_agent_example() -> None:
-    out = run_example("asyncio_agent.py")
+    out = run_example("asyncio_agent.py", "--hashing")
     assert "B sees A's memory after" in out
     assert "A sees B's correction: Alice switched to light mode" in out
     assert "UPDATE  by agent-b" in out
 
 
 def test_langgraph_two_agents_example() -> None:
-    out = run_example("langgraph_two_agents.py")
+    out = run_example("langgraph_two_agents.py", "--hashing")
     assert "[assistant] I remember: Alice prefers dark mode in every editor" in out
     assert "[profiler] read the assistant's note" in out
+
+
+def test_zylos_example() -> None:
+    out = run_example("zylos/run.py")
+    assert "visible on slack and web after" in out
+    assert "every instance reads 'launch on monday'" in out
+    assert "tasks on every instance: ['book flights', 'draft launch post']" in out
+    assert "on slack: None, on web: None" in out
+    assert "converged: True" in out
