@@ -546,6 +546,11 @@ class Node:
                     if not mine:
                         continue
                     text = await trio.to_thread.run_sync(self.resolver, record)
+                    if text is not None and not isinstance(text, str):
+                        log.warning("resolver %s returned %s, not str | None: ignored (wrap "
+                                    "semantic resolvers with record_resolver)", name,
+                                    type(text).__name__)
+                        continue
                     if isinstance(text, str):
                         await self.storage(
                             self.replica.resolve, record.id, text, resolver=name,
