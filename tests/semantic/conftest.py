@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from semantic_helpers import Clock
+
 from memmesh.semantic import SentenceTransformerEmbedder
 from memmesh.storage import Replica
-from semantic_helpers import Clock
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from semantic_helpers import Clock, sync_all, version
+
 from memmesh.semantic import (
     Conflict,
     InvalidResolutionError,
@@ -19,7 +21,6 @@ from memmesh.semantic import (
 )
 from memmesh.semantic.arbitration import DEFAULT_DEADLINE_MS
 from memmesh.storage.conflicts import arbiter_rank
-from semantic_helpers import Clock, sync_all, version
 
 Opener = Callable[..., Any]
 

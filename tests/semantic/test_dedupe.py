@@ -6,9 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from semantic_helpers import Clock, sync_all
+
 from memmesh.semantic import HashingEmbedder, SemanticIndex, SentenceTransformerEmbedder
 from memmesh.storage import Replica
-from semantic_helpers import Clock, sync_all
 
 Opener = Callable[..., Any]
 needs_noop_hook = pytest.mark.skipif(

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from memmesh.crdt import MemmeshError
 from memmesh.semantic import (
     CachedEmbedder,

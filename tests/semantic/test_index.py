@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from semantic_helpers import Clock, sync_pair
+
 from memmesh.semantic import (
     HashingEmbedder,
     InvalidQueryError,
@@ -13,7 +15,6 @@ from memmesh.semantic import (
     SemanticIndex,
 )
 from memmesh.semantic.scoring import DAY_MS
-from semantic_helpers import Clock, sync_pair
 
 Opener = Callable[..., Any]
 

@@ -8,6 +8,8 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from semantic_helpers import conflict, version
+
 from memmesh.semantic import (
     ArbiterOutputError,
     LastWriterWins,
@@ -15,7 +17,6 @@ from memmesh.semantic import (
     build_prompt,
     parse_decision,
 )
-from semantic_helpers import conflict, version
 
 CONFLICT = conflict(
     version("The release is on Friday.", actor="planner-7", role="lead", replica="r1",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from semantic_helpers import conflict, version
+
 from memmesh.crdt import MemmeshError
 from memmesh.semantic import (
     HashingEmbedder,
@@ -17,7 +19,6 @@ from memmesh.semantic import (
     chain,
     format_alternatives,
 )
-from semantic_helpers import conflict, version
 
 
 def test_pick_keeps_the_text_and_confidence_of_the_version() -> None:

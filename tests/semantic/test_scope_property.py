@@ -14,9 +14,10 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from semantic_helpers import Clock, sync_pair
+
 from memmesh.semantic import HashingEmbedder, SemanticIndex
 from memmesh.storage import Replica
-from semantic_helpers import Clock, sync_pair
 
 FIELDS = {
     "app_id": (None, "app1", "app2"),

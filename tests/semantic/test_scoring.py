@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from memmesh.semantic import ScoreWeights
 from memmesh.semantic.scoring import DAY_MS, score_parts, top_k
 

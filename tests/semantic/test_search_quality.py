@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 from labelled_set import MEMORIES, QUERIES, TOP1_BAR
-from memmesh.semantic import SemanticIndex, SentenceTransformerEmbedder
 from semantic_helpers import Clock
+
+from memmesh.semantic import SemanticIndex, SentenceTransformerEmbedder
 
 pytestmark = pytest.mark.model
 
