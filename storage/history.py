@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgpack
+
 from memmesh.crdt import CausalContext, Dot, Timestamp
 from memmesh.crdt.codec import unpackb
 

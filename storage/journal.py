@@ -13,6 +13,7 @@ gets ``reset=True`` (it should rescan).
 from __future__ import annotations
 
 import msgpack
+
 from memmesh.crdt.codec import unpackb
 
 from .env import Txn

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
+
 from memmesh.crdt import (
     CausalContext,
     DecodeError,

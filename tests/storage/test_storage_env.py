@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from memmesh.storage import Replica, ReplicaIdMismatchError
 from storage_helpers import FakeClock
+
+from memmesh.storage import Replica, ReplicaIdMismatchError
 
 HERE = Path(__file__).parent
 

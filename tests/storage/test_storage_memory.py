@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from storage_helpers import FakeClock, sync_once, sync_pair
+
 from memmesh.crdt import ConflictError, InvalidArgumentError, Timestamp
 from memmesh.storage import Replica, UnknownMemoryError
-from storage_helpers import FakeClock, sync_once, sync_pair
 
 
 @pytest.fixture

@@ -24,8 +24,9 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
-from memmesh.storage import Replica
 from storage_helpers import FakeClock, sync_once
+
+from memmesh.storage import Replica
 
 N = 3
 
@@ -121,6 +122,14 @@ class ReplicaMachine(RuleBasedStateMachine):
         assert self.replicas[i].forget(key) is True
         self._event(i, key, "forget", None)
 
+    @rule(i=st.integers(0, N - 1), j=st.integers(0, N - 1), key=keys)
+    def concurrent_update_and_forget(self, i: int, j: int, key: str) -> None:
+        """An update on one replica and a forget on another, before either syncs."""
+        if i == j:
+            return
+        self.update(j, key)
+        self.forget(i, key)
+
     @rule(a=st.integers(0, N - 1), b=st.integers(0, N - 1),
           max_bytes=st.sampled_from([150, 400, 1500, None]))
     def sync(self, a: int, b: int, max_bytes: int | None) -> None:
@@ -168,6 +177,6 @@ class ReplicaMachine(RuleBasedStateMachine):
                         assert self.models[a].standing(key) == self.models[b].standing(key)
 
 
-ReplicaMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=30,
+ReplicaMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=30,
                                             deadline=None)
 TestReplicaModel = ReplicaMachine.TestCase

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from storage_helpers import FakeClock, sync_once, sync_pair
+
 from memmesh.crdt import ClockDriftError, DecodeError, MemmeshError
 from memmesh.crdt.codec import packb, unpackb
 from memmesh.storage import PeerScope, Replica
-from storage_helpers import FakeClock, sync_once, sync_pair
 
 
 @pytest.fixture
