@@ -6,6 +6,7 @@ Sub-commands work on a data directory (``--data DIR``, default ``$MEMMESH_DATA``
 * ``memmesh node``     run a gossip node on the replica until interrupted;
 * ``memmesh add``      add a memory; ``get``, ``list``, ``history``, ``search`` read;
 * ``memmesh status``   peers and lag of the node running on that directory;
+* ``memmesh mcp``      serve memory tools to an MCP client over stdio;
 * ``memmesh keygen``   print a new random cluster key (hex) for ``--key-file``;
 * ``memmesh demo``     three agents on this machine converging, with a conflict resolved.
 
@@ -176,6 +177,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(mdns=args.mdns, semantic=not args.no_semantic)
 
 
+def _cmd_mcp(args: argparse.Namespace) -> int:
+    from memmesh.mcp_server import run
+
+    return int(run(args) or 0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memmesh", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -227,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-file", default=None, help="file holding the hex cluster key")
     p.add_argument("--insecure", action="store_true", help="no TLS (trusted networks only)")
     p.set_defaults(func=_cmd_node)
+
+    from memmesh.mcp_server import build_parser as add_mcp_options
+
+    p = sub.add_parser("mcp", help="serve memory tools over stdio (Model Context Protocol)")
+    add_mcp_options(p)
+    p.set_defaults(func=_cmd_mcp)
 
     p = sub.add_parser("keygen", help="print a new random cluster key (hex)")
     p.set_defaults(func=_cmd_keygen)
