@@ -132,3 +132,12 @@ def test_real_model_batches_match_single_embeddings(
     batched = model_embedder.embed(texts)
     single = np.vstack([model_embedder.embed([t]) for t in texts[:3]])
     np.testing.assert_allclose(batched[:3], single, atol=1e-5)
+
+
+@pytest.mark.model
+def test_the_model_is_loaded_once_per_process_and_device(
+    model_embedder: SentenceTransformerEmbedder,
+) -> None:
+    again = SentenceTransformerEmbedder(device="cpu", batch_size=8)
+    assert again.model is model_embedder.model
+    assert again.batch_size == 8 and again.dimension == 384

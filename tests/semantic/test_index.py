@@ -194,3 +194,15 @@ def test_a_truncated_journal_makes_the_index_rescan(
     hits = index.search("note about kafka", k=50, user_id="u1")
     assert index.rescans == 2
     assert sorted(h.id for h in hits) == sorted(fresh)
+
+
+def test_sets_and_bad_queries_never_reach_the_index(open_replica: Opener, clock: Clock) -> None:
+    replica = open_replica("r1")
+    index = index_for(replica, clock)
+    index.refresh()
+    replica.set_add("tasks", "write the tests", user_id="u1")
+    memory = replica.add("write the tests", user_id="u1")
+    assert [h.id for h in index.search("write the tests")] == [memory]
+    for bad in ({"query": 42}, {"query": "x", "k": True}, {"query": "x", "user_id": 7}):
+        with pytest.raises(InvalidQueryError):
+            index.search(**bad)

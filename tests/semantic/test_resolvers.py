@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from semantic_helpers import conflict, version
 
 from memmesh.crdt import MemmeshError
 from memmesh.semantic import (
+    Conflict,
     HashingEmbedder,
     HighestConfidence,
     InvalidResolutionError,
@@ -161,3 +166,40 @@ def test_chain_names_plain_function_resolvers() -> None:
     resolution = chain(mine)(conflict(version("a"), version("b", replica="r2")))
     assert resolution is not None and resolution.resolver is not None
     assert resolution.resolver.endswith("mine")
+
+
+version_specs = st.lists(
+    st.tuples(
+        st.sampled_from(["ship friday", "ship monday", "Ship Friday ", "hold the release"]),
+        st.sampled_from([None, "lead", "worker"]),
+        st.sampled_from([0.2, 0.5, 0.9]),
+        st.integers(1, 5),
+    ),
+    min_size=2,
+    max_size=5,
+)
+
+
+@settings(max_examples=50)
+@given(version_specs, st.randoms(use_true_random=False))
+def test_deterministic_resolvers_ignore_the_order_of_versions(
+    specs: list[tuple[str, str | None, float, int]], rng: random.Random
+) -> None:
+    versions = [
+        version(text, role=role, confidence=conf, wall_ms=wall, replica=f"r{i}")
+        for i, (text, role, conf, wall) in enumerate(specs)
+    ]
+    shuffled = versions[:]
+    rng.shuffle(shuffled)
+    resolvers = [
+        LastWriterWins(), RolePriority(["lead", "worker"]), HighestConfidence(),
+        NearDuplicate(0.9, embedder=HashingEmbedder()), KeepAll(),
+    ]
+    for resolver in resolvers:
+        first = resolver(Conflict("m", tuple(versions)))
+        second = resolver(Conflict("m", tuple(shuffled)))
+        assert (first is None) == (second is None)
+        if first is not None and second is not None:
+            assert (first.kind, first.picked) == (second.kind, second.picked)
+            if first.kind != "keep_all":
+                assert first.text == second.text
