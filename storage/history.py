@@ -19,9 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgpack
-
 from memmesh.crdt import CausalContext, Dot, Timestamp
+from memmesh.crdt.canonical import pack_canonical
 from memmesh.crdt.codec import unpackb
 
 from .env import Txn
@@ -48,7 +47,7 @@ def record(txn: Txn, key: str, *, op: str, actor: str | None, replica: str, ts: 
              tuple((d.replica, d.counter) for d in standing), version)
     # local-only bytes of already validated data: plain msgpack, no canonical walk
     txn.put("history", key.encode() + b"\x00" + seq.to_bytes(8, "big"),
-            msgpack.packb(plain, use_bin_type=True))
+            pack_canonical(plain))
 
 
 def purge(txn: Txn, key: str) -> int:

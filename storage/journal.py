@@ -12,8 +12,7 @@ gets ``reset=True`` (it should rescan).
 
 from __future__ import annotations
 
-import msgpack
-
+from memmesh.crdt.canonical import pack_canonical
 from memmesh.crdt.codec import unpackb
 
 from .env import Txn
@@ -31,7 +30,7 @@ def append(txn: Txn, key: str, *, local: bool, priority: bool) -> int:
     txn.set_counter(_SEQ, seq)
     # local-only bytes of validated data: plain msgpack (no canonical walk needed)
     txn.put("journal", seq.to_bytes(8, "big"),
-            msgpack.packb((key, local, priority), use_bin_type=True))
+            pack_canonical((key, local, priority)))
     first = txn.counter(_FIRST) or 1
     if seq - first >= JOURNAL_MAX:
         # drop two per append so the journal shrinks back while the cost stays constant

@@ -43,8 +43,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import msgpack
-
 from memmesh.crdt import (
     CausalContext,
     DecodeError,
@@ -54,6 +52,7 @@ from memmesh.crdt import (
     ORSet,
     Timestamp,
 )
+from memmesh.crdt.canonical import pack_canonical, unpack_unchecked
 from memmesh.crdt.codec import DEFAULT_LIMITS, packb
 
 _LIMITS = DEFAULT_LIMITS
@@ -268,7 +267,7 @@ def encode(state: KeyState) -> bytes:
     # Every part is already canonical plain data (metadata maps are key-sorted by the
     # memory model and checked sorted on decode; floats are never -0.0), so msgpack's
     # own packing is exactly codec.packb here, without its validation walk.
-    return msgpack.packb(plain, use_bin_type=True)  # type: ignore[no-any-return]
+    return pack_canonical(plain)
 
 
 # ------------------------------------------------------------------------ decoding
@@ -367,8 +366,8 @@ def decode(data: bytes, *, check_canonical: bool = True) -> KeyState:
             if math.copysign(1.0, version[5]) < 0:
                 raise _bad("confidence is negative zero")
         try:
-            again = msgpack.packb(plain, use_bin_type=True)
-        except (TypeError, ValueError, OverflowError) as exc:
+            again = pack_canonical(plain)
+        except ValueError as exc:
             raise _bad(str(exc)) from None
         if again != data:
             raise _bad("bytes are not in canonical form")
@@ -376,22 +375,12 @@ def decode(data: bytes, *, check_canonical: bool = True) -> KeyState:
 
 
 def _unpack(data: bytes) -> Any:
-    """msgpack under the codec's explicit limits (DEFAULT_LIMITS); no ext types.
-
-    The generic walk of :func:`memmesh.crdt.codec.unpackb` is skipped because
+    """msgpack under the codec's explicit limits, without the generic validation walk:
     :func:`_from_plain` checks the type of every field of the layout itself and
-    :func:`_check_meta` walks the only free-form part (metadata).
-    """
-    if not isinstance(data, bytes) or len(data) > _LIMITS.max_buffer_size:
-        raise _bad("expected bytes within the size limit")
-    try:
-        return msgpack.unpackb(data, raw=False, use_list=False, strict_map_key=True,
-                               max_str_len=_LIMITS.max_str_len,
-                               max_bin_len=_LIMITS.max_bin_len,
-                               max_array_len=_LIMITS.max_array_len,
-                               max_map_len=_LIMITS.max_map_len, max_ext_len=0)
-    except Exception as exc:  # msgpack raises many types
-        raise _bad(f"invalid msgpack: {type(exc).__name__}: {exc}") from None
+    :func:`_check_meta` walks the only free-form part (metadata)."""
+    if not isinstance(data, bytes):
+        raise _bad("expected bytes")
+    return unpack_unchecked(data, limits=_LIMITS)
 
 
 def _check_meta(value: Any, depth: int) -> None:
