@@ -8,7 +8,10 @@
   connected peer is pulled from (and, by the protocol's reply, pushed to);
 * push: the replica's change journal is polled every ``poll_interval``; new local
   writes (also those of another process on the same LMDB path) are pushed to every
-  peer at once, priority writes first;
+  peer at once, priority writes first, and only this replica's own writes (no
+  relaying: a peer gets third-party data from its source or from anti-entropy);
+* no redundant pulls: while data from a peer is still being applied, anti-entropy
+  rounds (up to four in a row) and the reverse half of a round are skipped;
 * bounded work: at most ``max_syncs`` peers are served at a time (others get
   ``REJECT busy`` and retry on a later round), at most ``max_links`` connections;
 * reconnects with exponential back-off and jitter; seeds are dialled forever, peers

@@ -30,8 +30,14 @@ unit tests.  To drive two replicas without any network::
     # loop: pump both ways, serve both sides, until both sessions are idle;
     # call s.handle_timeout(now) whenever now >= s.next_deadline().
 
-:func:`~memmesh.gossip.protocol.driver.drive` does exactly that loop for tests and
-simulations (with optional loss, duplication and reordering of whole frames).
+On a new local write call ``s.request_push(now, priority=..., local_summary=
+replica.sync_summary())`` on each open session (False: no summary of the peer yet, so
+``start_sync`` instead); with ``local_summary`` the push carries only this replica's own
+writes, as the trio shell does.
+
+:class:`~memmesh.gossip.protocol.driver.MemoryNetwork` runs exactly that loop for tests
+and simulations, on virtual time, with optional loss, duplication and reordering of
+whole frames, and reconnects closed links.
 """
 
 from __future__ import annotations
