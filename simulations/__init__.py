@@ -1,0 +1,1 @@
+"""Fleet-scale simulations driving the real sans-IO protocol core."""

@@ -1,0 +1,357 @@
+"""A simulated fleet: the event loop, the network, the nodes, faults and the workload.
+
+``Cluster`` wires one ``EventLoop`` to a ``Network`` and ``Transport`` and a set of
+``SimNode``s, each with its own LMDB replica directory under ``workdir``. Scenarios use
+it as a small vocabulary: ``add_node``/``join``, ``crash``/``restart``, ``leave``,
+``partition``/``heal``, ``add``/``update``/``read`` (the workload, which records every
+acknowledged write in the ``WriteLog``), ``run_for`` and ``run_until_converged``.
+
+Membership is an oracle, as mDNS on a LAN is: a node knows every member that joined and
+has not left; crashed members stay known (dialing them fails, as it would).
+Convergence means: every member is up, and all members with the same ACL scope hold
+equal ``state_digest``s.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from memmesh.gossip.protocol.session import SessionConfig
+
+from .clock import SkewedClock
+from .engine import US_PER_MS, EventLoop
+from .metrics import Metrics, RoundStats
+from .network import Network
+from .node import SimNode
+from .options import SimOptions
+from .progress import Progress
+from .rng import stream
+from .transport import Transport
+from .writelog import MemoryInfo, Write, WriteLog
+
+#: Session tunables per transport mode. Over the reliable stream the protocol's own
+#: retransmission is off (TCP does it); over bare frames it is on, with an RTO a little
+#: above the worst round trip the default latency gives.
+SESSION_CONFIGS = {
+    "tcp": SessionConfig(retransmit=False, rto=5.0, keepalive=5.0, idle_timeout=30.0,
+                         handshake_timeout=10.0),
+    "frames": SessionConfig(retransmit=True, rto=0.5, max_retries=6, keepalive=2.0,
+                            idle_timeout=10.0, handshake_timeout=3.0),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Convergence:
+    converged: bool
+    rounds: int | None  # whole rounds after the reference time, None if not converged
+    time_ms: float | None
+
+
+def scope_key(scope: Any) -> str:
+    """A stable name for a node's ACL scope (nodes with equal keys must converge)."""
+    if scope is None:
+        return "*"
+    apps = "*" if scope.apps is None else ",".join(sorted(str(a) for a in scope.apps))
+    users = "*" if scope.users is None else ",".join(sorted(str(u) for u in scope.users))
+    return f"apps={apps};users={users}"
+
+
+class Cluster:
+    def __init__(
+        self,
+        options: SimOptions,
+        workdir: Path,
+        *,
+        transport: str = "tcp",
+        max_links: int = 4,
+        resolve: bool = False,
+        resolve_deadline_ms: int = 2_000,
+        progress: Progress | None = None,
+    ) -> None:
+        self.options = options
+        self.workdir = workdir
+        self.seed = options.seed
+        self.loop = EventLoop()
+        self.interval_us = options.interval_ms * US_PER_MS
+        self.metrics = Metrics(self.interval_us, clock=lambda: self.loop.now_us)
+        self.network = Network(
+            self.loop,
+            options.network_config(),
+            options.seed,
+            deliver=self._deliver,
+            on_bytes=self.metrics.wire_bytes,
+        )
+        self.transport = Transport(
+            self.loop, self.network, on_app_bytes=self.metrics.app_bytes, mode=transport
+        )
+        self.transport_mode = transport
+        self.session_config = SESSION_CONFIGS[transport]
+        self.max_links = max_links
+        self.resolve = resolve
+        self.resolve_deadline_ms = resolve_deadline_ms
+        self.nodes: dict[str, SimNode] = {}
+        self.members: list[str] = []
+        self.writelog = WriteLog()
+        self.workload_rng = stream(options.seed, "workload")
+        self.fault_rng = stream(options.seed, "faults")
+        self.progress = progress
+        self.progress_total_us = 0
+        self.arrivals: dict[str, dict[str, int]] = {}  # tracked memory -> node -> time
+        self._snapshot_timer = self.loop.call_at(self.interval_us - 1, self._snapshot)
+
+    # ------------------------------------------------------------------ nodes
+
+    def node_name(self, index: int) -> str:
+        return f"n{index:04d}"
+
+    def add_node(self, node_id: str, *, scope: Any = None, start: bool = True) -> SimNode:
+        """Create a member (its replica directory, clock skew and random stream)."""
+        skew = 0
+        if self.options.skew_ms:
+            rng = stream(self.seed, "skew", node_id)
+            skew = round(rng.uniform(-self.options.skew_ms, self.options.skew_ms))
+        node = SimNode(
+            cluster=self,
+            node_id=node_id,
+            path=self.workdir / node_id,
+            clock=SkewedClock(self.loop, skew),
+            rng=stream(self.seed, "node", node_id),
+            scope=scope,
+            max_links=self.max_links,
+        )
+        self.nodes[node_id] = node
+        self.members.append(node_id)
+        if start:
+            node.start()
+        return node
+
+    def up_nodes(self) -> Iterator[SimNode]:
+        for node_id in self.members:
+            node = self.nodes[node_id]
+            if node.up:
+                yield node
+
+    def scope_of(self, node_id: str) -> Any:
+        return self.nodes[node_id].scope
+
+    def choose_peer(self, node: SimNode) -> str | None:
+        """A member other than ``node``, uniformly at random from ``node``'s stream."""
+        members = self.members
+        if len(members) < 2:
+            return None
+        while True:
+            peer = members[node.rng.randrange(len(members))]
+            if peer != node.node_id:
+                return peer
+
+    # ------------------------------------------------------------------ faults
+
+    def crash(self, node_id: str) -> None:
+        self.nodes[node_id].crash()
+        self.metrics.count("faults", "crash")
+
+    def restart(self, node_id: str) -> None:
+        node = self.nodes[node_id]
+        if not node.up:
+            node.start()
+            self.metrics.count("faults", "restart")
+
+    def join(self, node_id: str, *, scope: Any = None) -> SimNode:
+        self.metrics.count("faults", "join")
+        return self.add_node(node_id, scope=scope)
+
+    def leave(self, node_id: str) -> None:
+        """Graceful leave: drain this node's own writes to a peer, then go (see node)."""
+        node = self.nodes[node_id]
+        if not node.up or node.draining:
+            return
+        node.draining = True
+        peer = self.choose_peer(node)
+        if peer is None:
+            self._finish_leave(node)
+        else:
+            node.pull_from(peer)
+
+    def drained(self, node: SimNode) -> Callable[[], None]:
+        return lambda: self._finish_leave(node)
+
+    def _finish_leave(self, node: SimNode) -> None:
+        if not node.up:
+            return
+        node.stop()
+        self.members.remove(node.node_id)
+        self.metrics.count("faults", "leave")
+
+    def partition(self, groups: list[list[str]]) -> None:
+        self.network.partition(groups)
+        self.metrics.count("faults", "partition")
+
+    def heal(self) -> None:
+        self.network.heal()
+        self.metrics.count("faults", "heal")
+
+    # ------------------------------------------------------------------ workload
+
+    def add(self, node_id: str, text: str, *, klass: str = "default", policy: str = "mv",
+            tier: str = "shared", priority: bool = False, **scope: str | None) -> str:
+        """``Replica.add`` on ``node_id``; the write is acknowledged when it returns."""
+        node = self.nodes[node_id]
+        memory_id: str = node.replica.add(
+            text, policy=policy, tier=tier, priority=priority, actor=node_id, **scope
+        )
+        self.writelog.created(MemoryInfo(
+            memory_id, node_id, scope.get("app_id"), scope.get("user_id"), tier, policy, klass
+        ))
+        self._acknowledge(node, memory_id, "ADD")
+        if tier == "shared":
+            node.push_local_writes(priority=priority)
+        return memory_id
+
+    def update(self, node_id: str, memory_id: str, text: str, *, priority: bool = False) -> None:
+        node = self.nodes[node_id]
+        node.replica.update(memory_id, text, actor=node_id)
+        self._acknowledge(node, memory_id, "UPDATE")
+        if self.writelog.memories[memory_id].tier == "shared":
+            node.push_local_writes(priority=priority)
+
+    def read(self, node_id: str, memory_id: str) -> int:
+        """Read on ``node_id``; records and returns the read's staleness in microseconds."""
+        node = self.nodes[node_id]
+        record = node.replica.get(memory_id)
+        info = self.writelog.memories[memory_id]
+        stale = self.writelog.staleness_us(memory_id, record, self.loop.now_us)
+        self.metrics.staleness(info.klass, stale / US_PER_MS)
+        return stale
+
+    def _acknowledge(self, node: SimNode, memory_id: str, op: str) -> None:
+        record = node.replica.get(memory_id)
+        assert record is not None
+        mine = [v for v in record.versions if v.replica == node.node_id]
+        version = max(mine, key=lambda v: v.timestamp)
+        info = self.writelog.memories[memory_id]
+        self.writelog.acknowledged(Write(
+            memory_id, node.node_id, version.dot, version.timestamp, self.loop.now_us,
+            info.klass, op,
+        ))
+        if memory_id in self.arrivals:
+            self.arrivals[memory_id].setdefault(node.node_id, self.loop.now_us)
+
+    def track(self, memory_id: str) -> None:
+        """Record when each node first holds ``memory_id`` (for spread curves)."""
+        arrivals = self.arrivals.setdefault(memory_id, {})
+        for node in self.up_nodes():
+            if node.replica.get(memory_id) is not None:
+                arrivals.setdefault(node.node_id, self.loop.now_us)
+
+    # ------------------------------------------------------------------ callbacks
+
+    def _deliver(self, src: str, dst: str, packet: object) -> None:
+        self.transport.deliver(src, dst, packet)
+
+    def on_applied(self, node: SimNode, result: Any) -> None:
+        now = self.loop.now_us
+        for memory_id in result.changed:
+            arrivals = self.arrivals.get(memory_id)
+            if arrivals is not None:
+                arrivals.setdefault(node.node_id, now)
+        if result.conflicts:
+            self.metrics.conflict_events += len(result.conflicts)
+            self.metrics.conflicts.update(result.conflicts)
+            node.conflicted.update(result.conflicts)
+
+    def on_round(self, node: SimNode) -> None:
+        """Per-round local work of a node: resolve the conflicts it is arbiter for."""
+        if self.resolve and node.conflicted:
+            self._resolve_conflicts(node)
+
+    def _resolve_conflicts(self, node: SimNode) -> None:
+        """The arbiter loop of ``Node(resolver=...)``, on storage's election.
+
+        The resolver merges the standing texts in a fixed order; a real fleet would
+        call ``memmesh.semantic`` resolvers or an LLM here. Calls are counted.
+        """
+        replica = node.replica
+        resolved = False
+        for memory_id in sorted(node.conflicted):
+            record = replica.get(memory_id)
+            if record is None or not record.conflicted:
+                node.conflicted.discard(memory_id)
+                continue
+            if not replica.arbiter_for(record, node.clock(), deadline_ms=self.resolve_deadline_ms):
+                continue
+            self.metrics.resolver_calls += 1
+            texts = sorted(v.text for v in record.versions)
+            replica.resolve(
+                memory_id, " + ".join(texts), resolver="sim-merge",
+                inputs=tuple(v.dot for v in record.versions),
+            )
+            self._acknowledge(node, memory_id, "RESOLVE")
+            node.conflicted.discard(memory_id)
+            resolved = True
+        if resolved:
+            node.push_local_writes()
+
+    # ------------------------------------------------------------------ running
+
+    def _snapshot(self) -> None:
+        """End of a round: record every up member's digest and who agrees."""
+        stats: RoundStats = self.metrics.round_at(self.loop.now_us)
+        digests: dict[str, str] = {}
+        by_class: dict[str, dict[str, int]] = {}
+        for node in self.up_nodes():
+            digest = node.replica.state_digest()
+            digests[node.node_id] = digest
+            counts = by_class.setdefault(scope_key(node.scope), {})
+            counts[digest] = counts.get(digest, 0) + 1
+        stats.live_nodes = len(digests)
+        stats.agreeing = sum(max(c.values()) for c in by_class.values())
+        self.metrics.digests.append(digests)
+        if self.progress is not None and self.progress_total_us:
+            self.progress.update(
+                self.progress.total * self.loop.now_us // self.progress_total_us
+            )
+        self._snapshot_timer = self.loop.call_later(self.interval_us, self._snapshot)
+
+    def converged_now(self) -> bool:
+        by_class: dict[str, str] = {}
+        for node_id in self.members:
+            node = self.nodes[node_id]
+            if not node.up:
+                return False
+            digest = node.replica.state_digest()
+            key = scope_key(node.scope)
+            if by_class.setdefault(key, digest) != digest:
+                return False
+        return True
+
+    def run_for(self, rounds: float) -> None:
+        self.loop.run(self.loop.now_us + round(rounds * self.interval_us))
+
+    def run_until_converged(self, since_us: int, max_rounds: int) -> Convergence:
+        """Run round by round until converged (checked at every round boundary)."""
+        interval = self.interval_us
+        deadline = since_us + max_rounds * interval
+        while True:
+            if self.converged_now():
+                elapsed = self.loop.now_us - since_us
+                rounds = -(-elapsed // interval)
+                return Convergence(True, rounds, elapsed / US_PER_MS)
+            if self.loop.now_us >= deadline:
+                return Convergence(False, None, None)
+            next_boundary = (self.loop.now_us // interval + 1) * interval
+            self.loop.run(min(next_boundary, deadline))
+
+    def close(self) -> None:
+        for node in self.nodes.values():
+            if node.up:
+                node.crash()
+
+
+def shuffled(rng: random.Random, items: list[str]) -> list[str]:
+    out = list(items)
+    rng.shuffle(out)
+    return out
