@@ -184,10 +184,13 @@ gets = 5 * len(ids) / (time.perf_counter() - t)
 t = time.perf_counter()
 listed = sum(len(r.list(user_id=f"u{u}")) for u in range(20))
 lists = 20 / (time.perf_counter() - t)
-# VmHWM (peak RSS of this process image): ru_maxrss would include the parent's peak,
-# which Linux carries over fork and exec
+# VmHWM (peak RSS of this process image; ru_maxrss would include the parent's peak,
+# which Linux carries over fork and exec), split now into RssAnon (the process's own
+# memory) and RssFile (LMDB pages mapped from the page cache: shared, clean, dropped
+# by the kernel under pressure; fault-around maps up to 64 KiB per touched page)
 status = dict(line.split(":", 1) for line in open("/proc/self/status"))
-print(int(status["VmHWM"].split()[0]), gets, lists, listed)
+kb = lambda name: int(status[name].split()[0])
+print(kb("VmHWM"), gets, lists, listed, kb("RssAnon"), kb("RssFile"))
 """
 
 
@@ -204,6 +207,7 @@ def bench_rss(root: Path, n: int) -> dict[str, float]:
                          capture_output=True, text=True).stdout.split()
     size = sum(f.stat().st_size for f in path.iterdir())
     return {"memories": n, "build_s": build_s, "peak_rss_mb": int(out[0]) / 1024,
+            "rss_anon_mb": int(out[4]) / 1024, "rss_file_mb": int(out[5]) / 1024,
             "gets_per_s": float(out[1]), "lists_per_s": float(out[2]),
             "listed": int(out[3]), "env_file_mb": size / 2**20}
 
@@ -213,14 +217,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, no 1M RSS run")
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--dir", type=Path, help="scratch directory (default: a temp dir)")
+    parser.add_argument("--rss-only", action="store_true", help="only the 1M-memory RSS run")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="memmesh-bench-", dir=args.dir))
     figures: dict[str, Any] = {"mode": "quick" if args.quick else "full",
                                "python": sys.version.split()[0], "cpus": os.cpu_count()}
     try:
-        figures["durable_add"] = bench_durable(root, 100 if args.quick else 300)
-        figures["batched_add"] = bench_batched(root, 5000 if args.quick else 20_000)
-        figures["sync"] = bench_sync(root, 5000 if args.quick else 20_000, 100)
+        if not args.rss_only:
+            figures["durable_add"] = bench_durable(root, 100 if args.quick else 300)
+            figures["batched_add"] = bench_batched(root, 5000 if args.quick else 20_000)
+            figures["sync"] = bench_sync(root, 5000 if args.quick else 20_000, 100)
         if not args.quick:
             figures["rss"] = bench_rss(root, 1_000_000)
     finally:

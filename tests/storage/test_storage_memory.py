@@ -236,3 +236,16 @@ def test_journal_reports_local_and_remote_changes(pair) -> None:  # type: ignore
     assert [(c.memory_id, c.local, c.priority) for c in batch.changes] == [(m1, False, True)]
     assert b.changes_since(batch.seq).changes == ()
     assert not batch.reset
+
+
+def test_journal_truncation_tells_consumers_to_rescan(pair, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import memmesh.storage.journal as journal
+
+    monkeypatch.setattr(journal, "JOURNAL_MAX", 10)
+    a, _ = pair
+    for i in range(30):
+        a.add(f"m{i}")
+    batch = a.changes_since(0)
+    assert batch.reset and batch.changes and batch.changes[0].seq > 1
+    assert a.journal_seq() == 30 and batch.seq == 30
+    assert not a.changes_since(25).reset
