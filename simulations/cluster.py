@@ -197,8 +197,12 @@ class Cluster:
     # ------------------------------------------------------------------ workload
 
     def add(self, node_id: str, text: str, *, klass: str = "default", policy: str = "mv",
-            tier: str = "shared", priority: bool = False, **scope: str | None) -> str:
-        """``Replica.add`` on ``node_id``; the write is acknowledged when it returns."""
+            tier: str = "shared", priority: bool = False, push: bool = True,
+            **scope: str | None) -> str:
+        """``Replica.add`` on ``node_id``; the write is acknowledged when it returns.
+
+        ``push``: push it at once on the node's open links (else it waits for pulls).
+        """
         node = self.nodes[node_id]
         memory_id: str = node.replica.add(
             text, policy=policy, tier=tier, priority=priority, actor=node_id, **scope
@@ -207,15 +211,16 @@ class Cluster:
             memory_id, node_id, scope.get("app_id"), scope.get("user_id"), tier, policy, klass
         ))
         self._acknowledge(node, memory_id, "ADD")
-        if tier == "shared":
+        if tier == "shared" and push:
             node.push_local_writes(priority=priority)
         return memory_id
 
-    def update(self, node_id: str, memory_id: str, text: str, *, priority: bool = False) -> None:
+    def update(self, node_id: str, memory_id: str, text: str, *, priority: bool = False,
+               push: bool = True) -> None:
         node = self.nodes[node_id]
         node.replica.update(memory_id, text, actor=node_id)
         self._acknowledge(node, memory_id, "UPDATE")
-        if self.writelog.memories[memory_id].tier == "shared":
+        if self.writelog.memories[memory_id].tier == "shared" and push:
             node.push_local_writes(priority=priority)
 
     def read(self, node_id: str, memory_id: str) -> int:
@@ -317,6 +322,8 @@ class Cluster:
         self._snapshot_timer = self.loop.call_later(self.interval_us, self._snapshot)
 
     def converged_now(self) -> bool:
+        """All members up, equal digests per scope class, no conflict left standing
+        (the last only when this run resolves conflicts)."""
         by_class: dict[str, str] = {}
         for node_id in self.members:
             node = self.nodes[node_id]
@@ -326,6 +333,13 @@ class Cluster:
             key = scope_key(node.scope)
             if by_class.setdefault(key, digest) != digest:
                 return False
+        if self.resolve:
+            for node_id in self.members:
+                node = self.nodes[node_id]
+                for memory_id in sorted(node.conflicted):
+                    record = node.replica.get(memory_id)
+                    if record is not None and record.conflicted:
+                        return False
         return True
 
     def run_for(self, rounds: float) -> None:

@@ -25,10 +25,9 @@ class SimOptions:
     ``interval_ms``: the gossip round: every node starts one anti-entropy exchange per
     interval (with +-10% jitter), so "rounds" are intervals of simulated time.
     ``max_rounds``: give up converging after this many rounds past the scenario's end.
-    ``partitions``/``churn``: turn the partition and crash/restart/join/leave faults on
-    for scenarios that make them optional (``partition-heal`` and ``churn`` always have
-    theirs).
-    ``users``/``apps``: fleet size of the ACL dimension for ``fleet``.
+    ``partitions``: add random partitions to ``churn`` (``partition-heal`` always has
+    its one partition).
+    ``users``: how many users (ACL scopes) ``fleet`` spreads its agents over.
     ``sizes``: the fleet sizes ``fleet`` sweeps (empty: just ``nodes``).
     ``writes``: how many writes the workload makes (scenario-specific meaning).
     """
@@ -43,9 +42,7 @@ class SimOptions:
     interval_ms: int = 1000
     max_rounds: int = 200
     partitions: bool = False
-    churn: bool = False
     users: int = 4
-    apps: int = 1
     sizes: tuple[int, ...] = field(default_factory=tuple)
     writes: int = 20
 
@@ -58,8 +55,8 @@ class SimOptions:
             raise SimulationConfigError("max_rounds must be positive")
         if self.skew_ms < 0:
             raise SimulationConfigError("skew_ms must be >= 0")
-        if self.users < 1 or self.apps < 1 or self.writes < 0:
-            raise SimulationConfigError("users and apps must be >= 1, writes >= 0")
+        if self.users < 1 or self.writes < 0:
+            raise SimulationConfigError("users must be >= 1 and writes >= 0")
         if any(n < 1 for n in self.sizes):
             raise SimulationConfigError("sizes must be positive")
         self.network_config()  # validates loss, duplicate, reorder, latency

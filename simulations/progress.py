@@ -25,7 +25,7 @@ class Progress:
 
     def update(self, done: int, note: str = "") -> None:
         """Set the amount of work done (0..total) and redraw when it is worth it."""
-        self.done = max(0, min(done, self.total))
+        self.done = max(0, min(int(done), self.total))
         if not self.enabled:
             return
         percent = 100 * self.done // self.total

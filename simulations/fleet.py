@@ -1,0 +1,98 @@
+"""Scenario ``fleet``: N agents serving M users under scoped ACLs, N up to 1000.
+
+Agent ``i`` works for user ``u(i mod M)``; its ACL (``PeerScope(users={u})``) is what
+its peers may ship it, so it never receives another user's memories. Every agent adds
+a shared memory and a private, run-scoped one, and a third of them update a memory of
+their user later. Gossip partners are still drawn from the whole fleet, as mDNS would
+offer them.
+
+Measured per fleet size (``--sizes``, default just ``--nodes``): protocol bytes per node
+per round, and the size of the summaries exchanged (``sync_summary``: one watermark per
+origin the node has seen: the "vector clocks grow with the fleet" question), with the
+rounds to convergence. The plot ``metadata_vs_n.png`` shows summary size against N.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from memmesh.storage import PeerScope
+
+from .options import SimOptions
+from .runner import RunContext, common_report
+
+WRITE_ROUNDS = 3
+
+
+def _one_size(ctx: RunContext, n: int) -> dict[str, Any]:
+    opts = ctx.options
+    sized = SimOptions(**{**opts.as_dict(), "nodes": n, "sizes": tuple(opts.sizes)})
+    cluster = ctx.cluster(sized)
+    users = [f"u{j}" for j in range(min(opts.users, n))]
+    names = [cluster.node_name(i) for i in range(n)]
+    for i, name in enumerate(names):
+        cluster.add_node(name, scope=PeerScope(apps=frozenset({"fleet"}),
+                                              users=frozenset({users[i % len(users)]})))
+    rng = cluster.workload_rng
+    start = cluster.loop.now_us
+    span = WRITE_ROUNDS * cluster.interval_us
+    shared: dict[str, list[str]] = {u: [] for u in users}
+
+    def add(i: int) -> None:
+        user = users[i % len(users)]
+        shared[user].append(cluster.add(names[i], f"fact-{i}", app_id="fleet", user_id=user))
+        cluster.add(names[i], f"scratch-{i}", app_id="fleet", user_id=user,
+                    run_id=f"run-{i}", tier="private")
+
+    def update(i: int) -> None:
+        user = users[i % len(users)]
+        node = cluster.nodes[names[i]]
+        mine = [m for m in shared[user] if node.replica.get(m) is not None]
+        if mine:
+            cluster.update(names[i], mine[rng.randrange(len(mine))], f"fact-{i}-v2")
+
+    for i in range(n):
+        cluster.loop.call_at(start + rng.randrange(span), lambda i=i: add(i))
+    for i in range(0, n, 3):
+        cluster.loop.call_at(start + span + rng.randrange(span), lambda i=i: update(i))
+    cluster.loop.run(start + 2 * span)
+    end = cluster.loop.now_us
+    convergence = cluster.run_until_converged(end, opts.max_rounds)
+    report = common_report(cluster, convergence)
+    report["nodes"] = n
+    report["users"] = len(users)
+    cluster.close()
+    return report
+
+
+def fleet(ctx: RunContext) -> dict[str, Any]:
+    """Sweep fleet sizes; report bytes per node and summary size for each."""
+    opts = ctx.options
+    sizes = sorted(set(opts.sizes)) if opts.sizes else [opts.nodes]
+    runs = []
+    for n in sizes:
+        runs.append(_one_size(ctx, n))
+    largest = dict(runs[-1])
+    largest["nodes"] = sizes[-1]
+    largest["converged"] = all(r["converged"] for r in runs)
+    largest["invariants"] = {
+        name: all(r["invariants"][name] for r in runs) for name in runs[-1]["invariants"]
+    }
+    largest["fleet"] = {
+        "users": min(opts.users, sizes[-1]),
+        "sizes": sizes,
+        "per_size": [
+            {
+                "nodes": r["nodes"],
+                "converged": r["converged"],
+                "rounds_to_converge": r["rounds_to_converge"],
+                "bytes_per_node": r["bytes_per_node"],
+                "wire_bytes_per_node": r["wire_bytes_per_node"],
+                "summary_bytes_mean": r["summary_bytes"]["mean"],
+                "summary_bytes_max": r["summary_bytes"]["max"],
+                "invariants": r["invariants"],
+            }
+            for r in runs
+        ],
+    }
+    return largest

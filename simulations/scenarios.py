@@ -1,0 +1,20 @@
+"""The named scenarios (``memmesh simulate SCENARIO``), each a documented function."""
+
+from __future__ import annotations
+
+from .churn import churn
+from .fleet import fleet
+from .partition_heal import partition_heal
+from .runner import ScenarioFn
+from .spread import spread
+from .zylos import zylos
+
+SCENARIOS: dict[str, ScenarioFn] = {
+    "spread": spread,
+    "zylos": zylos,
+    "partition-heal": partition_heal,
+    "churn": churn,
+    "fleet": fleet,
+}
+
+__all__ = ["SCENARIOS", "churn", "fleet", "partition_heal", "spread", "zylos"]
