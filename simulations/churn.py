@@ -47,10 +47,11 @@ def churn(ctx: RunContext) -> dict[str, Any]:
         if node is None:
             return
         counter[0] += 1
-        if memories and work.random() < 0.5:
-            cluster.update(node, memories[work.randrange(len(memories))], f"v{counter[0]}")
-        else:
-            memories.append(cluster.add(node, f"m{counter[0]}", **scope))
+        if memories and work.random() < 0.5 and cluster.update(
+            node, memories[work.randrange(len(memories))], f"v{counter[0]}"
+        ):
+            return
+        memories.append(cluster.add(node, f"m{counter[0]}", **scope))
 
     def read() -> None:
         node = live_writer()

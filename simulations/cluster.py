@@ -216,12 +216,18 @@ class Cluster:
         return memory_id
 
     def update(self, node_id: str, memory_id: str, text: str, *, priority: bool = False,
-               push: bool = True) -> None:
+               push: bool = True) -> bool:
+        """``Replica.update`` on ``node_id``; False (and counted) when the node does not
+        hold the memory yet, as an agent cannot edit what it has not seen."""
         node = self.nodes[node_id]
+        if node.replica.get(memory_id) is None:
+            self.metrics.count("workload", "update_skipped_unseen")
+            return False
         node.replica.update(memory_id, text, actor=node_id)
         self._acknowledge(node, memory_id, "UPDATE")
         if self.writelog.memories[memory_id].tier == "shared" and push:
             node.push_local_writes(priority=priority)
+        return True
 
     def read(self, node_id: str, memory_id: str) -> int:
         """Read on ``node_id``; records and returns the read's staleness in microseconds."""

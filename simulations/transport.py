@@ -308,7 +308,9 @@ class Transport:
         if end is not None:
             end.receive(packet)
             return
-        opening = packet.kind == "frame" or (packet.kind == "data" and packet.seq == 1)
+        # the first packet seen of a connection opens it, whichever segment it is (a SYN
+        # handshake would cost one round trip more; early segments are buffered anyway)
+        opening = packet.kind in ("frame", "data")
         if opening and dst in self._listeners and packet.conn not in self._closed:
             conn = self._cls(self, packet.conn, dst, src)
             self._ends[(dst, packet.conn)] = conn
