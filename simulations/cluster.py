@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from memmesh.gossip.protocol.session import SessionConfig
+from memmesh.storage.arbitration import resolve_conflicts
+from memmesh.storage.resolution import Conflict, Resolution
 
 from .clock import SkewedClock
 from .engine import US_PER_MS, EventLoop
@@ -242,7 +244,9 @@ class Cluster:
         record = node.replica.get(memory_id)
         assert record is not None
         mine = [v for v in record.versions if v.replica == node.node_id]
-        version = max(mine, key=lambda v: v.timestamp)
+        self._log_write(node, memory_id, max(mine, key=lambda v: v.timestamp), op)
+
+    def _log_write(self, node: SimNode, memory_id: str, version: Any, op: str) -> None:
         info = self.writelog.memories[memory_id]
         self.writelog.acknowledged(Write(
             memory_id, node.node_id, version.dot, version.timestamp, self.loop.now_us,
@@ -280,31 +284,31 @@ class Cluster:
             self._resolve_conflicts(node)
 
     def _resolve_conflicts(self, node: SimNode) -> None:
-        """The arbiter loop of ``Node(resolver=...)``, on storage's election.
+        """What ``Node(resolver=...)`` does each ``resolver_interval``: storage's
+        ``resolve_conflicts`` (the arbiter election plus the RESOLVE write).
 
-        The resolver merges the standing texts in a fixed order; a real fleet would
-        call ``memmesh.semantic`` resolvers or an LLM here. Calls are counted.
+        The simulated resolver merges the standing texts in dot order (a real fleet
+        plugs in ``memmesh.semantic`` resolvers or an LLM); its calls are counted.
         """
-        replica = node.replica
-        resolved = False
+        outcomes = resolve_conflicts(
+            node.replica, self._resolver, deadline_ms=self.resolve_deadline_ms,
+            now_ms=node.clock(), actor=node.node_id,
+        )
+        wrote = False
+        for outcome in outcomes:
+            if outcome.version is not None:
+                self._log_write(node, outcome.memory_id, outcome.version, "RESOLVE")
+                wrote = True
         for memory_id in sorted(node.conflicted):
-            record = replica.get(memory_id)
+            record = node.replica.get(memory_id)
             if record is None or not record.conflicted:
                 node.conflicted.discard(memory_id)
-                continue
-            if not replica.arbiter_for(record, node.clock(), deadline_ms=self.resolve_deadline_ms):
-                continue
-            self.metrics.resolver_calls += 1
-            texts = sorted(v.text for v in record.versions)
-            replica.resolve(
-                memory_id, " + ".join(texts), resolver="sim-merge",
-                inputs=tuple(v.dot for v in record.versions),
-            )
-            self._acknowledge(node, memory_id, "RESOLVE")
-            node.conflicted.discard(memory_id)
-            resolved = True
-        if resolved:
+        if wrote:
             node.push_local_writes()
+
+    def _resolver(self, conflict: Conflict) -> Resolution:
+        self.metrics.resolver_calls += 1
+        return Resolution.merged(" + ".join(v.text for v in conflict.versions))
 
     # ------------------------------------------------------------------ running
 

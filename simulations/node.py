@@ -153,11 +153,20 @@ class SimNode:
         self._trim_links()
 
     def push_local_writes(self, *, priority: bool = False) -> None:
-        """New local writes: push them on every open link (pull first where needed)."""
+        """New local writes: push them on every open link (pull first where needed).
+
+        As the trio shell does, the push carries only this replica's own writes
+        (``local_summary``): pushes are not relayed; anti-entropy spreads them further.
+        """
+        summary = None
         for link in list(self.links.values()):
             session = link.session
             if session.state is State.OPEN:
-                if not session.request_push(self.now, priority=priority) and not session.pulling:
+                if summary is None:
+                    summary = self.replica.sync_summary()
+                pushed = session.request_push(self.now, priority=priority,
+                                              local_summary=summary)
+                if not pushed and not session.pulling:
                     self._start_pull(link)
                 self._flush(link)
 
