@@ -35,6 +35,7 @@ from typing import Any
 import trio
 
 from memmesh.crdt.errors import MemmeshError
+from memmesh.storage.arbitration import resolve_conflicts
 
 from .link import Link
 from .peers import KnownPeer, backoff_delay, load_peers, save_peers
@@ -47,7 +48,7 @@ __all__ = ["Node"]
 
 log = logging.getLogger("memmesh.gossip")
 
-Resolver = Callable[[Any], "str | None"]
+Resolver = Callable[[Any], Any]
 _FATAL_REJECTS = frozenset({"wrong-cluster", "version", "identity", "self"})
 
 
@@ -71,10 +72,12 @@ class Node:
     ``interval``
         Mean anti-entropy period in seconds (default 1.0).
     ``resolver``
-        ``callable(record) -> str | None`` run (in a worker thread) for each conflicted
-        memory this replica is the elected arbiter for (``replica.arbiter_for``); a
-        string is written with ``replica.resolve`` as a RESOLVE that dominates the
-        versions, None leaves the conflict.  Its ``__name__`` is recorded as resolver.
+        ``callable(Conflict) -> Resolution | None`` (any resolver of
+        :mod:`memmesh.semantic`, e.g. ``chain(NearDuplicate(), RolePriority([...]))``, or
+        your own) run in a worker thread, every ``resolver_interval``, for each conflict
+        this replica is the elected arbiter for, through
+        :func:`memmesh.storage.resolve_conflicts`: the resolution is written as a RESOLVE
+        that dominates the versions; None leaves the conflict for later.
 
     Options: ``insecure``, ``acl`` (``{peer replica id: scope}``, the scope handed to
     ``sync_changes(peer=...)``), ``acl_default`` (scope of peers not in ``acl``; None:
@@ -148,7 +151,7 @@ class Node:
         self.resolve_deadline_ms = resolve_deadline_ms
         self.storage_threads = storage_threads
         self.rng = rng or random.Random()
-        self.stats = {"pushes": 0, "syncs": 0, "rejected_busy": 0}
+        self.stats = {"pushes": 0, "syncs": 0, "rejected_busy": 0, "resolved": 0}
         self._links: dict[str, Link] = {}
         self._all_links: set[Link] = set()
         self._dialers: dict[tuple[str, int], bool] = {}
@@ -536,28 +539,18 @@ class Node:
                     link.push(priority=priority, local_summary=summary)
 
     async def _resolver_loop(self) -> None:
+        """Every ``resolver_interval``, resolve the conflicts this replica is the elected
+        arbiter for (:func:`memmesh.storage.resolve_conflicts`: one loop for the node and
+        for direct callers).  It runs in its own worker thread, outside the storage
+        limiter, so a slow resolver (an LLM) never holds up syncs."""
         assert self.resolver is not None
-        name = getattr(self.resolver, "__name__", type(self.resolver).__name__)
         while True:
             await trio.sleep(self.resolver_interval)
             try:
-                conflicts = await self.storage(self.replica.conflicts)
-                for record in conflicts:
-                    now_ms = int(time.time() * 1000)
-                    mine = await self.storage(self.replica.arbiter_for, record, now_ms,
-                                              deadline_ms=self.resolve_deadline_ms)
-                    if not mine:
-                        continue
-                    text = await trio.to_thread.run_sync(self.resolver, record)
-                    if text is not None and not isinstance(text, str):
-                        log.warning("resolver %s returned %s, not str | None: ignored (wrap "
-                                    "semantic resolvers with record_resolver)", name,
-                                    type(text).__name__)
-                        continue
-                    if isinstance(text, str):
-                        await self.storage(
-                            self.replica.resolve, record.id, text, resolver=name,
-                            inputs=tuple(v.dot for v in record.versions))
+                outcomes = await trio.to_thread.run_sync(functools.partial(
+                    resolve_conflicts, self.replica, self.resolver,
+                    deadline_ms=self.resolve_deadline_ms))
+                self.stats["resolved"] += sum(1 for o in outcomes if o.version is not None)
             except Exception:  # a user's resolver must not stop the node
                 log.exception("conflict resolution failed")
 

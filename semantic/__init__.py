@@ -12,9 +12,16 @@
 
 from __future__ import annotations
 
-from .arbitration import ResolveOutcome, record_resolver, resolve_conflicts
+from memmesh.storage.arbitration import ResolveOutcome, resolve_conflicts
+from memmesh.storage.resolution import (
+    Conflict,
+    ConflictVersion,
+    Resolution,
+    Resolver,
+    format_alternatives,
+)
+
 from .cache import CachedEmbedder, content_key
-from .conflict import Conflict, ConflictVersion, Resolution, Resolver, format_alternatives
 from .embedding import Embedder, l2_normalise
 from .errors import (
     ArbiterOutputError,
@@ -74,6 +81,5 @@ __all__ = [
     "format_alternatives",
     "l2_normalise",
     "parse_decision",
-    "record_resolver",
     "resolve_conflicts",
 ]

@@ -7,6 +7,17 @@ errors), and bad input is rejected before anything is written.
 from __future__ import annotations
 
 from memmesh.crdt import MemmeshError
+from memmesh.storage.errors import InvalidResolutionError
+
+__all__ = [
+    "EXTRA_HINT",
+    "ArbiterOutputError",
+    "EmbeddingError",
+    "InvalidQueryError",
+    "InvalidResolutionError",
+    "MissingDependencyError",
+    "SemanticError",
+]
 
 EXTRA_HINT = "install the extra: pip install 'memmesh[semantic]'"
 
@@ -33,8 +44,6 @@ class InvalidQueryError(SemanticError, ValueError):
     """A search or add was called with bad arguments (unknown scope filter, k < 1...)."""
 
 
-class InvalidResolutionError(SemanticError, ValueError):
-    """A resolver returned something that cannot be written as a resolution."""
 
 
 class ArbiterOutputError(SemanticError, ValueError):

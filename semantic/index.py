@@ -68,10 +68,9 @@ def _wall_ms(timestamp: Any) -> float:
 
 def replica_clock(replica: Any) -> Callable[[], int]:
     """The replica's wall clock (so expiry agrees with storage's), else the system's."""
-    for name in ("clock", "_clock"):  # storage keeps it private for now: see the report
-        clock = getattr(replica, name, None)
-        if callable(clock):
-            return clock  # type: ignore[no-any-return]
+    clock = getattr(replica, "clock", None)
+    if callable(clock):
+        return clock  # type: ignore[no-any-return]
     return lambda: time.time_ns() // 1_000_000
 
 

@@ -25,7 +25,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-from .conflict import MAX_RESOLUTION_CHARS, Conflict, Resolution, Resolver, resolver_name
+from memmesh.storage.resolution import (
+    MAX_RESOLUTION_CHARS,
+    Conflict,
+    Resolution,
+    Resolver,
+    resolver_name,
+)
+
 from .errors import ArbiterOutputError
 from .resolvers import KeepAll
 

@@ -34,6 +34,12 @@ class ReplicaCore:
     max_drift_ms: int
     _clock: Callable[[], int]
 
+    @property
+    def clock(self) -> Callable[[], int]:
+        """The wall clock (Unix milliseconds) this replica stamps writes and judges
+        expiry by; injected with ``Replica.open(clock=...)`` in tests and simulations."""
+        return self._clock
+
     def collect_expired(self, now_ms: int | None = None, *, limit: int = 10_000) -> int:
         """Remove expired memories (implemented by :class:`memmesh.storage.Replica`)."""
         raise NotImplementedError

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from memmesh.crdt import InvalidArgumentError, MemmeshError
 
-__all__ = ["ReplicaIdMismatchError", "StorageError", "UnknownMemoryError"]
+__all__ = [
+    "InvalidResolutionError",
+    "ReplicaIdMismatchError",
+    "StorageError",
+    "UnknownMemoryError",
+]
 
 
 class StorageError(MemmeshError):
@@ -20,3 +25,7 @@ class UnknownMemoryError(StorageError, KeyError):
 
 class ReplicaIdMismatchError(StorageError, InvalidArgumentError):
     """``Replica.open(replica_id=...)`` names another id than the one stored at the path."""
+
+
+class InvalidResolutionError(StorageError, ValueError):
+    """A resolver returned something that cannot be written as a resolution."""

@@ -224,7 +224,7 @@ class MemmeshStore(BaseStore):
     # -- following the replica --------------------------------------------------------
 
     def _now(self) -> int:
-        return int(self.replica._clock())
+        return int(self.replica.clock())
 
     def _mark(self, record: MemoryRecord | None) -> Mapping[str, Any] | None:
         if record is None:

@@ -203,12 +203,32 @@ class MemoryOps(ReplicaCore):
 
         self._env.write(write)
 
+    def record_noop(self, memory_id: str, *, actor: str | None = None,
+                    detail: Mapping[str, Any] | None = None) -> None:
+        """Record a NOOP event on a live memory: a write that was absorbed (e.g. a
+        near-duplicate add folded into this memory) and changes no state.
+
+        ``detail`` (plain data: why, the absorbed text...) is kept in the local history
+        only; it is purged with the rest of the history by :meth:`forget`.
+        """
+        _check_str(memory_id, "memory_id", optional=False)
+        _check_str(actor, "actor")
+        extra = {} if detail is None else dict(_metadata(detail))
+        wall = self._clock()
+
+        def write(txn: Txn) -> None:
+            _, _, state = self._live_memory(txn, memory_id)
+            self._record_noop(txn, memory_id, state, self._now(txn, wall), actor, extra)
+
+        self._env.write(write)
+
     def _record_noop(self, txn: Txn, key: str, state: KeyState, ts: Timestamp,
-                     actor: str | None) -> None:
+                     actor: str | None, detail: dict[str, Any] | None = None) -> None:
         from . import history
         history.record(txn, key, op="NOOP", actor=actor, replica=self.replica_id, ts=ts,
-                       dot=None, ctx=state.ctx, text=None, detail={}, recorded_at=ts,
-                       standing=[d for d, _ in state.standing()], version=None)
+                       dot=None, ctx=state.ctx, text=None, detail=detail or {},
+                       recorded_at=ts, standing=[d for d, _ in state.standing()],
+                       version=None)
 
     def _write_version(self, txn: Txn, old: KeyState, version: VersionData) -> KeyState:
         """``old`` with ``version`` written by this replica (mv: supersedes all seen)."""

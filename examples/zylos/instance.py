@@ -14,20 +14,11 @@ import sys
 from typing import Any
 
 from memmesh.gossip import BackgroundNode
-from memmesh.semantic import Conflict, LastWriterWins, RolePriority, chain
+from memmesh.semantic import LastWriterWins, RolePriority, chain
 from memmesh.storage import Replica
 
+#: The project-state arbiter: the lead's word wins, else the newest version.
 RESOLVER = chain(RolePriority(["lead", "worker"]), LastWriterWins())
-
-
-def arbiter(record: Any) -> str | None:
-    """The node's resolver hook (``record -> text | None``) over memmesh.semantic's
-    resolvers (``Conflict -> Resolution | None``)."""
-    resolution = RESOLVER(Conflict.from_record(record))
-    return None if resolution is None else resolution.text
-
-
-arbiter.__name__ = "role-priority-then-lww"
 
 
 def serve(name: str, data: str) -> None:
@@ -40,7 +31,7 @@ def serve(name: str, data: str) -> None:
             if op == "start_node":
                 node = BackgroundNode(replica, cluster_key=key, mdns=False, interval=0.5,
                                       seeds=[("127.0.0.1", p) for p in args["seeds"]],
-                                      resolver=arbiter, resolver_interval=0.2,
+                                      resolver=RESOLVER, resolver_interval=0.2,
                                       resolve_deadline_ms=2000, remember_peers=False)
                 return node.start().port
             if op == "stop_node":

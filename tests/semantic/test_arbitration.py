@@ -16,10 +16,9 @@ from memmesh.semantic import (
     LastWriterWins,
     LLMArbiter,
     Resolution,
-    record_resolver,
     resolve_conflicts,
 )
-from memmesh.semantic.arbitration import DEFAULT_DEADLINE_MS
+from memmesh.storage.arbitration import DEFAULT_DEADLINE_MS
 from memmesh.storage.conflicts import arbiter_rank
 
 Opener = Callable[..., Any]
@@ -196,14 +195,3 @@ def test_five_replicas_with_silent_arbiters_need_at_most_two_calls_per_conflict(
         assert len({r.get(memory).text for r in replicas}) == 1
         assert 1 <= resolver.calls[memory] <= 2
 
-
-def test_record_resolver_adapts_a_semantic_resolver_for_the_gossip_node(
-    open_replica: Opener, clock: Clock
-) -> None:
-    a, _, memory = conflicted_pair(open_replica, clock)
-    adapted = record_resolver(LastWriterWins())
-    assert adapted.__name__ == "last-writer-wins"
-    assert adapted(a.get(memory)) == "the release moved to monday"
-    assert record_resolver(lambda c: None)(a.get(memory)) is None
-    with pytest.raises(InvalidResolutionError):
-        record_resolver(lambda c: "text")(a.get(memory))  # type: ignore[arg-type,return-value]

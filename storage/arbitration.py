@@ -15,13 +15,11 @@ every replica it reaches, recorded as a RESOLVE event naming the resolver and th
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .conflict import Conflict, Resolution, Resolver, resolver_name
 from .errors import InvalidResolutionError
-from .index import replica_clock
+from .resolution import Conflict, Resolution, Resolver, resolver_name
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +52,7 @@ def _check(resolution: object, conflict: Conflict) -> Resolution:
 
 
 def _now_ms(replica: Any) -> int:
-    return int(replica_clock(replica)())
+    return int(replica.clock())
 
 
 def resolve_conflicts(
@@ -116,22 +114,3 @@ def _metadata(resolution: Resolution) -> dict[str, Any]:
         metadata["rationale"] = resolution.rationale
     return metadata
 
-
-def record_resolver(resolver: Resolver) -> Callable[[Any], str | None]:
-    """Adapt a semantic resolver to ``memmesh.gossip.Node(resolver=...)``, which calls
-    ``resolver(record) -> str | None`` for the conflicts it is the arbiter for and records
-    the callable's ``__name__`` as the resolver.
-
-    ``Node(replica, resolver=record_resolver(chain(RolePriority([...]), LLMArbiter(llm))))``.
-    The returned text is validated like :func:`resolve_conflicts` does; an invalid
-    resolution raises :class:`InvalidResolutionError` (the node logs it, writes nothing).
-    """
-
-    def resolve_record(record: Any) -> str | None:
-        conflict = Conflict.from_record(record)
-        answer = resolver(conflict)
-        return None if answer is None else _check(answer, conflict).text
-
-    resolve_record.__name__ = resolver_name(resolver)
-    resolve_record.__qualname__ = resolve_record.__name__
-    return resolve_record

@@ -4,6 +4,11 @@ A conflict is a memory whose multi-value register holds more than one standing v
 (concurrent writes no structure can merge). A resolver is any
 ``Callable[[Conflict], Resolution | None]``; ``None`` means "no opinion" and lets the
 next resolver of a :func:`~memmesh.semantic.chain` try.
+
+These types live in storage, beside the conflict bookkeeping (``conflicts``,
+``arbiter_for``, ``resolve``), so that the gossip node can run any resolver without
+depending on :mod:`memmesh.semantic`, which re-exports them as its public names and
+provides the resolvers themselves.
 """
 
 from __future__ import annotations
