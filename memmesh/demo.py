@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -66,6 +67,19 @@ def _quiet_model_loading() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+class _Gate:
+    """The fleet's resolver, held back ("no opinion") until :attr:`opened` is set, so the
+    demo can show a conflict standing on every replica before it is resolved."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = getattr(inner, "name", "resolver")
+        self.opened = threading.Event()
+
+    def __call__(self, conflict: Any) -> Any:
+        return self.inner(conflict) if self.opened.is_set() else None
+
+
 def build_resolver(embedder: Any | None) -> Any:
     """The fleet's merge hook: same wording -> keep newest; else the lead's word wins.
 
@@ -94,7 +108,7 @@ async def _demo(root: Path, *, mdns: bool, semantic: bool, clock: _Clock) -> Non
         _say(clock, "loading the embedding model (all-MiniLM-L6-v2, offline) ...")
         embedder = SentenceTransformerEmbedder()
         embedder.embed(["warm-up"])
-    resolver = build_resolver(embedder)
+    resolver = _Gate(build_resolver(embedder))
     replicas = [Replica.open(root / name, replica_id=name) for name, _ in AGENTS]
     by_name = dict(zip((n for n, _ in AGENTS), replicas, strict=True))
     nodes: list[Any] = []
@@ -119,7 +133,7 @@ async def _demo(root: Path, *, mdns: bool, semantic: bool, clock: _Clock) -> Non
             await _wait_until(lambda: all(len(n.peers) >= (2 if mdns else 1) for n in nodes))
             _say(clock, "links up: " + "; ".join(f"{n.replica_id} <-> {', '.join(n.peers)}"
                                                  for n in nodes))
-            await _scenario(by_name, replicas, nodes, clock, embedder)
+            await _scenario(by_name, replicas, nodes, clock, embedder, resolver)
             nursery.cancel_scope.cancel()
     finally:
         for replica in replicas:
@@ -133,7 +147,7 @@ async def _run_node(node: Any, ready: trio.Event) -> None:
 
 
 async def _scenario(by_name: dict[str, Any], replicas: list[Any], nodes: list[Any],
-                    clock: _Clock, embedder: Any | None) -> None:
+                    clock: _Clock, embedder: Any | None, gate: _Gate) -> None:
     planner, coder, reviewer = (by_name[n] for n, _ in AGENTS)
     scope = {"app_id": APP, "user_id": USER}
 
@@ -166,29 +180,24 @@ async def _scenario(by_name: dict[str, Any], replicas: list[Any], nodes: list[An
     reviewer.update(db, "The staging database runs PostgreSQL 16", actor="reviewer",
                     role="reviewer")
     coder.update(api, "The public API is GraphQL", actor="coder", role="engineer")
-    reviewer.update(api, "The public API is REST over HTTPS, versioned under /v2",
-                    actor="reviewer", role="reviewer")
-    planner.update(api, "The public API is REST over HTTPS, with a GraphQL gateway later",
+    planner.update(api, "The public API is REST over HTTPS, versioned under /v2",
                    actor="planner", role="lead")
-    _say(clock, "concurrent rewrites: coder+reviewer reword the database note; "
-         "coder, reviewer and planner contradict each other on the API")
-    seen_conflict = {db: False, api: False}
-
-    def watch() -> bool:
-        for mid in seen_conflict:
-            rec = reviewer.get(mid)
-            if rec is not None and rec.conflicted and not seen_conflict[mid]:
-                seen_conflict[mid] = True
-                _say(clock, f"conflict on {mid[:8]} as seen by the reviewer "
-                     f"({len(rec.versions)} versions side by side):")
-                for v in rec.versions:
-                    print(f"             - {v.text!r}  (by {v.actor}, role {v.role})")
-        return all(seen_conflict.values())
-
-    await _wait_until(watch)
+    _say(clock, "concurrent rewrites: coder and reviewer reword the database note; "
+         "coder and planner contradict each other on the API")
+    await _wait_until(lambda: _digests_equal(replicas))
+    _say(clock, f"synced in {clock() - t1:.2f}s; every replica now holds both versions of each "
+         "(the arbiters were held back so you can see them):")
+    for mid in (db, api):
+        rec = reviewer.get(mid)
+        print(f"           memory {mid[:8]}: conflicted={rec.conflicted}")
+        for v in rec.versions:
+            print(f"             - {v.text!r}  (by {v.actor}, role {v.role})")
+    t2 = clock()
+    gate.opened.set()
+    _say(clock, f"arbiters released: resolver = {gate.name}")
     await _wait_until(lambda: _digests_equal(replicas) and not any(
         r.get(m).conflicted for r in replicas for m in (db, api)))
-    _say(clock, f"both conflicts resolved and converged {clock() - t1:.2f}s after the writes")
+    _say(clock, f"both conflicts resolved and converged {clock() - t2:.2f}s later")
     for mid in (db, api):
         rec = planner.get(mid)
         winner = rec.versions[0]
@@ -201,12 +210,14 @@ async def _scenario(by_name: dict[str, Any], replicas: list[Any], nodes: list[An
     _say(clock, f"timeline of the API memory ({api[:8]}) on the reviewer's replica:")
     for event in reviewer.history(api):
         text = f"  {event.text!r}" if event.text else ""
-        print(f"             {event.op:<8} {event.replica:<9} actor={event.actor}{text}")
+        who = f"resolver={event.detail.get('resolver')}" if event.op == "RESOLVE" \
+            else f"actor={event.actor}"
+        print(f"             {event.op:<8} {event.replica:<9} {who}{text}")
     if embedder is not None:
         from memmesh.semantic import SemanticIndex
 
         index = SemanticIndex(reviewer, embedder=embedder)
-        hits = index.search("which database does staging use?", k=2, user_id=USER)
+        hits = index.search("which database does staging use?", k=1, user_id=USER)
         _say(clock, "reviewer searches 'which database does staging use?':")
         for hit in hits:
             print(f"             {hit.score:.3f}  {hit.record.text!r}")

@@ -130,6 +130,10 @@ class ReplicaCore:
 
     def _version_event(self, op: str, dot: Dot, version: VersionData, recorded_at: Timestamp,
                        detail: dict[str, Any]) -> dict[str, Any]:
+        """A history event for ``version`` (a RESOLVE names its resolver in ``detail``,
+        on the replica that wrote it and on every replica that merges it)."""
+        if version[8] is not None and "resolver" not in detail:
+            detail = {**detail, "resolver": version[8]}
         return {"op": op, "actor": version[1], "replica": dot.replica,
                 "ts": Timestamp(version[3], version[4], dot.replica), "dot": dot,
                 "text": version[0], "detail": detail, "recorded_at": recorded_at,

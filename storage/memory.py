@@ -337,8 +337,7 @@ class MemoryOps(ReplicaCore):
                 ctx[dot.replica] = dot.counter
                 new = KeyState(old.header, ctx, False, _join_lww(old.body, {dot: version}))
             self._store(txn, memory_id, skey, raw, old, new, local=True,
-                        events=[self._version_event("RESOLVE", dot, version, ts,
-                                                    {"resolver": resolver})])
+                        events=[self._version_event("RESOLVE", dot, version, ts, {})])
             return to_version(dot, version)
 
         return self._env.write(write)
