@@ -19,34 +19,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
+from memmesh.cliopts import (
+    SCOPE_FIELDS,
+    add_data_option,
+    add_node_options,
+    add_scope_options,
+    data_dir,
+    load_cluster_key,
+    scope,
+)
 from memmesh.crdt import MemmeshError
-
-SCOPE_FIELDS = ("app_id", "user_id", "agent_id", "run_id")
-
-
-def _data_dir(args: argparse.Namespace) -> Path:
-    return Path(args.data or os.environ.get("MEMMESH_DATA") or "memmesh-data")
-
-
-def _scope(args: argparse.Namespace) -> dict[str, str]:
-    return {f: getattr(args, f) for f in SCOPE_FIELDS if getattr(args, f, None) is not None}
-
-
-def _add_scope_options(p: argparse.ArgumentParser) -> None:
-    for f in SCOPE_FIELDS:
-        p.add_argument("--" + f.replace("_", "-"), dest=f, default=None, help=f"scope: {f}")
-
-
-def _add_data_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default=None,
-                   help="replica directory (default $MEMMESH_DATA or ./memmesh-data)")
 
 
 def _record_to_json(record: Any) -> dict[str, Any]:
@@ -68,22 +55,6 @@ def _record_to_json(record: Any) -> dict[str, Any]:
     return out
 
 
-def load_cluster_key(args: argparse.Namespace) -> bytes | None:
-    """The cluster key from ``--key-file`` or ``$MEMMESH_CLUSTER_KEY`` (hex), or None."""
-    text: str | None = None
-    if getattr(args, "key_file", None):
-        text = Path(args.key_file).read_text().strip()
-    elif os.environ.get("MEMMESH_CLUSTER_KEY"):
-        text = os.environ["MEMMESH_CLUSTER_KEY"].strip()
-    if text is None:
-        return None
-    try:
-        key = bytes.fromhex(text)
-    except ValueError as exc:
-        raise SystemExit(f"memmesh: the cluster key must be hex ({exc})") from None
-    if len(key) < 16:
-        raise SystemExit("memmesh: the cluster key must be at least 16 bytes (32 hex digits)")
-    return key
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
@@ -94,7 +65,7 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 def _open(args: argparse.Namespace) -> Any:
     from memmesh.storage import Replica
 
-    return Replica.open(_data_dir(args))
+    return Replica.open(data_dir(args))
 
 
 def _cmd_add(args: argparse.Namespace) -> int:
@@ -106,7 +77,7 @@ def _cmd_add(args: argparse.Namespace) -> int:
             ttl=args.ttl,
             policy=args.policy,
             tier=args.tier,
-            **_scope(args),
+            **scope(args),
         )
     print(memory_id)
     return 0
@@ -124,7 +95,7 @@ def _cmd_get(args: argparse.Namespace) -> int:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     with _open(args) as replica:
-        for record in replica.list(**_scope(args)):
+        for record in replica.list(**scope(args)):
             texts = " | ".join(v.text for v in record.versions)
             flag = " [CONFLICT]" if record.conflicted else ""
             print(f"{record.id}  {texts}{flag}")
@@ -145,7 +116,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     with _open(args) as replica:
         index = SemanticIndex(replica)
-        for hit in index.search(args.query, k=args.k, **_scope(args)):
+        for hit in index.search(args.query, k=args.k, **scope(args)):
             record = hit.record
             texts = " | ".join(v.text for v in record.versions)
             print(f"{hit.score:6.3f}  {record.id}  {texts}")
@@ -155,7 +126,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     from memmesh.nodecli import read_status
 
-    status = read_status(_data_dir(args))
+    status = read_status(data_dir(args))
     if status is None:
         print("memmesh: no node is running on this data directory", file=sys.stderr)
         return 1
@@ -168,7 +139,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_node(args: argparse.Namespace) -> int:
     from memmesh.nodecli import run_node
 
-    return run_node(args, _data_dir(args), load_cluster_key(args))
+    return run_node(args, data_dir(args), load_cluster_key(args))
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -188,9 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("add", help="add a memory")
-    _add_data_option(p)
+    add_data_option(p)
     p.add_argument("text")
-    _add_scope_options(p)
+    add_scope_options(p)
     p.add_argument("--actor", default=None)
     p.add_argument("--confidence", type=float, default=1.0)
     p.add_argument("--ttl", type=float, default=None, help="seconds until the memory expires")
@@ -199,40 +170,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_add)
 
     p = sub.add_parser("get", help="show one memory as JSON")
-    _add_data_option(p)
+    add_data_option(p)
     p.add_argument("memory_id")
     p.set_defaults(func=_cmd_get)
 
     p = sub.add_parser("list", help="list memories in a scope")
-    _add_data_option(p)
-    _add_scope_options(p)
+    add_data_option(p)
+    add_scope_options(p)
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("history", help="the event history of one memory")
-    _add_data_option(p)
+    add_data_option(p)
     p.add_argument("memory_id")
     p.set_defaults(func=_cmd_history)
 
     p = sub.add_parser("search", help="semantic search in a scope")
-    _add_data_option(p)
+    add_data_option(p)
     p.add_argument("query")
     p.add_argument("-k", type=int, default=10)
-    _add_scope_options(p)
+    add_scope_options(p)
     p.set_defaults(func=_cmd_search)
 
     p = sub.add_parser("status", help="peers and lag of the node running on --data")
-    _add_data_option(p)
+    add_data_option(p)
     p.set_defaults(func=_cmd_status)
 
     p = sub.add_parser("node", help="run a gossip node on --data until interrupted")
-    _add_data_option(p)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0)
-    p.add_argument("--seed", action="append", default=[], metavar="HOST:PORT")
-    p.add_argument("--no-mdns", action="store_true")
-    p.add_argument("--interval", type=float, default=1.0)
-    p.add_argument("--key-file", default=None, help="file holding the hex cluster key")
-    p.add_argument("--insecure", action="store_true", help="no TLS (trusted networks only)")
+    add_data_option(p)
+    add_node_options(p)
     p.set_defaults(func=_cmd_node)
 
     from memmesh.mcp_server import build_parser as add_mcp_options

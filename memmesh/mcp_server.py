@@ -28,6 +28,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from memmesh.aio import AsyncMemory
+from memmesh.cliopts import (
+    add_data_option,
+    add_node_options,
+    add_scope_options,
+    data_dir,
+    load_cluster_key,
+    seeds,
+)
 from memmesh.crdt import Dot, MemmeshError
 
 if TYPE_CHECKING:  # the ``mcp`` SDK is an optional extra: imported when a server is built
@@ -237,33 +245,16 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     no ``mcp`` SDK, so the ``memmesh`` CLI can list the sub-command without the extra."""
     p = parser or argparse.ArgumentParser(prog="memmesh mcp",
                                           description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default=None,
-                   help="replica directory (default $MEMMESH_DATA or ./memmesh-data)")
-    p.add_argument("--app-id", default=None)
-    p.add_argument("--user-id", default=None)
-    p.add_argument("--agent-id", default=None)
+    add_data_option(p)
+    add_scope_options(p, ("app_id", "user_id", "agent_id"))
     p.add_argument("--actor", default=None, help="actor recorded on writes (default: agent id)")
     p.add_argument("--embedder", choices=("model", "hashing"), default="model",
                    help="search embeddings: the bundled model, or word hashing (no model)")
     p.add_argument("--no-node", action="store_true", help="no gossip node (local replica only)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0)
-    p.add_argument("--seed", action="append", default=[], metavar="HOST:PORT")
-    p.add_argument("--no-mdns", action="store_true")
-    p.add_argument("--interval", type=float, default=1.0)
-    p.add_argument("--key-file", default=None, help="file holding the hex cluster key")
-    p.add_argument("--insecure", action="store_true", help="no TLS (trusted networks only)")
+    add_node_options(p)
     return p
 
 
-def _seeds(values: Sequence[str]) -> list[tuple[str, int]]:
-    out = []
-    for value in values:
-        host, sep, port = value.rpartition(":")
-        if not sep or not port.isdigit():
-            raise SystemExit(f"memmesh mcp: --seed wants HOST:PORT, got {value!r}")
-        out.append((host, int(port)))
-    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -271,10 +262,6 @@ def run(args: argparse.Namespace) -> int:
 
     ``args`` as parsed by :func:`build_parser`. Without the ``mcp`` SDK installed this
     raises :class:`MissingExtraError` before touching the data directory."""
-    import os
-    from pathlib import Path
-
-    from memmesh.cli import load_cluster_key
     from memmesh.storage import Replica
 
     try:
@@ -283,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
         raise MissingExtraError("memmesh mcp needs the mcp SDK: pip install 'memmesh[mcp]'"
                                 ) from exc
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
-    data = Path(args.data or os.environ.get("MEMMESH_DATA") or "memmesh-data")
+    data = data_dir(args)
     embedder = None
     if args.embedder == "hashing":
         from memmesh.semantic import HashingEmbedder
@@ -301,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
 
                 node = BackgroundNode(replica, host=args.host, port=args.port,
                                       cluster_key=key, insecure=key is None,
-                                      seeds=_seeds(args.seed), mdns=not args.no_mdns,
+                                      seeds=seeds(args), mdns=not args.no_mdns,
                                       interval=args.interval).start()
                 print(f"memmesh mcp: node {replica.replica_id} on {args.host}:{node.port}",
                       file=sys.stderr)

@@ -17,15 +17,12 @@ from typing import Any
 
 import trio
 
+from memmesh import cliopts
+
 STATUS_FILE = "node-status.json"
 STALE_AFTER_S = 10.0
 
 
-def _parse_seed(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise SystemExit(f"memmesh: a seed is HOST:PORT, not {text!r}")
-    return host, int(port)
 
 
 def _write_status(data_dir: Path, status: dict[str, Any]) -> None:
@@ -72,7 +69,7 @@ async def _serve(args: argparse.Namespace, data_dir: Path, key: bytes | None) ->
     from memmesh.gossip import Node
     from memmesh.storage import Replica
 
-    seeds = [_parse_seed(s) for s in args.seed]
+    seeds = cliopts.seeds(args)
     with Replica.open(data_dir) as replica:
         async with Node(replica, host=args.host, port=args.port, cluster_key=key,
                         seeds=seeds, mdns=not args.no_mdns, interval=args.interval,
