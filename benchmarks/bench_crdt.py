@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import msgpack
+
 from memmesh.crdt import HLC, LWWRegister, MVRegister, ORSet, decode, encode, join
 
 REPLICAS = (

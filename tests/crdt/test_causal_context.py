@@ -6,6 +6,7 @@ import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from memmesh.crdt import CausalContext, Dot
 from memmesh.crdt.testing import dots
 

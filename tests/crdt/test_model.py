@@ -21,6 +21,7 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
+
 from memmesh.crdt import HLC, Dot, LWWRegister, MVRegister, ORSet, Timestamp, decode, encode
 
 REPLICAS = ("A", "B", "C")

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from memmesh.crdt import CausalContext, LWWRegister, MVRegister, ORSet
 from memmesh.crdt.testing import (
     ConvergenceFailure,
