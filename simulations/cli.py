@@ -59,6 +59,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizes", type=_sizes, default=(),
                    help="fleet sizes to sweep, e.g. 10,100,1000")
     p.add_argument("--writes", type=int, default=d.writes, help="workload size")
+    p.add_argument("--resolve-deadline-ms", type=int, default=d.resolve_deadline_ms,
+                   help="arbiter election deadline (gossip.Node's default: 2000)")
     p.add_argument("--transport", choices=MODES, default="tcp",
                    help="tcp: faults hit a reliable stream's segments; frames: they hit "
                         "protocol frames directly")
@@ -85,7 +87,7 @@ def _options(args: argparse.Namespace, seed: int) -> SimOptions:
         reorder=args.reorder, latency=args.latency, skew_ms=args.skew_ms,
         interval_ms=args.interval_ms, max_rounds=args.max_rounds,
         partitions=args.partitions, users=args.users, sizes=tuple(args.sizes),
-        writes=args.writes,
+        writes=args.writes, resolve_deadline_ms=args.resolve_deadline_ms,
     )
 
 

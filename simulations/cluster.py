@@ -71,7 +71,6 @@ class Cluster:
         transport: str = "tcp",
         max_links: int = 4,
         resolve: bool = False,
-        resolve_deadline_ms: int = 2_000,
         progress: Progress | None = None,
     ) -> None:
         self.options = options
@@ -94,7 +93,7 @@ class Cluster:
         self.session_config = SESSION_CONFIGS[transport]
         self.max_links = max_links
         self.resolve = resolve
-        self.resolve_deadline_ms = resolve_deadline_ms
+        self.resolve_deadline_ms = options.resolve_deadline_ms
         self.nodes: dict[str, SimNode] = {}
         self.members: list[str] = []
         self.writelog = WriteLog()

@@ -30,6 +30,9 @@ class SimOptions:
     ``users``: how many users (ACL scopes) ``fleet`` spreads its agents over.
     ``sizes``: the fleet sizes ``fleet`` sweeps (empty: just ``nodes``).
     ``writes``: how many writes the workload makes (scenario-specific meaning).
+    ``resolve_deadline_ms``: the arbiter election's deadline (``Replica.arbiter_for``):
+    candidate ``i`` may resolve ``i * deadline`` after the newest version; 2000 is
+    ``gossip.Node``'s default.
     """
 
     nodes: int = 10
@@ -45,6 +48,7 @@ class SimOptions:
     users: int = 4
     sizes: tuple[int, ...] = field(default_factory=tuple)
     writes: int = 20
+    resolve_deadline_ms: int = 2_000
 
     def __post_init__(self) -> None:
         if self.nodes < 1 or self.nodes > 100_000:
@@ -57,6 +61,8 @@ class SimOptions:
             raise SimulationConfigError("skew_ms must be >= 0")
         if self.users < 1 or self.writes < 0:
             raise SimulationConfigError("users must be >= 1 and writes >= 0")
+        if self.resolve_deadline_ms < 0:
+            raise SimulationConfigError("resolve_deadline_ms must be >= 0")
         if any(n < 1 for n in self.sizes):
             raise SimulationConfigError("sizes must be positive")
         self.network_config()  # validates loss, duplicate, reorder, latency
