@@ -286,8 +286,9 @@ class Cluster:
         """What ``Node(resolver=...)`` does each ``resolver_interval``: storage's
         ``resolve_conflicts`` (the arbiter election plus the RESOLVE write).
 
-        The simulated resolver merges the standing texts in dot order (a real fleet
-        plugs in ``memmesh.semantic`` resolvers or an LLM); its calls are counted.
+        The simulated resolver picks the newest version (hybrid timestamp, then dot),
+        like the last-writer-wins resolver; a real fleet plugs in ``memmesh.semantic``
+        resolvers or an LLM. Its calls are counted.
         """
         outcomes = resolve_conflicts(
             node.replica, self._resolver, deadline_ms=self.resolve_deadline_ms,
@@ -307,7 +308,8 @@ class Cluster:
 
     def _resolver(self, conflict: Conflict) -> Resolution:
         self.metrics.resolver_calls += 1
-        return Resolution.merged(" + ".join(v.text for v in conflict.versions))
+        newest = max(conflict.versions, key=lambda v: (v.timestamp, v.dot))
+        return Resolution.pick(newest)
 
     # ------------------------------------------------------------------ running
 
