@@ -64,8 +64,8 @@ class Proc:
                 raise RuntimeError(f"node failed to start, see {self.log.name}")
             if select.select([self.proc.stdout], [], [], 0.2)[0]:
                 line += os.read(self.proc.stdout.fileno(), 1)
-        _, port, self.replica_id = line.decode().split()
-        self.port = int(port)
+        _, port_text, self.replica_id = line.decode().split()
+        self.port = int(port_text)
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -35,7 +35,7 @@ from typing import Any
 import lmdb
 
 from memmesh.crdt.codec import packb, unpackb
-from memmesh.storage import Replica
+from memmesh.storage import MemoryRecord, Replica
 
 TOPICS = ("prefers dark mode in every editor", "is allergic to peanuts and shellfish",
           "works on the billing service rewrite", "wants weekly summaries on Fridays",
@@ -119,16 +119,32 @@ def bench_batched(root: Path, n: int) -> dict[str, float]:
     return {"raw_puts_one_txn_per_s": raw, "batched_adds_per_s": ours, "ratio": ours / raw}
 
 
-def build_source(path: Path, n: int) -> tuple[Replica, list[str]]:
+def metadata_for(i: int) -> dict[str, Any]:
+    """Metadata of memory ``i`` when a workload carries some (a source and a turn)."""
+    return {"source": ("chat", "tool", "email")[i % 3], "turn": i % 50}
+
+
+def build_source(path: Path, n: int, *, metadata: bool = False) -> tuple[Replica, list[str]]:
+    """A write-behind replica holding ``n`` memories (``text_for``; 997 users; 8 actors;
+    ``metadata_for`` too if ``metadata``) and their ids in creation order."""
     replica = Replica.open(path, durable=False)
     ids: list[str] = []
     chunk = 5000
     for start in range(0, n, chunk):
         with replica.batch():
             ids.extend(replica.add(text_for(i), user_id=f"u{i % 997}", app_id="bench",
-                                   actor=f"agent-{i % 8}")
+                                   actor=f"agent-{i % 8}",
+                                   metadata=metadata_for(i) if metadata else None)
                        for i in range(start, min(n, start + chunk)))
     return replica, ids
+
+
+def raw_record(rec: MemoryRecord) -> dict[str, Any]:
+    """A memory's payload as an application would ship it without any CRDT metadata:
+    id, text, actor, app_id, user_id, metadata, confidence and wall-clock timestamp."""
+    return {"id": rec.id, "text": rec.text, "actor": rec.actor, "app_id": rec.app_id,
+            "user_id": rec.user_id, "metadata": dict(rec.metadata),
+            "confidence": rec.confidence, "timestamp": rec.updated_at.wall_ms}
 
 
 def bench_sync(root: Path, n: int, changed: int) -> dict[str, float]:
@@ -149,15 +165,12 @@ def bench_sync(root: Path, n: int, changed: int) -> dict[str, float]:
     for i, mid in enumerate(picked):
         src.update(mid, text_for(n + i), actor="agent-x")
     delta = src.sync_changes(dst.sync_summary())
-    shipped = len(unpackb(delta)["states"])  # type: ignore[index]
+    shipped = len(unpackb(delta)["states"])
     raw_records = []
     for mid in picked:
         rec = src.get(mid)
         assert rec is not None
-        raw_records.append({"id": rec.id, "text": rec.text, "actor": rec.actor,
-                            "app_id": rec.app_id, "user_id": rec.user_id,
-                            "metadata": dict(rec.metadata), "confidence": rec.confidence,
-                            "timestamp": rec.updated_at.wall_ms})
+        raw_records.append(raw_record(rec))
     raw_bytes = len(packb(raw_records))
     dst.sync_apply(delta)
     assert src.state_digest() == dst.state_digest()
@@ -173,7 +186,7 @@ def bench_sync(root: Path, n: int, changed: int) -> dict[str, float]:
 
 RSS_CHILD = """
 import sys, time
-from memmesh.storage import Replica
+from memmesh.storage import MemoryRecord, Replica
 r = Replica.open(sys.argv[1], durable=False)
 ids = sys.argv[2].split(",")
 t = time.perf_counter()
@@ -202,7 +215,7 @@ def bench_rss(root: Path, n: int) -> dict[str, float]:
     src.flush()
     src.close()
     rng = random.Random(7)
-    sample = ",".join(rng.sample(ids, 1000))
+    sample = ",".join(rng.sample(ids, min(1000, len(ids))))
     out = subprocess.run([sys.executable, "-c", RSS_CHILD, str(path), sample], check=True,
                          capture_output=True, text=True).stdout.split()
     size = sum(f.stat().st_size for f in path.iterdir())

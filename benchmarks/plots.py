@@ -1,0 +1,73 @@
+"""PNG plots of the curves behind the table (matplotlib, Agg backend: no display needed).
+
+* ``sync_bytes_vs_k.png``: bytes shipped to a stale peer after K of N memories changed,
+  memmesh against Yjs, the raw payload of the K records, and the full state;
+* ``search_latency_vs_n.png``: top-10 search latency against the number of memories,
+  memmesh's index against a numpy flat scan, scoped to one user and unscoped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def sync_bytes_plot(sync: dict[str, Any], path: Path) -> None:
+    plt = _pyplot()
+    curve = sync["curve"]
+    ks = [p["k"] for p in curve]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=90)
+    ax.plot(ks, [p["memmesh_bytes"] for p in curve], "o-", label="memmesh sync_changes")
+    ax.plot(ks, [p["yjs_bytes"] for p in curve], "s--", label="Yjs (pycrdt) state-vector diff")
+    ax.plot(ks, [p["raw_bytes"] for p in curve], ":", color="grey",
+            label="raw msgpack of the K records")
+    ax.plot(ks, [p["full_state_raw_bytes"] for p in curve], "-.", color="black",
+            label=f"full state (raw msgpack, all {sync['memories']:,})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("K memories changed since the peer's last sync")
+    ax.set_ylabel("bytes shipped")
+    ax.set_title(f"Delta sync bytes, {sync['memories']:,} memories")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def search_latency_plot(search: list[dict[str, Any]], path: Path) -> None:
+    plt = _pyplot()
+    ns = [s["memories"] for s in search]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=90)
+    for scope, style in (("scoped", "-"), ("unscoped", "--")):
+        ax.plot(ns, [s[scope]["index_ms"] for s in search], "o" + style,
+                color="tab:blue", label=f"memmesh SemanticIndex, {scope}")
+        ax.plot(ns, [s[scope]["flat_scan_ms"] for s in search], "s" + style,
+                color="tab:orange", label=f"numpy flat scan, {scope}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("memories (384-d vectors)")
+    ax.set_ylabel("top-10 latency, median ms")
+    ax.set_title("Search latency vs N (scoped: one user of 100)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_plots(results: dict[str, Any], out: Path) -> list[Path]:
+    """Both plots under ``out``; their paths."""
+    paths = [out / "sync_bytes_vs_k.png", out / "search_latency_vs_n.png"]
+    sync_bytes_plot(results["sync"], paths[0])
+    search_latency_plot(results["search"], paths[1])
+    return paths

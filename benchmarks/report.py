@@ -1,0 +1,127 @@
+"""Turn the raw figures of ``measure.measure`` into the report's rows, targets included.
+
+Targets are issue 8's: sync bytes <= 1.2x the raw payload, durable add >= 0.8x a raw
+durable put, batched add >= 0.1x raw puts in one transaction, ``sync_apply`` >= 100k
+memories/s, scoped search <= 2x a flat scan, embedding >= 0.9x raw encode, RSS <= 300 MB
+at 1M memories, priority write to 10 processes p99 <= 100 ms, and spread in a simulated
+fleet of 1000 within log2 N + ln ln N + 2 rounds.  Figures measured at smaller sizes
+(quick mode) carry the target only where it does not depend on the size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from memmesh.benchmarks.rows import Row, Target
+
+RSS_TARGET_MEMORIES = 1_000_000
+
+
+def _storage_rows(r: dict[str, Any]) -> list[Row]:
+    d, b = r["storage"]["durable"], r["storage"]["batched"]
+    sync = r["sync"]
+    return [
+        Row("durable add — raw py-lmdb: 1 put per fsynced txn", d["durable_adds_per_s"],
+            "adds/s", d["raw_durable_puts_per_s"], Target("ratio", ">=", 0.8)),
+        Row("batched add (`replica.batch()`) — raw py-lmdb: all puts in 1 txn",
+            b["batched_adds_per_s"], "adds/s", b["raw_puts_one_txn_per_s"],
+            Target("ratio", ">=", 0.1)),
+        Row("batched add — Yjs (pycrdt) local sets, in memory, 1 txn",
+            b["batched_adds_per_s"], "adds/s", sync["yjs_local_sets_per_s"]),
+    ]
+
+
+def _read_rows(r: dict[str, Any]) -> list[Row]:
+    reads = r["reads"]
+    n = reads["memories"]
+    return [
+        Row(f"get, {n:,} memories — raw py-lmdb get + msgpack unpack", reads["get_per_s"],
+            "gets/s", reads["raw_get_per_s"]),
+        Row(f"list by user scope, {n:,} memories — raw py-lmdb cursor over a clustered "
+            "user index + unpack", reads["list_records_per_s"], "records/s",
+            reads["raw_list_records_per_s"]),
+    ]
+
+
+def _sync_rows(r: dict[str, Any]) -> list[Row]:
+    sync = r["sync"]
+    n = sync["memories"]
+    k_target = r["sizes"]["sync_k_target"]
+    point = next(p for p in sync["curve"] if p["k"] == k_target)
+    return [
+        Row(f"sync bytes, {k_target} of {n:,} memories changed — raw msgpack of the "
+            f"{k_target} records", point["memmesh_bytes"], "B", point["raw_bytes"],
+            Target("ratio", "<=", 1.2)),
+        Row(f"sync bytes, {k_target} of {n:,} changed — Yjs state-vector diff",
+            point["memmesh_bytes"], "B", point["yjs_bytes"]),
+        Row(f"full-state sync bytes, {n:,} memories — Yjs full update",
+            sync["memmesh_full_state_bytes"], "B", sync["yjs_full_state_bytes"]),
+        Row(f"`sync_apply` of {n:,} memories into an empty replica — Yjs apply_update",
+            sync["memmesh_apply_per_s"], "memories/s", sync["yjs_apply_per_s"],
+            Target("value", ">=", 100_000)),
+    ]
+
+
+def _codec_rows(r: dict[str, Any]) -> list[Row]:
+    c = r["codec"]
+    return [
+        Row(f"CRDT encode, OR-Set of {c['n']:,} memory texts — msgpack pack of the texts",
+            c["encode_us_per_elem"], "µs/elem", c["raw_pack_us_per_elem"]),
+        Row(f"CRDT encoded size, OR-Set of {c['n']:,} texts — msgpack of the texts",
+            c["bytes_per_elem"], "B/elem", c["raw_bytes_per_elem"]),
+    ]
+
+
+def _search_rows(r: dict[str, Any]) -> list[Row]:
+    rows = []
+    for s in r["search"]:
+        rows.append(Row(f"scoped search top-10, {s['memories']:,} memories — numpy flat "
+                        "scan (matvec, mask, argpartition)", s["scoped"]["index_ms"], "ms",
+                        s["scoped"]["flat_scan_ms"], Target("ratio", "<=", 2.0)))
+    last = r["search"][-1]
+    n = last["memories"]
+    rows.append(Row(f"scoped search top-10 with recency/confidence/trust, {n:,} — flat "
+                    "scan", last["scoped"]["index_default_weights_ms"], "ms",
+                    last["scoped"]["flat_scan_ms"]))
+    rows.append(Row(f"unscoped search top-10, {n:,} memories — flat scan",
+                    last["unscoped"]["index_ms"], "ms", last["unscoped"]["flat_scan_ms"]))
+    return rows
+
+
+def _embedding_rows(r: dict[str, Any]) -> list[Row]:
+    e = r["embedding"]
+    return [Row(f"embed throughput, batch {e['batch_size']} on {e['device']} — raw "
+                "`SentenceTransformer.encode`", e["embedder_texts_per_s"], "texts/s",
+                e["raw_encode_texts_per_s"], Target("ratio", ">=", 0.9))]
+
+
+def _rss_rows(r: dict[str, Any]) -> list[Row]:
+    rss = r["rss"]
+    n = rss["memories"]
+    target = Target("value", "<=", 300) if n >= RSS_TARGET_MEMORIES else None
+    return [Row(f"peak RSS serving get/list, {n:,} memories open — size of their LMDB file",
+                rss["peak_rss_mb"], "MB", rss["env_file_mb"], target)]
+
+
+def _gossip_rows(r: dict[str, Any]) -> list[Row]:
+    p = r["propagation"]
+    sp = r["spread"]
+    n = sp["nodes"]
+    bound = sp["epidemic_bound_rounds"]
+    rounds = sp["rounds_to_reach_all"]
+    return [
+        Row(f"priority write reaches all of {p['processes']} loopback processes, p99",
+            p["p99_ms"], "ms", None, Target("value", "<=", 100)),
+        Row(f"priority write reaches all of {p['processes']} loopback processes, p50",
+            p["p50_ms"], "ms"),
+        Row(f"simulated rounds for one write to reach all {n:,} nodes — log2 N + ln ln N",
+            float("nan") if rounds is None else rounds, "rounds", bound,
+            Target("value", "<=", round(bound + 2, 2), "log2 N + ln ln N + 2")),
+    ]
+
+
+def build_rows(results: dict[str, Any]) -> list[Row]:
+    """The report's rows, in the order of the table."""
+    return (_storage_rows(results) + _read_rows(results) + _sync_rows(results)
+            + _codec_rows(results) + _search_rows(results) + _embedding_rows(results)
+            + _rss_rows(results) + _gossip_rows(results))
