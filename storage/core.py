@@ -17,7 +17,7 @@ from memmesh.crdt.codec import packb, unpackb
 
 from . import digest, history, journal
 from .env import Env, Txn
-from .indexes import update_indexes
+from .indexes import add_index_rows, update_indexes
 from .keystate import KeyState, VersionData, decode, encode
 
 __all__ = ["ReplicaCore"]
@@ -103,6 +103,10 @@ class ReplicaCore:
                events: list[dict[str, Any]], new_raw: bytes | None = None) -> bool:
         """Replace ``old`` by ``new`` with every derived structure; False if unchanged."""
         raw = encode(new) if new_raw is None else new_raw
+        if old is None and not new.forgotten:
+            self._store_new(txn, [(key, skey, raw, new, self._entries(new, events))],
+                            local=local)
+            return True
         if raw == old_raw:
             return False
         txn.put("state", skey, raw)
@@ -113,10 +117,40 @@ class ReplicaCore:
         journal.append(txn, key, local=local, priority=new.header.priority)
         if new.forgotten and not (old is not None and old.forgotten):
             history.purge(txn, key)
-        for event in events:
-            history.record(txn, key, ctx=new.ctx, standing=[d for d, _ in new.standing()],
-                           **event)
+        history.record_many(txn, [(key, e) for e in self._entries(new, events)])
         return True
+
+    @staticmethod
+    def _entries(new: KeyState, events: list[dict[str, Any]]) -> list[bytes]:
+        """The history bytes of ``events`` (each closed over the key's new state)."""
+        if not events:
+            return []
+        standing = [d for d, _ in new.standing()]
+        return [history.entry(ctx=new.ctx, standing=standing, **event) for event in events]
+
+    def _store_new(self, txn: Txn, items: list[tuple[str, bytes, bytes, KeyState, list[bytes]]],
+                   *, local: bool) -> None:
+        """Store keys absent here, not forgotten: ``(key, state key, canonical bytes,
+        state, history entries)`` each. The same records as :meth:`_store` writes for
+        them, in one cursor call per sub-database (the bulk path of ``sync_apply``)."""
+        rows: dict[str, list[tuple[bytes, bytes]]] = {
+            "state": [], "scope": [], "expiry": [], "conflict": [], "origin": []}
+        changes: list[tuple[str, bool, bool]] = []
+        histories: list[tuple[str, bytes]] = []
+        shared: list[tuple[bytes, bytes]] = []
+        for key, skey, raw, state, entries in items:
+            rows["state"].append((skey, raw))
+            if state.header.shareable:
+                shared.append((skey, raw))
+            add_index_rows(key, state, rows)
+            changes.append((key, local, state.header.priority))
+            histories.extend((key, e) for e in entries)
+        for db, db_rows in rows.items():
+            if db_rows:
+                txn.cursor(db).putmulti(db_rows)
+        digest.note_added(txn, shared)
+        journal.append_many(txn, changes)
+        history.record_many(txn, histories)
 
     def _remove(self, txn: Txn, key: str, skey: bytes, old_raw: bytes, old: KeyState) -> None:
         """Drop a key entirely (TTL collection): state, digest, indexes, history."""
@@ -128,13 +162,18 @@ class ReplicaCore:
 
     # -- history event helpers ------------------------------------------------------
 
+    @staticmethod
+    def _event_detail(version: VersionData, detail: dict[str, Any]) -> dict[str, Any]:
+        """``detail`` of a version's event: a RESOLVE names its resolver, on the replica
+        that wrote it and on every replica that merges it."""
+        if version[8] is not None and "resolver" not in detail:
+            return {**detail, "resolver": version[8]}
+        return detail
+
     def _version_event(self, op: str, dot: Dot, version: VersionData, recorded_at: Timestamp,
                        detail: dict[str, Any]) -> dict[str, Any]:
-        """A history event for ``version`` (a RESOLVE names its resolver in ``detail``,
-        on the replica that wrote it and on every replica that merges it)."""
-        if version[8] is not None and "resolver" not in detail:
-            detail = {**detail, "resolver": version[8]}
+        """A history event for ``version``."""
         return {"op": op, "actor": version[1], "replica": dot.replica,
                 "ts": Timestamp(version[3], version[4], dot.replica), "dot": dot,
-                "text": version[0], "detail": detail, "recorded_at": recorded_at,
-                "version": version}
+                "text": version[0], "detail": self._event_detail(version, detail),
+                "recorded_at": recorded_at, "version": version}

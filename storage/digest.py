@@ -21,7 +21,8 @@ import zlib
 
 from .env import Txn
 
-__all__ = ["BUCKETS", "bucket_of", "bucket_sums", "note_change", "root", "state_key"]
+__all__ = ["BUCKETS", "bucket_of", "bucket_sums", "note_added", "note_change", "root",
+           "state_key"]
 
 BUCKETS = 256
 _MOD = 1 << 256
@@ -64,6 +65,23 @@ def note_change(txn: Txn, skey: bytes, old: bytes | None, new: bytes | None) -> 
         txn.pre_commit.append(_flush)
     bucket = skey[0]
     pending[bucket] = pending.get(bucket, 0) + delta
+
+
+def note_added(txn: Txn, items: list[tuple[bytes, bytes]]) -> None:
+    """:func:`note_change` from absent to ``data`` for every ``(skey, data)`` of ``items``."""
+    if not items:
+        return
+    pending: dict[int, int] | None = txn.scratch.get("digest")
+    if pending is None:
+        pending = txn.scratch["digest"] = {}
+        txn.pre_commit.append(_flush)
+    sha256, from_bytes = hashlib.sha256, int.from_bytes
+    for skey, data in items:
+        h = sha256(len(skey).to_bytes(2, "big"))
+        h.update(skey)
+        h.update(data)
+        bucket = skey[0]
+        pending[bucket] = pending.get(bucket, 0) + from_bytes(h.digest(), "big")
 
 
 def _flush(txn: Txn) -> None:

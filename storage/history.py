@@ -27,7 +27,8 @@ from .env import Txn
 from .keystate import VersionData
 from .records import Event
 
-__all__ = ["as_of_versions", "events", "purge", "record"]
+__all__ = ["as_of_versions", "entry", "events", "purge", "record", "record_many",
+           "version_entry"]
 
 _SEQ = b"hseq"
 
@@ -36,18 +37,47 @@ def _ts(ts: Timestamp) -> tuple[int, int, str]:
     return (ts.wall_ms, ts.logical, ts.replica)
 
 
-def record(txn: Txn, key: str, *, op: str, actor: str | None, replica: str, ts: Timestamp,
-           dot: Dot | None, ctx: dict[str, int], text: str | None,
-           detail: dict[str, Any], recorded_at: Timestamp, standing: list[Dot],
-           version: VersionData | None) -> None:
-    seq = txn.counter(_SEQ) + 1
+def entry(*, op: str, actor: str | None, replica: str, ts: Timestamp, dot: Dot | None,
+          ctx: dict[str, int], text: str | None, detail: dict[str, Any],
+          recorded_at: Timestamp, standing: list[Dot], version: VersionData | None) -> bytes:
+    """The stored bytes of one event (local-only bytes of already validated data: plain
+    msgpack, no canonical walk)."""
+    out: bytes = pack_canonical((op, actor, replica, _ts(ts),
+                                 None if dot is None else (dot.replica, dot.counter),
+                                 tuple(sorted(ctx.items())), text, detail, _ts(recorded_at),
+                                 tuple((d.replica, d.counter) for d in standing), version))
+    return out
+
+
+def version_entry(op: str, dot: Dot, version: VersionData, *, ctx: dict[str, int],
+                  standing: list[Dot], detail: dict[str, Any],
+                  recorded_at: Timestamp) -> bytes:
+    """:func:`entry` of the event that created ``version`` with ``dot`` (its actor, text
+    and own hybrid time come from the version), without building the event first."""
+    out: bytes = pack_canonical((op, version[1], dot.replica,
+                                 (version[3], version[4], dot.replica),
+                                 (dot.replica, dot.counter), tuple(sorted(ctx.items())),
+                                 version[0], detail, _ts(recorded_at),
+                                 tuple((d.replica, d.counter) for d in standing), version))
+    return out
+
+
+def record(txn: Txn, key: str, **event: Any) -> None:
+    """Append one event (the keyword arguments of :func:`entry`) to ``key``'s history."""
+    record_many(txn, [(key, entry(**event))])
+
+
+def record_many(txn: Txn, entries: list[tuple[str, bytes]]) -> None:
+    """Append already encoded events, in order, with one cursor call."""
+    if not entries:
+        return
+    seq = txn.counter(_SEQ)
+    rows = []
+    for key, value in entries:
+        seq += 1
+        rows.append((key.encode() + b"\x00" + seq.to_bytes(8, "big"), value))
     txn.set_counter(_SEQ, seq)
-    plain = (op, actor, replica, _ts(ts), None if dot is None else (dot.replica, dot.counter),
-             tuple(sorted(ctx.items())), text, detail, _ts(recorded_at),
-             tuple((d.replica, d.counter) for d in standing), version)
-    # local-only bytes of already validated data: plain msgpack, no canonical walk
-    txn.put("history", key.encode() + b"\x00" + seq.to_bytes(8, "big"),
-            pack_canonical(plain))
+    txn.cursor("history").putmulti(rows)
 
 
 def purge(txn: Txn, key: str) -> int:

@@ -17,14 +17,21 @@ diffing the entries of the old and the new state of the key that changed:
 
 from __future__ import annotations
 
-from .env import Txn
-from .keystate import KIND_MEMORY, KeyState
+from typing import cast
 
-__all__ = ["SCOPE_FIELDS", "origin_key", "parse_origin_key", "scope_prefix", "update_indexes"]
+from .env import Txn
+from .keystate import KIND_MEMORY, Header, KeyState
+
+__all__ = ["SCOPE_FIELDS", "add_index_rows", "origin_key", "parse_origin_key", "scope_prefix",
+           "update_indexes"]
 
 #: Scope field name -> its one-byte tag in the ``scope`` index.
 SCOPE_FIELDS: dict[str, bytes] = {"app_id": b"a", "user_id": b"u", "agent_id": b"g",
                                   "run_id": b"r"}
+
+
+#: (tag, position in :class:`Header`) of each scope field, for the hot path.
+_SCOPE_SLOTS = tuple((tag, Header._fields.index(name)) for name, tag in SCOPE_FIELDS.items())
 
 
 def scope_prefix(field: str, value: str) -> bytes:
@@ -40,41 +47,41 @@ def parse_origin_key(raw: bytes) -> tuple[bool, str, int]:
     return raw[0] == 0, raw[1:-9].decode(), int.from_bytes(raw[-8:], "big")
 
 
-def _entries(key: str, state: KeyState | None) -> dict[str, dict[bytes, bytes]]:
-    out: dict[str, dict[bytes, bytes]] = {"scope": {}, "expiry": {}, "conflict": {},
-                                          "origin": {}}
+def _entries(key: str, state: KeyState | None) -> list[tuple[str, bytes, bytes]]:
+    """Every index entry of ``key`` in ``state``, as ``(sub-database, key, value)``."""
     if state is None:
-        return out
+        return []
+    out: list[tuple[str, bytes, bytes]] = []
     h = state.header
     kb = key.encode()
     if h.kind == KIND_MEMORY and not state.forgotten:
-        for name, value in (("app_id", h.app_id), ("user_id", h.user_id),
-                            ("agent_id", h.agent_id), ("run_id", h.run_id)):
+        for tag, slot in _SCOPE_SLOTS:
+            value = cast("str | None", h[slot])
             if value is not None:
-                out["scope"][scope_prefix(name, value) + kb] = b""
+                out.append(("scope", tag + value.encode() + b"\x00" + kb, b""))
         if h.expires_at is not None:
-            out["expiry"][h.expires_at.to_bytes(8, "big") + kb] = b""
-        if len(state.standing()) > 1:
-            out["conflict"][kb] = b""
+            out.append(("expiry", h.expires_at.to_bytes(8, "big") + kb, b""))
+        if len(state.body) > 1 and len(state.standing()) > 1:
+            out.append(("conflict", kb, b""))
     if h.shareable:
         for origin, counter in state.ctx.items():
-            out["origin"][origin_key(h.priority, origin, counter)] = kb
+            out.append(("origin", origin_key(h.priority, origin, counter), kb))
     return out
+
+
+def add_index_rows(key: str, state: KeyState, rows: dict[str, list[tuple[bytes, bytes]]]
+                   ) -> None:
+    """Append the index entries of a key new here to ``rows[sub-database]``."""
+    for db, ikey, value in _entries(key, state):
+        rows[db].append((ikey, value))
 
 
 def update_indexes(txn: Txn, key: str, old: KeyState | None, new: KeyState | None) -> None:
     """Bring every index from ``old`` (None: key absent) to ``new`` (None: removed)."""
-    after = _entries(key, new)
-    if old is None:  # a new key: nothing to delete
-        for db, entries in after.items():
-            for ikey, value in entries.items():
-                txn.put(db, ikey, value)
-        return
-    before = _entries(key, old)
-    for db, entries in after.items():
-        previous = before[db]
-        for ikey in previous.keys() - entries.keys():
-            txn.delete(db, ikey)
-        for ikey, value in entries.items():
-            if ikey not in previous:
-                txn.put(db, ikey, value)
+    after = {(db, ikey): value for db, ikey, value in _entries(key, new)}
+    before = {(db, ikey): value for db, ikey, value in _entries(key, old)}
+    for db, ikey in before.keys() - after.keys():
+        txn.delete(db, ikey)
+    for (db, ikey), value in after.items():
+        if (db, ikey) not in before:
+            txn.put(db, ikey, value)

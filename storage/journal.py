@@ -18,7 +18,7 @@ from memmesh.crdt.codec import unpackb
 from .env import Txn
 from .records import Change, ChangeBatch
 
-__all__ = ["JOURNAL_MAX", "append", "changes_since", "last_seq"]
+__all__ = ["JOURNAL_MAX", "append", "append_many", "changes_since", "last_seq"]
 
 JOURNAL_MAX = 200_000
 _SEQ = b"jseq"
@@ -26,17 +26,28 @@ _FIRST = b"jfirst"
 
 
 def append(txn: Txn, key: str, *, local: bool, priority: bool) -> int:
-    seq = txn.counter(_SEQ) + 1
+    return append_many(txn, [(key, local, priority)])
+
+
+def append_many(txn: Txn, changes: list[tuple[str, bool, bool]]) -> int:
+    """Append ``(key, local, priority)`` changes in order; return the last seq."""
+    seq = txn.counter(_SEQ)
+    if not changes:
+        return seq
+    rows = []
+    for change in changes:
+        seq += 1
+        # local-only bytes of validated data: plain msgpack (no canonical walk needed)
+        rows.append((seq.to_bytes(8, "big"), pack_canonical(change)))
     txn.set_counter(_SEQ, seq)
-    # local-only bytes of validated data: plain msgpack (no canonical walk needed)
-    txn.put("journal", seq.to_bytes(8, "big"),
-            pack_canonical((key, local, priority)))
-    first = txn.counter(_FIRST) or 1
-    if seq - first >= JOURNAL_MAX:
-        # drop two per append so the journal shrinks back while the cost stays constant
-        for old in range(first, first + 2):
-            txn.delete("journal", old.to_bytes(8, "big"))
-        first += 2
+    txn.cursor("journal").putmulti(rows)
+    old_first = first = txn.counter(_FIRST) or 1
+    for appended in range(seq - len(changes) + 1, seq + 1):
+        if appended - first >= JOURNAL_MAX:
+            # drop two per append so the journal shrinks back while the cost stays constant
+            first += 2
+    for old in range(old_first, first):
+        txn.delete("journal", old.to_bytes(8, "big"))
     if first != txn.counter(_FIRST):
         txn.set_counter(_FIRST, first)
     return seq

@@ -32,10 +32,10 @@ from memmesh.crdt import ClockDriftError, DecodeError, Dot, Timestamp
 from memmesh.crdt.codec import packb, unpackb
 from memmesh.crdt.dot import check_replica
 
-from . import digest
+from . import digest, history
 from .core import ReplicaCore
 from .env import Txn
-from .keystate import OPS, KeyState, decode, join, timestamps
+from .keystate import KIND_MEMORY, OPS, KeyState, decode, join
 from .records import ApplyResult, PeerScope
 
 __all__ = ["SyncOps"]
@@ -227,22 +227,30 @@ class SyncOps(ReplicaCore):
         keys: set[str] = set()
         wall = self._clock()
         limit = wall + self.max_drift_ms
-        newest: Timestamp | None = None
+        newest_plain: tuple[int, int, str] | None = None
         for raw in raws:
             state = decode(raw)
-            if not state.header.shareable:
+            h = state.header
+            if not h.shareable:
                 raise _bad("a private key state cannot be received")
-            if state.header.key in keys:
+            if h.key in keys:
                 raise _bad("a key appears twice")
-            keys.add(state.header.key)
-            for ts in timestamps(state):
-                if ts.wall_ms > limit:
+            keys.add(h.key)
+            # every hybrid timestamp the state carries (keystate.timestamps), as plain
+            # (wall, logical, replica) tuples: no Timestamp object per version
+            stamps = [] if h.created is None else \
+                [(h.created.wall_ms, h.created.logical, h.created.replica)]
+            if h.kind == KIND_MEMORY:
+                stamps.extend((v[3], v[4], d.replica) for d, v in state.body.items())
+            for stamp in stamps:
+                if stamp[0] > limit:
                     raise ClockDriftError(
-                        f"key {state.header.key} carries a timestamp {ts.wall_ms - wall} ms"
+                        f"key {h.key} carries a timestamp {stamp[0] - wall} ms"
                         f" ahead of the local clock (max drift {self.max_drift_ms} ms)")
-                if newest is None or ts > newest:
-                    newest = ts
+                if newest_plain is None or stamp > newest_plain:
+                    newest_plain = stamp
             states.append((raw, state))
+        newest = None if newest_plain is None else Timestamp(*newest_plain)
         return rid, states, through, newest
 
     def sync_apply(self, changes: bytes) -> ApplyResult:
@@ -256,11 +264,26 @@ class SyncOps(ReplicaCore):
                 else self._now(txn, wall)
             changed: list[str] = []
             conflicts: list[str] = []
+            fresh: list[tuple[str, bytes, bytes, KeyState, list[bytes]]] = []
+            detail = {"remote": True, "from": sender}
+            top = txn.counter(_CTR)
             for raw, incoming in states:
-                key = incoming.header.key
-                skey, old_raw, old = self._load(txn, key)
-                if incoming.header.expires_at is not None and incoming.header.expires_at <= wall:
+                h = incoming.header
+                key = h.key
+                if h.expires_at is not None and h.expires_at <= wall:
                     continue
+                skey = digest.state_key(key)
+                old_raw = txn.get("state", skey)
+                if old_raw is None and not incoming.forgotten:
+                    # bulk path: a key new here keeps the validated bytes as they came
+                    fresh.append((key, skey, raw, incoming,
+                                  self._fresh_entries(incoming, recorded, detail)))
+                    changed.append(key)
+                    top = max(top, incoming.ctx.get(me, 0))
+                    if len(incoming.body) > 1 and len(incoming.standing()) > 1:
+                        conflicts.append(key)
+                    continue
+                old = None if old_raw is None else decode(old_raw, check_canonical=False)
                 if old is None:
                     new, new_raw = incoming, raw
                 else:
@@ -272,6 +295,10 @@ class SyncOps(ReplicaCore):
                     self._raise_counter(txn, new.ctx)
                     if len(new.standing()) > 1:
                         conflicts.append(key)
+            if fresh:
+                self._store_new(txn, fresh, local=False)
+                if top > txn.counter(_CTR):
+                    txn.set_counter(_CTR, top)
             accepted: dict[str, int] = {}
             for origin, counter in through.items():
                 if origin == me:
@@ -284,6 +311,19 @@ class SyncOps(ReplicaCore):
                                conflicts=tuple(conflicts), through=accepted)
 
         return self._env.write(write)
+
+    def _fresh_entries(self, new: KeyState, recorded: Timestamp,
+                       detail: dict[str, Any]) -> list[bytes]:
+        """The history entries of a key new here: what :meth:`_merge_events` gives for
+        it (one per version), encoded directly."""
+        if new.header.kind != 0:
+            return []
+        standing = [d for d, _ in new.standing()]
+        return [history.version_entry(OPS[version[7]], dot, version, ctx=new.ctx,
+                                      standing=standing,
+                                      detail=self._event_detail(version, detail),
+                                      recorded_at=recorded)
+                for dot, version in sorted(new.body.items())]
 
     def _merge_events(self, old: KeyState | None, new: KeyState, recorded: Timestamp,
                       sender: str) -> list[dict[str, Any]]:
