@@ -146,8 +146,7 @@ class ReplicaCore:
             changes.append((key, local, state.header.priority))
             histories.extend((key, e) for e in entries)
         for db, db_rows in rows.items():
-            if db_rows:
-                txn.cursor(db).putmulti(db_rows)
+            txn.put_rows(db, db_rows)
         digest.note_added(txn, shared)
         journal.append_many(txn, changes)
         history.record_many(txn, histories)

@@ -29,10 +29,21 @@ from typing import Any
 from memmesh.crdt import CausalContext, Dot, InvalidArgumentError, MVRegister, ORSet, Timestamp
 from memmesh.crdt.canonical import freeze
 
+from . import history
 from .core import ReplicaCore
+from .digest import state_key
 from .env import Txn
 from .errors import UnknownMemoryError
-from .keystate import KIND_MEMORY, KIND_SET, OP_CODE, Header, KeyState, VersionData, _join_lww
+from .keystate import (
+    KIND_MEMORY,
+    KIND_SET,
+    OP_CODE,
+    Header,
+    KeyState,
+    VersionData,
+    _join_lww,
+    encode,
+)
 from .records import Version
 
 __all__ = ["MemoryOps", "check_scope", "to_version"]
@@ -147,9 +158,11 @@ class MemoryOps(ReplicaCore):
             version = make_version(text, actor, role, ts, conf, meta, "ADD")
             ctx[dot.replica] = dot.counter
             new = KeyState(header, ctx, False, {dot: version})
-            skey, _, _ = self._load(txn, memory_id)
-            self._store(txn, memory_id, skey, None, None, new, local=True,
-                        events=[self._version_event("ADD", dot, version, ts, {})])
+            # a fresh random 128-bit id: nothing stored under it to load or replace
+            entry = history.version_entry("ADD", dot, version, ctx=ctx, standing=[dot],
+                                          detail={}, recorded_at=ts)
+            self._store_new(txn, [(memory_id, state_key(memory_id), encode(new), new,
+                                   [entry])], local=True)
             return memory_id
 
         return self._env.write(write)
@@ -224,7 +237,6 @@ class MemoryOps(ReplicaCore):
 
     def _record_noop(self, txn: Txn, key: str, state: KeyState, ts: Timestamp,
                      actor: str | None, detail: dict[str, Any] | None = None) -> None:
-        from . import history
         history.record(txn, key, op="NOOP", actor=actor, replica=self.replica_id, ts=ts,
                        dot=None, ctx=state.ctx, text=None, detail=detail or {},
                        recorded_at=ts, standing=[d for d, _ in state.standing()],

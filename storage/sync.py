@@ -35,6 +35,7 @@ from memmesh.crdt.dot import check_replica
 from . import digest, history
 from .core import ReplicaCore
 from .env import Txn
+from .gcpause import gc_paused
 from .keystate import KIND_MEMORY, OPS, KeyState, decode, join
 from .records import ApplyResult, PeerScope
 
@@ -255,6 +256,10 @@ class SyncOps(ReplicaCore):
 
     def sync_apply(self, changes: bytes) -> ApplyResult:
         """Join a peer's changes: validated first, then applied in one transaction."""
+        with gc_paused():  # a bulk call: see gcpause.py
+            return self._sync_apply(changes)
+
+    def _sync_apply(self, changes: bytes) -> ApplyResult:
         sender, states, through, newest = self._parse_changes(changes)
         wall = self._clock()
         me = self.replica_id
