@@ -22,14 +22,15 @@ def _pyplot() -> Any:
 
 
 def sync_bytes_plot(sync: dict[str, Any], path: Path) -> None:
+    """Left: bytes shipped vs K (log-log). Right: the same over the raw payload."""
     plt = _pyplot()
     curve = sync["curve"]
     ks = [p["k"] for p in curve]
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=90)
+    raw = [p["raw_bytes"] for p in curve]
+    fig, (ax, rx) = plt.subplots(1, 2, figsize=(10, 4), dpi=80)
     ax.plot(ks, [p["memmesh_bytes"] for p in curve], "o-", label="memmesh sync_changes")
     ax.plot(ks, [p["yjs_bytes"] for p in curve], "s--", label="Yjs (pycrdt) state-vector diff")
-    ax.plot(ks, [p["raw_bytes"] for p in curve], ":", color="grey",
-            label="raw msgpack of the K records")
+    ax.plot(ks, raw, ":", color="grey", label="raw msgpack of the K records")
     ax.plot(ks, [p["full_state_raw_bytes"] for p in curve], "-.", color="black",
             label=f"full state (raw msgpack, all {sync['memories']:,})")
     ax.set_xscale("log")
@@ -39,6 +40,19 @@ def sync_bytes_plot(sync: dict[str, Any], path: Path) -> None:
     ax.set_title(f"Delta sync bytes, {sync['memories']:,} memories")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
+    ours = [p["memmesh_bytes"] / r for p, r in zip(curve, raw, strict=True)]
+    yjs = [p["yjs_bytes"] / r for p, r in zip(curve, raw, strict=True)]
+    rx.plot(ks, ours, "o-", label="memmesh")
+    rx.plot(ks, yjs, "s--", label="Yjs (pycrdt)")
+    rx.axhline(1.0, color="grey", linestyle=":", label="raw payload")
+    rx.axhline(1.2, color="red", linestyle="--", linewidth=0.8, label="target 1.2x")
+    rx.set_xscale("log")
+    rx.set_ylim(min(0.8, *ours, *yjs) * 0.95, max(1.4, *ours, *yjs) * 1.05)
+    rx.set_xlabel("K memories changed")
+    rx.set_ylabel("bytes shipped / raw payload of the K records")
+    rx.set_title("Overhead over the raw payload")
+    rx.grid(True, which="both", alpha=0.3)
+    rx.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

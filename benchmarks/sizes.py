@@ -33,8 +33,8 @@ class Sizes:
 
 FULL = Sizes("full", durable_adds=300, batched_adds=20_000, records=20_000,
              sync_ks=(1, 10, 100, 1000, 5000), sync_k_target=100, read_samples=5000,
-             crdt_elements=5000, search_ns=(10_000, 20_000, 100_000, 300_000),
-             search_queries=50, embed_texts=128, embed_repeat=4, gossip_processes=10,
+             crdt_elements=5000, search_ns=(10_000, 20_000, 100_000, 1_000_000),
+             search_queries=30, embed_texts=128, embed_repeat=4, gossip_processes=10,
              gossip_samples=200, sim_nodes=1000, rss_memories=1_000_000)
 
 QUICK = Sizes("quick", durable_adds=50, batched_adds=5000, records=5000,
