@@ -15,6 +15,9 @@ Why a wrapper: LMDB needs three pieces of care that every write path must share.
   lets readers run beside them. When another process grew the map, our next
   ``begin`` raises ``MapResizedError``; we adopt the new size (``set_mapsize(0)``) and
   retry.
+* **Resident memory.** Reads and writes fault pages of the map into the process; every
+  512 of them the map's pages are dropped from the resident set again (:mod:`.rss`), so
+  RSS stays bounded however much of a large replica is touched.
 * **Durability.** ``durable=True`` (default) opens with ``sync=True``: a commit returns
   after fsync, so an acknowledged write survives power loss. ``durable=False`` is the
   explicit write-behind mode (``sync=False``): commits reach the OS page cache, survive a
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -32,6 +36,7 @@ from typing import Any, TypeVar
 import lmdb
 
 from .gcpause import gc_paused
+from .rss import MAP_LOCK, MapTrimmer
 
 T = TypeVar("T")
 
@@ -60,20 +65,24 @@ class Txn:
     keeps replays exact.
     """
 
-    __slots__ = ("dbs", "pre_commit", "scratch", "txn")
+    __slots__ = ("dbs", "pre_commit", "scratch", "tick", "txn")
 
-    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any]) -> None:
+    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any],
+                 tick: Callable[..., None] = lambda n=1: None) -> None:
         self.txn = txn
         self.dbs = dbs
         self.scratch: dict[str, Any] = {}
         self.pre_commit: list[Callable[[Txn], None]] = []
+        self.tick = tick  # counts reads and writes for the map trimmer (see rss.py)
 
     def get(self, db: str, key: bytes) -> bytes | None:
         value = self.txn.get(key, db=self.dbs[db])
+        self.tick()
         return None if value is None else bytes(value)
 
     def put(self, db: str, key: bytes, value: bytes) -> None:
         self.txn.put(key, value, db=self.dbs[db])
+        self.tick()
 
     def put_rows(self, db: str, rows: list[tuple[bytes, bytes]]) -> None:
         """Put many ``(key, value)`` rows: one C-level cursor call instead of a Python
@@ -82,6 +91,7 @@ class Txn:
             self.txn.put(rows[0][0], rows[0][1], db=self.dbs[db])
         elif rows:
             self.txn.cursor(db=self.dbs[db]).putmulti(rows)
+        self.tick(len(rows))
 
     def delete(self, db: str, key: bytes) -> bool:
         return bool(self.txn.delete(key, db=self.dbs[db]))
@@ -94,9 +104,11 @@ class Txn:
         cur = self.txn.cursor(db=self.dbs[db])
         if not cur.set_range(prefix):
             return
+        tick = self.tick
         for key, value in cur:
             if not key.startswith(prefix):
                 return
+            tick()
             yield bytes(key), bytes(value)
 
     def counter(self, name: bytes) -> int:
@@ -148,6 +160,9 @@ class Env:
             max_readers=256,
             lock=True,
         )
+        # every unmap of the map happens under rss.MAP_LOCK, an unclosed Env's included
+        self._finalizer = weakref.finalize(self, _close_env, self._env)
+        self._trimmer = MapTrimmer(os.path.join(self.path, "data.mdb"))
         self.dbs: dict[str, Any] = {}
         self._run(lambda: self._open_dbs())
         self._local = threading.local()
@@ -166,7 +181,8 @@ class Env:
             try:
                 return fn()
             except lmdb.MapResizedError:
-                self._env.set_mapsize(0)
+                with MAP_LOCK:
+                    self._env.set_mapsize(0)
             except lmdb.MapFullError:
                 self._grow()
 
@@ -174,7 +190,8 @@ class Env:
         size = int(self._env.info()["map_size"])
         if size >= _GROW_LIMIT:
             raise lmdb.MapFullError("LMDB map reached its growth limit")
-        self._env.set_mapsize(size * 2)
+        with MAP_LOCK:
+            self._env.set_mapsize(size * 2)
 
     @property
     def map_size(self) -> int:
@@ -191,7 +208,7 @@ class Env:
             return
         txn = self._run(lambda: self._env.begin(write=False, buffers=False))
         try:
-            yield Txn(txn, self.dbs)
+            yield Txn(txn, self.dbs, self._trimmer.tick)
         finally:
             txn.abort()
 
@@ -208,7 +225,7 @@ class Env:
             return batch.run(fn)
         while True:
             txn = self._run(lambda: self._env.begin(write=True, buffers=False))
-            wrapped = Txn(txn, self.dbs)
+            wrapped = Txn(txn, self.dbs, self._trimmer.tick)
             try:
                 result = fn(wrapped)
                 wrapped.finish()
@@ -255,10 +272,15 @@ class Env:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._env.close()
+            self._finalizer()
 
     def stat(self) -> dict[str, Any]:
         return dict(self._env.info()) | dict(self._env.stat())
+
+
+def _close_env(env: lmdb.Environment) -> None:
+    with MAP_LOCK:
+        env.close()
 
 
 class _Batch:
@@ -271,7 +293,7 @@ class _Batch:
 
     def _begin(self) -> Txn:
         raw = self.env._run(lambda: self.env._env.begin(write=True, buffers=False))
-        self.txn = Txn(raw, self.env.dbs)
+        self.txn = Txn(raw, self.env.dbs, self.env._trimmer.tick)
         return self.txn
 
     def run(self, fn: Callable[[Txn], T]) -> T:
