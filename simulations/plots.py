@@ -37,7 +37,7 @@ def write_plots(report: dict[str, Any], out: Path) -> list[Path]:
     spread = report.get("spread")
     offset = spread.get("write_round", 0) if spread else 0
     xs = [i - offset for i in range(len(agreeing))]
-    ax.plot(xs, agreeing, marker=".", label="nodes agreeing (digest)")
+    ax.plot(xs, agreeing, marker=".", label="nodes at the most common digest")
     if spread and spread.get("arrival_curve"):
         curve = spread["arrival_curve"]
         ax.plot(range(len(curve)), curve, marker="o", label="nodes holding the write")
