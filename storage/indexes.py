@@ -17,10 +17,10 @@ diffing the entries of the old and the new state of the key that changed:
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Callable
 
 from .env import Txn
-from .keystate import KIND_MEMORY, Header, KeyState
+from .keystate import KIND_MEMORY, KeyState
 
 __all__ = ["SCOPE_FIELDS", "add_index_rows", "origin_key", "parse_origin_key", "scope_prefix",
            "update_indexes"]
@@ -30,8 +30,8 @@ SCOPE_FIELDS: dict[str, bytes] = {"app_id": b"a", "user_id": b"u", "agent_id": b
                                   "run_id": b"r"}
 
 
-#: (tag, position in :class:`Header`) of each scope field, for the hot path.
-_SCOPE_SLOTS = tuple((tag, Header._fields.index(name)) for name, tag in SCOPE_FIELDS.items())
+#: The tags of (app_id, user_id, agent_id, run_id), in that order, for the hot path.
+_SCOPE_TAGS = tuple(SCOPE_FIELDS[name] for name in ("app_id", "user_id", "agent_id", "run_id"))
 
 
 def scope_prefix(field: str, value: str) -> bytes:
@@ -49,31 +49,35 @@ def parse_origin_key(raw: bytes) -> tuple[bool, str, int]:
 
 def _entries(key: str, state: KeyState | None) -> list[tuple[str, bytes, bytes]]:
     """Every index entry of ``key`` in ``state``, as ``(sub-database, key, value)``."""
-    if state is None:
-        return []
     out: list[tuple[str, bytes, bytes]] = []
+    if state is not None:
+        _collect(key, state, lambda db, ikey, value: out.append((db, ikey, value)))
+    return out
+
+
+def _collect(key: str, state: KeyState, emit: Callable[[str, bytes, bytes], object]) -> None:
+    """Call ``emit(sub-database, key, value)`` for every index entry of ``key`` in ``state``
+    (one definition of the entries for both the diffing and the bulk path)."""
     h = state.header
     kb = key.encode()
     if h.kind == KIND_MEMORY and not state.forgotten:
-        for tag, slot in _SCOPE_SLOTS:
-            value = cast("str | None", h[slot])
+        for tag, value in zip(_SCOPE_TAGS, (h.app_id, h.user_id, h.agent_id, h.run_id),
+                              strict=True):
             if value is not None:
-                out.append(("scope", tag + value.encode() + b"\x00" + kb, b""))
+                emit("scope", tag + value.encode() + b"\x00" + kb, b"")
         if h.expires_at is not None:
-            out.append(("expiry", h.expires_at.to_bytes(8, "big") + kb, b""))
+            emit("expiry", h.expires_at.to_bytes(8, "big") + kb, b"")
         if len(state.body) > 1 and len(state.standing()) > 1:
-            out.append(("conflict", kb, b""))
+            emit("conflict", kb, b"")
     if h.shareable:
         for origin, counter in state.ctx.items():
-            out.append(("origin", origin_key(h.priority, origin, counter), kb))
-    return out
+            emit("origin", origin_key(h.priority, origin, counter), kb)
 
 
 def add_index_rows(key: str, state: KeyState, rows: dict[str, list[tuple[bytes, bytes]]]
                    ) -> None:
     """Append the index entries of a key new here to ``rows[sub-database]``."""
-    for db, ikey, value in _entries(key, state):
-        rows[db].append((ikey, value))
+    _collect(key, state, lambda db, ikey, value: rows[db].append((ikey, value)))
 
 
 def update_indexes(txn: Txn, key: str, old: KeyState | None, new: KeyState | None) -> None:
