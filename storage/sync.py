@@ -272,13 +272,15 @@ class SyncOps(ReplicaCore):
             fresh: list[tuple[str, bytes, bytes, KeyState, list[bytes]]] = []
             detail = {"remote": True, "from": sender}
             top = txn.counter(_CTR)
+            # an empty replica holds none of the (unique) keys: no lookup per key
+            empty = txn.txn.stat(txn.dbs["state"])["entries"] == 0
             for raw, incoming in states:
                 h = incoming.header
                 key = h.key
                 if h.expires_at is not None and h.expires_at <= wall:
                     continue
                 skey = digest.state_key(key)
-                old_raw = txn.get("state", skey)
+                old_raw = None if empty else txn.get("state", skey)
                 if old_raw is None and not incoming.forgotten:
                     # bulk path: a key new here keeps the validated bytes as they came
                     fresh.append((key, skey, raw, incoming,
