@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 import lmdb
 
 from .gcpause import gc_paused
-from .rss import MAP_LOCK, MapTrimmer
+from .rss import MapTrimmer
 
 T = TypeVar("T")
 
@@ -149,7 +149,8 @@ class Env:
         self.path = os.fspath(path)
         os.makedirs(self.path, exist_ok=True)
         self.durable = durable
-        self._env = lmdb.open(
+        self._trimmer = MapTrimmer(os.path.join(self.path, "data.mdb"))
+        self._env = self._trimmer.track(lambda: lmdb.open(
             self.path,
             map_size=map_size,
             max_dbs=len(DB_NAMES) + 2,
@@ -159,10 +160,9 @@ class Env:
             readahead=False,
             max_readers=256,
             lock=True,
-        )
+        ))
         # every unmap of the map happens under rss.MAP_LOCK, an unclosed Env's included
-        self._finalizer = weakref.finalize(self, _close_env, self._env)
-        self._trimmer = MapTrimmer(os.path.join(self.path, "data.mdb"))
+        self._finalizer = weakref.finalize(self, _close_env, self._env, self._trimmer)
         self.dbs: dict[str, Any] = {}
         self._run(lambda: self._open_dbs())
         self._local = threading.local()
@@ -181,8 +181,7 @@ class Env:
             try:
                 return fn()
             except lmdb.MapResizedError:
-                with MAP_LOCK:
-                    self._env.set_mapsize(0)
+                self._trimmer.track(lambda: self._env.set_mapsize(0))
             except lmdb.MapFullError:
                 self._grow()
 
@@ -190,8 +189,7 @@ class Env:
         size = int(self._env.info()["map_size"])
         if size >= _GROW_LIMIT:
             raise lmdb.MapFullError("LMDB map reached its growth limit")
-        with MAP_LOCK:
-            self._env.set_mapsize(size * 2)
+        self._trimmer.track(lambda: self._env.set_mapsize(size * 2))
 
     @property
     def map_size(self) -> int:
@@ -278,9 +276,8 @@ class Env:
         return dict(self._env.info()) | dict(self._env.stat())
 
 
-def _close_env(env: lmdb.Environment) -> None:
-    with MAP_LOCK:
-        env.close()
+def _close_env(env: lmdb.Environment, trimmer: MapTrimmer) -> None:
+    trimmer.untrack(env.close)
 
 
 class _Batch:

@@ -14,10 +14,12 @@ what operators and container limits watch.
 data stays in the page cache and the file; the next read faults it back in), so it is
 safe at any moment, even while other threads read (py-lmdb copies values out, since the
 replica opens transactions with ``buffers=False``). Only read-only shared mappings of
-this environment's ``data.mdb`` (matched by device and inode in ``/proc/self/maps``)
-are touched. Because ``madvise`` must never hit an address range that was just
-unmapped and reused, every unmap or remap of a replica's map (``set_mapsize``,
-``close``, the environment being collected) and every trim hold :data:`MAP_LOCK`.
+this environment's own mapping are touched: the trimmer learns it by comparing
+``/proc/self/maps`` just before and after each call that maps or remaps the file
+(``lmdb.open``, ``set_mapsize``), so a trim costs one ``madvise`` and no ``/proc`` read.
+Because ``madvise`` must never hit an address range that was unmapped and reused, those
+calls, every unmap (``close``, an unclosed environment being collected) and every trim
+hold :data:`MAP_LOCK`.
 
 Linux only; elsewhere (no ``/proc/self/maps`` or no ``madvise``) trimming is a no-op.
 """
@@ -29,8 +31,11 @@ import ctypes.util
 import os
 import threading
 from collections.abc import Callable
+from typing import TypeVar
 
 __all__ = ["MAP_LOCK", "MapTrimmer"]
+
+T = TypeVar("T")
 
 #: Held around every map/unmap of a replica's LMDB map and around every trim.
 MAP_LOCK = threading.RLock()
@@ -54,56 +59,80 @@ def _load_madvise() -> Callable[[int, int, int], int] | None:
 _madvise = _load_madvise()
 
 
+_Mapping = tuple[int, int, int, int, int]  # (major, minor, inode, start, end)
+
+
+def _shared_readonly_mappings() -> set[_Mapping]:
+    """Every read-only shared file mapping of this process (from /proc/self/maps)."""
+    out = set()
+    with open("/proc/self/maps", encoding="ascii", errors="replace") as maps:
+        for line in maps:
+            fields = line.split(maxsplit=5)
+            if len(fields) < 6 or fields[1] != "r--s":
+                continue
+            major, minor = fields[3].split(":")
+            start, end = fields[0].split("-")
+            out.add((int(major, 16), int(minor, 16), int(fields[4]), int(start, 16),
+                     int(end, 16)))
+    return out
+
+
 class MapTrimmer:
     """Counts reads and writes of one environment and trims its mapping every ``every``
     of them (writes fault the B-tree pages they walk through the map in as well)."""
 
-    __slots__ = ("_count", "_dev", "_enabled", "_every", "_ino", "trims")
+    __slots__ = ("_count", "_data_path", "_ranges", "every", "trims")
 
     def __init__(self, data_path: str, *, every: int = 512) -> None:
-        self._every = every
+        self._data_path = data_path
+        self.every = every
         self._count = 0
+        self._ranges: list[tuple[int, int]] = []
         self.trims = 0
-        try:
-            st = os.stat(data_path)
-        except OSError:
-            self._enabled = False
-            return
-        self._dev = (os.major(st.st_dev), os.minor(st.st_dev))
-        self._ino = st.st_ino
-        self._enabled = _madvise is not None
+
+    def track(self, remap: Callable[[], T]) -> T:
+        """Run ``remap`` (a call that maps or remaps this environment's file) under
+        :data:`MAP_LOCK` and remember the address range it left mapped."""
+        if _madvise is None:
+            return remap()
+        with MAP_LOCK:
+            try:
+                before = _shared_readonly_mappings()
+            except OSError:
+                before = None
+            result = remap()
+            previous, self._ranges = set(self._ranges), []
+            if before is not None:
+                try:
+                    st = os.stat(self._data_path)
+                    after = _shared_readonly_mappings()
+                except OSError:
+                    return result
+                ident = (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+                mine = {m[3:] for m in after if m[:3] == ident}
+                others = {m[3:] for m in before if m[:3] == ident} - previous
+                self._ranges = sorted(mine - others)
+            return result
+
+    def untrack(self, unmap: Callable[[], T]) -> T:
+        """Run ``unmap`` (closing the environment) under :data:`MAP_LOCK`; no more trims."""
+        with MAP_LOCK:
+            self._ranges = []
+            return unmap()
 
     def tick(self, n: int = 1) -> None:
         """Note ``n`` reads or writes (each may fault map pages in); trim when ``every``
         have passed since the last trim."""
         self._count += n
-        if self._count >= self._every:
+        if self._count >= self.every:
             self._count = 0
             self.trim()
 
-    def _ranges(self) -> list[tuple[int, int]]:
-        out = []
-        with open("/proc/self/maps", encoding="ascii", errors="replace") as maps:
-            for line in maps:
-                fields = line.split(maxsplit=5)
-                if len(fields) < 6 or fields[1] != "r--s":
-                    continue
-                major, minor = fields[3].split(":")
-                if int(fields[4]) != self._ino or (int(major, 16), int(minor, 16)) != self._dev:
-                    continue
-                start, end = fields[0].split("-")
-                out.append((int(start, 16), int(end, 16)))
-        return out
-
     def trim(self) -> None:
         """Unmap this environment's pages from the process (they stay in the page cache)."""
-        if not self._enabled or _madvise is None:
+        if _madvise is None or not self._ranges:
             return
         with MAP_LOCK:
-            try:
-                ranges = self._ranges()
-            except OSError:
-                return
-            for start, end in ranges:
+            for start, end in self._ranges:
                 _madvise(start, end - start, _MADV_DONTNEED)
         self.trims += 1
