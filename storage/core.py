@@ -132,7 +132,8 @@ class ReplicaCore:
                    *, local: bool) -> None:
         """Store keys absent here, not forgotten: ``(key, state key, canonical bytes,
         state, history entries)`` each. The same records as :meth:`_store` writes for
-        them, in one cursor call per sub-database (the bulk path of ``sync_apply``)."""
+        them, the index, journal and history rows deferred (Txn.defer_rows) so that a
+        batch of many adds writes each sub-database with one cursor call."""
         rows: dict[str, list[tuple[bytes, bytes]]] = {
             "state": [], "scope": [], "expiry": [], "conflict": [], "origin": []}
         changes: list[tuple[str, bool, bool]] = []
@@ -145,8 +146,9 @@ class ReplicaCore:
             add_index_rows(key, state, rows)
             changes.append((key, local, state.header.priority))
             histories.extend((key, e) for e in entries)
+        txn.put_rows("state", rows.pop("state"))  # read raw (txn.txn.stat): never deferred
         for db, db_rows in rows.items():
-            txn.put_rows(db, db_rows)
+            txn.defer_rows(db, db_rows)
         digest.note_added(txn, shared)
         journal.append_many(txn, changes)
         history.record_many(txn, histories)

@@ -62,10 +62,12 @@ class Txn:
 
     ``scratch`` holds accumulators (e.g. digest deltas) that a write function folds into
     the transaction before commit; it is discarded with the transaction on abort, which
-    keeps replays exact.
+    keeps replays exact. ``deferred`` holds rows queued by :meth:`defer_rows`, written
+    by one cursor call per sub-database before anything reads or changes that
+    sub-database through this object, and at the latest just before commit.
     """
 
-    __slots__ = ("dbs", "pre_commit", "scratch", "tick", "txn")
+    __slots__ = ("dbs", "deferred", "pre_commit", "scratch", "tick", "txn")
 
     def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any],
                  tick: Callable[..., None] = lambda n=1: None) -> None:
@@ -74,19 +76,51 @@ class Txn:
         self.scratch: dict[str, Any] = {}
         self.pre_commit: list[Callable[[Txn], None]] = []
         self.tick = tick  # counts reads and writes for the map trimmer (see rss.py)
+        self.deferred: dict[str, list[tuple[bytes, bytes]]] = {}
+
+    def defer_rows(self, db: str, rows: list[tuple[bytes, bytes]]) -> None:
+        """Queue rows to put into ``db`` later (see the class doc): a batch of many small
+        writes then costs one C-level cursor call per sub-database instead of a Python
+        call per row. Any access to ``db`` through this object writes them first, so
+        reads and later changes see them as if they had been put at once (only raw
+        ``txn.txn`` calls would not: never defer rows of a sub-database read that way)."""
+        if not rows:
+            return
+        if not self.deferred:
+            self.pre_commit.append(_flush_deferred)
+        pending = self.deferred.get(db)
+        if pending is None:
+            self.deferred[db] = list(rows)
+        else:
+            pending.extend(rows)
+
+    def settle(self, db: str) -> None:
+        """Write the rows deferred for ``db`` now."""
+        rows = self.deferred.pop(db, None)
+        if rows:
+            self._put_rows(db, rows)
 
     def get(self, db: str, key: bytes) -> bytes | None:
+        if self.deferred:
+            self.settle(db)
         value = self.txn.get(key, db=self.dbs[db])
         self.tick()
         return None if value is None else bytes(value)
 
     def put(self, db: str, key: bytes, value: bytes) -> None:
+        if self.deferred:
+            self.settle(db)
         self.txn.put(key, value, db=self.dbs[db])
         self.tick()
 
     def put_rows(self, db: str, rows: list[tuple[bytes, bytes]]) -> None:
         """Put many ``(key, value)`` rows: one C-level cursor call instead of a Python
         call per row (a single row goes through :meth:`put`, which is cheaper for one)."""
+        if self.deferred:
+            self.settle(db)
+        self._put_rows(db, rows)
+
+    def _put_rows(self, db: str, rows: list[tuple[bytes, bytes]]) -> None:
         if len(rows) == 1:
             self.txn.put(rows[0][0], rows[0][1], db=self.dbs[db])
         elif rows:
@@ -94,13 +128,19 @@ class Txn:
         self.tick(len(rows))
 
     def delete(self, db: str, key: bytes) -> bool:
+        if self.deferred:
+            self.settle(db)
         return bool(self.txn.delete(key, db=self.dbs[db]))
 
     def cursor(self, db: str) -> lmdb.Cursor:
+        if self.deferred:
+            self.settle(db)
         return self.txn.cursor(db=self.dbs[db])
 
     def prefix(self, db: str, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Yield ``(key, value)`` pairs whose key starts with ``prefix``, in key order."""
+        if self.deferred:
+            self.settle(db)
         cur = self.txn.cursor(db=self.dbs[db])
         if not cur.set_range(prefix):
             return
@@ -133,6 +173,11 @@ class Txn:
         hooks, self.pre_commit = self.pre_commit, []
         for hook in hooks:
             hook(self)
+
+
+def _flush_deferred(txn: Txn) -> None:
+    for db in list(txn.deferred):
+        txn.settle(db)
 
 
 def _flush_counters(txn: Txn) -> None:

@@ -77,7 +77,7 @@ def record_many(txn: Txn, entries: list[tuple[str, bytes]]) -> None:
         seq += 1
         rows.append((key.encode() + b"\x00" + seq.to_bytes(8, "big"), value))
     txn.set_counter(_SEQ, seq)
-    txn.put_rows("history", rows)
+    txn.defer_rows("history", rows)
 
 
 def purge(txn: Txn, key: str) -> int:

@@ -40,7 +40,7 @@ def append_many(txn: Txn, changes: list[tuple[str, bool, bool]]) -> int:
         # local-only bytes of validated data: plain msgpack (no canonical walk needed)
         rows.append((seq.to_bytes(8, "big"), pack_canonical(change)))
     txn.set_counter(_SEQ, seq)
-    txn.put_rows("journal", rows)
+    txn.defer_rows("journal", rows)
     old_first = first = txn.counter(_FIRST) or 1
     for appended in range(seq - len(changes) + 1, seq + 1):
         if appended - first >= JOURNAL_MAX:

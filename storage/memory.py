@@ -22,7 +22,7 @@ Semantics (Almeida, Shoker, Baquero 2018 for the delta mutators):
 from __future__ import annotations
 
 import math
-import uuid
+import os
 from collections.abc import Hashable, Mapping
 from typing import Any
 
@@ -94,6 +94,16 @@ def _sorted(value: Any) -> Any:
     return value
 
 
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def new_memory_id() -> str:
+    """A fresh memory id: exactly ``uuid.uuid4().hex`` (random 128 bits with the
+    version-4 and RFC 4122 variant bits set), without building a ``UUID`` object."""
+    return f"{int.from_bytes(os.urandom(16), 'big') & _UUID4_CLEAR | _UUID4_SET:032x}"
+
+
 def make_version(text: str | None, actor: str | None, role: str | None, ts: Timestamp,
                  confidence: float, metadata: dict[str, Any], op: str,
                  resolver: str | None = None, inputs: tuple[Dot, ...] = ()) -> VersionData:
@@ -144,7 +154,7 @@ class MemoryOps(ReplicaCore):
             raise InvalidArgumentError("ttl must be a positive number of seconds")
         if type(priority) is not bool:
             raise InvalidArgumentError("priority must be a bool")
-        memory_id = uuid.uuid4().hex
+        memory_id = new_memory_id()
         wall = self._clock()
 
         def write(txn: Txn) -> str:
