@@ -67,7 +67,7 @@ class Txn:
     sub-database through this object, and at the latest just before commit.
     """
 
-    __slots__ = ("dbs", "deferred", "pre_commit", "scratch", "tick", "txn")
+    __slots__ = ("counters", "dbs", "deferred", "dirty", "pre_commit", "scratch", "tick", "txn")
 
     def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any],
                  tick: Callable[..., None] = lambda n=1: None) -> None:
@@ -77,6 +77,8 @@ class Txn:
         self.pre_commit: list[Callable[[Txn], None]] = []
         self.tick = tick  # counts reads and writes for the map trimmer (see rss.py)
         self.deferred: dict[str, list[tuple[bytes, bytes]]] = {}
+        self.counters: dict[bytes, int] = {}  # meta counters read or set in this txn
+        self.dirty: set[bytes] = set()  # counters to write back before commit
 
     def defer_rows(self, db: str, rows: list[tuple[bytes, bytes]]) -> None:
         """Queue rows to put into ``db`` later (see the class doc): a batch of many small
@@ -153,20 +155,18 @@ class Txn:
 
     def counter(self, name: bytes) -> int:
         """A non-negative integer kept in ``meta`` under ``name``, cached for this txn."""
-        counters: dict[bytes, int] = self.scratch.setdefault("counters", {})
-        value = counters.get(name)
+        value = self.counters.get(name)
         if value is None:
             raw = self.txn.get(name, db=self.dbs["meta"])
-            value = counters[name] = int.from_bytes(raw, "big") if raw else 0
+            value = self.counters[name] = int.from_bytes(raw, "big") if raw else 0
         return value
 
     def set_counter(self, name: bytes, value: int) -> None:
         """Set a ``meta`` counter; written back once, just before commit."""
-        if "counters_dirty" not in self.scratch:
-            self.scratch["counters_dirty"] = set()
+        if not self.dirty:
             self.pre_commit.append(_flush_counters)
-        self.scratch.setdefault("counters", {})[name] = value
-        self.scratch["counters_dirty"].add(name)
+        self.counters[name] = value
+        self.dirty.add(name)
 
     def finish(self) -> None:
         """Run the registered pre-commit hooks (each at most once per attempt)."""
@@ -181,9 +181,9 @@ def _flush_deferred(txn: Txn) -> None:
 
 
 def _flush_counters(txn: Txn) -> None:
-    counters: dict[bytes, int] = txn.scratch["counters"]
-    for name in txn.scratch.pop("counters_dirty"):
-        txn.put("meta", name, counters[name].to_bytes(8, "big"))
+    dirty, txn.dirty = txn.dirty, set()
+    for name in dirty:
+        txn.put("meta", name, txn.counters[name].to_bytes(8, "big"))
 
 
 class Env:

@@ -17,8 +17,6 @@ diffing the entries of the old and the new state of the key that changed:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from .env import Txn
 from .keystate import KIND_MEMORY, KeyState
 
@@ -49,35 +47,34 @@ def parse_origin_key(raw: bytes) -> tuple[bool, str, int]:
 
 def _entries(key: str, state: KeyState | None) -> list[tuple[str, bytes, bytes]]:
     """Every index entry of ``key`` in ``state``, as ``(sub-database, key, value)``."""
-    out: list[tuple[str, bytes, bytes]] = []
-    if state is not None:
-        _collect(key, state, lambda db, ikey, value: out.append((db, ikey, value)))
-    return out
-
-
-def _collect(key: str, state: KeyState, emit: Callable[[str, bytes, bytes], object]) -> None:
-    """Call ``emit(sub-database, key, value)`` for every index entry of ``key`` in ``state``
-    (one definition of the entries for both the diffing and the bulk path)."""
-    h = state.header
-    kb = key.encode()
-    if h.kind == KIND_MEMORY and not state.forgotten:
-        for tag, value in zip(_SCOPE_TAGS, (h.app_id, h.user_id, h.agent_id, h.run_id),
-                              strict=True):
-            if value is not None:
-                emit("scope", tag + value.encode() + b"\x00" + kb, b"")
-        if h.expires_at is not None:
-            emit("expiry", h.expires_at.to_bytes(8, "big") + kb, b"")
-        if len(state.body) > 1 and len(state.standing()) > 1:
-            emit("conflict", kb, b"")
-    if h.shareable:
-        for origin, counter in state.ctx.items():
-            emit("origin", origin_key(h.priority, origin, counter), kb)
+    if state is None:
+        return []
+    rows: dict[str, list[tuple[bytes, bytes]]] = {"scope": [], "expiry": [], "conflict": [],
+                                                  "origin": []}
+    add_index_rows(key, state, rows)
+    return [(db, ikey, value) for db, entries in rows.items() for ikey, value in entries]
 
 
 def add_index_rows(key: str, state: KeyState, rows: dict[str, list[tuple[bytes, bytes]]]
                    ) -> None:
-    """Append the index entries of a key new here to ``rows[sub-database]``."""
-    _collect(key, state, lambda db, ikey, value: rows[db].append((ikey, value)))
+    """Append every index entry of ``key`` in ``state`` to ``rows[sub-database]`` (the one
+    definition of the entries, for both the diffing and the bulk path)."""
+    h = state.header
+    kb = key.encode()
+    if h.kind == KIND_MEMORY and not state.forgotten:
+        scope = rows["scope"]
+        for tag, value in zip(_SCOPE_TAGS, (h.app_id, h.user_id, h.agent_id, h.run_id),
+                              strict=True):
+            if value is not None:
+                scope.append((tag + value.encode() + b"\x00" + kb, b""))
+        if h.expires_at is not None:
+            rows["expiry"].append((h.expires_at.to_bytes(8, "big") + kb, b""))
+        if len(state.body) > 1 and len(state.standing()) > 1:
+            rows["conflict"].append((kb, b""))
+    if h.shareable:
+        origin = rows["origin"]
+        for replica, counter in state.ctx.items():
+            origin.append((origin_key(h.priority, replica, counter), kb))
 
 
 def update_indexes(txn: Txn, key: str, old: KeyState | None, new: KeyState | None) -> None:

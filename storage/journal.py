@@ -41,14 +41,16 @@ def append_many(txn: Txn, changes: list[tuple[str, bool, bool]]) -> int:
         rows.append((seq.to_bytes(8, "big"), pack_canonical(change)))
     txn.set_counter(_SEQ, seq)
     txn.defer_rows("journal", rows)
-    old_first = first = txn.counter(_FIRST) or 1
-    for appended in range(seq - len(changes) + 1, seq + 1):
-        if appended - first >= JOURNAL_MAX:
-            # drop two per append so the journal shrinks back while the cost stays constant
-            first += 2
-    for old in range(old_first, first):
-        txn.delete("journal", old.to_bytes(8, "big"))
-    if first != txn.counter(_FIRST):
+    stored_first = txn.counter(_FIRST)
+    old_first = first = stored_first or 1
+    if seq - first >= JOURNAL_MAX:
+        for appended in range(seq - len(changes) + 1, seq + 1):
+            if appended - first >= JOURNAL_MAX:
+                # drop two per append so the journal shrinks back at a constant cost
+                first += 2
+        for old in range(old_first, first):
+            txn.delete("journal", old.to_bytes(8, "big"))
+    if first != stored_first:
         txn.set_counter(_FIRST, first)
     return seq
 

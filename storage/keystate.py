@@ -74,6 +74,8 @@ POLICIES = ("mv", "lww", "set")
 TIERS = ("shared", "private")
 OPS = ("ADD", "UPDATE", "RESOLVE", "DELETE")
 OP_CODE = {name: i for i, name in enumerate(OPS)}
+_POLICY_CODE = {name: i for i, name in enumerate(POLICIES)}
+_TIER_CODE = {name: i for i, name in enumerate(TIERS)}
 
 MAX_KEY_LEN = 256
 MAX_FIELD_LEN = 256
@@ -217,7 +219,7 @@ def _header_plain(h: Header, index: dict[str, int]) -> tuple[Any, ...]:
     if h.created is not None:
         created = (h.created.wall_ms, h.created.logical, index.get(h.created.replica, -1))
     return (h.key, h.kind, h.app_id, h.user_id, h.agent_id, h.run_id,
-            POLICIES.index(h.policy), TIERS.index(h.tier), h.priority, created, h.expires_at)
+            _POLICY_CODE[h.policy], _TIER_CODE[h.tier], h.priority, created, h.expires_at)
 
 
 def _replicas(state: KeyState) -> list[str]:
@@ -230,7 +232,8 @@ def _replicas(state: KeyState) -> list[str]:
     else:
         for dot, version in state.body.items():
             names.add(dot.replica)
-            names.update(r for r, _ in version[9])
+            if version[9]:
+                names.update(r for r, _ in version[9])
     return sorted(names)
 
 
