@@ -33,5 +33,8 @@ lint: install
 bench: install
 	$(BIN)/memmesh bench --quick
 
+simulate: install
+	$(BIN)/memmesh simulate spread --nodes 100 --out sim-out/spread
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

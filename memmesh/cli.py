@@ -7,6 +7,8 @@ Sub-commands work on a data directory (``--data DIR``, default ``$MEMMESH_DATA``
 * ``memmesh add``      add a memory; ``get``, ``list``, ``history``, ``search`` read;
 * ``memmesh status``   peers and lag of the node running on that directory;
 * ``memmesh mcp``      serve memory tools to an MCP client over stdio;
+* ``memmesh simulate``  fleet simulations on the real protocol core (``--out DIR``);
+* ``memmesh bench``     the benchmark report (``--quick``, ``--json FILE``);
 * ``memmesh keygen``   print a new random cluster key (hex) for ``--key-file``;
 * ``memmesh demo``     three agents on this machine converging, with a conflict resolved.
 
@@ -205,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("mcp", help="serve memory tools over stdio (Model Context Protocol)")
     add_mcp_options(p)
     p.set_defaults(func=_cmd_mcp)
+
+    from memmesh.benchmarks.run import add_parser as add_bench
+    from memmesh.simulations.cli import add_parser as add_simulate
+
+    add_simulate(sub)
+    add_bench(sub)
 
     p = sub.add_parser("keygen", help="print a new random cluster key (hex)")
     p.set_defaults(func=_cmd_keygen)
