@@ -248,6 +248,16 @@ def _flat(pairs: Any, index: dict[str, int]) -> tuple[int, ...]:
 
 def encode(state: KeyState) -> bytes:
     """The canonical bytes of ``state``."""
+    h = state.header
+    if h.kind == KIND_MEMORY and len(state.ctx) == 1 and len(state.body) == 1:
+        # the commonest state (a memory one replica wrote once, e.g. a fresh add): the
+        # general layout below with a single replica id at index 0, built directly
+        ((origin, counter),) = state.ctx.items()
+        ((dot, v),) = state.body.items()
+        if counter and dot.replica == origin and v[7] != OP_CODE["RESOLVE"] and \
+                (h.created is None or h.created.replica == origin):
+            return pack_canonical((1, (origin,), _header_plain(h, {origin: 0}), (0, counter),
+                                   state.forgotten, ((0, dot.counter, v[:8]),)))
     rids = _replicas(state)
     index = {r: i for i, r in enumerate(rids)}
     ctx: list[int] = []
