@@ -2,16 +2,27 @@
 
 The arbiter election is deterministic so that, without any coordination, usually one
 replica resolves a conflict: the candidates are the distinct replicas that wrote the
-standing versions, ranked by ``sha256(memory_id | sorted dots | replica)``; candidate
-``i`` may resolve once ``now >= newest version wall_ms + i * deadline_ms``, and after
-``len(candidates) * deadline_ms`` any replica may (so a departed writer cannot leave a
-conflict open forever). Two replicas resolving at once is harmless: the resolutions
-are themselves concurrent versions and the next round resolves them.
+standing versions, ranked by ``sha256(memory_id | sorted dots | replica)``. Candidate
+0 may resolve as soon as it sees the conflict; candidate ``i`` once it has seen that
+same conflict (same standing dots) for ``i * deadline_ms``, and any other replica after
+``len(candidates) * deadline_ms`` (so a departed writer cannot leave a conflict open
+forever).
+
+The waiting is measured on each replica's own clock from when *it* first saw the
+conflict, never against the versions' timestamps: those come from other machines'
+clocks, and a takeover rule comparing them with the local clock lets a replica whose
+clock runs minutes ahead take over at once, so two arbiters run concurrently and, with
+a non-deterministic resolver, keep making new conflicts out of old ones (the
+simulations' torture run found that livelock under ±5 min skew). Sightings are kept in
+memory per ``Replica`` object: a restarted replica starts its wait again, which only
+delays a takeover. Two replicas resolving at once stays harmless: the resolutions are
+themselves concurrent versions and the next round resolves them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 
 from .core import ReplicaCore
 from .reads import _filters, to_record
@@ -29,8 +40,16 @@ def arbiter_rank(record: MemoryRecord) -> list[str]:
         f"{record.id}|{dots}|{r}".encode()).digest())
 
 
+def _signature(record: MemoryRecord) -> tuple[str, tuple[tuple[str, int], ...]]:
+    return record.id, tuple(sorted((v.dot.replica, v.dot.counter) for v in record.versions))
+
+
 class ConflictOps(ReplicaCore):
     """Conflict listing and the arbiter election."""
+
+    #: when this replica first saw each conflict (memory id + standing dots), local ms
+    _sightings: dict[tuple[str, tuple[tuple[str, int], ...]], int]
+    _sightings_lock: threading.Lock
 
     def conflicts(self, **scope_filters: str | None) -> list[MemoryRecord]:
         """Live memories (matching the filters) with more than one standing version."""
@@ -51,11 +70,17 @@ class ConflictOps(ReplicaCore):
         return out
 
     def arbiter_for(self, record: MemoryRecord, now_ms: int, *, deadline_ms: int) -> bool:
-        """Whether this replica may resolve ``record`` now (see module doc)."""
+        """Whether this replica may resolve ``record`` now (see module doc); ``now_ms`` is
+        this replica's own wall clock."""
         ranked = arbiter_rank(record)
-        newest = max(v.timestamp.wall_ms for v in record.versions)
         try:
             position = ranked.index(self.replica_id)
         except ValueError:
             position = len(ranked)
-        return now_ms >= newest + position * deadline_ms
+        if position == 0:
+            return True
+        with self._sightings_lock:
+            if len(self._sightings) > 100_000:  # mostly resolved conflicts: start afresh
+                self._sightings.clear()
+            first = self._sightings.setdefault(_signature(record), now_ms)
+        return now_ms >= first + position * deadline_ms

@@ -9,6 +9,7 @@ auxiliary store.
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -52,6 +53,8 @@ class Replica(MemoryOps, ReadOps, ConflictOps, SyncOps):
         self.replica_id = replica_id
         self._clock = clock
         self.max_drift_ms = max_drift_ms
+        self._sightings = {}
+        self._sightings_lock = threading.Lock()
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, replica_id: str | None = None,

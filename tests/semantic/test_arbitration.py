@@ -76,6 +76,7 @@ def test_no_opinion_and_failures_leave_the_conflict_in_place(
     open_replica: Opener, clock: Clock
 ) -> None:
     a, _, memory = conflicted_pair(open_replica, clock)
+    resolve_conflicts(a, lambda c: None)  # a sees the conflict (waits count from here)
     clock.advance(10 * DEFAULT_DEADLINE_MS)  # any replica may act now
 
     def broken(conflict: Conflict) -> Resolution:
