@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,6 +64,7 @@ class SimNode:
     path: Path
     clock: SkewedClock
     rng: random.Random
+    new_id: Callable[[], str]  # seeded memory ids (simulations.ids.memory_ids)
     scope: Any = None  # storage PeerScope: what this node may receive (None: all)
     max_links: int = 4
     replica: Any = None
@@ -80,7 +82,8 @@ class SimNode:
         from memmesh.storage import Replica
 
         self.replica = Replica.open(
-            self.path, replica_id=self.node_id, durable=False, clock=self.clock
+            self.path, replica_id=self.node_id, durable=False, clock=self.clock,
+            id_factory=self.new_id,
         )
         self.up = True
         self.incarnation += 1

@@ -23,7 +23,6 @@ from typing import Any
 from . import invariants
 from .cluster import Cluster, Convergence
 from .engine import US_PER_MS
-from .ids import deterministic_ids
 from .metrics import distribution
 from .options import SimOptions
 from .progress import Progress
@@ -164,7 +163,7 @@ def run_scenario(
     fn = SCENARIOS[name]
     bar = Progress(f"simulate {name}", 1000, enabled=progress)
     started = time.perf_counter()
-    with scratch_dir() as workdir, deterministic_ids(options.seed):
+    with scratch_dir() as workdir:
         ctx = RunContext(options, workdir, transport=transport, progress=bar)
         body = fn(ctx)
     wall = time.perf_counter() - started

@@ -33,6 +33,7 @@ class ReplicaCore:
     replica_id: str
     max_drift_ms: int
     _clock: Callable[[], int]
+    _new_id: Callable[[], str]
 
     @property
     def clock(self) -> Callable[[], int]:

@@ -154,7 +154,9 @@ class MemoryOps(ReplicaCore):
             raise InvalidArgumentError("ttl must be a positive number of seconds")
         if type(priority) is not bool:
             raise InvalidArgumentError("priority must be a bool")
-        memory_id = new_memory_id()
+        memory_id = self._new_id()
+        if type(memory_id) is not str or not memory_id or len(memory_id) > 256:
+            raise InvalidArgumentError(f"id_factory returned an unusable id {memory_id!r}")
         wall = self._clock()
 
         def write(txn: Txn) -> str:

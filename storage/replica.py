@@ -25,7 +25,7 @@ from .conflicts import ConflictOps
 from .env import DEFAULT_MAP_SIZE, Env, Txn
 from .errors import ReplicaIdMismatchError
 from .keystate import decode
-from .memory import MemoryOps
+from .memory import MemoryOps, new_memory_id
 from .reads import ReadOps
 from .records import ChangeBatch
 from .sync import SyncOps
@@ -48,8 +48,9 @@ class Replica(MemoryOps, ReadOps, ConflictOps, SyncOps):
     """
 
     def __init__(self, env: Env, replica_id: str, *, clock: Callable[[], int],
-                 max_drift_ms: int) -> None:
+                 max_drift_ms: int, id_factory: Callable[[], str] | None = None) -> None:
         self._env = env
+        self._new_id = id_factory or new_memory_id
         self.replica_id = replica_id
         self._clock = clock
         self.max_drift_ms = max_drift_ms
@@ -60,13 +61,15 @@ class Replica(MemoryOps, ReadOps, ConflictOps, SyncOps):
     def open(cls, path: str | os.PathLike[str], *, replica_id: str | None = None,
              durable: bool = True, max_drift_ms: int = 600_000,
              clock: Callable[[], int] | None = None, map_size: int = DEFAULT_MAP_SIZE,
-             **options: Any) -> Replica:
+             id_factory: Callable[[], str] | None = None, **options: Any) -> Replica:
         """Open (creating if needed) the replica stored at directory ``path``.
 
         The replica id is created once (random, 16 hex digits) and persisted; passing
         another ``replica_id`` than the stored one raises. ``durable=False`` selects
         write-behind (commits are not fsynced until :meth:`flush`). ``clock`` returns
-        wall-clock milliseconds (tests inject one).
+        wall-clock milliseconds (tests inject one). ``id_factory`` mints the ids of new
+        memories and sets (default: random 128-bit hex, like ``uuid4().hex``); simulations
+        pass a seeded one so runs repeat exactly. Ids must be unique fleet-wide.
         """
         if options:
             raise InvalidArgumentError(f"unknown options {sorted(options)}")
@@ -99,7 +102,8 @@ class Replica(MemoryOps, ReadOps, ConflictOps, SyncOps):
         except BaseException:
             env.close()
             raise
-        return cls(env, rid, clock=clock or _wall_ms, max_drift_ms=max_drift_ms)
+        return cls(env, rid, clock=clock or _wall_ms, max_drift_ms=max_drift_ms,
+                   id_factory=id_factory)
 
     # -- lifecycle ------------------------------------------------------------------
 

@@ -40,14 +40,18 @@ def test_report_bytes_do_not_depend_on_the_process_or_hash_seed(tmp_path: Path) 
     assert outputs[0] == outputs[1]
 
 
-def test_memory_ids_are_drawn_from_the_run_seed(tmp_path: Path) -> None:
-    from memmesh.simulations.ids import deterministic_ids
+def test_memory_ids_are_drawn_from_the_run_seed_and_node(tmp_path: Path) -> None:
+    from memmesh.simulations.ids import memory_ids
     from memmesh.storage import Replica
 
     ids = []
     for k in range(2):
-        with deterministic_ids(5), Replica.open(tmp_path / str(k), durable=False) as replica:
+        with Replica.open(tmp_path / str(k), durable=False,
+                          id_factory=memory_ids(5, "n0001")) as replica:
             ids.append([replica.add("x"), replica.add("y")])
     assert ids[0] == ids[1] and ids[0][0] != ids[0][1]
+    with Replica.open(tmp_path / "other", durable=False,
+                      id_factory=memory_ids(5, "n0002")) as replica:
+        assert replica.add("x") not in ids[0]  # another node: another stream
     with Replica.open(tmp_path / "free", durable=False) as replica:
-        assert replica.add("x") not in ids[0]  # outside a run: random again
+        assert replica.add("x") not in ids[0]  # no factory: random
