@@ -160,6 +160,11 @@ class MemoryOps(ReplicaCore):
         wall = self._clock()
 
         def write(txn: Txn) -> str:
+            skey = state_key(memory_id)
+            # a default id is 122 random bits: nothing can be stored under it; an id from
+            # a custom id_factory is checked, since _store_new would overwrite blindly
+            if self._new_id is not new_memory_id and txn.get("state", skey) is not None:
+                raise InvalidArgumentError(f"id_factory returned {memory_id!r}, already used")
             ts = self._now(txn, wall)
             expires = None if ttl is None else ts.wall_ms + max(1, int(ttl * 1000))
             header = Header(memory_id, KIND_MEMORY, scope["app_id"], scope["user_id"],
@@ -170,11 +175,9 @@ class MemoryOps(ReplicaCore):
             version = make_version(text, actor, role, ts, conf, meta, "ADD")
             ctx[dot.replica] = dot.counter
             new = KeyState(header, ctx, False, {dot: version})
-            # a fresh random 128-bit id: nothing stored under it to load or replace
             entry = history.version_entry("ADD", dot, version, ctx=ctx, standing=[dot],
                                           detail={}, recorded_at=ts)
-            self._store_new(txn, [(memory_id, state_key(memory_id), encode(new), new,
-                                   [entry])], local=True)
+            self._store_new(txn, [(memory_id, skey, encode(new), new, [entry])], local=True)
             return memory_id
 
         return self._env.write(write)

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
+import pytest
+
+from memmesh.crdt import InvalidArgumentError
+from memmesh.storage import Replica
 from memmesh.storage.memory import new_memory_id
 
 
@@ -14,3 +19,16 @@ def test_memory_ids_are_uuid4_hex_and_distinct() -> None:
         parsed = uuid.UUID(hex=memory_id)
         assert parsed.hex == memory_id and len(memory_id) == 32
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+
+def test_an_id_factory_repeating_an_id_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    with Replica.open(tmp_path / "r", id_factory=lambda: "same-id") as replica:
+        replica.add("first", user_id="u")
+        digest, seq = replica.state_digest(), replica.journal_seq()
+        with pytest.raises(InvalidArgumentError):
+            replica.add("second", user_id="u")
+        record = replica.get("same-id")
+        assert record is not None and record.text == "first"
+        assert replica.state_digest() == digest and replica.journal_seq() == seq
+        assert [r.text for r in replica.list(user_id="u")] == ["first"]
