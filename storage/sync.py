@@ -7,14 +7,29 @@ deltas, so any subset of keys may be shipped in any order):
 * summary ``{"v": 1, "rid", "wm": {origin: counter}, "root": 32 bytes[, "buckets"]}``:
   ``wm[o] = n`` claims "I hold every shareable event of ``o`` up to ``n`` that I may
   see". For our own origin that is our dot counter.
-* changes ``{"v": 1, "rid", "states": (key-state bytes, ...), "through": {o: n}}``: the
-  full state of every shareable key, allowed for the peer, whose latest event of some
-  origin ``o`` is beyond the peer's ``wm[o]``, found through the ``origin`` index and
-  shipped priority first, then by (origin, counter); and ``through`` claims that let the
-  receiver raise its watermarks past events it will never get (private keys, keys its
-  scope does not allow, keys superseded by later events): ``through[o]`` is the
-  sender's own ``wm[o]``, or just below the first entry of ``o`` the payload had no room
-  for.
+* changes ``{"v": 1, "rid", "scoped", "states": (key-state bytes, ...), "through": {o:
+  (base, n)}}``: the full state of every shareable key, allowed for the peer, whose
+  latest event of some origin ``o`` is beyond the peer's ``wm[o]``, found through the
+  ``origin`` index and shipped priority first, then by (origin, counter); and
+  ``through`` claims that let the receiver raise its watermarks past events it will
+  never get (private keys, keys its scope does not allow, keys superseded by later
+  events): ``n`` is the sender's own *complete* watermark of ``o``, or just below the
+  first entry of ``o`` the payload had no room for.
+
+Two rules keep a claim from vouching for events its receiver never got:
+
+* **No gaps** (Scuttlebutt's "deltas in version order without gaps"): ``base`` is the
+  watermark the payload was computed from; a receiver takes the claim only if it already
+  holds ``o`` up to ``base``. A payload computed from a summary that assumed an earlier,
+  lost payload (a stream of chunks) cannot skip what that payload carried.
+* **Scoped claims stay scoped.** A replica keeps two watermarks per origin: complete
+  (``wm:``: every shareable event) and scoped (``ws:``: every event it may see, raised
+  by payloads the sender filtered with a ``PeerScope``, flagged ``scoped``). It claims
+  only its complete watermark (and its own counter) to others, but shows the greater of
+  the two in its summary. So a replica restricted to one user, relaying to an
+  unrestricted one, never vouches for other users' events it was not allowed to hold (the
+  simulations' scoped-ACL fleet found this); a restricted replica still advances past
+  what its scope hides. (Assumes each replica's scope is the same on every peer.)
 * In repair mode (the summary carries the 256 bucket sums of the digest) the keys of
   every bucket whose sum differs are shipped too: the fallback when watermarks cannot
   tell what is missing (a replica restored from a backup, a log entry lost).
@@ -41,7 +56,8 @@ from .records import ApplyResult, PeerScope
 
 __all__ = ["SyncOps"]
 
-_WM = b"wm:"
+_WM = b"wm:"  # complete watermarks
+_WS = b"ws:"  # scoped watermarks (see module doc)
 _CTR = b"ctr"
 _MAX_COUNTER = 2**63 - 1
 _STATE_OVERHEAD = 5  # msgpack bin header of one shipped state, at most
@@ -63,6 +79,21 @@ def _counter_map(value: Any, what: str) -> dict[str, int]:
         if "\x00" in origin or type(counter) is not int or not 0 <= counter <= _MAX_COUNTER:
             raise _bad(f"{what} entries must be replica -> counter")
         out[origin] = counter
+    return out
+
+
+def _claim_map(value: Any) -> dict[str, tuple[int, int]]:
+    if type(value) is not dict:
+        raise _bad("through must be a map")
+    out: dict[str, tuple[int, int]] = {}
+    for origin, claim in value.items():
+        if type(claim) is not tuple or len(claim) != 2:
+            raise _bad("through entries must be replica -> (base, counter)")
+        base, counter = _counter_map({origin: claim[0]}, "through"), \
+            _counter_map({origin: claim[1]}, "through")
+        if base[origin] >= counter[origin]:
+            raise _bad("a through claim must move past its base")
+        out[origin] = (base[origin], counter[origin])
     return out
 
 
@@ -115,8 +146,15 @@ class SyncOps(ReplicaCore):
 
     # -- summary ----------------------------------------------------------------------
 
-    def _watermarks(self, txn: Txn) -> dict[str, int]:
+    def _watermarks(self, txn: Txn, *, scoped: bool = True) -> dict[str, int]:
+        """Complete watermarks, raised by the scoped ones when ``scoped`` (what a summary
+        shows; claims to others use the complete ones only: see module doc)."""
         wm = {k[len(_WM):].decode(): int.from_bytes(v, "big") for k, v in txn.prefix("meta", _WM)}
+        if scoped:
+            for k, v in txn.prefix("meta", _WS):
+                origin, counter = k[len(_WS):].decode(), int.from_bytes(v, "big")
+                if counter > wm.get(origin, 0):
+                    wm[origin] = counter
         mine = txn.counter(_CTR)
         if mine:
             wm[self.replica_id] = mine
@@ -151,9 +189,10 @@ class SyncOps(ReplicaCore):
             raise _bad("max_bytes must be a positive int")
         now = self._clock()
         with self._env.read() as txn:
-            my_wm = self._watermarks(txn)
-            base = len(packb({"v": 1, "rid": self.replica_id, "states": (),
-                              "through": dict.fromkeys(my_wm, _MAX_COUNTER)})) + 5
+            my_wm = self._watermarks(txn, scoped=False)
+            base = len(packb({"v": 1, "rid": self.replica_id, "scoped": True, "states": (),
+                              "through": dict.fromkeys(my_wm, (_MAX_COUNTER, _MAX_COUNTER))})
+                       ) + 5
             shipped: list[bytes] = []
             seen: set[bytes] = set()
             size = base
@@ -198,22 +237,27 @@ class SyncOps(ReplicaCore):
                     for skey, _ in txn.prefix("state", bytes((bucket,))):
                         if not take(skey[1:]):
                             break
-        through: dict[str, int] = {}
+        through: dict[str, tuple[int, int]] = {}
         for origin, counter in my_wm.items():
             claim = min(counter, unshipped[origin] - 1) if origin in unshipped else counter
             if claim > peer_wm.get(origin, 0):
-                through[origin] = claim
-        return packb({"v": 1, "rid": self.replica_id, "states": tuple(shipped),
-                      "through": through})
+                through[origin] = (peer_wm.get(origin, 0), claim)
+        scoped = peer is not None and (peer.apps is not None or peer.users is not None)
+        return packb({"v": 1, "rid": self.replica_id, "scoped": scoped,
+                      "states": tuple(shipped), "through": through})
 
     # -- apply ------------------------------------------------------------------------
 
-    def _parse_changes(self, data: bytes) -> tuple[str, list[tuple[bytes, KeyState]],
-                                                   dict[str, int], Timestamp | None]:
+    def _parse_changes(self, data: bytes) -> tuple[
+            str, list[tuple[bytes, KeyState]], dict[str, tuple[int, int]], bool,
+            Timestamp | None]:
         plain = unpackb(data)
         if type(plain) is not dict or plain.get("v") != 1 or \
-                set(plain) != {"v", "rid", "states", "through"}:
+                set(plain) != {"v", "rid", "scoped", "states", "through"}:
             raise _bad("expected a version-1 changes map")
+        scoped = plain["scoped"]
+        if type(scoped) is not bool:
+            raise _bad("scoped must be a bool")
         rid, raws = plain["rid"], plain["states"]
         if type(rid) is not str:
             raise _bad("rid must be a str")
@@ -221,7 +265,7 @@ class SyncOps(ReplicaCore):
             check_replica(rid)
         except ValueError:
             raise _bad("bad rid") from None
-        through = _counter_map(plain["through"], "through")
+        through = _claim_map(plain["through"])
         if type(raws) is not tuple or any(type(r) is not bytes for r in raws):
             raise _bad("states must be an array of byte strings")
         states: list[tuple[bytes, KeyState]] = []
@@ -252,7 +296,7 @@ class SyncOps(ReplicaCore):
                     newest_plain = stamp
             states.append((raw, state))
         newest = None if newest_plain is None else Timestamp(*newest_plain)
-        return rid, states, through, newest
+        return rid, states, through, scoped, newest
 
     def sync_apply(self, changes: bytes) -> ApplyResult:
         """Join a peer's changes: validated first, then applied in one transaction."""
@@ -260,7 +304,7 @@ class SyncOps(ReplicaCore):
             return self._sync_apply(changes)
 
     def _sync_apply(self, changes: bytes) -> ApplyResult:
-        sender, states, through, newest = self._parse_changes(changes)
+        sender, states, through, scoped, newest = self._parse_changes(changes)
         wall = self._clock()
         me = self.replica_id
 
@@ -307,12 +351,18 @@ class SyncOps(ReplicaCore):
                 if top > txn.counter(_CTR):
                     txn.set_counter(_CTR, top)
             accepted: dict[str, int] = {}
-            for origin, counter in through.items():
+            for origin, (base, counter) in through.items():
                 if origin == me:
                     continue
-                mkey = _WM + origin.encode()
-                if counter > txn.counter(mkey):
-                    txn.set_counter(mkey, counter)
+                complete_key, scoped_key = _WM + origin.encode(), _WS + origin.encode()
+                complete = txn.counter(complete_key)
+                shown = max(complete, txn.counter(scoped_key))
+                if not scoped and complete >= base:
+                    if counter > complete:
+                        txn.set_counter(complete_key, counter)
+                        accepted[origin] = counter
+                elif shown >= base and counter > shown:
+                    txn.set_counter(scoped_key, counter)
                     accepted[origin] = counter
             return ApplyResult(applied=len(states), changed=tuple(changed),
                                conflicts=tuple(conflicts), through=accepted)

@@ -1,8 +1,9 @@
 """Pure helpers over storage's documented sync formats (docs/internals.md, section 2).
 
 A summary is ``packb({"v": 1, "rid": ..., "wm": {origin: counter}, "root": ...})``: the
-per-origin watermarks of a replica (Scuttlebutt-style).  A changes blob carries a
-``"through": {origin: counter}`` claim, the watermarks its receiver may raise to.
+per-origin watermarks of a replica (Scuttlebutt-style).  A changes blob carries
+``"through": {origin: (base, counter)}`` claims: the watermarks its receiver may raise
+to, if it already holds ``origin`` up to ``base`` (so a lost chunk is never skipped).
 
 The session uses these to *stream* several chunks per round without asking the peer
 again: after shipping a chunk computed for summary ``S``, the next chunk is computed for
@@ -40,6 +41,19 @@ def _wm(obj: object) -> dict[str, int] | None:
     return out
 
 
+def _claims(obj: object) -> dict[str, int] | None:
+    """The claimed counters of a ``through`` map of ``(base, counter)`` pairs."""
+    if not isinstance(obj, Mapping):
+        return None
+    out: dict[str, int] = {}
+    for k, v in obj.items():
+        if type(k) is not str or type(v) is not tuple or len(v) != 2 \
+                or type(v[1]) is not int:
+            return None
+        out[k] = v[1]
+    return out
+
+
 def watermarks(summary: bytes) -> dict[str, int] | None:
     """The ``wm`` map of a summary, or None when it cannot be read."""
     m = _map(summary)
@@ -58,7 +72,7 @@ def advance_summary(summary: bytes, changes: bytes) -> bytes | None:
     if s is None or c is None:
         return None
     wm = _wm(s.get("wm"))
-    through = _wm(c.get("through"))
+    through = _claims(c.get("through"))
     if wm is None or through is None:
         return None
     moved = False

@@ -121,7 +121,7 @@ class FakeReplica:
                                              or (origin, n + 1) in excluded):
                     n += 1
                 if n > wm.get(origin, 0):
-                    through[origin] = n
+                    through[origin] = (wm.get(origin, 0), n)
             return packb({"v": 1, "keys": shipped, "through": through})
 
     def sync_apply(self, changes: bytes) -> FakeApplyResult:

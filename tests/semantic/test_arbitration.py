@@ -33,6 +33,8 @@ def conflicted_pair(open_replica: Opener, clock: Clock) -> tuple[Any, Any, str]:
     b.update(memory, "the release moved to monday", actor="qa")
     sync_all([a, b])
     assert a.get(memory).conflicted and b.get(memory).conflicted
+    for replica in (a, b):  # both see the conflict now: takeover waits count from here
+        replica.arbiter_for(replica.get(memory), clock(), deadline_ms=DEFAULT_DEADLINE_MS)
     return a, b, memory
 
 
@@ -76,7 +78,6 @@ def test_no_opinion_and_failures_leave_the_conflict_in_place(
     open_replica: Opener, clock: Clock
 ) -> None:
     a, _, memory = conflicted_pair(open_replica, clock)
-    resolve_conflicts(a, lambda c: None)  # a sees the conflict (waits count from here)
     clock.advance(10 * DEFAULT_DEADLINE_MS)  # any replica may act now
 
     def broken(conflict: Conflict) -> Resolution:

@@ -79,11 +79,6 @@ def test_fleet_keeps_every_memory_inside_its_acl_scope() -> None:
     assert means[0] < means[1]  # one watermark per origin: summaries grow with N
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="storage: a scope-restricted peer's `through` claims raise the receiver's "
-    "watermark past events it never shipped (see the simulations report to the lead)",
-)
 def test_fleet_with_scoped_acls_converges_and_loses_nothing() -> None:
     report = run_scenario("fleet", SimOptions(seed=1, users=2, sizes=(6, 12)))
     _assert_healthy(report)

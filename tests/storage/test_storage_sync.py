@@ -229,3 +229,46 @@ def test_structural_lies_are_rejected(hostile_setup) -> None:  # type: ignore[no
     with pytest.raises(DecodeError):
         dst.sync_apply(packb(dict(plain, states=(wide,))))
     assert dst.state_digest() == digest
+
+
+def _texts(replica: Replica) -> set[str]:
+    return {v.text for r in replica.list() for v in r.versions}
+
+
+def test_a_scoped_relay_never_vouches_for_events_it_was_not_allowed_to_hold(
+        tmp_path: Path) -> None:
+    """Found by the scoped-ACL fleet simulation: b may only see user u1, yet its claims
+    for a's events must not let x (user u0) skip a's u0 memory."""
+    def scope(user: str) -> PeerScope:
+        return PeerScope(apps=frozenset({"fleet"}), users=frozenset({user}))
+
+    with Replica.open(tmp_path / "a", replica_id="a") as a, \
+            Replica.open(tmp_path / "b", replica_id="b") as b, \
+            Replica.open(tmp_path / "x", replica_id="x") as x:
+        a.add("fact for u0", app_id="fleet", user_id="u0")
+        b.sync_apply(a.sync_changes(b.sync_summary(), peer=scope("u1")))
+        x.sync_apply(b.sync_changes(x.sync_summary(), peer=scope("u0")))
+        x.sync_apply(a.sync_changes(x.sync_summary(), peer=scope("u0")))
+        assert _texts(x) == {"fact for u0"}
+        # and an unrestricted relay of the restricted b does not skip it either
+        with Replica.open(tmp_path / "y", replica_id="y") as y:
+            y.sync_apply(b.sync_changes(y.sync_summary()))
+            y.sync_apply(a.sync_changes(y.sync_summary()))
+            assert _texts(y) == {"fact for u0"}
+
+
+def test_a_claim_computed_past_a_lost_chunk_does_not_skip_that_chunk(tmp_path: Path) -> None:
+    """A stream computes chunk 2 from the summary chunk 1 would have left; if chunk 1 is
+    lost, chunk 2's claim must not raise the receiver's watermark over it."""
+    with Replica.open(tmp_path / "a", replica_id="a") as a, \
+            Replica.open(tmp_path / "b", replica_id="b") as b, \
+            Replica.open(tmp_path / "ghost", replica_id="g") as ghost:
+        first = a.add("first " + "x" * 200)
+        a.add("second " + "y" * 200)
+        chunk1 = a.sync_changes(b.sync_summary(), max_bytes=300)
+        ghost.sync_apply(chunk1)  # what b would hold had chunk 1 arrived
+        chunk2 = a.sync_changes(ghost.sync_summary(), max_bytes=300)
+        b.sync_apply(chunk2)  # chunk 1 lost on the way
+        assert a.get(first) is not None and b.get(first) is None
+        b.sync_apply(a.sync_changes(b.sync_summary()))  # the next round repairs it
+        assert b.state_digest() == a.state_digest()
