@@ -1,7 +1,8 @@
 """Workload sizes of the three modes: full (the published report), quick (CI), tiny (tests).
 
 Every mode runs the same code paths; only the counts change.  The full sizes keep the
-whole run around ten minutes on a 2-core machine (the 1M-memory RSS build dominates).
+whole run around ten minutes on a 2-core machine (search over 1M memories dominates:
+building its replica and index, then 30 queries against the flat scan).
 """
 
 from __future__ import annotations
