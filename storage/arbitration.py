@@ -5,9 +5,10 @@ N replicas would write N different resolutions, concurrent with each other: a ne
 conflict, resolved again N ways, and so on. Instead each conflict has one elected
 arbiter, chosen deterministically from the conflict's own data (storage's
 ``arbiter_for``: candidates are the replicas that wrote the standing versions, ranked by
-a hash of the memory id, the dots and the replica id). Candidate ``i`` may act only after
-``i * deadline_ms`` past the newest version, so a silent arbiter is taken over by the
-next one, and in steady state exactly one replica resolves. The resolution is an
+a hash of the memory id, the dots and the replica id). Candidate ``i`` may act only once
+it has seen the conflict for ``i * deadline_ms`` on its own clock, so a silent arbiter is
+taken over by the next one, and in steady state exactly one replica resolves.
+:class:`memmesh.gossip.Node` runs this same function every ``resolver_interval``. The resolution is an
 ordinary write whose causal context covers the input dots, so it dominates them on
 every replica it reaches, recorded as a RESOLVE event naming the resolver and the inputs.
 """
