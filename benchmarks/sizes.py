@@ -40,7 +40,7 @@ FULL = Sizes("full", durable_adds=300, batched_adds=20_000, records=20_000,
 
 QUICK = Sizes("quick", durable_adds=50, batched_adds=5000, records=5000,
               sync_ks=(1, 10, 100, 1000), sync_k_target=100, read_samples=1000,
-              crdt_elements=500, search_ns=(2000, 10_000), search_queries=10,
+              crdt_elements=500, search_ns=(10_000, 20_000), search_queries=10,
               embed_texts=32, embed_repeat=2, gossip_processes=10, gossip_samples=20,
               sim_nodes=100, rss_memories=5000)
 
