@@ -8,9 +8,10 @@ arbiter, chosen deterministically from the conflict's own data (storage's
 a hash of the memory id, the dots and the replica id). Candidate ``i`` may act only once
 it has seen the conflict for ``i * deadline_ms`` on its own clock, so a silent arbiter is
 taken over by the next one, and in steady state exactly one replica resolves.
-:class:`memmesh.gossip.Node` runs this same function every ``resolver_interval``. The resolution is an
-ordinary write whose causal context covers the input dots, so it dominates them on
-every replica it reaches, recorded as a RESOLVE event naming the resolver and the inputs.
+:class:`memmesh.gossip.Node` runs this same function every ``resolver_interval``.
+The resolution is an ordinary write whose causal context covers the input dots, so it
+dominates them on every replica it reaches, recorded as a RESOLVE event naming the
+resolver and the inputs.
 """
 
 from __future__ import annotations
