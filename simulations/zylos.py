@@ -16,6 +16,7 @@ state lags by about a gossip round, private session state is always fresh locall
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .engine import US_PER_MS
@@ -65,27 +66,23 @@ def zylos(ctx: RunContext) -> dict[str, Any]:
     def read(klass: str, node: str, memory_id: str) -> None:
         cluster.read(node, memory_id)
 
+    def schedule(klass: str, action: Callable[[str, str, str], None]) -> None:
+        """One write or read of ``klass`` at a random instant by a random instance."""
+        at = start + rng.randrange(span)
+        node = names[rng.randrange(INSTANCES)]
+        if klass == "prefs":
+            target = prefs[rng.randrange(len(prefs))]
+        elif klass == "project":
+            target = project[rng.randrange(len(project))]
+        else:
+            target = session[node]
+        cluster.loop.call_at(at, lambda: action(klass, node, target))
+
     for klass in CLASSES:
         for _ in range(opts.writes):
-            at = start + rng.randrange(span)
-            node = names[rng.randrange(INSTANCES)]
-            if klass == "prefs":
-                target = prefs[rng.randrange(len(prefs))]
-            elif klass == "project":
-                target = project[rng.randrange(len(project))]
-            else:
-                target = session[node]
-            cluster.loop.call_at(at, lambda k=klass, n=node, t=target: write(k, n, t))
+            schedule(klass, write)
         for _ in range(4 * opts.writes):
-            at = start + rng.randrange(span)
-            node = names[rng.randrange(INSTANCES)]
-            if klass == "prefs":
-                target = prefs[rng.randrange(len(prefs))]
-            elif klass == "project":
-                target = project[rng.randrange(len(project))]
-            else:
-                target = session[node]
-            cluster.loop.call_at(at, lambda k=klass, n=node, t=target: read(k, n, t))
+            schedule(klass, read)
 
     cluster.loop.run(start + span)
     end = cluster.loop.now_us
