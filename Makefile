@@ -28,7 +28,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy --strict crdt gossip/protocol
+	$(BIN)/mypy --strict crdt gossip
 
 bench: install
 	$(BIN)/memmesh bench --quick
