@@ -12,7 +12,11 @@ from dataclasses import dataclass
 from .errors import InvalidArgumentError
 from .limits import MAX_COUNTER, MAX_REPLICA_LEN
 
-__all__ = ["Dot", "check_replica"]
+__all__ = ["ORIGIN_SEP", "Dot", "base_replica", "check_replica"]
+
+#: Separates a replica id from an incarnation in an *origin* (the name dots are minted
+#: under): ``"<replica id>#<incarnation>"``. Replica ids themselves never contain it.
+ORIGIN_SEP = "#"
 
 
 def check_replica(replica: object) -> str:
@@ -32,6 +36,13 @@ def check_replica(replica: object) -> str:
         except UnicodeEncodeError:
             raise InvalidArgumentError("replica id is not valid UTF-8 text") from None
     return replica
+
+
+def base_replica(origin: str) -> str:
+    """The replica id an origin belongs to: ``origin`` up to its last ``#`` (itself when
+    it has none, as for dots minted before incarnations existed)."""
+    head, sep, _ = origin.rpartition(ORIGIN_SEP)
+    return head if sep else origin
 
 
 @dataclass(frozen=True, order=True, slots=True)

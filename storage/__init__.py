@@ -28,6 +28,7 @@ from .records import (
     Event,
     MemoryRecord,
     PeerScope,
+    Refusal,
     Version,
 )
 from .replica import Replica
@@ -44,6 +45,7 @@ __all__ = [
     "InvalidResolutionError",
     "MemoryRecord",
     "PeerScope",
+    "Refusal",
     "Replica",
     "ReplicaIdMismatchError",
     "Resolution",

@@ -19,6 +19,7 @@ __all__ = [
     "Event",
     "MemoryRecord",
     "PeerScope",
+    "Refusal",
     "Version",
 ]
 
@@ -133,6 +134,19 @@ class PeerScope:
 
 
 @dataclass(frozen=True, slots=True)
+class Refusal:
+    """One key state (or claim) of a payload that ``sync_apply`` refused and skipped.
+
+    ``key`` is the memory id when the state could be read far enough to know it;
+    ``reason`` is a short stable code (for counters and logs), ``detail`` a sentence.
+    """
+
+    key: str | None
+    reason: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ApplyResult:
     """What one ``sync_apply`` did."""
 
@@ -140,6 +154,7 @@ class ApplyResult:
     changed: tuple[str, ...]  # keys whose local state changed
     conflicts: tuple[str, ...]  # changed keys now holding several versions
     through: Mapping[str, int]  # watermark claims accepted
+    refused: tuple[Refusal, ...] = ()  # states and claims skipped, each with its reason
 
 
 @dataclass(frozen=True, slots=True)
