@@ -19,6 +19,7 @@ from .errors import (
     ReplicaIdMismatchError,
     StorageError,
     UnknownMemoryError,
+    WritesFencedError,
 )
 from .reads import AsOfView
 from .records import (
@@ -54,5 +55,6 @@ __all__ = [
     "StorageError",
     "UnknownMemoryError",
     "Version",
+    "WritesFencedError",
     "resolve_conflicts",
 ]

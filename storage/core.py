@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from memmesh.crdt import HLC, Dot, Timestamp
+from memmesh.crdt import HLC, Dot, InvalidArgumentError, Timestamp
 from memmesh.crdt.codec import packb, unpackb
 
 from . import digest, history, journal
 from .env import Env, Txn
+from .errors import WritesFencedError
 from .indexes import add_index_rows, update_indexes
 from .keystate import KeyState, VersionData, decode, encode
 
@@ -34,6 +35,7 @@ class ReplicaCore:
     max_drift_ms: int
     _clock: Callable[[], int]
     _new_id: Callable[[], str]
+    _write_fence: str | None = None
 
     @property
     def clock(self) -> Callable[[], int]:
@@ -44,6 +46,32 @@ class ReplicaCore:
     def collect_expired(self, now_ms: int | None = None, *, limit: int = 10_000) -> int:
         """Remove expired memories (implemented by :class:`memmesh.storage.Replica`)."""
         raise NotImplementedError
+
+    # -- the write fence ---------------------------------------------------------------
+
+    @property
+    def write_fence(self) -> str | None:
+        """Why local writes are fenced off right now (None: they are not)."""
+        return self._write_fence
+
+    def fence_writes(self, reason: str) -> None:
+        """Refuse every local write (``WritesFencedError`` carrying ``reason``, one line for
+        an operator: what is wrong, what to do) until :meth:`unfence_writes`. Sync goes
+        on. The gossip node fences a replica whose clock runs ahead of its peers'."""
+        if type(reason) is not str or not reason.strip():
+            raise InvalidArgumentError("a write fence needs a reason")
+        self._write_fence = reason
+
+    def unfence_writes(self) -> None:
+        """Allow local writes again."""
+        self._write_fence = None
+
+    def _write_clock(self) -> int:
+        """The wall clock for a local write, refused while writes are fenced."""
+        fence = self._write_fence
+        if fence is not None:
+            raise WritesFencedError(fence)
+        return self._clock()
 
     # -- clocks and dots --------------------------------------------------------------
 

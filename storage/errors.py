@@ -9,6 +9,7 @@ __all__ = [
     "ReplicaIdMismatchError",
     "StorageError",
     "UnknownMemoryError",
+    "WritesFencedError",
 ]
 
 
@@ -29,3 +30,8 @@ class ReplicaIdMismatchError(StorageError, InvalidArgumentError):
 
 class InvalidResolutionError(StorageError, ValueError):
     """A resolver returned something that cannot be written as a resolution."""
+
+
+class WritesFencedError(StorageError):
+    """Local writes are fenced off (e.g. this member's clock runs ahead of its peers');
+    the message says why and what to do. Nothing was written; sync keeps working."""

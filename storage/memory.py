@@ -157,7 +157,7 @@ class MemoryOps(ReplicaCore):
         memory_id = self._new_id()
         if type(memory_id) is not str or not memory_id or len(memory_id) > 256:
             raise InvalidArgumentError(f"id_factory returned an unusable id {memory_id!r}")
-        wall = self._clock()
+        wall = self._write_clock()
 
         def write(txn: Txn) -> str:
             skey = state_key(memory_id)
@@ -210,7 +210,7 @@ class MemoryOps(ReplicaCore):
         _check_str(role, "role")
         conf = None if confidence is None else _confidence(confidence)
         meta = None if metadata is None else _metadata(metadata)
-        wall = self._clock()
+        wall = self._write_clock()
 
         def write(txn: Txn) -> None:
             skey, raw, old = self._live_memory(txn, memory_id)
@@ -242,7 +242,7 @@ class MemoryOps(ReplicaCore):
         _check_str(memory_id, "memory_id", optional=False)
         _check_str(actor, "actor")
         extra = {} if detail is None else dict(_metadata(detail))
-        wall = self._clock()
+        wall = self._write_clock()
 
         def write(txn: Txn) -> None:
             _, _, state = self._live_memory(txn, memory_id)
@@ -275,7 +275,7 @@ class MemoryOps(ReplicaCore):
         A concurrent update on another replica survives the delete (add-wins).
         """
         _check_str(memory_id, "memory_id", optional=False)
-        wall = self._clock()
+        wall = self._write_clock()
 
         def write(txn: Txn) -> bool:
             try:
@@ -309,7 +309,7 @@ class MemoryOps(ReplicaCore):
         False if the key is unknown here or already forgotten.
         """
         _check_str(memory_id, "memory_id", optional=False)
-        wall = self._clock()
+        wall = self._write_clock()
 
         def write(txn: Txn) -> bool:
             skey, raw, old = self._load(txn, memory_id)
@@ -341,7 +341,7 @@ class MemoryOps(ReplicaCore):
             raise InvalidArgumentError("inputs must be a non-empty tuple of Dots")
         conf = None if confidence is None else _confidence(confidence)
         meta = None if metadata is None else _metadata(metadata)
-        wall = self._clock()
+        wall = self._write_clock()
 
         def write(txn: Txn) -> Version:
             skey, raw, old = self._live_memory(txn, memory_id)
@@ -383,7 +383,7 @@ class MemoryOps(ReplicaCore):
             tier = "private" if fields["run_id"] is not None else "shared"
         if tier not in ("shared", "private"):
             raise InvalidArgumentError('tier must be "shared" or "private"')
-        wall = self._clock()
+        wall = self._write_clock()
 
         def write(txn: Txn) -> None:
             skey, raw, old = self._load(txn, key)
@@ -410,7 +410,7 @@ class MemoryOps(ReplicaCore):
     def set_remove(self, key: str, element: Hashable) -> bool:
         """Remove the observed adds of ``element``; False if it was not a member here."""
         _check_str(key, "key", optional=False)
-        wall = self._clock()
+        wall = self._write_clock()
 
         def write(txn: Txn) -> bool:
             skey, raw, old = self._load(txn, key)
