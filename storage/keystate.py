@@ -149,8 +149,13 @@ def _kind_rank(state: KeyState) -> tuple[int, int]:
     return (state.header.kind, POLICIES.index(state.header.policy))
 
 
-def _header_bytes(header: Header) -> bytes:
-    return packb(_header_plain(header, {}))
+def _header_order(header: Header) -> bytes:
+    """The bytes two headers of one key are ordered by: the canonical plain data of every
+    field, the replica of ``created`` spelled out (not interned: interned indexes of two
+    different states are not comparable), so headers that differ anywhere never tie."""
+    created = header.created
+    return packb((*header[:9], None if created is None else
+                  (created.wall_ms, created.logical, created.replica), header.expires_at))
 
 
 def join(a: KeyState, b: KeyState) -> KeyState:
@@ -161,13 +166,21 @@ def join(a: KeyState, b: KeyState) -> KeyState:
     all content. Two headers for one key can only differ if a faulty peer made them
     (or two replicas created the same set with different scope): the lattice keeps the
     state of the lowest (kind, policy), then the header with the lowest bytes.
+
+    Every tie-break ends in a comparison that cannot tie for unequal inputs, so the join
+    is a total, deterministic function of the two states whatever a faulty peer sends:
+    (kind, policy) then the header's full canonical bytes (:func:`_header_order`); the
+    context entry-wise max; forgotten absorbs; an mv version shipped under one dot with
+    different data keeps the one with the lowest canonical bytes (``MVRegister.merge``);
+    lww keeps the greatest ``(timestamp, canonical bytes of (replica, counter,
+    version))`` (``LWWRegister.merge``); set elements join by the causal dot-store rule.
     """
     ra, rb = _kind_rank(a), _kind_rank(b)
     if ra != rb:
         return (a if ra < rb else b).copy()
     header = a.header
     if a.header != b.header:
-        header = min(a.header, b.header, key=_header_bytes)
+        header = min(a.header, b.header, key=_header_order)
     ctx = dict(a.ctx)
     for origin, counter in b.ctx.items():
         if counter > ctx.get(origin, 0):
