@@ -22,7 +22,7 @@ __all__ = [
     "Limits",
 ]
 
-#: Longest replica id accepted (a uuid4 hex id has 32 characters).
+#: Longest replica id accepted, in UTF-8 bytes (a uuid4 hex id has 32).
 MAX_REPLICA_LEN = 128
 #: Largest dot counter (fits a signed 64-bit integer).
 MAX_COUNTER = 2**63 - 1

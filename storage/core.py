@@ -18,13 +18,21 @@ from memmesh.crdt.codec import packb, unpackb
 from . import digest, history, journal
 from .env import Env, Txn
 from .errors import WritesFencedError
-from .indexes import add_index_rows, update_indexes
+from .indexes import add_index_rows, unstorable, update_indexes
 from .keystate import KeyState, VersionData, decode, encode
 
 __all__ = ["ReplicaCore"]
 
 _CTR = b"ctr"
 _HLC = b"hlc"
+
+
+def _check_storable(state: KeyState) -> None:
+    """Refuse a local write whose index keys would not fit LMDB (a peer's state is
+    checked when its payload is parsed), with a typed error instead of LMDB's."""
+    why = unstorable(state)
+    if why is not None:
+        raise InvalidArgumentError(why)
 
 
 class ReplicaCore:
@@ -136,6 +144,8 @@ class ReplicaCore:
             self._store_new(txn, [(key, skey, raw, new, self._entries(new, events))],
                             local=local)
             return True
+        if local:
+            _check_storable(new)
         if raw == old_raw:
             return False
         txn.put("state", skey, raw)
@@ -169,6 +179,8 @@ class ReplicaCore:
         histories: list[tuple[str, bytes]] = []
         shared: list[tuple[bytes, bytes]] = []
         for key, skey, raw, state, entries in items:
+            if local:
+                _check_storable(state)
             rows["state"].append((skey, raw))
             if state.header.shareable:
                 shared.append((skey, raw))

@@ -7,21 +7,33 @@ diffing the entries of the old and the new state of the key that changed:
   is not forgotten; ``list(**filters)`` walks one prefix instead of every key;
 * ``expiry``: ``expires_ms(8) + key`` for memories with a TTL (the collector's queue);
 * ``conflict``: ``key`` for live memories with several standing versions;
-* ``origin`` (the delta log): ``prio + origin + 0x00 + counter(8) -> key`` for every
+* ``origin`` (the delta log): ``prio + origin + 0x00 + counter(8) + key -> b""`` for every
   origin of a shareable key's context, at that key's *latest* counter of the origin.
-  Truncation rule: when a key gets a newer event of an origin, its older entry of that
-  origin is deleted (the key's state carries the older event anyway), so the log holds
-  at most one entry per (key, origin) and never more entries than keys x origins.
+  The key is part of the index key, so two keys that carry the same ``(origin,
+  counter)`` (only a faulty peer makes them) each keep their entry: neither can hide
+  the other from sync (issue 11, case 3). Truncation rule: when a key gets a newer
+  event of an origin, its older entry of that origin is deleted (the key's state carries
+  the older event anyway), so the log holds at most one entry per (key, origin).
   Priority keys sort first (prefix 0x00, others 0x01), so sync ships them first.
+
+Every index key must fit LMDB's key size (:data:`MAX_INDEX_KEY`): :func:`unstorable`
+says, from the same layouts, whether a state would produce a longer one, so such a
+state is refused before any write (a peer's, at decode time) instead of failing inside
+the write transaction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from .env import Txn
 from .keystate import KIND_MEMORY, KeyState
 
-__all__ = ["SCOPE_FIELDS", "add_index_rows", "origin_key", "parse_origin_key", "scope_prefix",
-           "update_indexes"]
+__all__ = ["MAX_INDEX_KEY", "SCOPE_FIELDS", "add_index_rows", "holds_origin", "origin_entries",
+           "origin_key", "origins", "scope_prefix", "unstorable", "update_indexes"]
+
+#: LMDB's key size limit (``Environment.max_key_size()`` of a default build).
+MAX_INDEX_KEY = 511
 
 #: Scope field name -> its one-byte tag in the ``scope`` index.
 SCOPE_FIELDS: dict[str, bytes] = {"app_id": b"a", "user_id": b"u", "agent_id": b"g",
@@ -30,19 +42,78 @@ SCOPE_FIELDS: dict[str, bytes] = {"app_id": b"a", "user_id": b"u", "agent_id": b
 
 #: The tags of (app_id, user_id, agent_id, run_id), in that order, for the hot path.
 _SCOPE_TAGS = tuple(SCOPE_FIELDS[name] for name in ("app_id", "user_id", "agent_id", "run_id"))
+_PRIO = (b"\x01", b"\x00")  # by header.priority: priority keys sort first
 
 
 def scope_prefix(field: str, value: str) -> bytes:
     return SCOPE_FIELDS[field] + value.encode() + b"\x00"
 
 
-def origin_key(priority: bool, origin: str, counter: int) -> bytes:
-    return (b"\x00" if priority else b"\x01") + origin.encode() + b"\x00" + \
-        counter.to_bytes(8, "big")
+def origin_key(priority: bool, origin: str, counter: int, key: bytes) -> bytes:
+    return _PRIO[priority] + origin.encode() + b"\x00" + counter.to_bytes(8, "big") + key
 
 
-def parse_origin_key(raw: bytes) -> tuple[bool, str, int]:
-    return raw[0] == 0, raw[1:-9].decode(), int.from_bytes(raw[-8:], "big")
+def origins(txn: Txn, priority: bool) -> Iterator[str]:
+    """The origins present in the ``origin`` index under ``priority`` (skip-scan)."""
+    cur = txn.cursor("origin")
+    prio = _PRIO[priority]
+    seek = prio
+    while cur.set_range(seek):
+        raw = cur.key()
+        if raw[:1] != prio:
+            return
+        end = raw.index(b"\x00", 1)  # origins never contain NUL
+        origin = bytes(raw[1:end])
+        yield origin.decode()
+        seek = prio + origin + b"\x01"
+
+
+def origin_entries(txn: Txn, priority: bool, origin: str, start: int
+                   ) -> Iterator[tuple[int, bytes]]:
+    """``(counter, key)`` of the entries of ``origin`` from counter ``start`` on, in
+    counter order (then key order)."""
+    prefix = _PRIO[priority] + origin.encode() + b"\x00"
+    cut = len(prefix) + 8
+    cur = txn.cursor("origin")
+    if not cur.set_range(prefix + start.to_bytes(8, "big")):
+        return
+    for raw, value in cur:
+        if not raw.startswith(prefix):
+            return
+        # entries written before the key joined the index key held it as their value
+        yield int.from_bytes(raw[len(prefix):cut], "big"), bytes(raw[cut:] or value)
+
+
+def holds_origin(txn: Txn, origin: str) -> bool:
+    """Whether some shareable key here carries an event of ``origin``."""
+    cur = txn.cursor("origin")
+    tail = origin.encode() + b"\x00"
+    return any(cur.set_range(prio + tail) and cur.key().startswith(prio + tail)
+               for prio in _PRIO)
+
+
+def _blen(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def unstorable(state: KeyState) -> str | None:
+    """Why ``state`` cannot be stored (an index key would exceed LMDB's key size), or
+    None. Mirrors the layouts above and those of ``state`` (bucket + key), ``history``
+    (key + 0x00 + seq(8)) and ``expiry``; cheap (a few string lengths)."""
+    h = state.header
+    k = _blen(h.key)
+    longest = k + 9  # history (state: k + 1, expiry: k + 8)
+    if h.kind == KIND_MEMORY and not state.forgotten:
+        for value in (h.app_id, h.user_id, h.agent_id, h.run_id):
+            if value is not None:
+                longest = max(longest, k + 2 + _blen(value))
+    if h.tier == "shared":
+        for origin in state.ctx:
+            longest = max(longest, k + 10 + _blen(origin))
+    if longest > MAX_INDEX_KEY:
+        return (f"key {h.key[:40]!r}...: an index key of {longest} bytes would exceed"
+                f" LMDB's {MAX_INDEX_KEY}-byte limit")
+    return None
 
 
 def _entries(key: str, state: KeyState | None) -> list[tuple[str, bytes, bytes]]:
@@ -74,7 +145,7 @@ def add_index_rows(key: str, state: KeyState, rows: dict[str, list[tuple[bytes, 
     if h.shareable:
         origin = rows["origin"]
         for replica, counter in state.ctx.items():
-            origin.append((origin_key(h.priority, replica, counter), kb))
+            origin.append((origin_key(h.priority, replica, counter, kb), b""))
 
 
 def update_indexes(txn: Txn, key: str, old: KeyState | None, new: KeyState | None) -> None:

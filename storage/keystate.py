@@ -41,19 +41,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from memmesh.crdt import (
     CausalContext,
     DecodeError,
     Dot,
+    InvalidArgumentError,
     LWWRegister,
     MVRegister,
     ORSet,
     Timestamp,
 )
-from memmesh.crdt.canonical import pack_canonical, unpack_unchecked
+from memmesh.crdt.canonical import check_element, pack_canonical, unpack_unchecked
 from memmesh.crdt.codec import DEFAULT_LIMITS, packb
+from memmesh.crdt.limits import MAX_REPLICA_LEN
 
 _LIMITS = DEFAULT_LIMITS
 
@@ -189,24 +191,38 @@ def join(a: KeyState, b: KeyState) -> KeyState:
     body: dict[Any, Any] = {}
     if not forgotten:
         if header.policy == "mv":
-            reg: MVRegister[Any] = MVRegister(a.body, CausalContext(a.ctx))
-            reg.merge(MVRegister(b.body, CausalContext(b.ctx)))
+            reg: MVRegister[Any] = _dot_store(MVRegister(), a)
+            reg.merge(_dot_store(MVRegister(), b))
             body = reg.entries
         elif header.policy == "lww":
             body = _join_lww(a.body, b.body)
         else:
-            oset: ORSet[Any] = ORSet(a.body, CausalContext(a.ctx))
-            oset.merge(ORSet(b.body, CausalContext(b.ctx)))
+            oset: ORSet[Any] = _dot_store(ORSet(), a)
+            oset.merge(_dot_store(ORSet(), b))
             body = oset.entries
     return KeyState(header, ctx, forgotten, body)
 
 
+_Store = TypeVar("_Store", MVRegister[Any], ORSet[Any])
+
+
+def _dot_store(empty: _Store, state: KeyState) -> _Store:
+    """``state``'s body and context as the CRDT type, *without* the constructor's
+    validation of every value: the body is already valid (built by the memory model or
+    checked by :func:`decode`), and a join must not fail on data it was given (a
+    re-validation whose rules drifted from decode's would poison the key)."""
+    empty.entries = state.body
+    empty.context = CausalContext(state.ctx)
+    return empty
+
+
 def _lww(body: dict[Dot, VersionData]) -> LWWRegister[Any]:
-    if not body:
-        return LWWRegister()
-    ((dot, version),) = body.items()
-    return LWWRegister(Timestamp(version[3], version[4], dot.replica),
-                       (dot.replica, dot.counter, version))
+    reg: LWWRegister[Any] = LWWRegister()
+    if body:  # fields set directly: see _dot_store
+        ((dot, version),) = body.items()
+        reg.timestamp = Timestamp(version[3], version[4], dot.replica)
+        reg.value = (dot.replica, dot.counter, version)
+    return reg
 
 
 def _join_lww(a: dict[Dot, VersionData], b: dict[Dot, VersionData]) -> dict[Dot, VersionData]:
@@ -426,6 +442,8 @@ def _check_meta(value: Any, depth: int) -> None:
         if depth >= _LIMITS.max_depth:
             raise _bad("metadata nested too deeply")
         keys = list(value)
+        if any(type(k) is not str for k in keys):  # msgpack's strict_map_key lets bytes in
+            raise _bad("metadata map keys must be str")
         if keys != sorted(keys):
             raise _bad("metadata map keys are not sorted")
         for item in value.values():
@@ -459,7 +477,8 @@ def _from_plain(plain: Any) -> KeyState:
             raise _bad("rids must be a tuple of str")
         if prev_rid is not None and r <= prev_rid:
             raise _bad("rids must be sorted and unique")
-        if not 0 < len(r) <= 128 or "\x00" in r:
+        if not 0 < (len(r) if r.isascii() else len(r.encode())) <= MAX_REPLICA_LEN \
+                or "\x00" in r:
             raise _bad("bad replica id")
         prev_rid = r
     nrids = len(rids)
@@ -494,6 +513,10 @@ def _from_plain(plain: Any) -> KeyState:
             if type(item) is not tuple or len(item) != 2:
                 raise _bad("set entries are (element, dots)")
             element, flat = item
+            try:  # the rule ORSet itself applies: elements equal exactly when their bytes are
+                check_element(element)
+            except InvalidArgumentError as exc:
+                raise _bad(str(exc)) from None
             key = packb(element)
             if prev is not None and key <= prev:
                 raise _bad("set elements must be sorted and unique")

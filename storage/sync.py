@@ -40,7 +40,7 @@ Two rules keep a claim from vouching for events its receiver never got:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from memmesh.crdt import ClockDriftError, DecodeError, Dot, Timestamp
@@ -51,8 +51,9 @@ from . import digest, history
 from .core import ReplicaCore
 from .env import Txn
 from .gcpause import gc_paused
-from .keystate import KIND_MEMORY, OPS, KeyState, decode, join
-from .records import ApplyResult, PeerScope
+from .indexes import origin_entries, origins, unstorable
+from .keystate import KIND_MEMORY, OPS, KeyState, decode, encode, join
+from .records import ApplyResult, PeerScope, Refusal
 
 __all__ = ["SyncOps"]
 
@@ -117,28 +118,12 @@ def parse_summary(data: bytes) -> tuple[str, dict[str, int], bytes, tuple[bytes,
     return rid, wm, root, buckets
 
 
-def _origins(txn: Txn, prio: int) -> Iterator[str]:
-    """The origins present in the ``origin`` index under ``prio`` (skip-scan)."""
-    cur = txn.cursor("origin")
-    seek = bytes((prio,))
-    while cur.set_range(seek):
-        raw = bytes(cur.key())
-        if raw[0] != prio:
-            return
-        origin = raw[1:-9]
-        yield origin.decode()
-        seek = bytes((prio,)) + origin + b"\x01"
-
-
-def _entries(txn: Txn, prio: int, origin: str, start: int) -> Iterator[tuple[int, bytes]]:
-    prefix = bytes((prio,)) + origin.encode() + b"\x00"
-    cur = txn.cursor("origin")
-    if not cur.set_range(prefix + start.to_bytes(8, "big")):
-        return
-    for raw, key in cur:
-        if not raw.startswith(prefix):
-            return
-        yield int.from_bytes(raw[-8:], "big"), bytes(key)
+def _cap(caps: dict[str, int], ctx: Mapping[str, int]) -> None:
+    """Keep claims below every event of a refused state (``ctx``), so the sender's
+    claims cannot raise a watermark over it and it is shipped again next time."""
+    for origin, counter in ctx.items():
+        if counter - 1 < caps.get(origin, counter):
+            caps[origin] = counter - 1
 
 
 class SyncOps(ReplicaCore):
@@ -223,9 +208,10 @@ class SyncOps(ReplicaCore):
                 size += cost
                 return True
 
-            for prio in (0, 1):
-                for origin in _origins(txn, prio):
-                    for counter, key in _entries(txn, prio, origin, peer_wm.get(origin, 0) + 1):
+            for priority in (True, False):
+                for origin in origins(txn, priority):
+                    for counter, key in origin_entries(txn, priority, origin,
+                                                       peer_wm.get(origin, 0) + 1):
                         if full or not take(key):
                             unshipped[origin] = min(unshipped.get(origin, counter), counter)
                             break
@@ -280,6 +266,9 @@ class SyncOps(ReplicaCore):
                 raise _bad("a private key state cannot be received")
             if h.key in keys:
                 raise _bad("a key appears twice")
+            why = unstorable(state)
+            if why is not None:
+                raise _bad(why)
             keys.add(h.key)
             # every hybrid timestamp the state carries (keystate.timestamps), as plain
             # (wall, logical, replica) tuples: no Timestamp object per version
@@ -314,6 +303,8 @@ class SyncOps(ReplicaCore):
             changed: list[str] = []
             conflicts: list[str] = []
             fresh: list[tuple[str, bytes, bytes, KeyState, list[bytes]]] = []
+            refused: list[Refusal] = []
+            caps: dict[str, int] = {}  # claims may not vouch for refused keys' events
             detail = {"remote": True, "from": sender}
             top = txn.counter(_CTR)
             # an empty replica holds none of the (unique) keys: no lookup per key
@@ -334,12 +325,24 @@ class SyncOps(ReplicaCore):
                     if len(incoming.body) > 1 and len(incoming.standing()) > 1:
                         conflicts.append(key)
                     continue
-                old = None if old_raw is None else decode(old_raw, check_canonical=False)
-                if old is None:
-                    new, new_raw = incoming, raw
-                else:
-                    new, new_raw = join(old, incoming), None
-                events = self._merge_events(old, new, recorded, sender)
+                try:
+                    # the join and everything derived from it, pure, before any write:
+                    # decode has validated what the join relies on, so this only fails on
+                    # a bug (or a corrupt local state); that key alone is then refused
+                    old = None if old_raw is None else decode(old_raw, check_canonical=False)
+                    if old is None:
+                        new, new_raw = incoming, raw
+                    else:
+                        new = join(old, incoming)
+                        new_raw = encode(new)
+                    why = unstorable(new)
+                    if why is not None:
+                        raise DecodeError(why)
+                    events = self._merge_events(old, new, recorded, sender)
+                except Exception as exc:  # any failure of the pure step refuses this key only
+                    refused.append(Refusal(key, "join-failed", f"{type(exc).__name__}: {exc}"))
+                    _cap(caps, incoming.ctx)
+                    continue
                 if self._store(txn, key, skey, old_raw, old, new, local=False, events=events,
                                new_raw=new_raw):
                     changed.append(key)
@@ -354,6 +357,7 @@ class SyncOps(ReplicaCore):
             for origin, (base, counter) in through.items():
                 if origin == me:
                     continue
+                counter = min(counter, caps.get(origin, counter))
                 complete_key, scoped_key = _WM + origin.encode(), _WS + origin.encode()
                 complete = txn.counter(complete_key)
                 shown = max(complete, txn.counter(scoped_key))
@@ -364,8 +368,9 @@ class SyncOps(ReplicaCore):
                 elif shown >= base and counter > shown:
                     txn.set_counter(scoped_key, counter)
                     accepted[origin] = counter
-            return ApplyResult(applied=len(states), changed=tuple(changed),
-                               conflicts=tuple(conflicts), through=accepted)
+            return ApplyResult(applied=len(states) - len(refused), changed=tuple(changed),
+                               conflicts=tuple(conflicts), through=accepted,
+                               refused=tuple(refused))
 
         return self._env.write(write)
 
