@@ -43,87 +43,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from memmesh.crdt import ClockDriftError, DecodeError, Dot, Timestamp
-from memmesh.crdt.codec import packb, unpackb
-from memmesh.crdt.dot import check_replica
+from memmesh.crdt import DecodeError, Dot, Timestamp
+from memmesh.crdt.codec import packb
 
 from . import digest, history
 from .core import ReplicaCore
 from .env import Txn
 from .gcpause import gc_paused
 from .indexes import origin_entries, origins, unstorable
-from .keystate import KIND_MEMORY, OPS, KeyState, decode, encode, join
+from .keystate import OPS, KeyState, decode, encode, join
 from .records import ApplyResult, PeerScope, Refusal
+from .syncwire import MAX_COUNTER, bad, cap, parse_summary, read_changes
 
 __all__ = ["SyncOps"]
 
 _WM = b"wm:"  # complete watermarks
 _WS = b"ws:"  # scoped watermarks (see module doc)
 _CTR = b"ctr"
-_MAX_COUNTER = 2**63 - 1
 _STATE_OVERHEAD = 5  # msgpack bin header of one shipped state, at most
-
-
-def _bad(message: str) -> DecodeError:
-    return DecodeError(f"invalid sync message: {message}")
-
-
-def _counter_map(value: Any, what: str) -> dict[str, int]:
-    if type(value) is not dict:
-        raise _bad(f"{what} must be a map")
-    out: dict[str, int] = {}
-    for origin, counter in value.items():
-        try:
-            check_replica(origin)
-        except ValueError:
-            raise _bad(f"{what} has a bad replica id") from None
-        if "\x00" in origin or type(counter) is not int or not 0 <= counter <= _MAX_COUNTER:
-            raise _bad(f"{what} entries must be replica -> counter")
-        out[origin] = counter
-    return out
-
-
-def _claim_map(value: Any) -> dict[str, tuple[int, int]]:
-    if type(value) is not dict:
-        raise _bad("through must be a map")
-    out: dict[str, tuple[int, int]] = {}
-    for origin, claim in value.items():
-        if type(claim) is not tuple or len(claim) != 2:
-            raise _bad("through entries must be replica -> (base, counter)")
-        base, counter = _counter_map({origin: claim[0]}, "through"), \
-            _counter_map({origin: claim[1]}, "through")
-        if base[origin] >= counter[origin]:
-            raise _bad("a through claim must move past its base")
-        out[origin] = (base[origin], counter[origin])
-    return out
-
-
-def parse_summary(data: bytes) -> tuple[str, dict[str, int], bytes, tuple[bytes, ...] | None]:
-    plain = unpackb(data)
-    if type(plain) is not dict or plain.get("v") != 1:
-        raise _bad("expected a version-1 summary map")
-    if not set(plain) <= {"v", "rid", "wm", "root", "buckets"}:
-        raise _bad("unknown summary field")
-    rid = plain.get("rid")
-    if type(rid) is not str:
-        raise _bad("rid must be a str")
-    wm = _counter_map(plain.get("wm"), "wm")
-    root = plain.get("root")
-    if type(root) is not bytes or len(root) != 32:
-        raise _bad("root must be 32 bytes")
-    buckets = plain.get("buckets")
-    if buckets is not None and (type(buckets) is not tuple or len(buckets) != digest.BUCKETS
-                                or any(type(b) is not bytes or len(b) != 32 for b in buckets)):
-        raise _bad("buckets must be 256 digests of 32 bytes")
-    return rid, wm, root, buckets
-
-
-def _cap(caps: dict[str, int], ctx: Mapping[str, int]) -> None:
-    """Keep claims below every event of a refused state (``ctx``), so the sender's
-    claims cannot raise a watermark over it and it is shipped again next time."""
-    for origin, counter in ctx.items():
-        if counter - 1 < caps.get(origin, counter):
-            caps[origin] = counter - 1
 
 
 class SyncOps(ReplicaCore):
@@ -171,12 +108,12 @@ class SyncOps(ReplicaCore):
         exchange always progresses)."""
         _, peer_wm, _, peer_buckets = parse_summary(summary)
         if max_bytes is not None and (type(max_bytes) is not int or max_bytes <= 0):
-            raise _bad("max_bytes must be a positive int")
+            raise bad("max_bytes must be a positive int")
         now = self._clock()
         with self._env.read() as txn:
             my_wm = self._watermarks(txn, scoped=False)
             base = len(packb({"v": 1, "rid": self.replica_id, "scoped": True, "states": (),
-                              "through": dict.fromkeys(my_wm, (_MAX_COUNTER, _MAX_COUNTER))})
+                              "through": dict.fromkeys(my_wm, (MAX_COUNTER, MAX_COUNTER))})
                        ) + 5
             shipped: list[bytes] = []
             seen: set[bytes] = set()
@@ -234,67 +171,16 @@ class SyncOps(ReplicaCore):
 
     # -- apply ------------------------------------------------------------------------
 
-    def _parse_changes(self, data: bytes) -> tuple[
-            str, list[tuple[bytes, KeyState]], dict[str, tuple[int, int]], bool,
-            Timestamp | None]:
-        plain = unpackb(data)
-        if type(plain) is not dict or plain.get("v") != 1 or \
-                set(plain) != {"v", "rid", "scoped", "states", "through"}:
-            raise _bad("expected a version-1 changes map")
-        scoped = plain["scoped"]
-        if type(scoped) is not bool:
-            raise _bad("scoped must be a bool")
-        rid, raws = plain["rid"], plain["states"]
-        if type(rid) is not str:
-            raise _bad("rid must be a str")
-        try:
-            check_replica(rid)
-        except ValueError:
-            raise _bad("bad rid") from None
-        through = _claim_map(plain["through"])
-        if type(raws) is not tuple or any(type(r) is not bytes for r in raws):
-            raise _bad("states must be an array of byte strings")
-        states: list[tuple[bytes, KeyState]] = []
-        keys: set[str] = set()
-        wall = self._clock()
-        limit = wall + self.max_drift_ms
-        newest_plain: tuple[int, int, str] | None = None
-        for raw in raws:
-            state = decode(raw)
-            h = state.header
-            if not h.shareable:
-                raise _bad("a private key state cannot be received")
-            if h.key in keys:
-                raise _bad("a key appears twice")
-            why = unstorable(state)
-            if why is not None:
-                raise _bad(why)
-            keys.add(h.key)
-            # every hybrid timestamp the state carries (keystate.timestamps), as plain
-            # (wall, logical, replica) tuples: no Timestamp object per version
-            stamps = [] if h.created is None else \
-                [(h.created.wall_ms, h.created.logical, h.created.replica)]
-            if h.kind == KIND_MEMORY:
-                stamps.extend((v[3], v[4], d.replica) for d, v in state.body.items())
-            for stamp in stamps:
-                if stamp[0] > limit:
-                    raise ClockDriftError(
-                        f"key {h.key} carries a timestamp {stamp[0] - wall} ms"
-                        f" ahead of the local clock (max drift {self.max_drift_ms} ms)")
-                if newest_plain is None or stamp > newest_plain:
-                    newest_plain = stamp
-            states.append((raw, state))
-        newest = None if newest_plain is None else Timestamp(*newest_plain)
-        return rid, states, through, scoped, newest
-
     def sync_apply(self, changes: bytes) -> ApplyResult:
         """Join a peer's changes: validated first, then applied in one transaction."""
         with gc_paused():  # a bulk call: see gcpause.py
             return self._sync_apply(changes)
 
     def _sync_apply(self, changes: bytes) -> ApplyResult:
-        sender, states, through, scoped, newest = self._parse_changes(changes)
         wall = self._clock()
+        parsed = read_changes(changes, wall=wall, max_drift_ms=self.max_drift_ms)
+        sender, states, through, scoped, newest = parsed.sender, parsed.states, \
+            parsed.through, parsed.scoped, parsed.newest
         me = self.replica_id
 
         def write(txn: Txn) -> ApplyResult:
@@ -303,8 +189,8 @@ class SyncOps(ReplicaCore):
             changed: list[str] = []
             conflicts: list[str] = []
             fresh: list[tuple[str, bytes, bytes, KeyState, list[bytes]]] = []
-            refused: list[Refusal] = []
-            caps: dict[str, int] = {}  # claims may not vouch for refused keys' events
+            refused = list(parsed.refused)
+            caps = dict(parsed.caps)  # claims may not vouch for refused keys' events
             detail = {"remote": True, "from": sender}
             top = txn.counter(_CTR)
             # an empty replica holds none of the (unique) keys: no lookup per key
@@ -341,7 +227,7 @@ class SyncOps(ReplicaCore):
                     events = self._merge_events(old, new, recorded, sender)
                 except Exception as exc:  # any failure of the pure step refuses this key only
                     refused.append(Refusal(key, "join-failed", f"{type(exc).__name__}: {exc}"))
-                    _cap(caps, incoming.ctx)
+                    cap(caps, incoming.ctx)
                     continue
                 if self._store(txn, key, skey, old_raw, old, new, local=False, events=events,
                                new_raw=new_raw):
@@ -354,7 +240,7 @@ class SyncOps(ReplicaCore):
                 if top > txn.counter(_CTR):
                     txn.set_counter(_CTR, top)
             accepted: dict[str, int] = {}
-            for origin, (base, counter) in through.items():
+            for origin, (base, counter) in ({} if parsed.blind else through).items():
                 if origin == me:
                     continue
                 counter = min(counter, caps.get(origin, counter))
@@ -368,7 +254,8 @@ class SyncOps(ReplicaCore):
                 elif shown >= base and counter > shown:
                     txn.set_counter(scoped_key, counter)
                     accepted[origin] = counter
-            return ApplyResult(applied=len(states) - len(refused), changed=tuple(changed),
+            failed = len(refused) - len(parsed.refused)
+            return ApplyResult(applied=len(states) - failed, changed=tuple(changed),
                                conflicts=tuple(conflicts), through=accepted,
                                refused=tuple(refused))
 

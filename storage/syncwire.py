@@ -1,0 +1,224 @@
+"""Reading sync messages from a peer: the envelope, then every key state on its own.
+
+A peer is untrusted input even when it holds the cluster key. The *envelope* of a
+message (not a map, wrong version, bad ``rid`` or ``through``, too big) is all or
+nothing: it raises :class:`DecodeError` and nothing changes. Inside a changes payload
+each key state is judged on its own (issue 11, deliverable 5): a state that does not
+decode, is private, appears twice, cannot be stored, carries a timestamp beyond the
+drift bound or a logical part beyond :data:`LOGICAL_CEILING` is skipped with a
+:class:`Refusal` and the rest of the payload applies, so one broken or malicious key
+(or one member whose clock is a year ahead) never blocks the memories relayed with it.
+
+Refusal reason codes (stable, for counters and logs): ``invalid`` (does not decode, or
+would not fit the indexes), ``private``, ``duplicate``, ``clock-ahead``,
+``clock-logical``, and, decided later in the write transaction, ``join-failed``.
+
+Claims never vouch for refused keys: for every origin of a refused state's context the
+accepted ``through`` claim is capped just below that key's counter (``caps``), so the
+sender ships it again next time; when a state could not be decoded at all its context
+is unknown and the payload's claims are dropped entirely (``blind``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from memmesh.crdt import DecodeError, Timestamp
+from memmesh.crdt.codec import unpackb
+from memmesh.crdt.dot import check_replica
+from memmesh.crdt.limits import LOGICAL_CEILING
+
+from . import digest
+from .indexes import unstorable
+from .keystate import KIND_MEMORY, KeyState, decode
+from .records import Refusal
+
+__all__ = ["MAX_COUNTER", "Incoming", "bad", "cap", "claim_map", "counter_map",
+           "parse_summary", "read_changes"]
+
+MAX_COUNTER = 2**63 - 1
+
+
+def bad(message: str) -> DecodeError:
+    return DecodeError(f"invalid sync message: {message}")
+
+
+def counter_map(value: Any, what: str) -> dict[str, int]:
+    """A validated ``{origin: counter}`` map."""
+    if type(value) is not dict:
+        raise bad(f"{what} must be a map")
+    out: dict[str, int] = {}
+    for origin, counter in value.items():
+        try:
+            check_replica(origin)
+        except ValueError:
+            raise bad(f"{what} has a bad replica id") from None
+        if "\x00" in origin or type(counter) is not int or not 0 <= counter <= MAX_COUNTER:
+            raise bad(f"{what} entries must be replica -> counter")
+        out[origin] = counter
+    return out
+
+
+def claim_map(value: Any) -> dict[str, tuple[int, int]]:
+    """A validated ``through`` map: ``{origin: (base, counter)}`` with ``base < counter``."""
+    if type(value) is not dict:
+        raise bad("through must be a map")
+    out: dict[str, tuple[int, int]] = {}
+    for origin, claim in value.items():
+        if type(claim) is not tuple or len(claim) != 2:
+            raise bad("through entries must be replica -> (base, counter)")
+        base, counter = counter_map({origin: claim[0]}, "through"), \
+            counter_map({origin: claim[1]}, "through")
+        if base[origin] >= counter[origin]:
+            raise bad("a through claim must move past its base")
+        out[origin] = (base[origin], counter[origin])
+    return out
+
+
+def parse_summary(data: bytes) -> tuple[str, dict[str, int], bytes, tuple[bytes, ...] | None]:
+    plain = unpackb(data)
+    if type(plain) is not dict or plain.get("v") != 1:
+        raise bad("expected a version-1 summary map")
+    if not set(plain) <= {"v", "rid", "wm", "root", "buckets"}:
+        raise bad("unknown summary field")
+    rid = plain.get("rid")
+    if type(rid) is not str:
+        raise bad("rid must be a str")
+    wm = counter_map(plain.get("wm"), "wm")
+    root = plain.get("root")
+    if type(root) is not bytes or len(root) != 32:
+        raise bad("root must be 32 bytes")
+    buckets = plain.get("buckets")
+    if buckets is not None and (type(buckets) is not tuple or len(buckets) != digest.BUCKETS
+                                or any(type(b) is not bytes or len(b) != 32 for b in buckets)):
+        raise bad("buckets must be 256 digests of 32 bytes")
+    return rid, wm, root, buckets
+
+
+def cap(caps: dict[str, int], ctx: Mapping[str, int]) -> None:
+    """Keep claims below every event of a refused state (``ctx``), so the sender's
+    claims cannot raise a watermark over it and it is shipped again next time."""
+    for origin, counter in ctx.items():
+        if counter - 1 < caps.get(origin, counter):
+            caps[origin] = counter - 1
+
+
+@dataclass(slots=True)
+class Incoming:
+    """A changes payload read by :func:`read_changes`."""
+
+    sender: str
+    scoped: bool
+    through: dict[str, tuple[int, int]]
+    states: list[tuple[bytes, KeyState]]  # (canonical bytes, state), all accepted so far
+    newest: Timestamp | None  # the newest hybrid timestamp the accepted states carry
+    refused: list[Refusal] = field(default_factory=list)
+    caps: dict[str, int] = field(default_factory=dict)  # origin -> highest claim allowed
+    blind: bool = False  # a state could not be decoded: accept no claims at all
+
+    def refuse(self, refusal: Refusal, ctx: Mapping[str, int]) -> None:
+        self.refused.append(refusal)
+        cap(self.caps, ctx)
+
+
+def _key_hint(raw: bytes) -> str | None:
+    """The key id of state bytes that failed to decode, when it can be read at all."""
+    try:
+        plain = unpackb(raw)
+        key = plain[2][0]  # type: ignore[index]
+    except (DecodeError, TypeError, IndexError, KeyError):
+        return None
+    return key if type(key) is str and len(key) <= 256 else None
+
+
+def read_changes(data: bytes, *, wall: int, max_drift_ms: int) -> Incoming:
+    """Validate a changes payload: the envelope raises :class:`DecodeError`; each key
+    state is accepted or refused on its own (see module doc)."""
+    plain = unpackb(data)
+    if type(plain) is not dict or plain.get("v") != 1 or \
+            set(plain) != {"v", "rid", "scoped", "states", "through"}:
+        raise bad("expected a version-1 changes map")
+    scoped = plain["scoped"]
+    if type(scoped) is not bool:
+        raise bad("scoped must be a bool")
+    rid, raws = plain["rid"], plain["states"]
+    if type(rid) is not str:
+        raise bad("rid must be a str")
+    try:
+        check_replica(rid)
+    except ValueError:
+        raise bad("bad rid") from None
+    through = claim_map(plain["through"])
+    if type(raws) is not tuple or any(type(r) is not bytes for r in raws):
+        raise bad("states must be an array of byte strings")
+    out = Incoming(rid, scoped, through, [], None)
+    decoded: list[tuple[bytes, KeyState]] = []
+    count: dict[str, int] = {}
+    for raw in raws:
+        try:
+            state = decode(raw)
+        except DecodeError as exc:
+            out.refused.append(Refusal(_key_hint(raw), "invalid", str(exc)))
+            out.blind = True
+            continue
+        decoded.append((raw, state))
+        count[state.header.key] = count.get(state.header.key, 0) + 1
+    limit = wall + max_drift_ms
+    newest: tuple[int, int, str] | None = None
+    reported: set[str] = set()
+    for raw, state in decoded:
+        key = state.header.key
+        if count[key] > 1:  # one refusal per key; claims capped for every copy
+            if key not in reported:
+                reported.add(key)
+                out.refused.append(Refusal(key, "duplicate",
+                                           f"the key appears {count[key]} times in the payload"))
+            cap(out.caps, state.ctx)
+            continue
+        why = _judge(state, wall, limit)
+        if why is not None:
+            out.refuse(Refusal(key, *why), state.ctx)
+            continue
+        out.states.append((raw, state))
+        stamp = _newest(state)
+        if stamp is not None and (newest is None or stamp > newest):
+            newest = stamp
+    out.newest = None if newest is None else Timestamp(*newest)
+    return out
+
+
+def _stamps(state: KeyState) -> list[tuple[int, int, str]]:
+    """Every hybrid timestamp ``state`` carries, as plain ``(wall, logical, replica)``
+    tuples (no Timestamp object per version): the header's ``created`` and each
+    version's."""
+    h = state.header
+    stamps = [] if h.created is None else \
+        [(h.created.wall_ms, h.created.logical, h.created.replica)]
+    if h.kind == KIND_MEMORY:
+        stamps.extend((v[3], v[4], d.replica) for d, v in state.body.items())
+    return stamps
+
+
+def _newest(state: KeyState) -> tuple[int, int, str] | None:
+    stamps = _stamps(state)
+    return max(stamps) if stamps else None
+
+
+def _judge(state: KeyState, wall: int, limit: int) -> tuple[str, str] | None:
+    """``(reason, detail)`` if the decoded ``state`` must be refused, else None."""
+    h = state.header
+    if not h.shareable:
+        return "private", "a private key state cannot be received"
+    why = unstorable(state)
+    if why is not None:
+        return "invalid", why
+    for stamp_wall, logical, replica in _stamps(state):
+        if stamp_wall > limit:
+            return "clock-ahead", (f"a timestamp of {replica} is {stamp_wall - wall} ms"
+                                   f" ahead of the local clock (max drift {limit - wall} ms)")
+        if logical > LOGICAL_CEILING:
+            return "clock-logical", (f"a timestamp of {replica} has logical part {logical}"
+                                     f" (at most {LOGICAL_CEILING})")
+    return None
