@@ -9,6 +9,7 @@ a replay after map growth is exact.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,8 @@ from .indexes import add_index_rows, unstorable, update_indexes
 from .keystate import KeyState, VersionData, decode, encode
 
 __all__ = ["ReplicaCore"]
+
+log = logging.getLogger(__name__)
 
 _CTR = b"ctr"
 _HLC = b"hlc"
@@ -95,6 +98,38 @@ class ReplicaCore:
                                              last=last)
             txn.pre_commit.append(self._save_hlc)
         return clock
+
+    def _restart_clock_if_ahead(self) -> None:
+        """At open: a persisted hybrid clock more than ``max_drift_ms`` ahead of the wall
+        clock (the machine's clock was ahead and has been fixed, or was set back) would
+        keep stamping writes that every peer refuses; restart it from the wall clock.
+
+        The cost, said in docs/faulty-members.md: keys written while the clock was ahead
+        keep their future stamps, so under "lww" they win over newer writes until real
+        time passes them, and ``as_of``/history recorded times step back once.
+        """
+        wall = self._clock()
+
+        def restart(txn: Txn) -> tuple[int, int] | None:
+            raw = txn.get("meta", _HLC)
+            if raw is None:
+                return None
+            last_wall, last_logical = unpackb(raw)  # type: ignore[misc]
+            if last_wall <= wall + self.max_drift_ms:
+                return None
+            txn.delete("meta", _HLC)
+            return last_wall, last_logical
+
+        with self._env.read() as txn:
+            raw = txn.get("meta", _HLC)
+        if raw is None or unpackb(raw)[0] <= wall + self.max_drift_ms:  # type: ignore[index]
+            return
+        restarted = self._env.write(restart)
+        if restarted is not None:
+            log.warning("replica %s: its hybrid clock was %d ms ahead of the wall clock"
+                        " (more than max_drift_ms=%d); restarted from the wall clock so new"
+                        " writes are accepted by peers", self.replica_id,
+                        restarted[0] - wall, self.max_drift_ms)
 
     @staticmethod
     def _save_hlc(txn: Txn) -> None:

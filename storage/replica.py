@@ -99,11 +99,13 @@ class Replica(MemoryOps, ReadOps, ConflictOps, SyncOps):
                 rid = raw.decode()
             else:
                 rid = env.write(ensure_id)
+            replica = cls(env, rid, clock=clock or _wall_ms, max_drift_ms=max_drift_ms,
+                          id_factory=id_factory)
+            replica._restart_clock_if_ahead()
         except BaseException:
             env.close()
             raise
-        return cls(env, rid, clock=clock or _wall_ms, max_drift_ms=max_drift_ms,
-                   id_factory=id_factory)
+        return replica
 
     # -- lifecycle ------------------------------------------------------------------
 
