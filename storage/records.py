@@ -155,6 +155,7 @@ class ApplyResult:
     conflicts: tuple[str, ...]  # changed keys now holding several versions
     through: Mapping[str, int]  # watermark claims accepted
     refused: tuple[Refusal, ...] = ()  # states and claims skipped, each with its reason
+    lowered: Mapping[str, int] = field(default_factory=dict)  # watermarks proved false
 
 
 @dataclass(frozen=True, slots=True)

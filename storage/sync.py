@@ -40,6 +40,7 @@ Two rules keep a claim from vouching for events its receiver never got:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,11 +55,14 @@ from .indexes import origin_entries, origins, unstorable
 from .keystate import OPS, KeyState, decode, encode, join
 from .records import ApplyResult, PeerScope, Refusal
 from .syncwire import MAX_COUNTER, bad, cap, parse_summary, read_changes
+from .watermarks import MAX_SUMMARY_ORIGINS, Table, capped
+from .watermarks import WM as _WM
+from .watermarks import WS as _WS
 
 __all__ = ["SyncOps"]
 
-_WM = b"wm:"  # complete watermarks
-_WS = b"ws:"  # scoped watermarks (see module doc)
+log = logging.getLogger(__name__)
+
 _CTR = b"ctr"
 _STATE_OVERHEAD = 5  # msgpack bin header of one shipped state, at most
 
@@ -88,7 +92,8 @@ class SyncOps(ReplicaCore):
         with self._env.read() as txn:
             sums = digest.bucket_sums(txn)
             plain: dict[str, Any] = {"v": 1, "rid": self.replica_id,
-                                     "wm": self._watermarks(txn), "root": digest.root(sums)}
+                                     "wm": capped(self._watermarks(txn), self.replica_id),
+                                     "root": digest.root(sums)}
         if buckets:
             plain["buckets"] = tuple(sums)
         return packb(plain)
@@ -106,12 +111,15 @@ class SyncOps(ReplicaCore):
         """The key states ``summary`` lacks, only those ``peer`` may see, in at most
         ``max_bytes`` (a single state larger than ``max_bytes`` is shipped alone, so the
         exchange always progresses)."""
-        _, peer_wm, _, peer_buckets = parse_summary(summary)
+        parsed = parse_summary(summary)
+        peer_wm, peer_buckets = parsed.wm, parsed.buckets
         if max_bytes is not None and (type(max_bytes) is not int or max_bytes <= 0):
             raise bad("max_bytes must be a positive int")
+        if parsed.me is not None and parsed.me != self.replica_id:
+            self._defer_to_origin(parsed.me, peer_wm.get(parsed.me, 0))
         now = self._clock()
         with self._env.read() as txn:
-            my_wm = self._watermarks(txn, scoped=False)
+            my_wm = capped(self._watermarks(txn, scoped=False), self.replica_id)
             base = len(packb({"v": 1, "rid": self.replica_id, "scoped": True, "states": (),
                               "through": dict.fromkeys(my_wm, (MAX_COUNTER, MAX_COUNTER))})
                        ) + 5
@@ -169,6 +177,22 @@ class SyncOps(ReplicaCore):
         return packb({"v": 1, "rid": self.replica_id, "scoped": scoped,
                       "states": tuple(shipped), "through": through})
 
+    def _defer_to_origin(self, origin: str, counter: int) -> None:
+        """The origin is the authority on its own counter (see watermarks.py): lower our
+        watermarks of ``origin`` that claim more than it has minted. A rare, small write."""
+        with self._env.read() as txn:
+            if Table(txn).shown(origin) <= counter:
+                return
+
+        def lower(txn: Txn) -> dict[str, int]:
+            table = Table(txn)
+            table.lower(origin, counter)
+            return table.lowered
+
+        if self._env.write(lower):
+            log.warning("replica %s: watermark of %s was above that origin's own counter"
+                        " %d (a false claim); lowered", self.replica_id, origin, counter)
+
     # -- apply ------------------------------------------------------------------------
 
     def sync_apply(self, changes: bytes) -> ApplyResult:
@@ -189,6 +213,7 @@ class SyncOps(ReplicaCore):
             changed: list[str] = []
             conflicts: list[str] = []
             fresh: list[tuple[str, bytes, bytes, KeyState, list[bytes]]] = []
+            table = Table(txn)
             refused = list(parsed.refused)
             caps = dict(parsed.caps)  # claims may not vouch for refused keys' events
             detail = {"remote": True, "from": sender}
@@ -204,6 +229,8 @@ class SyncOps(ReplicaCore):
                 old_raw = None if empty else txn.get("state", skey)
                 if old_raw is None and not incoming.forgotten:
                     # bulk path: a key new here keeps the validated bytes as they came
+                    if h.expires_at is None:  # (TTL keys: see watermarks.py)
+                        table.detect_lie(incoming.ctx, {}, me)
                     fresh.append((key, skey, raw, incoming,
                                   self._fresh_entries(incoming, recorded, detail)))
                     changed.append(key)
@@ -229,6 +256,8 @@ class SyncOps(ReplicaCore):
                     refused.append(Refusal(key, "join-failed", f"{type(exc).__name__}: {exc}"))
                     cap(caps, incoming.ctx)
                     continue
+                if h.expires_at is None:
+                    table.detect_lie(incoming.ctx, {} if old is None else old.ctx, me)
                 if self._store(txn, key, skey, old_raw, old, new, local=False, events=events,
                                new_raw=new_raw):
                     changed.append(key)
@@ -240,24 +269,32 @@ class SyncOps(ReplicaCore):
                 if top > txn.counter(_CTR):
                     txn.set_counter(_CTR, top)
             accepted: dict[str, int] = {}
+            over = 0
             for origin, (base, counter) in ({} if parsed.blind else through).items():
                 if origin == me:
                     continue
                 counter = min(counter, caps.get(origin, counter))
-                complete_key, scoped_key = _WM + origin.encode(), _WS + origin.encode()
-                complete = txn.counter(complete_key)
-                shown = max(complete, txn.counter(scoped_key))
+                complete = table.complete(origin)
                 if not scoped and complete >= base:
-                    if counter > complete:
-                        txn.set_counter(complete_key, counter)
-                        accepted[origin] = counter
-                elif shown >= base and counter > shown:
-                    txn.set_counter(scoped_key, counter)
-                    accepted[origin] = counter
-            failed = len(refused) - len(parsed.refused)
+                    as_scoped, rising = False, counter > complete
+                else:
+                    shown = table.shown(origin)
+                    as_scoped, rising = True, shown >= base and counter > shown
+                if not rising:
+                    continue
+                if not table.may_create(origin):
+                    over += 1
+                    continue
+                table.raise_to(origin, counter, scoped=as_scoped)
+                accepted[origin] = counter
+            if over:
+                refused.append(Refusal(None, "claims-cap", (
+                    f"{over} claims for origins this replica holds no key of: its watermark"
+                    f" table is at its cap of {MAX_SUMMARY_ORIGINS} origins")))
+            failed = sum(r.reason == "join-failed" for r in refused)
             return ApplyResult(applied=len(states) - failed, changed=tuple(changed),
                                conflicts=tuple(conflicts), through=accepted,
-                               refused=tuple(refused))
+                               refused=tuple(refused), lowered=dict(table.lowered))
 
         return self._env.write(write)
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from memmesh.crdt import DecodeError, Timestamp
 from memmesh.crdt.codec import unpackb
-from memmesh.crdt.dot import check_replica
+from memmesh.crdt.dot import base_replica, check_replica
 from memmesh.crdt.limits import LOGICAL_CEILING
 
 from . import digest
@@ -35,7 +35,7 @@ from .indexes import unstorable
 from .keystate import KIND_MEMORY, KeyState, decode
 from .records import Refusal
 
-__all__ = ["MAX_COUNTER", "Incoming", "bad", "cap", "claim_map", "counter_map",
+__all__ = ["MAX_COUNTER", "Incoming", "Summary", "bad", "cap", "claim_map", "counter_map",
            "parse_summary", "read_changes"]
 
 MAX_COUNTER = 2**63 - 1
@@ -77,11 +77,22 @@ def claim_map(value: Any) -> dict[str, tuple[int, int]]:
     return out
 
 
-def parse_summary(data: bytes) -> tuple[str, dict[str, int], bytes, tuple[bytes, ...] | None]:
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A peer's summary, validated."""
+
+    rid: str
+    wm: dict[str, int]
+    root: bytes
+    buckets: tuple[bytes, ...] | None
+    me: str | None  # the sender's minting origin, when it names it
+
+
+def parse_summary(data: bytes) -> Summary:
     plain = unpackb(data)
     if type(plain) is not dict or plain.get("v") != 1:
         raise bad("expected a version-1 summary map")
-    if not set(plain) <= {"v", "rid", "wm", "root", "buckets"}:
+    if not set(plain) <= {"v", "rid", "wm", "root", "buckets", "me"}:
         raise bad("unknown summary field")
     rid = plain.get("rid")
     if type(rid) is not str:
@@ -94,7 +105,12 @@ def parse_summary(data: bytes) -> tuple[str, dict[str, int], bytes, tuple[bytes,
     if buckets is not None and (type(buckets) is not tuple or len(buckets) != digest.BUCKETS
                                 or any(type(b) is not bytes or len(b) != 32 for b in buckets)):
         raise bad("buckets must be 256 digests of 32 bytes")
-    return rid, wm, root, buckets
+    me = plain.get("me")
+    if me is not None:
+        counter_map({me: 0} if type(me) is str else None, "me")
+        if base_replica(me) != rid:
+            raise bad("me must be an origin of the summary's own replica")
+    return Summary(rid, wm, root, buckets, me)
 
 
 def cap(caps: dict[str, int], ctx: Mapping[str, int]) -> None:
