@@ -15,6 +15,13 @@ diffing the entries of the old and the new state of the key that changed:
   event of an origin, its older entry of that origin is deleted (the key's state carries
   the older event anyway), so the log holds at most one entry per (key, origin).
   Priority keys sort first (prefix 0x00, others 0x01), so sync ships them first.
+* ``scope``, tag ``S`` (the peer-scope index of digest repair): ``"S" + h(app_id) +
+  h(user_id) + key`` for every shareable key (memories, sets, forgotten ones), with
+  ``h(v)`` 16 bytes of BLAKE2b over the value (``None`` distinct from every str). A
+  :class:`~memmesh.storage.records.PeerScope` restricts exactly those two fields, so
+  the keys a peer may see are a few prefix walks (one per allowed (app, user) pair),
+  and the digest of that scope costs what the scope holds, not what the replica holds.
+  Fixed-width hashes keep the index key short whatever the values' lengths.
 
 Every index key must fit LMDB's key size (:data:`MAX_INDEX_KEY`): :func:`unstorable`
 says, from the same layouts, whether a state would produce a longer one, so such a
@@ -24,13 +31,16 @@ the write transaction.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Iterator
 
 from .env import Txn
 from .keystate import KIND_MEMORY, KeyState
 
 __all__ = ["MAX_INDEX_KEY", "SCOPE_FIELDS", "add_index_rows", "holds_origin", "origin_entries",
-           "origin_key", "origins", "scope_prefix", "unstorable", "update_indexes"]
+           "origin_key", "origins", "peer_keys", "scope_hash", "scope_prefix", "unstorable",
+           "update_indexes"]
 
 #: LMDB's key size limit (``Environment.max_key_size()`` of a default build).
 MAX_INDEX_KEY = 511
@@ -47,6 +57,53 @@ _PRIO = (b"\x01", b"\x00")  # by header.priority: priority keys sort first
 
 def scope_prefix(field: str, value: str) -> bytes:
     return SCOPE_FIELDS[field] + value.encode() + b"\x00"
+
+
+PEER_TAG = b"S"
+_H = 16  # bytes of h(value) in the peer-scope index
+
+
+@functools.lru_cache(maxsize=4096)
+def scope_hash(value: str | None) -> bytes:
+    """``h(value)`` of the peer-scope index (see module doc)."""
+    data = b"\x00" if value is None else b"\x01" + value.encode()
+    return hashlib.blake2b(data, digest_size=_H).digest()
+
+
+def peer_keys(txn: Txn, apps: frozenset[str | None] | None,
+              users: frozenset[str | None] | None) -> Iterator[bytes]:
+    """The keys (UTF-8) of the shareable keys whose app_id is in ``apps`` and user_id in
+    ``users`` (None: any), through the peer-scope index; both None walks every row."""
+    if apps is not None:
+        for app in sorted(apps, key=lambda v: (v is not None, v or "")):
+            head = PEER_TAG + scope_hash(app)
+            if users is None:
+                yield from _keys_under(txn, head, len(head) + _H)
+            else:
+                for user in users:
+                    yield from _keys_under(txn, head + scope_hash(user), len(head) + _H)
+        return
+    if users is None:
+        yield from _keys_under(txn, PEER_TAG, 1 + 2 * _H)
+        return
+    cur = txn.cursor("scope")
+    seek = PEER_TAG
+    while cur.set_range(seek):  # skip-scan over the distinct apps
+        raw = cur.key()
+        if raw[:1] != PEER_TAG:
+            return
+        app = bytes(raw[1:1 + _H])
+        for user in users:
+            yield from _keys_under(txn, PEER_TAG + app + scope_hash(user), 1 + 2 * _H)
+        following = int.from_bytes(app, "big") + 1
+        if following >> (8 * _H):
+            return
+        seek = PEER_TAG + following.to_bytes(_H, "big")
+
+
+def _keys_under(txn: Txn, prefix: bytes, cut: int) -> Iterator[bytes]:
+    for ikey, _ in txn.prefix("scope", prefix):
+        yield ikey[cut:]
 
 
 def origin_key(priority: bool, origin: str, counter: int, key: bytes) -> bytes:
@@ -101,15 +158,21 @@ def unstorable(state: KeyState) -> str | None:
     None. Mirrors the layouts above and those of ``state`` (bucket + key), ``history``
     (key + 0x00 + seq(8)) and ``expiry``; cheap (a few string lengths)."""
     h = state.header
+    memory = h.kind == KIND_MEMORY and not state.forgotten
+    values = [v for v in (h.app_id, h.user_id, h.agent_id, h.run_id) if v is not None] \
+        if memory else []
+    origins = list(state.ctx) if h.tier == "shared" else []
+    widest = max(map(len, values + origins), default=0)
+    if 4 * (len(h.key) + widest) + 1 + 2 * _H <= MAX_INDEX_KEY:
+        return None  # fits even if every character took 4 UTF-8 bytes
     k = _blen(h.key)
     longest = k + 9  # history (state: k + 1, expiry: k + 8)
-    if h.kind == KIND_MEMORY and not state.forgotten:
-        for value in (h.app_id, h.user_id, h.agent_id, h.run_id):
-            if value is not None:
-                longest = max(longest, k + 2 + _blen(value))
     if h.tier == "shared":
-        for origin in state.ctx:
-            longest = max(longest, k + 10 + _blen(origin))
+        longest = k + 1 + 2 * _H  # the peer-scope row
+    for value in values:
+        longest = max(longest, k + 2 + _blen(value))
+    for origin in origins:
+        longest = max(longest, k + 10 + _blen(origin))
     if longest > MAX_INDEX_KEY:
         return (f"key {h.key[:40]!r}...: an index key of {longest} bytes would exceed"
                 f" LMDB's {MAX_INDEX_KEY}-byte limit")
@@ -143,6 +206,8 @@ def add_index_rows(key: str, state: KeyState, rows: dict[str, list[tuple[bytes, 
         if len(state.body) > 1 and len(state.standing()) > 1:
             rows["conflict"].append((kb, b""))
     if h.shareable:
+        rows["scope"].append((PEER_TAG + scope_hash(h.app_id) + scope_hash(h.user_id) + kb,
+                              b""))
         origin = rows["origin"]
         for replica, counter in state.ctx.items():
             origin.append((origin_key(h.priority, replica, counter, kb), b""))

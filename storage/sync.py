@@ -4,17 +4,21 @@ Protocol (Scuttlebutt-style watermarks, van Renesse et al., "Efficient Reconcili
 and Flow Control for Anti-Entropy Protocols", 2008; full per-key states rather than
 deltas, so any subset of keys may be shipped in any order):
 
-* summary ``{"v": 1, "rid", "wm": {origin: counter}, "root": 32 bytes[, "buckets"]}``:
-  ``wm[o] = n`` claims "I hold every shareable event of ``o`` up to ``n`` that I may
-  see". For our own origin that is our dot counter.
-* changes ``{"v": 1, "rid", "scoped", "states": (key-state bytes, ...), "through": {o:
-  (base, n)}}``: the full state of every shareable key, allowed for the peer, whose
-  latest event of some origin ``o`` is beyond the peer's ``wm[o]``, found through the
-  ``origin`` index and shipped priority first, then by (origin, counter); and
-  ``through`` claims that let the receiver raise its watermarks past events it will
-  never get (private keys, keys its scope does not allow, keys superseded by later
-  events): ``n`` is the sender's own *complete* watermark of ``o``, or just below the
-  first entry of ``o`` the payload had no room for.
+* summary ``{"v": 1, "rid", "wm": {origin: counter}, "root": 32 bytes[, "me": origin]
+  [, "digest": {"scope", "sums"}][, "want": (key, ...)]}``: ``wm[o] = n`` claims "I hold
+  every shareable event of ``o`` up to ``n`` that I may see" (for our own origin: our
+  dot counter); ``me`` names the sender's minting origin; ``digest`` and ``want`` are
+  digest repair's (:mod:`.repair`).
+* changes ``{"v": 1, "rid", "scope", "states": (key-state bytes, ...), "through": {o:
+  (base, n)}[, "hashes": ((key, hash8), ...)]}``: the full state of every wanted key
+  and of every shareable key, allowed for the peer, whose latest event of some origin
+  ``o`` is beyond the peer's ``wm[o]``, found through the ``origin`` index and shipped
+  priority first, then by (origin, counter); ``scope`` is the PeerScope the sender
+  filtered with (None: unrestricted); ``through`` claims let the receiver raise its
+  watermarks past events it will never get (private keys, keys its scope does not
+  allow, keys superseded by later events): ``n`` is the sender's own *complete*
+  watermark of ``o``, or just below the first entry of ``o`` the payload had no room
+  for; ``hashes`` is the repair listing of the buckets whose digests differ.
 
 Two rules keep a claim from vouching for events its receiver never got:
 
@@ -24,37 +28,40 @@ Two rules keep a claim from vouching for events its receiver never got:
   lost payload (a stream of chunks) cannot skip what that payload carried.
 * **Scoped claims stay scoped.** A replica keeps two watermarks per origin: complete
   (``wm:``: every shareable event) and scoped (``ws:``: every event it may see, raised
-  by payloads the sender filtered with a ``PeerScope``, flagged ``scoped``). It claims
-  only its complete watermark (and its own counter) to others, but shows the greater of
-  the two in its summary. So a replica restricted to one user, relaying to an
-  unrestricted one, never vouches for other users' events it was not allowed to hold (the
-  simulations' scoped-ACL fleet found this); a restricted replica still advances past
-  what its scope hides. (Assumes each replica's scope is the same on every peer.)
-* In repair mode (the summary carries the 256 bucket sums of the digest) the keys of
-  every bucket whose sum differs are shipped too: the fallback when watermarks cannot
-  tell what is missing (a replica restored from a backup, a log entry lost).
-* ``sync_apply`` validates the whole payload (structure, canonical key-state bytes,
-  clock drift) before it opens a write transaction, then joins every state in one
-  transaction: bad bytes raise and change nothing.
+  by payloads the sender filtered with a restricted ``scope``). It claims only its
+  complete watermark (and its own counter) to others, but shows the greater of the two
+  in its summary. So a replica restricted to one user, relaying to an unrestricted one,
+  never vouches for other users' events it was not allowed to hold (the simulations'
+  scoped-ACL fleet found this); a restricted replica still advances past what its scope
+  hides. (Assumes each replica's scope is the same on every peer.)
+
+Claims that do lie (a faulty or hostile member) are bounded and found out by the rules
+of :mod:`.watermarks` (a capped table, the lie detector, the origin's authority) and,
+for whatever they hid, by digest repair (:mod:`.repair`). ``sync_apply`` reads the
+payload with :mod:`.syncwire` (the envelope all or nothing, each key state accepted or
+refused on its own), computes each key's join before writing it (a failure refuses
+that key only), then applies everything in one transaction.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from memmesh.crdt import DecodeError, Dot, Timestamp
+from memmesh.crdt import DecodeError, Dot, InvalidArgumentError, Timestamp
 from memmesh.crdt.codec import packb
 
-from . import digest, history
+from . import digest as stored_digest
+from . import history
 from .core import ReplicaCore
 from .env import Txn
 from .gcpause import gc_paused
 from .indexes import origin_entries, origins, unstorable
 from .keystate import OPS, KeyState, decode, encode, join
 from .records import ApplyResult, PeerScope, Refusal
-from .syncwire import MAX_COUNTER, bad, cap, parse_summary, read_changes
+from .repair import bucket_listing, check_want, differing, normal, scope_sums, wanted
+from .syncwire import MAX_COUNTER, bad, cap, parse_summary, read_changes, scope_plain
 from .watermarks import MAX_SUMMARY_ORIGINS, Table, capped
 from .watermarks import WM as _WM
 from .watermarks import WS as _WS
@@ -65,6 +72,8 @@ log = logging.getLogger(__name__)
 
 _CTR = b"ctr"
 _STATE_OVERHEAD = 5  # msgpack bin header of one shipped state, at most
+_HASH_OVERHEAD = 14  # msgpack of one (key, 8-byte hash) pair beyond the key's bytes
+_HASHES_OVERHEAD = 16  # the "hashes" field name and its array header
 
 
 class SyncOps(ReplicaCore):
@@ -86,23 +95,35 @@ class SyncOps(ReplicaCore):
             wm[self.replica_id] = mine
         return wm
 
-    def sync_summary(self, *, buckets: bool = False) -> bytes:
-        """What this replica holds, for a peer's ``sync_changes`` (see module doc)."""
+    def sync_summary(self, *, digest: bool = False, digest_scope: PeerScope | None = None,
+                     want: Sequence[str] = ()) -> bytes:
+        """What this replica holds, for a peer's ``sync_changes`` (see module doc).
+
+        ``digest=True`` adds the 256 bucket sums over the shareable keys inside
+        ``digest_scope`` (the scope that peer applies to this replica: see
+        ``ApplyResult.scope``); ``want`` asks for those keys whatever the watermarks say
+        (``ApplyResult.wanted`` of the last payload, as it is). See :mod:`.repair`.
+        """
+        wanted = check_want(want)
+        if digest_scope is not None and not isinstance(digest_scope, PeerScope):
+            raise InvalidArgumentError("digest_scope must be a PeerScope or None")
         self.collect_expired()
         with self._env.read() as txn:
-            sums = digest.bucket_sums(txn)
             plain: dict[str, Any] = {"v": 1, "rid": self.replica_id,
                                      "wm": capped(self._watermarks(txn), self.replica_id),
-                                     "root": digest.root(sums)}
-        if buckets:
-            plain["buckets"] = tuple(sums)
+                                     "root": stored_digest.root(stored_digest.bucket_sums(txn))}
+            if digest:
+                plain["digest"] = {"scope": scope_plain(digest_scope),
+                                   "sums": scope_sums(txn, digest_scope)}
+        if wanted:
+            plain["want"] = wanted
         return packb(plain)
 
     def state_digest(self) -> str:
         """Hex digest of the shareable state: equal exactly when that state is equal."""
         self.collect_expired()
         with self._env.read() as txn:
-            return digest.root(digest.bucket_sums(txn)).hex()
+            return stored_digest.root(stored_digest.bucket_sums(txn)).hex()
 
     # -- changes ----------------------------------------------------------------------
 
@@ -110,17 +131,24 @@ class SyncOps(ReplicaCore):
                      peer: PeerScope | None = None) -> bytes:
         """The key states ``summary`` lacks, only those ``peer`` may see, in at most
         ``max_bytes`` (a single state larger than ``max_bytes`` is shipped alone, so the
-        exchange always progresses)."""
+        exchange always progresses): the keys it wants first, then the delta log; with
+        room left, the repair listing of the buckets whose digests differ."""
         parsed = parse_summary(summary)
-        peer_wm, peer_buckets = parsed.wm, parsed.buckets
+        peer_wm = parsed.wm
         if max_bytes is not None and (type(max_bytes) is not int or max_bytes <= 0):
             raise bad("max_bytes must be a positive int")
+        if peer is not None and not isinstance(peer, PeerScope):
+            raise InvalidArgumentError("peer must be a PeerScope or None")
         if parsed.me is not None and parsed.me != self.replica_id:
             self._defer_to_origin(parsed.me, peer_wm.get(parsed.me, 0))
+        repair = parsed.digest is not None and parsed.digest[0] == normal(peer)
+        if repair:
+            self.collect_expired()  # the peer's sums were taken after its own collection
         now = self._clock()
+        scope = scope_plain(peer)
         with self._env.read() as txn:
             my_wm = capped(self._watermarks(txn, scoped=False), self.replica_id)
-            base = len(packb({"v": 1, "rid": self.replica_id, "scoped": True, "states": (),
+            base = len(packb({"v": 1, "rid": self.replica_id, "scope": scope, "states": (),
                               "through": dict.fromkeys(my_wm, (MAX_COUNTER, MAX_COUNTER))})
                        ) + 5
             shipped: list[bytes] = []
@@ -134,7 +162,7 @@ class SyncOps(ReplicaCore):
                 nonlocal size, full
                 if key in seen:
                     return True
-                raw = txn.get("state", digest.state_key(key.decode()))
+                raw = txn.get("state", stored_digest.state_key(key.decode()))
                 if raw is None:
                     seen.add(key)
                     return True
@@ -153,6 +181,9 @@ class SyncOps(ReplicaCore):
                 size += cost
                 return True
 
+            for wanted_key in parsed.want:
+                if not take(wanted_key.encode()):
+                    break
             for priority in (True, False):
                 for origin in origins(txn, priority):
                     for counter, key in origin_entries(txn, priority, origin,
@@ -160,22 +191,28 @@ class SyncOps(ReplicaCore):
                         if full or not take(key):
                             unshipped[origin] = min(unshipped.get(origin, counter), counter)
                             break
-            if peer_buckets is not None and not full:
-                mine = digest.bucket_sums(txn)
-                for bucket in range(digest.BUCKETS):
-                    if mine[bucket] == peer_buckets[bucket] or full:
-                        continue
-                    for skey, _ in txn.prefix("state", bytes((bucket,))):
-                        if not take(skey[1:]):
-                            break
+            hashes: list[tuple[str, bytes]] = []
+            if repair and not full:
+                assert parsed.digest is not None
+                size += _HASHES_OVERHEAD
+                for bucket in differing(scope_sums(txn, peer), parsed.digest[1]):
+                    listing = bucket_listing(txn, bucket, peer)
+                    cost = sum(len(k.encode()) + _HASH_OVERHEAD for k, _ in listing)
+                    if max_bytes is not None and (shipped or hashes) and \
+                            size + cost > max_bytes:
+                        break
+                    hashes.extend(listing)
+                    size += cost
         through: dict[str, tuple[int, int]] = {}
         for origin, counter in my_wm.items():
             claim = min(counter, unshipped[origin] - 1) if origin in unshipped else counter
             if claim > peer_wm.get(origin, 0):
                 through[origin] = (peer_wm.get(origin, 0), claim)
-        scoped = peer is not None and (peer.apps is not None or peer.users is not None)
-        return packb({"v": 1, "rid": self.replica_id, "scoped": scoped,
-                      "states": tuple(shipped), "through": through})
+        out: dict[str, Any] = {"v": 1, "rid": self.replica_id, "scope": scope,
+                               "states": tuple(shipped), "through": through}
+        if hashes:
+            out["hashes"] = tuple(hashes)
+        return packb(out)
 
     def _defer_to_origin(self, origin: str, counter: int) -> None:
         """The origin is the authority on its own counter (see watermarks.py): lower our
@@ -203,8 +240,9 @@ class SyncOps(ReplicaCore):
     def _sync_apply(self, changes: bytes) -> ApplyResult:
         wall = self._clock()
         parsed = read_changes(changes, wall=wall, max_drift_ms=self.max_drift_ms)
-        sender, states, through, scoped, newest = parsed.sender, parsed.states, \
-            parsed.through, parsed.scoped, parsed.newest
+        sender, states, through, newest = parsed.sender, parsed.states, parsed.through, \
+            parsed.newest
+        scoped = parsed.scope is not None
         me = self.replica_id
 
         def write(txn: Txn) -> ApplyResult:
@@ -225,7 +263,7 @@ class SyncOps(ReplicaCore):
                 key = h.key
                 if h.expires_at is not None and h.expires_at <= wall:
                     continue
-                skey = digest.state_key(key)
+                skey = stored_digest.state_key(key)
                 old_raw = None if empty else txn.get("state", skey)
                 if old_raw is None and not incoming.forgotten:
                     # bulk path: a key new here keeps the validated bytes as they came
@@ -243,6 +281,10 @@ class SyncOps(ReplicaCore):
                     # decode has validated what the join relies on, so this only fails on
                     # a bug (or a corrupt local state); that key alone is then refused
                     old = None if old_raw is None else decode(old_raw, check_canonical=False)
+                    if old is not None and not old.header.shareable:
+                        refused.append(Refusal(key, "private", "the key is private here"))
+                        cap(caps, incoming.ctx)
+                        continue
                     if old is None:
                         new, new_raw = incoming, raw
                     else:
@@ -291,10 +333,11 @@ class SyncOps(ReplicaCore):
                 refused.append(Refusal(None, "claims-cap", (
                     f"{over} claims for origins this replica holds no key of: its watermark"
                     f" table is at its cap of {MAX_SUMMARY_ORIGINS} origins")))
-            failed = sum(r.reason == "join-failed" for r in refused)
+            failed = len(refused) - len(parsed.refused) - (1 if over else 0)
             return ApplyResult(applied=len(states) - failed, changed=tuple(changed),
                                conflicts=tuple(conflicts), through=accepted,
-                               refused=tuple(refused), lowered=dict(table.lowered))
+                               refused=tuple(refused), lowered=dict(table.lowered),
+                               scope=parsed.scope, wanted=wanted(txn, parsed.hashes))
 
         return self._env.write(write)
 

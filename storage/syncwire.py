@@ -25,18 +25,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from memmesh.crdt import DecodeError, Timestamp
+from memmesh.crdt import DecodeError, InvalidArgumentError, Timestamp
 from memmesh.crdt.codec import unpackb
 from memmesh.crdt.dot import base_replica, check_replica
 from memmesh.crdt.limits import LOGICAL_CEILING
 
 from . import digest
 from .indexes import unstorable
-from .keystate import KIND_MEMORY, KeyState, decode
-from .records import Refusal
+from .keystate import KIND_MEMORY, MAX_KEY_LEN, KeyState, decode
+from .records import PeerScope, Refusal
+from .repair import DIGEST_BUCKET_BYTES, MAX_SCOPE_VALUES, check_want, normal
 
 __all__ = ["MAX_COUNTER", "Incoming", "Summary", "bad", "cap", "claim_map", "counter_map",
-           "parse_summary", "read_changes"]
+           "parse_hashes", "parse_scope", "parse_summary", "read_changes", "scope_plain"]
 
 MAX_COUNTER = 2**63 - 1
 
@@ -77,6 +78,41 @@ def claim_map(value: Any) -> dict[str, tuple[int, int]]:
     return out
 
 
+def scope_plain(scope: PeerScope | None) -> tuple[Any, Any] | None:
+    """The wire form of a peer scope: None (unrestricted) or ``(apps, users)``, each
+    None or a sorted tuple of values (None first)."""
+    scope = normal(scope)
+    if scope is None:
+        return None
+    return (None if scope.apps is None else _sorted_values(scope.apps),
+            None if scope.users is None else _sorted_values(scope.users))
+
+
+def _sorted_values(values: frozenset[str | None]) -> tuple[str | None, ...]:
+    return tuple(sorted(values, key=lambda v: (v is not None, v or "")))
+
+
+def parse_scope(plain: Any) -> PeerScope | None:
+    """The peer scope of :func:`scope_plain`'s wire form (DecodeError if malformed)."""
+    if plain is None:
+        return None
+    if type(plain) is not tuple or len(plain) != 2:
+        raise bad("a scope is None or (apps, users)")
+    fields: list[frozenset[str | None] | None] = []
+    for values in plain:
+        if values is None:
+            fields.append(None)
+            continue
+        if type(values) is not tuple or len(values) > MAX_SCOPE_VALUES or any(
+                v is not None and (type(v) is not str or len(v) > MAX_KEY_LEN or "\x00" in v)
+                for v in values):
+            raise bad(f"scope values are at most {MAX_SCOPE_VALUES} ids or None")
+        if _sorted_values(frozenset(values)) != values:
+            raise bad("scope values must be sorted and unique")
+        fields.append(frozenset(values))
+    return normal(PeerScope(fields[0], fields[1]))
+
+
 @dataclass(frozen=True, slots=True)
 class Summary:
     """A peer's summary, validated."""
@@ -84,15 +120,16 @@ class Summary:
     rid: str
     wm: dict[str, int]
     root: bytes
-    buckets: tuple[bytes, ...] | None
     me: str | None  # the sender's minting origin, when it names it
+    digest: tuple[PeerScope | None, bytes] | None  # (scope, 256 sums of 8 bytes)
+    want: tuple[str, ...]  # key ids the sender asks for whatever the watermarks say
 
 
 def parse_summary(data: bytes) -> Summary:
     plain = unpackb(data)
     if type(plain) is not dict or plain.get("v") != 1:
         raise bad("expected a version-1 summary map")
-    if not set(plain) <= {"v", "rid", "wm", "root", "buckets", "me"}:
+    if not set(plain) <= {"v", "rid", "wm", "root", "me", "digest", "want"}:
         raise bad("unknown summary field")
     rid = plain.get("rid")
     if type(rid) is not str:
@@ -101,16 +138,39 @@ def parse_summary(data: bytes) -> Summary:
     root = plain.get("root")
     if type(root) is not bytes or len(root) != 32:
         raise bad("root must be 32 bytes")
-    buckets = plain.get("buckets")
-    if buckets is not None and (type(buckets) is not tuple or len(buckets) != digest.BUCKETS
-                                or any(type(b) is not bytes or len(b) != 32 for b in buckets)):
-        raise bad("buckets must be 256 digests of 32 bytes")
     me = plain.get("me")
     if me is not None:
         counter_map({me: 0} if type(me) is str else None, "me")
         if base_replica(me) != rid:
             raise bad("me must be an origin of the summary's own replica")
-    return Summary(rid, wm, root, buckets, me)
+    found = plain.get("digest")
+    dig: tuple[PeerScope | None, bytes] | None = None
+    if found is not None:
+        if type(found) is not dict or set(found) != {"scope", "sums"}:
+            raise bad("digest must be {scope, sums}")
+        sums = found["sums"]
+        if type(sums) is not bytes or len(sums) != digest.BUCKETS * DIGEST_BUCKET_BYTES:
+            raise bad(f"digest sums must be {digest.BUCKETS} x {DIGEST_BUCKET_BYTES} bytes")
+        dig = (parse_scope(found["scope"]), sums)
+    want = plain.get("want", ())
+    if type(want) is not tuple:
+        raise bad("want must be an array of memory ids")
+    try:
+        check_want(want)
+    except InvalidArgumentError as exc:
+        raise bad(str(exc)) from None
+    return Summary(rid, wm, root, me, dig, want)
+
+
+def parse_hashes(plain: Any) -> tuple[tuple[str, bytes], ...]:
+    """A changes payload's ``hashes``: ``((key, 8-byte hash), ...)``."""
+    if type(plain) is not tuple or any(
+            type(item) is not tuple or len(item) != 2 or type(item[0]) is not str
+            or not 0 < len(item[0]) <= MAX_KEY_LEN or "\x00" in item[0]
+            or type(item[1]) is not bytes or len(item[1]) != DIGEST_BUCKET_BYTES
+            for item in plain):
+        raise bad("hashes must be (key, 8-byte hash) pairs")
+    return plain
 
 
 def cap(caps: dict[str, int], ctx: Mapping[str, int]) -> None:
@@ -126,10 +186,11 @@ class Incoming:
     """A changes payload read by :func:`read_changes`."""
 
     sender: str
-    scoped: bool
+    scope: PeerScope | None  # the scope the sender says it filtered with
     through: dict[str, tuple[int, int]]
     states: list[tuple[bytes, KeyState]]  # (canonical bytes, state), all accepted so far
     newest: Timestamp | None  # the newest hybrid timestamp the accepted states carry
+    hashes: tuple[tuple[str, bytes], ...]  # digest repair's (key, hash8) listing
     refused: list[Refusal] = field(default_factory=list)
     caps: dict[str, int] = field(default_factory=dict)  # origin -> highest claim allowed
     blind: bool = False  # a state could not be decoded: accept no claims at all
@@ -154,11 +215,11 @@ def read_changes(data: bytes, *, wall: int, max_drift_ms: int) -> Incoming:
     state is accepted or refused on its own (see module doc)."""
     plain = unpackb(data)
     if type(plain) is not dict or plain.get("v") != 1 or \
-            set(plain) != {"v", "rid", "scoped", "states", "through"}:
+            not {"v", "rid", "scope", "states", "through"} <= set(plain) <= \
+            {"v", "rid", "scope", "states", "through", "hashes"}:
         raise bad("expected a version-1 changes map")
-    scoped = plain["scoped"]
-    if type(scoped) is not bool:
-        raise bad("scoped must be a bool")
+    scope = parse_scope(plain["scope"])
+    hashes = parse_hashes(plain.get("hashes", ()))
     rid, raws = plain["rid"], plain["states"]
     if type(rid) is not str:
         raise bad("rid must be a str")
@@ -169,7 +230,7 @@ def read_changes(data: bytes, *, wall: int, max_drift_ms: int) -> Incoming:
     through = claim_map(plain["through"])
     if type(raws) is not tuple or any(type(r) is not bytes for r in raws):
         raise bad("states must be an array of byte strings")
-    out = Incoming(rid, scoped, through, [], None)
+    out = Incoming(rid, scope, through, [], None, hashes)
     decoded: list[tuple[bytes, KeyState]] = []
     count: dict[str, int] = {}
     for raw in raws:
@@ -193,14 +254,16 @@ def read_changes(data: bytes, *, wall: int, max_drift_ms: int) -> Incoming:
                                            f"the key appears {count[key]} times in the payload"))
             cap(out.caps, state.ctx)
             continue
-        why = _judge(state, wall, limit)
+        stamps = _stamps(state)
+        why = _judge(state, stamps, wall, limit)
         if why is not None:
             out.refuse(Refusal(key, *why), state.ctx)
             continue
         out.states.append((raw, state))
-        stamp = _newest(state)
-        if stamp is not None and (newest is None or stamp > newest):
-            newest = stamp
+        if stamps:
+            stamp = max(stamps)
+            if newest is None or stamp > newest:
+                newest = stamp
     out.newest = None if newest is None else Timestamp(*newest)
     return out
 
@@ -217,20 +280,17 @@ def _stamps(state: KeyState) -> list[tuple[int, int, str]]:
     return stamps
 
 
-def _newest(state: KeyState) -> tuple[int, int, str] | None:
-    stamps = _stamps(state)
-    return max(stamps) if stamps else None
-
-
-def _judge(state: KeyState, wall: int, limit: int) -> tuple[str, str] | None:
-    """``(reason, detail)`` if the decoded ``state`` must be refused, else None."""
+def _judge(state: KeyState, stamps: list[tuple[int, int, str]], wall: int, limit: int
+           ) -> tuple[str, str] | None:
+    """``(reason, detail)`` if the decoded ``state`` (carrying ``stamps``) must be
+    refused, else None."""
     h = state.header
     if not h.shareable:
         return "private", "a private key state cannot be received"
     why = unstorable(state)
     if why is not None:
         return "invalid", why
-    for stamp_wall, logical, replica in _stamps(state):
+    for stamp_wall, logical, replica in stamps:
         if stamp_wall > limit:
             return "clock-ahead", (f"a timestamp of {replica} is {stamp_wall - wall} ms"
                                    f" ahead of the local clock (max drift {limit - wall} ms)")

@@ -31,8 +31,10 @@ def test_private_and_run_scoped_memories_never_leave_the_replica(trio_) -> None:
     a.set_add("CANARY-private-set", "x", run_id="run-1")
     a.update(private, "CANARY-private-updated")
     payloads = sync_once(a, b, max_bytes=300)
-    payloads.append(a.sync_changes(b.sync_summary(buckets=True)))
+    payloads.append(a.sync_changes(b.sync_summary(digest=True)))
     payloads.append(a.sync_changes(Replica.sync_summary(b)))
+    asked = [private, run_scoped, "CANARY-private-set", shared_run]
+    payloads.append(a.sync_changes(b.sync_summary(want=asked, digest=True)))
     for payload in payloads:
         assert b"CANARY" not in payload
         assert private.encode() not in payload and run_scoped.encode() not in payload
@@ -49,7 +51,9 @@ def test_peer_scope_filter_withholds_keys_and_even_their_ids(trio_) -> None:  # 
     visible = a.add("visible", app_id="app", user_id="u1")
     scope = PeerScope(apps=frozenset({"app"}), users=frozenset({"u1"}))
     payloads = sync_once(a, b, max_bytes=250, peer=scope)
-    payloads.append(a.sync_changes(b.sync_summary(buckets=True), peer=scope))
+    payloads.append(a.sync_changes(b.sync_summary(digest=True, digest_scope=scope), peer=scope))
+    payloads.append(a.sync_changes(b.sync_summary(digest=True), peer=scope))
+    payloads.append(a.sync_changes(b.sync_summary(want=[hidden, hidden_user]), peer=scope))
     for payload in payloads:
         assert b"CANARY" not in payload
         assert hidden.encode() not in payload and hidden_user.encode() not in payload
@@ -102,7 +106,7 @@ def test_three_replicas_converge_through_relays(trio_) -> None:  # type: ignore[
     assert len(a.list(user_id="u")) == 15
 
 
-def test_bucket_repair_ships_what_the_watermarks_hide(trio_) -> None:  # type: ignore[no-untyped-def]
+def test_digest_repair_ships_what_the_watermarks_hide(trio_) -> None:  # type: ignore[no-untyped-def]
     a, b, _ = trio_
     a.add("in app x", app_id="x")
     missed = a.add("in app y", app_id="y")
@@ -111,8 +115,9 @@ def test_bucket_repair_ships_what_the_watermarks_hide(trio_) -> None:  # type: i
     # the log path considers b up to date; the digests say otherwise
     assert unpackb(a.sync_changes(b.sync_summary()))["states"] == ()  # type: ignore[index]
     assert a.state_digest() != b.state_digest()
-    repaired = a.sync_changes(b.sync_summary(buckets=True))
-    b.sync_apply(repaired)
+    listed = b.sync_apply(a.sync_changes(b.sync_summary(digest=True)))
+    assert listed.wanted == (missed,)
+    b.sync_apply(a.sync_changes(b.sync_summary(want=listed.wanted)))
     assert b.get(missed) is not None
     assert a.state_digest() == b.state_digest()
 
