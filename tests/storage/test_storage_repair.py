@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from storage_helpers import FakeClock, sync_once
 
+from memmesh.benchmarks.bench_repair import repair_cycle
 from memmesh.crdt import DecodeError, InvalidArgumentError
 from memmesh.crdt.codec import packb, unpackb
 from memmesh.gossip.protocol.session import SessionConfig
@@ -23,27 +24,10 @@ from memmesh.storage.watermarks import MAX_SUMMARY_ORIGINS
 
 
 def repair(src: Replica, dst: Replica, *, peer: PeerScope | None = None,
-           max_bytes: int | None = None, rounds: int = 50) -> int:
-    """Drive the repair cycle exactly as the sync policy does (summary with digest ->
-    changes -> apply -> summary with want -> changes -> apply) until ``dst``'s digest
-    over ``peer`` equals ``src``'s; return the bytes exchanged."""
-    exchanged = 0
-    want: tuple[str, ...] = ()
-    for _ in range(rounds):
-        summary = dst.sync_summary(digest=True, digest_scope=peer, want=want)
-        changes = src.sync_changes(summary, max_bytes=max_bytes, peer=peer)
-        exchanged += len(summary) + len(changes)
-        result = dst.sync_apply(changes)
-        assert result.scope == peer
-        want = result.wanted
-        if not want and _sums(src, peer) == _sums(dst, peer):
-            return exchanged
-    raise AssertionError("repair did not converge")
-
-
-def _sums(replica: Replica, scope: PeerScope | None) -> bytes:
-    with replica._env.read() as txn:
-        return scope_sums(txn, scope)
+           max_bytes: int | None = None) -> None:
+    """The repair cycle as the sync policy drives it (the benchmark's driver)."""
+    repair_cycle(src, dst, peer=peer, max_bytes=max_bytes)
+    assert dst.sync_apply(src.sync_changes(dst.sync_summary(), peer=peer)).scope == peer
 
 
 def _claims(sender: Replica, receiver: Replica, through: dict[str, tuple[int, int]],
