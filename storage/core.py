@@ -16,7 +16,7 @@ from typing import Any
 from memmesh.crdt import HLC, Dot, InvalidArgumentError, Timestamp
 from memmesh.crdt.codec import packb, unpackb
 
-from . import digest, history, journal
+from . import digest, history, journal, layout
 from .env import Env, Txn
 from .errors import WritesFencedError
 from .indexes import add_index_rows, unstorable, update_indexes
@@ -98,6 +98,14 @@ class ReplicaCore:
                                              last=last)
             txn.pre_commit.append(self._save_hlc)
         return clock
+
+    def _at_open(self) -> None:
+        """What :meth:`Replica.open` checks once: the on-disk layout (upgraded if older,
+        :mod:`.layout`) and the persisted hybrid clock."""
+        if layout.upgrade(self._env):
+            log.warning("replica %s: indexes rebuilt for storage layout %d", self.replica_id,
+                        layout.LAYOUT)
+        self._restart_clock_if_ahead()
 
     def _restart_clock_if_ahead(self) -> None:
         """At open: a persisted hybrid clock more than ``max_drift_ms`` ahead of the wall

@@ -101,7 +101,7 @@ class Replica(MemoryOps, ReadOps, ConflictOps, SyncOps):
                 rid = env.write(ensure_id)
             replica = cls(env, rid, clock=clock or _wall_ms, max_drift_ms=max_drift_ms,
                           id_factory=id_factory)
-            replica._restart_clock_if_ahead()
+            replica._at_open()
         except BaseException:
             env.close()
             raise
