@@ -134,11 +134,10 @@ def origin_entries(txn: Txn, priority: bool, origin: str, start: int
     cur = txn.cursor("origin")
     if not cur.set_range(prefix + start.to_bytes(8, "big")):
         return
-    for raw, value in cur:
+    for raw in cur.iternext(values=False):
         if not raw.startswith(prefix):
             return
-        # entries written before the key joined the index key held it as their value
-        yield int.from_bytes(raw[len(prefix):cut], "big"), bytes(raw[cut:] or value)
+        yield int.from_bytes(raw[len(prefix):cut], "big"), bytes(raw[cut:])
 
 
 def holds_origin(txn: Txn, origin: str) -> bool:
