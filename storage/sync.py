@@ -4,9 +4,13 @@ Protocol (Scuttlebutt-style watermarks, van Renesse et al., "Efficient Reconcili
 and Flow Control for Anti-Entropy Protocols", 2008; full per-key states rather than
 deltas, so any subset of keys may be shipped in any order):
 
-* summary ``{"v": 1, "rid", "wm": {origin: counter}, "root": 32 bytes[, "buckets"]}``:
-  ``wm[o] = n`` claims "I hold every shareable event of ``o`` up to ``n`` that I may
-  see". For our own origin that is our dot counter.
+* summary ``{"v": 1, "rid"[, "me"], "wm": {origin: counter}, "root": 32 bytes[,
+  "buckets"]}``: ``wm[o] = n`` claims "I hold every shareable event of ``o`` up to ``n``
+  that I may see". An origin is ``replica_id#incarnation`` (see :mod:`.incarnation`);
+  ``me`` names the origin this object mints under, once it has minted, and its ``wm`` is
+  its dot counter (claims by others about it are ignored); older origins minted in this
+  directory (earlier processes, a restored backup's) show at least their counter and
+  are raised by claims like any remote origin.
 * changes ``{"v": 1, "rid", "scoped", "states": (key-state bytes, ...), "through": {o:
   (base, n)}}``: the full state of every shareable key, allowed for the peer, whose
   latest event of some origin ``o`` is beyond the peer's ``wm[o]``, found through the
