@@ -4,9 +4,13 @@ Protocol (Scuttlebutt-style watermarks, van Renesse et al., "Efficient Reconcili
 and Flow Control for Anti-Entropy Protocols", 2008; full per-key states rather than
 deltas, so any subset of keys may be shipped in any order):
 
-* summary ``{"v": 1, "rid", "wm": {origin: counter}, "root": 32 bytes[, "buckets"]}``:
-  ``wm[o] = n`` claims "I hold every shareable event of ``o`` up to ``n`` that I may
-  see". For our own origin that is our dot counter.
+* summary ``{"v": 1, "rid"[, "me"], "wm": {origin: counter}, "root": 32 bytes[,
+  "buckets"]}``: ``wm[o] = n`` claims "I hold every shareable event of ``o`` up to ``n``
+  that I may see". An origin is ``replica_id#incarnation`` (see :mod:`.incarnation`);
+  ``me`` names the origin this object mints under, once it has minted, and its ``wm`` is
+  its dot counter (claims by others about it are ignored); older origins minted in this
+  directory (earlier processes, a restored backup's) show at least their counter and
+  are raised by claims like any remote origin.
 * changes ``{"v": 1, "rid", "scoped", "states": (key-state bytes, ...), "through": {o:
   (base, n)}}``: the full state of every shareable key, allowed for the peer, whose
   latest event of some origin ``o`` is beyond the peer's ``wm[o]``, found through the
@@ -45,12 +49,14 @@ from typing import Any
 
 from memmesh.crdt import ClockDriftError, DecodeError, Dot, Timestamp
 from memmesh.crdt.codec import packb, unpackb
-from memmesh.crdt.dot import check_replica
+from memmesh.crdt.dot import base_replica, check_replica
+from memmesh.crdt.limits import MAX_REPLICA_LEN
 
 from . import digest, history
 from .core import ReplicaCore
 from .env import Txn
 from .gcpause import gc_paused
+from .incarnation import counter_key, own_counters
 from .keystate import KIND_MEMORY, OPS, KeyState, decode, join
 from .records import ApplyResult, PeerScope
 
@@ -58,7 +64,6 @@ __all__ = ["SyncOps"]
 
 _WM = b"wm:"  # complete watermarks
 _WS = b"ws:"  # scoped watermarks (see module doc)
-_CTR = b"ctr"
 _MAX_COUNTER = 2**63 - 1
 _STATE_OVERHEAD = 5  # msgpack bin header of one shipped state, at most
 
@@ -101,11 +106,15 @@ def parse_summary(data: bytes) -> tuple[str, dict[str, int], bytes, tuple[bytes,
     plain = unpackb(data)
     if type(plain) is not dict or plain.get("v") != 1:
         raise _bad("expected a version-1 summary map")
-    if not set(plain) <= {"v", "rid", "wm", "root", "buckets"}:
+    if not set(plain) <= {"v", "rid", "me", "wm", "root", "buckets"}:
         raise _bad("unknown summary field")
     rid = plain.get("rid")
     if type(rid) is not str:
         raise _bad("rid must be a str")
+    me = plain.get("me")
+    if me is not None and (type(me) is not str or not len(me) <= MAX_REPLICA_LEN
+                           or "\x00" in me or me == rid or base_replica(me) != rid):
+        raise _bad("me must be an origin of the summary's rid")
     wm = _counter_map(plain.get("wm"), "wm")
     root = plain.get("root")
     if type(root) is not bytes or len(root) != 32:
@@ -155,9 +164,12 @@ class SyncOps(ReplicaCore):
                 origin, counter = k[len(_WS):].decode(), int.from_bytes(v, "big")
                 if counter > wm.get(origin, 0):
                     wm[origin] = counter
-        mine = txn.counter(_CTR)
-        if mine:
-            wm[self.replica_id] = mine
+        # own origins (every incarnation minted here, legacy bare id included) at least at
+        # their counter; the current one exactly (authoritative: claims about it are not
+        # taken), older ones raised by claims like any remote origin
+        for origin, counter in own_counters(txn, self.replica_id).items():
+            if origin == self._origin or counter > wm.get(origin, 0):
+                wm[origin] = counter
         return wm
 
     def sync_summary(self, *, buckets: bool = False) -> bytes:
@@ -167,6 +179,9 @@ class SyncOps(ReplicaCore):
             sums = digest.bucket_sums(txn)
             plain: dict[str, Any] = {"v": 1, "rid": self.replica_id,
                                      "wm": self._watermarks(txn), "root": digest.root(sums)}
+            me = self._origin
+            if me is not None and me in plain["wm"]:  # this object has minted
+                plain["me"] = me
         if buckets:
             plain["buckets"] = tuple(sums)
         return packb(plain)
@@ -306,16 +321,17 @@ class SyncOps(ReplicaCore):
     def _sync_apply(self, changes: bytes) -> ApplyResult:
         sender, states, through, scoped, newest = self._parse_changes(changes)
         wall = self._clock()
-        me = self.replica_id
+        me = self._origin  # the current origin: only this object mints under it
 
         def write(txn: Txn) -> ApplyResult:
             recorded = self._hlc(txn).observe(newest, wall) if newest is not None \
-                else self._now(txn, wall)
+                else self._stamp(txn, wall)
             changed: list[str] = []
             conflicts: list[str] = []
             fresh: list[tuple[str, bytes, bytes, KeyState, list[bytes]]] = []
             detail = {"remote": True, "from": sender}
-            top = txn.counter(_CTR)
+            ctr = None if me is None else counter_key(me, self.replica_id)
+            top = 0 if ctr is None else txn.counter(ctr)
             # an empty replica holds none of the (unique) keys: no lookup per key
             empty = txn.txn.stat(txn.dbs["state"])["entries"] == 0
             for raw, incoming in states:
@@ -330,7 +346,8 @@ class SyncOps(ReplicaCore):
                     fresh.append((key, skey, raw, incoming,
                                   self._fresh_entries(incoming, recorded, detail)))
                     changed.append(key)
-                    top = max(top, incoming.ctx.get(me, 0))
+                    if me is not None:
+                        top = max(top, incoming.ctx.get(me, 0))
                     if len(incoming.body) > 1 and len(incoming.standing()) > 1:
                         conflicts.append(key)
                     continue
@@ -348,14 +365,17 @@ class SyncOps(ReplicaCore):
                         conflicts.append(key)
             if fresh:
                 self._store_new(txn, fresh, local=False)
-                if top > txn.counter(_CTR):
-                    txn.set_counter(_CTR, top)
+                if ctr is not None and top > txn.counter(ctr):
+                    txn.set_counter(ctr, top)
             accepted: dict[str, int] = {}
+            # claims about the current origin are ignored (only this object mints under
+            # it); an older origin of ours is held up to its counter here at least
+            own = own_counters(txn, self.replica_id) if through else {}
             for origin, (base, counter) in through.items():
                 if origin == me:
                     continue
                 complete_key, scoped_key = _WM + origin.encode(), _WS + origin.encode()
-                complete = txn.counter(complete_key)
+                complete = max(txn.counter(complete_key), own.get(origin, 0))
                 shown = max(complete, txn.counter(scoped_key))
                 if not scoped and complete >= base:
                     if counter > complete:
