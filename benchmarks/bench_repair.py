@@ -93,7 +93,8 @@ def bench_repair(root: Path, n: int) -> dict[str, Any]:
     dst = Replica.open(root / "repair-dst", durable=False)
     full = _copy(src, dst)
     assert src.state_digest() == dst.state_digest()
-    origin = src.replica_id
+    origin = src.origin
+    assert origin is not None  # it has written
     # 1. one key diverged, hidden from the watermarks by a forged claim
     src.update(ids[n // 2], "diverged where the watermarks cannot see it")
     _forge_claim(src, dst, origin, n + 1)

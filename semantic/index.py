@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from memmesh.crdt.dot import base_replica
+
 from .cache import CachedEmbedder
 from .embedding import Embedder, check_embeddings
 from .errors import InvalidQueryError
@@ -169,7 +171,7 @@ class SemanticIndex:
         if getattr(record, "tier", "shared") != "private":
             return False
         origin = getattr(getattr(record, "created_at", None), "replica", None)
-        return origin is not None and origin != self.replica_id
+        return origin is not None and base_replica(origin) != self.replica_id
 
     def _put(self, records: Iterable[Any]) -> None:
         records = [r for r in records if getattr(r, "versions", None)]

@@ -26,7 +26,7 @@ from memmesh.storage.resolution import Conflict, Resolution
 
 from .clock import SkewedClock
 from .engine import US_PER_MS, EventLoop
-from .ids import memory_ids
+from .ids import incarnations, memory_ids
 from .metrics import Metrics, RoundStats
 from .network import Network
 from .node import SimNode
@@ -123,6 +123,7 @@ class Cluster:
             clock=SkewedClock(self.loop, skew),
             rng=stream(self.seed, "node", node_id),
             new_id=memory_ids(self.seed, node_id),
+            new_incarnation=incarnations(self.seed, node_id),
             scope=scope,
             max_links=self.max_links,
         )

@@ -65,6 +65,7 @@ class SimNode:
     clock: SkewedClock
     rng: random.Random
     new_id: Callable[[], str]  # seeded memory ids (simulations.ids.memory_ids)
+    new_incarnation: Callable[[], str]  # seeded incarnations (simulations.ids.incarnations)
     scope: Any = None  # storage PeerScope: what this node may receive (None: all)
     max_links: int = 4
     replica: Any = None
@@ -83,7 +84,7 @@ class SimNode:
 
         self.replica = Replica.open(
             self.path, replica_id=self.node_id, durable=False, clock=self.clock,
-            id_factory=self.new_id,
+            id_factory=self.new_id, incarnation_factory=self.new_incarnation,
         )
         self.up = True
         self.incarnation += 1

@@ -2,11 +2,11 @@
 
 The arbiter election is deterministic so that, without any coordination, usually one
 replica resolves a conflict: the candidates are the distinct replicas that wrote the
-standing versions, ranked by ``sha256(memory_id | sorted dots | replica)``. Candidate
-0 may resolve as soon as it sees the conflict; candidate ``i`` once it has seen that
-same conflict (same standing dots) for ``i * deadline_ms``, and any other replica after
-``len(candidates) * deadline_ms`` (so a departed writer cannot leave a conflict open
-forever).
+standing versions (base replica ids, whatever incarnation minted the dots), ranked by
+``sha256(memory_id | sorted dots | replica)``. Candidate 0 may resolve as soon as it
+sees the conflict; candidate ``i`` once it has seen that same conflict (same standing
+dots) for ``i * deadline_ms``, and any other replica after ``len(candidates) *
+deadline_ms`` (so a departed writer cannot leave a conflict open forever).
 
 The waiting is measured on each replica's own clock from when *it* first saw the
 conflict, never against the versions' timestamps: those come from other machines'

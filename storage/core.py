@@ -10,6 +10,7 @@ a replay after map growth is exact.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ from memmesh.crdt.codec import packb, unpackb
 from . import digest, history, journal, layout
 from .env import Env, Txn
 from .errors import WritesFencedError
+from .incarnation import counter_key, make_origin
 from .indexes import add_index_rows, unstorable, update_indexes
 from .keystate import KeyState, VersionData, decode, encode
 
@@ -26,7 +28,6 @@ __all__ = ["ReplicaCore"]
 
 log = logging.getLogger(__name__)
 
-_CTR = b"ctr"
 _HLC = b"hlc"
 
 
@@ -47,6 +48,9 @@ class ReplicaCore:
     _clock: Callable[[], int]
     _new_id: Callable[[], str]
     _write_fence: str | None = None
+    _origin: str | None = None  # this object's incarnation origin, drawn at its first write
+    _incarnation_factory: Callable[[], str]
+    _origin_lock: threading.Lock
 
     @property
     def clock(self) -> Callable[[], int]:
@@ -84,19 +88,45 @@ class ReplicaCore:
             raise WritesFencedError(fence)
         return self._clock()
 
+    # -- incarnations -------------------------------------------------------------------
+
+    @property
+    def origin(self) -> str | None:
+        """The origin this object mints its dots under, ``"<replica id>#<incarnation>"``
+        (see :mod:`memmesh.storage.incarnation`); None until it first mints a dot, so a
+        read-only open draws none."""
+        return self._origin
+
+    def _own_origin(self) -> str:
+        """This object's origin, drawn from the incarnation factory on first use."""
+        origin = self._origin
+        if origin is None:
+            with self._origin_lock:
+                origin = self._origin
+                if origin is None:
+                    origin = self._origin = make_origin(self.replica_id,
+                                                        self._incarnation_factory)
+        return origin
+
     # -- clocks and dots --------------------------------------------------------------
 
     def _hlc(self, txn: Txn) -> HLC:
+        """The hybrid clock, named after this object's origin once it has one (so two
+        copies of a directory never stamp equal timestamps), else after the replica id
+        (stamps of remote merges, which stay local)."""
+        name = self._origin or self.replica_id
         clock: HLC | None = txn.scratch.get("hlc")
         if clock is None:
             raw = txn.get("meta", _HLC)
             last = None
             if raw is not None:
                 wall, logical = unpackb(raw)  # type: ignore[misc]
-                last = Timestamp(wall, logical, self.replica_id)
-            clock = txn.scratch["hlc"] = HLC(self.replica_id, max_drift_ms=self.max_drift_ms,
-                                             last=last)
+                last = Timestamp(wall, logical, name)
+            clock = txn.scratch["hlc"] = HLC(name, max_drift_ms=self.max_drift_ms, last=last)
             txn.pre_commit.append(self._save_hlc)
+        elif clock.replica != name:  # the origin was drawn inside this transaction
+            clock = txn.scratch["hlc"] = HLC(name, max_drift_ms=self.max_drift_ms,
+                                             last=clock.last)
         return clock
 
     def _at_open(self) -> None:
@@ -146,25 +176,42 @@ class ReplicaCore:
             txn.put("meta", _HLC, packb((clock.last.wall_ms, clock.last.logical)))
 
     def _now(self, txn: Txn, wall_ms: int) -> Timestamp:
-        """A fresh local hybrid timestamp (monotonic across processes sharing the path)."""
+        """A fresh hybrid timestamp for a local write that mints a dot: drawn under this
+        object's origin (drawing it first if need be), monotonic across processes sharing
+        the path."""
+        self._own_origin()
+        return self._stamp(txn, wall_ms)
+
+    def _stamp(self, txn: Txn, wall_ms: int) -> Timestamp:
+        """A fresh hybrid timestamp for what mints nothing (a NOOP, a remote merge): it
+        draws no incarnation."""
         return self._hlc(txn).now(wall_ms)
 
     def _mint(self, txn: Txn, ctx: dict[str, int]) -> Dot:
-        """A fresh dot of this replica; raises ``ctx[me]`` to just below it, so the CRDT
-        mutators (which mint ``max + 1``) mint exactly this dot."""
-        me = self.replica_id
-        counter = max(txn.counter(_CTR), ctx.get(me, 0)) + 1
-        txn.set_counter(_CTR, counter)
+        """A fresh dot of this object's origin; raises ``ctx[origin]`` to just below it, so
+        the CRDT mutators (which mint ``max + 1``) mint exactly this dot."""
+        me = self._own_origin()
+        name = counter_key(me, self.replica_id)
+        counter = max(txn.counter(name), ctx.get(me, 0)) + 1
+        txn.set_counter(name, counter)
         ctx[me] = counter - 1
         if not ctx[me]:
             del ctx[me]
         return Dot(me, counter)
 
     def _raise_counter(self, txn: Txn, ctx: dict[str, int]) -> None:
-        """Never reuse a dot of ours that came back from a peer (restored backups)."""
-        mine = ctx.get(self.replica_id, 0)
-        if mine > txn.counter(_CTR):
-            txn.set_counter(_CTR, mine)
+        """Never reuse a dot of our origin that came back from a peer. Only the current
+        origin mints, so only its counter is raised: raising an older origin's counter
+        from one received key would claim (in summaries) its events on keys not received
+        yet; those watermarks move by claims, like any remote origin's."""
+        me = self._origin
+        if me is None:
+            return
+        mine = ctx.get(me, 0)
+        if mine:
+            name = counter_key(me, self.replica_id)
+            if mine > txn.counter(name):
+                txn.set_counter(name, mine)
 
     # -- reading states ---------------------------------------------------------------
 

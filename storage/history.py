@@ -4,8 +4,10 @@ Entry ``key + 0x00 + seq(8) -> event`` where an event is the plain tuple::
 
     (op, actor, replica, ts, dot, ctx, text, detail, recorded_at, standing, version)
 
-``ts`` is the event's own hybrid time ((wall, logical, replica); for a remote version,
-when its writer wrote it), ``recorded_at`` is this replica's hybrid time when it
+``replica`` is the origin of the event's dot (or a replica id: a remote delete or
+forget names its sender); :class:`Event` reports its base replica id, the member that
+wrote it. ``ts`` is the event's own hybrid time ((wall, logical, origin); for a remote
+version, when its writer wrote it), ``recorded_at`` is this replica's hybrid time when it
 recorded the event, ``ctx`` the key's version vector after the event, ``standing`` the
 dots of the versions standing after it and ``version`` the full version an ADD, UPDATE
 or RESOLVE created. That makes ``as_of(t)`` a lookup: the standing dots of the last
@@ -22,6 +24,7 @@ from typing import Any
 from memmesh.crdt import CausalContext, Dot, Timestamp
 from memmesh.crdt.canonical import pack_canonical
 from memmesh.crdt.codec import unpackb
+from memmesh.crdt.dot import base_replica
 
 from .env import Txn
 from .keystate import VersionData
@@ -94,7 +97,9 @@ def _raw(txn: Txn, key: str) -> list[tuple[Any, ...]]:
 
 def _event(key: str, e: tuple[Any, ...]) -> Event:
     op, actor, replica, ts, dot, ctx, text, detail, rec, _standing, _version = e
-    return Event(op=op, memory_id=key, actor=actor, replica=replica, timestamp=Timestamp(*ts),
+    # entries name the origin of a version's dot; an Event names the member (its base)
+    return Event(op=op, memory_id=key, actor=actor, replica=base_replica(replica),
+                 timestamp=Timestamp(*ts),
                  dot=None if dot is None else Dot(*dot), context=CausalContext(dict(ctx)),
                  text=text, detail=dict(detail), recorded_at=Timestamp(*rec))
 

@@ -2,7 +2,8 @@
 resolve, set_add, set_remove).
 
 Every mutator is one replayable write function (see :mod:`memmesh.storage.env`) that
-mints a fresh dot of this replica and a fresh hybrid timestamp, applies the CRDT
+mints a fresh dot of this object's origin (:mod:`memmesh.storage.incarnation`) and a
+fresh hybrid timestamp, applies the CRDT
 mutator of :mod:`memmesh.crdt` to the key's state and stores the result through
 :meth:`ReplicaCore._store`.
 
@@ -28,6 +29,7 @@ from typing import Any
 
 from memmesh.crdt import CausalContext, Dot, InvalidArgumentError, MVRegister, ORSet, Timestamp
 from memmesh.crdt.canonical import freeze
+from memmesh.crdt.dot import base_replica
 
 from . import history
 from .core import ReplicaCore
@@ -113,8 +115,10 @@ def make_version(text: str | None, actor: str | None, role: str | None, ts: Time
 
 
 def to_version(dot: Dot, v: VersionData) -> Version:
+    """The public form of a stored version: ``replica`` is the member that wrote it (the
+    base of its dot's origin), ``dot`` and the timestamp keep the full origin."""
     from .keystate import OPS
-    return Version(text=v[0], actor=v[1], role=v[2], replica=dot.replica,
+    return Version(text=v[0], actor=v[1], role=v[2], replica=base_replica(dot.replica),
                    timestamp=Timestamp(v[3], v[4], dot.replica), confidence=v[5],
                    metadata=dict(v[6]), dot=dot, op=OPS[v[7]], resolver=v[8],
                    inputs=tuple(Dot(r, c) for r, c in v[9]))
@@ -218,14 +222,14 @@ class MemoryOps(ReplicaCore):
             newest = max(standing, key=lambda item: (item[1][3], item[1][4], item[0].replica))[1]
             new_conf = newest[5] if conf is None else conf
             new_meta = newest[6] if meta is None else meta
-            ts = self._now(txn, wall)
             if len(standing) == 1 and (text, actor, role, new_conf) == \
                     (newest[0], newest[1], newest[2], newest[5]) and new_meta == newest[6]:
-                self._record_noop(txn, memory_id, old, ts, actor)
+                self._record_noop(txn, memory_id, old, self._stamp(txn, wall), actor)
                 return
+            ts = self._now(txn, wall)
             version = make_version(text, actor, role, ts, new_conf, new_meta, "UPDATE")
             new = self._write_version(txn, old, version)
-            dot = max(d for d in new.body if d.replica == self.replica_id)
+            dot = max(d for d in new.body if d.replica == self._own_origin())
             self._store(txn, memory_id, skey, raw, old, new, local=True,
                         events=[self._version_event("UPDATE", dot, version, ts, {})])
 
@@ -246,7 +250,7 @@ class MemoryOps(ReplicaCore):
 
         def write(txn: Txn) -> None:
             _, _, state = self._live_memory(txn, memory_id)
-            self._record_noop(txn, memory_id, state, self._now(txn, wall), actor, extra)
+            self._record_noop(txn, memory_id, state, self._stamp(txn, wall), actor, extra)
 
         self._env.write(write)
 
@@ -287,7 +291,7 @@ class MemoryOps(ReplicaCore):
             if old.header.policy == "mv":
                 dot = self._mint(txn, ctx)
                 reg: MVRegister[Any] = MVRegister(old.body, CausalContext(ctx))
-                reg.clear(self.replica_id)
+                reg.clear(self._own_origin())
                 new = KeyState(old.header, reg.context.vv, False, reg.entries)
                 event = {"op": "DELETE", "actor": None, "replica": dot.replica, "ts": ts,
                          "dot": dot, "text": None, "detail": {}, "recorded_at": ts,
@@ -295,7 +299,7 @@ class MemoryOps(ReplicaCore):
             else:
                 version = make_version(None, None, None, ts, 1.0, {}, "DELETE")
                 new = self._write_version(txn, old, version)
-                dot = max(d for d in new.body if d.replica == self.replica_id)
+                dot = max(d for d in new.body if d.replica == self._own_origin())
                 event = self._version_event("DELETE", dot, version, ts, {})
             self._store(txn, memory_id, skey, raw, old, new, local=True, events=[event])
             return True
@@ -400,7 +404,7 @@ class MemoryOps(ReplicaCore):
             ctx = dict(old.ctx)
             self._mint(txn, ctx)
             oset: ORSet[Any] = ORSet(old.body, CausalContext(ctx))
-            oset.add(element, self.replica_id)  # type: ignore[arg-type]
+            oset.add(element, self._own_origin())  # type: ignore[arg-type]
             new = KeyState(old.header, oset.context.vv, False, oset.entries)
             self._store(txn, key, skey, raw, None if raw is None else old, new, local=True,
                         events=[])
@@ -423,7 +427,7 @@ class MemoryOps(ReplicaCore):
             ctx = dict(old.ctx)
             self._mint(txn, ctx)
             oset = ORSet(old.body, CausalContext(ctx))
-            oset.remove(element, self.replica_id)  # type: ignore[arg-type]
+            oset.remove(element, self._own_origin())  # type: ignore[arg-type]
             new = KeyState(old.header, oset.context.vv, False, oset.entries)
             self._store(txn, key, skey, raw, old, new, local=True, events=[])
             return True

@@ -26,7 +26,12 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Version:
-    """One standing value of a memory: who wrote what, when, with which dot."""
+    """One standing value of a memory: who wrote what, when, with which dot.
+
+    ``replica`` is the member that wrote it (a replica id); ``dot`` and ``timestamp``
+    name the origin it was minted under, ``replica_id#incarnation`` (bare for dots from
+    before incarnations).
+    """
 
     text: str
     actor: str | None

@@ -18,12 +18,13 @@ from types import TracebackType
 from typing import Any
 
 from memmesh.crdt import InvalidArgumentError
-from memmesh.crdt.dot import check_replica
+from memmesh.crdt.dot import ORIGIN_SEP, check_replica
 
 from . import journal
 from .conflicts import ConflictOps
 from .env import DEFAULT_MAP_SIZE, Env, Txn
 from .errors import ReplicaIdMismatchError
+from .incarnation import MAX_BASE_LEN, new_incarnation
 from .keystate import decode
 from .memory import MemoryOps, new_memory_id
 from .reads import ReadOps
@@ -48,9 +49,12 @@ class Replica(MemoryOps, ReadOps, ConflictOps, SyncOps):
     """
 
     def __init__(self, env: Env, replica_id: str, *, clock: Callable[[], int],
-                 max_drift_ms: int, id_factory: Callable[[], str] | None = None) -> None:
+                 max_drift_ms: int, id_factory: Callable[[], str] | None = None,
+                 incarnation_factory: Callable[[], str] | None = None) -> None:
         self._env = env
         self._new_id = id_factory or new_memory_id
+        self._incarnation_factory = incarnation_factory or new_incarnation
+        self._origin_lock = threading.Lock()
         self.replica_id = replica_id
         self._clock = clock
         self.max_drift_ms = max_drift_ms
@@ -61,7 +65,8 @@ class Replica(MemoryOps, ReadOps, ConflictOps, SyncOps):
     def open(cls, path: str | os.PathLike[str], *, replica_id: str | None = None,
              durable: bool = True, max_drift_ms: int = 600_000,
              clock: Callable[[], int] | None = None, map_size: int = DEFAULT_MAP_SIZE,
-             id_factory: Callable[[], str] | None = None, **options: Any) -> Replica:
+             id_factory: Callable[[], str] | None = None,
+             incarnation_factory: Callable[[], str] | None = None, **options: Any) -> Replica:
         """Open (creating if needed) the replica stored at directory ``path``.
 
         The replica id is created once (random, 16 hex digits) and persisted; passing
@@ -70,13 +75,25 @@ class Replica(MemoryOps, ReadOps, ConflictOps, SyncOps):
         wall-clock milliseconds (tests inject one). ``id_factory`` mints the ids of new
         memories and sets (default: random 128-bit hex, like ``uuid4().hex``); simulations
         pass a seeded one so runs repeat exactly. Ids must be unique fleet-wide.
+
+        The replica id names the member (certificate, HELLO, ACLs, arbiter election); the
+        dots this object writes are minted under ``"<replica id>#<incarnation>"`` with an
+        incarnation drawn at its first write (:mod:`memmesh.storage.incarnation`), so a
+        copied or restored directory never reuses a dot. ``incarnation_factory`` draws it
+        (default: 8 random base32 characters); simulations pass a seeded one. A replica
+        id must not contain ``#`` and has at most 119 characters.
         """
         if options:
             raise InvalidArgumentError(f"unknown options {sorted(options)}")
         if replica_id is not None:
             check_replica(replica_id)
-            if "\x00" in replica_id:
-                raise InvalidArgumentError("replica id must not contain NUL")
+            if "\x00" in replica_id or ORIGIN_SEP in replica_id \
+                    or len(replica_id) > MAX_BASE_LEN:
+                raise InvalidArgumentError(
+                    f"replica id must not contain NUL or {ORIGIN_SEP!r} and must have at"
+                    f" most {MAX_BASE_LEN} characters (room for an incarnation)")
+        if incarnation_factory is not None and not callable(incarnation_factory):
+            raise InvalidArgumentError("incarnation_factory must be callable")
         if type(max_drift_ms) is not int or max_drift_ms < 0:
             raise InvalidArgumentError("max_drift_ms must be a non-negative int")
         env = Env(path, durable=durable, map_size=map_size)
@@ -99,8 +116,12 @@ class Replica(MemoryOps, ReadOps, ConflictOps, SyncOps):
                 rid = raw.decode()
             else:
                 rid = env.write(ensure_id)
+            if ORIGIN_SEP in rid:
+                raise InvalidArgumentError(
+                    f"{os.fspath(path)!r} holds replica id {rid!r}, which contains"
+                    f" {ORIGIN_SEP!r}: it cannot name dot origins unambiguously")
             replica = cls(env, rid, clock=clock or _wall_ms, max_drift_ms=max_drift_ms,
-                          id_factory=id_factory)
+                          id_factory=id_factory, incarnation_factory=incarnation_factory)
             replica._at_open()
         except BaseException:
             env.close()

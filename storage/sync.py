@@ -4,11 +4,14 @@ Protocol (Scuttlebutt-style watermarks, van Renesse et al., "Efficient Reconcili
 and Flow Control for Anti-Entropy Protocols", 2008; full per-key states rather than
 deltas, so any subset of keys may be shipped in any order):
 
-* summary ``{"v": 1, "rid", "wm": {origin: counter}, "root": 32 bytes[, "me": origin]
-  [, "digest": {"scope", "sums"}][, "want": (key, ...)]}``: ``wm[o] = n`` claims "I hold
-  every shareable event of ``o`` up to ``n`` that I may see" (for our own origin: our
-  dot counter); ``me`` names the sender's minting origin; ``digest`` and ``want`` are
-  digest repair's (:mod:`.repair`).
+* summary ``{"v": 1, "rid"[, "me"], "wm": {origin: counter}, "root": 32 bytes[,
+  "digest": {"scope", "sums"}][, "want": (key, ...)]}``: ``wm[o] = n`` claims "I hold
+  every shareable event of ``o`` up to ``n`` that I may see". An origin is
+  ``replica_id#incarnation`` (see :mod:`.incarnation`); ``me`` names the origin this
+  object mints under, once it has minted, and its ``wm`` is its dot counter (claims by
+  others about it are ignored); older origins minted in this directory (earlier
+  processes, a restored backup's) show at least their counter and are raised by claims
+  like any remote origin. ``digest`` and ``want`` are digest repair's (:mod:`.repair`).
 * changes ``{"v": 1, "rid", "scope", "states": (key-state bytes, ...), "through": {o:
   (base, n)}[, "hashes": ((key, hash8), ...)]}``: the full state of every wanted key
   and of every shareable key, allowed for the peer, whose latest event of some origin
@@ -57,6 +60,7 @@ from . import history
 from .core import ReplicaCore
 from .env import Txn
 from .gcpause import gc_paused
+from .incarnation import counter_key, own_counters
 from .indexes import origin_entries, origins, unstorable
 from .keystate import OPS, KeyState, decode, encode, join
 from .records import ApplyResult, PeerScope, Refusal
@@ -70,7 +74,6 @@ __all__ = ["SyncOps"]
 
 log = logging.getLogger(__name__)
 
-_CTR = b"ctr"
 _STATE_OVERHEAD = 5  # msgpack bin header of one shipped state, at most
 _HASH_OVERHEAD = 14  # msgpack of one (key, 8-byte hash) pair beyond the key's bytes
 _HASHES_OVERHEAD = 16  # the "hashes" field name and its array header
@@ -90,9 +93,12 @@ class SyncOps(ReplicaCore):
                 origin, counter = k[len(_WS):].decode(), int.from_bytes(v, "big")
                 if counter > wm.get(origin, 0):
                     wm[origin] = counter
-        mine = txn.counter(_CTR)
-        if mine:
-            wm[self.replica_id] = mine
+        # own origins (every incarnation minted here, legacy bare id included) at least at
+        # their counter; the current one exactly (authoritative: claims about it are not
+        # taken), older ones raised by claims like any remote origin
+        for origin, counter in own_counters(txn, self.replica_id).items():
+            if origin == self._origin or counter > wm.get(origin, 0):
+                wm[origin] = counter
         return wm
 
     def sync_summary(self, *, digest: bool = False, digest_scope: PeerScope | None = None,
@@ -112,6 +118,9 @@ class SyncOps(ReplicaCore):
             plain: dict[str, Any] = {"v": 1, "rid": self.replica_id,
                                      "wm": capped(self._watermarks(txn), self.replica_id),
                                      "root": stored_digest.root(stored_digest.bucket_sums(txn))}
+            me = self._origin
+            if me is not None and me in plain["wm"]:  # this object has minted
+                plain["me"] = me
             if digest:
                 plain["digest"] = {"scope": scope_plain(digest_scope),
                                    "sums": scope_sums(txn, digest_scope)}
@@ -139,7 +148,7 @@ class SyncOps(ReplicaCore):
             raise bad("max_bytes must be a positive int")
         if peer is not None and not isinstance(peer, PeerScope):
             raise InvalidArgumentError("peer must be a PeerScope or None")
-        if parsed.me is not None and parsed.me != self.replica_id:
+        if parsed.me is not None and parsed.me != self._origin:
             self._defer_to_origin(parsed.me, peer_wm.get(parsed.me, 0))
         repair = parsed.digest is not None and parsed.digest[0] == normal(peer)
         if repair:
@@ -243,11 +252,11 @@ class SyncOps(ReplicaCore):
         sender, states, through, newest = parsed.sender, parsed.states, parsed.through, \
             parsed.newest
         scoped = parsed.scope is not None
-        me = self.replica_id
+        me = self._origin  # the current origin: only this object mints under it
 
         def write(txn: Txn) -> ApplyResult:
             recorded = self._hlc(txn).observe(newest, wall) if newest is not None \
-                else self._now(txn, wall)
+                else self._stamp(txn, wall)
             changed: list[str] = []
             conflicts: list[str] = []
             fresh: list[tuple[str, bytes, bytes, KeyState, list[bytes]]] = []
@@ -255,7 +264,8 @@ class SyncOps(ReplicaCore):
             refused = list(parsed.refused)
             caps = dict(parsed.caps)  # claims may not vouch for refused keys' events
             detail = {"remote": True, "from": sender}
-            top = txn.counter(_CTR)
+            ctr = None if me is None else counter_key(me, self.replica_id)
+            top = 0 if ctr is None else txn.counter(ctr)
             # an empty replica holds none of the (unique) keys: no lookup per key
             empty = txn.txn.stat(txn.dbs["state"])["entries"] == 0
             for raw, incoming in states:
@@ -272,7 +282,8 @@ class SyncOps(ReplicaCore):
                     fresh.append((key, skey, raw, incoming,
                                   self._fresh_entries(incoming, recorded, detail)))
                     changed.append(key)
-                    top = max(top, incoming.ctx.get(me, 0))
+                    if me is not None:
+                        top = max(top, incoming.ctx.get(me, 0))
                     if len(incoming.body) > 1 and len(incoming.standing()) > 1:
                         conflicts.append(key)
                     continue
@@ -308,19 +319,22 @@ class SyncOps(ReplicaCore):
                         conflicts.append(key)
             if fresh:
                 self._store_new(txn, fresh, local=False)
-                if top > txn.counter(_CTR):
-                    txn.set_counter(_CTR, top)
+                if ctr is not None and top > txn.counter(ctr):
+                    txn.set_counter(ctr, top)
             accepted: dict[str, int] = {}
             over = 0
+            # claims about the current origin are ignored (only this object mints under
+            # it); an older origin of ours is held up to its counter here at least
+            own = own_counters(txn, self.replica_id) if through else {}
             for origin, (base, counter) in ({} if parsed.blind else through).items():
                 if origin == me:
                     continue
                 counter = min(counter, caps.get(origin, counter))
-                complete = table.complete(origin)
+                complete = max(table.complete(origin), own.get(origin, 0))
                 if not scoped and complete >= base:
                     as_scoped, rising = False, counter > complete
                 else:
-                    shown = table.shown(origin)
+                    shown = max(complete, table.shown(origin))
                     as_scoped, rising = True, shown >= base and counter > shown
                 if not rising:
                     continue

@@ -141,8 +141,8 @@ def parse_summary(data: bytes) -> Summary:
     me = plain.get("me")
     if me is not None:
         counter_map({me: 0} if type(me) is str else None, "me")
-        if base_replica(me) != rid:
-            raise bad("me must be an origin of the summary's own replica")
+        if me == rid or base_replica(me) != rid:
+            raise bad("me must be an origin of the summary's rid")
     found = plain.get("digest")
     dig: tuple[PeerScope | None, bytes] | None = None
     if found is not None:

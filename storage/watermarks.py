@@ -9,7 +9,7 @@ event) and ``ws:<origin>`` (scoped: every event this replica may see); see
   holds no key of, while the table already has :data:`MAX_SUMMARY_ORIGINS` entries, is
   refused (``Refusal(None, "claims-cap")``): made-up origins cannot grow the table
   without bound. A summary (and a payload's ``through``) never names more than the cap
-  (:func:`capped`): this replica's own origin first, then the origins with the highest
+  (:func:`capped`): this replica's own origins first, then the origins with the highest
   counters (leaving out a low one costs least: its few events are shipped again). At the
   cap with 128-byte origin ids a summary's watermarks take about 2.3 MB, well inside a
   4 MiB frame beside the largest ``want`` list (see :mod:`.repair`).
@@ -35,6 +35,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from memmesh.crdt.dot import base_replica
+
 from .env import Txn
 from .indexes import holds_origin
 
@@ -48,12 +50,14 @@ WM = b"wm:"  # complete watermarks
 WS = b"ws:"  # scoped watermarks
 
 
-def capped(wm: Mapping[str, int], me: str) -> dict[str, int]:
-    """``wm`` cut to :data:`MAX_SUMMARY_ORIGINS` entries: ``me`` first, then by
-    descending counter (then origin); ``wm`` itself when it is small enough."""
+def capped(wm: Mapping[str, int], replica_id: str) -> dict[str, int]:
+    """``wm`` cut to :data:`MAX_SUMMARY_ORIGINS` entries: this replica's own origins
+    first, then by descending counter (then origin); ``wm`` itself when it is small
+    enough."""
     if len(wm) <= MAX_SUMMARY_ORIGINS:
         return dict(wm)
-    ranked = sorted(wm.items(), key=lambda item: (item[0] != me, -item[1], item[0]))
+    ranked = sorted(wm.items(), key=lambda item: (base_replica(item[0]) != replica_id,
+                                                  -item[1], item[0]))
     return dict(ranked[:MAX_SUMMARY_ORIGINS])
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from memmesh.crdt.codec import packb, unpackb
+from memmesh.crdt.dot import base_replica
 from memmesh.crdt.errors import DecodeError
 
 __all__ = ["advance_summary", "changes_empty", "push_summary", "summary_lag", "watermarks"]
@@ -89,7 +90,8 @@ def advance_summary(summary: bytes, changes: bytes) -> bytes | None:
 
 
 def push_summary(peer: bytes, local: bytes, origin: str) -> bytes | None:
-    """The summary to compute a *push* with: only ``origin``'s own events go out.
+    """The summary to compute a *push* with: only the events of replica ``origin``'s own
+    origins go out (every ``origin#incarnation``, and the bare id of older dots).
 
     Claims the peer holds every event of every other origin that ``local`` holds, so
     ``sync_changes`` ships just the keys with new events of ``origin``.  Pushes then never
@@ -102,8 +104,8 @@ def push_summary(peer: bytes, local: bytes, origin: str) -> bytes | None:
     local_wm = watermarks(local)
     if p is None or peer_wm is None or local_wm is None:
         return None
-    wm = {o: max(n, peer_wm.get(o, 0)) for o, n in local_wm.items() if o != origin}
-    wm[origin] = peer_wm.get(origin, 0)
+    wm = {o: peer_wm.get(o, 0) if base_replica(o) == origin else max(n, peer_wm.get(o, 0))
+          for o, n in local_wm.items()}
     out = {k: v for k, v in p.items() if isinstance(k, str) and k != "buckets"}
     out["wm"] = wm
     packed: bytes = packb(out)

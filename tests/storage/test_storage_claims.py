@@ -49,10 +49,12 @@ def test_sixty_thousand_made_up_origins_cannot_outgrow_a_frame(tmp_path: Path) -
         summary = victim.sync_summary()
         assert len(summary) < FRAME * 0.6
         wm = unpackb(summary)["wm"]  # type: ignore[index]
-        assert len(wm) == MAX_SUMMARY_ORIGINS and wm["victim"] == 1
+        assert len(wm) == MAX_SUMMARY_ORIGINS and wm[victim.origin] == 1
         # an origin this replica holds a key of is still accepted at the cap
-        result = victim.sync_apply(_claims(mallory, victim, {"mallory": (1, 5)}))
-        assert result.through == {"mallory": 5} and victim.get(kept) is not None
+        origin = mallory.origin
+        assert origin is not None
+        result = victim.sync_apply(_claims(mallory, victim, {origin: (1, 5)}))
+        assert result.through == {origin: 5} and victim.get(kept) is not None
 
 
 def test_a_summary_names_its_own_origin_and_the_highest_counters_first() -> None:
@@ -73,14 +75,16 @@ def test_a_state_proving_a_watermark_false_lowers_it(tmp_path: Path) -> None:
             Replica.open(tmp_path / "m", replica_id="mallory", clock=clock) as mallory, \
             Replica.open(tmp_path / "v", replica_id="victim", clock=clock) as victim:
         early = [carol.add(f"carol {i}") for i in range(3)]
-        victim.sync_apply(_claims(mallory, victim, {"carol": (0, 2**62)}))
-        assert _wm(victim)["carol"] == 2**62
+        c = carol.origin
+        assert c is not None
+        victim.sync_apply(_claims(mallory, victim, {c: (0, 2**62)}))
+        assert _wm(victim)[c] == 2**62
         assert unpackb(carol.sync_changes(victim.sync_summary()))["states"] == ()  # type: ignore[index]
         late = carol.add("carol, later")
         sync_once(carol, relay)
         relay.update(late, "carol, later, edited by relay")  # an event the victim's wm allows
         result = victim.sync_apply(relay.sync_changes(victim.sync_summary()))
-        assert result.lowered == {"carol": 0}
+        assert result.lowered == {c: 0}
         sync_once(carol, victim)  # the next pull re-fetches what the lie hid
         assert all(victim.get(m) is not None for m in (*early, late))
 
@@ -123,11 +127,13 @@ def test_an_origin_s_own_summary_lowers_an_inflated_watermark(tmp_path: Path) ->
             Replica.open(tmp_path / "m", replica_id="mallory") as mallory, \
             Replica.open(tmp_path / "v", replica_id="victim") as victim:
         first = carol.add("carol's first")
-        victim.sync_apply(_claims(mallory, victim, {"carol": (0, 2**62)}))
-        summary = dict(unpackb(carol.sync_summary()))  # type: ignore[arg-type]
-        summary["me"] = "carol"  # the summary names its minting origin
-        victim.sync_changes(packb(summary))  # carol pulls from the victim
-        assert _wm(victim)["carol"] == 1  # what carol minted, no more
+        c = carol.origin
+        assert c is not None
+        victim.sync_apply(_claims(mallory, victim, {c: (0, 2**62)}))
+        carol.sync_changes(victim.sync_summary())  # carol serves the victim: no effect
+        assert _wm(victim)[c] == 2**62
+        victim.sync_changes(carol.sync_summary())  # carol pulls: its summary names c ("me")
+        assert _wm(victim)[c] == 1  # what carol minted, no more
         second = carol.add("carol's second")  # so carol's new writes reach it again
         victim.sync_apply(carol.sync_changes(victim.sync_summary()))
         assert victim.get(second) is not None

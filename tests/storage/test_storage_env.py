@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from storage_helpers import FakeClock
 
+from memmesh.crdt import Dot
 from memmesh.storage import Replica, ReplicaIdMismatchError
 
 HERE = Path(__file__).parent
@@ -99,16 +100,21 @@ def test_a_second_process_sees_the_first_ones_writes(tmp_path: Path) -> None:
                   "    assert r.get(sys.argv[2]).text == 'from the parent'\n"
                   "    for i in range(20):\n"
                   "        r.add(f'child {i}', user_id='u')\n"
-                  "    print(r.replica_id)\n")
+                  "    print(r.replica_id, r.origin)\n")
         out = subprocess.run([sys.executable, "-c", script, str(path), mine], check=True,
                              capture_output=True, text=True, env=_child_env(), timeout=120)
-        assert out.stdout.strip() == r.replica_id
+        rid, child_origin = out.stdout.split()
+        assert rid == r.replica_id
         assert len(r.list(user_id="u")) == 21
         changes = r.changes_since(seq)
         assert len(changes.changes) == 20 and all(c.local for c in changes.changes)
-        # the dot counter is shared: a new local write does not reuse the child's dots
+        # each process mints under its own origin: a new local write reuses none of the
+        # child's dots, and every dot of the child is one of its origin's first 20
+        child_dots = {rec.versions[0].dot for rec in r.list(user_id="u") if rec.id != mine}
+        assert child_dots == {Dot(child_origin, n) for n in range(1, 21)}
         new = r.add("after the child")
-        assert r.get(new).versions[0].dot.counter == 22  # type: ignore[union-attr]
+        assert r.origin != child_origin
+        assert r.get(new).versions[0].dot == Dot(r.origin, 2)  # type: ignore[union-attr]
 
 
 def test_write_behind_mode_keeps_writes_after_flush(tmp_path: Path) -> None:

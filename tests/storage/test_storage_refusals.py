@@ -69,8 +69,8 @@ def test_a_member_a_year_ahead_has_its_own_keys_refused_and_its_relays_applied(
         result = victim.sync_apply(ahead.sync_changes(victim.sync_summary()))
         assert [(r.key, r.reason) for r in result.refused] == [(future, "clock-ahead")]
         assert all(victim.get(m) is not None for m in relayed)
-        assert result.through.get("honest") == 5  # claims for the relayed origin stand
-        assert "ahead" not in result.through  # but none vouches for the refused key
+        assert result.through.get(honest.origin) == 5  # claims for the relayed origin stand
+        assert ahead.origin not in result.through  # but none vouches for the refused key
         # once the victim's clock reaches the stamp, the same exchange delivers it
         clock.now += YEAR_MS
         sync_once(ahead, victim)
@@ -105,7 +105,7 @@ def test_a_join_that_fails_refuses_that_key_only(tmp_path: Path) -> None:
         result = b.sync_apply(a.sync_changes(b.sync_summary()))
         assert [(r.key, r.reason) for r in result.refused] == [(first, "join-failed")]
         assert b.get(second) is not None
-        assert result.through.get("ra", 0) < 2  # the update (ra, 2) is not vouched for
+        assert result.through.get(a.origin, 0) < 2  # the update (a, 2) is not vouched for
 
 
 def test_the_envelope_is_still_all_or_nothing(tmp_path: Path) -> None:

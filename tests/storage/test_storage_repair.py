@@ -46,7 +46,7 @@ def test_a_forged_claim_with_no_states_is_found_and_repaired(tmp_path: Path) -> 
             Replica.open(tmp_path / "v", replica_id="victim", clock=clock) as victim:
         for i in range(40):
             carol.add(f"carol's memory {i}", user_id=f"u{i % 3}")
-        victim.sync_apply(_claims(mallory, victim, {"carol": (0, 2**62)}))
+        victim.sync_apply(_claims(mallory, victim, {str(carol.origin): (0, 2**62)}))
         sync_once(carol, victim)  # the watermark path ships nothing
         assert victim.state_digest() != carol.state_digest()
         repair(carol, victim)
@@ -69,8 +69,9 @@ def test_repair_over_a_restricted_scope_lists_only_what_the_peer_may_see(
         sync_once(a, b, peer=scope)
         hidden = a.add("hidden by a lie", app_id="app", user_id="u1")
         # a false scoped claim makes b skip it
-        held = unpackb(b.sync_summary())["wm"]["ra"]  # type: ignore[index]
-        b.sync_apply(_claims(a, b, {"ra": (held, 99)}, scope))
+        origin = str(a.origin)
+        held = unpackb(b.sync_summary())["wm"][origin]  # type: ignore[index]
+        b.sync_apply(_claims(a, b, {origin: (held, 99)}, scope))
         assert unpackb(a.sync_changes(b.sync_summary(), peer=scope))["states"] == ()  # type: ignore[index]
         summary = b.sync_summary(digest=True, digest_scope=scope)
         listing = a.sync_changes(summary, peer=scope)
@@ -125,7 +126,7 @@ def test_listings_larger_than_max_bytes_spread_over_rounds(tmp_path: Path) -> No
         sync_once(a, b)
         for mid in rng.sample(ids, 40):
             a.update(mid, "changed where b's watermarks cannot see")
-        b.sync_apply(_claims(a, b, {"ra": (600, 10**6)}))  # a lie hides the updates
+        b.sync_apply(_claims(a, b, {str(a.origin): (600, 10**6)}))  # a lie hides the updates
         repair(a, b, max_bytes=2000)
         assert a.state_digest() == b.state_digest()
 

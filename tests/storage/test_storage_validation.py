@@ -137,9 +137,10 @@ def test_a_key_reusing_another_key_s_dot_does_not_hide_it_from_sync(tmp_path: Pa
             Replica.open(tmp_path / "c", replica_id="rc", clock=clock) as c:
         real = a.add("the real memory")
         state = _state(a, real)
-        assert state.ctx == {"ra": 1}
+        dot = Dot(str(a.origin), 1)
+        assert state.ctx == {dot.replica: 1}
         forged = KeyState(state.header._replace(key="forged-key"), dict(state.ctx), False,
-                          {Dot("ra", 1): ("a forgery", *state.body[Dot("ra", 1)][1:])})
+                          {dot: ("a forgery", *state.body[dot][1:])})
         sync_once(a, b)
         for target in (a, b):  # the author itself, and a relay
             target.sync_apply(_payload(target, [encode(forged)]))
