@@ -46,7 +46,8 @@ class Repaired:
 
 def _sums(replica: Replica, scope: PeerScope | None) -> bytes:
     with replica._env.read() as txn:
-        return scope_sums(txn, scope)
+        sums: bytes = scope_sums(txn, scope)
+    return sums
 
 
 def repair_cycle(src: Replica, dst: Replica, *, peer: PeerScope | None = None,
@@ -64,7 +65,7 @@ def repair_cycle(src: Replica, dst: Replica, *, peer: PeerScope | None = None,
             dst.sync_summary(digest=True, digest_scope=peer)
         changes = src.sync_changes(summary, max_bytes=max_bytes, peer=peer)
         exchanged += len(summary) + len(changes)
-        shipped += len(unpackb(changes)["states"])  # type: ignore[index]
+        shipped += len(unpackb(changes)["states"])
         want = dst.sync_apply(changes).wanted
     raise RuntimeError("repair did not converge")
 
@@ -76,14 +77,14 @@ def _copy(src: Replica, dst: Replica) -> int:
         payload = src.sync_changes(dst.sync_summary(), max_bytes=_CHUNK)
         dst.sync_apply(payload)
         total += len(payload)
-        if not unpackb(payload)["states"]:  # type: ignore[index]
+        if not unpackb(payload)["states"]:
             return total
 
 
 def _forge_claim(src: Replica, dst: Replica, origin: str, counter: int) -> None:
     """A payload from ``src`` with no states that claims ``origin`` up to ``counter``."""
-    plain = dict(unpackb(src.sync_changes(dst.sync_summary())))  # type: ignore[arg-type]
-    base = unpackb(dst.sync_summary())["wm"].get(origin, 0)  # type: ignore[index]
+    plain = dict(unpackb(src.sync_changes(dst.sync_summary())))
+    base = unpackb(dst.sync_summary())["wm"].get(origin, 0)
     dst.sync_apply(packb(dict(plain, states=(), through={origin: (base, counter)})))
 
 
@@ -98,12 +99,12 @@ def bench_repair(root: Path, n: int) -> dict[str, Any]:
     # 1. one key diverged, hidden from the watermarks by a forged claim
     src.update(ids[n // 2], "diverged where the watermarks cannot see it")
     _forge_claim(src, dst, origin, n + 1)
-    assert unpackb(src.sync_changes(dst.sync_summary()))["states"] == ()  # type: ignore[index]
+    assert unpackb(src.sync_changes(dst.sync_summary()))["states"] == ()
     one_key = repair_cycle(src, dst)
     # 2. case 4: a claim {C: 2**62} with no states, then C writes
     _forge_claim(src, dst, origin, 2**62)
     src.add("written after the forged claim", user_id="u1", app_id="bench")
-    assert unpackb(src.sync_changes(dst.sync_summary()))["states"] == ()  # type: ignore[index]
+    assert unpackb(src.sync_changes(dst.sync_summary()))["states"] == ()
     forged = repair_cycle(src, dst)
     assert src.state_digest() == dst.state_digest()
     src.close()

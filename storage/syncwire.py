@@ -11,7 +11,8 @@ drift bound or a logical part beyond :data:`LOGICAL_CEILING` is skipped with a
 
 Refusal reason codes (stable, for counters and logs): ``invalid`` (does not decode, or
 would not fit the indexes), ``private``, ``duplicate``, ``clock-ahead``,
-``clock-logical``, and, decided later in the write transaction, ``join-failed``.
+``clock-logical``, and, decided later in the write transaction, ``join-failed``,
+``private`` (the key is private here) and ``claims-cap`` (see :mod:`.watermarks`).
 
 Claims never vouch for refused keys: for every origin of a refused state's context the
 accepted ``through`` claim is capped just below that key's counter (``caps``), so the
@@ -204,7 +205,7 @@ def _key_hint(raw: bytes) -> str | None:
     """The key id of state bytes that failed to decode, when it can be read at all."""
     try:
         plain = unpackb(raw)
-        key = plain[2][0]  # type: ignore[index]
+        key = plain[2][0]
     except (DecodeError, TypeError, IndexError, KeyError):
         return None
     return key if type(key) is str and len(key) <= 256 else None
