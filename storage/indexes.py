@@ -70,6 +70,11 @@ def scope_hash(value: str | None) -> bytes:
     return hashlib.blake2b(data, digest_size=_H).digest()
 
 
+@functools.lru_cache(maxsize=4096)
+def _peer_prefix(app_id: str | None, user_id: str | None) -> bytes:
+    return PEER_TAG + scope_hash(app_id) + scope_hash(user_id)
+
+
 def peer_keys(txn: Txn, apps: frozenset[str | None] | None,
               users: frozenset[str | None] | None) -> Iterator[bytes]:
     """The keys (UTF-8) of the shareable keys whose app_id is in ``apps`` and user_id in
@@ -152,10 +157,14 @@ def _blen(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode())
 
 
-def unstorable(state: KeyState) -> str | None:
+def unstorable(state: KeyState, size: int | None = None) -> str | None:
     """Why ``state`` cannot be stored (an index key would exceed LMDB's key size), or
     None. Mirrors the layouts above and those of ``state`` (bucket + key), ``history``
-    (key + 0x00 + seq(8)) and ``expiry``; cheap (a few string lengths)."""
+    (key + 0x00 + seq(8)) and ``expiry``; cheap (a few string lengths). ``size``, the
+    length of the state's canonical bytes when known, settles most states at once: every
+    index key is at most ``1 + 2 * 16`` bytes beyond two strings of those bytes."""
+    if size is not None and size + 1 + 2 * _H <= MAX_INDEX_KEY:
+        return None
     h = state.header
     memory = h.kind == KIND_MEMORY and not state.forgotten
     values = [v for v in (h.app_id, h.user_id, h.agent_id, h.run_id) if v is not None] \
@@ -205,8 +214,7 @@ def add_index_rows(key: str, state: KeyState, rows: dict[str, list[tuple[bytes, 
         if len(state.body) > 1 and len(state.standing()) > 1:
             rows["conflict"].append((kb, b""))
     if h.shareable:
-        rows["scope"].append((PEER_TAG + scope_hash(h.app_id) + scope_hash(h.user_id) + kb,
-                              b""))
+        rows["scope"].append((_peer_prefix(h.app_id, h.user_id) + kb, b""))
         origin = rows["origin"]
         for replica, counter in state.ctx.items():
             origin.append((origin_key(h.priority, replica, counter, kb), b""))

@@ -441,6 +441,8 @@ def _check_meta(value: Any, depth: int) -> None:
     if kind is dict:
         if depth >= _LIMITS.max_depth:
             raise _bad("metadata nested too deeply")
+        if not value:
+            return
         keys = list(value)
         if any(type(k) is not str for k in keys):  # msgpack's strict_map_key lets bytes in
             raise _bad("metadata map keys must be str")

@@ -255,47 +255,44 @@ def read_changes(data: bytes, *, wall: int, max_drift_ms: int) -> Incoming:
                                            f"the key appears {count[key]} times in the payload"))
             cap(out.caps, state.ctx)
             continue
-        stamps = _stamps(state)
-        why = _judge(state, stamps, wall, limit)
+        why, stamp = _judge(state, len(raw), wall, limit)
         if why is not None:
             out.refuse(Refusal(key, *why), state.ctx)
             continue
         out.states.append((raw, state))
-        if stamps:
-            stamp = max(stamps)
-            if newest is None or stamp > newest:
-                newest = stamp
+        if stamp is not None and (newest is None or stamp > newest):
+            newest = stamp
     out.newest = None if newest is None else Timestamp(*newest)
     return out
 
 
-def _stamps(state: KeyState) -> list[tuple[int, int, str]]:
-    """Every hybrid timestamp ``state`` carries, as plain ``(wall, logical, replica)``
-    tuples (no Timestamp object per version): the header's ``created`` and each
-    version's."""
-    h = state.header
-    stamps = [] if h.created is None else \
-        [(h.created.wall_ms, h.created.logical, h.created.replica)]
-    if h.kind == KIND_MEMORY:
-        stamps.extend((v[3], v[4], d.replica) for d, v in state.body.items())
-    return stamps
-
-
-def _judge(state: KeyState, stamps: list[tuple[int, int, str]], wall: int, limit: int
-           ) -> tuple[str, str] | None:
-    """``(reason, detail)`` if the decoded ``state`` (carrying ``stamps``) must be
-    refused, else None."""
+def _judge(state: KeyState, size: int, wall: int, limit: int
+           ) -> tuple[tuple[str, str] | None, tuple[int, int, str] | None]:
+    """``(reason, detail)`` if the decoded ``state`` (``size`` bytes) must be refused,
+    else None; and the newest hybrid timestamp it carries (the header's ``created`` and
+    each version's), as a plain ``(wall, logical, replica)`` tuple."""
     h = state.header
     if not h.shareable:
-        return "private", "a private key state cannot be received"
-    why = unstorable(state)
+        return ("private", "a private key state cannot be received"), None
+    why = unstorable(state, size)
     if why is not None:
-        return "invalid", why
-    for stamp_wall, logical, replica in stamps:
-        if stamp_wall > limit:
-            return "clock-ahead", (f"a timestamp of {replica} is {stamp_wall - wall} ms"
-                                   f" ahead of the local clock (max drift {limit - wall} ms)")
-        if logical > LOGICAL_CEILING:
-            return "clock-logical", (f"a timestamp of {replica} has logical part {logical}"
-                                     f" (at most {LOGICAL_CEILING})")
-    return None
+        return ("invalid", why), None
+    created = h.created
+    newest = None if created is None else (created.wall_ms, created.logical, created.replica)
+    logical = -1 if created is None else created.logical
+    if h.kind == KIND_MEMORY:
+        for dot, v in state.body.items():
+            stamp = (v[3], v[4], dot.replica)
+            if newest is None or stamp > newest:
+                newest = stamp
+            if v[4] > logical:
+                logical = v[4]
+    if newest is None:
+        return None, None
+    if newest[0] > limit:
+        return ("clock-ahead", (f"a timestamp of {newest[2]} is {newest[0] - wall} ms ahead"
+                                f" of the local clock (max drift {limit - wall} ms)")), None
+    if logical > LOGICAL_CEILING:
+        return ("clock-logical", (f"a timestamp has logical part {logical}"
+                                  f" (at most {LOGICAL_CEILING})")), None
+    return None, newest

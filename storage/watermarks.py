@@ -33,6 +33,7 @@ event) and ``ws:<origin>`` (scoped: every event this replica may see); see
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 
 from memmesh.crdt.dot import base_replica
@@ -64,11 +65,12 @@ def capped(wm: Mapping[str, int], replica_id: str) -> dict[str, int]:
 class Table:
     """The watermark table inside one write transaction (reads are cached by the Txn)."""
 
-    __slots__ = ("_shown", "_size", "lowered", "txn")
+    __slots__ = ("_blank", "_shown", "_size", "lowered", "txn")
 
     def __init__(self, txn: Txn) -> None:
         self.txn = txn
         self._size: int | None = None  # origins with an entry, counted on first need
+        self._blank: bool | None = None  # no watermark at all (a new replica)
         self._shown: dict[str, int] = {}
         self.lowered: dict[str, int] = {}  # origin -> the value the lie detector set
 
@@ -97,6 +99,7 @@ class Table:
     def raise_to(self, origin: str, counter: int, *, scoped: bool) -> None:
         if self._size is not None and not self.shown(origin):
             self._size += 1
+        self._blank = False
         self.txn.set_counter((WS if scoped else WM) + origin.encode(), counter)
         self._shown.pop(origin, None)
 
@@ -115,6 +118,11 @@ class Table:
         """The lie detector (module doc) for a received state with context ``ctx`` of a
         key held here with context ``held`` (empty when new here): each watermark that
         claimed the event is lowered (an honest one below it is kept)."""
+        if self._blank is None:
+            self._blank = not any(True for prefix in (WM, WS)
+                                  for _ in itertools.islice(self.txn.prefix("meta", prefix), 1))
+        if self._blank:  # nothing claimed yet, so nothing can be a lie
+            return
         for origin, counter in ctx.items():
             have = held.get(origin, 0)
             if counter > have and origin != me and self.shown(origin) >= counter:
