@@ -31,10 +31,10 @@ log = logging.getLogger(__name__)
 _HLC = b"hlc"
 
 
-def _check_storable(state: KeyState) -> None:
+def _check_storable(state: KeyState, raw: bytes) -> None:
     """Refuse a local write whose index keys would not fit LMDB (a peer's state is
     checked when its payload is parsed), with a typed error instead of LMDB's."""
-    why = unstorable(state)
+    why = unstorable(state, len(raw))
     if why is not None:
         raise InvalidArgumentError(why)
 
@@ -235,7 +235,7 @@ class ReplicaCore:
                             local=local)
             return True
         if local:
-            _check_storable(new)
+            _check_storable(new, raw)
         if raw == old_raw:
             return False
         txn.put("state", skey, raw)
@@ -270,7 +270,7 @@ class ReplicaCore:
         shared: list[tuple[bytes, bytes]] = []
         for key, skey, raw, state, entries in items:
             if local:
-                _check_storable(state)
+                _check_storable(state, raw)
             rows["state"].append((skey, raw))
             if state.header.shareable:
                 shared.append((skey, raw))
