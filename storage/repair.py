@@ -37,7 +37,8 @@ from .indexes import peer_keys
 from .keystate import MAX_KEY_LEN, decode
 from .records import PeerScope
 
-__all__ = ["DIGEST_BUCKET_BYTES", "MAX_SCOPE_VALUES", "MAX_WANT", "MAX_WANT_BYTES",
+__all__ = ["DIGEST_BUCKET_BYTES", "MAX_HASHES", "MAX_SCOPE_VALUES", "MAX_WANT",
+           "MAX_WANT_BYTES",
            "bounded_want", "bucket_listing", "check_want", "differing", "hash8", "normal",
            "scope_sums", "wanted"]
 
@@ -45,6 +46,8 @@ DIGEST_BUCKET_BYTES = 8
 MAX_WANT = 4096
 MAX_WANT_BYTES = 512 * 1024
 MAX_SCOPE_VALUES = 256
+#: Most ``(key, hash)`` pairs one payload may list (a 4 MiB frame holds about 90k).
+MAX_HASHES = 131_072
 _MASK = (1 << 64) - 1
 
 
@@ -104,6 +107,8 @@ def wanted(txn: Txn, hashes: Iterable[tuple[str, bytes]]) -> tuple[str, ...]:
         raw = txn.get("state", skey)
         if raw is None or hash8(skey, raw) != their_hash:
             out.append(key)
+            if len(out) > MAX_WANT:
+                break
     return bounded_want(out)
 
 

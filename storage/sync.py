@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from memmesh.crdt import DecodeError, Dot, InvalidArgumentError, Timestamp
@@ -64,7 +65,15 @@ from .incarnation import counter_key, own_counters
 from .indexes import origin_entries, origins, unstorable
 from .keystate import OPS, KeyState, decode, encode, join
 from .records import ApplyResult, PeerScope, Refusal
-from .repair import bucket_listing, check_want, differing, normal, scope_sums, wanted
+from .repair import (
+    MAX_HASHES,
+    bucket_listing,
+    check_want,
+    differing,
+    normal,
+    scope_sums,
+    wanted,
+)
 from .syncwire import MAX_COUNTER, bad, cap, parse_summary, read_changes, scope_plain
 from .watermarks import MAX_SUMMARY_ORIGINS, Table, capped
 from .watermarks import WM as _WM
@@ -206,6 +215,10 @@ class SyncOps(ReplicaCore):
                 size += _HASHES_OVERHEAD
                 for bucket in differing(scope_sums(txn, peer), parsed.digest[1]):
                     listing = bucket_listing(txn, bucket, peer)
+                    if len(hashes) + len(listing) > MAX_HASHES:
+                        if hashes:
+                            break
+                        listing = listing[:MAX_HASHES]
                     cost = sum(len(k.encode()) + _HASH_OVERHEAD for k, _ in listing)
                     if max_bytes is not None and (shipped or hashes) and \
                             size + cost > max_bytes:
@@ -351,9 +364,13 @@ class SyncOps(ReplicaCore):
             return ApplyResult(applied=len(states) - failed, changed=tuple(changed),
                                conflicts=tuple(conflicts), through=accepted,
                                refused=tuple(refused), lowered=dict(table.lowered),
-                               scope=parsed.scope, wanted=wanted(txn, parsed.hashes))
+                               scope=parsed.scope)
 
-        return self._env.write(write)
+        result = self._env.write(write)
+        if parsed.hashes:  # compared after the commit, outside the write lock
+            with self._env.read() as txn:
+                result = replace(result, wanted=wanted(txn, parsed.hashes))
+        return result
 
     def _fresh_entries(self, new: KeyState, recorded: Timestamp,
                        detail: dict[str, Any]) -> list[bytes]:

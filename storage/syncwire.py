@@ -35,7 +35,7 @@ from . import digest
 from .indexes import unstorable
 from .keystate import KIND_MEMORY, MAX_KEY_LEN, KeyState, decode
 from .records import PeerScope, Refusal
-from .repair import DIGEST_BUCKET_BYTES, MAX_SCOPE_VALUES, check_want, normal
+from .repair import DIGEST_BUCKET_BYTES, MAX_HASHES, MAX_SCOPE_VALUES, check_want, normal
 
 __all__ = ["MAX_COUNTER", "Incoming", "Summary", "bad", "cap", "claim_map", "counter_map",
            "parse_hashes", "parse_scope", "parse_summary", "read_changes", "scope_plain"]
@@ -164,8 +164,9 @@ def parse_summary(data: bytes) -> Summary:
 
 
 def parse_hashes(plain: Any) -> tuple[tuple[str, bytes], ...]:
-    """A changes payload's ``hashes``: ``((key, 8-byte hash), ...)``."""
-    if type(plain) is not tuple or any(
+    """A changes payload's ``hashes``: ``((key, 8-byte hash), ...)``, at most
+    :data:`~memmesh.storage.repair.MAX_HASHES` of them."""
+    if type(plain) is not tuple or len(plain) > MAX_HASHES or any(
             type(item) is not tuple or len(item) != 2 or type(item[0]) is not str
             or not 0 < len(item[0]) <= MAX_KEY_LEN or "\x00" in item[0]
             or type(item[1]) is not bytes or len(item[1]) != DIGEST_BUCKET_BYTES
