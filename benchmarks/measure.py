@@ -1,7 +1,8 @@
 """Run every measurement of the head-to-head report and return the raw figures.
 
 Each section calls a layer benchmark's own measuring function (``bench_storage``,
-``bench_reads``, ``bench_yjs``, ``bench_crdt``, ``bench_semantic``, ``bench_gossip``)
+``bench_reads``, ``bench_yjs``, ``bench_crdt``, ``bench_semantic``, ``bench_gossip``,
+``bench_repair``)
 or the simulator's public runner; nothing is re-measured here.  The result is a plain
 JSON-able dict (written as ``raw.json``); ``report.build_rows`` turns it into rows.
 """
@@ -92,6 +93,12 @@ def _rss(root: Path, s: Sizes) -> dict[str, Any]:
     return figures
 
 
+def _repair(root: Path, s: Sizes) -> dict[str, Any]:
+    from memmesh.benchmarks.bench_repair import bench_repair
+
+    return bench_repair(root, s.repair_memories)
+
+
 def _propagation(root: Path, s: Sizes) -> dict[str, Any]:
     from memmesh.benchmarks.bench_gossip import bench_propagation
 
@@ -114,7 +121,7 @@ def _spread(root: Path, s: Sizes) -> dict[str, Any]:
 
 SECTIONS: dict[str, Callable[[Path, Sizes], Any]] = {
     "storage": _storage, "reads": _reads, "sync": _sync, "codec": _codec,
-    "search": _search, "embedding": _embedding, "rss": _rss,
+    "search": _search, "embedding": _embedding, "rss": _rss, "repair": _repair,
     "propagation": _propagation, "spread": _spread,
 }
 

@@ -30,23 +30,26 @@ class Sizes:
     gossip_samples: int          # priority writes timed
     sim_nodes: int               # simulated fleet size for the spread rounds
     rss_memories: int            # memories held open by the RSS subprocess
+    repair_memories: int         # memories in each replica of the digest-repair runs
 
 
 FULL = Sizes("full", durable_adds=300, batched_adds=20_000, records=20_000,
              sync_ks=(1, 10, 100, 1000, 5000), sync_k_target=100, read_samples=5000,
              crdt_elements=5000, search_ns=(10_000, 20_000, 100_000, 1_000_000),
              search_queries=30, embed_texts=128, embed_repeat=4, gossip_processes=10,
-             gossip_samples=200, sim_nodes=1000, rss_memories=1_000_000)
+             gossip_samples=200, sim_nodes=1000, rss_memories=1_000_000,
+             repair_memories=100_000)
 
 QUICK = Sizes("quick", durable_adds=50, batched_adds=5000, records=5000,
               sync_ks=(1, 10, 100, 1000), sync_k_target=100, read_samples=1000,
               crdt_elements=500, search_ns=(10_000, 20_000), search_queries=10,
               embed_texts=32, embed_repeat=2, gossip_processes=10, gossip_samples=20,
-              sim_nodes=100, rss_memories=5000)
+              sim_nodes=100, rss_memories=5000, repair_memories=10_000)
 
 TINY = Sizes("tiny", durable_adds=5, batched_adds=200, records=300,
              sync_ks=(1, 10), sync_k_target=10, read_samples=50, crdt_elements=50,
              search_ns=(300, 600), search_queries=3, embed_texts=4, embed_repeat=2,
-             gossip_processes=3, gossip_samples=3, sim_nodes=10, rss_memories=500)
+             gossip_processes=3, gossip_samples=3, sim_nodes=10, rss_memories=500,
+             repair_memories=300)
 
 MODES = {s.mode: s for s in (FULL, QUICK, TINY)}

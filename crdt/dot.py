@@ -22,20 +22,25 @@ ORIGIN_SEP = "#"
 def check_replica(replica: object) -> str:
     """Return ``replica`` if it is a valid replica id, else raise InvalidArgumentError.
 
-    A replica id is a non-empty ``str`` of at most ``MAX_REPLICA_LEN`` characters that
-    can be encoded as UTF-8 (so it can travel in msgpack).
+    A replica id is a non-empty ``str`` whose UTF-8 form (how it travels in msgpack and
+    in storage's index keys) is at most ``MAX_REPLICA_LEN`` bytes. Bounding bytes rather
+    than characters bounds everything built from ids: a summary at its origin cap always
+    fits a frame, an index key always fits LMDB's key size.
     """
-    if type(replica) is not str or not 0 < len(replica) <= MAX_REPLICA_LEN:
-        raise InvalidArgumentError(
-            f"replica id must be a non-empty str of at most {MAX_REPLICA_LEN} characters,"
-            f" got {replica!r:.80}"
-        )
-    if not replica.isascii():
+    if type(replica) is str and replica and replica.isascii():
+        if len(replica) <= MAX_REPLICA_LEN:
+            return replica
+    elif type(replica) is str and replica:
         try:
-            replica.encode("utf-8")
+            size = len(replica.encode("utf-8"))
         except UnicodeEncodeError:
             raise InvalidArgumentError("replica id is not valid UTF-8 text") from None
-    return replica
+        if size <= MAX_REPLICA_LEN:
+            return replica
+    raise InvalidArgumentError(
+        f"replica id must be a non-empty str of at most {MAX_REPLICA_LEN} UTF-8 bytes,"
+        f" got {replica!r:.80}"
+    )
 
 
 def base_replica(origin: str) -> str:

@@ -6,6 +6,10 @@ a logical counter that orders events within the same millisecond, and the replic
 as the final tie-break, so timestamps from different replicas are never equal and the
 order is total.  The clock never reads time itself: the caller passes the wall clock
 in milliseconds to every call (``crdt`` is pure; the shell owns the clock).
+
+The logical part is bounded (``LOGICAL_CEILING``, the same bound storage accepts from
+peers): a clock that would pass it moves its wall part on by one millisecond instead of
+failing, so neither a burst of local events nor a peer's stamp can exhaust or freeze it.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 
 from .dot import check_replica
 from .errors import ClockDriftError, InvalidArgumentError
-from .limits import MAX_LOGICAL, MAX_WALL_MS
+from .limits import LOGICAL_CEILING, MAX_LOGICAL, MAX_WALL_MS
 
 __all__ = ["DEFAULT_MAX_DRIFT_MS", "HLC", "Timestamp"]
 
@@ -51,10 +55,12 @@ class HLC:
     """A hybrid logical clock owned by one replica.
 
     ``now(wall_ms)`` stamps a local event; ``observe(remote, wall_ms)`` stamps the
-    receipt of a remote event so that it orders after it (the HLC receive rule).  Both
-    refuse, with :class:`ClockDriftError` and no change, a remote timestamp more than
-    ``max_drift_ms`` ahead of the local wall clock, so one peer with a broken clock
-    cannot drag every clock in the fleet into the future.
+    receipt of a remote event so that it orders after it (the HLC receive rule).
+    ``observe`` refuses, with :class:`ClockDriftError` and no change, a remote timestamp
+    more than ``max_drift_ms`` ahead of the local wall clock, so one peer with a broken
+    clock cannot drag every clock in the fleet into the future.  The logical part stays
+    at most :data:`~memmesh.crdt.limits.LOGICAL_CEILING`: past it the wall part advances
+    by a millisecond (neither call ever fails for lack of logical values).
     """
 
     __slots__ = ("_last", "max_drift_ms", "replica")
@@ -93,14 +99,15 @@ class HLC:
     def now(self, wall_ms: int) -> Timestamp:
         """A timestamp for a local event, greater than every timestamp issued before.
 
-        Monotonic even when the wall clock goes backwards: the logical part grows.
+        Monotonic even when the wall clock goes backwards: the logical part grows, and
+        at :data:`LOGICAL_CEILING` the wall part moves on by one millisecond instead.
         """
         _check_wall(wall_ms)
         last = self._last
         if last is None or wall_ms > last.wall_ms:
             stamp = Timestamp(wall_ms, 0, self.replica)
         else:
-            stamp = Timestamp(last.wall_ms, self._bump(last.logical), self.replica)
+            stamp = self._after(last.wall_ms, last.logical)
         self._last = stamp
         return stamp
 
@@ -111,22 +118,25 @@ class HLC:
         last_wall = -1 if last is None else last.wall_ms
         wall = max(last_wall, remote.wall_ms, wall_ms)
         if last is not None and wall == last.wall_ms == remote.wall_ms:
-            logical = self._bump(max(last.logical, remote.logical))
+            stamp = self._after(wall, max(last.logical, remote.logical))
         elif last is not None and wall == last.wall_ms:
-            logical = self._bump(last.logical)
+            stamp = self._after(wall, last.logical)
         elif wall == remote.wall_ms:
-            logical = self._bump(remote.logical)
+            stamp = self._after(wall, remote.logical)
         else:
-            logical = 0
-        stamp = Timestamp(wall, logical, self.replica)
+            stamp = Timestamp(wall, 0, self.replica)
         self._last = stamp
         return stamp
 
-    @staticmethod
-    def _bump(logical: int) -> int:
-        if logical >= MAX_LOGICAL:
-            raise ClockDriftError("hybrid clock logical counter exhausted")
-        return logical + 1
+    def _after(self, wall_ms: int, logical: int) -> Timestamp:
+        """The least timestamp of this clock after ``(wall_ms, logical)``: the next logical
+        value, or the next millisecond once the logical part reached its ceiling. Never
+        fails, so no timestamp a peer sends (nor one restored from disk) can exhaust or
+        freeze the clock; the ceiling is the bound sync accepts from peers, so the stamps
+        issued here are always accepted elsewhere."""
+        if logical >= LOGICAL_CEILING:
+            return Timestamp(wall_ms + 1, 0, self.replica)
+        return Timestamp(wall_ms, logical + 1, self.replica)
 
     def __repr__(self) -> str:
         return f"HLC({self.replica!r}, max_drift_ms={self.max_drift_ms}, last={self._last!r})"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "LOGICAL_CEILING",
     "MAX_COUNTER",
     "MAX_DEPTH",
     "MAX_INT",
@@ -22,14 +23,19 @@ __all__ = [
     "Limits",
 ]
 
-#: Longest replica id accepted (a uuid4 hex id has 32 characters).
+#: Longest replica id accepted, in UTF-8 bytes (a uuid4 hex id has 32).
 MAX_REPLICA_LEN = 128
 #: Largest dot counter (fits a signed 64-bit integer).
 MAX_COUNTER = 2**63 - 1
 #: Largest wall-clock millisecond value of a hybrid timestamp.
 MAX_WALL_MS = 2**63 - 1
-#: Largest logical component of a hybrid timestamp.
+#: Largest logical component of a hybrid timestamp (what a stored state may hold).
 MAX_LOGICAL = 2**32 - 1
+#: Largest logical component an HLC issues, and a replica accepts from a peer: the
+#: same bound on both sides, so an honest replica never emits what others refuse.
+#: Reaching it advances the clock's wall part by a millisecond instead (hlc.py), so a
+#: peer cannot exhaust or freeze a clock by sending a huge logical part.
+LOGICAL_CEILING = 2**16
 #: Range of integers msgpack can represent.
 MIN_INT = -(2**63)
 MAX_INT = 2**64 - 1

@@ -9,6 +9,7 @@ a replay after map growth is exact.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -16,16 +17,26 @@ from typing import Any
 from memmesh.crdt import HLC, Dot, InvalidArgumentError, Timestamp
 from memmesh.crdt.codec import packb, unpackb
 
-from . import digest, history, journal
+from . import digest, history, journal, layout
 from .env import Env, Txn
 from .errors import WritesFencedError
 from .incarnation import counter_key, make_origin
-from .indexes import add_index_rows, update_indexes
+from .indexes import add_index_rows, unstorable, update_indexes
 from .keystate import KeyState, VersionData, decode, encode
 
 __all__ = ["ReplicaCore"]
 
+log = logging.getLogger(__name__)
+
 _HLC = b"hlc"
+
+
+def _check_storable(state: KeyState, raw: bytes) -> None:
+    """Refuse a local write whose index keys would not fit LMDB (a peer's state is
+    checked when its payload is parsed), with a typed error instead of LMDB's."""
+    why = unstorable(state, len(raw))
+    if why is not None:
+        raise InvalidArgumentError(why)
 
 
 class ReplicaCore:
@@ -118,6 +129,46 @@ class ReplicaCore:
                                              last=clock.last)
         return clock
 
+    def _at_open(self) -> None:
+        """What :meth:`Replica.open` checks once: the on-disk layout (upgraded if older,
+        :mod:`.layout`) and the persisted hybrid clock."""
+        if layout.upgrade(self._env):
+            log.warning("replica %s: indexes rebuilt for storage layout %d", self.replica_id,
+                        layout.LAYOUT)
+        self._restart_clock_if_ahead()
+
+    def _restart_clock_if_ahead(self) -> None:
+        """At open: a persisted hybrid clock more than ``max_drift_ms`` ahead of the wall
+        clock (the machine's clock was ahead and has been fixed, or was set back) would
+        keep stamping writes that every peer refuses; restart it from the wall clock.
+
+        The cost, said in docs/faulty-members.md: keys written while the clock was ahead
+        keep their future stamps, so under "lww" they win over newer writes until real
+        time passes them, and ``as_of``/history recorded times step back once.
+        """
+        wall = self._clock()
+
+        def restart(txn: Txn) -> tuple[int, int] | None:
+            raw = txn.get("meta", _HLC)
+            if raw is None:
+                return None
+            last_wall, last_logical = unpackb(raw)  # type: ignore[misc]
+            if last_wall <= wall + self.max_drift_ms:
+                return None
+            txn.delete("meta", _HLC)
+            return last_wall, last_logical
+
+        with self._env.read() as txn:
+            raw = txn.get("meta", _HLC)
+        if raw is None or unpackb(raw)[0] <= wall + self.max_drift_ms:  # type: ignore[index]
+            return
+        restarted = self._env.write(restart)
+        if restarted is not None:
+            log.warning("replica %s: its hybrid clock was %d ms ahead of the wall clock"
+                        " (more than max_drift_ms=%d); restarted from the wall clock so new"
+                        " writes are accepted by peers", self.replica_id,
+                        restarted[0] - wall, self.max_drift_ms)
+
     @staticmethod
     def _save_hlc(txn: Txn) -> None:
         clock: HLC = txn.scratch["hlc"]
@@ -183,6 +234,8 @@ class ReplicaCore:
             self._store_new(txn, [(key, skey, raw, new, self._entries(new, events))],
                             local=local)
             return True
+        if local:
+            _check_storable(new, raw)
         if raw == old_raw:
             return False
         txn.put("state", skey, raw)
@@ -216,6 +269,8 @@ class ReplicaCore:
         histories: list[tuple[str, bytes]] = []
         shared: list[tuple[bytes, bytes]] = []
         for key, skey, raw, state, entries in items:
+            if local:
+                _check_storable(state, raw)
             rows["state"].append((skey, raw))
             if state.header.shareable:
                 shared.append((skey, raw))

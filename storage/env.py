@@ -44,7 +44,7 @@ T = TypeVar("T")
 DB_NAMES: tuple[str, ...] = (
     "meta",  # replica id, dot counter, HLC, watermarks, digest buckets, journal bounds
     "state",  # bucket(1) + key -> canonical key-state bytes
-    "origin",  # prio(1) + origin + 0x00 + counter(8) -> key   (the delta log)
+    "origin",  # prio(1) + origin + 0x00 + counter(8) + key -> b""   (the delta log)
     "scope",  # field(1) + value + 0x00 + key -> b""
     "expiry",  # expires_ms(8) + key -> b""
     "conflict",  # key -> b""  (live memories with several standing versions)

@@ -7,21 +7,43 @@ diffing the entries of the old and the new state of the key that changed:
   is not forgotten; ``list(**filters)`` walks one prefix instead of every key;
 * ``expiry``: ``expires_ms(8) + key`` for memories with a TTL (the collector's queue);
 * ``conflict``: ``key`` for live memories with several standing versions;
-* ``origin`` (the delta log): ``prio + origin + 0x00 + counter(8) -> key`` for every
+* ``origin`` (the delta log): ``prio + origin + 0x00 + counter(8) + key -> b""`` for every
   origin of a shareable key's context, at that key's *latest* counter of the origin.
-  Truncation rule: when a key gets a newer event of an origin, its older entry of that
-  origin is deleted (the key's state carries the older event anyway), so the log holds
-  at most one entry per (key, origin) and never more entries than keys x origins.
+  The key is part of the index key, so two keys that carry the same ``(origin,
+  counter)`` (only a faulty peer makes them) each keep their entry: neither can hide
+  the other from sync (issue 11, case 3). Truncation rule: when a key gets a newer
+  event of an origin, its older entry of that origin is deleted (the key's state carries
+  the older event anyway), so the log holds at most one entry per (key, origin).
   Priority keys sort first (prefix 0x00, others 0x01), so sync ships them first.
+* ``scope``, tag ``S`` (the peer-scope index of digest repair): ``"S" + h(app_id) +
+  h(user_id) + key`` for every shareable key (memories, sets, forgotten ones), with
+  ``h(v)`` 16 bytes of BLAKE2b over the value (``None`` distinct from every str). A
+  :class:`~memmesh.storage.records.PeerScope` restricts exactly those two fields, so
+  the keys a peer may see are a few prefix walks (one per allowed (app, user) pair),
+  and the digest of that scope costs what the scope holds, not what the replica holds.
+  Fixed-width hashes keep the index key short whatever the values' lengths.
+
+Every index key must fit LMDB's key size (:data:`MAX_INDEX_KEY`): :func:`unstorable`
+says, from the same layouts, whether a state would produce a longer one, so such a
+state is refused before any write (a peer's, at decode time) instead of failing inside
+the write transaction.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+from collections.abc import Iterator
+
 from .env import Txn
 from .keystate import KIND_MEMORY, KeyState
 
-__all__ = ["SCOPE_FIELDS", "add_index_rows", "origin_key", "parse_origin_key", "scope_prefix",
+__all__ = ["MAX_INDEX_KEY", "SCOPE_FIELDS", "add_index_rows", "holds_origin", "origin_entries",
+           "origin_key", "origins", "peer_keys", "scope_hash", "scope_prefix", "unstorable",
            "update_indexes"]
+
+#: LMDB's key size limit (``Environment.max_key_size()`` of a default build).
+MAX_INDEX_KEY = 511
 
 #: Scope field name -> its one-byte tag in the ``scope`` index.
 SCOPE_FIELDS: dict[str, bytes] = {"app_id": b"a", "user_id": b"u", "agent_id": b"g",
@@ -30,19 +52,139 @@ SCOPE_FIELDS: dict[str, bytes] = {"app_id": b"a", "user_id": b"u", "agent_id": b
 
 #: The tags of (app_id, user_id, agent_id, run_id), in that order, for the hot path.
 _SCOPE_TAGS = tuple(SCOPE_FIELDS[name] for name in ("app_id", "user_id", "agent_id", "run_id"))
+_PRIO = (b"\x01", b"\x00")  # by header.priority: priority keys sort first
 
 
 def scope_prefix(field: str, value: str) -> bytes:
     return SCOPE_FIELDS[field] + value.encode() + b"\x00"
 
 
-def origin_key(priority: bool, origin: str, counter: int) -> bytes:
-    return (b"\x00" if priority else b"\x01") + origin.encode() + b"\x00" + \
-        counter.to_bytes(8, "big")
+PEER_TAG = b"S"
+_H = 16  # bytes of h(value) in the peer-scope index
 
 
-def parse_origin_key(raw: bytes) -> tuple[bool, str, int]:
-    return raw[0] == 0, raw[1:-9].decode(), int.from_bytes(raw[-8:], "big")
+@functools.lru_cache(maxsize=4096)
+def scope_hash(value: str | None) -> bytes:
+    """``h(value)`` of the peer-scope index (see module doc)."""
+    data = b"\x00" if value is None else b"\x01" + value.encode()
+    return hashlib.blake2b(data, digest_size=_H).digest()
+
+
+@functools.lru_cache(maxsize=4096)
+def _peer_prefix(app_id: str | None, user_id: str | None) -> bytes:
+    return PEER_TAG + scope_hash(app_id) + scope_hash(user_id)
+
+
+def peer_keys(txn: Txn, apps: frozenset[str | None] | None,
+              users: frozenset[str | None] | None) -> Iterator[bytes]:
+    """The keys (UTF-8) of the shareable keys whose app_id is in ``apps`` and user_id in
+    ``users`` (None: any), through the peer-scope index; both None walks every row."""
+    if apps is not None:
+        for app in sorted(apps, key=lambda v: (v is not None, v or "")):
+            head = PEER_TAG + scope_hash(app)
+            if users is None:
+                yield from _keys_under(txn, head, len(head) + _H)
+            else:
+                for user in users:
+                    yield from _keys_under(txn, head + scope_hash(user), len(head) + _H)
+        return
+    if users is None:
+        yield from _keys_under(txn, PEER_TAG, 1 + 2 * _H)
+        return
+    cur = txn.cursor("scope")
+    seek = PEER_TAG
+    while cur.set_range(seek):  # skip-scan over the distinct apps
+        raw = cur.key()
+        if raw[:1] != PEER_TAG:
+            return
+        app = bytes(raw[1:1 + _H])
+        for user in users:
+            yield from _keys_under(txn, PEER_TAG + app + scope_hash(user), 1 + 2 * _H)
+        following = int.from_bytes(app, "big") + 1
+        if following >> (8 * _H):
+            return
+        seek = PEER_TAG + following.to_bytes(_H, "big")
+
+
+def _keys_under(txn: Txn, prefix: bytes, cut: int) -> Iterator[bytes]:
+    for ikey, _ in txn.prefix("scope", prefix):
+        yield ikey[cut:]
+
+
+def origin_key(priority: bool, origin: str, counter: int, key: bytes) -> bytes:
+    return _PRIO[priority] + origin.encode() + b"\x00" + counter.to_bytes(8, "big") + key
+
+
+def origins(txn: Txn, priority: bool) -> Iterator[str]:
+    """The origins present in the ``origin`` index under ``priority`` (skip-scan)."""
+    cur = txn.cursor("origin")
+    prio = _PRIO[priority]
+    seek = prio
+    while cur.set_range(seek):
+        raw = cur.key()
+        if raw[:1] != prio:
+            return
+        end = raw.index(b"\x00", 1)  # origins never contain NUL
+        origin = bytes(raw[1:end])
+        yield origin.decode()
+        seek = prio + origin + b"\x01"
+
+
+def origin_entries(txn: Txn, priority: bool, origin: str, start: int
+                   ) -> Iterator[tuple[int, bytes]]:
+    """``(counter, key)`` of the entries of ``origin`` from counter ``start`` on, in
+    counter order (then key order)."""
+    prefix = _PRIO[priority] + origin.encode() + b"\x00"
+    cut = len(prefix) + 8
+    cur = txn.cursor("origin")
+    if not cur.set_range(prefix + start.to_bytes(8, "big")):
+        return
+    for raw in cur.iternext(values=False):
+        if not raw.startswith(prefix):
+            return
+        yield int.from_bytes(raw[len(prefix):cut], "big"), bytes(raw[cut:])
+
+
+def holds_origin(txn: Txn, origin: str) -> bool:
+    """Whether some shareable key here carries an event of ``origin``."""
+    cur = txn.cursor("origin")
+    tail = origin.encode() + b"\x00"
+    return any(cur.set_range(prio + tail) and cur.key().startswith(prio + tail)
+               for prio in _PRIO)
+
+
+def _blen(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def unstorable(state: KeyState, size: int | None = None) -> str | None:
+    """Why ``state`` cannot be stored (an index key would exceed LMDB's key size), or
+    None. Mirrors the layouts above and those of ``state`` (bucket + key), ``history``
+    (key + 0x00 + seq(8)) and ``expiry``; cheap (a few string lengths). ``size``, the
+    length of the state's canonical bytes when known, settles most states at once: every
+    index key is at most ``1 + 2 * 16`` bytes beyond two strings of those bytes."""
+    if size is not None and size + 1 + 2 * _H <= MAX_INDEX_KEY:
+        return None
+    h = state.header
+    memory = h.kind == KIND_MEMORY and not state.forgotten
+    values = [v for v in (h.app_id, h.user_id, h.agent_id, h.run_id) if v is not None] \
+        if memory else []
+    origins = list(state.ctx) if h.tier == "shared" else []
+    widest = max(map(len, values + origins), default=0)
+    if 4 * (len(h.key) + widest) + 1 + 2 * _H <= MAX_INDEX_KEY:
+        return None  # fits even if every character took 4 UTF-8 bytes
+    k = _blen(h.key)
+    longest = k + 9  # history (state: k + 1, expiry: k + 8)
+    if h.tier == "shared":
+        longest = k + 1 + 2 * _H  # the peer-scope row
+    for value in values:
+        longest = max(longest, k + 2 + _blen(value))
+    for origin in origins:
+        longest = max(longest, k + 10 + _blen(origin))
+    if longest > MAX_INDEX_KEY:
+        return (f"key {h.key[:40]!r}...: an index key of {longest} bytes would exceed"
+                f" LMDB's {MAX_INDEX_KEY}-byte limit")
+    return None
 
 
 def _entries(key: str, state: KeyState | None) -> list[tuple[str, bytes, bytes]]:
@@ -72,9 +214,10 @@ def add_index_rows(key: str, state: KeyState, rows: dict[str, list[tuple[bytes, 
         if len(state.body) > 1 and len(state.standing()) > 1:
             rows["conflict"].append((kb, b""))
     if h.shareable:
+        rows["scope"].append((_peer_prefix(h.app_id, h.user_id) + kb, b""))
         origin = rows["origin"]
         for replica, counter in state.ctx.items():
-            origin.append((origin_key(h.priority, replica, counter), kb))
+            origin.append((origin_key(h.priority, replica, counter, kb), b""))
 
 
 def update_indexes(txn: Txn, key: str, old: KeyState | None, new: KeyState | None) -> None:

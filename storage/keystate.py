@@ -41,19 +41,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from memmesh.crdt import (
     CausalContext,
     DecodeError,
     Dot,
+    InvalidArgumentError,
     LWWRegister,
     MVRegister,
     ORSet,
     Timestamp,
 )
-from memmesh.crdt.canonical import pack_canonical, unpack_unchecked
+from memmesh.crdt.canonical import check_element, pack_canonical, unpack_unchecked
 from memmesh.crdt.codec import DEFAULT_LIMITS, packb
+from memmesh.crdt.limits import MAX_REPLICA_LEN
 
 _LIMITS = DEFAULT_LIMITS
 
@@ -149,8 +151,13 @@ def _kind_rank(state: KeyState) -> tuple[int, int]:
     return (state.header.kind, POLICIES.index(state.header.policy))
 
 
-def _header_bytes(header: Header) -> bytes:
-    return packb(_header_plain(header, {}))
+def _header_order(header: Header) -> bytes:
+    """The bytes two headers of one key are ordered by: the canonical plain data of every
+    field, the replica of ``created`` spelled out (not interned: interned indexes of two
+    different states are not comparable), so headers that differ anywhere never tie."""
+    created = header.created
+    return packb((*header[:9], None if created is None else
+                  (created.wall_ms, created.logical, created.replica), header.expires_at))
 
 
 def join(a: KeyState, b: KeyState) -> KeyState:
@@ -161,13 +168,21 @@ def join(a: KeyState, b: KeyState) -> KeyState:
     all content. Two headers for one key can only differ if a faulty peer made them
     (or two replicas created the same set with different scope): the lattice keeps the
     state of the lowest (kind, policy), then the header with the lowest bytes.
+
+    Every tie-break ends in a comparison that cannot tie for unequal inputs, so the join
+    is a total, deterministic function of the two states whatever a faulty peer sends:
+    (kind, policy) then the header's full canonical bytes (:func:`_header_order`); the
+    context entry-wise max; forgotten absorbs; an mv version shipped under one dot with
+    different data keeps the one with the lowest canonical bytes (``MVRegister.merge``);
+    lww keeps the greatest ``(timestamp, canonical bytes of (replica, counter,
+    version))`` (``LWWRegister.merge``); set elements join by the causal dot-store rule.
     """
     ra, rb = _kind_rank(a), _kind_rank(b)
     if ra != rb:
         return (a if ra < rb else b).copy()
     header = a.header
     if a.header != b.header:
-        header = min(a.header, b.header, key=_header_bytes)
+        header = min(a.header, b.header, key=_header_order)
     ctx = dict(a.ctx)
     for origin, counter in b.ctx.items():
         if counter > ctx.get(origin, 0):
@@ -176,24 +191,38 @@ def join(a: KeyState, b: KeyState) -> KeyState:
     body: dict[Any, Any] = {}
     if not forgotten:
         if header.policy == "mv":
-            reg: MVRegister[Any] = MVRegister(a.body, CausalContext(a.ctx))
-            reg.merge(MVRegister(b.body, CausalContext(b.ctx)))
+            reg: MVRegister[Any] = _dot_store(MVRegister(), a)
+            reg.merge(_dot_store(MVRegister(), b))
             body = reg.entries
         elif header.policy == "lww":
             body = _join_lww(a.body, b.body)
         else:
-            oset: ORSet[Any] = ORSet(a.body, CausalContext(a.ctx))
-            oset.merge(ORSet(b.body, CausalContext(b.ctx)))
+            oset: ORSet[Any] = _dot_store(ORSet(), a)
+            oset.merge(_dot_store(ORSet(), b))
             body = oset.entries
     return KeyState(header, ctx, forgotten, body)
 
 
+_Store = TypeVar("_Store", MVRegister[Any], ORSet[Any])
+
+
+def _dot_store(empty: _Store, state: KeyState) -> _Store:
+    """``state``'s body and context as the CRDT type, *without* the constructor's
+    validation of every value: the body is already valid (built by the memory model or
+    checked by :func:`decode`), and a join must not fail on data it was given (a
+    re-validation whose rules drifted from decode's would poison the key)."""
+    empty.entries = state.body
+    empty.context = CausalContext(state.ctx)
+    return empty
+
+
 def _lww(body: dict[Dot, VersionData]) -> LWWRegister[Any]:
-    if not body:
-        return LWWRegister()
-    ((dot, version),) = body.items()
-    return LWWRegister(Timestamp(version[3], version[4], dot.replica),
-                       (dot.replica, dot.counter, version))
+    reg: LWWRegister[Any] = LWWRegister()
+    if body:  # fields set directly: see _dot_store
+        ((dot, version),) = body.items()
+        reg.timestamp = Timestamp(version[3], version[4], dot.replica)
+        reg.value = (dot.replica, dot.counter, version)
+    return reg
 
 
 def _join_lww(a: dict[Dot, VersionData], b: dict[Dot, VersionData]) -> dict[Dot, VersionData]:
@@ -412,7 +441,11 @@ def _check_meta(value: Any, depth: int) -> None:
     if kind is dict:
         if depth >= _LIMITS.max_depth:
             raise _bad("metadata nested too deeply")
+        if not value:
+            return
         keys = list(value)
+        if any(type(k) is not str for k in keys):  # msgpack's strict_map_key lets bytes in
+            raise _bad("metadata map keys must be str")
         if keys != sorted(keys):
             raise _bad("metadata map keys are not sorted")
         for item in value.values():
@@ -446,7 +479,8 @@ def _from_plain(plain: Any) -> KeyState:
             raise _bad("rids must be a tuple of str")
         if prev_rid is not None and r <= prev_rid:
             raise _bad("rids must be sorted and unique")
-        if not 0 < len(r) <= 128 or "\x00" in r:
+        if not 0 < (len(r) if r.isascii() else len(r.encode())) <= MAX_REPLICA_LEN \
+                or "\x00" in r:
             raise _bad("bad replica id")
         prev_rid = r
     nrids = len(rids)
@@ -481,6 +515,10 @@ def _from_plain(plain: Any) -> KeyState:
             if type(item) is not tuple or len(item) != 2:
                 raise _bad("set entries are (element, dots)")
             element, flat = item
+            try:  # the rule ORSet itself applies: elements equal exactly when their bytes are
+                check_element(element)
+            except InvalidArgumentError as exc:
+                raise _bad(str(exc)) from None
             key = packb(element)
             if prev is not None and key <= prev:
                 raise _bad("set elements must be sorted and unique")

@@ -160,6 +160,9 @@ class ApplyResult:
     conflicts: tuple[str, ...]  # changed keys now holding several versions
     through: Mapping[str, int]  # watermark claims accepted
     refused: tuple[Refusal, ...] = ()  # states and claims skipped, each with its reason
+    lowered: Mapping[str, int] = field(default_factory=dict)  # watermarks proved false
+    scope: PeerScope | None = None  # the scope the sender says it served us
+    wanted: tuple[str, ...] = ()  # listed keys we lack or hold otherwise: ask for them
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,11 +120,13 @@ class Replica(MemoryOps, ReadOps, ConflictOps, SyncOps):
                 raise InvalidArgumentError(
                     f"{os.fspath(path)!r} holds replica id {rid!r}, which contains"
                     f" {ORIGIN_SEP!r}: it cannot name dot origins unambiguously")
+            replica = cls(env, rid, clock=clock or _wall_ms, max_drift_ms=max_drift_ms,
+                          id_factory=id_factory, incarnation_factory=incarnation_factory)
+            replica._at_open()
         except BaseException:
             env.close()
             raise
-        return cls(env, rid, clock=clock or _wall_ms, max_drift_ms=max_drift_ms,
-                   id_factory=id_factory, incarnation_factory=incarnation_factory)
+        return replica
 
     # -- lifecycle ------------------------------------------------------------------
 

@@ -5,20 +5,23 @@ and Flow Control for Anti-Entropy Protocols", 2008; full per-key states rather t
 deltas, so any subset of keys may be shipped in any order):
 
 * summary ``{"v": 1, "rid"[, "me"], "wm": {origin: counter}, "root": 32 bytes[,
-  "buckets"]}``: ``wm[o] = n`` claims "I hold every shareable event of ``o`` up to ``n``
-  that I may see". An origin is ``replica_id#incarnation`` (see :mod:`.incarnation`);
-  ``me`` names the origin this object mints under, once it has minted, and its ``wm`` is
-  its dot counter (claims by others about it are ignored); older origins minted in this
-  directory (earlier processes, a restored backup's) show at least their counter and
-  are raised by claims like any remote origin.
-* changes ``{"v": 1, "rid", "scoped", "states": (key-state bytes, ...), "through": {o:
-  (base, n)}}``: the full state of every shareable key, allowed for the peer, whose
-  latest event of some origin ``o`` is beyond the peer's ``wm[o]``, found through the
-  ``origin`` index and shipped priority first, then by (origin, counter); and
-  ``through`` claims that let the receiver raise its watermarks past events it will
-  never get (private keys, keys its scope does not allow, keys superseded by later
-  events): ``n`` is the sender's own *complete* watermark of ``o``, or just below the
-  first entry of ``o`` the payload had no room for.
+  "digest": {"scope", "sums"}][, "want": (key, ...)]}``: ``wm[o] = n`` claims "I hold
+  every shareable event of ``o`` up to ``n`` that I may see". An origin is
+  ``replica_id#incarnation`` (see :mod:`.incarnation`); ``me`` names the origin this
+  object mints under, once it has minted, and its ``wm`` is its dot counter (claims by
+  others about it are ignored); older origins minted in this directory (earlier
+  processes, a restored backup's) show at least their counter and are raised by claims
+  like any remote origin. ``digest`` and ``want`` are digest repair's (:mod:`.repair`).
+* changes ``{"v": 1, "rid", "scope", "states": (key-state bytes, ...), "through": {o:
+  (base, n)}[, "hashes": ((key, hash8), ...)]}``: the full state of every wanted key
+  and of every shareable key, allowed for the peer, whose latest event of some origin
+  ``o`` is beyond the peer's ``wm[o]``, found through the ``origin`` index and shipped
+  priority first, then by (origin, counter); ``scope`` is the PeerScope the sender
+  filtered with (None: unrestricted); ``through`` claims let the receiver raise its
+  watermarks past events it will never get (private keys, keys its scope does not
+  allow, keys superseded by later events): ``n`` is the sender's own *complete*
+  watermark of ``o``, or just below the first entry of ``o`` the payload had no room
+  for; ``hashes`` is the repair listing of the buckets whose digests differ.
 
 Two rules keep a claim from vouching for events its receiver never got:
 
@@ -28,126 +31,61 @@ Two rules keep a claim from vouching for events its receiver never got:
   lost payload (a stream of chunks) cannot skip what that payload carried.
 * **Scoped claims stay scoped.** A replica keeps two watermarks per origin: complete
   (``wm:``: every shareable event) and scoped (``ws:``: every event it may see, raised
-  by payloads the sender filtered with a ``PeerScope``, flagged ``scoped``). It claims
-  only its complete watermark (and its own counter) to others, but shows the greater of
-  the two in its summary. So a replica restricted to one user, relaying to an
-  unrestricted one, never vouches for other users' events it was not allowed to hold (the
-  simulations' scoped-ACL fleet found this); a restricted replica still advances past
-  what its scope hides. (Assumes each replica's scope is the same on every peer.)
-* In repair mode (the summary carries the 256 bucket sums of the digest) the keys of
-  every bucket whose sum differs are shipped too: the fallback when watermarks cannot
-  tell what is missing (a replica restored from a backup, a log entry lost).
-* ``sync_apply`` validates the whole payload (structure, canonical key-state bytes,
-  clock drift) before it opens a write transaction, then joins every state in one
-  transaction: bad bytes raise and change nothing.
+  by payloads the sender filtered with a restricted ``scope``). It claims only its
+  complete watermark (and its own counter) to others, but shows the greater of the two
+  in its summary. So a replica restricted to one user, relaying to an unrestricted one,
+  never vouches for other users' events it was not allowed to hold (the simulations'
+  scoped-ACL fleet found this); a restricted replica still advances past what its scope
+  hides. (Assumes each replica's scope is the same on every peer.)
+
+Claims that do lie (a faulty or hostile member) are bounded and found out by the rules
+of :mod:`.watermarks` (a capped table, the lie detector, the origin's authority) and,
+for whatever they hid, by digest repair (:mod:`.repair`). ``sync_apply`` reads the
+payload with :mod:`.syncwire` (the envelope all or nothing, each key state accepted or
+refused on its own), computes each key's join before writing it (a failure refuses
+that key only), then applies everything in one transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-from memmesh.crdt import ClockDriftError, DecodeError, Dot, Timestamp
-from memmesh.crdt.codec import packb, unpackb
-from memmesh.crdt.dot import base_replica, check_replica
-from memmesh.crdt.limits import MAX_REPLICA_LEN
+from memmesh.crdt import DecodeError, Dot, InvalidArgumentError, Timestamp
+from memmesh.crdt.codec import packb
 
-from . import digest, history
+from . import digest as stored_digest
+from . import history
 from .core import ReplicaCore
 from .env import Txn
 from .gcpause import gc_paused
 from .incarnation import counter_key, own_counters
-from .keystate import KIND_MEMORY, OPS, KeyState, decode, join
-from .records import ApplyResult, PeerScope
+from .indexes import origin_entries, origins, unstorable
+from .keystate import OPS, KeyState, decode, encode, join
+from .records import ApplyResult, PeerScope, Refusal
+from .repair import (
+    MAX_HASHES,
+    bucket_listing,
+    check_want,
+    differing,
+    normal,
+    scope_sums,
+    wanted,
+)
+from .syncwire import MAX_COUNTER, bad, cap, parse_summary, read_changes, scope_plain
+from .watermarks import MAX_SUMMARY_ORIGINS, Table, capped
+from .watermarks import WM as _WM
+from .watermarks import WS as _WS
 
 __all__ = ["SyncOps"]
 
-_WM = b"wm:"  # complete watermarks
-_WS = b"ws:"  # scoped watermarks (see module doc)
-_MAX_COUNTER = 2**63 - 1
+log = logging.getLogger(__name__)
+
 _STATE_OVERHEAD = 5  # msgpack bin header of one shipped state, at most
-
-
-def _bad(message: str) -> DecodeError:
-    return DecodeError(f"invalid sync message: {message}")
-
-
-def _counter_map(value: Any, what: str) -> dict[str, int]:
-    if type(value) is not dict:
-        raise _bad(f"{what} must be a map")
-    out: dict[str, int] = {}
-    for origin, counter in value.items():
-        try:
-            check_replica(origin)
-        except ValueError:
-            raise _bad(f"{what} has a bad replica id") from None
-        if "\x00" in origin or type(counter) is not int or not 0 <= counter <= _MAX_COUNTER:
-            raise _bad(f"{what} entries must be replica -> counter")
-        out[origin] = counter
-    return out
-
-
-def _claim_map(value: Any) -> dict[str, tuple[int, int]]:
-    if type(value) is not dict:
-        raise _bad("through must be a map")
-    out: dict[str, tuple[int, int]] = {}
-    for origin, claim in value.items():
-        if type(claim) is not tuple or len(claim) != 2:
-            raise _bad("through entries must be replica -> (base, counter)")
-        base, counter = _counter_map({origin: claim[0]}, "through"), \
-            _counter_map({origin: claim[1]}, "through")
-        if base[origin] >= counter[origin]:
-            raise _bad("a through claim must move past its base")
-        out[origin] = (base[origin], counter[origin])
-    return out
-
-
-def parse_summary(data: bytes) -> tuple[str, dict[str, int], bytes, tuple[bytes, ...] | None]:
-    plain = unpackb(data)
-    if type(plain) is not dict or plain.get("v") != 1:
-        raise _bad("expected a version-1 summary map")
-    if not set(plain) <= {"v", "rid", "me", "wm", "root", "buckets"}:
-        raise _bad("unknown summary field")
-    rid = plain.get("rid")
-    if type(rid) is not str:
-        raise _bad("rid must be a str")
-    me = plain.get("me")
-    if me is not None and (type(me) is not str or not len(me) <= MAX_REPLICA_LEN
-                           or "\x00" in me or me == rid or base_replica(me) != rid):
-        raise _bad("me must be an origin of the summary's rid")
-    wm = _counter_map(plain.get("wm"), "wm")
-    root = plain.get("root")
-    if type(root) is not bytes or len(root) != 32:
-        raise _bad("root must be 32 bytes")
-    buckets = plain.get("buckets")
-    if buckets is not None and (type(buckets) is not tuple or len(buckets) != digest.BUCKETS
-                                or any(type(b) is not bytes or len(b) != 32 for b in buckets)):
-        raise _bad("buckets must be 256 digests of 32 bytes")
-    return rid, wm, root, buckets
-
-
-def _origins(txn: Txn, prio: int) -> Iterator[str]:
-    """The origins present in the ``origin`` index under ``prio`` (skip-scan)."""
-    cur = txn.cursor("origin")
-    seek = bytes((prio,))
-    while cur.set_range(seek):
-        raw = bytes(cur.key())
-        if raw[0] != prio:
-            return
-        origin = raw[1:-9]
-        yield origin.decode()
-        seek = bytes((prio,)) + origin + b"\x01"
-
-
-def _entries(txn: Txn, prio: int, origin: str, start: int) -> Iterator[tuple[int, bytes]]:
-    prefix = bytes((prio,)) + origin.encode() + b"\x00"
-    cur = txn.cursor("origin")
-    if not cur.set_range(prefix + start.to_bytes(8, "big")):
-        return
-    for raw, key in cur:
-        if not raw.startswith(prefix):
-            return
-        yield int.from_bytes(raw[-8:], "big"), bytes(key)
+_HASH_OVERHEAD = 14  # msgpack of one (key, 8-byte hash) pair beyond the key's bytes
+_HASHES_OVERHEAD = 16  # the "hashes" field name and its array header
 
 
 class SyncOps(ReplicaCore):
@@ -172,25 +110,38 @@ class SyncOps(ReplicaCore):
                 wm[origin] = counter
         return wm
 
-    def sync_summary(self, *, buckets: bool = False) -> bytes:
-        """What this replica holds, for a peer's ``sync_changes`` (see module doc)."""
+    def sync_summary(self, *, digest: bool = False, digest_scope: PeerScope | None = None,
+                     want: Sequence[str] = ()) -> bytes:
+        """What this replica holds, for a peer's ``sync_changes`` (see module doc).
+
+        ``digest=True`` adds the 256 bucket sums over the shareable keys inside
+        ``digest_scope`` (the scope that peer applies to this replica: see
+        ``ApplyResult.scope``); ``want`` asks for those keys whatever the watermarks say
+        (``ApplyResult.wanted`` of the last payload, as it is). See :mod:`.repair`.
+        """
+        wanted = check_want(want)
+        if digest_scope is not None and not isinstance(digest_scope, PeerScope):
+            raise InvalidArgumentError("digest_scope must be a PeerScope or None")
         self.collect_expired()
         with self._env.read() as txn:
-            sums = digest.bucket_sums(txn)
             plain: dict[str, Any] = {"v": 1, "rid": self.replica_id,
-                                     "wm": self._watermarks(txn), "root": digest.root(sums)}
+                                     "wm": capped(self._watermarks(txn), self.replica_id),
+                                     "root": stored_digest.root(stored_digest.bucket_sums(txn))}
             me = self._origin
             if me is not None and me in plain["wm"]:  # this object has minted
                 plain["me"] = me
-        if buckets:
-            plain["buckets"] = tuple(sums)
+            if digest:
+                plain["digest"] = {"scope": scope_plain(digest_scope),
+                                   "sums": scope_sums(txn, digest_scope)}
+        if wanted:
+            plain["want"] = wanted
         return packb(plain)
 
     def state_digest(self) -> str:
         """Hex digest of the shareable state: equal exactly when that state is equal."""
         self.collect_expired()
         with self._env.read() as txn:
-            return digest.root(digest.bucket_sums(txn)).hex()
+            return stored_digest.root(stored_digest.bucket_sums(txn)).hex()
 
     # -- changes ----------------------------------------------------------------------
 
@@ -198,15 +149,25 @@ class SyncOps(ReplicaCore):
                      peer: PeerScope | None = None) -> bytes:
         """The key states ``summary`` lacks, only those ``peer`` may see, in at most
         ``max_bytes`` (a single state larger than ``max_bytes`` is shipped alone, so the
-        exchange always progresses)."""
-        _, peer_wm, _, peer_buckets = parse_summary(summary)
+        exchange always progresses): the keys it wants first, then the delta log; with
+        room left, the repair listing of the buckets whose digests differ."""
+        parsed = parse_summary(summary)
+        peer_wm = parsed.wm
         if max_bytes is not None and (type(max_bytes) is not int or max_bytes <= 0):
-            raise _bad("max_bytes must be a positive int")
+            raise bad("max_bytes must be a positive int")
+        if peer is not None and not isinstance(peer, PeerScope):
+            raise InvalidArgumentError("peer must be a PeerScope or None")
+        if parsed.me is not None and parsed.me != self._origin:
+            self._defer_to_origin(parsed.me, peer_wm.get(parsed.me, 0))
+        repair = parsed.digest is not None and parsed.digest[0] == normal(peer)
+        if repair:
+            self.collect_expired()  # the peer's sums were taken after its own collection
         now = self._clock()
+        scope = scope_plain(peer)
         with self._env.read() as txn:
-            my_wm = self._watermarks(txn, scoped=False)
-            base = len(packb({"v": 1, "rid": self.replica_id, "scoped": True, "states": (),
-                              "through": dict.fromkeys(my_wm, (_MAX_COUNTER, _MAX_COUNTER))})
+            my_wm = capped(self._watermarks(txn, scoped=False), self.replica_id)
+            base = len(packb({"v": 1, "rid": self.replica_id, "scope": scope, "states": (),
+                              "through": dict.fromkeys(my_wm, (MAX_COUNTER, MAX_COUNTER))})
                        ) + 5
             shipped: list[bytes] = []
             seen: set[bytes] = set()
@@ -219,7 +180,7 @@ class SyncOps(ReplicaCore):
                 nonlocal size, full
                 if key in seen:
                     return True
-                raw = txn.get("state", digest.state_key(key.decode()))
+                raw = txn.get("state", stored_digest.state_key(key.decode()))
                 if raw is None:
                     seen.add(key)
                     return True
@@ -238,80 +199,60 @@ class SyncOps(ReplicaCore):
                 size += cost
                 return True
 
-            for prio in (0, 1):
-                for origin in _origins(txn, prio):
-                    for counter, key in _entries(txn, prio, origin, peer_wm.get(origin, 0) + 1):
+            for wanted_key in parsed.want:
+                if not take(wanted_key.encode()):
+                    break
+            for priority in (True, False):
+                for origin in origins(txn, priority):
+                    for counter, key in origin_entries(txn, priority, origin,
+                                                       peer_wm.get(origin, 0) + 1):
                         if full or not take(key):
                             unshipped[origin] = min(unshipped.get(origin, counter), counter)
                             break
-            if peer_buckets is not None and not full:
-                mine = digest.bucket_sums(txn)
-                for bucket in range(digest.BUCKETS):
-                    if mine[bucket] == peer_buckets[bucket] or full:
-                        continue
-                    for skey, _ in txn.prefix("state", bytes((bucket,))):
-                        if not take(skey[1:]):
+            hashes: list[tuple[str, bytes]] = []
+            if repair and not full:
+                assert parsed.digest is not None
+                size += _HASHES_OVERHEAD
+                for bucket in differing(scope_sums(txn, peer), parsed.digest[1]):
+                    listing = bucket_listing(txn, bucket, peer)
+                    if len(hashes) + len(listing) > MAX_HASHES:
+                        if hashes:
                             break
+                        listing = listing[:MAX_HASHES]
+                    cost = sum(len(k.encode()) + _HASH_OVERHEAD for k, _ in listing)
+                    if max_bytes is not None and (shipped or hashes) and \
+                            size + cost > max_bytes:
+                        break
+                    hashes.extend(listing)
+                    size += cost
         through: dict[str, tuple[int, int]] = {}
         for origin, counter in my_wm.items():
             claim = min(counter, unshipped[origin] - 1) if origin in unshipped else counter
             if claim > peer_wm.get(origin, 0):
                 through[origin] = (peer_wm.get(origin, 0), claim)
-        scoped = peer is not None and (peer.apps is not None or peer.users is not None)
-        return packb({"v": 1, "rid": self.replica_id, "scoped": scoped,
-                      "states": tuple(shipped), "through": through})
+        out: dict[str, Any] = {"v": 1, "rid": self.replica_id, "scope": scope,
+                               "states": tuple(shipped), "through": through}
+        if hashes:
+            out["hashes"] = tuple(hashes)
+        return packb(out)
+
+    def _defer_to_origin(self, origin: str, counter: int) -> None:
+        """The origin is the authority on its own counter (see watermarks.py): lower our
+        watermarks of ``origin`` that claim more than it has minted. A rare, small write."""
+        with self._env.read() as txn:
+            if Table(txn).shown(origin) <= counter:
+                return
+
+        def lower(txn: Txn) -> dict[str, int]:
+            table = Table(txn)
+            table.lower(origin, counter)
+            return table.lowered
+
+        if self._env.write(lower):
+            log.warning("replica %s: watermark of %s was above that origin's own counter"
+                        " %d (a false claim); lowered", self.replica_id, origin, counter)
 
     # -- apply ------------------------------------------------------------------------
-
-    def _parse_changes(self, data: bytes) -> tuple[
-            str, list[tuple[bytes, KeyState]], dict[str, tuple[int, int]], bool,
-            Timestamp | None]:
-        plain = unpackb(data)
-        if type(plain) is not dict or plain.get("v") != 1 or \
-                set(plain) != {"v", "rid", "scoped", "states", "through"}:
-            raise _bad("expected a version-1 changes map")
-        scoped = plain["scoped"]
-        if type(scoped) is not bool:
-            raise _bad("scoped must be a bool")
-        rid, raws = plain["rid"], plain["states"]
-        if type(rid) is not str:
-            raise _bad("rid must be a str")
-        try:
-            check_replica(rid)
-        except ValueError:
-            raise _bad("bad rid") from None
-        through = _claim_map(plain["through"])
-        if type(raws) is not tuple or any(type(r) is not bytes for r in raws):
-            raise _bad("states must be an array of byte strings")
-        states: list[tuple[bytes, KeyState]] = []
-        keys: set[str] = set()
-        wall = self._clock()
-        limit = wall + self.max_drift_ms
-        newest_plain: tuple[int, int, str] | None = None
-        for raw in raws:
-            state = decode(raw)
-            h = state.header
-            if not h.shareable:
-                raise _bad("a private key state cannot be received")
-            if h.key in keys:
-                raise _bad("a key appears twice")
-            keys.add(h.key)
-            # every hybrid timestamp the state carries (keystate.timestamps), as plain
-            # (wall, logical, replica) tuples: no Timestamp object per version
-            stamps = [] if h.created is None else \
-                [(h.created.wall_ms, h.created.logical, h.created.replica)]
-            if h.kind == KIND_MEMORY:
-                stamps.extend((v[3], v[4], d.replica) for d, v in state.body.items())
-            for stamp in stamps:
-                if stamp[0] > limit:
-                    raise ClockDriftError(
-                        f"key {h.key} carries a timestamp {stamp[0] - wall} ms"
-                        f" ahead of the local clock (max drift {self.max_drift_ms} ms)")
-                if newest_plain is None or stamp > newest_plain:
-                    newest_plain = stamp
-            states.append((raw, state))
-        newest = None if newest_plain is None else Timestamp(*newest_plain)
-        return rid, states, through, scoped, newest
 
     def sync_apply(self, changes: bytes) -> ApplyResult:
         """Join a peer's changes: validated first, then applied in one transaction."""
@@ -319,8 +260,11 @@ class SyncOps(ReplicaCore):
             return self._sync_apply(changes)
 
     def _sync_apply(self, changes: bytes) -> ApplyResult:
-        sender, states, through, scoped, newest = self._parse_changes(changes)
         wall = self._clock()
+        parsed = read_changes(changes, wall=wall, max_drift_ms=self.max_drift_ms)
+        sender, states, through, newest = parsed.sender, parsed.states, parsed.through, \
+            parsed.newest
+        scoped = parsed.scope is not None
         me = self._origin  # the current origin: only this object mints under it
 
         def write(txn: Txn) -> ApplyResult:
@@ -329,6 +273,9 @@ class SyncOps(ReplicaCore):
             changed: list[str] = []
             conflicts: list[str] = []
             fresh: list[tuple[str, bytes, bytes, KeyState, list[bytes]]] = []
+            table = Table(txn)
+            refused = list(parsed.refused)
+            caps = dict(parsed.caps)  # claims may not vouch for refused keys' events
             detail = {"remote": True, "from": sender}
             ctr = None if me is None else counter_key(me, self.replica_id)
             top = 0 if ctr is None else txn.counter(ctr)
@@ -339,10 +286,12 @@ class SyncOps(ReplicaCore):
                 key = h.key
                 if h.expires_at is not None and h.expires_at <= wall:
                     continue
-                skey = digest.state_key(key)
+                skey = stored_digest.state_key(key)
                 old_raw = None if empty else txn.get("state", skey)
                 if old_raw is None and not incoming.forgotten:
                     # bulk path: a key new here keeps the validated bytes as they came
+                    if h.expires_at is None:  # (TTL keys: see watermarks.py)
+                        table.detect_lie(incoming.ctx, {}, me)
                     fresh.append((key, skey, raw, incoming,
                                   self._fresh_entries(incoming, recorded, detail)))
                     changed.append(key)
@@ -351,12 +300,30 @@ class SyncOps(ReplicaCore):
                     if len(incoming.body) > 1 and len(incoming.standing()) > 1:
                         conflicts.append(key)
                     continue
-                old = None if old_raw is None else decode(old_raw, check_canonical=False)
-                if old is None:
-                    new, new_raw = incoming, raw
-                else:
-                    new, new_raw = join(old, incoming), None
-                events = self._merge_events(old, new, recorded, sender)
+                try:
+                    # the join and everything derived from it, pure, before any write:
+                    # decode has validated what the join relies on, so this only fails on
+                    # a bug (or a corrupt local state); that key alone is then refused
+                    old = None if old_raw is None else decode(old_raw, check_canonical=False)
+                    if old is not None and not old.header.shareable:
+                        refused.append(Refusal(key, "private", "the key is private here"))
+                        cap(caps, incoming.ctx)
+                        continue
+                    if old is None:
+                        new, new_raw = incoming, raw
+                    else:
+                        new = join(old, incoming)
+                        new_raw = encode(new)
+                    why = unstorable(new)
+                    if why is not None:
+                        raise DecodeError(why)
+                    events = self._merge_events(old, new, recorded, sender)
+                except Exception as exc:  # any failure of the pure step refuses this key only
+                    refused.append(Refusal(key, "join-failed", f"{type(exc).__name__}: {exc}"))
+                    cap(caps, incoming.ctx)
+                    continue
+                if h.expires_at is None:
+                    table.detect_lie(incoming.ctx, {} if old is None else old.ctx, me)
                 if self._store(txn, key, skey, old_raw, old, new, local=False, events=events,
                                new_raw=new_raw):
                     changed.append(key)
@@ -368,26 +335,42 @@ class SyncOps(ReplicaCore):
                 if ctr is not None and top > txn.counter(ctr):
                     txn.set_counter(ctr, top)
             accepted: dict[str, int] = {}
+            over = 0
             # claims about the current origin are ignored (only this object mints under
             # it); an older origin of ours is held up to its counter here at least
             own = own_counters(txn, self.replica_id) if through else {}
-            for origin, (base, counter) in through.items():
+            for origin, (base, counter) in ({} if parsed.blind else through).items():
                 if origin == me:
                     continue
-                complete_key, scoped_key = _WM + origin.encode(), _WS + origin.encode()
-                complete = max(txn.counter(complete_key), own.get(origin, 0))
-                shown = max(complete, txn.counter(scoped_key))
+                counter = min(counter, caps.get(origin, counter))
+                complete = max(table.complete(origin), own.get(origin, 0))
                 if not scoped and complete >= base:
-                    if counter > complete:
-                        txn.set_counter(complete_key, counter)
-                        accepted[origin] = counter
-                elif shown >= base and counter > shown:
-                    txn.set_counter(scoped_key, counter)
-                    accepted[origin] = counter
-            return ApplyResult(applied=len(states), changed=tuple(changed),
-                               conflicts=tuple(conflicts), through=accepted)
+                    as_scoped, rising = False, counter > complete
+                else:
+                    shown = max(complete, table.shown(origin))
+                    as_scoped, rising = True, shown >= base and counter > shown
+                if not rising:
+                    continue
+                if not table.may_create(origin):
+                    over += 1
+                    continue
+                table.raise_to(origin, counter, scoped=as_scoped)
+                accepted[origin] = counter
+            if over:
+                refused.append(Refusal(None, "claims-cap", (
+                    f"{over} claims for origins this replica holds no key of: its watermark"
+                    f" table is at its cap of {MAX_SUMMARY_ORIGINS} origins")))
+            failed = len(refused) - len(parsed.refused) - (1 if over else 0)
+            return ApplyResult(applied=len(states) - failed, changed=tuple(changed),
+                               conflicts=tuple(conflicts), through=accepted,
+                               refused=tuple(refused), lowered=dict(table.lowered),
+                               scope=parsed.scope)
 
-        return self._env.write(write)
+        result = self._env.write(write)
+        if parsed.hashes:  # compared after the commit, outside the write lock
+            with self._env.read() as txn:
+                result = replace(result, wanted=wanted(txn, parsed.hashes))
+        return result
 
     def _fresh_entries(self, new: KeyState, recorded: Timestamp,
                        detail: dict[str, Any]) -> list[bytes]:

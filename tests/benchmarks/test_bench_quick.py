@@ -60,7 +60,8 @@ def test_every_issue_figure_is_reported(tiny_run: tuple[list[dict[str, Any]], Pa
     names = " | ".join(r["name"] for r in rows)
     for figure in ("durable add", "batched add", "get,", "list by user scope", "sync bytes",
                    "Yjs state-vector diff", "`sync_apply`", "scoped search top-10",
-                   "embed throughput", "peak RSS", "priority write", "simulated rounds"):
+                   "embed throughput", "peak RSS", "priority write", "simulated rounds",
+                   "digest repair of 1 diverged key", "forged claim"):
         assert figure in names, figure
     searches = [r for r in rows if r["name"].startswith("scoped search top-10, ")]
     assert len(searches) == len(TINY.search_ns)

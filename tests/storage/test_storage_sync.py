@@ -31,8 +31,10 @@ def test_private_and_run_scoped_memories_never_leave_the_replica(trio_) -> None:
     a.set_add("CANARY-private-set", "x", run_id="run-1")
     a.update(private, "CANARY-private-updated")
     payloads = sync_once(a, b, max_bytes=300)
-    payloads.append(a.sync_changes(b.sync_summary(buckets=True)))
+    payloads.append(a.sync_changes(b.sync_summary(digest=True)))
     payloads.append(a.sync_changes(Replica.sync_summary(b)))
+    asked = [private, run_scoped, "CANARY-private-set", shared_run]
+    payloads.append(a.sync_changes(b.sync_summary(want=asked, digest=True)))
     for payload in payloads:
         assert b"CANARY" not in payload
         assert private.encode() not in payload and run_scoped.encode() not in payload
@@ -49,7 +51,9 @@ def test_peer_scope_filter_withholds_keys_and_even_their_ids(trio_) -> None:  # 
     visible = a.add("visible", app_id="app", user_id="u1")
     scope = PeerScope(apps=frozenset({"app"}), users=frozenset({"u1"}))
     payloads = sync_once(a, b, max_bytes=250, peer=scope)
-    payloads.append(a.sync_changes(b.sync_summary(buckets=True), peer=scope))
+    payloads.append(a.sync_changes(b.sync_summary(digest=True, digest_scope=scope), peer=scope))
+    payloads.append(a.sync_changes(b.sync_summary(digest=True), peer=scope))
+    payloads.append(a.sync_changes(b.sync_summary(want=[hidden, hidden_user]), peer=scope))
     for payload in payloads:
         assert b"CANARY" not in payload
         assert hidden.encode() not in payload and hidden_user.encode() not in payload
@@ -102,7 +106,7 @@ def test_three_replicas_converge_through_relays(trio_) -> None:  # type: ignore[
     assert len(a.list(user_id="u")) == 15
 
 
-def test_bucket_repair_ships_what_the_watermarks_hide(trio_) -> None:  # type: ignore[no-untyped-def]
+def test_digest_repair_ships_what_the_watermarks_hide(trio_) -> None:  # type: ignore[no-untyped-def]
     a, b, _ = trio_
     a.add("in app x", app_id="x")
     missed = a.add("in app y", app_id="y")
@@ -111,23 +115,28 @@ def test_bucket_repair_ships_what_the_watermarks_hide(trio_) -> None:  # type: i
     # the log path considers b up to date; the digests say otherwise
     assert unpackb(a.sync_changes(b.sync_summary()))["states"] == ()  # type: ignore[index]
     assert a.state_digest() != b.state_digest()
-    repaired = a.sync_changes(b.sync_summary(buckets=True))
-    b.sync_apply(repaired)
+    listed = b.sync_apply(a.sync_changes(b.sync_summary(digest=True)))
+    assert listed.wanted == (missed,)
+    b.sync_apply(a.sync_changes(b.sync_summary(want=listed.wanted)))
     assert b.get(missed) is not None
     assert a.state_digest() == b.state_digest()
 
 
-def test_remote_timestamps_beyond_the_drift_bound_are_refused(tmp_path: Path) -> None:
+def test_remote_timestamps_beyond_the_drift_bound_refuse_that_key_only(tmp_path: Path) -> None:
     fast = Replica.open(tmp_path / "fast", replica_id="fast",
                         clock=FakeClock(start=1_700_000_000_000 + 3_600_000))
     slow = Replica.open(tmp_path / "slow", replica_id="slow", clock=FakeClock(),
                         max_drift_ms=60_000)
     slow.add("before")
-    fast.add("from the future")
+    future = fast.add("from the future")
     before = slow.state_digest()
-    with pytest.raises(ClockDriftError):
-        slow.sync_apply(fast.sync_changes(slow.sync_summary()))
+    result = slow.sync_apply(fast.sync_changes(slow.sync_summary()))
+    assert [(r.key, r.reason) for r in result.refused] == [(future, "clock-ahead")]
+    assert result.applied == 0 and result.through == {}  # no claim vouches for it
     assert slow.state_digest() == before and slow.journal_seq() == 1
+    # not acknowledged, so it is shipped again (and refused again) until the clocks agree
+    again = slow.sync_apply(fast.sync_changes(slow.sync_summary()))
+    assert [r.reason for r in again.refused] == ["clock-ahead"]
     assert isinstance(ClockDriftError("x"), MemmeshError)
     fast.close()
     slow.close()
@@ -199,35 +208,36 @@ def test_garbage_is_a_decode_error(hostile_setup, junk: bytes) -> None:  # type:
     assert dst.state_digest() == digest
 
 
-def test_structural_lies_are_rejected(hostile_setup) -> None:  # type: ignore[no-untyped-def]
+def test_structural_lies_are_refused_key_by_key(hostile_setup) -> None:  # type: ignore[no-untyped-def]
     dst, payload = hostile_setup
     plain = dict(unpackb(payload))  # type: ignore[arg-type]
     state = unpackb(plain["states"][0])
     lies = []
     # a dot beyond the key's context
     v, rids, header, ctx, forgotten, body = state  # type: ignore[misc]
-    lies.append((v, rids, header, (0, 1), forgotten, body))
+    lies.append(((v, rids, header, (0, 1), forgotten, body), "invalid"))
     # the private tier
-    lies.append((v, rids, (*header[:7], 1, *header[8:]), ctx, forgotten, body))
+    lies.append(((v, rids, (*header[:7], 1, *header[8:]), ctx, forgotten, body), "private"))
     # forgotten yet carrying text
-    lies.append((v, rids, header, ctx, True, body))
+    lies.append(((v, rids, header, ctx, True, body), "invalid"))
     # unknown replica index
-    lies.append((v, rids, header, (5, 1), forgotten, body))
+    lies.append(((v, rids, header, (5, 1), forgotten, body), "invalid"))
     digest = dst.state_digest()
-    for lie in lies:
+    for lie, reason in lies:
         forged = dict(plain)
         forged["states"] = (packb(lie),)
-        with pytest.raises(DecodeError):
-            dst.sync_apply(packb(forged))
+        result = dst.sync_apply(packb(forged))
+        assert [r.reason for r in result.refused] == [reason]
+        assert result.refused[0].key == header[0] and result.through == {}
     duplicate = dict(plain, states=(plain["states"][0], plain["states"][0]))
-    with pytest.raises(DecodeError):
-        dst.sync_apply(packb(duplicate))
+    result = dst.sync_apply(packb(duplicate))
+    assert [(r.key, r.reason) for r in result.refused] == [(header[0], "duplicate")]
     raw = plain["states"][0]
     assert raw[:2] == b"\x96\x01"
     wide = b"\x96\xcc\x01" + raw[2:]  # same data, non-minimal integer encoding
     assert unpackb(wide) == unpackb(raw)
-    with pytest.raises(DecodeError):
-        dst.sync_apply(packb(dict(plain, states=(wide,))))
+    result = dst.sync_apply(packb(dict(plain, states=(wide,))))
+    assert [r.reason for r in result.refused] == ["invalid"]
     assert dst.state_digest() == digest
 
 

@@ -1,0 +1,129 @@
+"""The watermark table: how far this replica holds each origin, and why a claim can no
+longer lie for long (issue 11, cases 4 and 5; deliverable 6).
+
+``meta`` holds two counters per origin: ``wm:<origin>`` (complete: every shareable
+event) and ``ws:<origin>`` (scoped: every event this replica may see); see
+:mod:`.sync` for how claims raise them. Three rules bound what a peer can do to them:
+
+* **Bounded table.** A claim that would create an entry for an origin this replica
+  holds no key of, while the table already has :data:`MAX_SUMMARY_ORIGINS` entries, is
+  refused (``Refusal(None, "claims-cap")``): made-up origins cannot grow the table
+  without bound. A summary (and a payload's ``through``) never names more than the cap
+  (:func:`capped`): this replica's own origins first, then the origins with the highest
+  counters (leaving out a low one costs least: its few events are shipped again). At the
+  cap with 128-byte origin ids a summary's watermarks take about 2.3 MB, well inside a
+  4 MiB frame beside the largest ``want`` list (see :mod:`.repair`).
+* **Lie detector.** A state carrying an event of origin ``o`` that this replica lacked
+  (incoming ``ctx[o]`` above the local key's) although its watermark for ``o`` already
+  claims it (``wm[o] >= ctx[o]``) proves that watermark false: it is lowered to the
+  local key's ``ctx[o]`` (0 for a key new here), so the next pull re-fetches what else
+  it hid. Honest claims never trigger it: a claim is accepted only without gaps, and
+  covers exactly the keys whose latest event of ``o`` it passed, all of which were
+  shipped before it (or are private, outside the receiver's scope, or refused, whose
+  claims are capped). States of keys with a TTL are not judged (a sender whose clock
+  expired a key sooner may honestly claim past it). Like scoped watermarks it assumes a
+  replica's scope is the same on every peer; where an ACL grew (or differs between
+  peers) a scoped watermark *was* false for the wider scope, and lowering it is what
+  lets the newly visible keys flow.
+* **The origin is the authority on its own counter.** A summary may name its sender's
+  minting origin (``me``); no replica can hold events of that origin beyond the
+  origin's own watermark for itself, so a higher watermark here was inflated by a lie
+  and is lowered to it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+
+from memmesh.crdt.dot import base_replica
+
+from .env import Txn
+from .indexes import holds_origin
+
+__all__ = ["MAX_SUMMARY_ORIGINS", "WM", "WS", "Table", "capped"]
+
+#: Most origins a summary names, and most watermark entries claims may create for
+#: origins this replica holds no key of.
+MAX_SUMMARY_ORIGINS = 16384
+
+WM = b"wm:"  # complete watermarks
+WS = b"ws:"  # scoped watermarks
+
+
+def capped(wm: Mapping[str, int], replica_id: str) -> dict[str, int]:
+    """``wm`` cut to :data:`MAX_SUMMARY_ORIGINS` entries: this replica's own origins
+    first, then by descending counter (then origin); ``wm`` itself when it is small
+    enough."""
+    if len(wm) <= MAX_SUMMARY_ORIGINS:
+        return dict(wm)
+    ranked = sorted(wm.items(), key=lambda item: (base_replica(item[0]) != replica_id,
+                                                  -item[1], item[0]))
+    return dict(ranked[:MAX_SUMMARY_ORIGINS])
+
+
+class Table:
+    """The watermark table inside one write transaction (reads are cached by the Txn)."""
+
+    __slots__ = ("_blank", "_shown", "_size", "lowered", "txn")
+
+    def __init__(self, txn: Txn) -> None:
+        self.txn = txn
+        self._size: int | None = None  # origins with an entry, counted on first need
+        self._blank: bool | None = None  # no watermark at all (a new replica)
+        self._shown: dict[str, int] = {}
+        self.lowered: dict[str, int] = {}  # origin -> the value the lie detector set
+
+    def complete(self, origin: str) -> int:
+        return self.txn.counter(WM + origin.encode())
+
+    def shown(self, origin: str) -> int:
+        """What a summary shows for ``origin``: the greater of the two watermarks."""
+        value = self._shown.get(origin)
+        if value is None:
+            value = self._shown[origin] = max(self.complete(origin),
+                                              self.txn.counter(WS + origin.encode()))
+        return value
+
+    def may_create(self, origin: str) -> bool:
+        """Whether a claim may raise ``origin`` (see the bounded-table rule)."""
+        if self.shown(origin):
+            return True
+        if self._size is None:
+            values = {k: int.from_bytes(v, "big") for prefix in (WM, WS)
+                      for k, v in self.txn.prefix("meta", prefix)}
+            values.update((k, v) for k, v in self.txn.counters.items() if k[:3] in (WM, WS))
+            self._size = len({k[3:] for k, v in values.items() if v})
+        return self._size < MAX_SUMMARY_ORIGINS or holds_origin(self.txn, origin)
+
+    def raise_to(self, origin: str, counter: int, *, scoped: bool) -> None:
+        if self._size is not None and not self.shown(origin):
+            self._size += 1
+        self._blank = False
+        self.txn.set_counter((WS if scoped else WM) + origin.encode(), counter)
+        self._shown.pop(origin, None)
+
+    def lower(self, origin: str, counter: int, *, claiming: int = 0) -> None:
+        """Lower to ``counter`` each watermark of ``origin`` that is above it and at
+        least ``claiming``."""
+        for prefix in (WM, WS):
+            name = prefix + origin.encode()
+            value = self.txn.counter(name)
+            if value > counter and value >= claiming:
+                self.txn.set_counter(name, counter)
+                self.lowered[origin] = counter
+        self._shown.pop(origin, None)
+
+    def detect_lie(self, ctx: Mapping[str, int], held: Mapping[str, int], me: str) -> None:
+        """The lie detector (module doc) for a received state with context ``ctx`` of a
+        key held here with context ``held`` (empty when new here): each watermark that
+        claimed the event is lowered (an honest one below it is kept)."""
+        if self._blank is None:
+            self._blank = not any(True for prefix in (WM, WS)
+                                  for _ in itertools.islice(self.txn.prefix("meta", prefix), 1))
+        if self._blank:  # nothing claimed yet, so nothing can be a lie
+            return
+        for origin, counter in ctx.items():
+            have = held.get(origin, 0)
+            if counter > have and origin != me and self.shown(origin) >= counter:
+                self.lower(origin, have, claiming=counter)
