@@ -7,6 +7,7 @@ from gossip_fakes import FakeReplica
 
 from memmesh.crdt.codec import packb
 from memmesh.gossip.protocol import (
+    PROTOCOL_VERSION,
     LocalProtocolError,
     RemoteProtocolError,
     Session,
@@ -70,8 +71,8 @@ def test_handshake_opens_both_ends_and_names_the_peer() -> None:
     a, b = pair()
     b.receive_data(a.data_to_send(), 0.0)
     a.receive_data(b.data_to_send(), 0.0)
-    assert a.next_event() == ev.HandshakeComplete("B", 0, 1)
-    assert b.next_event() == ev.HandshakeComplete("A", 0, 1)
+    assert a.next_event() == ev.HandshakeComplete("B", 0, PROTOCOL_VERSION)
+    assert b.next_event() == ev.HandshakeComplete("A", 0, PROTOCOL_VERSION)
 
 
 def test_wrong_cluster_is_rejected_and_both_ends_close() -> None:
