@@ -71,7 +71,7 @@ class Cluster:
         workdir: Path,
         *,
         transport: str = "tcp",
-        max_links: int = 4,
+        max_links: int = 8,
         resolve: bool = False,
         progress: Progress | None = None,
     ) -> None:

@@ -68,7 +68,7 @@ class SimNode:
     rng: random.Random
     new_id: Callable[[], str]  # seeded memory ids (simulations.ids.memory_ids)
     scope: Any = None  # storage PeerScope: what this node may receive (None: all)
-    max_links: int = 4
+    max_links: int = 8
     replica: Any = None
     policy: SyncPolicy | None = None
     up: bool = False

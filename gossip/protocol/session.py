@@ -12,7 +12,9 @@ Protocol (one round of anti-entropy is push-pull, after Scuttlebutt and Corrosio
    wrong-cluster | identity | self)``.  The replica id must equal the authenticated
    identity the caller passes as ``expected_peer_id`` (the TLS certificate's name).
    Until the HELLO is in, frames are capped at ``HANDSHAKE_FRAME`` bytes, so a peer
-   that has not even said who it is cannot make us buffer a large frame.
+   that has not even said who it is cannot make us buffer a large frame.  On a lossy
+   transport (``retransmit``) an open end answers a repeated HELLO with its own (the
+   peer evidently lost it), and frames that overtook the peer's HELLO are dropped.
 2. A pulls: ``SYN(id, summary_A)``.  B streams ``CHANGES`` chunks, each one computed
    for ``summary_A`` advanced past the previous chunks (:mod:`.summary`), each at most
    ``chunk_bytes``, numbered, ``ACK``-ed by A once applied, with at most ``window``
@@ -219,6 +221,7 @@ class Session:
             self.config.max_frame, max(0, wall_ms),
         )
         self._hello_sent = now
+        self._peer_spoke = False
         # sending data frames
         self._next_n = 1
         self._inflight: dict[int, _Sent] = {}
@@ -339,10 +342,14 @@ class Session:
             while (body := self._decoder.next_frame()) is not None:
                 msg = decode_message(body)
                 handler = _TRANSITIONS.get((self.state, type(msg)))
+                if handler is None and self._overtook_hello(msg):
+                    continue
                 if handler is None:
                     raise RemoteProtocolError(
                         f"{type(msg).__name__} not allowed in state {self.state.value}"
                     )
+                if self.state is State.OPEN and not isinstance(msg, Hello):
+                    self._peer_spoke = True  # it is open too: it has our HELLO
                 handler(self, msg)
                 if self.closed:
                     return
@@ -555,6 +562,20 @@ class Session:
     def _on_repeated_hello(self, msg: Message) -> None:
         if msg != self.peer:
             raise RemoteProtocolError("a second, different HELLO")
+        # the peer repeats its HELLO: it may lack ours (a network duplicate looks the
+        # same, so at most once per rto, and never once it sent anything else)
+        if self.config.retransmit and not self._peer_spoke \
+                and self._now >= self._hello_sent + self.config.rto:
+            self._hello_sent = self._now
+            self._send(self._hello)
+
+    def _overtook_hello(self, msg: Message) -> bool:
+        """On a transport that loses and reorders frames, a frame of the open state can
+        overtake the peer's HELLO (or ours was lost and it is already open): drop it
+        rather than fail the link, the peer sends it again.  Over a stream (no
+        retransmission) it stays a protocol error."""
+        return (self.config.retransmit and self.state is State.HANDSHAKE
+                and (State.OPEN, type(msg)) in _TRANSITIONS)
 
     def _on_reject(self, msg: Message) -> None:
         assert isinstance(msg, Reject)
