@@ -230,3 +230,19 @@ async def test_an_exception_while_applying_closes_that_link_only_and_is_logged(
         assert not any(r.exc_info for r in caplog.records if r.levelno >= logging.WARNING)
         assert b.status()  # both nodes alive
         nursery.cancel_scope.cancel()
+
+
+def test_memmesh_status_shows_the_fence_line_and_the_trouble_counters() -> None:
+    import time
+
+    from memmesh.gossip.status import NodeStatus
+    from memmesh.nodecli import format_status
+
+    status = NodeStatus("A", "127.0.0.1", 7700, True, (), 0, 0, 0, 0, 0,
+                        write_fence="this clock is 31536000 s or more ahead of 2 of 3 peers",
+                        errors={"frame-size": 1}, dropped={"buffered": 4}).as_dict()
+    status["written_at"] = time.time()
+    text = format_status(status)
+    assert "WRITES FENCED: this clock is 31536000 s" in text
+    assert "errors: {'frame-size': 1}" in text and "dropped: {'buffered': 4}" in text
+    assert "WRITES FENCED" not in format_status({**status, "write_fence": None})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from gossip_fakes import FakeReplica, FakeScope, converged
+from gossip_fakes import EPOCH_MS, FakeReplica, FakeScope, converged
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -102,3 +102,17 @@ def test_any_fault_mix_converges(seed: int, loss: float, dup: float, reorder: fl
     net.connect(rs[0], rs[1], f)
     net.connect(rs[1], rs[2], f)
     assert net.run_until(lambda: converged(rs), limit=600)
+
+
+def test_a_replica_a_year_ahead_fences_its_writes_while_sync_goes_on() -> None:
+    year = 365 * 24 * 3600 * 1000
+    a = FakeReplica("A", clock=lambda: EPOCH_MS + year)
+    b, c = FakeReplica("B"), FakeReplica("C")
+    b.write("k", "from b")
+    net = MemoryNetwork(rng=random.Random(4))
+    net.connect(a, b, Faults(loss=0.1, reorder=0.2))
+    net.connect(c, a)
+    assert net.run_until(lambda: a.write_fence is not None and converged([a, b, c]), limit=60)
+    assert b.write_fence is None and c.write_fence is None
+    assert [n.what for rid, n in net.notices if rid == "A" and n.what.endswith("fenced")] \
+        == ["fenced"]
