@@ -410,7 +410,11 @@ class SyncPolicy:
             loser = link if keep is existing else existing
             if loser.want_pull:
                 keep.want_pull = True
-            self._refuse(loser, "duplicate", now, "a second link under the same peer id")
+            crossed = existing.outbound != link.outbound  # both dialled at once: benign
+            self._refuse(loser, "duplicate", now,
+                         "crossed dials: the link dialled by the smaller id stays" if crossed
+                         else "a second link under the same peer id",
+                         level="info" if crossed else "warning")
             if loser is link:
                 if keep.want_pull:
                     self._pull(keep)
@@ -451,9 +455,10 @@ class SyncPolicy:
         self._drop(victim, now, why, "replaced by a new peer")
         return True
 
-    def _refuse(self, link: PeerLink, reason: str, now: float, detail: str) -> None:
+    def _refuse(self, link: PeerLink, reason: str, now: float, detail: str, *,
+                level: Literal["info", "warning"] = "warning") -> None:
         self.counters[f"refused-link:{reason}"] += 1
-        self.report(Notice("warning", "rejected", link.name, reason, detail))
+        self.report(Notice(level, "rejected", link.name, reason, detail))
         link.session.reject(reason)
         if link.registered:
             self._pump(link, now)
