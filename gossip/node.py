@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import random
 import ssl
 import time
@@ -175,6 +176,8 @@ class Node:
         self._known: dict[str, KnownPeer] = {}
         self._peers_seen: tuple[str, ...] = ()
         self._handshaking: dict[object, trio.CancelScope] = {}
+        self._gate_drops = 0
+        self._gate_logged = -math.inf
         self._storage_lock = trio.CapacityLimiter(1)
         self._work = trio.Event()  # set (and replaced) after every call into the policy
         self._nursery: trio.Nursery | None = None
@@ -408,10 +411,8 @@ class Node:
             self._handshaking[key] = scope
             victim = gate.admit(key)
             if victim is not None:
-                self.policy.counters["dropped:handshakes"] += 1
-                log.warning("node: dropped (handshakes): a connection still in its TLS "
-                            "handshake, to admit a newer one")
                 self._handshaking.pop(victim).cancel()
+                self._dropped_handshake()
             try:
                 return await self._secure(stream, server=server)
             finally:
@@ -426,6 +427,19 @@ class Node:
         if self._server_ctx is None or self._client_ctx is None:
             return stream, None
         return await self._secure(stream, server=False)
+
+    def _dropped_handshake(self) -> None:
+        """Count a connection dropped from the handshake gate; log at most one line a
+        second (a flood of them must not become a flood of log lines)."""
+        self.policy.counters["dropped:handshakes"] += 1
+        self._gate_drops += 1
+        now = trio.current_time()
+        if now - self._gate_logged >= 1.0:
+            log.warning("node: dropped (handshakes): %d connection(s) still in their TLS "
+                        "handshake, oldest first, to admit newer ones (max_handshakes=%d)",
+                        self._gate_drops, self.policy.config.max_handshakes)
+            self._gate_drops = 0
+            self._gate_logged = now
 
     async def _secure(self, stream: trio.SocketStream, *, server: bool
                       ) -> tuple[trio.abc.Stream | None, str | None]:

@@ -149,7 +149,7 @@ async def _tls(port: int, rid: str) -> trio.SSLStream[trio.SocketStream]:
 
 
 async def test_handshakes_and_buffers_are_bounded_and_an_honest_peer_still_joins(
-        tmp_path: Path) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     cap = 1 << 20
     with Replica.open(tmp_path / "v") as rv, Replica.open(tmp_path / "j") as rj:
         for i in range(50):
@@ -160,6 +160,8 @@ async def test_handshakes_and_buffers_are_bounded_and_an_honest_peer_still_joins
             silent = [await trio.open_tcp_stream("127.0.0.1", victim.port) for _ in range(20)]
             await wait_for(lambda: victim.status().dropped.get("handshakes", 0) >= 16, 60)
             assert len(victim.policy.handshakes) <= 4
+            gate_lines = [r for r in caplog.records if "dropped (handshakes)" in r.getMessage()]
+            assert 1 <= len(gate_lines) < 16  # counted one by one, logged in summaries
             hoarders = []
             for i in range(6):  # key holders: HELLO, then most of a 4 MiB frame
                 tls = await _tls(victim.port, f"mallory-{i}")
