@@ -74,6 +74,10 @@ _T = TypeVar("_T")
 
 MiB: Final = 1024 * 1024
 
+#: Reasons a peer gives when it closes a link to protect itself (one link per id, its
+#: caps): logged at INFO and counted apart, never as that peer's errors.
+_PEER_PROTECTS: Final = frozenset({"duplicate", "busy", "overload"})
+
 
 @dataclass(frozen=True, slots=True)
 class PolicyConfig:
@@ -109,6 +113,7 @@ class Notice:
     ``what``: ``refused`` (states a peer sent that the replica skipped), ``error`` (a
     link closed by a peer's fault or a failed request), ``dropped`` (a link we closed
     to protect resources), ``rejected`` (a link we refused, or the peer refused us),
+    ``closed`` (the peer closed a link to protect itself: busy, duplicate, overload),
     ``fenced``/``unfenced`` (our write fence), ``storage`` (a local storage failure).
     """
 
@@ -385,8 +390,9 @@ class SyncPolicy:
                     self.counters[f"pull-refused:{e.reason}"] += 1
                 case ev.PeerRejected():
                     link.rejected_reason = e.reason
-                    self.report(Notice("info", "rejected", link.name, e.reason,
-                                       "the peer refused this link"))
+                    if e.reason not in _PEER_PROTECTS:
+                        self.report(Notice("info", "rejected", link.name, e.reason,
+                                           "the peer refused this link"))
                 case ev.ConnectionClosed():
                     self._closed(link, e, now)
         self._touched[link] = None
@@ -583,7 +589,11 @@ class SyncPolicy:
             stats.bytes_out += link.session.bytes_sent
             if self._by_peer.get(peer) is link:
                 del self._by_peer[peer]
-        if e.error:
+        if e.error and e.reason in _PEER_PROTECTS:
+            # the peer refused or dropped the link to protect itself: not its fault
+            self.counters[f"closed-by-peer:{e.reason}"] += 1
+            self.report(Notice("info", "closed", link.name, e.reason, e.detail))
+        elif e.error:
             self._count_error(link, e.reason, e.detail)
         if link in self._links:
             self._links.remove(link)

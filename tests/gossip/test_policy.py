@@ -163,6 +163,9 @@ def test_crossed_dials_keep_the_link_dialled_by_the_smaller_id_on_both_ends() ->
     w.run()
     assert a.policy.registered["B"] is by_a[0] and b.policy.registered["A"] is by_a[1]
     assert by_b[0].closed and by_b[1].closed
+    # benign: no error counted against either peer, nothing logged above INFO
+    assert not a.policy.peers["B"].errors and not b.policy.peers["A"].errors
+    assert all(n.level == "info" for n in a.notices + b.notices)
 
 
 def test_peers_beyond_the_sync_slots_are_refused_busy_and_retry() -> None:
