@@ -1,34 +1,36 @@
-"""The trio shell around the protocol core: listen, dial, discover, gossip, push.
+"""The trio shell around the sync policy: listen, dial, discover, time, run storage.
 
-``Node`` owns the sockets, timers, TLS and threads; every protocol decision is made by
-:class:`~memmesh.gossip.protocol.Session`.  Each connection runs in a
-:class:`~memmesh.gossip.link.Link`.  The node adds the policies that span links:
+``Node`` owns the sockets, timers, TLS and threads; every sync decision is made by its
+:class:`~memmesh.gossip.protocol.policy.SyncPolicy` (the one the simulator and the
+test driver run too: rounds, peer choice, what each protocol event does to the
+replica, sync slots, one link per peer, caps, the clock fence).  The shell:
 
-* anti-entropy: every ``interval`` (randomised to ``[0.5, 1.5] * interval``) a random
-  connected peer is pulled from (and, by the protocol's reply, pushed to);
-* push: the replica's change journal is polled every ``poll_interval``; new local
-  writes (also those of another process on the same LMDB path) are pushed to every
-  peer at once, priority writes first, and only this replica's own writes (no
-  relaying: a peer gets third-party data from its source or from anti-entropy);
-* no redundant pulls: while data from a peer is still being applied, anti-entropy
-  rounds (up to four in a row) and the reverse half of a round are skipped;
-* bounded work: at most ``max_syncs`` peers are served at a time (others get
-  ``REJECT busy`` and retry on a later round), at most ``max_links`` connections;
-* reconnects with exponential back-off and jitter; seeds are dialled forever, peers
-  learnt from mDNS or from the persisted list until they fail repeatedly;
-* one link per peer: when two nodes dial each other, the link initiated by the smaller
-  replica id is kept (both ends pick the same one);
-* an optional ``resolver`` for concurrent versions (see :class:`Node`).
+* runs each connection's bytes in a :class:`~memmesh.gossip.link.Link`;
+* performs the policy's storage requests one at a time in a worker thread (LMDB never
+  blocks the event loop), in the order the policy asked for them;
+* wakes the policy for anti-entropy rounds at ``policy.next_round``;
+* polls the replica's change journal every ``poll_interval`` and tells the policy of
+  new local writes (also those of another process on the same LMDB path), which it
+  pushes at once, priority writes first;
+* enforces the resource decisions (:mod:`.admission` via the policy): connections
+  still in the TLS handshake beyond ``max_handshakes`` are dropped oldest first, links
+  the policy drops are closed, and ``RLIMIT_NOFILE`` is raised to its hard limit;
+* reconnects with exponential back-off and jitter (:mod:`.dialer`): seeds forever,
+  peers learnt from mDNS or from the persisted list until they fail repeatedly;
+* runs an optional ``resolver`` for concurrent versions (see :class:`Node`);
+* logs every refusal, drop, link error and fence the policy reports at WARNING, one
+  line with the peer and the reason.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import math
 import random
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -37,9 +39,14 @@ import trio
 from memmesh.crdt.errors import MemmeshError
 from memmesh.storage.arbitration import resolve_conflicts
 
+from .dialer import Dialer
 from .link import Link
-from .peers import KnownPeer, backoff_delay, load_peers, save_peers
-from .protocol.session import Session, SessionConfig
+from .peers import KnownPeer, load_peers, save_peers
+from .protocol.peerlink import PeerLink
+from .protocol.policy import Notice, PolicyConfig, SyncPolicy
+from .protocol.replica import NodeReplica
+from .protocol.requests import perform
+from .protocol.session import SessionConfig
 from .protocol.summary import summary_lag
 from .security import ClusterCredentials, SecurityError, cluster_fingerprint, peer_identity
 from .status import NodeStatus, PeerStatus
@@ -49,7 +56,7 @@ __all__ = ["Node"]
 log = logging.getLogger("memmesh.gossip")
 
 Resolver = Callable[[Any], Any]
-_FATAL_REJECTS = frozenset({"wrong-cluster", "version", "identity", "self"})
+MiB = 1024 * 1024
 
 
 class Node:
@@ -70,7 +77,7 @@ class Node:
     ``mdns``
         Advertise and browse ``_memmesh._tcp.local.`` (python-zeroconf, own thread).
     ``interval``
-        Mean anti-entropy period in seconds (default 1.0).
+        Mean anti-entropy period in seconds (default 1.0; each round within +-10 %).
     ``resolver``
         ``callable(Conflict) -> Resolution | None`` (any resolver of
         :mod:`memmesh.semantic`, e.g. ``chain(NearDuplicate(), RolePriority([...]))``, or
@@ -81,8 +88,10 @@ class Node:
 
     Options: ``insecure``, ``acl`` (``{peer replica id: scope}``, the scope handed to
     ``sync_changes(peer=...)``), ``acl_default`` (scope of peers not in ``acl``; None:
-    all shareable data), ``max_syncs`` (4), ``max_links`` (64), ``poll_interval``
-    (0.02 s), ``session_config``, ``connect_timeout`` (5 s), ``tls_timeout`` (5 s),
+    all shareable data), ``max_syncs`` (4), ``max_links`` (64),
+    ``max_links_per_address`` (32), ``max_handshakes`` (64), ``max_buffered`` (64 MiB:
+    bytes held for all links, partial frames included), ``poll_interval`` (0.02 s),
+    ``session_config``, ``connect_timeout`` (5 s), ``tls_timeout`` (5 s),
     ``send_timeout`` (30 s), ``backoff`` ((0.2, 10.0) s), ``mdns_interfaces``,
     ``remember_peers`` (True), ``resolver_interval`` (1 s), ``resolve_deadline_ms``
     (2000), ``storage_threads`` (True; False runs storage calls inline, for tests on
@@ -91,7 +100,7 @@ class Node:
 
     def __init__(
         self,
-        replica: Any,
+        replica: NodeReplica,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -105,6 +114,9 @@ class Node:
         acl_default: object = None,
         max_syncs: int = 4,
         max_links: int = 64,
+        max_links_per_address: int = 32,
+        max_handshakes: int = 64,
+        max_buffered: int = 64 * MiB,
         poll_interval: float = 0.02,
         session_config: SessionConfig | None = None,
         connect_timeout: float = 5.0,
@@ -122,8 +134,12 @@ class Node:
             raise SecurityError(
                 "a cluster_key is required (links are authenticated and encrypted); "
                 "pass insecure=True only for tests on a trusted machine")
-        if interval <= 0 or poll_interval <= 0 or max_syncs < 1 or max_links < 1:
-            raise MemmeshError("interval, poll_interval, max_syncs, max_links must be > 0")
+        if interval <= 0 or poll_interval <= 0:
+            raise MemmeshError("interval and poll_interval must be > 0")
+        self.policy_config = PolicyConfig(
+            interval=interval, max_syncs=max_syncs, max_links=max_links,
+            max_links_per_address=max_links_per_address, max_handshakes=max_handshakes,
+            max_buffered=max_buffered)
         self.replica = replica
         self.replica_id: str = replica.replica_id
         self.host = host
@@ -137,8 +153,6 @@ class Node:
         self._cluster_key = cluster_key
         self.acl = dict(acl or {})
         self.acl_default = acl_default
-        self.max_syncs = max_syncs
-        self.max_links = max_links
         self.poll_interval = poll_interval
         self.session_config = session_config or SessionConfig(retransmit=False)
         self.connect_timeout = connect_timeout
@@ -151,15 +165,21 @@ class Node:
         self.resolve_deadline_ms = resolve_deadline_ms
         self.storage_threads = storage_threads
         self.rng = rng or random.Random()
-        self.stats = {"pushes": 0, "syncs": 0, "rejected_busy": 0, "resolved": 0}
-        self._links: dict[str, Link] = {}
-        self._all_links: set[Link] = set()
-        self._dialers: dict[tuple[str, int], bool] = {}
-        self._addr_rid: dict[tuple[str, int], str] = {}
+        self.resolved = 0
+        self.policy = SyncPolicy(
+            self.replica_id, fingerprint=self.fingerprint, rng=self.rng, now=0.0,
+            max_drift_ms=replica.max_drift_ms, config=self.policy_config,
+            session_config=self.session_config, scope_of=self._scope_of,
+            report=_log_notice)
+        self.dialer = Dialer(self)
+        self._links: dict[PeerLink, Link] = {}
         self._known: dict[str, KnownPeer] = {}
-        self._slots = max_syncs
+        self._peers_seen: tuple[str, ...] = ()
+        self._handshaking: dict[object, trio.CancelScope] = {}
+        self._gate_drops = 0
+        self._gate_logged = -math.inf
         self._storage_lock = trio.CapacityLimiter(1)
-        self._last_summary: bytes | None = None
+        self._work = trio.Event()  # set (and replaced) after every call into the policy
         self._nursery: trio.Nursery | None = None
         self._stack: AsyncExitStack | None = None
         self._server_ctx: ssl.SSLContext | None = None
@@ -172,37 +192,58 @@ class Node:
     @property
     def peers(self) -> tuple[str, ...]:
         """Replica ids of the peers connected right now (sorted)."""
-        return tuple(sorted(rid for rid, link in self._links.items() if link.open))
+        return self.policy.peer_ids()
 
     def status(self) -> NodeStatus:
-        """A snapshot: peers with lag, bytes in/out, last sync (call from the trio thread)."""
-        mine = self._last_summary
+        """A snapshot: peers with lag, counters and clock offset, bytes, the fence line
+        (call from the trio thread)."""
+        policy = self.policy
+        mine = policy.last_summary
+        now, wall, unix = trio.current_time(), self.wall_ms(), time.time()
         peers = []
-        for rid in sorted(self._links):
-            link = self._links[rid]
-            theirs = link.session.peer_summary
+        for rid, plink in sorted(policy.registered.items()):
+            link = self._links.get(plink)
+            theirs = plink.session.peer_summary
             lag = summary_lag(mine, theirs) if mine is not None and theirs is not None \
                 else None
+            stats = policy.peers.get(rid)
+            last_sync = None if stats is None or stats.last_sync is None \
+                else unix - (now - stats.last_sync)
             peers.append(PeerStatus(
-                replica_id=rid, address=link.address,
-                direction="out" if link.outbound else "in",
-                connected_at=link.connected_at, last_sync=link.last_sync, lag=lag,
-                bytes_in=link.bytes_in, bytes_out=link.bytes_out, syncs=link.syncs))
-        every = list(self._all_links)
+                replica_id=rid, address=None if link is None else link.address,
+                direction="out" if plink.outbound else "in",
+                connected_at=unix if link is None else link.connected_at,
+                last_sync=last_sync, lag=lag,
+                bytes_in=0 if link is None else link.bytes_in,
+                bytes_out=0 if link is None else link.bytes_out,
+                syncs=0 if stats is None else stats.syncs,
+                refusals={} if stats is None else dict(sorted(stats.refusals.items())),
+                errors=0 if stats is None else sum(stats.errors.values()),
+                last_error=None if stats is None else stats.last_error,
+                clock_offset_ms=policy.clock.offset_ms(rid, now, wall)))
+        every = list(self._links.values())
+        refusals, errors = policy.peers.totals()
+        counters = policy.counters
         return NodeStatus(
             replica_id=self.replica_id, host=self.host, port=self.port, secure=self.secure,
             peers=tuple(peers), bytes_in=sum(lk.bytes_in for lk in every),
-            bytes_out=sum(lk.bytes_out for lk in every), syncs=self.stats["syncs"],
-            pushes=self.stats["pushes"], rejected_busy=self.stats["rejected_busy"])
+            bytes_out=sum(lk.bytes_out for lk in every), syncs=counters["syncs"],
+            pushes=counters["pushes"], rejected_busy=counters["busy"],
+            write_fence=self.replica.write_fence,
+            refusals=dict(sorted(refusals.items())), errors=dict(sorted(errors.items())),
+            dropped={k.split(":", 1)[1]: n for k, n in sorted(counters.items())
+                     if k.startswith("dropped:")})
 
     def add_seed(self, host: str, port: int) -> None:
         """Dial ``(host, port)`` from now on, like a seed."""
-        self._ensure_dialer((host, port), persistent=True)
+        self.dialer.ensure((host, port), persistent=True)
 
     async def sync_now(self) -> None:
-        """Start a pull on every connected link at once (e.g. after a batch of writes)."""
-        for link in list(self._links.values()):
-            await link.start_pull()
+        """Start a pull on every connected link and wait until their requests went out."""
+        self.policy.pull_all()
+        self.after_policy()
+        while any(lk.awaiting_summary for lk in self.policy.registered.values()):
+            await self._work.wait()
 
     async def wait_for_peers(self, n: int, timeout: float = 30.0) -> None:
         """Wait until at least ``n`` peers are connected (raises ``trio.TooSlowError``)."""
@@ -233,54 +274,56 @@ class Node:
 
     async def handle_stream(self, stream: trio.abc.Stream, *, outbound: bool,
                             peer_id: str | None = None,
-                            address: tuple[str, int] | None = None) -> Link:
+                            address: tuple[str, int] | None = None,
+                            host: str | None = None) -> Link:
         """Run a link over an already connected (and, if secure, authenticated) stream.
 
-        ``peer_id`` is the authenticated identity the peer's HELLO must match.  Used by
-        the TCP listener and dialers, and by tests with ``trio.testing`` streams.
+        ``peer_id`` is the authenticated identity the peer's HELLO must match; ``host``
+        the peer's address for the per-address cap (``address[0]`` when dialled).  Used
+        by the TCP listener and dialers, and by tests with ``trio.testing`` streams.
         """
-        session = Session(replica_id=self.replica_id, fingerprint=self.fingerprint,
-                          now=trio.current_time(), config=self.session_config,
-                          port=self.port, expected_peer_id=peer_id)
-        link = Link(self, stream, session, outbound=outbound, address=address,
-                    send_timeout=self.send_timeout)
-        self._all_links.add(link)
+        plink = self.policy.open_link(
+            trio.current_time(), self.wall_ms(), outbound=outbound, expected_peer_id=peer_id,
+            address=host or (address[0] if address is not None else None))
+        link = Link(self, stream, plink, address=address, send_timeout=self.send_timeout)
+        self._links[plink] = link
+        self.after_policy()
         try:
             await link.run()
         finally:
-            self._all_links.discard(link)
-            self._unregister(link)
+            self._links.pop(plink, None)
+            self.after_policy()
         return link
 
-    # ------------------------------------------------------------------ start-up
+    # ------------------------------------------------------------------ for links
 
-    async def _start(self, nursery: trio.Nursery) -> None:
-        if self._cluster_key is not None:
-            creds = await trio.to_thread.run_sync(
-                ClusterCredentials.create, self._cluster_key, self.replica_id)
-            self._server_ctx = creds.server_context()
-            self._client_ctx = creds.client_context()
-        listeners = await nursery.start(
-            functools.partial(trio.serve_tcp, self._inbound, self.port, host=self.host))
-        self.port = listeners[0].socket.getsockname()[1]
-        nursery.start_soon(self._anti_entropy_loop)
-        nursery.start_soon(self._journal_loop)
-        if self.resolver is not None:
-            nursery.start_soon(self._resolver_loop)
-        for addr in self.seeds:
-            self._ensure_dialer(addr, persistent=True)
-        if self.remember_peers:
-            for kp in await self.storage(load_peers, self.replica):
-                self._known[kp.replica_id] = kp
-                if kp.replica_id != self.replica_id:
-                    self._ensure_dialer((kp.host, kp.port), persistent=False)
-        if self.mdns:
-            from .discovery import MdnsDiscovery
+    def wall_ms(self) -> int:
+        """The replica's wall clock (the one HELLOs carry and the fence is judged by)."""
+        return int(self.replica.clock())
 
-            self.discovery = MdnsDiscovery(self)
-            await nursery.start(self.discovery.run)
+    def link_of(self, plink: PeerLink) -> Link | None:
+        return self._links.get(plink)
 
-    # ------------------------------------------------------------------ helpers for links
+    def after_policy(self) -> None:
+        """After any call into the policy: wake the storage worker and the links whose
+        sessions have something to send, and notice peers that came or went."""
+        self._work.set()
+        self._work = trio.Event()
+        for plink in self.policy.touched():
+            link = self._links.get(plink)
+            if link is not None:
+                link.wake()
+        peers = self.policy.peer_ids()
+        if peers != self._peers_seen:
+            for rid in set(peers) - set(self._peers_seen):
+                self._remember(rid)
+            self._peers_seen = peers
+            self._link_count_changed.set()
+            self._link_count_changed = trio.Event()
+
+    def spawn(self, fn: Callable[[], Any]) -> None:
+        if self._nursery is not None:
+            self._nursery.start_soon(fn)
 
     async def storage(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a replica call off the event loop, one at a time."""
@@ -289,120 +332,119 @@ class Node:
             return call()
         return await trio.to_thread.run_sync(call, limiter=self._storage_lock)
 
-    def spawn(self, fn: Callable[[], Awaitable[Any]]) -> None:
-        if self._nursery is not None:
-            self._nursery.start_soon(fn)
+    # ------------------------------------------------------------------ start-up
 
-    def note_summary(self, summary: bytes) -> None:
-        self._last_summary = summary
+    async def _start(self, nursery: trio.Nursery) -> None:
+        _raise_fd_limit()
+        self.policy.next_round = trio.current_time() + self.interval * self.rng.random()
+        if self._cluster_key is not None:
+            creds = await trio.to_thread.run_sync(
+                ClusterCredentials.create, self._cluster_key, self.replica_id)
+            self._server_ctx = creds.server_context()
+            self._client_ctx = creds.client_context()
+        listeners = await nursery.start(
+            functools.partial(trio.serve_tcp, self._inbound, self.port, host=self.host))
+        self.port = listeners[0].socket.getsockname()[1]
+        self.policy.port = self.port
+        nursery.start_soon(self._storage_loop)
+        nursery.start_soon(self._round_loop)
+        nursery.start_soon(self._journal_loop)
+        if self.resolver is not None:
+            nursery.start_soon(self._resolver_loop)
+        for addr in self.seeds:
+            self.dialer.ensure(addr, persistent=True)
+        if self.remember_peers:
+            for kp in await self.storage(load_peers, self.replica):
+                self._known[kp.replica_id] = kp
+                if kp.replica_id != self.replica_id:
+                    self.dialer.ensure((kp.host, kp.port), persistent=False)
+        if self.mdns:
+            from .discovery import MdnsDiscovery
 
-    def acquire_sync_slot(self) -> bool:
-        if self._slots <= 0:
-            return False
-        self._slots -= 1
-        return True
+            self.discovery = MdnsDiscovery(self)
+            await nursery.start(self.discovery.run)
 
-    def release_sync_slot(self) -> None:
-        self._slots = min(self.max_syncs, self._slots + 1)
+    def _scope_of(self, peer_id: str) -> object:
+        return self.acl.get(peer_id, self.acl_default)
 
-    def changes_applied(self, result: Any) -> None:
-        """Hook after each applied chunk (nothing to do: the journal loop notices)."""
-
-    def sync_completed(self, link: Link, more: bool) -> None:
-        self.stats["syncs"] += 1
-        if more and link.more_streak < 16:
-            link.more_streak += 1
-            self.spawn(link.start_pull)
-        else:
-            link.more_streak = 0
-
-    def link_open(self, link: Link) -> None:
-        """Handshake done: keep one link per peer, remember the address, set the ACL."""
-        rid = link.peer_id
-        assert rid is not None
-        existing = self._links.get(rid)
-        if existing is not None and existing is not link and existing.open:
-            new_init, old_init = self._initiator(link), self._initiator(existing)
-            if new_init != old_init:
-                # crossed dials: both ends keep the link dialled by the smaller id
-                loser = link if new_init > old_init else existing
-                loser.session.reject("duplicate")
-                loser.wake()
-                if loser is link:
-                    return
-            elif new_init == self.replica_id:
-                link.session.reject("duplicate")  # we dialled twice: drop the newer
-                link.wake()
-                return
-            else:
-                return  # the peer dialled twice and drops one; ours takes over if needed
-        if len(self._links) >= self.max_links and rid not in self._links:
-            link.session.reject("busy")
-            link.wake()
+    def _remember(self, rid: str) -> None:
+        """A peer registered: remember where it listens (for restarts)."""
+        plink = self.policy.link_to(rid)
+        link = None if plink is None else self._links.get(plink)
+        if link is None:
             return
-        link.registered = True
-        link.scope = self.acl.get(rid, self.acl_default)
-        self._links[rid] = link
+        host_port = link.address
+        peer = link.session.peer
+        if host_port is None and peer is not None and peer.port:
+            try:
+                stream: Any = link.stream
+                sock = getattr(stream, "transport_stream", stream).socket
+                host_port = (sock.getpeername()[0], peer.port)
+            except (AttributeError, OSError):
+                host_port = None
         if link.address is not None:
-            self._addr_rid[link.address] = rid
-        host_port = self._peer_address(link)
+            self.dialer.learnt(link.address, rid)
         if host_port is not None:
             self._known[rid] = KnownPeer(rid, host_port[0], host_port[1],
                                          int(time.time() * 1000))
-        self._links_changed()
-        self.spawn(link.start_pull)
-
-    def _initiator(self, link: Link) -> str:
-        return self.replica_id if link.outbound else (link.peer_id or "")
-
-    def _peer_address(self, link: Link) -> tuple[str, int] | None:
-        if link.address is not None:
-            return link.address
-        peer = link.session.peer
-        if peer is None or not peer.port:
-            return None
-        try:
-            stream: Any = link.stream
-            sock = getattr(stream, "transport_stream", stream).socket
-            return (sock.getpeername()[0], peer.port)
-        except (AttributeError, OSError):
-            return None
-
-    def _unregister(self, link: Link) -> None:
-        rid = link.peer_id
-        if rid is not None and self._links.get(rid) is link:
-            del self._links[rid]
-            for other in self._all_links:  # an accepted twin may take over
-                if other.peer_id == rid and not other.session.closed and other is not link:
-                    other.registered = True
-                    other.scope = self.acl.get(rid, self.acl_default)
-                    self._links[rid] = other
-                    break
-            self._links_changed()
-
-    def _links_changed(self) -> None:
-        self._link_count_changed.set()
-        self._link_count_changed = trio.Event()
 
     # ------------------------------------------------------------------ connections
 
     async def _inbound(self, stream: trio.SocketStream) -> None:
         try:
-            if len(self._all_links) >= self.max_links * 2:
-                await trio.aclose_forcefully(stream)
-                return
-            wrapped, peer_id = await self._secure(stream, server=True)
-            if wrapped is None:
-                return
-            await self.handle_stream(wrapped, outbound=False, peer_id=peer_id)
-        except Exception:  # one bad connection must never take the listener down
-            log.exception("inbound connection failed")
+            host = _peer_host(stream)
+            wrapped, peer_id = await self._handshake(stream, server=True)
+            if wrapped is not None:
+                await self.handle_stream(wrapped, outbound=False, peer_id=peer_id, host=host)
+        except Exception as exc:  # one bad connection must never take the listener down
+            log.warning("inbound connection failed: %s", type(exc).__name__)
+
+    async def _handshake(self, stream: trio.SocketStream, *, server: bool
+                         ) -> tuple[trio.abc.Stream | None, str | None]:
+        """TLS under the handshake gate: beyond ``max_handshakes`` the oldest pending
+        handshake is dropped, so silent connections cannot lock out a real peer."""
+        if self._server_ctx is None or self._client_ctx is None:
+            return stream, None
+        key = object()
+        gate = self.policy.handshakes
+        with trio.CancelScope() as scope:
+            self._handshaking[key] = scope
+            victim = gate.admit(key)
+            if victim is not None:
+                self._handshaking.pop(victim).cancel()
+                self._dropped_handshake()
+            try:
+                return await self._secure(stream, server=server)
+            finally:
+                gate.done(key)
+                self._handshaking.pop(key, None)
+        await trio.aclose_forcefully(stream)
+        return None, None
+
+    async def secure_client(self, stream: trio.SocketStream
+                            ) -> tuple[trio.abc.Stream | None, str | None]:
+        """The client side of TLS on a dialled connection (plain when insecure)."""
+        if self._server_ctx is None or self._client_ctx is None:
+            return stream, None
+        return await self._secure(stream, server=False)
+
+    def _dropped_handshake(self) -> None:
+        """Count a connection dropped from the handshake gate; log at most one line a
+        second (a flood of them must not become a flood of log lines)."""
+        self.policy.counters["dropped:handshakes"] += 1
+        self._gate_drops += 1
+        now = trio.current_time()
+        if now - self._gate_logged >= 1.0:
+            log.warning("node: dropped (handshakes): %d connection(s) still in their TLS "
+                        "handshake, oldest first, to admit newer ones (max_handshakes=%d)",
+                        self._gate_drops, self.policy.config.max_handshakes)
+            self._gate_drops = 0
+            self._gate_logged = now
 
     async def _secure(self, stream: trio.SocketStream, *, server: bool
                       ) -> tuple[trio.abc.Stream | None, str | None]:
         """TLS handshake (bounded); returns the stream and the peer's certified id."""
-        if self._server_ctx is None or self._client_ctx is None:
-            return stream, None
+        assert self._server_ctx is not None and self._client_ctx is not None
         ctx = self._server_ctx if server else self._client_ctx
         tls = trio.SSLStream(stream, ctx, server_side=server,
                              server_hostname=None if server else "memmesh")
@@ -416,94 +458,36 @@ class Node:
             await trio.aclose_forcefully(tls)
             return None, None
 
-    def _ensure_dialer(self, addr: tuple[str, int], *, persistent: bool,
-                       delay: float = 0.0) -> None:
-        if addr in self._dialers or addr == (self.host, self.port):
-            if persistent:
-                self._dialers[addr] = True
-            return
-        self._dialers[addr] = persistent
-        self.spawn(functools.partial(self._dial_loop, addr, delay))
-
-    async def _dial_loop(self, addr: tuple[str, int], delay: float) -> None:
-        failures = 0
-        try:
-            if delay:
-                await trio.sleep(delay)
-            while True:
-                rid = self._addr_rid.get(addr)
-                existing = self._links.get(rid) if rid else None
-                if existing is not None and existing.open:
-                    await existing.closed.wait()
-                    await trio.sleep(backoff_delay(0, base=self.backoff[0],
-                                                   cap=self.backoff[1], rng=self.rng))
-                    continue
-                link = await self._dial_once(addr)
-                if link is not None and link.peer_id is not None:
-                    self._addr_rid[addr] = link.peer_id
-                if link is not None and link.registered:
-                    failures = 0
-                elif link is not None and link.rejected_reason == "duplicate":
-                    failures = 0
-                    continue
-                else:
-                    failures += 1
-                fatal = link is not None and link.rejected_reason in _FATAL_REJECTS
-                if not self._dialers.get(addr) and (fatal or failures >= 8):
-                    return
-                await trio.sleep(backoff_delay(
-                    failures if not fatal else 30, base=self.backoff[0],
-                    cap=self.backoff[1], rng=self.rng))
-        finally:
-            self._dialers.pop(addr, None)
-
-    async def _dial_once(self, addr: tuple[str, int]) -> Link | None:
-        try:
-            with trio.fail_after(self.connect_timeout):
-                sock = await trio.open_tcp_stream(*addr)
-        except (OSError, trio.TooSlowError):
-            return None
-        wrapped, peer_id = await self._secure(sock, server=False)
-        if wrapped is None:
-            return None
-        if peer_id is not None and peer_id in self._links and self._links[peer_id].open \
-                and self._initiator(self._links[peer_id]) == self.replica_id:
-            await trio.aclose_forcefully(wrapped)  # already linked, by us
-            self._addr_rid[addr] = peer_id
-            return None
-        return await self.handle_stream(wrapped, outbound=True, peer_id=peer_id,
-                                        address=addr)
-
     def discovered(self, replica_id: str, host: str, port: int) -> None:
         """A peer announced itself (mDNS): dial it unless already linked."""
         if replica_id == self.replica_id:
             return
-        self._addr_rid.setdefault((host, port), replica_id)
-        link = self._links.get(replica_id)
-        if link is not None and link.open:
+        self.dialer.learnt((host, port), replica_id, only_if_new=True)
+        if self.policy.link_to(replica_id) is not None:
             return
         # the smaller id dials at once; the other waits a little for that dial first
         delay = 0.0 if self.replica_id < replica_id else 2.0
-        self._ensure_dialer((host, port), persistent=False, delay=delay)
+        self.dialer.ensure((host, port), persistent=False, delay=delay)
 
     # ------------------------------------------------------------------ loops
 
-    async def _anti_entropy_loop(self) -> None:
-        skipped = 0
+    async def _storage_loop(self) -> None:
+        """Perform the policy's storage requests in order, in the storage thread."""
+        policy = self.policy
         while True:
-            await trio.sleep(self.interval * self.rng.uniform(0.5, 1.5))
-            # while data is still arriving (pushes, other pulls), a pull now would mostly
-            # fetch the same keys twice: wait, but never more than a few rounds
-            if skipped < 4 and any(lk.session.receiving for lk in self._all_links):
-                skipped += 1
+            req = policy.next_request()
+            if req is None:
+                await self._work.wait()
                 continue
-            skipped = 0
-            links = [lk for lk in self._links.values() if lk.open and not lk.session.pulling]
-            if links:
-                try:
-                    await self.rng.choice(links).start_pull()
-                except MemmeshError as exc:
-                    log.warning("anti-entropy: storage error %s", type(exc).__name__)
+            outcome = await self.storage(perform, self.replica, req)
+            policy.complete(req, outcome, trio.current_time())
+            self.after_policy()
+
+    async def _round_loop(self) -> None:
+        while True:
+            await trio.sleep_until(self.policy.next_round)
+            self.policy.round(trio.current_time(), self.wall_ms())
+            self.after_policy()
 
     async def _journal_loop(self) -> None:
         seq = await self.storage(self.replica.journal_seq)
@@ -528,15 +512,9 @@ class Node:
             except MemmeshError as exc:
                 log.warning("journal poll failed: %s", type(exc).__name__)
                 continue
-            if local and self._links:
-                try:
-                    summary = await self.storage(self.replica.sync_summary)
-                except MemmeshError as exc:
-                    log.warning("summary failed: %s", type(exc).__name__)
-                    continue
-                self.note_summary(summary)
-                for link in list(self._links.values()):
-                    link.push(priority=priority, local_summary=summary)
+            if local and self.policy.registered:
+                self.policy.local_writes(priority=priority)
+                self.after_policy()
 
     async def _resolver_loop(self) -> None:
         """Every ``resolver_interval``, resolve the conflicts this replica is the elected
@@ -550,7 +528,7 @@ class Node:
                 outcomes = await trio.to_thread.run_sync(functools.partial(
                     resolve_conflicts, self.replica, self.resolver,
                     deadline_ms=self.resolve_deadline_ms))
-                self.stats["resolved"] += sum(1 for o in outcomes if o.version is not None)
+                self.resolved += sum(1 for o in outcomes if o.version is not None)
             except Exception:  # a user's resolver must not stop the node
                 log.exception("conflict resolution failed")
 
@@ -560,6 +538,31 @@ class Node:
                 await self.storage(save_peers, self.replica, list(self._known.values()))
             except (MemmeshError, AttributeError) as exc:
                 log.warning("could not save known peers: %s", type(exc).__name__)
+
+
+def _log_notice(notice: Notice) -> None:
+    (log.warning if notice.level == "warning" else log.info)("%s", notice)
+
+
+def _peer_host(stream: Any) -> str | None:
+    try:
+        host: str = stream.socket.getpeername()[0]
+    except (AttributeError, OSError, IndexError):
+        return None
+    return host
+
+
+def _raise_fd_limit() -> None:
+    """Raise this process's open-file limit to its hard limit (connections are files:
+    the default 1,024 lets a flood of connections make ``accept`` fail)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError) as exc:  # not permitted / not POSIX
+        log.info("could not raise the open-file limit: %s", type(exc).__name__)
 
 
 def _flags(change: Any) -> tuple[bool, bool]:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
 
 from memmesh.crdt.codec import packb, unpackb
 from memmesh.crdt.errors import MemmeshError
+
+from .protocol.replica import NodeReplica
 
 __all__ = ["AUX_KEY", "AUX_NAMESPACE", "KnownPeer", "backoff_delay", "load_peers", "save_peers"]
 
@@ -29,7 +30,7 @@ class KnownPeer:
     last_seen_ms: int
 
 
-def load_peers(replica: Any) -> list[KnownPeer]:
+def load_peers(replica: NodeReplica) -> list[KnownPeer]:
     """Known peers from ``replica.aux_get``; an unreadable record counts as empty."""
     try:
         raw = replica.aux_get(AUX_NAMESPACE, AUX_KEY)
@@ -50,7 +51,7 @@ def load_peers(replica: Any) -> list[KnownPeer]:
     return out[:MAX_KNOWN]
 
 
-def save_peers(replica: Any, peers: list[KnownPeer]) -> None:
+def save_peers(replica: NodeReplica, peers: list[KnownPeer]) -> None:
     """Persist at most ``MAX_KNOWN`` peers, newest first, one entry per replica id."""
     seen: set[str] = set()
     rows = []

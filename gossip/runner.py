@@ -36,6 +36,7 @@ import trio
 
 from .node import Node
 from .protocol.errors import GossipError
+from .protocol.replica import NodeReplica
 from .status import NodeStatus
 
 __all__ = ["BackgroundNode"]
@@ -44,7 +45,7 @@ __all__ = ["BackgroundNode"]
 class BackgroundNode:
     """A :class:`Node` living in its own thread; every method is thread-safe."""
 
-    def __init__(self, replica: Any, **node_options: Any) -> None:
+    def __init__(self, replica: NodeReplica, **node_options: Any) -> None:
         self.replica = replica
         self.node_options = node_options
         self.node: Node | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = ["NodeStatus", "PeerStatus"]
@@ -14,7 +14,11 @@ class PeerStatus:
 
     ``lag``: events of this replica that the peer's last known summary lacks (None until
     the peer sent a summary).  Times are Unix seconds (``last_sync`` None: no completed
-    pull yet).  Bytes count TLS payload, i.e. protocol frames.
+    pull yet).  Bytes count TLS payload, i.e. protocol frames, of the current link.
+    ``syncs``, ``refusals`` (states it sent that our replica skipped, by reason) and
+    ``errors`` (its links closed by a fault, all reasons; ``last_error`` the latest) count
+    since this node started, across reconnects.  ``clock_offset_ms``: its wall clock
+    minus ours, from its HELLO (None: it did not say).
     """
 
     replica_id: str
@@ -26,10 +30,19 @@ class PeerStatus:
     bytes_in: int
     bytes_out: int
     syncs: int
+    refusals: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+    last_error: str | None = None
+    clock_offset_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class NodeStatus:
+    """The node as a whole.  ``write_fence``: why local writes are fenced (e.g. this
+    clock runs ahead of its peers'), None when they are not.  ``refusals`` and
+    ``errors`` sum every peer's; ``dropped`` counts connections this node closed to
+    protect its resources, by reason."""
+
     replica_id: str
     host: str
     port: int
@@ -40,6 +53,10 @@ class NodeStatus:
     syncs: int
     pushes: int
     rejected_busy: int
+    write_fence: str | None = None
+    refusals: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (tuples become lists)."""

@@ -53,6 +53,11 @@ def format_status(status: dict[str, Any]) -> str:
         f"{'peer':<34} {'address':<22} {'dir':<4} {'lag':>6} {'last sync':>10} "
         f"{'in':>10} {'out':>10}",
     ]
+    if status.get("write_fence"):
+        lines.insert(1, f"WRITES FENCED: {status['write_fence']}")
+    trouble = {k: status.get(k) for k in ("refusals", "errors", "dropped") if status.get(k)}
+    if trouble:
+        lines.insert(1, "  ".join(f"{k}: {v}" for k, v in trouble.items()))
     now = time.time()
     for peer in status["peers"]:
         address = ":".join(map(str, peer["address"])) if peer["address"] else "-"

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from memmesh.gossip.protocol.policy import PolicyConfig
 from memmesh.gossip.protocol.session import SessionConfig
 from memmesh.storage.arbitration import resolve_conflicts
 from memmesh.storage.resolution import Conflict, Resolution
 
 from .clock import SkewedClock
-from .engine import US_PER_MS, EventLoop
+from .engine import US_PER_MS, US_PER_S, EventLoop
 from .ids import incarnations, memory_ids
 from .metrics import Metrics, RoundStats
 from .network import Network
@@ -70,7 +71,7 @@ class Cluster:
         workdir: Path,
         *,
         transport: str = "tcp",
-        max_links: int = 4,
+        max_links: int = 8,
         resolve: bool = False,
         progress: Progress | None = None,
     ) -> None:
@@ -140,7 +141,13 @@ class Cluster:
                 yield node
 
     def scope_of(self, node_id: str) -> Any:
-        return self.nodes[node_id].scope
+        node = self.nodes.get(node_id)
+        return None if node is None else node.scope
+
+    def policy_config(self, max_links: int) -> PolicyConfig:
+        """The sync policy of every node: the trio node's defaults, on the run's round
+        interval and with at most ``max_links`` links."""
+        return PolicyConfig(interval=self.interval_us / US_PER_S, max_links=max_links)
 
     def choose_peer(self, node: SimNode) -> str | None:
         """A member other than ``node``, uniformly at random from ``node``'s stream."""

@@ -1,19 +1,20 @@
-"""One simulated agent process: a storage ``Replica`` plus gossip ``Session``s.
+"""One simulated agent process: a storage ``Replica`` plus the node's ``SyncPolicy``.
 
-This is the simulator's stand-in for the trio shell of ``memmesh.gossip``: it owns no
-protocol logic. Each link is a real ``memmesh.gossip.protocol.Session``; the node feeds
-it the bytes its simulated connection delivers and the simulated time, and does what
-the session's events ask (``events.py`` of the protocol core): take a summary of the
-replica, compute changes for a peer's summary limited to what that peer may see, apply
-received changes, acknowledge them. The replica is a real LMDB ``Replica`` opened with
-the node's skewed simulated clock.
+This is the simulator's stand-in for the trio shell of ``memmesh.gossip`` and, like it,
+owns no protocol or policy logic: every decision (when to round, which peer, what each
+session event does to the replica, sync slots, one link per peer, caps, the clock
+fence) is made by the very ``memmesh.gossip.protocol.SyncPolicy`` the trio ``Node``
+runs. The node moves bytes between the policy and its simulated connections, fires
+timers at the deadlines the sessions ask for, and performs the policy's storage
+requests inline with ``memmesh.gossip.protocol.requests.perform`` (measuring them on
+the way). The replica is a real LMDB ``Replica`` opened with the node's skewed
+simulated clock.
 
-Peer selection is the anti-entropy of Demers et al. ("Epidemic algorithms for
-replicated database maintenance", 1987): every round the node pulls from one peer chosen
-uniformly at random among the members it knows, and the peer pulls back on the same
-link (push-pull). A node keeps at most ``max_links`` links open, so fleets of a
-thousand nodes do not hold a full mesh; new local writes are pushed at once on the
-links that are open.
+Peer selection is the policy's (Demers et al. 1987 anti-entropy): every round the node
+pulls from a member chosen uniformly at random among those it knows (the membership
+oracle), dialling it when there is no link, and the peer pulls back on the same link.
+The policy keeps at most ``max_links`` links, replacing the least recently useful idle
+one; new local writes are pushed at once on the links that are open.
 """
 
 from __future__ import annotations
@@ -25,10 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memmesh.crdt import MemmeshError
-from memmesh.gossip.protocol import events as ev
-from memmesh.gossip.protocol.errors import ProtocolError
-from memmesh.gossip.protocol.session import Session, State
+from memmesh.gossip.protocol.peerlink import PeerLink
+from memmesh.gossip.protocol.policy import Notice, SyncPolicy
+from memmesh.gossip.protocol.requests import (
+    Apply,
+    Changes,
+    Outcome,
+    StorageRequest,
+    Summary,
+    perform,
+)
 from memmesh.gossip.protocol.summary import watermarks
 
 from .clock import SkewedClock
@@ -42,17 +49,12 @@ FINGERPRINT = b"memmesh-simulation"
 
 
 @dataclass(eq=False, slots=True)
-class Link:
-    """A connection and the protocol session running on it."""
+class _Wire:
+    """The simulated connection of one link, and its session timer."""
 
     conn: Connection
-    session: Session
-    peer: str
-    initiator: bool
     timer: Timer | None = None
     deadline: float | None = None
-    last_used_us: int = 0
-    want_pull: bool = False
 
 
 @dataclass(eq=False)
@@ -67,14 +69,16 @@ class SimNode:
     new_id: Callable[[], str]  # seeded memory ids (simulations.ids.memory_ids)
     new_incarnation: Callable[[], str]  # seeded incarnations (simulations.ids.incarnations)
     scope: Any = None  # storage PeerScope: what this node may receive (None: all)
-    max_links: int = 4
+    max_links: int = 8
     replica: Any = None
+    policy: SyncPolicy | None = None
     up: bool = False
-    links: dict[int, Link] = field(default_factory=dict)
+    wires: dict[PeerLink, _Wire] = field(default_factory=dict)
     round_timer: Timer | None = None
     conflicted: set[str] = field(default_factory=set)
     draining: bool = False
     incarnation: int = 0
+    syncs_counted: int = 0  # of this policy's completed pulls, already in the metrics
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -86,12 +90,19 @@ class SimNode:
             self.path, replica_id=self.node_id, durable=False, clock=self.clock,
             id_factory=self.new_id, incarnation_factory=self.new_incarnation,
         )
+        cluster = self.cluster
+        self.policy = SyncPolicy(
+            self.node_id, fingerprint=FINGERPRINT, rng=self.rng, now=self.now,
+            max_drift_ms=self.replica.max_drift_ms,
+            config=cluster.policy_config(self.max_links),
+            session_config=cluster.session_config, scope_of=cluster.scope_of,
+            report=self._notice,
+        )
+        self.syncs_counted = 0
         self.up = True
         self.incarnation += 1
-        self.cluster.transport.listen(self.node_id, self._accept)
-        loop = self.cluster.loop
-        interval = self.cluster.interval_us
-        self.round_timer = loop.call_later(round(self.rng.uniform(0, interval)), self._round)
+        cluster.transport.listen(self.node_id, self._accept)
+        self._schedule_round()
 
     def crash(self) -> None:
         """Stop at once: connections vanish, sessions are lost, the replica survives."""
@@ -99,7 +110,8 @@ class SimNode:
             return
         self._halt()
         self.cluster.transport.unlisten(self.node_id)
-        self.links.clear()
+        self.wires.clear()
+        self.policy = None
         self.replica.close()
         self.replica = None
 
@@ -107,9 +119,10 @@ class SimNode:
         """Leave gracefully: say goodbye on every link, then close the replica."""
         if not self.up:
             return
-        for link in list(self.links.values()):
-            link.session.close()
-            self._flush(link)
+        policy = self._policy
+        for link in list(self.wires):
+            policy.close_link(link, self.now)
+        self._settle()
         self.crash()
 
     def _halt(self) -> None:
@@ -118,159 +131,151 @@ class SimNode:
         if self.round_timer is not None:
             self.round_timer.cancel()
             self.round_timer = None
-        for link in self.links.values():
-            if link.timer is not None:
-                link.timer.cancel()
+        for wire in self.wires.values():
+            if wire.timer is not None:
+                wire.timer.cancel()
 
     @property
     def now(self) -> float:
         """The session clock: simulated seconds (sessions only compare differences)."""
         return self.cluster.loop.now_us / US_PER_S
 
+    @property
+    def _policy(self) -> SyncPolicy:
+        assert self.policy is not None, "the node is down"
+        return self.policy
+
     # ------------------------------------------------------------------ rounds
+
+    def _schedule_round(self) -> None:
+        at = math.ceil(self._policy.next_round * US_PER_S)
+        self.round_timer = self.cluster.loop.call_at(
+            max(at, self.cluster.loop.now_us + 1), self._round)
 
     def _round(self) -> None:
         if not self.up:
             return
         cluster = self.cluster
-        interval = cluster.interval_us
-        self.round_timer = cluster.loop.call_later(
-            round(interval * self.rng.uniform(0.9, 1.1)), self._round
-        )
         cluster.on_round(self)
-        peer = cluster.choose_peer(self)
-        if peer is not None:
-            self.pull_from(peer)
+        if not self.up:
+            return
+        dial = self._policy.round(self.now, self.clock(), candidates=cluster.members)
+        self._schedule_round()
+        if dial is not None:
+            self._dial(dial)
+        self._settle()
 
     def pull_from(self, peer: str) -> None:
         """Start one anti-entropy exchange with ``peer`` (reusing an open link)."""
-        for link in self.links.values():
-            if link.peer == peer and link.session.state is not State.CLOSED:
-                link.last_used_us = self.cluster.loop.now_us
-                if link.session.state is State.OPEN and not link.session.pulling:
-                    self._start_pull(link)
-                elif link.session.state is State.HANDSHAKE:
-                    link.want_pull = True
-                return
-        link = self._open(peer)
-        link.want_pull = True
-        self._trim_links()
+        if self._policy.pull_from(peer, self.now):
+            self._dial(peer)
+        self._settle()
 
     def push_local_writes(self, *, priority: bool = False) -> None:
-        """New local writes: push them on every open link (pull first where needed).
-
-        As the trio shell does, the push carries only this replica's own writes
-        (``local_summary``): pushes are not relayed; anti-entropy spreads them further.
-        """
-        summary = None
-        for link in list(self.links.values()):
-            session = link.session
-            if session.state is State.OPEN:
-                if summary is None:
-                    summary = self.replica.sync_summary()
-                pushed = session.request_push(self.now, priority=priority,
-                                              local_summary=summary)
-                if not pushed and not session.pulling:
-                    self._start_pull(link)
-                self._flush(link)
+        """New local writes: the policy pushes them on every open link (pulling where
+        the peer's summary is unknown); pushes carry only this replica's own writes."""
+        self._policy.local_writes(priority=priority)
+        self._settle()
 
     # ------------------------------------------------------------------ links
 
-    def _open(self, peer: str) -> Link:
+    def _dial(self, peer: str) -> None:
         conn = self.cluster.transport.connect(self.node_id, peer)
-        link = self._link(conn, peer, initiator=True)
+        link = self._policy.open_link(self.now, self.clock(), outbound=True,
+                                      expected_peer_id=peer, want_pull=True)
         self.cluster.metrics.links_opened += 1
-        self._flush(link)
-        return link
+        self._bind(conn, link)
 
     def _accept(self, conn: Connection) -> None:
         if not self.up:
             conn.abort()
             return
-        link = self._link(conn, conn.remote, initiator=False)
-        self._flush(link)
+        link = self._policy.open_link(self.now, self.clock(), outbound=False,
+                                      expected_peer_id=conn.remote)
+        self._bind(conn, link)
 
-    def _link(self, conn: Connection, peer: str, *, initiator: bool) -> Link:
-        session = Session(
-            replica_id=self.node_id,
-            fingerprint=FINGERPRINT,
-            now=self.now,
-            config=self.cluster.session_config,
-            expected_peer_id=peer,
-        )
-        link = Link(conn, session, peer, initiator, last_used_us=self.cluster.loop.now_us)
-        self.links[conn.conn] = link
+    def _bind(self, conn: Connection, link: PeerLink) -> None:
+        self.wires[link] = _Wire(conn)
         conn.on_data = lambda data: self._on_data(link, data)
-        conn.on_close = lambda reason: self._on_close(link, reason)
-        return link
+        conn.on_close = lambda reason: self._on_close(link)
+        self._settle()
 
-    def _trim_links(self) -> None:
-        """Keep at most ``max_links``: close the least recently used idle ones."""
-        excess = len(self.links) - self.max_links
-        if excess <= 0:
-            return
-        idle = sorted(
-            (link for link in self.links.values() if link.session.idle and not link.want_pull),
-            key=lambda link: (link.last_used_us, link.conn.conn),
-        )
-        for link in idle[:excess]:
-            link.session.close()
-            self._flush(link)
-
-    def _on_data(self, link: Link, data: bytes) -> None:
+    def _on_data(self, link: PeerLink, data: bytes) -> None:
         if not self.up:
             return
-        try:
-            link.session.receive_data(data, self.now)
-        except ProtocolError as exc:
-            self.cluster.metrics.count("protocol_errors", getattr(exc, "reason", "local"))
-        self._flush(link)
+        self._policy.receive_data(link, data, self.now, self.clock())
+        self._settle()
 
-    def _on_close(self, link: Link, reason: str) -> None:
+    def _on_close(self, link: PeerLink) -> None:
         if not self.up:
             return
-        link.session.receive_data(b"", self.now)
-        self._flush(link)
+        self._policy.receive_data(link, b"", self.now, self.clock())
+        self._settle()
         self._drop(link)
 
-    def _drop(self, link: Link) -> None:
-        if link.timer is not None:
-            link.timer.cancel()
-            link.timer = None
-        self.links.pop(link.conn.conn, None)
+    def _drop(self, link: PeerLink) -> None:
+        wire = self.wires.pop(link, None)
+        if wire is not None and wire.timer is not None:
+            wire.timer.cancel()
+        if self.policy is not None:
+            self.policy.forget(link)
 
-    def _start_pull(self, link: Link, *, reply: bool = False) -> None:
-        summary = self.replica.sync_summary()
-        self.cluster.metrics.summary(self.node_id, len(summary))
-        link.session.start_sync(summary, self.now, reply=reply)
-        link.want_pull = False
-        link.last_used_us = self.cluster.loop.now_us
+    def _settle(self) -> None:
+        """Perform what the policy asks of the replica, then flush the links it touched."""
+        policy = self.policy
+        if policy is None:
+            return
+        while (req := policy.next_request()) is not None:
+            outcome = perform(self.replica, req)
+            self._measure(req, outcome)
+            policy.complete(req, outcome, self.now)
+        syncs = policy.counters["syncs"]
+        self.cluster.metrics.syncs_completed += syncs - self.syncs_counted
+        self.syncs_counted = syncs
+        for link in policy.touched():
+            self._flush(link)
 
-    def _flush(self, link: Link) -> None:
-        """Do what the session asks until it has nothing more, then send its bytes."""
-        session = link.session
-        while True:
-            event = session.next_event()
-            if event is None:
-                break
-            self._handle(link, event)
-        data = session.data_to_send()
+    def _measure(self, req: StorageRequest, outcome: Outcome) -> None:
+        metrics = self.cluster.metrics
+        if not outcome.ok:
+            metrics.count("storage_errors", outcome.error or "?")
+            return
+        match req:
+            case Summary(link=PeerLink()):
+                metrics.summary(self.node_id, len(outcome.data))  # one that goes on a SYN
+            case Changes(purpose=purpose):
+                metrics.changes(self.node_id, len(outcome.data), push=purpose == "push")
+            case Apply():
+                self.cluster.on_applied(self, outcome.result)
+
+    def _notice(self, notice: Notice) -> None:
+        self.cluster.metrics.count(notice.what, notice.reason)
+
+    def _flush(self, link: PeerLink) -> None:
+        """Send what the session has for the wire; close the wire of a closed link."""
+        wire = self.wires.get(link)
+        if wire is None:
+            return
+        data = link.session.data_to_send()
         if data:
-            link.conn.send(data)
-        if session.state is State.CLOSED:
-            if link.conn.open:
-                link.conn.close()
+            wire.conn.send(data)
+        if link.closed:
+            if wire.conn.open:
+                wire.conn.close()
             self._drop(link)
             return
-        self._schedule(link)
+        self._schedule(link, wire)
         if self.draining and self._drained(link):
             self.draining = False
             self.cluster.loop.call_later(0, self.cluster.drained(self))
 
-    def _drained(self, link: Link) -> bool:
-        """The peer of ``link`` holds every event this node originated (leave is safe)."""
+    def _drained(self, link: PeerLink) -> bool:
+        """The peer of ``link`` holds every event this node originated (leave is safe).
+
+        A read of the replica's own summary outside the policy: this check belongs to
+        the simulation's graceful leave, not to syncing."""
         session = link.session
-        if not session.idle or session.peer_summary is None:
+        if not link.open or not session.idle or session.peer_summary is None:
             return False
         theirs = watermarks(session.peer_summary)
         mine = watermarks(self.replica.sync_summary())
@@ -278,75 +283,28 @@ class SimNode:
             return False
         return theirs.get(self.node_id, 0) >= mine.get(self.node_id, 0)
 
-    def _schedule(self, link: Link) -> None:
+    def _schedule(self, link: PeerLink, wire: _Wire) -> None:
         deadline = link.session.next_deadline()
-        if deadline == link.deadline and link.timer is not None:
+        if deadline == wire.deadline and wire.timer is not None:
             return
-        if link.timer is not None:
-            link.timer.cancel()
-            link.timer = None
-        link.deadline = deadline
+        if wire.timer is not None:
+            wire.timer.cancel()
+            wire.timer = None
+        wire.deadline = deadline
         if deadline is not None:
             # first microsecond at or after the deadline (never now: time must move)
             at = math.ceil(deadline * US_PER_S)
             if at / US_PER_S < deadline:
                 at += 1
             at = max(at, self.cluster.loop.now_us + 1)
-            link.timer = self.cluster.loop.call_at(at, lambda: self._timeout(link))
+            wire.timer = self.cluster.loop.call_at(at, lambda: self._timeout(link))
 
-    def _timeout(self, link: Link) -> None:
-        link.timer = None
-        link.deadline = None
-        if not self.up or link.conn.conn not in self.links:
+    def _timeout(self, link: PeerLink) -> None:
+        wire = self.wires.get(link)
+        if not self.up or wire is None:
             return
-        link.session.handle_timeout(self.now)
+        wire.timer = None
+        wire.deadline = None
+        self._policy.handle_timeout(link, self.now)
+        self._settle()
         self._flush(link)
-
-    # ------------------------------------------------------------------ events
-
-    def _handle(self, link: Link, event: ev.Event) -> None:
-        session = link.session
-        metrics = self.cluster.metrics
-        match event:
-            case ev.HandshakeComplete():
-                if link.want_pull and not session.pulling:
-                    self._start_pull(link)
-            case ev.NeedSummary():
-                if session.state is State.OPEN and not session.pulling:
-                    self._start_pull(link, reply=True)
-            case ev.NeedChanges():
-                try:
-                    data = self.replica.sync_changes(
-                        event.summary,
-                        max_bytes=event.max_bytes,
-                        peer=self.cluster.scope_of(link.peer),
-                    )
-                except MemmeshError as exc:
-                    metrics.count("serve_errors", type(exc).__name__)
-                    if event.first and event.purpose == "serve":
-                        session.refuse(event.request, "protocol")
-                    else:
-                        session.close("protocol")
-                    return
-                metrics.changes(self.node_id, len(data), push=event.purpose == "push")
-                session.changes_ready(event.request, data, self.now)
-            case ev.ApplyChanges():
-                try:
-                    result = self.replica.sync_apply(event.data)
-                except MemmeshError as exc:
-                    metrics.count("apply_errors", type(exc).__name__)
-                    session.apply_failed(event.n, self.now)
-                    return
-                self.cluster.on_applied(self, result)
-                session.applied(event.n, self.now)
-            case ev.SyncCompleted():
-                metrics.syncs_completed += 1
-                if event.more and session.state is State.OPEN and not session.pulling:
-                    self._start_pull(link)
-            case ev.SyncRejected():
-                metrics.count("syncs_rejected", event.reason)
-            case ev.PeerRejected():
-                metrics.count("links_rejected", event.reason)
-            case ev.ConnectionClosed():
-                if event.error:
-                    metrics.count("links_failed", event.reason)

@@ -17,6 +17,15 @@ simulations' torture run found that livelock under ±5 min skew). Sightings are 
 memory per ``Replica`` object: a restarted replica starts its wait again, which only
 delays a takeover. Two replicas resolving at once stays harmless: the resolutions are
 themselves concurrent versions and the next round resolves them.
+
+The wait doubles with every RESOLVE among the standing versions (exponential back-off,
+as Ethernet's after a collision): a conflict between resolutions means arbiters acted
+at once because the fleet spreads news more slowly than ``deadline_ms``, and with a
+fixed wait every generation makes as many concurrent resolutions as fit in the
+propagation time: the torture run (100 nodes, 30 % loss, frames transport) found such a
+storm keeping one memory conflicted for 200 rounds. Doubling makes the wait outgrow the
+propagation time after a few generations, so the storm dies out; a first conflict
+between ordinary writes keeps the short wait.
 """
 
 from __future__ import annotations
@@ -38,6 +47,13 @@ def arbiter_rank(record: MemoryRecord) -> list[str]:
     candidates = sorted({v.replica for v in record.versions})
     return sorted(candidates, key=lambda r: hashlib.sha256(
         f"{record.id}|{dots}|{r}".encode()).digest())
+
+
+def takeover_wait(record: MemoryRecord, deadline_ms: int) -> int:
+    """The wait per election rank: ``deadline_ms``, doubled for every standing RESOLVE
+    (at most 2**10 times: see the module doc)."""
+    resolutions = sum(1 for v in record.versions if v.op == "RESOLVE")
+    return deadline_ms << min(resolutions, 10)
 
 
 def _signature(record: MemoryRecord) -> tuple[str, tuple[tuple[str, int], ...]]:
@@ -83,4 +99,4 @@ class ConflictOps(ReplicaCore):
             if len(self._sightings) > 100_000:  # mostly resolved conflicts: start afresh
                 self._sightings.clear()
             first = self._sightings.setdefault(_signature(record), now_ms)
-        return now_ms >= first + position * deadline_ms
+        return now_ms >= first + position * takeover_wait(record, deadline_ms)

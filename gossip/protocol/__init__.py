@@ -1,43 +1,33 @@
-"""The sans-IO core of memmesh gossip: frames, messages, events and the link session.
+"""The sans-IO core of memmesh gossip: frames, messages, the link session, the sync policy.
 
-Nothing here performs I/O, reads a clock or draws random numbers, so the same code runs
-under the trio shell (:mod:`memmesh.gossip.node`), under ``simulations/`` and in plain
-unit tests.  To drive two replicas without any network::
+Nothing here performs I/O, reads a clock or draws random numbers of its own, so the
+same code runs under the trio shell (:mod:`memmesh.gossip.node`), under
+``simulations/`` and in plain unit tests:
 
-    from memmesh.gossip.protocol import Session, events as ev
+* :class:`Session` (:mod:`.session`): one link's protocol state machine (h11 model);
+* :class:`SyncPolicy` (:mod:`.policy`): everything a node decides around its sessions:
+  rounds and peer choice, what each session event does to the replica, sync slots, one
+  link per peer, caps, the clock fence, per-peer counters;
+* :func:`perform` (:mod:`.requests`): the one function that calls the replica
+  (:class:`SyncReplica`), turning the policy's storage requests into outcomes.
 
-    a = Session(replica_id="A", fingerprint=fp, now=0.0)
-    b = Session(replica_id="B", fingerprint=fp, now=0.0)
+Driving two replicas without any network (what
+:class:`~memmesh.gossip.protocol.driver.MemoryNetwork` does, with faults)::
 
-    def pump(src, dst, now):          # move bytes; drop/duplicate/reorder here to test
-        data = src.data_to_send()
-        if data:
-            dst.receive_data(data, now)
+    from memmesh.gossip.protocol import SyncPolicy, perform
 
-    def serve(session, replica, now):  # do what the events ask, with a Replica
-        while (e := session.next_event()) is not None:
-            match e:
-                case ev.NeedSummary():
-                    session.start_sync(replica.sync_summary(), now, reply=True)
-                case ev.NeedChanges(request=r, summary=s, max_bytes=m):
-                    session.changes_ready(r, replica.sync_changes(s, max_bytes=m), now)
-                case ev.ApplyChanges(n=n, data=d):
-                    replica.sync_apply(d)
-                    session.applied(n, now)
+    pa = SyncPolicy("A", fingerprint=fp, rng=random.Random(1), now=0.0)
+    pb = SyncPolicy("B", fingerprint=fp, rng=random.Random(2), now=0.0)
+    la = pa.open_link(0.0, replica_a.clock(), outbound=True, expected_peer_id="B")
+    lb = pb.open_link(0.0, replica_b.clock(), outbound=False, expected_peer_id="A")
 
-    pump(a, b, 0.0); pump(b, a, 0.0)                  # HELLOs: both OPEN
-    a.start_sync(replica_a.sync_summary(), 0.0)      # one push-pull round
-    # loop: pump both ways, serve both sides, until both sessions are idle;
-    # call s.handle_timeout(now) whenever now >= s.next_deadline().
+    def settle(policy, replica, now):     # do what the policy asks of the replica
+        while (req := policy.next_request()) is not None:
+            policy.complete(req, perform(replica, req), now)
 
-On a new local write call ``s.request_push(now, priority=..., local_summary=
-replica.sync_summary())`` on each open session (False: no summary of the peer yet, so
-``start_sync`` instead); with ``local_summary`` the push carries only this replica's own
-writes, as the trio shell does.
-
-:class:`~memmesh.gossip.protocol.driver.MemoryNetwork` runs exactly that loop for tests
-and simulations, on virtual time, with optional loss, duplication and reordering of
-whole frames, and reconnects closed links.
+    # loop: move la.session.data_to_send() into pb.receive_data(lb, ...) and back,
+    # settle both; call pa.handle_timeout(la, now) at la.session.next_deadline() and
+    # pa.round(now, wall_ms) at pa.next_round; pa.local_writes() after a local write.
 """
 
 from __future__ import annotations
@@ -45,8 +35,12 @@ from __future__ import annotations
 from . import events
 from .errors import GossipError, LocalProtocolError, ProtocolError, RemoteProtocolError
 from .frames import FrameDecoder, encode_frame
-from .messages import REASONS, decode_message, encode_message
-from .session import PROTOCOL_VERSION, Session, SessionConfig, State
+from .messages import PROTOCOL_VERSION, REASONS, decode_message, encode_message
+from .peerlink import PeerLink
+from .policy import Notice, PolicyConfig, SyncPolicy
+from .replica import NodeReplica, SyncReplica
+from .requests import Outcome, StorageRequest, perform
+from .session import Session, SessionConfig, State
 from .summary import advance_summary, changes_empty, summary_lag, watermarks
 
 __all__ = [
@@ -55,17 +49,26 @@ __all__ = [
     "FrameDecoder",
     "GossipError",
     "LocalProtocolError",
+    "NodeReplica",
+    "Notice",
+    "Outcome",
+    "PeerLink",
+    "PolicyConfig",
     "ProtocolError",
     "RemoteProtocolError",
     "Session",
     "SessionConfig",
     "State",
+    "StorageRequest",
+    "SyncPolicy",
+    "SyncReplica",
     "advance_summary",
     "changes_empty",
     "decode_message",
     "encode_frame",
     "encode_message",
     "events",
+    "perform",
     "summary_lag",
     "watermarks",
 ]

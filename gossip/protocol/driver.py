@@ -1,13 +1,16 @@
-"""Drive sessions between in-memory replicas on virtual time, with injected faults.
+"""Drive sync policies between in-memory replicas on virtual time, with injected faults.
 
-This is the reference loop for everything that runs the protocol without trio: unit
-tests and ``simulations/``.  It is pure: time is a number the loop advances, and every
-random choice comes from the ``random.Random`` passed in.
+The test driver of the protocol: every replica gets a
+:class:`~memmesh.gossip.protocol.policy.SyncPolicy` (the one the trio node and the
+simulator run), links between replicas carry whole frames, and storage requests are
+performed inline.  Time is a number the loop advances and every random choice comes
+from the ``random.Random`` passed in, so a run is a pure function of its inputs.
 
 Faults act on whole frames (the unit a real transport loses, repeats or reorders when
 it reconnects and retransmits): each frame may be dropped, delivered twice, or
 delivered after the frames behind it.  Closed links are re-opened with fresh sessions
-after ``reconnect_after`` seconds, as the trio shell does with its dialers.
+after ``reconnect_after`` seconds, as the trio shell does with its dialers; the replica
+named first in :meth:`MemoryNetwork.connect` dials.
 
 Example::
 
@@ -21,30 +24,15 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from memmesh.crdt.errors import MemmeshError
-
-from . import events as ev
-from .errors import ProtocolError
 from .frames import HEADER
-from .session import Session, SessionConfig, State
+from .peerlink import PeerLink
+from .policy import Notice, PolicyConfig, SyncPolicy
+from .replica import SyncReplica
+from .requests import perform
+from .session import SessionConfig
 
 __all__ = ["Faults", "MemoryNetwork", "SyncReplica"]
-
-
-class SyncReplica(Protocol):
-    """The part of ``memmesh.storage.Replica`` that gossip needs to sync."""
-
-    @property
-    def replica_id(self) -> str: ...
-
-    def sync_summary(self) -> bytes: ...
-
-    def sync_changes(self, summary: bytes, *, max_bytes: int | None = ...,
-                     peer: object = ...) -> bytes: ...
-
-    def sync_apply(self, changes: bytes) -> object: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +57,15 @@ def _split_frames(data: bytes) -> list[bytes]:
 
 
 @dataclass(slots=True)
-class _End:
+class _Node:
     replica: SyncReplica
-    session: Session
-    scope: object = None
+    policy: SyncPolicy
+
+
+@dataclass(slots=True)
+class _End:
+    node: _Node
+    link: PeerLink
     inbox: list[bytes] = field(default_factory=list)
 
 
@@ -83,32 +76,38 @@ class _Link:
     faults: Faults
     ends: tuple[_End, _End] | None = None
     down_until: float = 0.0
-    syncs_completed: int = 0
-    errors: list[str] = field(default_factory=list)
 
 
 class MemoryNetwork:
     """A set of links between in-memory replicas, stepped on virtual time."""
 
     def __init__(self, *, rng: random.Random, fingerprint: bytes = b"memmesh-test",
-                 config: SessionConfig | None = None, interval: float = 1.0,
-                 reconnect_after: float = 1.0, step: float = 0.01,
+                 config: SessionConfig | None = None, policy: PolicyConfig | None = None,
+                 interval: float = 1.0, reconnect_after: float = 1.0, step: float = 0.01,
                  tap: Callable[[bytes], None] | None = None) -> None:
         self.rng = rng
         self.fingerprint = fingerprint
         self.config = config if config is not None else SessionConfig(
             rto=0.5, keepalive=2.0, idle_timeout=10.0, handshake_timeout=3.0)
-        self.interval = interval
+        self.policy_config = policy if policy is not None else PolicyConfig(interval=interval)
         self.reconnect_after = reconnect_after
         self.step = step
         self.tap = tap
         self.now = 0.0
         self.links: list[_Link] = []
+        self.nodes: dict[str, _Node] = {}
         self.scopes: dict[tuple[str, str], object] = {}
-        self._next_round: dict[int, float] = {}
+        #: what every policy reported (errors, refusals, drops, fences), in order
+        self.notices: list[tuple[str, Notice]] = []
+
+    def policy(self, replica: SyncReplica) -> SyncPolicy:
+        """The sync policy of ``replica`` (created on first use)."""
+        return self._node(replica).policy
 
     def connect(self, a: SyncReplica, b: SyncReplica, faults: Faults | None = None) -> None:
         """Keep a link between ``a`` and ``b`` (re-opened whenever it closes)."""
+        self._node(a)
+        self._node(b)
         self.links.append(_Link(a, b, faults if faults is not None else Faults()))
 
     def set_scope(self, serving: SyncReplica, peer: SyncReplica, scope: object) -> None:
@@ -116,17 +115,15 @@ class MemoryNetwork:
         self.scopes[(serving.replica_id, peer.replica_id)] = scope
 
     def push(self, writer: SyncReplica, *, priority: bool = False) -> None:
-        """Tell every open link of ``writer`` that it has new local writes."""
-        local = writer.sync_summary()
-        for link in self.links:
-            if link.ends is None:
-                continue
-            for end in link.ends:
-                if end.replica is writer and end.session.state is State.OPEN and \
-                        not end.session.request_push(self.now, priority=priority,
-                                                     local_summary=local):
-                    self._start_pull(end)
-                self._serve(link, end)
+        """Tell ``writer``'s policy that it has new local writes."""
+        node = self._node(writer)
+        node.policy.local_writes(priority=priority)
+        self._settle(node)
+
+    @property
+    def syncs(self) -> int:
+        """Pulls completed, all replicas together."""
+        return sum(n.policy.counters["syncs"] for n in self.nodes.values())
 
     # ------------------------------------------------------------------ loop
 
@@ -141,43 +138,61 @@ class MemoryNetwork:
 
     def tick(self) -> None:
         self.now += self.step
-        for i, link in enumerate(self.links):
+        for link in self.links:
+            if link.ends is None and self.now >= link.down_until:
+                self._open(link)
+        for node in self.nodes.values():
+            if self.now >= node.policy.next_round:
+                node.policy.round(self.now, node.replica.clock())
+        for link in self.links:
             if link.ends is None:
-                if self.now >= link.down_until:
-                    self._open(link)
-                    self._next_round[i] = self.now + self.interval * self.rng.uniform(0.1, 1)
                 continue
             ends = link.ends
             for j in (0, 1):
                 self._transmit(link, ends[j], ends[1 - j])
             for end in ends:
-                self._deliver(link, end)
-                self._serve(link, end)
-                deadline = end.session.next_deadline()
+                self._deliver(end)
+                deadline = end.link.session.next_deadline()
                 if deadline is not None and self.now >= deadline:
-                    end.session.handle_timeout(self.now)
-                    self._serve(link, end)
-            if i in self._next_round and self.now >= self._next_round[i]:
-                self._next_round[i] = self.now + self.interval * self.rng.uniform(0.5, 1.5)
-                end = ends[self.rng.randrange(2)]
-                if end.session.state is State.OPEN and not end.session.pulling:
-                    self._start_pull(end)
-            if any(e.session.state is State.CLOSED for e in ends):
-                for e in ends:
-                    e.session.close()
+                    end.node.policy.handle_timeout(end.link, self.now)
+        for node in self.nodes.values():
+            self._settle(node)
+        for link in self.links:
+            if link.ends is not None and any(e.link.closed for e in link.ends):
+                for e in link.ends:
+                    e.node.policy.close_link(e.link, self.now)
+                    e.node.policy.forget(e.link)
                 link.ends = None
                 link.down_until = self.now + self.reconnect_after
 
+    # ------------------------------------------------------------------ internals
+
+    def _node(self, replica: SyncReplica) -> _Node:
+        node = self.nodes.get(replica.replica_id)
+        if node is None:
+            rid = replica.replica_id
+
+            def report(notice: Notice) -> None:
+                self.notices.append((rid, notice))
+
+            policy = SyncPolicy(
+                rid, fingerprint=self.fingerprint, rng=random.Random(self.rng.random()),
+                now=self.now, max_drift_ms=replica.max_drift_ms,
+                config=self.policy_config, session_config=self.config,
+                scope_of=lambda peer: self.scopes.get((rid, peer)), report=report)
+            node = self.nodes[rid] = _Node(replica, policy)
+        return node
+
     def _open(self, link: _Link) -> None:
-        ends = []
-        for me, other in ((link.a, link.b), (link.b, link.a)):
-            s = Session(replica_id=me.replica_id, fingerprint=self.fingerprint,
-                        now=self.now, config=self.config)
-            ends.append(_End(me, s, self.scopes.get((me.replica_id, other.replica_id))))
-        link.ends = (ends[0], ends[1])
+        na, nb = self.nodes[link.a.replica_id], self.nodes[link.b.replica_id]
+        ea = na.policy.open_link(self.now, link.a.clock(), outbound=True,
+                                 expected_peer_id=link.b.replica_id)
+        eb = nb.policy.open_link(self.now, link.b.clock(), outbound=False,
+                                 expected_peer_id=link.a.replica_id)
+        link.ends = (_End(na, ea), _End(nb, eb))
 
     def _transmit(self, link: _Link, src: _End, dst: _End) -> None:
-        frames = _split_frames(src.session.data_to_send())
+        frames = _split_frames(src.link.session.data_to_send())
         f = link.faults
         for frame in frames:
             if self.tap is not None:
@@ -191,42 +206,16 @@ class MemoryNetwork:
             i = self.rng.randrange(len(dst.inbox) - 1)
             dst.inbox[i], dst.inbox[i + 1] = dst.inbox[i + 1], dst.inbox[i]
 
-    def _deliver(self, link: _Link, end: _End) -> None:
+    def _deliver(self, end: _End) -> None:
         inbox, end.inbox = end.inbox, []
         for frame in inbox:
-            try:
-                end.session.receive_data(frame, self.now)
-            except ProtocolError as exc:
-                link.errors.append(str(exc))
+            end.node.policy.receive_data(end.link, frame, self.now, end.node.replica.clock())
+            if end.link.closed:
                 return
 
-    def _start_pull(self, end: _End) -> None:
-        end.session.start_sync(end.replica.sync_summary(), self.now)
-
-    def _serve(self, link: _Link, end: _End) -> None:
-        s = end.session
-        while (e := s.next_event()) is not None:
-            match e:
-                case ev.NeedSummary():
-                    if s.state is State.OPEN and not s.pulling:
-                        s.start_sync(end.replica.sync_summary(), self.now, reply=True)
-                case ev.NeedChanges(request=req, summary=summary, max_bytes=mb):
-                    try:
-                        data = end.replica.sync_changes(summary, max_bytes=mb, peer=end.scope)
-                    except MemmeshError:
-                        s.refuse(req, "protocol") if e.first else s.close("protocol")
-                        continue
-                    s.changes_ready(req, data, self.now)
-                case ev.ApplyChanges(n=n, data=data):
-                    try:
-                        end.replica.sync_apply(data)
-                    except MemmeshError:
-                        s.apply_failed(n, self.now)
-                        continue
-                    s.applied(n, self.now)
-                case ev.SyncCompleted(more=more):
-                    link.syncs_completed += 1
-                    if more and s.state is State.OPEN and not s.pulling:
-                        self._start_pull(end)
-                case _:
-                    pass
+    def _settle(self, node: _Node) -> None:
+        """Perform the policy's storage requests inline until none is left."""
+        policy = node.policy
+        while (req := policy.next_request()) is not None:
+            policy.complete(req, perform(node.replica, req), self.now)
+        policy.touched()  # every link is flushed on every tick anyway

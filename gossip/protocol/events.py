@@ -13,7 +13,9 @@ NeedChanges         ``session.changes_ready(req, replica.sync_changes(summary,
                     max_bytes=max_bytes, peer=scope), now)``; for a ``first`` serve
                     request it may instead ``session.refuse(req, "busy")``
 ApplyChanges        ``replica.sync_apply(data)`` then ``session.applied(n, now)``
-                    (or ``session.apply_failed(n)`` if the data was invalid)
+                    (or ``session.apply_failed(n)`` if the data was invalid); the
+                    chunks of one pull come in chunk order, each after the one
+                    before it was applied
 SyncCompleted       note the time; if ``more``, start another sync soon
 SyncRejected        retry later (the peer was busy)
 PeerRejected        give up this link (and maybe the address)
@@ -46,6 +48,7 @@ class HandshakeComplete:
     peer_id: str
     peer_port: int
     version: int
+    wall_ms: int = 0  # the peer's wall clock (Unix ms) when it sent its HELLO; 0: unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +74,11 @@ class NeedChanges:
 
 @dataclass(frozen=True, slots=True)
 class ApplyChanges:
-    """Apply ``data`` with ``sync_apply`` then acknowledge frame ``n``."""
+    """Apply ``data`` with ``sync_apply`` then acknowledge frame ``n``.
+
+    For our own pull (``sync_id``) the session releases chunk ``i`` only once chunks
+    ``0..i-1`` were acknowledged with :meth:`Session.applied`, so applying these events
+    in the order they come keeps each chunk's watermark claims gap-free."""
 
     n: int
     data: bytes

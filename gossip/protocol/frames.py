@@ -30,7 +30,10 @@ def encode_frame(body: bytes, *, cap: int) -> bytes:
 class FrameDecoder:
     """Incremental splitter of a byte stream into frame bodies.
 
-    ``feed(data)`` returns the bodies completed by ``data`` and keeps the remainder.
+    ``feed(data)`` returns the bodies completed by ``data`` and keeps the remainder.  A
+    caller that must change the cap between frames (the session: small until the
+    handshake is done) uses ``append(data)`` and then ``next_frame()`` one body at a
+    time, so each header is checked against the cap in force when it is read.
     Raises :class:`RemoteProtocolError` on an announced length of zero or above ``cap``;
     after that the decoder is poisoned and refuses further input.
     """
@@ -51,25 +54,35 @@ class FrameDecoder:
         return len(self._buf)
 
     def feed(self, data: bytes) -> list[bytes]:
+        self.append(data)
+        out: list[bytes] = []
+        while (body := self.next_frame()) is not None:
+            out.append(body)
+        return out
+
+    def append(self, data: bytes) -> None:
+        """Buffer ``data`` (split it with :meth:`next_frame`)."""
         if self._broken:
             raise RemoteProtocolError("input after a framing error")
         self._buf += data
-        out: list[bytes] = []
-        while True:
-            if self._need is None:
-                if len(self._buf) < HEADER.size:
-                    return out
-                (length,) = HEADER.unpack_from(self._buf, 0)
-                if length == 0 or length > self.cap:
-                    self._broken = True
-                    self._buf.clear()
-                    raise RemoteProtocolError(
-                        f"frame length {length} outside 1..{self.cap}", reason="frame-size"
-                    )
-                del self._buf[: HEADER.size]
-                self._need = length
-            if len(self._buf) < self._need:
-                return out
-            out.append(bytes(self._buf[: self._need]))
-            del self._buf[: self._need]
-            self._need = None
+
+    def next_frame(self) -> bytes | None:
+        """The next complete body, or None until more bytes arrive."""
+        if self._need is None:
+            if len(self._buf) < HEADER.size:
+                return None
+            (length,) = HEADER.unpack_from(self._buf, 0)
+            if length == 0 or length > self.cap:
+                self._broken = True
+                self._buf.clear()
+                raise RemoteProtocolError(
+                    f"frame length {length} outside 1..{self.cap}", reason="frame-size"
+                )
+            del self._buf[: HEADER.size]
+            self._need = length
+        if len(self._buf) < self._need:
+            return None
+        body = bytes(self._buf[: self._need])
+        del self._buf[: self._need]
+        self._need = None
+        return body

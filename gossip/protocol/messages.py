@@ -9,7 +9,8 @@ type and the range of every field, so nothing malformed reaches the state machin
 message     code  fields
 ==========  ====  ===========================================================
 HELLO       1     version, cluster fingerprint, replica id, listen port,
-                  receive window (frames), max frame body (bytes)
+                  receive window (frames), max frame body (bytes), the
+                  sender's wall clock (Unix ms; 0: not offered)
 REJECT      2     reason, sync id (0: the whole link), detail
 SYN         3     sync id, summary bytes, reply flag
 CHANGES     4     frame no, sync id, chunk index, data, last, total, more
@@ -22,6 +23,9 @@ BYE         9     reason
 
 ``CHANGES`` and ``PUSH`` are *data frames*: numbered per direction, each acknowledged
 by an ``ACK`` once the receiver has applied it, and limited by the receiver's window.
+
+A HELLO of another protocol version is refused as ``version`` before its other fields
+are read, so a peer of an older version learns why (version 2 added the wall clock).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from memmesh.crdt.errors import DecodeError
 from .errors import RemoteProtocolError
 
 __all__ = [
+    "PROTOCOL_VERSION",
     "REASONS",
     "Ack",
     "Bye",
@@ -50,6 +55,9 @@ __all__ = [
     "encode_message",
 ]
 
+#: Bumped on any incompatible wire change; peers must agree exactly.
+PROTOCOL_VERSION: Final = 2
+
 #: Reason codes that may appear in REJECT and BYE (anything else is a protocol error).
 REASONS: Final = frozenset(
     {
@@ -64,6 +72,7 @@ REASONS: Final = frozenset(
         "invalid-changes",
         "timeout",
         "closing",
+        "overload",
     }
 )
 
@@ -81,6 +90,7 @@ class Hello:
     port: int
     window: int
     max_frame: int
+    wall_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +167,7 @@ def encode_message(msg: Message) -> bytes:
         case Hello():
             fields: list[object] = [
                 msg.version, msg.fingerprint, msg.replica_id, msg.port, msg.window,
-                msg.max_frame,
+                msg.max_frame, msg.wall_ms,
             ]
         case Reject():
             fields = [msg.reason, msg.sync_id, msg.detail]
@@ -210,7 +220,7 @@ def _reason(v: object) -> str:
     return s
 
 
-_ARITY: Final = {1: 6, 2: 3, 3: 3, 4: 7, 5: 3, 6: 1, 7: 1, 8: 1, 9: 1}
+_ARITY: Final = {1: 7, 2: 3, 3: 3, 4: 7, 5: 3, 6: 1, 7: 1, 8: 1, 9: 1}
 
 
 def decode_message(body: bytes) -> Message:
@@ -224,6 +234,8 @@ def decode_message(body: bytes) -> Message:
     code, *f = obj
     if type(code) is not int or code not in _ARITY:
         raise _bad("unknown message code")
+    if code == 1 and f and type(f[0]) is int and f[0] != PROTOCOL_VERSION:
+        raise RemoteProtocolError(f"protocol version {f[0]}", reason="version")
     if len(f) != _ARITY[code]:
         raise _bad("wrong number of fields")
     if code == 1:
@@ -232,7 +244,7 @@ def decode_message(body: bytes) -> Message:
             raise _bad("empty replica id")
         return Hello(
             _int(f[0], 0, 2**16), _bytes(f[1], _MAX_FP_LEN), rid, _int(f[3], 0, 65535),
-            _int(f[4], 1, 4096), _int(f[5], 64, 2**31),
+            _int(f[4], 1, 4096), _int(f[5], 64, 2**31), _int(f[6]),
         )
     if code == 2:
         return Reject(_reason(f[0]), _int(f[1]), _str(f[2], _MAX_DETAIL))

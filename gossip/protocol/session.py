@@ -8,9 +8,13 @@ replica is *requested* through events and *answered* through methods.
 Protocol (one round of anti-entropy is push-pull, after Scuttlebutt and Corrosion):
 
 1. Both ends send ``HELLO(version, cluster fingerprint, replica id, port, window,
-   max frame)`` at once; a mismatch is answered by ``REJECT(version | wrong-cluster |
-   identity | self)``.  The replica id must equal the authenticated identity the
-   caller passes as ``expected_peer_id`` (the TLS certificate's name).
+   max frame, wall clock)`` at once; a mismatch is answered by ``REJECT(version |
+   wrong-cluster | identity | self)``.  The replica id must equal the authenticated
+   identity the caller passes as ``expected_peer_id`` (the TLS certificate's name).
+   Until the HELLO is in, frames are capped at ``HANDSHAKE_FRAME`` bytes, so a peer
+   that has not even said who it is cannot make us buffer a large frame.  On a lossy
+   transport (``retransmit``) an open end answers a repeated HELLO with its own (the
+   peer evidently lost it), and frames that overtook the peer's HELLO are dropped.
 2. A pulls: ``SYN(id, summary_A)``.  B streams ``CHANGES`` chunks, each one computed
    for ``summary_A`` advanced past the previous chunks (:mod:`.summary`), each at most
    ``chunk_bytes``, numbered, ``ACK``-ed by A once applied, with at most ``window``
@@ -18,11 +22,17 @@ Protocol (one round of anti-entropy is push-pull, after Scuttlebutt and Corrosio
    says ``last`` and how many chunks there were; ``more`` asks A to pull again soon.
    B, if it is not already pulling, pulls from A in turn (``SYN(reply=True)``), so one
    round moves data both ways.  A busy B answers ``REJECT(busy, id)`` instead.
+   A hands the chunks of its pull to its caller *in chunk order*, each only after the
+   one before it was applied (Scuttlebutt's rule: an origin's deltas in version order
+   without gaps), since each chunk's ``through`` claims start where the previous
+   chunk's end; a chunk that overtook its predecessor on the wire waits.
 3. New local writes are pushed at once as ``PUSH`` frames computed against the last
    summary known for the peer; priority pushes jump the send queue.
 4. ``PING``/``PONG`` keep idle links alive; lost frames are retransmitted after
    ``rto`` (needed only on lossy transports; duplicates are harmless because every
-   frame number is applied at most once and CRDT joins are idempotent anyway).
+   frame number is applied at most once and CRDT joins are idempotent anyway).  A
+   frame that stops arriving half way (no byte for ``frame_timeout``) closes the link:
+   a partial frame is memory held for the peer.
 
 The state machine is table driven: ``_TRANSITIONS[(state, message type)]`` names the
 handler; any message absent from the table is a :class:`RemoteProtocolError`.
@@ -40,6 +50,7 @@ from . import events as ev
 from .errors import LocalProtocolError, RemoteProtocolError
 from .frames import FrameDecoder, encode_frame
 from .messages import (
+    PROTOCOL_VERSION,
     REASONS,
     Ack,
     Bye,
@@ -56,10 +67,10 @@ from .messages import (
 )
 from .summary import advance_summary, changes_empty, push_summary
 
-__all__ = ["PROTOCOL_VERSION", "Session", "SessionConfig", "State"]
+__all__ = ["HANDSHAKE_FRAME", "PROTOCOL_VERSION", "Session", "SessionConfig", "State"]
 
-#: Bumped on any incompatible wire change; peers must agree exactly.
-PROTOCOL_VERSION: Final = 1
+#: Largest frame body accepted before the peer's HELLO (a HELLO or a REJECT fits).
+HANDSHAKE_FRAME: Final = 1024
 
 #: Room kept in a frame for the message envelope around a changes blob.
 _ENVELOPE: Final = 256
@@ -84,6 +95,7 @@ class SessionConfig:
     handshake_timeout: float = 10.0
     keepalive: float = 5.0
     idle_timeout: float = 30.0
+    frame_timeout: float = 15.0
     retransmit: bool = True
 
     def __post_init__(self) -> None:
@@ -95,7 +107,8 @@ class SessionConfig:
             raise LocalProtocolError("chunk_bytes must fit in a frame")
         if self.max_chunks_per_sync < 1 or self.max_retries < 0:
             raise LocalProtocolError("max_chunks_per_sync >= 1 and max_retries >= 0")
-        for name in ("rto", "handshake_timeout", "keepalive", "idle_timeout"):
+        for name in ("rto", "handshake_timeout", "keepalive", "idle_timeout",
+                     "frame_timeout"):
             if not getattr(self, name) > 0:
                 raise LocalProtocolError(f"{name} must be positive")
 
@@ -134,6 +147,7 @@ class _Pull:
     applied: set[int] = field(default_factory=set)
     total: int | None = None
     more: bool = False
+    held: dict[int, tuple[int, bytes]] = field(default_factory=dict)  # index -> (n, data)
 
 
 @dataclass(slots=True)
@@ -180,6 +194,7 @@ class Session:
         config: SessionConfig | None = None,
         port: int = 0,
         expected_peer_id: str | None = None,
+        wall_ms: int = 0,
     ) -> None:
         if not replica_id:
             raise LocalProtocolError("replica_id must not be empty")
@@ -200,12 +215,13 @@ class Session:
         self._last_send = now
         self._out = bytearray()
         self._events: deque[ev.Event] = deque()
-        self._decoder = FrameDecoder(self.config.max_frame)
+        self._decoder = FrameDecoder(min(HANDSHAKE_FRAME, self.config.max_frame))
         self._hello = Hello(
             PROTOCOL_VERSION, fingerprint, replica_id, port, self.config.window,
-            self.config.max_frame,
+            self.config.max_frame, max(0, wall_ms),
         )
         self._hello_sent = now
+        self._peer_spoke = False
         # sending data frames
         self._next_n = 1
         self._inflight: dict[int, _Sent] = {}
@@ -213,7 +229,8 @@ class Session:
         # receiving data frames
         self._recv_floor = 0
         self._recv_done: set[int] = set()
-        self._recv_pending: dict[int, _RecvInfo | None] = {}
+        self._recv_pending: dict[int, tuple[_RecvInfo | None, int]] = {}  # n -> info, size
+        self._pending_bytes = 0
         # syncs and requests
         self._next_sync = 1
         self._peer_sync_hi = 0
@@ -256,6 +273,8 @@ class Session:
             end = self._created + cfg.handshake_timeout
             return min(end, self._hello_sent + cfg.rto) if cfg.retransmit else end
         times = [self._last_recv + cfg.idle_timeout, self._last_send + cfg.keepalive]
+        if self._decoder.buffered:
+            times.append(self._last_recv + cfg.frame_timeout)
         if self._inflight:
             times.append(min(s.sent_at for s in self._inflight.values()) + self._patience())
         if self._pull is not None:
@@ -283,6 +302,20 @@ class Session:
         return bool(self._recv_pending)
 
     @property
+    def buffered(self) -> int:
+        """Bytes of a frame still arriving (held for the peer, not yet a message)."""
+        return self._decoder.buffered
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of received data frames not yet applied (held, or with the caller)."""
+        return self._pending_bytes
+
+    @property
+    def has_data_to_send(self) -> bool:
+        return bool(self._out)
+
+    @property
     def idle(self) -> bool:
         """No data in flight or queued and no sync running."""
         return not (self._inflight or self._queue or self._pull or self._serve
@@ -305,13 +338,18 @@ class Session:
         self.bytes_received += len(data)
         self._last_recv = now
         try:
-            for body in self._decoder.feed(data):
+            self._decoder.append(data)
+            while (body := self._decoder.next_frame()) is not None:
                 msg = decode_message(body)
                 handler = _TRANSITIONS.get((self.state, type(msg)))
+                if handler is None and self._overtook_hello(msg):
+                    continue
                 if handler is None:
                     raise RemoteProtocolError(
                         f"{type(msg).__name__} not allowed in state {self.state.value}"
                     )
+                if self.state is State.OPEN and not isinstance(msg, Hello):
+                    self._peer_spoke = True  # it is open too: it has our HELLO
                 handler(self, msg)
                 if self.closed:
                     return
@@ -334,6 +372,9 @@ class Session:
             return
         if now >= self._last_recv + cfg.idle_timeout:
             self._fail("timeout", "peer silent")
+            return
+        if self._decoder.buffered and now >= self._last_recv + cfg.frame_timeout:
+            self._fail("timeout", "a partial frame stopped arriving")
             return
         for sent in self._inflight.values():
             if now >= sent.sent_at + self._patience():
@@ -467,11 +508,11 @@ class Session:
         """Data frame ``n`` (an :class:`ApplyChanges`) was applied: acknowledge it."""
         self._now = now
         if self.state is State.CLOSED:
-            self._recv_pending.pop(n, None)
             return
-        if n not in self._recv_pending:
+        if n not in self._recv_pending or self._is_held(n):
             raise LocalProtocolError(f"frame {n} is not awaiting application")
-        info = self._recv_pending.pop(n)
+        info, size = self._recv_pending.pop(n)
+        self._pending_bytes -= size
         if self._pull is not None:
             self._pull.activity = now
         self._done(n, info)
@@ -480,7 +521,6 @@ class Session:
     def apply_failed(self, n: int, now: float) -> None:
         """Frame ``n`` held invalid changes (``sync_apply`` raised): drop the link."""
         self._now = now
-        self._recv_pending.pop(n, None)
         if self.state is not State.CLOSED:
             self._fail("invalid-changes", "peer sent changes that failed validation")
 
@@ -515,11 +555,27 @@ class Session:
                                       reason="identity")
         self.peer = msg
         self.state = State.OPEN
-        self._events.append(ev.HandshakeComplete(msg.replica_id, msg.port, msg.version))
+        self._decoder.cap = self.config.max_frame
+        self._events.append(ev.HandshakeComplete(msg.replica_id, msg.port, msg.version,
+                                                 msg.wall_ms))
 
     def _on_repeated_hello(self, msg: Message) -> None:
         if msg != self.peer:
             raise RemoteProtocolError("a second, different HELLO")
+        # the peer repeats its HELLO: it may lack ours (a network duplicate looks the
+        # same, so at most once per rto, and never once it sent anything else)
+        if self.config.retransmit and not self._peer_spoke \
+                and self._now >= self._hello_sent + self.config.rto:
+            self._hello_sent = self._now
+            self._send(self._hello)
+
+    def _overtook_hello(self, msg: Message) -> bool:
+        """On a transport that loses and reorders frames, a frame of the open state can
+        overtake the peer's HELLO (or ours was lost and it is already open): drop it
+        rather than fail the link, the peer sends it again.  Over a stream (no
+        retransmission) it stays a protocol error."""
+        return (self.config.retransmit and self.state is State.HANDSHAKE
+                and (State.OPEN, type(msg)) in _TRANSITIONS)
 
     def _on_reject(self, msg: Message) -> None:
         assert isinstance(msg, Reject)
@@ -641,10 +697,20 @@ class Session:
             return
         if len(self._recv_pending) >= self.config.window:
             raise RemoteProtocolError("peer overran the receive window")
-        self._recv_pending[n] = info
+        self._recv_pending[n] = (info, len(data))
+        self._pending_bytes += len(data)
+        pull = self._pull
+        if info is not None and pull is not None and info.sync_id == pull.sync_id \
+                and not _in_order(pull, info.index):
+            pull.held[info.index] = (n, data)  # overtook an earlier chunk: wait for it
+            return
         self._events.append(
             ev.ApplyChanges(n, data, None if info is None else info.sync_id, priority)
         )
+
+    def _is_held(self, n: int) -> bool:
+        pull = self._pull
+        return pull is not None and any(h[0] == n for h in pull.held.values())
 
     def _done(self, n: int, info: _RecvInfo | None) -> None:
         self._recv_done.add(n)
@@ -658,6 +724,11 @@ class Session:
         if info.last:
             pull.total = info.total
             pull.more = info.more
+        for index in sorted(pull.held):
+            if not _in_order(pull, index):
+                break
+            held_n, data = pull.held.pop(index)
+            self._events.append(ev.ApplyChanges(held_n, data, pull.sync_id, False))
         if pull.total is not None and all(i in pull.applied for i in range(pull.total)):
             self._pull = None
             self._events.append(ev.SyncCompleted(pull.sync_id, pull.total, pull.more))
@@ -719,7 +790,15 @@ class Session:
         self._serve = None
         self._queue.clear()
         self._inflight.clear()
+        self._recv_pending.clear()
+        self._pending_bytes = 0
+        self._decoder = FrameDecoder(1)  # drop any partial frame now
         self._events.append(ev.ConnectionClosed(reason, detail, error))
+
+
+def _in_order(pull: _Pull, index: int) -> bool:
+    """Every chunk of ``pull`` before ``index`` has been applied."""
+    return all(i in pull.applied for i in range(index))
 
 
 def _check_reason(reason: str) -> None:

@@ -4,14 +4,16 @@ It speaks the formats of docs/internals.md section 2 (summary ``{"v","rid","wm",
 "root"}``, changes with ``through`` claims, priority first, ``max_bytes`` truncation,
 ``peer`` scopes), so the protocol core can be tested before and apart from storage.
 Each key is a grow-only set of ``(origin, counter) -> text`` versions: merge is union.
+It also has the wall clock (injectable), drift bound and write fence of a replica, and
+``refuse`` names keys whose states ``sync_apply`` skips with a reason, as storage does.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from memmesh.crdt.codec import packb, unpackb
 from memmesh.crdt.errors import DecodeError
@@ -28,9 +30,16 @@ class FakeScope:
 
 
 @dataclass(frozen=True)
+class FakeRefusal:
+    key: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
 class FakeApplyResult:
     applied: int
     changed: tuple[str, ...]
+    refused: tuple[FakeRefusal, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -40,9 +49,17 @@ class FakeChangeBatch:
     reset: bool = False
 
 
+EPOCH_MS = 1_700_000_000_000
+
+
 class FakeReplica:
-    def __init__(self, replica_id: str) -> None:
+    def __init__(self, replica_id: str, *, clock: Callable[[], int] | None = None,
+                 max_drift_ms: int = 600_000) -> None:
         self.replica_id = replica_id
+        self.clock: Callable[[], int] = clock or (lambda: EPOCH_MS)
+        self.max_drift_ms = max_drift_ms
+        self.write_fence: str | None = None
+        self.refuse: dict[str, str] = {}  # key -> reason: skipped by sync_apply
         self._lock = threading.RLock()
         self.keys: dict[str, dict[tuple[str, int], str]] = {}
         self.meta: dict[str, tuple[bool, str | None, bool]] = {}  # priority, app, private
@@ -52,9 +69,18 @@ class FakeReplica:
         self.aux: dict[tuple[str, bytes], bytes] = {}
         self.applied_blobs: list[bytes] = []
 
+    # -- the write fence
+    def fence_writes(self, reason: str) -> None:
+        self.write_fence = reason
+
+    def unfence_writes(self) -> None:
+        self.write_fence = None
+
     # -- local writes
     def write(self, key: str, text: str, *, priority: bool = False, app: str | None = None,
               private: bool = False) -> None:
+        if self.write_fence is not None:
+            raise RuntimeError(self.write_fence)
         with self._lock:
             self.counter += 1
             origin = self.replica_id if not private else self.replica_id + ":private"
@@ -129,9 +155,13 @@ class FakeReplica:
         if not isinstance(c, dict) or not isinstance(c.get("keys"), tuple):
             raise DecodeError("bad changes")
         changed = []
+        refused = []
         with self._lock:
             self.applied_blobs.append(changes)
             for key, prio, app, versions in c["keys"]:
+                if key in self.refuse:
+                    refused.append(FakeRefusal(key, self.refuse[key]))
+                    continue
                 cur = self.keys.setdefault(key, {})
                 self.meta.setdefault(key, (prio, app, False))
                 before = len(cur)
@@ -141,7 +171,7 @@ class FakeReplica:
                 if len(cur) != before:
                     changed.append(key)
                     self.journal.append((len(self.journal) + 1, key, False, prio))
-        return FakeApplyResult(len(c["keys"]), tuple(changed))
+        return FakeApplyResult(len(c["keys"]), tuple(changed), tuple(refused))
 
     def state_digest(self) -> str:
         with self._lock:

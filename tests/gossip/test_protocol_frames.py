@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from memmesh.crdt import MemmeshError
 from memmesh.crdt.codec import packb
 from memmesh.gossip.protocol import (
+    PROTOCOL_VERSION,
     FrameDecoder,
     LocalProtocolError,
     RemoteProtocolError,
@@ -64,7 +65,7 @@ def test_encoding_a_frame_above_the_cap_is_a_local_error() -> None:
 
 
 ALL = [
-    Hello(1, b"fp", "rid", 4000, 8, 1 << 20),
+    Hello(PROTOCOL_VERSION, b"fp", "rid", 4000, 8, 1 << 20, 1_700_000_000_000),
     Reject("busy", 3, "x"),
     Syn(1, b"summary", True),
     Changes(5, 2, 0, b"data", True, 1, False),
@@ -93,8 +94,9 @@ def test_every_message_round_trips(msg: object) -> None:
         packb([6, 1, 2]),  # extra field
         packb([3, 1, "not bytes", False]),
         packb([2, "no-such-reason", 0, ""]),
-        packb([1, 1, b"fp", "", 0, 8, 1024]),  # empty replica id
-        packb([1, 1, b"fp", "r", 70000, 8, 1024]),  # port out of range
+        packb([1, PROTOCOL_VERSION, b"fp", "", 0, 8, 1024, 0]),  # empty replica id
+        packb([1, PROTOCOL_VERSION, b"fp", "r", 70000, 8, 1024, 0]),  # port out of range
+        packb([1, PROTOCOL_VERSION, b"fp", "r", 1, 8, 1024]),  # no wall clock field
         packb([4, 1, 1, 0, b"", 1, 1, False]),  # int where a bool belongs
     ],
 )

@@ -7,6 +7,7 @@ from gossip_fakes import FakeReplica
 
 from memmesh.crdt.codec import packb
 from memmesh.gossip.protocol import (
+    PROTOCOL_VERSION,
     LocalProtocolError,
     RemoteProtocolError,
     Session,
@@ -17,7 +18,7 @@ from memmesh.gossip.protocol import (
 )
 from memmesh.gossip.protocol import events as ev
 from memmesh.gossip.protocol.driver import _split_frames
-from memmesh.gossip.protocol.messages import Ack, Changes, Hello, Push, Syn
+from memmesh.gossip.protocol.messages import Ack, Changes, Hello, Push, Syn, decode_message
 
 FP = b"cluster-fingerprint"
 
@@ -70,8 +71,8 @@ def test_handshake_opens_both_ends_and_names_the_peer() -> None:
     a, b = pair()
     b.receive_data(a.data_to_send(), 0.0)
     a.receive_data(b.data_to_send(), 0.0)
-    assert a.next_event() == ev.HandshakeComplete("B", 0, 1)
-    assert b.next_event() == ev.HandshakeComplete("A", 0, 1)
+    assert a.next_event() == ev.HandshakeComplete("B", 0, PROTOCOL_VERSION)
+    assert b.next_event() == ev.HandshakeComplete("A", 0, PROTOCOL_VERSION)
 
 
 def test_wrong_cluster_is_rejected_and_both_ends_close() -> None:
@@ -110,7 +111,8 @@ def test_a_node_refuses_to_talk_to_itself() -> None:
 
 
 def test_valid_msgpack_before_the_handshake_is_a_protocol_error() -> None:
-    b = Session(replica_id="B", fingerprint=FP, now=0.0)
+    b = Session(replica_id="B", fingerprint=FP, now=0.0,
+                config=SessionConfig(retransmit=False))
     b.data_to_send()
     with pytest.raises(RemoteProtocolError):
         b.receive_data(encode_frame(encode_message(Syn(1, b"x", False)), cap=1024), 0.0)
@@ -345,3 +347,91 @@ def test_a_push_carries_only_this_replicas_own_writes_never_relayed_ones() -> No
     assert b"written at A" in data and b"written at C" not in data
     # without the local summary the same push would relay C's write too
     assert b"written at C" in ra.sync_changes(a.peer_summary or b"", max_bytes=10**6)
+
+
+def test_on_a_lossy_transport_a_lost_hello_is_repeated_and_overtaking_frames_dropped() -> None:
+    a, b = pair(SessionConfig(rto=1.0))
+    hello_a = a.data_to_send()
+    b.receive_data(hello_a, 0.0)  # b is open; b's HELLO to a is lost
+    assert b.state is State.OPEN
+    b.data_to_send()
+    b.start_sync(b"summary", 0.0)
+    a.receive_data(b.data_to_send(), 0.0)  # b's SYN overtook b's HELLO: dropped
+    assert a.state is State.HANDSHAKE and a.next_event() is None
+    a.handle_timeout(1.0)  # a repeats its HELLO...
+    b.receive_data(a.data_to_send(), 1.0)
+    a.receive_data(b.data_to_send(), 1.0)  # ...and b answers with its own
+    assert a.state is State.OPEN
+    b.receive_data(hello_a, 1.5)  # a network duplicate within the rto: not answered
+    assert b.data_to_send() == b""
+    a.handle_timeout(6.0)
+    ping = a.data_to_send()
+    assert ping
+    b.receive_data(ping, 6.0)  # a spoke: b knows a has its HELLO
+    b.data_to_send()
+    b.receive_data(hello_a, 9.0)
+    assert b.state is State.OPEN and b.data_to_send() == b""
+
+
+def test_chunks_of_a_pull_are_handed_over_in_order_even_when_they_arrive_reordered() -> None:
+    cfg = SessionConfig(window=4, chunk_bytes=300)
+    ra, rb = FakeReplica("A"), FakeReplica("B")
+    for i in range(40):
+        rb.write(f"k{i}", f"text number {i}")
+    a, b = pair(cfg)
+    shake(a, b)
+    a.start_sync(ra.sync_summary(), 0.0)
+    b.receive_data(a.data_to_send(), 0.0)
+    serve(b, rb, 0.0)
+    frames = _split_frames(b.data_to_send())
+    changes = [f for f in frames if decode_message(f[4:]).__class__ is Changes]
+    assert len(changes) >= 3
+    for frame in reversed(changes):  # the last chunk first
+        a.receive_data(frame, 0.0)
+    first = a.events()
+    assert [type(e) for e in first] == [ev.ApplyChanges]  # only chunk 0 so far
+    order = []
+    pending = first
+    while pending:
+        e = pending.pop(0)
+        assert isinstance(e, ev.ApplyChanges)
+        order.append(decode_message(
+            next(f for f in changes if decode_message(f[4:]).n == e.n)[4:]).index)
+        ra.sync_apply(e.data)
+        a.applied(e.n, 0.0)
+        pending += [x for x in a.events() if isinstance(x, ev.ApplyChanges)]
+    assert order == sorted(order) == list(range(len(changes)))
+
+
+def test_frames_are_capped_small_until_the_peer_said_hello() -> None:
+    b = Session(replica_id="B", fingerprint=FP, now=0.0)
+    with pytest.raises(RemoteProtocolError) as info:
+        b.receive_data(b"\x00\x01\x00\x00", 0.0)  # announces 64 KiB before any HELLO
+    assert info.value.reason == "frame-size"
+
+
+def test_a_partial_frame_that_stops_arriving_closes_the_link() -> None:
+    cfg = SessionConfig(frame_timeout=2.0, keepalive=100, idle_timeout=100)
+    a, b = pair(cfg)
+    shake(a, b)
+    a.receive_data(b"\x00\x01\x00\x00" + b"x" * 1000, 1.0)  # 1,000 of 65,536 bytes
+    assert a.buffered == 1000 and a.next_deadline() == 3.0
+    a.handle_timeout(3.0)
+    assert a.state is State.CLOSED and a.close_reason == "timeout"
+    assert a.buffered == 0
+
+
+def test_a_hello_of_an_older_version_is_refused_as_version() -> None:
+    b = Session(replica_id="B", fingerprint=FP, now=0.0)
+    old = packb([1, 1, FP, "A", 0, 8, 1 << 20])  # version 1: six fields, no wall clock
+    with pytest.raises(RemoteProtocolError) as info:
+        b.receive_data(encode_frame(old, cap=1 << 20), 0.0)
+    assert info.value.reason == "version"
+
+
+def test_hello_carries_the_wall_clock_to_the_handshake_event() -> None:
+    a = Session(replica_id="A", fingerprint=FP, now=0.0, wall_ms=1_700_000_000_123)
+    b = Session(replica_id="B", fingerprint=FP, now=0.0)
+    b.receive_data(a.data_to_send(), 0.0)
+    e = b.next_event()
+    assert isinstance(e, ev.HandshakeComplete) and e.wall_ms == 1_700_000_000_123

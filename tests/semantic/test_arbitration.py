@@ -197,3 +197,22 @@ def test_five_replicas_with_silent_arbiters_need_at_most_two_calls_per_conflict(
         assert len({r.get(memory).text for r in replicas}) == 1
         assert 1 <= resolver.calls[memory] <= 2
 
+
+
+def test_takeover_waits_double_with_every_resolution_standing_so_storms_die_out(
+    open_replica: Opener, clock: Clock
+) -> None:
+    a, b, memory = conflicted_pair(open_replica, clock)
+    elected, runner_up = (by_id([a, b])[r] for r in arbiter_rank(a.get(memory)))
+    clock.advance(DEFAULT_DEADLINE_MS)  # the runner-up takes over before news arrives...
+    assert len(resolve_conflicts(elected, LastWriterWins())) == 1
+    assert len(resolve_conflicts(runner_up, LastWriterWins())) == 1
+    sync_all([a, b])  # ...so two resolutions now conflict
+    record = a.get(memory)
+    assert record.conflicted and {v.op for v in record.versions} == {"RESOLVE"}
+    second = by_id([a, b])[arbiter_rank(record)[1]]
+    assert resolve_conflicts(second, LastWriterWins()) == []  # first sighting
+    clock.advance(DEFAULT_DEADLINE_MS)
+    assert resolve_conflicts(second, LastWriterWins()) == []  # two RESOLVEs: 4x the wait
+    clock.advance(3 * DEFAULT_DEADLINE_MS)
+    assert len(resolve_conflicts(second, LastWriterWins())) == 1

@@ -1,0 +1,622 @@
+"""The sync policy of a memmesh node, written once and sans-IO.
+
+One :class:`SyncPolicy` per replica owns every decision around the link sessions, so
+the trio :class:`~memmesh.gossip.Node`, the simulator's ``SimNode`` and the test
+driver's :class:`~memmesh.gossip.protocol.driver.MemoryNetwork` behave identically and
+the simulator measures the code users run.  It performs no I/O, reads no clock (times
+are arguments: ``now`` is the caller's monotonic clock in seconds, ``wall_ms`` the
+replica's wall clock) and draws randomness only from the injected ``random.Random``.
+
+What it decides:
+
+* **rounds** (Demers et al., "Epidemic algorithms for replicated database
+  maintenance", 1987: anti-entropy with a random peer): every ``interval * U(1 -
+  jitter, 1 + jitter)`` seconds it pulls from a peer chosen uniformly among the linked
+  ones (or among the members the caller names, dialling when needed); the pull is
+  push-pull because the peer pulls back on the same link.  While data is still arriving
+  a round would fetch it twice, so up to ``max_skipped_rounds`` rounds in a row are
+  skipped, and so is the peer's reverse pull on a link still applying data.  A pull
+  that ends with ``more`` is followed at once by another, up to ``max_follow_ups``;
+* **what each session event does to the replica**: it becomes a storage request
+  (:mod:`.requests`) the driver performs and hands back to :meth:`complete`; an error
+  of the replica closes that link only (it is counted, and reported as a
+  :class:`Notice`); a local protocol error (e.g. our summary larger than the peer's
+  frame cap) does the same instead of escaping;
+* **links**: one registered link per peer id (a second one is refused with ``REJECT
+  duplicate``; on crossed dials both ends keep the link dialled by the smaller id),
+  its scope set from the authenticated id before anything is served, at most
+  ``max_links`` links and ``max_links_per_address`` per host (a new peer replaces the
+  least-recently-useful idle link, else it is refused ``busy``), at most
+  ``max_syncs`` peers served at once (others get ``REJECT busy`` and retry later),
+  the bytes held for all links bounded by ``max_buffered`` (links hoarding partial
+  frames are dropped first: :mod:`.admission`) and TLS handshakes by
+  ``max_handshakes`` (the gate the shell consults);
+* **clocks**: each HELLO's wall time goes to :class:`.clockwatch.ClockWatch`; when
+  this member's clock runs ahead of most peers' by more than the drift bound it fences
+  its own writes, and lifts the fence when the evidence goes;
+* **counters** per peer (:mod:`.peerstats`): refusals by reason from
+  ``ApplyResult.refused``, errors by reason, syncs, bytes.
+
+Driving it (every driver does exactly this)::
+
+    policy = SyncPolicy(rid, fingerprint=fp, rng=rng, now=t, max_drift_ms=drift)
+    link = policy.open_link(t, wall, outbound=True, expected_peer_id=peer)
+    policy.receive_data(link, data, t, wall)      # bytes from the transport
+    policy.handle_timeout(link, t)                # at link.session.next_deadline()
+    dial = policy.round(t, wall)                  # at policy.next_round
+    while (req := policy.next_request()) is not None:
+        policy.complete(req, perform(replica, req), t)
+    for link in policy.touched():                 # send link.session.data_to_send()
+        ...                                       # and close the transport if closed
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final, Literal, TypeVar
+
+from . import events as ev
+from .admission import HandshakeGate, expendable, hoarders
+from .clockwatch import ClockWatch
+from .errors import LocalProtocolError, RemoteProtocolError
+from .peerlink import PeerLink
+from .peerstats import PeerTable
+from .requests import Apply, Changes, Fence, Outcome, StorageRequest, Summary
+from .session import Session, SessionConfig
+
+__all__ = ["Notice", "PolicyConfig", "SyncPolicy"]
+
+_T = TypeVar("_T")
+
+MiB: Final = 1024 * 1024
+
+#: Reasons a peer gives when it closes a link to protect itself (one link per id, its
+#: caps): logged at INFO and counted apart, never as that peer's errors.
+_PEER_PROTECTS: Final = frozenset({"duplicate", "busy", "overload"})
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    """Tunables of the sync policy (times in seconds of the caller's clock)."""
+
+    interval: float = 1.0
+    jitter: float = 0.1
+    max_skipped_rounds: int = 4
+    max_follow_ups: int = 16
+    max_syncs: int = 4
+    max_links: int = 64
+    max_links_per_address: int = 32
+    max_buffered: int = 64 * MiB
+    max_handshakes: int = 64
+    clock_ttl: float = 3600.0
+    max_peers_tracked: int = 1024
+
+    def __post_init__(self) -> None:
+        if not self.interval > 0 or not 0 <= self.jitter < 1:
+            raise LocalProtocolError("interval must be > 0 and jitter within [0, 1)")
+        for name in ("max_syncs", "max_links", "max_links_per_address", "max_handshakes",
+                     "max_peers_tracked", "max_buffered"):
+            if getattr(self, name) < 1:
+                raise LocalProtocolError(f"{name} must be at least 1")
+        if self.max_skipped_rounds < 0 or self.max_follow_ups < 0 or not self.clock_ttl > 0:
+            raise LocalProtocolError("max_skipped_rounds, max_follow_ups >= 0, clock_ttl > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something an operator should know, as one line: ``str(notice)``.
+
+    ``what``: ``refused`` (states a peer sent that the replica skipped), ``error`` (a
+    link closed by a peer's fault or a failed request), ``dropped`` (a link we closed
+    to protect resources), ``rejected`` (a link we refused, or the peer refused us),
+    ``closed`` (the peer closed a link to protect itself: busy, duplicate, overload),
+    ``fenced``/``unfenced`` (our write fence), ``storage`` (a local storage failure).
+    """
+
+    level: Literal["info", "warning"]
+    what: str
+    peer: str | None
+    reason: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        who = f"peer {self.peer}" if self.peer else "node"
+        tail = f": {self.detail}" if self.detail else ""
+        return f"{who}: {self.what} ({self.reason}){tail}"
+
+
+def _no_scope(peer_id: str) -> object:
+    return None
+
+
+def _ignore(notice: Notice) -> None:
+    pass
+
+
+class SyncPolicy:
+    """Every sync decision of one node; see the module docstring."""
+
+    def __init__(
+        self,
+        replica_id: str,
+        *,
+        fingerprint: bytes,
+        rng: random.Random,
+        now: float,
+        max_drift_ms: int = 600_000,
+        config: PolicyConfig | None = None,
+        session_config: SessionConfig | None = None,
+        scope_of: Callable[[str], object] = _no_scope,
+        report: Callable[[Notice], None] = _ignore,
+        port: int = 0,
+    ) -> None:
+        self.replica_id = replica_id
+        self.fingerprint = fingerprint
+        self.rng = rng
+        self.config = config if config is not None else PolicyConfig()
+        self.session_config = session_config if session_config is not None \
+            else SessionConfig()
+        self.scope_of = scope_of
+        self.report = report
+        self.port = port
+        self.clock = ClockWatch(max_drift_ms, ttl=self.config.clock_ttl)
+        self.handshakes = HandshakeGate(self.config.max_handshakes)
+        self.peers = PeerTable(self.config.max_peers_tracked)
+        #: node-wide counts: syncs, pushes, busy (pulls we refused), dropped:<why>...
+        self.counters: Counter[str] = Counter()
+        #: the write fence this policy put up (None: none)
+        self.fence: str | None = None
+        #: the newest summary of our replica taken for a pull or a push
+        self.last_summary: bytes | None = None
+        self.next_round = now + self.config.interval * rng.random()
+        self._links: list[PeerLink] = []
+        self._by_peer: dict[str, PeerLink] = {}
+        self._queue: deque[StorageRequest] = deque()
+        self._touched: dict[PeerLink, None] = {}
+        self._slots_used = 0
+        self._skipped = 0
+
+    # ------------------------------------------------------------------ views
+
+    @property
+    def links(self) -> tuple[PeerLink, ...]:
+        """Every live link, registered or not (handshaking, being refused)."""
+        return tuple(self._links)
+
+    @property
+    def registered(self) -> dict[str, PeerLink]:
+        """peer id -> its one registered link (a copy)."""
+        return dict(self._by_peer)
+
+    def peer_ids(self) -> tuple[str, ...]:
+        """Peers with an open registered link, sorted."""
+        return tuple(sorted(p for p, lk in self._by_peer.items() if lk.open))
+
+    def link_to(self, peer: str) -> PeerLink | None:
+        """The open registered link to ``peer``, if any."""
+        link = self._by_peer.get(peer)
+        return link if link is not None and link.open else None
+
+    def touched(self) -> list[PeerLink]:
+        """Links whose session may have bytes to send or has closed since the last call
+        (the driver flushes them, and drops the transport of closed ones)."""
+        out = list(self._touched)
+        self._touched.clear()
+        return out
+
+    # ------------------------------------------------------------------ links
+
+    def open_link(self, now: float, wall_ms: int, *, outbound: bool,
+                  expected_peer_id: str | None = None, address: str | None = None,
+                  want_pull: bool = False) -> PeerLink:
+        """A new connection (authenticated as ``expected_peer_id`` when given): its
+        session, whose HELLO is ready to send."""
+        waiting = [lk for lk in self._links if not lk.registered and not lk.closed]
+        if len(waiting) >= self.config.max_handshakes:  # the oldest silent one goes
+            self._drop(waiting[0], now, "handshakes", "never finished its handshake")
+        session = Session(replica_id=self.replica_id, fingerprint=self.fingerprint,
+                          now=now, config=self.session_config, port=self.port,
+                          expected_peer_id=expected_peer_id, wall_ms=wall_ms)
+        link = PeerLink(session, outbound, expected_peer_id, address, opened_at=now,
+                        want_pull=want_pull, last_progress=now)
+        self._links.append(link)
+        self._touched[link] = None
+        return link
+
+    def receive_data(self, link: PeerLink, data: bytes, now: float, wall_ms: int) -> None:
+        """Bytes from ``link``'s transport (``b""``: it ended).  Never raises for
+        anything the peer sent: a violation closes the link and is counted."""
+        if link.closed:
+            return
+        # a violation closes the session itself; its ConnectionClosed event says why
+        with contextlib.suppress(RemoteProtocolError):
+            link.session.receive_data(data, now)
+        self._pump(link, now, wall_ms)
+        self._check_buffers(now)
+
+    def handle_timeout(self, link: PeerLink, now: float) -> None:
+        """Fire ``link``'s session timers (call at ``link.session.next_deadline()``)."""
+        link.session.handle_timeout(now)
+        self._pump(link, now)
+
+    def close_link(self, link: PeerLink, now: float, reason: str = "closing") -> None:
+        """We close ``link`` (shutdown, trimming, a transport that broke)."""
+        self._call(link, "protocol", lambda: link.session.close(reason))
+        self._pump(link, now)
+
+    def fail(self, link: PeerLink, now: float, reason: str, detail: str) -> None:
+        """Close ``link`` for a fault the driver saw (e.g. an exception in its task):
+        counted against the peer and reported like any other link error."""
+        self._close_for(link, reason, detail)
+        self._pump(link, now)
+
+    def forget(self, link: PeerLink) -> None:
+        """The driver dropped ``link`` without a closing event (it vanished)."""
+        if link.holding_slot:
+            link.holding_slot = False
+            self._slots_used -= 1
+        if link.peer_id is not None and self._by_peer.get(link.peer_id) is link:
+            del self._by_peer[link.peer_id]
+        if link in self._links:
+            self._links.remove(link)
+        self._touched.pop(link, None)
+
+    # ------------------------------------------------------------------ rounds
+
+    def round(self, now: float, wall_ms: int,
+              candidates: Sequence[str] | None = None) -> str | None:
+        """One anti-entropy round (call at ``next_round``).  Peers are the linked ones,
+        or ``candidates`` (members known to the caller); returns a member to dial
+        (with ``open_link(..., want_pull=True)``) when the chosen one has no link."""
+        cfg = self.config
+        self.next_round = now + cfg.interval * self.rng.uniform(1 - cfg.jitter, 1 + cfg.jitter)
+        self._check_clock(now, wall_ms)
+        if self._skipped < cfg.max_skipped_rounds and \
+                any(lk.session.receiving for lk in self._by_peer.values()):
+            self._skipped += 1
+            return None
+        self._skipped = 0
+        if candidates is None:
+            pool = [p for p, lk in self._by_peer.items() if lk.open and not lk.session.pulling]
+        else:
+            pool = [p for p in candidates if p != self.replica_id and not (
+                p in self._by_peer and self._by_peer[p].session.pulling)]
+        if not pool:
+            return None
+        peer = pool[self.rng.randrange(len(pool))]
+        return peer if self.pull_from(peer, now) else None
+
+    def pull_from(self, peer: str, now: float) -> bool:
+        """Pull from ``peer`` now, on its link; True when there is none (dial it)."""
+        link = self.link_to(peer)
+        if link is not None:
+            self._pull(link)
+            return False
+        for lk in self._links:
+            if not lk.closed and not lk.registered and peer in (lk.expected_peer_id,
+                                                                  lk.peer_id):
+                lk.want_pull = True  # still handshaking: pull once it is registered
+                return False
+        return True
+
+    def pull_all(self) -> None:
+        """Pull on every open link at once (``Node.sync_now``)."""
+        for link in self._by_peer.values():
+            self._pull(link)
+
+    def local_writes(self, *, priority: bool = False) -> None:
+        """New local writes: push them on every link (pull where the peer's summary is
+        not known yet).  Pushes carry only this replica's own writes."""
+        self._queue.append(Summary(None, "push", priority))
+
+    # ------------------------------------------------------------------ storage
+
+    def next_request(self) -> StorageRequest | None:
+        """The next storage request to perform (requests of closed links are dropped)."""
+        while self._queue:
+            req = self._queue.popleft()
+            link = getattr(req, "link", None)
+            if link is None or not link.closed:
+                return req
+            if isinstance(req, Summary):
+                link.awaiting_summary = False
+        return None
+
+    @property
+    def pending_requests(self) -> int:
+        return len(self._queue)
+
+    def complete(self, req: StorageRequest, outcome: Outcome, now: float) -> None:
+        """The outcome of performing ``req``: answer the session that asked."""
+        match req:
+            case Summary(link=None):
+                self._pushed(req, outcome, now)
+            case Summary(link=PeerLink() as link):
+                link.awaiting_summary = False
+                if not outcome.ok:
+                    self._storage_failed(outcome, "sync_summary")
+                else:
+                    self.last_summary = summary = outcome.data
+                    reply = req.purpose == "reply"
+                    if link.open and not link.session.pulling:
+                        # e.g. our summary larger than the peer's frame cap: that link
+                        # closes (counted), the node carries on
+                        self._call(link, "frame-size", lambda: link.session.start_sync(
+                            summary, now, reply=reply))
+                self._pump(link, now)
+            case Changes(link=link, request=request):
+                if not outcome.ok:
+                    self._close_for(link, "invalid-summary" if outcome.typed else "internal",
+                                    f"sync_changes failed: {outcome.error}: {outcome.detail}")
+                elif not link.closed:
+                    data = outcome.data
+                    self._call(link, "frame-size", lambda: link.session.changes_ready(
+                        request, data, now))
+                self._release_slot(link)
+                self._pump(link, now)
+            case Apply(link=link):
+                self._applied(req, outcome, now)
+                self._pump(link, now)
+            case Fence():
+                if not outcome.ok:
+                    self._storage_failed(outcome, "write fence")
+
+    # ------------------------------------------------------------------ internals
+
+    def _pump(self, link: PeerLink, now: float, wall_ms: int | None = None) -> None:
+        """Do what ``link``'s session events ask."""
+        s = link.session
+        while (e := s.next_event()) is not None:
+            match e:
+                case ev.HandshakeComplete():
+                    self._handshake(link, e, now, wall_ms)
+                case ev.NeedSummary():
+                    # the reverse half of a round; not while data from this peer is still
+                    # being applied (it would fetch what is already on its way)
+                    if link.open and not s.pulling and not s.receiving:
+                        self._pull(link, purpose="reply")
+                case ev.NeedChanges():
+                    self._need_changes(link, e)
+                case ev.ApplyChanges():
+                    if link.open:
+                        self._queue.append(Apply(link, e.n, e.data))
+                case ev.SyncCompleted():
+                    self._sync_completed(link, e, now)
+                case ev.SyncRejected():
+                    self.counters[f"pull-refused:{e.reason}"] += 1
+                case ev.PeerRejected():
+                    link.rejected_reason = e.reason
+                    if e.reason not in _PEER_PROTECTS:
+                        self.report(Notice("info", "rejected", link.name, e.reason,
+                                           "the peer refused this link"))
+                case ev.ConnectionClosed():
+                    self._closed(link, e, now)
+        self._touched[link] = None
+
+    def _handshake(self, link: PeerLink, e: ev.HandshakeComplete, now: float,
+                   wall_ms: int | None) -> None:
+        link.peer_id = e.peer_id
+        self.peers.touch(e.peer_id, now, self._by_peer)
+        self.clock.heard(e.peer_id, e.wall_ms, now)
+        if self._register(link, now) and wall_ms is not None:
+            self._check_clock(now, wall_ms)
+
+    def _register(self, link: PeerLink, now: float) -> bool:
+        """Make ``link`` the one link of its peer, or refuse it."""
+        peer = link.peer_id
+        assert peer is not None
+        cfg = self.config
+        existing = self._by_peer.get(peer)
+        if existing is not None and existing is not link and not existing.closed:
+            keep = self._one_of(existing, link)
+            loser = link if keep is existing else existing
+            if loser.want_pull:
+                keep.want_pull = True
+            crossed = existing.outbound != link.outbound  # both dialled at once: benign
+            self._refuse(loser, "duplicate", now,
+                         "crossed dials: the link dialled by the smaller id stays" if crossed
+                         else "a second link under the same peer id",
+                         level="info" if crossed else "warning")
+            if loser is link:
+                if keep.want_pull:
+                    self._pull(keep)
+                return False
+        if len(self._by_peer) >= cfg.max_links and not self._evict(
+                self._by_peer.values(), now, "max-links"):
+            self._refuse(link, "busy", now, f"already {len(self._by_peer)} links")
+            return False
+        if link.address is not None:
+            same = [lk for lk in self._by_peer.values() if lk.address == link.address]
+            if len(same) >= cfg.max_links_per_address and not self._evict(
+                    same, now, "max-links-per-address"):
+                self._refuse(link, "busy", now, f"already {len(same)} links from its address")
+                return False
+        link.registered = True
+        link.scope = self.scope_of(peer)
+        link.last_progress = now
+        self._by_peer[peer] = link
+        if link.outbound or link.want_pull:
+            self._pull(link)
+        return True
+
+    def _one_of(self, existing: PeerLink, new: PeerLink) -> PeerLink:
+        """Which of two links to one peer survives: on crossed dials the one dialled by
+        the smaller replica id (both ends pick the same), else the older one."""
+        def initiator(lk: PeerLink) -> str:
+            return self.replica_id if lk.outbound else (lk.peer_id or "")
+
+        a, b = initiator(existing), initiator(new)
+        if a != b:
+            return existing if a < b else new
+        return existing
+
+    def _evict(self, links: Iterable[PeerLink], now: float, why: str) -> bool:
+        victim = expendable(list(links))
+        if victim is None:
+            return False
+        self._drop(victim, now, why, "replaced by a new peer")
+        return True
+
+    def _refuse(self, link: PeerLink, reason: str, now: float, detail: str, *,
+                level: Literal["info", "warning"] = "warning") -> None:
+        self.counters[f"refused-link:{reason}"] += 1
+        self.report(Notice(level, "rejected", link.name, reason, detail))
+        link.session.reject(reason)
+        if link.registered:
+            self._pump(link, now)
+
+    def _drop(self, link: PeerLink, now: float, why: str, detail: str) -> None:
+        """Close a link to protect this node's resources."""
+        self.counters[f"dropped:{why}"] += 1
+        self.report(Notice("warning", "dropped", link.name, why, detail))
+        link.session.close("overload")
+        self._pump(link, now)
+
+    def _close_for(self, link: PeerLink, reason: str, detail: str) -> None:
+        """Close a link because of its peer's (or a request's) fault: counted."""
+        if link.closed:
+            return
+        self._count_error(link, reason, detail)
+        link.session.close("protocol")
+
+    def _count_error(self, link: PeerLink, reason: str, detail: str) -> None:
+        if link.peer_id is not None:
+            stats = self.peers.touch(link.peer_id, link.last_progress, self._by_peer)
+            stats.errors[reason] += 1
+            stats.last_error = reason
+        self.counters[f"error:{reason}"] += 1
+        self.report(Notice("warning", "error", link.name, reason, detail))
+
+    def _call(self, link: PeerLink, reason: str, fn: Callable[[], _T]) -> _T | None:
+        """Call the session; a local protocol error closes this link, never escapes."""
+        try:
+            return fn()
+        except LocalProtocolError as exc:
+            self._close_for(link, reason, str(exc))
+            return None
+
+    def _pull(self, link: PeerLink, *, purpose: Literal["pull", "reply"] = "pull") -> None:
+        if not link.open or link.session.pulling or link.awaiting_summary:
+            link.want_pull = link.want_pull or not link.registered
+            return
+        link.want_pull = False
+        link.awaiting_summary = True
+        self._queue.append(Summary(link, purpose))
+
+    def _need_changes(self, link: PeerLink, e: ev.NeedChanges) -> None:
+        if not link.open:
+            return  # an unregistered link never serves
+        if e.purpose == "serve" and e.first and not link.holding_slot:
+            if self._slots_used >= self.config.max_syncs:
+                self.counters["busy"] += 1
+                self._call(link, "protocol", lambda: link.session.refuse(e.request, "busy"))
+                return
+            self._slots_used += 1
+            link.holding_slot = True
+        self._queue.append(Changes(link, e.request, e.summary, e.max_bytes, link.scope,
+                                   e.purpose))
+
+    def _release_slot(self, link: PeerLink) -> None:
+        if link.holding_slot and (link.closed or not link.session.serving):
+            link.holding_slot = False
+            self._slots_used -= 1
+
+    def _applied(self, req: Apply, outcome: Outcome, now: float) -> None:
+        link = req.link
+        if link.closed:
+            return
+        if not outcome.ok:
+            self._count_error(link, "invalid-changes" if outcome.typed else "internal",
+                              f"sync_apply refused the data: {outcome.error}: {outcome.detail}")
+            link.session.apply_failed(req.n, now)
+            return
+        link.last_progress = now
+        self._call(link, "protocol", lambda: link.session.applied(req.n, now))
+        refused = [] if outcome.result is None else list(outcome.result.refused)
+        if refused and link.peer_id is not None:
+            stats = self.peers.touch(link.peer_id, now, self._by_peer)
+            reasons = Counter(r.reason for r in refused)
+            stats.refusals.update(reasons)
+            self.counters.update({f"refused:{r}": n for r, n in reasons.items()})
+            self.report(Notice("warning", "refused", link.peer_id,
+                               ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items())),
+                               f"{len(refused)} of the states it sent were skipped"))
+
+    def _sync_completed(self, link: PeerLink, e: ev.SyncCompleted, now: float) -> None:
+        self.counters["syncs"] += 1
+        link.last_progress = now
+        if link.peer_id is not None:
+            stats = self.peers.touch(link.peer_id, now, self._by_peer)
+            stats.syncs += 1
+            stats.last_sync = now
+        if e.more and link.follow_ups < self.config.max_follow_ups:
+            link.follow_ups += 1
+            self._pull(link)
+        else:
+            link.follow_ups = 0
+
+    def _pushed(self, req: Summary, outcome: Outcome, now: float) -> None:
+        if not outcome.ok:
+            self._storage_failed(outcome, "sync_summary")
+            return
+        summary = outcome.data
+        self.last_summary = summary
+        for link in list(self._by_peer.values()):
+            if link.open:
+                self._push_on(link, summary, req.priority, now)
+                self._pump(link, now)
+
+    def _push_on(self, link: PeerLink, summary: bytes, priority: bool, now: float) -> None:
+        session = link.session
+        pushed = self._call(link, "protocol", lambda: session.request_push(
+            now, priority=priority, local_summary=summary))
+        if pushed:
+            self.counters["pushes"] += 1
+        elif link.open and not session.pulling and not link.awaiting_summary:
+            self._call(link, "frame-size", lambda: session.start_sync(summary, now))
+
+    def _closed(self, link: PeerLink, e: ev.ConnectionClosed, now: float) -> None:
+        link.closed_reason = e.reason
+        self._release_slot(link)
+        peer = link.peer_id
+        if peer is not None:
+            stats = self.peers.touch(peer, now, self._by_peer)
+            stats.bytes_in += link.session.bytes_received
+            stats.bytes_out += link.session.bytes_sent
+            if self._by_peer.get(peer) is link:
+                del self._by_peer[peer]
+        if e.error and e.reason in _PEER_PROTECTS:
+            # the peer refused or dropped the link to protect itself: not its fault
+            self.counters[f"closed-by-peer:{e.reason}"] += 1
+            self.report(Notice("info", "closed", link.name, e.reason, e.detail))
+        elif e.error:
+            self._count_error(link, e.reason, e.detail)
+        if link in self._links:
+            self._links.remove(link)
+
+    def _storage_failed(self, outcome: Outcome, what: str) -> None:
+        self.counters[f"storage:{outcome.error}"] += 1
+        self.report(Notice("warning", "storage", None, outcome.error or "?",
+                           f"{what} failed: {outcome.detail}"))
+
+    def _check_buffers(self, now: float) -> None:
+        for link in hoarders(self._links, self.config.max_buffered):
+            self._drop(link, now, "buffered",
+                       f"holds a partial frame of {link.session.buffered} bytes while the "
+                       f"node's buffers are full")
+
+    def _check_clock(self, now: float, wall_ms: int) -> None:
+        verdict = self.clock.verdict(now, wall_ms, self._by_peer)
+        if verdict is not None and self.fence is None:
+            self.fence = verdict
+            self._queue.append(Fence(verdict))
+            self.report(Notice("warning", "fenced", None, "clock-ahead", verdict))
+        elif verdict is None and self.fence is not None:
+            self.fence = None
+            self._queue.append(Fence(None))
+            self.report(Notice("warning", "unfenced", None, "clock-agrees",
+                               "this clock agrees with its peers again: writes resume"))
