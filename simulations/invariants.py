@@ -15,31 +15,36 @@ mean equal states), which keeps the check cheap at a thousand nodes.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
-from .cluster import Cluster, scope_key
-from .node import SimNode
+if TYPE_CHECKING:  # the check itself is imported by tests without a simulated cluster
+    from .cluster import Cluster
+    from .node import SimNode
 
 
 def _allows(node: SimNode, app_id: str | None, user_id: str | None) -> bool:
     return node.scope is None or bool(node.scope.allows(app_id, user_id))
 
 
-def _holds(node: SimNode, memory_id: str, dots: list[Any]) -> bool:
-    """Whether ``node`` holds every dot in ``dots`` of ``memory_id`` (standing or seen)."""
-    record = node.replica.get(memory_id)
+def holds(replica: Any, memory_id: str, dots: Iterable[Any]) -> bool:
+    """Whether ``replica`` holds every write (dot) in ``dots`` of ``memory_id``: as a
+    standing version, or seen in the causal context of an event that superseded it."""
+    record = replica.get(memory_id)
     if record is None:
         return False
     standing = {v.dot for v in record.versions}
     missing = [d for d in dots if d not in standing]
     if not missing:
         return True
-    events = node.replica.history(memory_id)
+    events = replica.history(memory_id)
     return all(any(e.context.contains(d) for e in events) for d in missing)
 
 
 def check(cluster: Cluster) -> tuple[dict[str, bool], dict[str, int]]:
     """``(invariants: name -> bool, violations: name -> count)``."""
+    from .cluster import scope_key
+
     members = [cluster.nodes[m] for m in cluster.members]
     up = [n for n in members if n.up]
     converged = cluster.converged_now()
@@ -71,7 +76,7 @@ def check(cluster: Cluster) -> tuple[dict[str, bool], dict[str, int]]:
                     creator.node_id in cluster.members:
                 holders.append(creator)
         for node in holders:
-            if not _holds(node, info.memory_id, dots):
+            if not holds(node.replica, info.memory_id, dots):
                 lost += 1
 
     private = 0
