@@ -125,7 +125,8 @@ class SyncOps(ReplicaCore):
         self.collect_expired()
         with self._env.read() as txn:
             plain: dict[str, Any] = {"v": 1, "rid": self.replica_id,
-                                     "wm": capped(self._watermarks(txn), self.replica_id),
+                                     "wm": capped(self._watermarks(txn), self.replica_id,
+                                                  txn),
                                      "root": stored_digest.root(stored_digest.bucket_sums(txn))}
             me = self._origin
             if me is not None and me in plain["wm"]:  # this object has minted
@@ -165,9 +166,11 @@ class SyncOps(ReplicaCore):
         now = self._clock()
         scope = scope_plain(peer)
         with self._env.read() as txn:
-            my_wm = capped(self._watermarks(txn, scoped=False), self.replica_id)
+            my_wm = capped(self._watermarks(txn, scoped=False), self.replica_id, txn)
+            # room for the claims this payload can make: those beyond the peer's marks
+            claimable = (o for o, n in my_wm.items() if n > peer_wm.get(o, 0))
             base = len(packb({"v": 1, "rid": self.replica_id, "scope": scope, "states": (),
-                              "through": dict.fromkeys(my_wm, (MAX_COUNTER, MAX_COUNTER))})
+                              "through": dict.fromkeys(claimable, (MAX_COUNTER, MAX_COUNTER))})
                        ) + 5
             shipped: list[bytes] = []
             seen: set[bytes] = set()

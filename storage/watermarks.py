@@ -9,8 +9,9 @@ event) and ``ws:<origin>`` (scoped: every event this replica may see); see
   holds no key of, while the table already has :data:`MAX_SUMMARY_ORIGINS` entries, is
   refused (``Refusal(None, "claims-cap")``): made-up origins cannot grow the table
   without bound. A summary (and a payload's ``through``) never names more than the cap
-  (:func:`capped`): this replica's own origins first, then the origins with the highest
-  counters (leaving out a low one costs least: its few events are shipped again). At the
+  (:func:`capped`): this replica's own origins first, then those of the keys it holds,
+  then the origins with the highest counters (leaving out a low one costs least: its
+  few events are shipped again). At the
   cap with 128-byte origin ids a summary's watermarks take about 2.3 MB, well inside a
   4 MiB frame beside the largest ``want`` list (see :mod:`.repair`).
 * **Lie detector.** A state carrying an event of origin ``o`` that this replica lacked
@@ -39,7 +40,7 @@ from collections.abc import Mapping
 from memmesh.crdt.dot import base_replica
 
 from .env import Txn
-from .indexes import holds_origin
+from .indexes import holds_origin, origins
 
 __all__ = ["MAX_SUMMARY_ORIGINS", "WM", "WS", "Table", "capped"]
 
@@ -51,14 +52,19 @@ WM = b"wm:"  # complete watermarks
 WS = b"ws:"  # scoped watermarks
 
 
-def capped(wm: Mapping[str, int], replica_id: str) -> dict[str, int]:
+def capped(wm: Mapping[str, int], replica_id: str, txn: Txn | None = None
+           ) -> dict[str, int]:
     """``wm`` cut to :data:`MAX_SUMMARY_ORIGINS` entries: this replica's own origins
-    first, then by descending counter (then origin); ``wm`` itself when it is small
-    enough."""
+    first, then the origins of keys held here, then by descending counter (then
+    origin); ``wm`` itself when it is small enough.  (Counters alone would let claims
+    about made-up origins with high counters push every real origin out: the peer would
+    then be shipped the same keys again and again.)"""
     if len(wm) <= MAX_SUMMARY_ORIGINS:
         return dict(wm)
+    held = set() if txn is None else \
+        {origin for priority in (True, False) for origin in origins(txn, priority)}
     ranked = sorted(wm.items(), key=lambda item: (base_replica(item[0]) != replica_id,
-                                                  -item[1], item[0]))
+                                                  item[0] not in held, -item[1], item[0]))
     return dict(ranked[:MAX_SUMMARY_ORIGINS])
 
 

@@ -74,6 +74,7 @@ class Member:
     node_options: dict[str, Any]
     replica: Any = None
     node: Node | None = None
+    paused: bool = False
     stopping: trio.Event | None = None
     stopped: trio.Event | None = None
     #: replicas mode: refusals of what this member received, by reason
@@ -144,7 +145,7 @@ class Mesh:
         if self.mode != "nodes":
             return
         for m in members or tuple(self.members.values()):
-            if m.node is not None:
+            if m.node is not None or m.paused or m.replica is None:
                 continue
             acl = {p.name: self.scope(m, p) for p in self.members.values() if p is not m}
             opts: dict[str, Any] = dict(cluster_key=KEY, mdns=False, remember_peers=False,
@@ -169,13 +170,27 @@ class Mesh:
         finally:
             m.stopped.set()
 
-    async def stop(self, m: Member) -> None:
-        """Stop ``m``'s node (if any) and close its replica."""
+    async def pause(self, m: Member) -> None:
+        """Cut ``m`` off (its node stops; its replica stays open and may write)."""
+        m.paused = True
         if m.node is not None:
             assert m.stopping is not None and m.stopped is not None
             m.stopping.set()
             await m.stopped.wait()
         m.node = None
+
+    async def resume(self, m: Member) -> None:
+        """Reconnect ``m``; returns once it is linked again (nodes: its links are up)."""
+        m.paused = False
+        await self.start(m)
+        peers = {b.name if a is m else a.name for a, b in self.links if m in (a, b)}
+        await self.until(lambda: m.node is None or set(m.node.peers) >= peers,
+                         f"{m.name} to link up with {sorted(peers)}")
+
+    async def stop(self, m: Member) -> None:
+        """Stop ``m``'s node (if any) and close its replica."""
+        await self.pause(m)
+        m.paused = False
         if m.replica is not None:
             m.inner.close()
             m.replica = None
@@ -245,7 +260,7 @@ class Mesh:
     def round(self) -> None:
         """Replicas mode: one round over every link (see module doc)."""
         for a, b in self.links:
-            if a.replica is None or b.replica is None:
+            if a.replica is None or b.replica is None or a.paused or b.paused:
                 continue
             for dst, src in ((a, b), (b, a)):
                 self._pull(dst, src)
