@@ -241,9 +241,16 @@ class SyncOps(ReplicaCore):
 
     def _defer_to_origin(self, origin: str, counter: int) -> None:
         """The origin is the authority on its own counter (see watermarks.py): lower our
-        watermarks of ``origin`` that claim more than it has minted. A rare, small write."""
+        watermarks of ``origin`` that claim more than it has minted. A rare, small write.
+
+        Not when a key here carries a later event of ``origin``: then the summary is
+        older than what we hold (a push or a continuation is computed from the peer's
+        last summary, and its newer events may reach us first by another path), not a
+        lie, and lowering would only have those events shipped again."""
         with self._env.read() as txn:
-            if Table(txn).shown(origin) <= counter:
+            if Table(txn).shown(origin) <= counter or any(
+                    next(origin_entries(txn, priority, origin, counter + 1), None)
+                    for priority in (True, False)):
                 return
 
         def lower(txn: Txn) -> dict[str, int]:

@@ -10,7 +10,7 @@ from hostile_mesh import Member, Mesh, needs_repair
 from hostile_peer import Forger, claims_only, payload
 
 from memmesh.gossip.protocol import SessionConfig
-from memmesh.gossip.protocol.summary import watermarks
+from memmesh.gossip.protocol.summary import push_summary, watermarks
 from memmesh.storage import Replica
 
 LIE = 2**62
@@ -125,3 +125,34 @@ def test_a_table_full_of_made_up_origins_still_names_and_ships_the_real_ones(
             peer.sync_apply(victim.sync_changes(peer.sync_summary(), max_bytes=256 * 1024))
         assert all(peer.get(m) is not None for m in mine)
         assert peer.state_digest() == victim.state_digest()
+
+
+def test_a_summary_older_than_the_origin_s_events_held_here_lowers_no_watermark(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Found by the suite's nodes runs: a summary naming its sender's origin (``me``)
+    may be older than events of that origin the receiver already holds (a push or a
+    continuation chunk is computed from the peer's last summary; a relay may deliver
+    newer events first).  The receiver took the stale counter for the origin's own
+    word, "lowered" a true watermark with a WARNING about a false claim, in honest
+    operation, and had those events shipped again."""
+    with Replica.open(tmp_path / "c", replica_id="carol") as carol, \
+            Replica.open(tmp_path / "v", replica_id="victim") as victim:
+        carol.add("carol's first")
+        victim.sync_apply(carol.sync_changes(victim.sync_summary()))
+        carol_said = carol.sync_summary()  # what the victim's session keeps for carol
+        carol.add("carol's second")
+        victim.sync_apply(carol.sync_changes(victim.sync_summary()))
+        origin = str(carol.origin)
+        assert _wm_of(victim, origin) == 2
+        victim.add("the victim's own write, pushed to carol")
+        for summary in (carol_said, push_summary(carol_said, victim.sync_summary(), "victim")):
+            assert summary is not None
+            victim.sync_changes(summary)
+        assert _wm_of(victim, origin) == 2
+        assert not [r for r in caplog.records if "false claim" in r.getMessage()]
+
+
+def _wm_of(replica: Replica, origin: str) -> int:
+    wm = watermarks(replica.sync_summary())
+    assert wm is not None
+    return wm.get(origin, 0)
