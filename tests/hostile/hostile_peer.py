@@ -22,6 +22,8 @@ code would:
 from __future__ import annotations
 
 import contextlib
+import ssl
+import struct
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -32,9 +34,16 @@ import trio
 
 from memmesh.crdt import Dot, Timestamp
 from memmesh.crdt.codec import packb, unpackb
-from memmesh.gossip.protocol import Session, SessionConfig
+from memmesh.gossip.protocol import (
+    PROTOCOL_VERSION,
+    Session,
+    SessionConfig,
+    encode_frame,
+    encode_message,
+)
 from memmesh.gossip.protocol import events as ev
 from memmesh.gossip.protocol.errors import RemoteProtocolError
+from memmesh.gossip.protocol.messages import Hello, Syn
 from memmesh.gossip.security import ClusterCredentials, cluster_fingerprint
 from memmesh.storage import Replica
 from memmesh.storage.keystate import KIND_MEMORY, Header, KeyState, encode
@@ -201,6 +210,44 @@ async def tls_connect(port: int, rid: str, key: bytes) -> trio.SSLStream[trio.So
     return tls
 
 
+def hello_frame(rid: str, key: bytes, *, max_frame: int = 4 * 1024 * 1024) -> bytes:
+    """A HELLO frame of ``rid`` for the cluster of ``key`` (then the node is open)."""
+    hello = Hello(PROTOCOL_VERSION, cluster_fingerprint(key), rid, 0, 8, max_frame, wall_ms())
+    return encode_frame(encode_message(hello), cap=max_frame)
+
+
+async def hoard(port: int, rid: str, key: bytes, held: int) -> trio.abc.Stream | None:
+    """Case 10's attacker link: a key holder says HELLO, announces a 4 MiB frame and
+    sends ``held`` bytes of it, then sits there.  None if the node dropped it first."""
+    try:
+        tls = await tls_connect(port, rid, key)
+        await tls.send_all(hello_frame(rid, key) + struct.pack(">I", 4 * 1024 * 1024))
+        await tls.send_all(bytes(held))
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, ssl.SSLError):
+        return None
+    return tls
+
+
+def empty_summary(rid: str) -> bytes:
+    """A summary of a replica that holds nothing: a pull for everything."""
+    return packb({"v": 1, "rid": rid, "wm": {}, "root": bytes(32)})
+
+
+async def pipelined_pull(port: int, rid: str, key: bytes) -> bytes:
+    """HELLO and a pull for everything in one write, without waiting for the node's
+    answer (a link that is refused must not serve in between); every byte the node
+    sent back until it hung up."""
+    tls = await tls_connect(port, rid, key)
+    syn = encode_frame(encode_message(Syn(1, empty_summary(rid), False)), cap=4 << 20)
+    await tls.send_all(hello_frame(rid, key) + syn)
+    got = bytearray()
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        while data := await tls.receive_some(65536):
+            got += data
+    await trio.aclose_forcefully(tls)
+    return bytes(got)
+
+
 @dataclass(eq=False)
 class RawPeer:
     """A real :class:`Session` driven by hand over one stream (see module doc).
@@ -230,7 +277,12 @@ class RawPeer:
 
     @property
     def summary(self) -> bytes:
-        return packb({"v": 1, "rid": self.rid, "wm": {}, "root": bytes(32)})
+        return empty_summary(self.rid)
+
+    @property
+    def opened(self) -> bool:
+        """The handshake is done and the link is still open."""
+        return self.session.peer is not None and not self.session.closed
 
     @property
     def rejected(self) -> str | None:
