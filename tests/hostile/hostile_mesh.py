@@ -31,11 +31,11 @@ from typing import Any
 import pytest
 import trio
 from gossip_procs import KEY
-from hostile_peer import Forger, ForgingReplica
 
 from memmesh.crdt import DecodeError, Dot
 from memmesh.crdt.codec import unpackb
 from memmesh.gossip import Node
+from memmesh.simulations.forgery import Forger, ForgingReplica
 from memmesh.simulations.invariants import holds
 from memmesh.storage import PeerScope, Replica
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from hostile_mesh import Member, Mesh, needs_repair
-from hostile_peer import Forger, claims_only, payload
 
 from memmesh.gossip.protocol import SessionConfig
 from memmesh.gossip.protocol.summary import push_summary, watermarks
+from memmesh.simulations.forgery import Forger, claims_only, payload
 from memmesh.storage import Replica
 
 LIE = 2**62

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 from hostile_mesh import Mesh, needs_repair
-from hostile_peer import (
+from hostile_peer import wall_ms
+
+from memmesh.crdt import Dot
+from memmesh.simulations.forgery import (
     Forger,
     adding,
     created_by,
@@ -17,11 +20,8 @@ from hostile_peer import (
     restamped,
     reusing_dot,
     state_of,
-    wall_ms,
     with_element,
 )
-
-from memmesh.crdt import Dot
 
 
 async def test_states_differing_only_in_created_s_replica_join_to_one_state_in_any_order(
