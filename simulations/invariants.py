@@ -1,10 +1,13 @@
 """End-of-run invariants: what must hold whatever the faults were.
 
+They are judged over the honest members (``Cluster.byzantine`` ones lie on purpose):
+
 * ``converged``: every member is up and members with the same ACL scope hold equal
   ``state_digest``s (and, when the run resolves conflicts, none is left standing);
 * ``no_acknowledged_write_lost``: every acknowledged write (an ``add``, ``update`` or
   ``resolve`` that returned) is held, as a standing version or in the causal context
-  of a version that superseded it, by every member allowed to see it;
+  of a version that superseded it, by every member allowed to see it (a quarantined
+  write, stamped far in the future, by its writer);
 * ``no_private_leak``: a private memory exists on its creator only;
 * ``no_out_of_acl_memory``: a node holds no memory outside its ACL scope except its
   own writes.
@@ -45,14 +48,14 @@ def check(cluster: Cluster) -> tuple[dict[str, bool], dict[str, int]]:
     """``(invariants: name -> bool, violations: name -> count)``."""
     from .cluster import scope_key
 
-    members = [cluster.nodes[m] for m in cluster.members]
+    members = [cluster.nodes[m] for m in cluster.honest()]
     up = [n for n in members if n.up]
     converged = cluster.converged_now()
 
     # one representative per converged class; every member otherwise
     digests: dict[str, set[str]] = {}
     for node in up:
-        digests.setdefault(scope_key(node.scope), set()).add(node.replica.state_digest())
+        digests.setdefault(scope_key(node.scope), set()).add(cluster.digest(node))
     chosen: dict[str, SimNode] = {}
     checked: list[SimNode] = []
     for node in up:
@@ -67,6 +70,8 @@ def check(cluster: Cluster) -> tuple[dict[str, bool], dict[str, int]]:
     lost = 0
     for info in cluster.writelog.memories.values():
         dots = [w.dot for w in info.writes]
+        if not dots:  # a memory a byzantine member made up: nothing was acknowledged
+            continue
         if info.tier == "private":
             holders = [n for n in up if n.node_id == info.creator]
         else:
@@ -75,8 +80,11 @@ def check(cluster: Cluster) -> tuple[dict[str, bool], dict[str, int]]:
             if creator is not None and creator.up and creator not in holders and \
                     creator.node_id in cluster.members:
                 holders.append(creator)
+        quarantined = cluster.quarantined.get(info.memory_id, set())
         for node in holders:
-            if not holds(node.replica, info.memory_id, dots):
+            expected = [w.dot for w in info.writes
+                        if w.node == node.node_id or w.dot not in quarantined]
+            if not holds(node.replica, info.memory_id, expected):
                 lost += 1
 
     private = 0
