@@ -274,6 +274,19 @@ class Cluster:
             node.push_local_writes(priority=priority)
         return True
 
+    def write_any(self, node_id: str, memories: list[str], text: str, rng: random.Random,
+                  **scope: str | None) -> str:
+        """The usual agent write: half of the time an update of a random memory of
+        ``memories`` (when ``node_id`` holds it), else a new memory, appended to
+        ``memories``; returns the memory written."""
+        if memories and rng.random() < 0.5:
+            memory_id = memories[rng.randrange(len(memories))]
+            if self.update(node_id, memory_id, text):
+                return memory_id
+        memory_id = self.add(node_id, text, **scope)
+        memories.append(memory_id)
+        return memory_id
+
     def read(self, node_id: str, memory_id: str) -> int:
         """Read on ``node_id``; records and returns the read's staleness in microseconds."""
         node = self.nodes[node_id]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .churn import churn
 from .fleet import fleet
 from .partition_heal import partition_heal
+from .restore import restore
 from .runner import ScenarioFn
 from .spread import spread
 from .zylos import zylos
@@ -15,6 +16,7 @@ SCENARIOS: dict[str, ScenarioFn] = {
     "partition-heal": partition_heal,
     "churn": churn,
     "fleet": fleet,
+    "restore": restore,
 }
 
-__all__ = ["SCENARIOS", "churn", "fleet", "partition_heal", "spread", "zylos"]
+__all__ = ["SCENARIOS", "churn", "fleet", "partition_heal", "restore", "spread", "zylos"]
