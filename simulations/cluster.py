@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import random
 import shutil
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +115,8 @@ class Cluster:
         self.arrivals: dict[str, dict[str, int]] = {}  # tracked memory -> node -> time
         self.byzantine: set[str] = set()  # members left out of convergence and invariants
         self.quarantined: dict[str, set[Any]] = {}  # memory -> dots held by the writer only
+        self.relayed: Counter[str] = Counter()  # sender -> others' memories it delivered
+        self.refused_from: dict[str, Counter[str]] = {}  # sender -> its states refused
         self._snapshot_timer = self.loop.call_at(self.interval_us - 1, self._snapshot)
 
     # ------------------------------------------------------------------ nodes
@@ -328,8 +331,13 @@ class Cluster:
     def on_applied(self, node: SimNode, result: Any, sender: str | None = None) -> None:
         now = self.loop.now_us
         for refusal in result.refused:
-            family = "refusals_from_byzantine" if sender in self.byzantine else "refusals"
-            self.metrics.count(family, refusal.reason)
+            self.metrics.count("refusals", refusal.reason)
+            if sender is not None:
+                self.refused_from.setdefault(sender, Counter())[refusal.reason] += 1
+        if sender is not None:
+            memories = self.writelog.memories
+            self.relayed[sender] += sum(1 for m in result.changed
+                                        if m in memories and memories[m].creator != sender)
         for memory_id in result.changed:
             arrivals = self.arrivals.get(memory_id)
             if arrivals is not None:

@@ -7,6 +7,7 @@ from .fleet import fleet
 from .partition_heal import partition_heal
 from .restore import restore
 from .runner import ScenarioFn
+from .skew import skew
 from .spread import spread
 from .zylos import zylos
 
@@ -17,6 +18,8 @@ SCENARIOS: dict[str, ScenarioFn] = {
     "churn": churn,
     "fleet": fleet,
     "restore": restore,
+    "skew": skew,
 }
 
-__all__ = ["SCENARIOS", "churn", "fleet", "partition_heal", "restore", "spread", "zylos"]
+__all__ = ["SCENARIOS", "churn", "fleet", "partition_heal", "restore", "skew", "spread",
+           "zylos"]
