@@ -358,8 +358,13 @@ class Cluster:
 
         The simulated resolver picks the newest version (hybrid timestamp, then dot),
         like the last-writer-wins resolver; a real fleet plugs in ``memmesh.semantic``
-        resolvers or an LLM. Its calls are counted.
+        resolvers or an LLM. Its calls are counted. A node whose writes are fenced
+        (its clock runs ahead) resolves nothing until the fence lifts, as the trio
+        node's resolver loop, which carries on after a failed pass.
         """
+        if node.replica.write_fence is not None:
+            self.metrics.count("resolve", "fenced")
+            return
         outcomes = resolve_conflicts(
             node.replica, self._resolver, deadline_ms=self.resolve_deadline_ms,
             now_ms=node.clock(), actor=node.node_id,

@@ -46,14 +46,12 @@ def skew(ctx: RunContext) -> dict[str, Any]:
     memories: list[str] = []
     counter = [0]
     fenced = [0]
-
-    def ahead() -> bool:
-        return node.clock.skew_ms >= YEAR_MS
+    ahead = [True]
 
     def write(writer: str) -> None:
         counter[0] += 1
         text = f"w{counter[0]} by {writer}"
-        if writer != member or not ahead():
+        if writer != member or not ahead[0]:
             cluster.write_any(writer, memories, text, work, **scope)
             return
         try:  # the member ahead: new memories only (so they are its own to quarantine)
@@ -82,6 +80,7 @@ def skew(ctx: RunContext) -> dict[str, Any]:
     relayed_while_ahead = cluster.relayed[member]
     cluster.crash(member)  # NTP fixed; the process restarts
     node.clock.skew_ms -= YEAR_MS
+    ahead[0] = False
     cluster.restart(member)
     phase(WRITE_ROUNDS)
     cluster.run_for(WRITE_ROUNDS)
