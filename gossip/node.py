@@ -18,8 +18,9 @@ replica, sync slots, one link per peer, caps, the clock fence).  The shell:
 * reconnects with exponential back-off and jitter (:mod:`.dialer`): seeds forever,
   peers learnt from mDNS or from the persisted list until they fail repeatedly;
 * runs an optional ``resolver`` for concurrent versions (see :class:`Node`);
-* logs every refusal, drop, link error and fence the policy reports at WARNING, one
-  line with the peer and the reason.
+* logs every refusal, drop, link error, fence, divergence found by digest repair and
+  watermark proved false that the policy reports at WARNING, one line with the peer
+  and the reason.
 """
 
 from __future__ import annotations
@@ -220,7 +221,10 @@ class Node:
                 refusals={} if stats is None else dict(sorted(stats.refusals.items())),
                 errors=0 if stats is None else sum(stats.errors.values()),
                 last_error=None if stats is None else stats.last_error,
-                clock_offset_ms=policy.clock.offset_ms(rid, now, wall)))
+                clock_offset_ms=policy.clock.offset_ms(rid, now, wall),
+                repairs=0 if stats is None else stats.repairs,
+                repaired=0 if stats is None else stats.repaired,
+                false_claims=0 if stats is None else stats.false_claims))
         every = list(self._links.values())
         refusals, errors = policy.peers.totals()
         counters = policy.counters
@@ -232,7 +236,9 @@ class Node:
             write_fence=self.replica.write_fence,
             refusals=dict(sorted(refusals.items())), errors=dict(sorted(errors.items())),
             dropped={k.split(":", 1)[1]: n for k, n in sorted(counters.items())
-                     if k.startswith("dropped:")})
+                     if k.startswith("dropped:")},
+            repairs=counters["repairs"], repaired=counters["repaired"],
+            lowered=counters["lowered"])
 
     def add_seed(self, host: str, port: int) -> None:
         """Dial ``(host, port)`` from now on, like a seed."""
@@ -240,7 +246,7 @@ class Node:
 
     async def sync_now(self) -> None:
         """Start a pull on every connected link and wait until their requests went out."""
-        self.policy.pull_all()
+        self.policy.pull_all(trio.current_time())
         self.after_policy()
         while any(lk.awaiting_summary for lk in self.policy.registered.values()):
             await self._work.wait()

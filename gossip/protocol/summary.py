@@ -26,8 +26,8 @@ from memmesh.crdt.codec import packb, unpackb
 from memmesh.crdt.dot import base_replica
 from memmesh.crdt.errors import DecodeError
 
-__all__ = ["advance_summary", "changes_empty", "push_summary", "summary_lag", "summary_root",
-           "watermarks"]
+__all__ = ["advance_summary", "asks_repair", "changes_empty", "push_summary", "summary_lag",
+           "summary_root", "watermarks"]
 
 #: Summary fields a derived summary (continuation, push) must not repeat: digest repair's.
 _ONCE_PER_PULL = frozenset({"digest", "want"})
@@ -80,6 +80,12 @@ def summary_root(summary: bytes) -> bytes | None:
     m = _map(summary)
     root = None if m is None else m.get("root")
     return root if type(root) is bytes else None
+
+
+def asks_repair(summary: bytes) -> bool:
+    """True when a summary carries digest repair's ``digest`` or ``want``."""
+    m = _map(summary)
+    return m is not None and ("digest" in m or "want" in m)
 
 
 def _derived(summary: Mapping[object, object], wm: dict[str, int]) -> bytes:
