@@ -96,7 +96,9 @@ class Node:
     ``send_timeout`` (30 s), ``backoff`` ((0.2, 10.0) s), ``mdns_interfaces``,
     ``remember_peers`` (True), ``resolver_interval`` (1 s), ``resolve_deadline_ms``
     (2000), ``storage_threads`` (True; False runs storage calls inline, for tests on
-    ``trio.testing.MockClock``), ``rng`` (a ``random.Random``).
+    ``trio.testing.MockClock``), ``rng`` (a ``random.Random``), ``repair_interval``
+    (30 s: one digest repair check per node per interval, see
+    :mod:`.protocol.repair`; ``math.inf`` leaves only the checks evidence asks for).
     """
 
     def __init__(
@@ -130,6 +132,7 @@ class Node:
         resolve_deadline_ms: int = 2000,
         storage_threads: bool = True,
         rng: random.Random | None = None,
+        repair_interval: float = 30.0,
     ) -> None:
         if cluster_key is None and not insecure:
             raise SecurityError(
@@ -140,7 +143,7 @@ class Node:
         self.policy_config = PolicyConfig(
             interval=interval, max_syncs=max_syncs, max_links=max_links,
             max_links_per_address=max_links_per_address, max_handshakes=max_handshakes,
-            max_buffered=max_buffered)
+            max_buffered=max_buffered, repair_interval=repair_interval)
         self.replica = replica
         self.replica_id: str = replica.replica_id
         self.host = host

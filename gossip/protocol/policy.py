@@ -637,19 +637,20 @@ class SyncPolicy:
     def _lowered(self, link: PeerLink, st: PeerRepair, lowered: Mapping[str, int],
                  now: float) -> None:
         """Watermarks a state from ``link``'s peer proved false: count each against the
-        peer whose claim raised it, tell the operator, repair that link early."""
+        peer whose claim last raised it (a liar, a relay of a lie, or an honest claim
+        about a key this replica lost since), tell the operator, repair that link early."""
         parts = []
         for origin, value in sorted(lowered.items()):
             claimant = self.repair.ledger.claimant(origin)
             if claimant is not None:
                 self.peers.touch(claimant, now, self._by_peer).false_claims += 1
             self.counters["lowered"] += 1
-            parts.append(f"{origin} to {value} (claimed by "
-                         f"{'peer ' + claimant if claimant else 'a peer unknown here'})")
+            parts.append(f"{origin} to {value}, last raised by a claim of "
+                         f"{'peer ' + claimant if claimant else 'a peer unknown here'}")
         shown = "; ".join(parts[:3]) + (f"; and {len(parts) - 3} more" if len(parts) > 3
                                          else "")
         self.report(Notice("warning", "lowered", link.name, "false-claim",
-                           f"a state it sent proved watermarks false, lowered: {shown}"))
+                           f"a state it sent proved watermarks false: lowered {shown}"))
         self.repair.evidence(st)
 
     def _sync_completed(self, link: PeerLink, e: ev.SyncCompleted, now: float) -> None:
