@@ -160,6 +160,20 @@ def _unrestricted(scope: object) -> bool:
                              and getattr(scope, "users", 0) is None)
 
 
+def _covers(wide: object, narrow: object) -> bool:
+    """Scope ``wide`` allows every key scope ``narrow`` allows (PeerScope-like: ``apps``
+    and ``users``, each None for all or a collection of allowed values)."""
+    if _unrestricted(wide):
+        return True
+    if _unrestricted(narrow):
+        return False
+    for name in ("apps", "users"):
+        w, n = getattr(wide, name, None), getattr(narrow, name, None)
+        if w is not None and (n is None or not set(n) <= set(w)):
+            return False
+    return True
+
+
 def _no_scope(peer_id: str) -> object:
     return None
 
@@ -674,13 +688,23 @@ class SyncPolicy:
                           now: float) -> bool:
         """Judge a completed pull for digest repair; True: pull again at once."""
         st = stats.repair
-        self.repair.completed(st, record)
+        self.repair.completed(st, record, covers=self._covers(link, st))
         if record.quiet and record.summary is not None:
             link.roots.ours = (now, record.summary)
             self._compare_roots(link, stats)
         else:
             link.roots.ours = None
         return self.repair.follow(st, now)
+
+    def _comparable(self, link: PeerLink, st: PeerRepair) -> bool:
+        """We serve the peer everything and it serves us everything (as far as we know):
+        unequal roots then mean unequal shared state."""
+        return _unrestricted(link.scope) and self.repair.served_scope(st)[0] is None
+
+    def _covers(self, link: PeerLink, st: PeerRepair) -> bool:
+        """The peer may hold every key we may hold: we serve it at least what it serves
+        us (its ACL class is ours or wider), so its digest can show what we lack."""
+        return _covers(link.scope, self.repair.served_scope(st)[0])
 
     def _peer_syn(self, link: PeerLink, summary: bytes, now: float) -> None:
         """The peer pulls from us: its summary's root, paired with our last quiet pull's
@@ -696,11 +720,11 @@ class SyncPolicy:
         if pair is None:
             return
         st = stats.repair
-        comparable = _unrestricted(link.scope) and self.repair.served_scope(st)[0] is None
+        comparable = self._comparable(link, st)
         if not (comparable or self.repair.check_pending):
             return  # nothing to judge: leave the summaries unread
         self.repair.compared(st, summary_root(pair[0]), summary_root(pair[1]),
-                             comparable=comparable)
+                             comparable=comparable, covers=self._covers(link, st))
 
     def _pushed(self, req: Summary, outcome: Outcome, now: float) -> None:
         if not outcome.ok:

@@ -14,9 +14,12 @@ continuously in the background because operators forget to run repair by hand). 
   nothing we can compare our root with the peer's of the same moment;
 * **scheduled**: every ``interval`` (jittered) the node checks the peer of its next
   exchange: equal roots after a quiet pull mean the replicas were equal and the check
-  costs nothing; otherwise the next pull on that link is a repair pull.  One check per
-  node per interval, whatever its number of links: the cost grows with the fleet, not
-  with its links, and a converged fleet pays nothing;
+  costs nothing; otherwise, if the peer may hold every key we may hold (we serve it at
+  least what it serves us: a member of our ACL class, or a wider one), the next pull
+  on that link is a repair pull; a peer of a narrower class could not tell us what we
+  lack, so the check waits for another exchange (until the next interval).  One check
+  per node per interval, whatever its number of links: the cost grows with the fleet,
+  not with its links, and a converged fleet that shares everything pays nothing;
 * **early, on evidence**: a watermark proved false (``ApplyResult.lowered``), or two
   quiet exchanges in a row with a peer that serves us everything and that we serve
   everything whose roots differed (watermarks said "nothing to ship", digests "not
@@ -42,8 +45,8 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["MAX_BACKLOG", "STRIKES", "ClaimLedger", "PeerRepair", "PullRecord", "RepairPlan",
-           "RootPair"]
+__all__ = ["MAX_BACKLOG", "STRIKES", "ClaimLedger", "PeerRepair", "PullRecord",
+           "RepairPlan", "RootPair"]
 
 #: Most keys queued to ask one peer for (storage's ``want`` bound, ``repair.MAX_WANT``).
 MAX_BACKLOG = 4096
@@ -74,6 +77,7 @@ class PullRecord:
     scope: object  # the digest's scope
     guessed: bool  # that scope was a guess (the peer never said)
     want: tuple[str, ...]
+    checking: bool = False  # the repair pull of the node's scheduled check
     summary: bytes | None = None  # ours, once taken
     changed: int = 0  # keys whose state changed while it ran
     wanted: int = 0  # keys the peer's listing showed we lack or hold otherwise
@@ -142,18 +146,27 @@ class RepairPlan:
         #: when the next scheduled check is due (a random phase, like rounds)
         self.next_check = now + interval * self.rng.random() if math.isfinite(interval) \
             else math.inf
-        #: a scheduled check waits for the next exchange
-        self.check_pending = False
+        #: a scheduled check is due and not settled yet
+        self.check_due = False
+        #: the peer whose repair pull the check waits for
+        self._checking: PeerRepair | None = None
         #: scheduled checks that found the replicas equal by their roots (free)
         self.clean_checks = 0
         self._scope_guess: object = None
 
     # ------------------------------------------------------------------ schedule
 
+    @property
+    def check_pending(self) -> bool:
+        """A scheduled check waits for the next exchange."""
+        return self.check_due and self._checking is None
+
     def tick(self, now: float) -> None:
-        """Called every round: arm the scheduled check when it is due."""
+        """Called every round: arm the scheduled check when it is due (a check whose
+        repair pull never ran, its link gone, is dropped)."""
         if now >= self.next_check:
-            self.check_pending = True
+            self.check_due = True
+            self._checking = None
             self.next_check = now + self.interval * self.rng.uniform(
                 1 - self.jitter, 1 + self.jitter)
 
@@ -178,10 +191,11 @@ class RepairPlan:
         del st.backlog[:self.want_size]
         digest = st.scheduled or self.early_due(st, now)
         scope, guessed = self.served_scope(st)
+        checking = digest and st is self._checking
         if digest:
             st.scheduled = st.early = False
             st.last = now
-        return PullRecord(digest, scope, guessed, want)
+        return PullRecord(digest, scope, guessed, want, checking)
 
     def applied(self, st: PeerRepair, record: PullRecord | None, *, changed: Iterable[str],
                 scope: object, wanted: Iterable[str]) -> int:
@@ -208,11 +222,18 @@ class RepairPlan:
         """Something proved a watermark false: repair this peer early."""
         st.early = True
 
-    def completed(self, st: PeerRepair, record: PullRecord) -> None:
+    def completed(self, st: PeerRepair, record: PullRecord, *, covers: bool) -> None:
         """A pull completed.  Back-off: a repair that repaired something resets the gap
         and is checked again; one that found nothing (or whose wanted keys changed
-        nothing) doubles it.  A pull that was not quiet settles a pending scheduled
-        check by a repair pull (roots of a moving state say nothing)."""
+        nothing) doubles it.  A pull that was not quiet makes a pending scheduled check a
+        repair pull (roots of a moving state say nothing) if the peer ``covers`` what we
+        may hold; the check's own repair pull settles it."""
+        if record.checking:
+            self._checking = None
+            if record.scope_mismatch and record.guessed:
+                self._check(st)  # nothing was compared: again, over the scope it named
+            else:
+                self.check_due = False
         if record.repaired:
             st.gap = 0.0
             st.early = True
@@ -224,26 +245,30 @@ class RepairPlan:
                 st.early = True
         elif (record.digest and not record.wanted) or (record.want and not st.backlog):
             st.gap = min(2 * (st.gap or self.min_gap), self.interval)
-        if record.digest:
-            self.check_pending = False
-        elif not record.quiet:
+        if not record.quiet and not record.digest:
             st.strikes = 0
-            if self.check_pending:
-                self.check_pending = False
-                st.scheduled = True
+            if self.check_pending and covers:
+                self._check(st)
+
+    def _check(self, st: PeerRepair) -> None:
+        """The scheduled check repairs with this peer."""
+        st.scheduled = True
+        self._checking = st
+
 
     def compared(self, st: PeerRepair, ours: bytes | None, theirs: bytes | None, *,
-                 comparable: bool) -> None:
+                 comparable: bool, covers: bool) -> None:
         """Our root after a quiet pull and the peer's from the same exchange.
         ``comparable``: the peer serves us everything and we serve it everything, so
-        unequal roots mean unequal shared state."""
+        unequal roots mean unequal shared state; ``covers``: the peer may hold every key
+        we may hold, so a repair with it can find what we lack."""
         equal = ours is not None and ours == theirs
         if self.check_pending:
-            self.check_pending = False
             if equal:
+                self.check_due = False
                 self.clean_checks += 1  # the replicas were equal: nothing to send
-            else:
-                st.scheduled = True
+            elif covers:
+                self._check(st)
         if comparable and not equal and ours is not None and theirs is not None:
             st.strikes += 1
             if st.strikes >= STRIKES:

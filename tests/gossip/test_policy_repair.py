@@ -126,17 +126,17 @@ def test_repairs_back_off_while_they_find_nothing_and_start_over_when_one_repair
             now += 0.5
         record = plan.plan(st, now)
         assert record.digest
-        plan.completed(st, record)  # found nothing
+        plan.completed(st, record, covers=True)  # found nothing
         gaps.append(st.gap)
         plan.evidence(st)
     assert gaps == [4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
     found = plan.plan(st, now + 30)
     plan.applied(st, found, changed=(), scope=None, wanted=("k",))
-    plan.completed(st, found)
+    plan.completed(st, found, covers=True)
     asked = plan.plan(st, now + 31)
     assert asked.want == ("k",) and not asked.digest
     plan.applied(st, asked, changed=("k",), scope=None, wanted=())
-    plan.completed(st, asked)
+    plan.completed(st, asked, covers=True)
     assert st.gap == 0.0 and st.early  # repaired: checked again, min_gap after the last
     assert plan.early_due(st, now + 30 + 2.0)
 
