@@ -114,6 +114,9 @@ def _repair_rows(r: dict[str, Any]) -> list[Row]:
             "full state", rep["one_key"]["bytes"], "B", rep["full_state_bytes"], target),
         Row(f"digest repair after a forged claim {{C: 2**62}} (case 4), {n:,} memories — "
             "full state", rep["forged_claim"]["bytes"], "B", rep["full_state_bytes"], target),
+        Row(f"1 diverged key of {n:,} memories found and repaired by the sync policy, "
+            "every frame — full state", rep["policy"]["bytes"], "B", rep["full_state_bytes"],
+            target),
     ]
 
 

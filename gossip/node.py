@@ -18,8 +18,9 @@ replica, sync slots, one link per peer, caps, the clock fence).  The shell:
 * reconnects with exponential back-off and jitter (:mod:`.dialer`): seeds forever,
   peers learnt from mDNS or from the persisted list until they fail repeatedly;
 * runs an optional ``resolver`` for concurrent versions (see :class:`Node`);
-* logs every refusal, drop, link error and fence the policy reports at WARNING, one
-  line with the peer and the reason.
+* logs every refusal, drop, link error, fence, divergence found by digest repair and
+  watermark proved false that the policy reports at WARNING, one line with the peer
+  and the reason.
 """
 
 from __future__ import annotations
@@ -95,7 +96,9 @@ class Node:
     ``send_timeout`` (30 s), ``backoff`` ((0.2, 10.0) s), ``mdns_interfaces``,
     ``remember_peers`` (True), ``resolver_interval`` (1 s), ``resolve_deadline_ms``
     (2000), ``storage_threads`` (True; False runs storage calls inline, for tests on
-    ``trio.testing.MockClock``), ``rng`` (a ``random.Random``).
+    ``trio.testing.MockClock``), ``rng`` (a ``random.Random``), ``repair_interval``
+    (30 s: one digest repair check per node per interval, see
+    :mod:`.protocol.repair`; ``math.inf`` leaves only the checks evidence asks for).
     """
 
     def __init__(
@@ -129,6 +132,7 @@ class Node:
         resolve_deadline_ms: int = 2000,
         storage_threads: bool = True,
         rng: random.Random | None = None,
+        repair_interval: float = 30.0,
     ) -> None:
         if cluster_key is None and not insecure:
             raise SecurityError(
@@ -139,7 +143,7 @@ class Node:
         self.policy_config = PolicyConfig(
             interval=interval, max_syncs=max_syncs, max_links=max_links,
             max_links_per_address=max_links_per_address, max_handshakes=max_handshakes,
-            max_buffered=max_buffered)
+            max_buffered=max_buffered, repair_interval=repair_interval)
         self.replica = replica
         self.replica_id: str = replica.replica_id
         self.host = host
@@ -220,7 +224,10 @@ class Node:
                 refusals={} if stats is None else dict(sorted(stats.refusals.items())),
                 errors=0 if stats is None else sum(stats.errors.values()),
                 last_error=None if stats is None else stats.last_error,
-                clock_offset_ms=policy.clock.offset_ms(rid, now, wall)))
+                clock_offset_ms=policy.clock.offset_ms(rid, now, wall),
+                repairs=0 if stats is None else stats.repairs,
+                repaired=0 if stats is None else stats.repaired,
+                false_claims=0 if stats is None else stats.false_claims))
         every = list(self._links.values())
         refusals, errors = policy.peers.totals()
         counters = policy.counters
@@ -232,7 +239,9 @@ class Node:
             write_fence=self.replica.write_fence,
             refusals=dict(sorted(refusals.items())), errors=dict(sorted(errors.items())),
             dropped={k.split(":", 1)[1]: n for k, n in sorted(counters.items())
-                     if k.startswith("dropped:")})
+                     if k.startswith("dropped:")},
+            repairs=counters["repairs"], repaired=counters["repaired"],
+            lowered=counters["lowered"])
 
     def add_seed(self, host: str, port: int) -> None:
         """Dial ``(host, port)`` from now on, like a seed."""
@@ -240,7 +249,7 @@ class Node:
 
     async def sync_now(self) -> None:
         """Start a pull on every connected link and wait until their requests went out."""
-        self.policy.pull_all()
+        self.policy.pull_all(trio.current_time())
         self.after_policy()
         while any(lk.awaiting_summary for lk in self.policy.registered.values()):
             await self._work.wait()

@@ -18,7 +18,9 @@ class PeerStatus:
     ``syncs``, ``refusals`` (states it sent that our replica skipped, by reason) and
     ``errors`` (its links closed by a fault, all reasons; ``last_error`` the latest) count
     since this node started, across reconnects.  ``clock_offset_ms``: its wall clock
-    minus ours, from its HELLO (None: it did not say).
+    minus ours, from its HELLO (None: it did not say).  Digest repair: ``repairs`` (repair
+    pulls we ran with it), ``repaired`` (keys they fetched that its watermarks had not
+    shipped), ``false_claims`` (watermarks it claimed that a state later proved false).
     """
 
     replica_id: str
@@ -34,6 +36,9 @@ class PeerStatus:
     errors: int = 0
     last_error: str | None = None
     clock_offset_ms: int | None = None
+    repairs: int = 0
+    repaired: int = 0
+    false_claims: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +46,8 @@ class NodeStatus:
     """The node as a whole.  ``write_fence``: why local writes are fenced (e.g. this
     clock runs ahead of its peers'), None when they are not.  ``refusals`` and
     ``errors`` sum every peer's; ``dropped`` counts connections this node closed to
-    protect its resources, by reason."""
+    protect its resources, by reason.  ``repairs``, ``repaired``: digest repair pulls run
+    and keys they repaired, all peers; ``lowered``: watermarks proved false and lowered."""
 
     replica_id: str
     host: str
@@ -57,6 +63,9 @@ class NodeStatus:
     refusals: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)
+    repairs: int = 0
+    repaired: int = 0
+    lowered: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (tuples become lists)."""

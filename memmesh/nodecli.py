@@ -58,6 +58,10 @@ def format_status(status: dict[str, Any]) -> str:
     trouble = {k: status.get(k) for k in ("refusals", "errors", "dropped") if status.get(k)}
     if trouble:
         lines.insert(1, "  ".join(f"{k}: {v}" for k, v in trouble.items()))
+    if status.get("repairs") or status.get("lowered"):
+        lines.insert(1, f"digest repair: {status.get('repairs', 0)} repairs, "
+                        f"{status.get('repaired', 0)} keys repaired, "
+                        f"{status.get('lowered', 0)} watermarks proved false")
     now = time.time()
     for peer in status["peers"]:
         address = ":".join(map(str, peer["address"])) if peer["address"] else "-"
@@ -65,9 +69,26 @@ def format_status(status: dict[str, Any]) -> str:
         last = "never" if peer["last_sync"] is None else f"{now - peer['last_sync']:.1f}s ago"
         lines.append(f"{peer['replica_id']:<34} {address:<22} {peer['direction']:<4} "
                      f"{lag:>6} {last:>10} {peer['bytes_in']:>10} {peer['bytes_out']:>10}")
+        notes = _peer_trouble(peer)
+        if notes:
+            lines.append(f"  {notes}")
     if not status["peers"]:
         lines.append("(no peers connected)")
     return "\n".join(lines)
+
+
+def _peer_trouble(peer: dict[str, Any]) -> str:
+    """One line of what went wrong with a peer (empty when nothing did)."""
+    parts = []
+    if peer.get("refusals"):
+        parts.append("refused " + ", ".join(f"{r}: {n}" for r, n in peer["refusals"].items()))
+    if peer.get("errors"):
+        parts.append(f"errors {peer['errors']} (last: {peer.get('last_error')})")
+    if peer.get("false_claims"):
+        parts.append(f"false claims {peer['false_claims']}")
+    if peer.get("repaired"):
+        parts.append(f"repaired {peer['repaired']} keys in {peer.get('repairs', 0)} repairs")
+    return "; ".join(parts)
 
 
 async def _serve(args: argparse.Namespace, data_dir: Path, key: bytes | None) -> None:

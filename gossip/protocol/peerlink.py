@@ -11,8 +11,9 @@ can be served.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from .repair import PullRecord, RootPair
 from .session import Session, State
 
 __all__ = ["PeerLink"]
@@ -34,6 +35,10 @@ class PeerLink:
     awaiting_summary: bool = False
     holding_slot: bool = False
     follow_ups: int = 0
+    #: our pull running on this link: what it asked for and got (digest repair)
+    pull: PullRecord | None = None
+    #: our last quiet pull's summary and the peer's last SYN summary, to compare roots
+    roots: RootPair = field(default_factory=RootPair)
     #: last time this link did something useful (handshake, a chunk applied or served)
     last_progress: float = 0.0
     rejected_reason: str | None = None

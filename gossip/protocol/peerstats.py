@@ -1,9 +1,11 @@
 """Per-peer counters kept by the sync policy across reconnects, in a bounded table.
 
 Refusals are counted by reason (from ``ApplyResult.refused``), errors by reason (a link
-closed by a protocol violation, a failed apply, a timeout...), plus completed syncs and
-bytes of closed links.  A key holder can present any number of ids, so the table keeps
-at most ``limit`` peers and forgets the one seen longest ago that has no link.
+closed by a protocol violation, a failed apply, a timeout...), completed syncs, bytes of
+closed links, and digest repair's counts (repair pulls run, keys they repaired, claims
+of the peer later proved false) beside its per-peer schedule (:mod:`.repair`).  A key
+holder can present any number of ids, so the table keeps at most ``limit`` peers and
+forgets the one seen longest ago that has no link.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
+
+from .repair import PeerRepair
 
 __all__ = ["PeerStats", "PeerTable"]
 
@@ -25,6 +29,10 @@ class PeerStats:
     last_error: str | None = None
     last_sync: float | None = None  # when our last pull from it completed (policy clock)
     last_seen: float = 0.0
+    repairs: int = 0  # digest repair pulls we ran with it
+    repaired: int = 0  # keys those repairs fetched that changed our state
+    false_claims: int = 0  # its watermark claims that a later state proved false
+    repair: PeerRepair = field(default_factory=PeerRepair)
 
 
 class PeerTable:

@@ -34,8 +34,15 @@ What it decides:
 * **clocks**: each HELLO's wall time goes to :class:`.clockwatch.ClockWatch`; when
   this member's clock runs ahead of most peers' by more than the drift bound it fences
   its own writes, and lifts the fence when the evidence goes;
+* **digest repair** (:mod:`.repair`): every ``repair_interval`` the node checks the
+  peer of its next completed pull (free when both roots agree, else a repair pull:
+  ``sync_summary(digest=True, digest_scope=<the scope the peer serves us>)``), early
+  on evidence (a watermark proved false, a link whose roots differ while its pulls
+  apply nothing) with back-off, and asks for ``ApplyResult.wanted`` in the next pulls'
+  ``want``;
 * **counters** per peer (:mod:`.peerstats`): refusals by reason from
-  ``ApplyResult.refused``, errors by reason, syncs, bytes.
+  ``ApplyResult.refused``, errors by reason, syncs, bytes, repairs, keys repaired,
+  false claims; every one an operator should see is also a :class:`Notice`.
 
 Driving it (every driver does exactly this)::
 
@@ -55,7 +62,7 @@ from __future__ import annotations
 import contextlib
 import random
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, TypeVar
 
@@ -64,9 +71,12 @@ from .admission import HandshakeGate, expendable, hoarders
 from .clockwatch import ClockWatch
 from .errors import LocalProtocolError, RemoteProtocolError
 from .peerlink import PeerLink
-from .peerstats import PeerTable
+from .peerstats import PeerStats, PeerTable
+from .repair import PeerRepair, PullRecord, RepairPlan
+from .replica import ApplyReport
 from .requests import Apply, Changes, Fence, Outcome, StorageRequest, Summary
 from .session import Session, SessionConfig
+from .summary import summary_root
 
 __all__ = ["Notice", "PolicyConfig", "SyncPolicy"]
 
@@ -94,6 +104,14 @@ class PolicyConfig:
     max_handshakes: int = 64
     clock_ttl: float = 3600.0
     max_peers_tracked: int = 1024
+    #: one scheduled digest repair check per node per this many seconds (see repair.py):
+    #: memberlist's full push-pull period; a converged fleet's checks cost nothing (the
+    #: roots agree), a scoped or busy one's about 2 KB each (inf: no scheduled checks)
+    repair_interval: float = 30.0
+    #: the first back-off of early repairs (on evidence), doubled up to repair_interval
+    repair_min_gap: float = 2.0
+    #: keys asked for per pull (the rest next time): their states fit one chunk
+    repair_want: int = 256
 
     def __post_init__(self) -> None:
         if not self.interval > 0 or not 0 <= self.jitter < 1:
@@ -104,6 +122,10 @@ class PolicyConfig:
                 raise LocalProtocolError(f"{name} must be at least 1")
         if self.max_skipped_rounds < 0 or self.max_follow_ups < 0 or not self.clock_ttl > 0:
             raise LocalProtocolError("max_skipped_rounds, max_follow_ups >= 0, clock_ttl > 0")
+        if not 0 < self.repair_min_gap <= self.repair_interval or \
+                not 1 <= self.repair_want <= 4096:
+            raise LocalProtocolError("0 < repair_min_gap <= repair_interval and "
+                                     "1 <= repair_want <= 4096")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +136,9 @@ class Notice:
     link closed by a peer's fault or a failed request), ``dropped`` (a link we closed
     to protect resources), ``rejected`` (a link we refused, or the peer refused us),
     ``closed`` (the peer closed a link to protect itself: busy, duplicate, overload),
-    ``fenced``/``unfenced`` (our write fence), ``storage`` (a local storage failure).
+    ``fenced``/``unfenced`` (our write fence), ``storage`` (a local storage failure),
+    ``diverged`` (digest repair found keys the watermarks had not shipped), ``lowered``
+    (a watermark claim proved false: the origin and who claimed it).
     """
 
     level: Literal["info", "warning"]
@@ -127,6 +151,27 @@ class Notice:
         who = f"peer {self.peer}" if self.peer else "node"
         tail = f": {self.detail}" if self.detail else ""
         return f"{who}: {self.what} ({self.reason}){tail}"
+
+
+def _unrestricted(scope: object) -> bool:
+    """A scope that lets the peer receive every shareable key (None, or a PeerScope
+    restricting neither apps nor users)."""
+    return scope is None or (getattr(scope, "apps", 0) is None
+                             and getattr(scope, "users", 0) is None)
+
+
+def _covers(wide: object, narrow: object) -> bool:
+    """Scope ``wide`` allows every key scope ``narrow`` allows (PeerScope-like: ``apps``
+    and ``users``, each None for all or a collection of allowed values)."""
+    if _unrestricted(wide):
+        return True
+    if _unrestricted(narrow):
+        return False
+    for name in ("apps", "users"):
+        w, n = getattr(wide, name, None), getattr(narrow, name, None)
+        if w is not None and (n is None or not set(n) <= set(w)):
+            return False
+    return True
 
 
 def _no_scope(peer_id: str) -> object:
@@ -173,6 +218,10 @@ class SyncPolicy:
         #: the newest summary of our replica taken for a pull or a push
         self.last_summary: bytes | None = None
         self.next_round = now + self.config.interval * rng.random()
+        cfg = self.config
+        self.repair = RepairPlan(interval=cfg.repair_interval, min_gap=cfg.repair_min_gap,
+                                 want_size=cfg.repair_want, rng=rng, now=now,
+                                 jitter=cfg.jitter)
         self._links: list[PeerLink] = []
         self._by_peer: dict[str, PeerLink] = {}
         self._queue: deque[StorageRequest] = deque()
@@ -275,11 +324,16 @@ class SyncPolicy:
         cfg = self.config
         self.next_round = now + cfg.interval * self.rng.uniform(1 - cfg.jitter, 1 + cfg.jitter)
         self._check_clock(now, wall_ms)
+        self.repair.tick(now)
         if self._skipped < cfg.max_skipped_rounds and \
                 any(lk.session.receiving for lk in self._by_peer.values()):
             self._skipped += 1
             return None
         self._skipped = 0
+        early = self._early_repair(now)
+        if early is not None:  # evidence asks: this round repairs that link
+            self._pull(early, now)
+            return None
         if candidates is None:
             pool = [p for p, lk in self._by_peer.items() if lk.open and not lk.session.pulling]
         else:
@@ -294,7 +348,7 @@ class SyncPolicy:
         """Pull from ``peer`` now, on its link; True when there is none (dial it)."""
         link = self.link_to(peer)
         if link is not None:
-            self._pull(link)
+            self._pull(link, now)
             return False
         for lk in self._links:
             if not lk.closed and not lk.registered and peer in (lk.expected_peer_id,
@@ -303,10 +357,10 @@ class SyncPolicy:
                 return False
         return True
 
-    def pull_all(self) -> None:
+    def pull_all(self, now: float) -> None:
         """Pull on every open link at once (``Node.sync_now``)."""
         for link in self._by_peer.values():
-            self._pull(link)
+            self._pull(link, now)
 
     def local_writes(self, *, priority: bool = False) -> None:
         """New local writes: push them on every link (pull where the peer's summary is
@@ -341,6 +395,8 @@ class SyncPolicy:
                     self._storage_failed(outcome, "sync_summary")
                 else:
                     self.last_summary = summary = outcome.data
+                    if link.pull is not None:
+                        link.pull.summary = summary
                     reply = req.purpose == "reply"
                     if link.open and not link.session.pulling:
                         # e.g. our summary larger than the peer's frame cap: that link
@@ -378,9 +434,9 @@ class SyncPolicy:
                     # the reverse half of a round; not while data from this peer is still
                     # being applied (it would fetch what is already on its way)
                     if link.open and not s.pulling and not s.receiving:
-                        self._pull(link, purpose="reply")
+                        self._pull(link, now, purpose="reply")
                 case ev.NeedChanges():
-                    self._need_changes(link, e)
+                    self._need_changes(link, e, now)
                 case ev.ApplyChanges():
                     if link.open:
                         self._queue.append(Apply(link, e.n, e.data))
@@ -423,7 +479,7 @@ class SyncPolicy:
                          level="info" if crossed else "warning")
             if loser is link:
                 if keep.want_pull:
-                    self._pull(keep)
+                    self._pull(keep, now)
                 return False
         if len(self._by_peer) >= cfg.max_links and not self._evict(
                 self._by_peer.values(), now, "max-links"):
@@ -440,7 +496,7 @@ class SyncPolicy:
         link.last_progress = now
         self._by_peer[peer] = link
         if link.outbound or link.want_pull:
-            self._pull(link)
+            self._pull(link, now)
         return True
 
     def _one_of(self, existing: PeerLink, new: PeerLink) -> PeerLink:
@@ -499,17 +555,42 @@ class SyncPolicy:
             self._close_for(link, reason, str(exc))
             return None
 
-    def _pull(self, link: PeerLink, *, purpose: Literal["pull", "reply"] = "pull") -> None:
+    def _pull(self, link: PeerLink, now: float, *,
+              purpose: Literal["pull", "reply"] = "pull") -> None:
         if not link.open or link.session.pulling or link.awaiting_summary:
             link.want_pull = link.want_pull or not link.registered
             return
         link.want_pull = False
         link.awaiting_summary = True
-        self._queue.append(Summary(link, purpose))
+        stats = self._stats(link, now)
+        record = link.pull = self.repair.plan(stats.repair, now)
+        if record.digest:
+            stats.repairs += 1
+            self.counters["repairs"] += 1
+        self._queue.append(Summary(link, purpose, digest=record.digest,
+                                   digest_scope=record.scope, want=record.want))
 
-    def _need_changes(self, link: PeerLink, e: ev.NeedChanges) -> None:
+    def _stats(self, link: PeerLink, now: float) -> PeerStats:
+        """The counters and repair state of a registered link's peer."""
+        assert link.peer_id is not None
+        return self.peers.touch(link.peer_id, now, self._by_peer)
+
+    def _early_repair(self, now: float) -> PeerLink | None:
+        """An open link, not pulling, whose peer's early repair is due (the one
+        repaired longest ago), if any."""
+        due: list[tuple[float, PeerLink]] = []
+        for peer, link in self._by_peer.items():
+            stats = self.peers.get(peer)
+            if stats is not None and link.open and not link.session.pulling and \
+                    self.repair.early_due(stats.repair, now):
+                due.append((stats.repair.last, link))
+        return min(due, key=lambda d: d[0])[1] if due else None
+
+    def _need_changes(self, link: PeerLink, e: ev.NeedChanges, now: float) -> None:
         if not link.open:
             return  # an unregistered link never serves
+        if e.purpose == "serve" and e.first:
+            self._peer_syn(link, e.summary, now)
         if e.purpose == "serve" and e.first and not link.holding_slot:
             if self._slots_used >= self.config.max_syncs:
                 self.counters["busy"] += 1
@@ -536,6 +617,8 @@ class SyncPolicy:
             return
         link.last_progress = now
         self._call(link, "protocol", lambda: link.session.applied(req.n, now))
+        if outcome.result is not None and link.peer_id is not None:
+            self._repair_applied(link, outcome.result, now)
         refused = [] if outcome.result is None else list(outcome.result.refused)
         if refused and link.peer_id is not None:
             stats = self.peers.touch(link.peer_id, now, self._by_peer)
@@ -546,18 +629,102 @@ class SyncPolicy:
                                ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items())),
                                f"{len(refused)} of the states it sent were skipped"))
 
+    def _repair_applied(self, link: PeerLink, result: ApplyReport, now: float) -> None:
+        """Digest repair's part of an applied payload: the scope the peer serves us, the
+        keys its listing says differ, the keys repaired, claims taken and proved false."""
+        stats = self._stats(link, now)
+        peer = link.name
+        repaired = self.repair.applied(stats.repair, link.pull, changed=result.changed,
+                                       scope=result.scope, wanted=result.wanted)
+        if repaired:
+            stats.repaired += repaired
+            self.counters["repaired"] += repaired
+        if result.wanted:
+            self.report(Notice("warning", "diverged", peer, "digest", (
+                f"{len(result.wanted)} keys differ from the peer's although the "
+                f"watermarks said they were in sync; asking for them")))
+        if result.through:
+            self.repair.ledger.claimed(peer, result.through)
+        if result.lowered:
+            self._lowered(link, stats.repair, result.lowered, now)
+
+    def _lowered(self, link: PeerLink, st: PeerRepair, lowered: Mapping[str, int],
+                 now: float) -> None:
+        """Watermarks a state from ``link``'s peer proved false: count each against the
+        peer whose claim last raised it (a liar, a relay of a lie, or an honest claim
+        about a key this replica lost since), tell the operator, repair that link early."""
+        parts = []
+        for origin, value in sorted(lowered.items()):
+            claimant = self.repair.ledger.claimant(origin)
+            if claimant is not None:
+                self.peers.touch(claimant, now, self._by_peer).false_claims += 1
+            self.counters["lowered"] += 1
+            parts.append(f"{origin} to {value}, last raised by a claim of "
+                         f"{'peer ' + claimant if claimant else 'a peer unknown here'}")
+        shown = "; ".join(parts[:3]) + (f"; and {len(parts) - 3} more" if len(parts) > 3
+                                         else "")
+        self.report(Notice("warning", "lowered", link.name, "false-claim",
+                           f"a state it sent proved watermarks false: lowered {shown}"))
+        self.repair.evidence(st)
+
     def _sync_completed(self, link: PeerLink, e: ev.SyncCompleted, now: float) -> None:
         self.counters["syncs"] += 1
         link.last_progress = now
+        follow = False
         if link.peer_id is not None:
-            stats = self.peers.touch(link.peer_id, now, self._by_peer)
+            stats = self._stats(link, now)
             stats.syncs += 1
             stats.last_sync = now
-        if e.more and link.follow_ups < self.config.max_follow_ups:
+            record, link.pull = link.pull, None
+            if record is not None:
+                follow = self._repair_completed(link, stats, record, now)
+        if (e.more or follow) and link.follow_ups < self.config.max_follow_ups:
             link.follow_ups += 1
-            self._pull(link)
+            self._pull(link, now)
         else:
             link.follow_ups = 0
+
+    def _repair_completed(self, link: PeerLink, stats: PeerStats, record: PullRecord,
+                          now: float) -> bool:
+        """Judge a completed pull for digest repair; True: pull again at once."""
+        st = stats.repair
+        self.repair.completed(st, record, covers=self._covers(link, st))
+        if record.quiet and record.summary is not None:
+            link.roots.ours = (now, record.summary)
+            self._compare_roots(link, stats)
+        else:
+            link.roots.ours = None
+        return self.repair.follow(st, now)
+
+    def _comparable(self, link: PeerLink, st: PeerRepair) -> bool:
+        """We serve the peer everything and it serves us everything (as far as we know):
+        unequal roots then mean unequal shared state."""
+        return _unrestricted(link.scope) and self.repair.served_scope(st)[0] is None
+
+    def _covers(self, link: PeerLink, st: PeerRepair) -> bool:
+        """The peer may hold every key we may hold: we serve it at least what it serves
+        us (its ACL class is ours or wider), so its digest can show what we lack."""
+        return _covers(link.scope, self.repair.served_scope(st)[0])
+
+    def _peer_syn(self, link: PeerLink, summary: bytes, now: float) -> None:
+        """The peer pulls from us: its summary's root, paired with our last quiet pull's
+        (one exchange), may settle a check or count as evidence."""
+        link.roots.theirs = (now, summary)
+        stats = self._stats(link, now)
+        self._compare_roots(link, stats)
+        if self.repair.follow(stats.repair, now):
+            self._pull(link, now)
+
+    def _compare_roots(self, link: PeerLink, stats: PeerStats) -> None:
+        pair = link.roots.take(self.config.interval)
+        if pair is None:
+            return
+        st = stats.repair
+        comparable = self._comparable(link, st)
+        if not (comparable or self.repair.check_pending):
+            return  # nothing to judge: leave the summaries unread
+        self.repair.compared(st, summary_root(pair[0]), summary_root(pair[1]),
+                             comparable=comparable, covers=self._covers(link, st))
 
     def _pushed(self, req: Summary, outcome: Outcome, now: float) -> None:
         if not outcome.ok:

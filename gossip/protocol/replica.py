@@ -14,7 +14,7 @@ test driver inline.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 __all__ = ["ApplyReport", "ChangeBatchLike", "NodeReplica", "RefusalLike", "SyncReplica"]
@@ -28,13 +28,28 @@ class RefusalLike(Protocol):
 
 
 class ApplyReport(Protocol):
-    """What one ``sync_apply`` did (``storage.ApplyResult``)."""
+    """What one ``sync_apply`` did (``storage.ApplyResult``): keys changed, states
+    refused, watermark claims accepted (``through``) and proved false (``lowered``), the
+    scope the sender says it served us, and the keys its repair listing showed we lack
+    or hold otherwise (``wanted``)."""
 
     @property
     def changed(self) -> tuple[str, ...]: ...
 
     @property
     def refused(self) -> Sequence[RefusalLike]: ...
+
+    @property
+    def through(self) -> Mapping[str, int]: ...
+
+    @property
+    def lowered(self) -> Mapping[str, int]: ...
+
+    @property
+    def scope(self) -> Any: ...
+
+    @property
+    def wanted(self) -> tuple[str, ...]: ...
 
 
 class SyncReplica(Protocol):
@@ -56,7 +71,8 @@ class SyncReplica(Protocol):
 
     def unfence_writes(self) -> None: ...
 
-    def sync_summary(self) -> bytes: ...
+    def sync_summary(self, *, digest: bool = ..., digest_scope: Any = ...,
+                     want: Sequence[str] = ...) -> bytes: ...
 
     def sync_changes(self, summary: bytes, *, max_bytes: int | None = ...,
                      peer: Any = ...) -> bytes: ...

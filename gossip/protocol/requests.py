@@ -26,11 +26,16 @@ __all__ = ["Apply", "Changes", "Fence", "Outcome", "StorageRequest", "Summary", 
 @dataclass(frozen=True, slots=True, eq=False)
 class Summary:
     """Take ``sync_summary()``: to pull on ``link``, to answer a peer's pull on it
-    (``reply``), or to push new local writes on every link (``push``, no link)."""
+    (``reply``), or to push new local writes on every link (``push``, no link).  A
+    repair pull passes ``digest``/``digest_scope`` (the bucket sums over the scope the
+    peer serves us) and ``want`` (keys to ship whatever the watermarks say)."""
 
     link: PeerLink | None
     purpose: Literal["pull", "reply", "push"]
     priority: bool = False
+    digest: bool = False
+    digest_scope: object = None
+    want: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -86,8 +91,12 @@ def perform(replica: SyncReplica, request: StorageRequest) -> Outcome:
     """Do ``request`` against ``replica``; every exception becomes a failed outcome."""
     try:
         match request:
-            case Summary():
+            case Summary(digest=False, want=()):
                 return Outcome(data=replica.sync_summary())
+            case Summary():
+                return Outcome(data=replica.sync_summary(
+                    digest=request.digest, digest_scope=request.digest_scope,
+                    want=request.want))
             case Changes():
                 return Outcome(data=replica.sync_changes(
                     request.summary, max_bytes=request.max_bytes, peer=request.scope))

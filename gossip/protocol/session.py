@@ -65,7 +65,7 @@ from .messages import (
     decode_message,
     encode_message,
 )
-from .summary import advance_summary, changes_empty, push_summary
+from .summary import advance_summary, asks_repair, changes_empty, push_summary
 
 __all__ = ["HANDSHAKE_FRAME", "PROTOCOL_VERSION", "Session", "SessionConfig", "State"]
 
@@ -157,6 +157,7 @@ class _Serve:
     index: int = 0
     request: int | None = None
     waiting: bool = False
+    repair: bool = False  # the peer's summary asks for digest repair
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,17 +469,20 @@ class Session:
         if serve is None or serve.sync_id != sync_id or serve.request != request:
             return  # superseded by a newer SYN of the peer
         serve.request = None
-        if changes_empty(data):
+        # the first answer to a repair pull goes out even when empty: its envelope tells
+        # the puller which scope we serve it, the scope its digest must be summed over
+        empty = changes_empty(data)
+        if empty and not (serve.repair and serve.index == 0):
             self._queue.append(_Queued(sync_id, serve.index, b"", True, serve.index + 1))
             self._serve = None
         else:
-            nxt = advance_summary(serve.summary, data)
+            nxt = None if empty else advance_summary(serve.summary, data)
             if nxt is not None:
                 self.peer_summary = nxt
             final = nxt is None or serve.index + 1 >= self.config.max_chunks_per_sync
             self._queue.append(
                 _Queued(sync_id, serve.index, data, final, serve.index + 1 if final else 0,
-                        more=final)
+                        more=final and not empty)
             )
             serve.index += 1
             if final:
@@ -598,7 +602,7 @@ class Session:
         if self._serve is not None:
             old = self._serve.sync_id
             self._queue = deque(q for q in self._queue if q.sync_id != old)
-        self._serve = _Serve(msg.sync_id, msg.summary)
+        self._serve = _Serve(msg.sync_id, msg.summary, repair=asks_repair(msg.summary))
         self._request_serve_chunk(first=True)
         if not msg.reply and self._pull is None:
             self._events.append(ev.NeedSummary())

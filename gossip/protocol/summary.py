@@ -1,15 +1,21 @@
 """Pure helpers over storage's documented sync formats (docs/internals.md, section 2).
 
 A summary is ``packb({"v": 1, "rid": ..., "wm": {origin: counter}, "root": ...})``: the
-per-origin watermarks of a replica (Scuttlebutt-style).  A changes blob carries
-``"through": {origin: (base, counter)}`` claims: the watermarks its receiver may raise
-to, if it already holds ``origin`` up to ``base`` (so a lost chunk is never skipped).
+per-origin watermarks of a replica (Scuttlebutt-style), plus digest repair's optional
+``digest`` (bucket sums) and ``want`` (key ids to ship whatever the watermarks say).  A
+changes blob carries ``"through": {origin: (base, counter)}`` claims: the watermarks its
+receiver may raise to, if it already holds ``origin`` up to ``base`` (so a lost chunk is
+never skipped).
 
 The session uses these to *stream* several chunks per round without asking the peer
 again: after shipping a chunk computed for summary ``S``, the next chunk is computed for
 ``advance_summary(S, chunk)``.  When a blob cannot be read this way (an unknown format)
 the helpers say so (``None``) and the session falls back to one chunk per round, which
 is slower but still correct, since every round starts from a fresh summary.
+
+Summaries derived from a peer's (a stream's continuation, a push) drop ``digest`` and
+``want``: the first chunk of a pull already carried the repair listing and the wanted
+keys, so every later chunk (and every push) would re-list hashes and re-ship the keys.
 """
 
 from __future__ import annotations
@@ -20,7 +26,14 @@ from memmesh.crdt.codec import packb, unpackb
 from memmesh.crdt.dot import base_replica
 from memmesh.crdt.errors import DecodeError
 
-__all__ = ["advance_summary", "changes_empty", "push_summary", "summary_lag", "watermarks"]
+__all__ = ["advance_summary", "asks_repair", "changes_empty", "push_summary", "summary_lag",
+           "summary_root", "watermarks"]
+
+#: Summary fields a derived summary (continuation, push) must not repeat: digest repair's.
+_ONCE_PER_PULL = frozenset({"digest", "want"})
+
+#: Fields of a changes blob that describe it rather than carry data to apply.
+_ENVELOPE = frozenset({"v", "rid", "scope"})
 
 
 def _map(blob: bytes) -> Mapping[object, object] | None:
@@ -61,12 +74,34 @@ def watermarks(summary: bytes) -> dict[str, int] | None:
     return None if m is None else _wm(m.get("wm"))
 
 
+def summary_root(summary: bytes) -> bytes | None:
+    """The ``root`` of a summary (the digest of the sender's shareable state when it took
+    the summary), or None when it cannot be read."""
+    m = _map(summary)
+    root = None if m is None else m.get("root")
+    return root if type(root) is bytes else None
+
+
+def asks_repair(summary: bytes) -> bool:
+    """True when a summary carries digest repair's ``digest`` or ``want``."""
+    m = _map(summary)
+    return m is not None and ("digest" in m or "want" in m)
+
+
+def _derived(summary: Mapping[object, object], wm: dict[str, int]) -> bytes:
+    """``summary`` with watermarks ``wm`` and without the once-per-pull repair fields."""
+    out = {k: v for k, v in summary.items() if isinstance(k, str) and k not in _ONCE_PER_PULL}
+    out["wm"] = wm
+    packed: bytes = packb(out)
+    return packed
+
+
 def advance_summary(summary: bytes, changes: bytes) -> bytes | None:
     """``summary`` with its watermarks raised to the ``through`` claims of ``changes``.
 
     Returns None when either blob is unreadable or when no watermark moves (so no
-    further progress can be promised and the stream must stop).  Optional repair
-    fields (``buckets``) are dropped: a continuation only needs the watermarks.
+    further progress can be promised and the stream must stop).  Digest repair's
+    ``digest`` and ``want`` are dropped: the first chunk answered them.
     """
     s = _map(summary)
     c = _map(changes)
@@ -83,10 +118,7 @@ def advance_summary(summary: bytes, changes: bytes) -> bytes | None:
             moved = True
     if not moved:
         return None
-    out = {k: v for k, v in s.items() if isinstance(k, str) and k != "buckets"}
-    out["wm"] = wm
-    packed: bytes = packb(out)
-    return packed
+    return _derived(s, wm)
 
 
 def push_summary(peer: bytes, local: bytes, origin: str) -> bytes | None:
@@ -97,7 +129,8 @@ def push_summary(peer: bytes, local: bytes, origin: str) -> bytes | None:
     ``sync_changes`` ships just the keys with new events of ``origin``.  Pushes then never
     relay third-party data that the peer probably got from its source already (the
     redundancy Enes et al., ICDE 2019, measure in classic delta propagation);
-    anti-entropy pulls still repair anything a push missed.  None if unreadable.
+    anti-entropy pulls still repair anything a push missed.  The peer's ``digest`` and
+    ``want`` are dropped (its pull answered them).  None if unreadable.
     """
     p = _map(peer)
     peer_wm = None if p is None else _wm(p.get("wm"))
@@ -106,20 +139,19 @@ def push_summary(peer: bytes, local: bytes, origin: str) -> bytes | None:
         return None
     wm = {o: peer_wm.get(o, 0) if base_replica(o) == origin else max(n, peer_wm.get(o, 0))
           for o, n in local_wm.items()}
-    out = {k: v for k, v in p.items() if isinstance(k, str) and k != "buckets"}
-    out["wm"] = wm
-    packed: bytes = packb(out)
-    return packed
+    return _derived(p, wm)
 
 
 def changes_empty(changes: bytes) -> bool:
-    """True when a changes blob carries nothing: no bytes, or only empty containers."""
+    """True when a changes blob carries nothing: no bytes, or only empty containers
+    besides its envelope (a restricted payload's ``scope`` is not data)."""
     if not changes:
         return True
     c = _map(changes)
     if c is None:
         return False
-    return all(not v for v in c.values() if isinstance(v, (tuple, list, dict, Mapping, bytes)))
+    return all(not v for k, v in c.items()
+               if k not in _ENVELOPE and isinstance(v, (tuple, list, dict, Mapping, bytes)))
 
 
 def summary_lag(mine: bytes, theirs: bytes) -> int | None:

@@ -6,13 +6,18 @@ It speaks the formats of docs/internals.md section 2 (summary ``{"v","rid","wm",
 Each key is a grow-only set of ``(origin, counter) -> text`` versions: merge is union.
 It also has the wall clock (injectable), drift bound and write fence of a replica, and
 ``refuse`` names keys whose states ``sync_apply`` skips with a reason, as storage does.
+Payloads say who sent them and the scope they were filtered with, as storage's do; a
+summary asked for a digest or ``want`` carries them (as markers: there is no real
+digest here), and ``inject[sender]`` queues fields (``wanted``, ``lowered``,
+``through``...) for the next ``sync_apply`` results of that sender's payloads, so the
+policy's digest repair decisions can be driven without storage.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from memmesh.crdt.codec import packb, unpackb
@@ -40,6 +45,10 @@ class FakeApplyResult:
     applied: int
     changed: tuple[str, ...]
     refused: tuple[FakeRefusal, ...] = field(default=())
+    through: dict[str, int] = field(default_factory=dict)
+    lowered: dict[str, int] = field(default_factory=dict)
+    scope: object = None
+    wanted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,8 @@ class FakeReplica:
         self.journal: list[tuple[int, str, bool, bool]] = []
         self.aux: dict[tuple[str, bytes], bytes] = {}
         self.applied_blobs: list[bytes] = []
+        self.summary_args: list[tuple[bool, object, tuple[str, ...]]] = []
+        self.inject: dict[str, list[dict[str, object]]] = {}
 
     # -- the write fence
     def fence_writes(self, reason: str) -> None:
@@ -101,10 +112,19 @@ class FakeReplica:
             out[origin] = n
         return out
 
-    def sync_summary(self) -> bytes:
+    def sync_summary(self, *, digest: bool = False, digest_scope: object = None,
+                     want: Sequence[str] = ()) -> bytes:
+        """The watermark summary; digest repair's arguments are recorded, not acted on
+        (``summary_args``): the real digest repair is storage's, tested with replicas."""
+        self.summary_args.append((digest, digest_scope, tuple(want)))
         with self._lock:
-            return packb({"v": 1, "rid": self.replica_id, "wm": self._wm(),
-                          "root": bytes.fromhex(self.state_digest())})
+            plain: dict[str, object] = {"v": 1, "rid": self.replica_id, "wm": self._wm(),
+                                        "root": bytes.fromhex(self.state_digest())}
+        if digest:
+            plain["digest"] = {"scope": repr(digest_scope)}
+        if want:
+            plain["want"] = tuple(want)
+        return packb(plain)
 
     def sync_changes(self, summary: bytes, *, max_bytes: int | None = None,
                      peer: object = None) -> bytes:
@@ -148,7 +168,10 @@ class FakeReplica:
                     n += 1
                 if n > wm.get(origin, 0):
                     through[origin] = (wm.get(origin, 0), n)
-            return packb({"v": 1, "keys": shipped, "through": through})
+            scope = tuple(sorted(peer.apps)) if isinstance(peer, FakeScope) and \
+                peer.apps is not None else None
+            return packb({"v": 1, "rid": self.replica_id, "keys": shipped,
+                          "through": through, "scope": scope})
 
     def sync_apply(self, changes: bytes) -> FakeApplyResult:
         c = unpackb(changes)
@@ -171,7 +194,11 @@ class FakeReplica:
                 if len(cur) != before:
                     changed.append(key)
                     self.journal.append((len(self.journal) + 1, key, False, prio))
-        return FakeApplyResult(len(c["keys"]), tuple(changed), tuple(refused))
+        scope = None if c.get("scope") is None else FakeScope(frozenset(c["scope"]))
+        queued = self.inject.get(c.get("rid", ""), [])
+        extra = queued.pop(0) if queued else {}
+        return FakeApplyResult(len(c["keys"]), tuple(changed), tuple(refused),
+                               scope=scope, **extra)
 
     def state_digest(self) -> str:
         with self._lock:
