@@ -62,7 +62,7 @@ from .core import ReplicaCore
 from .env import Txn
 from .gcpause import gc_paused
 from .incarnation import counter_key, own_counters
-from .indexes import origin_entries, origins, unstorable
+from .indexes import latest_counter, origin_entries, origins, unstorable
 from .keystate import OPS, KeyState, decode, encode, join
 from .records import ApplyResult, PeerScope, Refusal
 from .repair import (
@@ -166,9 +166,17 @@ class SyncOps(ReplicaCore):
         now = self._clock()
         scope = scope_plain(peer)
         with self._env.read() as txn:
-            my_wm = capped(self._watermarks(txn, scoped=False), self.replica_id, txn)
-            # room for the claims this payload can make: those beyond the peer's marks
-            claimable = (o for o, n in my_wm.items() if n > peer_wm.get(o, 0))
+            # what we may claim of each origin beyond the peer's mark: our complete
+            # watermark, but (for any origin not our own) no further than the events of
+            # it held here, so a false claim we took is never passed on
+            own = own_counters(txn, self.replica_id)
+            claimable: dict[str, int] = {}
+            for origin, counter in capped(self._watermarks(txn, scoped=False),
+                                          self.replica_id, txn).items():
+                if counter > peer_wm.get(origin, 0) and origin not in own:
+                    counter = min(counter, latest_counter(txn, origin))
+                if counter > peer_wm.get(origin, 0):
+                    claimable[origin] = counter
             base = len(packb({"v": 1, "rid": self.replica_id, "scope": scope, "states": (),
                               "through": dict.fromkeys(claimable, (MAX_COUNTER, MAX_COUNTER))})
                        ) + 5
@@ -229,7 +237,7 @@ class SyncOps(ReplicaCore):
                     hashes.extend(listing)
                     size += cost
         through: dict[str, tuple[int, int]] = {}
-        for origin, counter in my_wm.items():
+        for origin, counter in claimable.items():  # and below the first entry not shipped
             claim = min(counter, unshipped[origin] - 1) if origin in unshipped else counter
             if claim > peer_wm.get(origin, 0):
                 through[origin] = (peer_wm.get(origin, 0), claim)

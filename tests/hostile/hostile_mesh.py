@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 import trio
 from gossip_procs import KEY
 
@@ -40,20 +39,6 @@ from memmesh.simulations.invariants import holds
 from memmesh.storage import PeerScope, Replica
 
 MODES = ("replicas", "nodes")
-#: Until the sync policy schedules digest repair (branch ``repair``), a divergence that
-#: watermarks cannot see is repaired between bare replicas (which run the repair
-#: cycle here) but not between nodes.
-REPAIR_SCHEDULED = False
-
-
-def needs_repair(request: Any, mode: str) -> float:
-    """Mark the nodes variant of a test as expected to fail until repair is scheduled;
-    the patience to give its waits (short when the failure is expected)."""
-    if mode == "nodes" and not REPAIR_SCHEDULED:
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="nodes do not schedule digest repair yet (branch repair)"))
-        return 5.0
-    return PATIENCE
 #: What honest members let a byzantine member see: bob's memories and user-less ones.
 BYZ_SCOPE = PeerScope(users=frozenset({None, "bob"}))
 CANARY = "alice's canary: tangerine-42"
@@ -256,6 +241,22 @@ class Mesh:
             await trio.lowlevel.checkpoint()
         if not cond():
             raise AssertionError(f"{what}: not after {rounds} rounds")
+
+    async def pulls(self, dst: Member, src: Member, n: int = 2) -> None:
+        """Wait until ``dst`` has completed ``n`` more pulls from ``src``."""
+        if self.mode == "replicas":
+            for _ in range(n):
+                self.round()
+            return
+        assert dst.node is not None
+
+        def done() -> int:
+            assert dst.node is not None
+            stats = dst.node.policy.peers.get(src.name)
+            return 0 if stats is None else stats.syncs
+
+        goal = done() + n
+        await self.until(lambda: done() >= goal, f"{dst.name} to pull from {src.name}")
 
     def round(self) -> None:
         """Replicas mode: one round over every link (see module doc)."""
