@@ -11,7 +11,7 @@ the hostile-peer suite in ``tests/hostile`` (one toolkit for both):
   :func:`restamped` (future stamps, logical parts at or past the bound, cases 6 and
   8), :func:`with_element` (a set element such as ``True``, case 7);
 * payloads (``crdt.codec.packb``): :func:`payload`, and edits of an honest payload
-  (:func:`adding`, :func:`replacing`, :func:`claims_only`: forged watermark claims,
+  (:func:`shipping` forged states, :func:`claims_only`: forged watermark claims,
   cases 4 and 5) queued per receiving peer in a :class:`Forger`;
 * :class:`ForgingReplica`: a real replica whose outgoing payloads go through a forger,
   so an unmodified node (the trio ``Node``, a simulated node) runs the byzantine member.
@@ -35,17 +35,16 @@ __all__ = [
     "Forger",
     "ForgingReplica",
     "State",
-    "adding",
     "claims_only",
     "created_by",
     "key_of",
     "memory_state",
     "payload",
     "raw",
-    "replacing",
     "restamped",
     "reusing_dot",
     "set_state",
+    "shipping",
     "state_of",
     "with_element",
 ]
@@ -133,13 +132,9 @@ def payload(sender: str, states: Iterable[State] = (), through: dict[str, Any] |
                   "states": tuple(raw(s) for s in states), "through": through or {}})
 
 
-def adding(*states: State) -> Edit:
-    """Edit: ship ``states`` first, then what the honest payload carried."""
-    return lambda p: {**p, "states": tuple(raw(s) for s in states) + tuple(p["states"])}
-
-
-def replacing(*states: State) -> Edit:
-    """Edit: ship ``states`` instead of whatever the honest payload held for their keys."""
+def shipping(*states: State) -> Edit:
+    """Edit: ship ``states`` first, instead of whatever the honest payload held for
+    their keys (one key twice in a payload would get both copies refused)."""
     keys = {key_of(raw(s)) for s in states}
 
     def edit(p: dict[str, Any]) -> dict[str, Any]:

@@ -69,8 +69,8 @@ def check(cluster: Cluster) -> tuple[dict[str, bool], dict[str, int]]:
 
     lost = 0
     for info in cluster.writelog.memories.values():
-        dots = [w.dot for w in info.writes]
-        if not dots:  # a memory a byzantine member made up: nothing was acknowledged
+        dots = [w.dot for w in info.writes if w.node not in cluster.byzantine]
+        if not dots:  # a byzantine member's (or one it made up): no honest write in it
             continue
         if info.tier == "private":
             holders = [n for n in up if n.node_id == info.creator]
@@ -83,7 +83,8 @@ def check(cluster: Cluster) -> tuple[dict[str, bool], dict[str, int]]:
         quarantined = cluster.quarantined.get(info.memory_id, set())
         for node in holders:
             expected = [w.dot for w in info.writes
-                        if w.node == node.node_id or w.dot not in quarantined]
+                        if w.node not in cluster.byzantine
+                        and (w.node == node.node_id or w.dot not in quarantined)]
             if expected and not holds(node.replica, info.memory_id, expected):
                 lost += 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .byzantine import byzantine
 from .churn import churn
 from .fleet import fleet
 from .partition_heal import partition_heal
@@ -19,7 +20,8 @@ SCENARIOS: dict[str, ScenarioFn] = {
     "fleet": fleet,
     "restore": restore,
     "skew": skew,
+    "byzantine": byzantine,
 }
 
-__all__ = ["SCENARIOS", "churn", "fleet", "partition_heal", "restore", "skew", "spread",
-           "zylos"]
+__all__ = ["SCENARIOS", "byzantine", "churn", "fleet", "partition_heal", "restore", "skew",
+           "spread", "zylos"]

@@ -6,19 +6,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-from hostile_mesh import Mesh, needs_repair
+from hostile_mesh import Mesh
 from hostile_peer import wall_ms
 
 from memmesh.crdt import Dot
 from memmesh.simulations.forgery import (
     Forger,
-    adding,
     created_by,
     memory_state,
-    replacing,
     restamped,
     reusing_dot,
+    shipping,
     state_of,
     with_element,
 )
@@ -42,8 +40,8 @@ async def test_states_differing_only_in_created_s_replica_join_to_one_state_in_a
         other = created_by(one, "mallory#other")
         marks = [memory_state(f"case-2-mark-{i}", origin, 2 + i, "mark", wall=wall,
                               user_id="carol") for i in range(2)]
-        forger.next("left", adding(one), adding(other, marks[0]))
-        forger.next("right", adding(other), adding(one, marks[1]))
+        forger.next("left", shipping(one), shipping(other, marks[0]))
+        forger.next("right", shipping(other), shipping(one, marks[1]))
         await mesh.until(lambda: left.replica.get("case-2-mark-0") is not None
                          and right.replica.get("case-2-mark-1") is not None,
                          "each side to receive both states, in opposite orders")
@@ -53,13 +51,13 @@ async def test_states_differing_only_in_created_s_replica_join_to_one_state_in_a
 
 
 async def test_a_new_key_reusing_another_key_s_dot_hides_nothing_from_a_third_replica(
-        mode: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+        mode: str, tmp_path: Path) -> None:
     """Case 3: a state for a new key carrying another key's ``(origin, counter)``
     overwrote that key's entry in the delta log, so a third replica never got the real
     memory, even pulling from its author.  (The forgery itself, a valid state of a new
     key, reaches the author only by digest repair: the author's own summary claims
     every event of its origin.)"""
-    async with Mesh(mode, tmp_path, patience=needs_repair(request, mode)) as mesh:
+    async with Mesh(mode, tmp_path) as mesh:
         forger = Forger()
         author, victim = mesh.member("author"), mesh.member("victim")
         mallory = mesh.member("mallory", forger=forger)
@@ -71,7 +69,7 @@ async def test_a_new_key_reusing_another_key_s_dot_hides_nothing_from_a_third_re
         await mesh.until(lambda: mallory.replica.get(real) is not None,
                          "the memory to reach mallory")
         forged = reusing_dot(state_of(mallory.replica, real), "forged-key", "a forgery")
-        forger.next("victim", adding(forged))
+        forger.next("victim", shipping(forged))
         await mesh.until(lambda: victim.replica.get("forged-key") is not None,
                          "the forgery to be taken (it is a valid state of a new key)")
         late = mesh.member("late")  # a third replica that only hears the victim
@@ -100,7 +98,7 @@ async def test_a_logical_counter_near_the_old_limit_is_refused_and_freezes_no_cl
         mesh.canary(honest)
         bait = mesh.write(mallory, "bait")
         forged = restamped(state_of(mallory.replica, bait), wall_ms() + 590_000, 2**32 - 2)
-        forger.always("victim", replacing(forged))
+        forger.always("victim", shipping(forged))
         await mesh.until(lambda: mesh.refusals(victim)["clock-logical"] >= 1, "the refusal")
         mesh.write(victim, "the victim still writes")
         mesh.write(honest, "and its peers still sync")
@@ -125,7 +123,7 @@ async def test_a_set_element_true_is_refused_alone_and_the_set_stays_usable(
                          "the set to reach mallory")
         origin = str(mallory.inner._own_origin())
         poisoned = with_element(state_of(mallory.replica, "tags"), True, Dot(origin, 10**6))
-        forger.always("victim", replacing(poisoned))
+        forger.always("victim", shipping(poisoned))
         relayed = mesh.write(mallory, "an honest memory mallory ships beside the poison")
         await mesh.until(lambda: victim.replica.get(relayed) is not None,
                          "the rest of the payload to apply")
