@@ -8,21 +8,30 @@ acknowledged write in the ``WriteLog``), ``run_for`` and ``run_until_converged``
 
 Membership is an oracle, as mDNS on a LAN is: a node knows every member that joined and
 has not left; crashed members stay known (dialing them fails, as it would).
-Convergence means: every member is up, and all members with the same ACL scope hold
-equal ``state_digest``s.
+Convergence means: every member is up, and all honest members with the same ACL scope
+hold equal ``state_digest``s. Members named in ``byzantine`` are left out of
+convergence and of the invariants (they lie on purpose); memories in ``quarantined``
+(a member's writes stamped far in the future, which its peers refuse until real time
+reaches the stamps) are left out of the digests compared, and those writes are expected
+on their writer only. ``backup``/``restore`` copy a member's replica directory away and
+put it back (a restore from an old backup).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+import shutil
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from memmesh.gossip.protocol.policy import PolicyConfig
 from memmesh.gossip.protocol.session import SessionConfig
+from memmesh.storage import digest as stored_digest
 from memmesh.storage.arbitration import resolve_conflicts
+from memmesh.storage.keystate import decode
 from memmesh.storage.resolution import Conflict, Resolution
 
 from .clock import SkewedClock
@@ -104,6 +113,10 @@ class Cluster:
         self.progress = progress
         self.progress_total_us = 0
         self.arrivals: dict[str, dict[str, int]] = {}  # tracked memory -> node -> time
+        self.byzantine: set[str] = set()  # members left out of convergence and invariants
+        self.quarantined: dict[str, set[Any]] = {}  # memory -> dots held by the writer only
+        self.relayed: Counter[str] = Counter()  # sender -> others' memories it delivered
+        self.refused_from: dict[str, Counter[str]] = {}  # sender -> its states refused
         self._snapshot_timer = self.loop.call_at(self.interval_us - 1, self._snapshot)
 
     # ------------------------------------------------------------------ nodes
@@ -111,8 +124,10 @@ class Cluster:
     def node_name(self, index: int) -> str:
         return f"n{index:04d}"
 
-    def add_node(self, node_id: str, *, scope: Any = None, start: bool = True) -> SimNode:
-        """Create a member (its replica directory, clock skew and random stream)."""
+    def add_node(self, node_id: str, *, scope: Any = None, start: bool = True,
+                 wrap: Callable[[Any], Any] | None = None) -> SimNode:
+        """Create a member (its replica directory, clock skew and random stream);
+        ``wrap`` wraps its replica at every start (a byzantine member's forgeries)."""
         skew = 0
         if self.options.skew_ms:
             rng = stream(self.seed, "skew", node_id)
@@ -127,12 +142,17 @@ class Cluster:
             new_incarnation=incarnations(self.seed, node_id),
             scope=scope,
             max_links=self.max_links,
+            wrap=wrap,
         )
         self.nodes[node_id] = node
         self.members.append(node_id)
         if start:
             node.start()
         return node
+
+    def honest(self) -> list[str]:
+        """The members that are not byzantine."""
+        return [m for m in self.members if m not in self.byzantine]
 
     def up_nodes(self) -> Iterator[SimNode]:
         for node_id in self.members:
@@ -170,6 +190,23 @@ class Cluster:
         if not node.up:
             node.start()
             self.metrics.count("faults", "restart")
+
+    def backup(self, node_id: str, name: str) -> Path:
+        """A consistent copy of ``node_id``'s replica directory, taken while it runs
+        (LMDB's hot copy, as a backup tool would take it)."""
+        dst = self.workdir / "backups" / name
+        dst.mkdir(parents=True)
+        self.nodes[node_id].replica._env._env.copy(str(dst))
+        self.metrics.count("faults", "backup")
+        return dst
+
+    def restore(self, node_id: str, backup: Path) -> None:
+        """Put ``backup`` in place of the (crashed) member's replica directory."""
+        node = self.nodes[node_id]
+        assert not node.up, "restore a member while it is down"
+        shutil.rmtree(node.path)
+        shutil.copytree(backup, node.path)
+        self.metrics.count("faults", "restore")
 
     def join(self, node_id: str, *, scope: Any = None) -> SimNode:
         self.metrics.count("faults", "join")
@@ -240,6 +277,19 @@ class Cluster:
             node.push_local_writes(priority=priority)
         return True
 
+    def write_any(self, node_id: str, memories: list[str], text: str, rng: random.Random,
+                  **scope: str | None) -> str:
+        """The usual agent write: half of the time an update of a random memory of
+        ``memories`` (when ``node_id`` holds it), else a new memory, appended to
+        ``memories``; returns the memory written."""
+        if memories and rng.random() < 0.5:
+            memory_id = memories[rng.randrange(len(memories))]
+            if self.update(node_id, memory_id, text):
+                return memory_id
+        memory_id = self.add(node_id, text, **scope)
+        memories.append(memory_id)
+        return memory_id
+
     def read(self, node_id: str, memory_id: str) -> int:
         """Read on ``node_id``; records and returns the read's staleness in microseconds."""
         node = self.nodes[node_id]
@@ -252,7 +302,9 @@ class Cluster:
     def _acknowledge(self, node: SimNode, memory_id: str, op: str) -> None:
         record = node.replica.get(memory_id)
         assert record is not None
-        mine = [v for v in record.versions if v.replica == node.node_id]
+        # the write just made is the version minted under this replica object's origin
+        # (another lineage of the same member, a restored copy's, may stand beside it)
+        mine = [v for v in record.versions if v.dot.replica == node.replica.origin]
         self._log_write(node, memory_id, max(mine, key=lambda v: v.timestamp), op)
 
     def _log_write(self, node: SimNode, memory_id: str, version: Any, op: str) -> None:
@@ -276,8 +328,16 @@ class Cluster:
     def _deliver(self, src: str, dst: str, packet: object) -> None:
         self.transport.deliver(src, dst, packet)
 
-    def on_applied(self, node: SimNode, result: Any) -> None:
+    def on_applied(self, node: SimNode, result: Any, sender: str | None = None) -> None:
         now = self.loop.now_us
+        for refusal in result.refused:
+            self.metrics.count("refusals", refusal.reason)
+            if sender is not None:
+                self.refused_from.setdefault(sender, Counter())[refusal.reason] += 1
+        if sender is not None:
+            memories = self.writelog.memories
+            self.relayed[sender] += sum(1 for m in result.changed
+                                        if m in memories and memories[m].creator != sender)
         for memory_id in result.changed:
             arrivals = self.arrivals.get(memory_id)
             if arrivals is not None:
@@ -298,8 +358,13 @@ class Cluster:
 
         The simulated resolver picks the newest version (hybrid timestamp, then dot),
         like the last-writer-wins resolver; a real fleet plugs in ``memmesh.semantic``
-        resolvers or an LLM. Its calls are counted.
+        resolvers or an LLM. Its calls are counted. A node whose writes are fenced
+        (its clock runs ahead) resolves nothing until the fence lifts, as the trio
+        node's resolver loop, which carries on after a failed pass.
         """
+        if node.replica.write_fence is not None:
+            self.metrics.count("resolve", "fenced")
+            return
         outcomes = resolve_conflicts(
             node.replica, self._resolver, deadline_ms=self.resolve_deadline_ms,
             now_ms=node.clock(), actor=node.node_id,
@@ -329,7 +394,9 @@ class Cluster:
         digests: dict[str, str] = {}
         by_class: dict[str, dict[str, int]] = {}
         for node in self.up_nodes():
-            digest = node.replica.state_digest()
+            if node.node_id in self.byzantine:
+                continue
+            digest = self.digest(node)
             digests[node.node_id] = digest
             counts = by_class.setdefault(scope_key(node.scope), {})
             counts[digest] = counts.get(digest, 0) + 1
@@ -342,20 +409,28 @@ class Cluster:
             )
         self._snapshot_timer = self.loop.call_later(self.interval_us, self._snapshot)
 
+    def digest(self, node: SimNode) -> str:
+        """``node``'s state digest, the quarantined memories left out."""
+        if not self.quarantined:
+            return str(node.replica.state_digest())
+        return digest_without(node.replica, self.quarantined)
+
     def converged_now(self) -> bool:
-        """All members up, equal digests per scope class, no conflict left standing
-        (the last only when this run resolves conflicts)."""
+        """All members up, equal digests per scope class among the honest ones, no
+        conflict left standing (the last only when this run resolves conflicts)."""
         by_class: dict[str, str] = {}
         for node_id in self.members:
             node = self.nodes[node_id]
             if not node.up:
                 return False
-            digest = node.replica.state_digest()
+            if node_id in self.byzantine:
+                continue
+            digest = self.digest(node)
             key = scope_key(node.scope)
             if by_class.setdefault(key, digest) != digest:
                 return False
         if self.resolve:
-            for node_id in self.members:
+            for node_id in self.honest():
                 node = self.nodes[node_id]
                 for memory_id in sorted(node.conflicted):
                     record = node.replica.get(memory_id)
@@ -384,6 +459,20 @@ class Cluster:
         for node in self.nodes.values():
             if node.up:
                 node.crash()
+
+
+def digest_without(replica: Any, memories: Iterable[str]) -> str:
+    """``replica.state_digest()`` as if ``memories`` were absent: the digest is a sum of
+    one hash per key (``storage.digest``), so their terms are subtracted."""
+    total = int(replica.state_digest(), 16)
+    inner = getattr(replica, "inner", replica)
+    with inner._env.read() as txn:
+        for memory_id in memories:
+            skey = stored_digest.state_key(memory_id)
+            raw = txn.get("state", skey)
+            if raw is not None and decode(raw, check_canonical=False).header.shareable:
+                total -= stored_digest.item_hash(skey, raw)
+    return (total % (1 << 256)).to_bytes(32, "big").hex()
 
 
 def shuffled(rng: random.Random, items: list[str]) -> list[str]:

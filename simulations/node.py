@@ -70,6 +70,8 @@ class SimNode:
     new_incarnation: Callable[[], str]  # seeded incarnations (simulations.ids.incarnations)
     scope: Any = None  # storage PeerScope: what this node may receive (None: all)
     max_links: int = 8
+    #: wraps the replica at every start (a byzantine member's ForgingReplica), or None
+    wrap: Callable[[Any], Any] | None = None
     replica: Any = None
     policy: SyncPolicy | None = None
     up: bool = False
@@ -90,6 +92,8 @@ class SimNode:
             self.path, replica_id=self.node_id, durable=False, clock=self.clock,
             id_factory=self.new_id, incarnation_factory=self.new_incarnation,
         )
+        if self.wrap is not None:
+            self.replica = self.wrap(self.replica)
         cluster = self.cluster
         self.policy = SyncPolicy(
             self.node_id, fingerprint=FINGERPRINT, rng=self.rng, now=self.now,
@@ -245,8 +249,8 @@ class SimNode:
                 metrics.summary(self.node_id, len(outcome.data))  # one that goes on a SYN
             case Changes(purpose=purpose):
                 metrics.changes(self.node_id, len(outcome.data), push=purpose == "push")
-            case Apply():
-                self.cluster.on_applied(self, outcome.result)
+            case Apply(link=link):
+                self.cluster.on_applied(self, outcome.result, link.peer_id)
 
     def _notice(self, notice: Notice) -> None:
         self.cluster.metrics.count(notice.what, notice.reason)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from .byzantine import byzantine
 from .churn import churn
 from .fleet import fleet
 from .partition_heal import partition_heal
+from .restore import restore
 from .runner import ScenarioFn
+from .skew import skew
 from .spread import spread
 from .zylos import zylos
 
@@ -15,6 +18,10 @@ SCENARIOS: dict[str, ScenarioFn] = {
     "partition-heal": partition_heal,
     "churn": churn,
     "fleet": fleet,
+    "restore": restore,
+    "skew": skew,
+    "byzantine": byzantine,
 }
 
-__all__ = ["SCENARIOS", "churn", "fleet", "partition_heal", "spread", "zylos"]
+__all__ = ["SCENARIOS", "byzantine", "churn", "fleet", "partition_heal", "restore", "skew",
+           "spread", "zylos"]

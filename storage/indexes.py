@@ -145,6 +145,23 @@ def origin_entries(txn: Txn, priority: bool, origin: str, start: int
         yield int.from_bytes(raw[len(prefix):cut], "big"), bytes(raw[cut:])
 
 
+def latest_counter(txn: Txn, origin: str, below: int | None = None) -> int:
+    """The counter of the latest event of ``origin`` some shareable key here carries
+    (its highest ``origin`` index entry), or of the latest one before counter ``below``;
+    0 when none."""
+    cur = txn.cursor("origin")
+    best = 0
+    for prio in _PRIO:
+        prefix = prio + origin.encode() + b"\x00"
+        # just past the entries wanted (a counter's first byte is at most 0x7f)
+        seek = prefix + (b"\xff" if below is None else below.to_bytes(8, "big"))
+        found = cur.prev() if cur.set_range(seek) else cur.last()
+        raw = bytes(cur.key()) if found else b""
+        if raw.startswith(prefix):
+            best = max(best, int.from_bytes(raw[len(prefix):len(prefix) + 8], "big"))
+    return best
+
+
 def holds_origin(txn: Txn, origin: str) -> bool:
     """Whether some shareable key here carries an event of ``origin``."""
     cur = txn.cursor("origin")

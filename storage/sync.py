@@ -62,7 +62,7 @@ from .core import ReplicaCore
 from .env import Txn
 from .gcpause import gc_paused
 from .incarnation import counter_key, own_counters
-from .indexes import origin_entries, origins, unstorable
+from .indexes import latest_counter, origin_entries, origins, unstorable
 from .keystate import OPS, KeyState, decode, encode, join
 from .records import ApplyResult, PeerScope, Refusal
 from .repair import (
@@ -125,7 +125,8 @@ class SyncOps(ReplicaCore):
         self.collect_expired()
         with self._env.read() as txn:
             plain: dict[str, Any] = {"v": 1, "rid": self.replica_id,
-                                     "wm": capped(self._watermarks(txn), self.replica_id),
+                                     "wm": capped(self._watermarks(txn), self.replica_id,
+                                                  txn),
                                      "root": stored_digest.root(stored_digest.bucket_sums(txn))}
             me = self._origin
             if me is not None and me in plain["wm"]:  # this object has minted
@@ -165,9 +166,19 @@ class SyncOps(ReplicaCore):
         now = self._clock()
         scope = scope_plain(peer)
         with self._env.read() as txn:
-            my_wm = capped(self._watermarks(txn, scoped=False), self.replica_id)
+            # what we may claim of each origin beyond the peer's mark: our complete
+            # watermark, but (for any origin not our own) no further than the events of
+            # it held here, so a false claim we took is never passed on
+            own = own_counters(txn, self.replica_id)
+            claimable: dict[str, int] = {}
+            for origin, counter in capped(self._watermarks(txn, scoped=False),
+                                          self.replica_id, txn).items():
+                if counter > peer_wm.get(origin, 0) and origin not in own:
+                    counter = min(counter, latest_counter(txn, origin))
+                if counter > peer_wm.get(origin, 0):
+                    claimable[origin] = counter
             base = len(packb({"v": 1, "rid": self.replica_id, "scope": scope, "states": (),
-                              "through": dict.fromkeys(my_wm, (MAX_COUNTER, MAX_COUNTER))})
+                              "through": dict.fromkeys(claimable, (MAX_COUNTER, MAX_COUNTER))})
                        ) + 5
             shipped: list[bytes] = []
             seen: set[bytes] = set()
@@ -226,7 +237,7 @@ class SyncOps(ReplicaCore):
                     hashes.extend(listing)
                     size += cost
         through: dict[str, tuple[int, int]] = {}
-        for origin, counter in my_wm.items():
+        for origin, counter in claimable.items():  # and below the first entry not shipped
             claim = min(counter, unshipped[origin] - 1) if origin in unshipped else counter
             if claim > peer_wm.get(origin, 0):
                 through[origin] = (peer_wm.get(origin, 0), claim)
@@ -238,9 +249,16 @@ class SyncOps(ReplicaCore):
 
     def _defer_to_origin(self, origin: str, counter: int) -> None:
         """The origin is the authority on its own counter (see watermarks.py): lower our
-        watermarks of ``origin`` that claim more than it has minted. A rare, small write."""
+        watermarks of ``origin`` that claim more than it has minted. A rare, small write.
+
+        Not when a key here carries a later event of ``origin``: then the summary is
+        older than what we hold (a push or a continuation is computed from the peer's
+        last summary, and its newer events may reach us first by another path), not a
+        lie, and lowering would only have those events shipped again."""
         with self._env.read() as txn:
-            if Table(txn).shown(origin) <= counter:
+            if Table(txn).shown(origin) <= counter or any(
+                    next(origin_entries(txn, priority, origin, counter + 1), None)
+                    for priority in (True, False)):
                 return
 
         def lower(txn: Txn) -> dict[str, int]:

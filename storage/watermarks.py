@@ -9,22 +9,27 @@ event) and ``ws:<origin>`` (scoped: every event this replica may see); see
   holds no key of, while the table already has :data:`MAX_SUMMARY_ORIGINS` entries, is
   refused (``Refusal(None, "claims-cap")``): made-up origins cannot grow the table
   without bound. A summary (and a payload's ``through``) never names more than the cap
-  (:func:`capped`): this replica's own origins first, then the origins with the highest
-  counters (leaving out a low one costs least: its few events are shipped again). At the
+  (:func:`capped`): this replica's own origins first, then those of the keys it holds,
+  then the origins with the highest counters (leaving out a low one costs least: its
+  few events are shipped again). At the
   cap with 128-byte origin ids a summary's watermarks take about 2.3 MB, well inside a
   4 MiB frame beside the largest ``want`` list (see :mod:`.repair`).
 * **Lie detector.** A state carrying an event of origin ``o`` that this replica lacked
   (incoming ``ctx[o]`` above the local key's) although its watermark for ``o`` already
   claims it (``wm[o] >= ctx[o]``) proves that watermark false: it is lowered to the
-  local key's ``ctx[o]`` (0 for a key new here), so the next pull re-fetches what else
-  it hid. Honest claims never trigger it: a claim is accepted only without gaps, and
-  covers exactly the keys whose latest event of ``o`` it passed, all of which were
-  shipped before it (or are private, outside the receiver's scope, or refused, whose
-  claims are capped). States of keys with a TTL are not judged (a sender whose clock
-  expired a key sooner may honestly claim past it). Like scoped watermarks it assumes a
-  replica's scope is the same on every peer; where an ACL grew (or differs between
-  peers) a scoped watermark *was* false for the wider scope, and lowering it is what
-  lets the newly visible keys flow.
+  latest event of ``o`` held here below the one proved missing (0 when none), so the
+  next pull re-fetches what else it hid after that. A lie hides a run of events beyond
+  what the receiver held, and the lowering re-fetches that run; an isolated hole below
+  events held (a key lost, a state that was never shipped) costs only its own events,
+  and digest repair, which found it, finds any other such hole. Honest claims never
+  trigger it: a claim is accepted only without gaps, and covers exactly the keys whose
+  latest event of ``o`` it passed, all of which were shipped before it (or are
+  private, outside the receiver's scope, or refused, whose claims are capped). States
+  of keys with a TTL are not judged (a sender whose clock expired a key sooner may
+  honestly claim past it). Like scoped watermarks it assumes a replica's scope is the
+  same on every peer; where an ACL grew (or differs between peers) a scoped watermark
+  *was* false for the wider scope, and lowering it is what lets the newly visible keys
+  flow.
 * **The origin is the authority on its own counter.** A summary may name its sender's
   minting origin (``me``); no replica can hold events of that origin beyond the
   origin's own watermark for itself, so a higher watermark here was inflated by a lie
@@ -39,7 +44,7 @@ from collections.abc import Mapping
 from memmesh.crdt.dot import base_replica
 
 from .env import Txn
-from .indexes import holds_origin
+from .indexes import holds_origin, latest_counter, origins
 
 __all__ = ["MAX_SUMMARY_ORIGINS", "WM", "WS", "Table", "capped"]
 
@@ -51,14 +56,19 @@ WM = b"wm:"  # complete watermarks
 WS = b"ws:"  # scoped watermarks
 
 
-def capped(wm: Mapping[str, int], replica_id: str) -> dict[str, int]:
+def capped(wm: Mapping[str, int], replica_id: str, txn: Txn | None = None
+           ) -> dict[str, int]:
     """``wm`` cut to :data:`MAX_SUMMARY_ORIGINS` entries: this replica's own origins
-    first, then by descending counter (then origin); ``wm`` itself when it is small
-    enough."""
+    first, then the origins of keys held here, then by descending counter (then
+    origin); ``wm`` itself when it is small enough.  (Counters alone would let claims
+    about made-up origins with high counters push every real origin out: the peer would
+    then be shipped the same keys again and again.)"""
     if len(wm) <= MAX_SUMMARY_ORIGINS:
         return dict(wm)
+    held = set() if txn is None else \
+        {origin for priority in (True, False) for origin in origins(txn, priority)}
     ranked = sorted(wm.items(), key=lambda item: (base_replica(item[0]) != replica_id,
-                                                  -item[1], item[0]))
+                                                  item[0] not in held, -item[1], item[0]))
     return dict(ranked[:MAX_SUMMARY_ORIGINS])
 
 
@@ -117,7 +127,8 @@ class Table:
     def detect_lie(self, ctx: Mapping[str, int], held: Mapping[str, int], me: str) -> None:
         """The lie detector (module doc) for a received state with context ``ctx`` of a
         key held here with context ``held`` (empty when new here): each watermark that
-        claimed the event is lowered (an honest one below it is kept)."""
+        claimed the event is lowered (an honest one below it is kept), to the latest
+        event of that origin held here before the one proved missing."""
         if self._blank is None:
             self._blank = not any(True for prefix in (WM, WS)
                                   for _ in itertools.islice(self.txn.prefix("meta", prefix), 1))
@@ -126,4 +137,5 @@ class Table:
         for origin, counter in ctx.items():
             have = held.get(origin, 0)
             if counter > have and origin != me and self.shown(origin) >= counter:
-                self.lower(origin, have, claiming=counter)
+                self.lower(origin, max(have, latest_counter(self.txn, origin, counter)),
+                           claiming=counter)

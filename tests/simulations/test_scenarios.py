@@ -82,3 +82,33 @@ def test_fleet_keeps_every_memory_inside_its_acl_scope() -> None:
 def test_fleet_with_scoped_acls_converges_and_loses_nothing() -> None:
     report = run_scenario("fleet", SimOptions(seed=1, users=2, sizes=(6, 12)))
     _assert_healthy(report)
+
+
+def test_restore_keeps_every_write_of_a_restored_member_and_of_its_original() -> None:
+    report = run_scenario("restore", SimOptions(nodes=6, seed=1))
+    _assert_healthy(report)
+    restore = report["restore"]
+    assert restore["writes_after_backup_by_the_original"] >= 1
+    assert restore["of_them_missing_on_the_restored_copy_at_restart"] >= 1
+    assert restore["writes_by_the_restored_copy"] >= 1
+    assert restore["origins"] == 2  # a new incarnation for the restored copy's writes
+
+
+def test_skew_fences_a_member_a_year_ahead_and_hears_it_once_fixed() -> None:
+    report = run_scenario("skew", SimOptions(nodes=6, seed=1))
+    _assert_healthy(report)
+    skew = report["skew"]
+    assert skew["fenced_at_round"] is not None and skew["writes_refused_by_its_fence"] >= 1
+    assert skew["its_states_refused_by_peers"].get("clock-ahead", 0) >= 1
+    assert skew["others_memories_it_relayed_while_ahead"] >= 1
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_byzantine_member_cannot_make_honest_members_diverge_or_lose_writes(
+        seed: int) -> None:
+    report = run_scenario("byzantine", SimOptions(nodes=8, seed=seed))
+    _assert_healthy(report)
+    byz = report["byzantine"]
+    assert len(byz["forgeries"]) == 7 and byz["forged_payloads_sent"] >= 7
+    refused = byz["refused_by_honest_members"]
+    assert {"clock-ahead", "clock-logical", "invalid"} <= set(refused)

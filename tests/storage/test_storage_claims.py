@@ -89,6 +89,32 @@ def test_a_state_proving_a_watermark_false_lowers_it(tmp_path: Path) -> None:
         assert all(victim.get(m) is not None for m in (*early, late))
 
 
+def test_a_hole_below_events_held_lowers_the_watermark_only_to_just_below_it(
+        tmp_path: Path) -> None:
+    """A key missing below events of its origin held here (a state never shipped, a
+    key lost) is found by digest repair; its event proves the watermark false, which is
+    lowered to the latest event held before it, not to what the key held (0 for a key
+    new here): the next pull re-fetches the events after the hole, not the whole
+    origin (it re-fetched half of 100k memories in bench_repair)."""
+    clock = FakeClock()
+    with Replica.open(tmp_path / "c", replica_id="carol", clock=clock) as carol, \
+            Replica.open(tmp_path / "v", replica_id="victim", clock=clock) as victim:
+        ids = [carol.add(f"carol {i}") for i in range(10)]
+        c = carol.origin
+        assert c is not None
+        hidden = ids[6]  # event 7 of carol
+        plain = dict(unpackb(carol.sync_changes(victim.sync_summary())))  # type: ignore[arg-type]
+        shipped = tuple(s for s in plain["states"] if hidden.encode() not in bytes(s))
+        assert len(shipped) == 9
+        victim.sync_apply(packb(dict(plain, states=shipped)))  # the claim: through 10
+        assert victim.get(hidden) is None and _wm(victim)[c] == 10
+        result = victim.sync_apply(carol.sync_changes(victim.sync_summary(want=[hidden])))
+        assert victim.get(hidden) is not None
+        assert result.lowered == {c: 6}  # event 6 held: events 7..10 are fetched again
+        again = unpackb(carol.sync_changes(victim.sync_summary()))
+        assert len(again["states"]) == 4  # events 7..10, not 1..10  # type: ignore[index]
+
+
 def test_honest_sync_never_lowers_a_watermark(tmp_path: Path) -> None:
     """Writes, edits of relayed memories, chunked pulls (some chunks lost), relays, scoped
     and unscoped links: a watermark is never proved false."""
