@@ -25,7 +25,12 @@ fixed wait every generation makes as many concurrent resolutions as fit in the
 propagation time: the torture run (100 nodes, 30 % loss, frames transport) found such a
 storm keeping one memory conflicted for 200 rounds. Doubling makes the wait outgrow the
 propagation time after a few generations, so the storm dies out; a first conflict
-between ordinary writes keeps the short wait.
+between ordinary writes keeps the short wait. The doubling stops at 32 times
+``deadline_ms`` (64 s by default, several times the propagation time of that run): a
+storm leaves many resolutions standing at once, and when the first-ranked writer has
+left the fleet the next one must still take over in reasonable time (uncapped, 14
+standing resolutions made each rank wait 2**14 deadlines: another torture seed never
+converged).
 """
 
 from __future__ import annotations
@@ -37,7 +42,10 @@ from .core import ReplicaCore
 from .reads import _filters, to_record
 from .records import MemoryRecord
 
-__all__ = ["ConflictOps", "arbiter_rank"]
+__all__ = ["MAX_BACKOFF", "ConflictOps", "arbiter_rank", "takeover_wait"]
+
+#: Most doublings of the takeover wait (32 x ``deadline_ms``).
+MAX_BACKOFF = 5
 
 
 def arbiter_rank(record: MemoryRecord) -> list[str]:
@@ -51,9 +59,9 @@ def arbiter_rank(record: MemoryRecord) -> list[str]:
 
 def takeover_wait(record: MemoryRecord, deadline_ms: int) -> int:
     """The wait per election rank: ``deadline_ms``, doubled for every standing RESOLVE
-    (at most 2**10 times: see the module doc)."""
+    up to :data:`MAX_BACKOFF` times (see the module doc)."""
     resolutions = sum(1 for v in record.versions if v.op == "RESOLVE")
-    return deadline_ms << min(resolutions, 10)
+    return deadline_ms << min(resolutions, MAX_BACKOFF)
 
 
 def _signature(record: MemoryRecord) -> tuple[str, tuple[tuple[str, int], ...]]:

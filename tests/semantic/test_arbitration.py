@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from semantic_helpers import Clock, sync_all, version
@@ -18,8 +19,9 @@ from memmesh.semantic import (
     Resolution,
     resolve_conflicts,
 )
+from memmesh.storage import MemoryRecord
 from memmesh.storage.arbitration import DEFAULT_DEADLINE_MS
-from memmesh.storage.conflicts import arbiter_rank
+from memmesh.storage.conflicts import arbiter_rank, takeover_wait
 
 Opener = Callable[..., Any]
 
@@ -216,3 +218,17 @@ def test_takeover_waits_double_with_every_resolution_standing_so_storms_die_out(
     assert resolve_conflicts(second, LastWriterWins()) == []  # two RESOLVEs: 4x the wait
     clock.advance(3 * DEFAULT_DEADLINE_MS)
     assert len(resolve_conflicts(second, LastWriterWins())) == 1
+
+
+def test_the_takeover_wait_stops_doubling_so_a_departed_arbiter_is_replaced() -> None:
+    """A storm left 14 resolutions standing and the first-ranked writer had left the
+    fleet: the runner-up waited 2**14 deadlines (a torture seed never converged)."""
+    def record(resolutions: int) -> MemoryRecord:
+        versions = [SimpleNamespace(op="RESOLVE") for _ in range(resolutions)]
+        return cast(MemoryRecord, SimpleNamespace(versions=[SimpleNamespace(op="ADD"),
+                                                            *versions]))
+
+    assert takeover_wait(record(0), DEFAULT_DEADLINE_MS) == DEFAULT_DEADLINE_MS
+    assert takeover_wait(record(3), DEFAULT_DEADLINE_MS) == 8 * DEFAULT_DEADLINE_MS
+    assert takeover_wait(record(14), DEFAULT_DEADLINE_MS) == 32 * DEFAULT_DEADLINE_MS
+
