@@ -40,7 +40,7 @@ from .peerlink import PeerLink
 from .policy import Notice, PolicyConfig, SyncPolicy
 from .replica import NodeReplica, SyncReplica
 from .requests import Outcome, StorageRequest, perform
-from .session import Session, SessionConfig, State
+from .session import Phase, Session, SessionConfig, State
 from .summary import advance_summary, changes_empty, summary_lag, watermarks
 
 __all__ = [
@@ -53,6 +53,7 @@ __all__ = [
     "Notice",
     "Outcome",
     "PeerLink",
+    "Phase",
     "PolicyConfig",
     "ProtocolError",
     "RemoteProtocolError",
