@@ -13,12 +13,13 @@ import functools
 import os
 import signal
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import trio
 
 from .node import Node
+from .peers import parse_addresses
+from .protocol.replica import NodeReplica
 
 __all__ = ["main", "parse_args", "serve"]
 
@@ -38,12 +39,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-async def serve(replica: Any, args: argparse.Namespace, *, ready: Any = None) -> None:
+async def serve(replica: NodeReplica, args: argparse.Namespace, *,
+                ready: Callable[[Node], None] | None = None) -> None:
     """Run a node for ``replica`` with the options of ``args`` until cancelled/signalled."""
-    seeds = []
-    for item in args.seed:
-        host, _, port = item.rpartition(":")
-        seeds.append((host or "127.0.0.1", int(port)))
+    seeds = parse_addresses(args.seed)
     key = bytes.fromhex(args.key_hex) if args.key_hex else None
     async with Node(replica, host=args.host, port=args.port, cluster_key=key,
                     insecure=args.insecure, seeds=seeds, mdns=not args.no_mdns,

@@ -11,6 +11,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from memmesh.gossip.peers import AddressError, parse_addresses
+
 SCOPE_FIELDS = ("app_id", "user_id", "agent_id", "run_id")
 
 
@@ -47,13 +49,10 @@ def add_node_options(p: argparse.ArgumentParser) -> None:
 
 def seeds(args: argparse.Namespace) -> list[tuple[str, int]]:
     """``--seed HOST:PORT`` values as ``(host, port)`` pairs."""
-    out = []
-    for value in args.seed:
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise SystemExit(f"memmesh: --seed wants HOST:PORT, got {value!r}")
-        out.append((host, int(port)))
-    return out
+    try:
+        return parse_addresses(args.seed)
+    except AddressError as exc:
+        raise SystemExit(f"memmesh: --seed {exc}") from None
 
 
 def load_cluster_key(args: argparse.Namespace) -> bytes | None:

@@ -88,6 +88,10 @@ MiB: Final = 1024 * 1024
 #: caps): logged at INFO and counted apart, never as that peer's errors.
 _PEER_PROTECTS: Final = frozenset({"duplicate", "busy", "overload"})
 
+#: Seconds the larger id of two members that discovered each other waits before it
+#: dials, so the smaller id's dial (the link both keep) usually comes first.
+_CROSSED_DIAL_WAIT: Final = 2.0
+
 
 @dataclass(frozen=True, slots=True)
 class PolicyConfig:
@@ -249,6 +253,20 @@ class SyncPolicy:
         """The open registered link to ``peer``, if any."""
         link = self._by_peer.get(peer)
         return link if link is not None and link.open else None
+
+    def dial_delay(self, peer: str) -> float | None:
+        """How long to wait before dialling ``peer``, just discovered (None: do not, it
+        is us or already linked).  On crossed dials both ends keep the link dialled by
+        the smaller id, so that one dials at once and the other waits for it."""
+        if peer == self.replica_id or self.link_to(peer) is not None:
+            return None
+        return 0.0 if self.replica_id < peer else _CROSSED_DIAL_WAIT
+
+    def redundant_dial(self, peer: str | None) -> bool:
+        """A connection we dialled reached ``peer`` (its authenticated id), which already
+        has an open link we dialled: the new one would only be refused ``duplicate``."""
+        existing = None if peer is None else self.link_to(peer)
+        return existing is not None and existing.outbound
 
     def touched(self) -> list[PeerLink]:
         """Links whose session may have bytes to send or has closed since the last call
