@@ -13,10 +13,11 @@ import trio.testing
 from gossip_fakes import FakeReplica, converged
 from gossip_procs import TcpProxy
 
-from memmesh.gossip import BackgroundNode, Node, SecurityError
+from memmesh.gossip import Node, SecurityError
 from memmesh.gossip.link import Link
 from memmesh.gossip.peers import load_peers
 from memmesh.gossip.protocol import Session, SessionConfig
+from memmesh.integrations.background import BackgroundNode
 from memmesh.storage import Conflict, PeerScope, Replica, Resolution
 
 KEY = b"0123456789abcdef0123456789abcdef"

@@ -1,6 +1,7 @@
-"""Command-line options shared by ``memmesh`` sub-commands and ``memmesh mcp``.
+"""Command-line options shared by the ``memmesh`` sub-commands, the node runner and
+the MCP server.
 
-One definition each of the data directory, scope, and node options, and of how their
+One definition each of the data directory, scope and node options, and of how their
 values are read (seeds, the cluster key), so every entry point accepts the same flags.
 """
 
