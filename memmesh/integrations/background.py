@@ -58,7 +58,8 @@ class BackgroundNode:
     def port(self) -> int:
         if self.node is None:
             raise GossipError("the node is not running")
-        return self.node.port
+        port: int = self.node.port
+        return port
 
     @property
     def running(self) -> bool:

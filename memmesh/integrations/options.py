@@ -51,9 +51,10 @@ def add_node_options(p: argparse.ArgumentParser) -> None:
 def seeds(args: argparse.Namespace) -> list[tuple[str, int]]:
     """``--seed HOST:PORT`` values as ``(host, port)`` pairs."""
     try:
-        return parse_addresses(args.seed)
+        addresses: list[tuple[str, int]] = parse_addresses(args.seed)
     except AddressError as exc:
         raise SystemExit(f"memmesh: --seed {exc}") from None
+    return addresses
 
 
 def load_cluster_key(args: argparse.Namespace) -> bytes | None:
