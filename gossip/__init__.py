@@ -7,6 +7,9 @@
 * :mod:`memmesh.gossip.protocol`: the sans-IO protocol core that both the node and
   ``simulations/`` drive (its docstring shows how to drive it without trio).
 
+From asyncio or plain threads, run the node in a thread of its own:
+:class:`memmesh.integrations.background.BackgroundNode`.
+
 Setting up keys: generate one secret per cluster (``new_cluster_key().hex()``), give it
 to every member (e.g. ``MEMMESH_CLUSTER_KEY``), and pass ``cluster_key=bytes.fromhex(...)``.
 Every node derives the same cluster CA from it and makes its own certificate; a node

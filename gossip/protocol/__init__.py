@@ -4,7 +4,9 @@ Nothing here performs I/O, reads a clock or draws random numbers of its own, so 
 same code runs under the trio shell (:mod:`memmesh.gossip.node`), under
 ``simulations/`` and in plain unit tests:
 
-* :class:`Session` (:mod:`.session`): one link's protocol state machine (h11 model);
+* :class:`Session` (:mod:`.session`): one link's protocol state machine (h11 model),
+  composing the handshake's state table (:mod:`.handshake`), the delivery window
+  (:mod:`.delivery`) and the sync exchange (:mod:`.exchange`);
 * :class:`SyncPolicy` (:mod:`.policy`): everything a node decides around its sessions:
   rounds and peer choice, what each session event does to the replica, sync slots, one
   link per peer, caps, the clock fence, per-peer counters;
