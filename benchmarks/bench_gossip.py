@@ -25,7 +25,7 @@ Figures (targets from issue 4):
    connections are not re-opened); the joiner runs in this process, the victim in its
    own.
 
-Every node is a real process (``python -m memmesh.gossip.serve``) with TLS 1.3 links
+Every node is a real process (``python -m memmesh.integrations.node``) with TLS 1.3 links
 (fresh cluster key), static seeds in a full mesh, mDNS off.  ``--quick`` shrinks every
 count so the whole run takes well under a minute.
 """
@@ -63,12 +63,13 @@ TEXTS = ("prefers dark mode in every editor", "is allergic to peanuts and shellf
 
 class Proc:
     def __init__(self, path: Path, key_hex: str, seeds: list[tuple[str, int]]) -> None:
-        cmd = [sys.executable, "-m", "memmesh.gossip.serve", str(path), "--no-mdns",
-               "--key-hex", key_hex, "--interval", "1.0"]
+        cmd = [sys.executable, "-m", "memmesh.integrations.node", "--data", str(path),
+               "--no-mdns", "--interval", "1.0"]
         for host, port in seeds:
             cmd += ["--seed", f"{host}:{port}"]
         self.log = open(path.with_suffix(".log"), "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log)
+        env = {**os.environ, "MEMMESH_CLUSTER_KEY": key_hex}
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, env=env)
         self.path = path
         line = b""
         end = time.monotonic() + 60

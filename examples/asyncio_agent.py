@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from memmesh.aio import AsyncMemory
 from memmesh.gossip import new_cluster_key
+from memmesh.integrations.aio import AsyncMemory
 from memmesh.semantic import HashingEmbedder
 
 

@@ -24,10 +24,11 @@ from typing import Any, TypedDict
 from langgraph.graph import END, START, StateGraph
 from langgraph.store.base import BaseStore
 
-from memmesh.gossip import BackgroundNode, new_cluster_key
+from memmesh.gossip import new_cluster_key
+from memmesh.integrations.background import BackgroundNode
+from memmesh.integrations.langgraph import MemmeshStore
 from memmesh.semantic import HashingEmbedder, SemanticIndex
 from memmesh.storage import Replica
-from memmesh.storage.langgraph import MemmeshStore
 
 USER = ("users", "alice", "memories")
 

@@ -49,7 +49,7 @@ class Dialer:
         node.spawn(functools.partial(self._loop, addr, delay))
 
     def _delay(self, failures: int) -> float:
-        base, cap = self.node.backoff
+        base, cap = self.node.options.backoff
         return backoff_delay(failures, base=base, cap=cap, rng=self.node.rng)
 
     async def _loop(self, addr: tuple[str, int], delay: float) -> None:
@@ -88,16 +88,16 @@ class Dialer:
     async def _dial_once(self, addr: tuple[str, int]) -> Link | None:
         node = self.node
         try:
-            with trio.fail_after(node.connect_timeout):
+            with trio.fail_after(node.options.connect_timeout):
                 sock = await trio.open_tcp_stream(*addr)
         except (OSError, trio.TooSlowError):
             return None
-        wrapped, peer_id = await node.secure_client(sock)
+        wrapped, peer_id = await node.tls.connect(sock)
         if wrapped is None:
             return None
-        existing = None if peer_id is None else node.policy.link_to(peer_id)
-        if existing is not None and existing.outbound:
+        if node.policy.redundant_dial(peer_id):
             await trio.aclose_forcefully(wrapped)  # already linked, dialled by us
-            self._addr_rid[addr] = existing.peer_id or addr[0]
+            assert peer_id is not None
+            self._addr_rid[addr] = peer_id
             return None
         return await node.handle_stream(wrapped, outbound=True, peer_id=peer_id, address=addr)

@@ -62,8 +62,8 @@ class MdnsDiscovery:
         self.found: dict[str, tuple[str, str, int]] = {}
 
     def _interfaces(self) -> Any:
-        if self.node.mdns_interfaces:
-            return list(self.node.mdns_interfaces)
+        if self.node.options.mdns_interfaces:
+            return list(self.node.options.mdns_interfaces)
         if self.node.host in ("", "0.0.0.0", "::"):
             return InterfaceChoice.All
         return [self.node.host]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -28,7 +28,7 @@ from .protocol.session import Session
 if TYPE_CHECKING:
     from .node import Node
 
-__all__ = ["Link"]
+__all__ = ["Link", "peer_host"]
 
 log = logging.getLogger("memmesh.gossip")
 
@@ -58,6 +58,17 @@ class Link:
     @property
     def outbound(self) -> bool:
         return self.plink.outbound
+
+    def listen_address(self) -> tuple[str, int] | None:
+        """Where the peer listens: the address we dialled, else its host on this
+        connection with the port its HELLO named (None: unknown)."""
+        if self.address is not None:
+            return self.address
+        peer = self.session.peer
+        if peer is None or not peer.port:
+            return None
+        host = peer_host(self.stream)
+        return None if host is None else (host, peer.port)
 
     def wake(self) -> None:
         self._wake_event.set()
@@ -122,3 +133,13 @@ class Link:
             self._wake_event = trio.Event()
             with trio.move_on_at(math.inf if deadline is None else deadline):
                 await self._wake_event.wait()
+
+
+def peer_host(stream: object) -> str | None:
+    """The remote host of a socket stream, TLS-wrapped or not (None: not a socket)."""
+    inner: Any = getattr(stream, "transport_stream", stream)
+    try:
+        host: str = inner.socket.getpeername()[0]
+    except (AttributeError, OSError, IndexError):
+        return None
+    return host

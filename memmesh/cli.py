@@ -26,16 +26,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from memmesh.cliopts import (
+from memmesh.crdt import MemmeshError
+from memmesh.integrations.options import (
     SCOPE_FIELDS,
     add_data_option,
-    add_node_options,
     add_scope_options,
     data_dir,
-    load_cluster_key,
     scope,
 )
-from memmesh.crdt import MemmeshError
 
 
 def _record_to_json(record: Any) -> dict[str, Any]:
@@ -126,22 +124,20 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from memmesh.nodecli import read_status
+    from memmesh.integrations.node import format_status, read_status
 
     status = read_status(data_dir(args))
     if status is None:
         print("memmesh: no node is running on this data directory", file=sys.stderr)
         return 1
-    from memmesh.nodecli import format_status
-
     print(format_status(status))
     return 0
 
 
 def _cmd_node(args: argparse.Namespace) -> int:
-    from memmesh.nodecli import run_node
+    from memmesh.integrations.node import run
 
-    return run_node(args, data_dir(args), load_cluster_key(args))
+    return run(args)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -151,7 +147,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_mcp(args: argparse.Namespace) -> int:
-    from memmesh.mcp_server import run
+    from memmesh.integrations.mcp import run
 
     return int(run(args) or 0)
 
@@ -197,12 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_option(p)
     p.set_defaults(func=_cmd_status)
 
+    from memmesh.integrations.node import add_runner_options
+
     p = sub.add_parser("node", help="run a gossip node on --data until interrupted")
-    add_data_option(p)
-    add_node_options(p)
+    add_runner_options(p)
     p.set_defaults(func=_cmd_node)
 
-    from memmesh.mcp_server import build_parser as add_mcp_options
+    from memmesh.integrations.mcp import build_parser as add_mcp_options
 
     p = sub.add_parser("mcp", help="serve memory tools over stdio (Model Context Protocol)")
     add_mcp_options(p)

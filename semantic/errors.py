@@ -22,7 +22,7 @@ __all__ = [
 EXTRA_HINT = "install the extra: pip install 'memmesh[semantic]'"
 
 
-class SemanticError(MemmeshError):
+class SemanticError(MemmeshError):  # type: ignore[misc, unused-ignore]
     """Base class of the errors raised by ``memmesh.semantic``."""
 
 

@@ -17,7 +17,6 @@ row can only ever drop a result, never leak one. Ranking: :mod:`memmesh.semantic
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from memmesh.crdt.dot import base_replica
 from .cache import CachedEmbedder
 from .embedding import Embedder, check_embeddings
 from .errors import InvalidQueryError
+from .replica import IndexedReplica
 from .rows import SCOPE_FIELDS, RowData, RowStore
 from .scoring import ScoreParts, ScoreWeights, score_parts, top_k
 
@@ -68,14 +68,6 @@ def _wall_ms(timestamp: Any) -> float:
     return float(getattr(timestamp, "wall_ms", 0))
 
 
-def replica_clock(replica: Any) -> Callable[[], int]:
-    """The replica's wall clock (so expiry agrees with storage's), else the system's."""
-    clock = getattr(replica, "clock", None)
-    if callable(clock):
-        return clock  # type: ignore[no-any-return]
-    return lambda: time.time_ns() // 1_000_000
-
-
 def _scope_of(record: Any) -> tuple[str | None, ...]:
     return tuple(getattr(record, name, None) for name in SCOPE_FIELDS)
 
@@ -86,12 +78,12 @@ class SemanticIndex:
     ``embedder`` defaults to :class:`~memmesh.semantic.SentenceTransformerEmbedder`
     (bundled all-MiniLM-L6-v2, CPU). ``weights`` configures the ranking
     (:class:`~memmesh.semantic.ScoreWeights`); ``clock`` returns wall milliseconds and
-    defaults to the replica's clock when it exposes one.
+    defaults to the replica's, so expiry is judged as storage judges it.
     """
 
     def __init__(
         self,
-        replica: Any,
+        replica: IndexedReplica,
         embedder: Embedder | None = None,
         *,
         weights: ScoreWeights | None = None,
@@ -104,7 +96,7 @@ class SemanticIndex:
         self.replica = replica
         self.embedder = CachedEmbedder(embedder, replica)
         self.weights = weights or ScoreWeights()
-        self._clock: Callable[[], int] = clock or replica_clock(replica)
+        self._clock: Callable[[], int] = clock or replica.clock
         self._rows: RowStore | None = None
         self._seq: int | None = None
         self._queries: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
@@ -116,7 +108,7 @@ class SemanticIndex:
 
     @property
     def replica_id(self) -> str:
-        return str(getattr(self.replica, "replica_id", ""))
+        return self.replica.replica_id
 
     def __len__(self) -> int:
         """Number of indexed versions."""
@@ -406,12 +398,8 @@ class SemanticIndex:
         return memory_id
 
     def _record_noop(self, memory_id: str, actor: str | None, detail: dict[str, Any]) -> None:
-        """Record a NOOP event on ``memory_id`` through storage's hook
-        ``replica.record_noop(memory_id, *, actor=None, detail=None)``; a replica without
-        the hook gets the same outcome minus the history entry."""
-        hook = getattr(self.replica, "record_noop", None)
-        if callable(hook):
-            hook(memory_id, actor=actor, detail=detail)
+        """Record a NOOP event (history only, no state change) on ``memory_id``."""
+        self.replica.record_noop(memory_id, actor=actor, detail=detail)
 
     @staticmethod
     def _default_tier(scope: dict[str, Any]) -> str:

@@ -42,7 +42,7 @@ def _quiet_transformers() -> None:
         from transformers.utils import logging as transformers_logging
     except ImportError:  # pragma: no cover - sentence-transformers depends on it
         return
-    transformers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call, unused-ignore]
 
 
 def _load(path: str, device: str) -> Any:

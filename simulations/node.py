@@ -43,6 +43,8 @@ from .engine import US_PER_S, Timer
 from .transport import Connection
 
 if TYPE_CHECKING:
+    from memmesh.storage import Replica
+
     from .cluster import Cluster
 
 FINGERPRINT = b"memmesh-simulation"
@@ -71,8 +73,8 @@ class SimNode:
     scope: Any = None  # storage PeerScope: what this node may receive (None: all)
     max_links: int = 8
     #: wraps the replica at every start (a byzantine member's ForgingReplica), or None
-    wrap: Callable[[Any], Any] | None = None
-    replica: Any = None
+    wrap: Callable[[Replica], Replica] | None = None
+    replica: Replica | None = None
     policy: SyncPolicy | None = None
     up: bool = False
     wires: dict[PeerLink, _Wire] = field(default_factory=dict)

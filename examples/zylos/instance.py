@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-from memmesh.gossip import BackgroundNode
+from memmesh.integrations.background import BackgroundNode
 from memmesh.semantic import LastWriterWins, RolePriority, chain
 from memmesh.storage import Replica
 

@@ -4,7 +4,9 @@ Nothing here performs I/O, reads a clock or draws random numbers of its own, so 
 same code runs under the trio shell (:mod:`memmesh.gossip.node`), under
 ``simulations/`` and in plain unit tests:
 
-* :class:`Session` (:mod:`.session`): one link's protocol state machine (h11 model);
+* :class:`Session` (:mod:`.session`): one link's protocol state machine (h11 model),
+  composing the handshake's state table (:mod:`.handshake`), the delivery window
+  (:mod:`.delivery`) and the sync exchange (:mod:`.exchange`);
 * :class:`SyncPolicy` (:mod:`.policy`): everything a node decides around its sessions:
   rounds and peer choice, what each session event does to the replica, sync slots, one
   link per peer, caps, the clock fence, per-peer counters;
@@ -40,7 +42,7 @@ from .peerlink import PeerLink
 from .policy import Notice, PolicyConfig, SyncPolicy
 from .replica import NodeReplica, SyncReplica
 from .requests import Outcome, StorageRequest, perform
-from .session import Session, SessionConfig, State
+from .session import Phase, Session, SessionConfig, State
 from .summary import advance_summary, changes_empty, summary_lag, watermarks
 
 __all__ = [
@@ -53,6 +55,7 @@ __all__ = [
     "Notice",
     "Outcome",
     "PeerLink",
+    "Phase",
     "PolicyConfig",
     "ProtocolError",
     "RemoteProtocolError",

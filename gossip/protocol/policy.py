@@ -1,48 +1,16 @@
 """The sync policy of a memmesh node, written once and sans-IO.
 
-One :class:`SyncPolicy` per replica owns every decision around the link sessions, so
+One :class:`SyncPolicy` per replica makes every decision around the link sessions, so
 the trio :class:`~memmesh.gossip.Node`, the simulator's ``SimNode`` and the test
 driver's :class:`~memmesh.gossip.protocol.driver.MemoryNetwork` behave identically and
-the simulator measures the code users run.  It performs no I/O, reads no clock (times
-are arguments: ``now`` is the caller's monotonic clock in seconds, ``wall_ms`` the
-replica's wall clock) and draws randomness only from the injected ``random.Random``.
-
-What it decides:
-
-* **rounds** (Demers et al., "Epidemic algorithms for replicated database
-  maintenance", 1987: anti-entropy with a random peer): every ``interval * U(1 -
-  jitter, 1 + jitter)`` seconds it pulls from a peer chosen uniformly among the linked
-  ones (or among the members the caller names, dialling when needed); the pull is
-  push-pull because the peer pulls back on the same link.  While data is still arriving
-  a round would fetch it twice, so up to ``max_skipped_rounds`` rounds in a row are
-  skipped, and so is the peer's reverse pull on a link still applying data.  A pull
-  that ends with ``more`` is followed at once by another, up to ``max_follow_ups``;
-* **what each session event does to the replica**: it becomes a storage request
-  (:mod:`.requests`) the driver performs and hands back to :meth:`complete`; an error
-  of the replica closes that link only (it is counted, and reported as a
-  :class:`Notice`); a local protocol error (e.g. our summary larger than the peer's
-  frame cap) does the same instead of escaping;
-* **links**: one registered link per peer id (a second one is refused with ``REJECT
-  duplicate``; on crossed dials both ends keep the link dialled by the smaller id),
-  its scope set from the authenticated id before anything is served, at most
-  ``max_links`` links and ``max_links_per_address`` per host (a new peer replaces the
-  least-recently-useful idle link, else it is refused ``busy``), at most
-  ``max_syncs`` peers served at once (others get ``REJECT busy`` and retry later),
-  the bytes held for all links bounded by ``max_buffered`` (links hoarding partial
-  frames are dropped first: :mod:`.admission`) and TLS handshakes by
-  ``max_handshakes`` (the gate the shell consults);
-* **clocks**: each HELLO's wall time goes to :class:`.clockwatch.ClockWatch`; when
-  this member's clock runs ahead of most peers' by more than the drift bound it fences
-  its own writes, and lifts the fence when the evidence goes;
-* **digest repair** (:mod:`.repair`): every ``repair_interval`` the node checks the
-  peer of its next completed pull (free when both roots agree, else a repair pull:
-  ``sync_summary(digest=True, digest_scope=<the scope the peer serves us>)``), early
-  on evidence (a watermark proved false, a link whose roots differ while its pulls
-  apply nothing) with back-off, and asks for ``ApplyResult.wanted`` in the next pulls'
-  ``want``;
-* **counters** per peer (:mod:`.peerstats`): refusals by reason from
-  ``ApplyResult.refused``, errors by reason, syncs, bytes, repairs, keys repaired,
-  false claims; every one an operator should see is also a :class:`Notice`.
+the simulator measures the code users run.  Times are arguments (``now`` monotonic
+seconds, ``wall_ms`` the replica's clock) and randomness comes from the injected
+``random.Random``.  It decides: anti-entropy rounds with a random peer (Demers et al.
+1987) and follow-ups, what each session event asks of the replica (storage requests,
+:mod:`.requests`), links (one per peer id, crossed dials, caps, scopes from the
+:class:`~.acl.AccessList`), the clock fence (:mod:`.clockwatch`), digest repair
+(:mod:`.repair`) and per-peer counters (:mod:`.peerstats`); docs/internals.md section 3
+gives each rule.
 
 Driving it (every driver does exactly this)::
 
@@ -87,6 +55,10 @@ MiB: Final = 1024 * 1024
 #: Reasons a peer gives when it closes a link to protect itself (one link per id, its
 #: caps): logged at INFO and counted apart, never as that peer's errors.
 _PEER_PROTECTS: Final = frozenset({"duplicate", "busy", "overload"})
+
+#: Seconds the larger id of two members that discovered each other waits before it
+#: dials, so the smaller id's dial (the link both keep) usually comes first.
+_CROSSED_DIAL_WAIT: Final = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +221,20 @@ class SyncPolicy:
         """The open registered link to ``peer``, if any."""
         link = self._by_peer.get(peer)
         return link if link is not None and link.open else None
+
+    def dial_delay(self, peer: str) -> float | None:
+        """How long to wait before dialling ``peer``, just discovered (None: do not, it
+        is us or already linked).  On crossed dials both ends keep the link dialled by
+        the smaller id, so that one dials at once and the other waits for it."""
+        if peer == self.replica_id or self.link_to(peer) is not None:
+            return None
+        return 0.0 if self.replica_id < peer else _CROSSED_DIAL_WAIT
+
+    def redundant_dial(self, peer: str | None) -> bool:
+        """A connection we dialled reached ``peer`` (its authenticated id), which already
+        has an open link we dialled: the new one would only be refused ``duplicate``."""
+        existing = None if peer is None else self.link_to(peer)
+        return existing is not None and existing.outbound
 
     def touched(self) -> list[PeerLink]:
         """Links whose session may have bytes to send or has closed since the last call

@@ -28,7 +28,7 @@ def wait_until(cond: Callable[[], bool], timeout: float = 60.0, what: str = "con
 
 
 class NodeProc:
-    """``python -m memmesh.gossip.serve`` in a child process."""
+    """``python -m memmesh.integrations.node`` in a child process."""
 
     def __init__(self, path: Path, *, seeds: Sequence[tuple[str, int]] = (), mdns: bool = False,
                  port: int = 0, interval: float = 0.3, key_hex: str | None = KEY_HEX,
@@ -45,17 +45,17 @@ class NodeProc:
         self.replica_id = ""
 
     def start(self, timeout: float = 60.0) -> NodeProc:
-        cmd = [sys.executable, "-m", "memmesh.gossip.serve", str(self.path),
+        cmd = [sys.executable, "-m", "memmesh.integrations.node", "--data", str(self.path),
                "--port", str(self.port), "--interval", str(self.interval)]
         for host, port in self.seeds:
             cmd += ["--seed", f"{host}:{port}"]
-        if self.key_hex:
-            cmd += ["--key-hex", self.key_hex]
         if self.insecure:
             cmd.append("--insecure")
         if not self.mdns:
             cmd.append("--no-mdns")
         env = {k: v for k, v in os.environ.items() if k != "MEMMESH_CLUSTER_KEY"}
+        if self.key_hex:
+            env["MEMMESH_CLUSTER_KEY"] = self.key_hex
         with open(self.log, "ab") as errf:
             self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, env=env)
         assert self.proc.stdout is not None

@@ -13,9 +13,11 @@ import trio.testing
 from gossip_fakes import FakeReplica, converged
 from gossip_procs import TcpProxy
 
-from memmesh.gossip import BackgroundNode, Node, SecurityError
+from memmesh.gossip import Node, SecurityError
 from memmesh.gossip.link import Link
+from memmesh.gossip.peers import load_peers
 from memmesh.gossip.protocol import Session, SessionConfig
+from memmesh.integrations.background import BackgroundNode
 from memmesh.storage import Conflict, PeerScope, Replica, Resolution
 
 KEY = b"0123456789abcdef0123456789abcdef"
@@ -242,3 +244,20 @@ def test_background_node_runs_from_plain_threads_and_asyncio(tmp_path: Path) -> 
         start = time.monotonic()
         a.stop()  # idempotent
         assert time.monotonic() - start < 5
+
+
+async def test_add_seed_makes_a_running_node_dial_that_address_and_remember_it(
+        tmp_path: Path) -> None:
+    with Replica.open(tmp_path / "a") as ra, Replica.open(tmp_path / "b") as rb:
+        mid = ra.add("reached through a seed added at run time")
+        async with Node(ra, cluster_key=KEY, mdns=False) as a, \
+                Node(rb, cluster_key=KEY, mdns=False) as b:
+            with trio.move_on_after(0.5):
+                await b.wait_for_peers(1)
+            assert b.peers == ()  # no seed, no mDNS: nobody to dial
+            b.add_seed("127.0.0.1", a.port)
+            await b.wait_for_peers(1, timeout=60)
+            assert b.peers == (ra.replica_id,)
+            await wait_for(lambda: rb.get(mid) is not None, 60)
+        # the peer's address was saved: a restart dials it again without the seed
+        assert [(p.replica_id, p.port) for p in load_peers(rb)] == [(ra.replica_id, a.port)]

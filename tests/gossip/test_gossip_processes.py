@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from gossip_procs import NodeProc, TcpProxy, wait_until
 
+from memmesh import cli
+from memmesh.gossip.peers import load_peers
+from memmesh.integrations.node import STATUS_FILE, read_status
 from memmesh.storage import Replica
 
 pytestmark = pytest.mark.slow
@@ -121,3 +124,23 @@ def test_partition_then_heal_through_a_faulty_proxy(tmp_path: Path,
         proxy.close()
         ra.close()
         rb.close()
+
+
+def test_the_node_runner_feeds_memmesh_status_and_saves_its_peers_on_sigterm(
+        tmp_path: Path, procs: list[NodeProc], capsys: pytest.CaptureFixture[str]) -> None:
+    a = NodeProc(tmp_path / "a").start()
+    procs.append(a)
+    b = NodeProc(tmp_path / "b", seeds=[("127.0.0.1", a.port)]).start()
+    procs.append(b)
+
+    def peers_of_b() -> list[str]:
+        status = read_status(b.path)
+        return [] if status is None else [p["replica_id"] for p in status["peers"]]
+
+    wait_until(lambda: peers_of_b() == [a.replica_id], 60, "b's status file naming a")
+    assert cli.main(["status", "--data", str(b.path)]) == 0
+    assert a.replica_id in capsys.readouterr().out
+    b.stop()  # SIGTERM
+    assert not (b.path / STATUS_FILE).exists()
+    with Replica.open(b.path) as rb:
+        assert [p.replica_id for p in load_peers(rb)] == [a.replica_id]

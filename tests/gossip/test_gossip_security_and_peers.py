@@ -10,7 +10,16 @@ from gossip_fakes import FakeReplica
 
 from memmesh.crdt.codec import packb
 from memmesh.gossip.discovery import txt_record
-from memmesh.gossip.peers import MAX_KNOWN, KnownPeer, backoff_delay, load_peers, save_peers
+from memmesh.gossip.peers import (
+    MAX_KNOWN,
+    AddressError,
+    KnownPeer,
+    PeerBook,
+    backoff_delay,
+    load_peers,
+    parse_address,
+    save_peers,
+)
 from memmesh.gossip.security import ClusterCredentials, SecurityError, cluster_fingerprint
 
 KEY = bytes(range(32))
@@ -75,3 +84,23 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
     assert 0.8 <= delays[3] <= 1.6
     assert all(5.0 <= d <= 10.0 for d in delays[6:])
     assert len({round(d, 6) for d in delays[6:]}) > 1  # jittered, not synchronised
+
+
+def test_a_peer_address_is_host_colon_port_and_nothing_else() -> None:
+    assert parse_address("10.0.0.5:7400") == ("10.0.0.5", 7400)
+    assert parse_address("node-a.lan:1") == ("node-a.lan", 1)
+    assert parse_address("[::1]:7400") == ("::1", 7400)
+    for bad in ("7400", ":7400", "host:", "host:port", "host:0", "host:65536", "host:-1"):
+        with pytest.raises(AddressError):
+            parse_address(bad)
+
+
+def test_the_peer_book_remembers_where_peers_listen_but_never_dials_itself() -> None:
+    replica = FakeReplica("me")
+    save_peers(replica, [KnownPeer("me", "127.0.0.1", 7000, 1),
+                         KnownPeer("old", "10.0.0.1", 7001, 2)])
+    book = PeerBook("me")
+    assert [p.replica_id for p in book.load(replica)] == ["old"]
+    book.remember("new", ("10.0.0.2", 7002), 3)
+    book.save(replica)
+    assert [p.replica_id for p in load_peers(replica)] == ["new", "old", "me"]

@@ -238,7 +238,7 @@ def test_memmesh_status_shows_the_fence_line_and_the_trouble_counters() -> None:
     import time
 
     from memmesh.gossip.status import NodeStatus
-    from memmesh.nodecli import format_status
+    from memmesh.integrations.node import format_status
 
     status = NodeStatus("A", "127.0.0.1", 7700, True, (), 0, 0, 0, 0, 0,
                         write_fence="this clock is 31536000 s or more ahead of 2 of 3 peers",

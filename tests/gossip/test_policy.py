@@ -374,3 +374,18 @@ def test_perform_turns_every_exception_into_an_outcome() -> None:
     bad = perform(r, Changes(link, 1, b"\xc1", 100, None, "serve"))
     assert not bad.ok and bad.typed and bad.error == "DecodeError"
     assert perform(r, Fence("why")).ok and r.write_fence == "why"
+
+
+def test_of_two_members_that_discover_each_other_the_smaller_id_dials_first() -> None:
+    w = Wire()
+    a, b = w.member(FakeReplica("A")), w.member(FakeReplica("B"))
+    assert a.policy.dial_delay("A") is None  # ourselves
+    assert a.policy.dial_delay("B") == 0.0  # A < B: its dial is the link both keep
+    wait = b.policy.dial_delay("A")
+    assert wait is not None and wait > 0
+    assert not a.policy.redundant_dial("B") and not a.policy.redundant_dial(None)
+    w.dial(a, b)
+    w.run()
+    assert a.policy.dial_delay("B") is None and b.policy.dial_delay("A") is None  # linked
+    assert a.policy.redundant_dial("B")  # A dialled B already: a second dial is surplus
+    assert not b.policy.redundant_dial("A")  # B's own dial would be a crossed one

@@ -147,7 +147,7 @@ def test_large_sync_streams_bounded_chunks_within_the_window() -> None:
     for _ in range(10_000):
         serve(a, ra, 0.0)
         serve(b, rb, 0.0)
-        in_flight_max = max(in_flight_max, len(b._inflight))
+        in_flight_max = max(in_flight_max, b._delivery.in_flight)
         da, db = a.data_to_send(), b.data_to_send()
         if not da and not db:
             break
@@ -337,8 +337,8 @@ def test_a_push_carries_only_this_replicas_own_writes_never_relayed_ones() -> No
     shake(a, b)
     b.start_sync(rb.sync_summary(), 0.0)  # A learns B's (empty) summary
     a.receive_data(b.data_to_send(), 0.0)
-    a.events()
-    a._serve = None  # answer nothing: only the push below may carry data
+    serve_b = next(e for e in a.events() if isinstance(e, ev.NeedChanges))
+    a.refuse(serve_b.request)  # serve nothing: only the push below may carry data
     ra.write("mine", "written at A")
     assert a.request_push(0.0, local_summary=ra.sync_summary())
     need = a.next_event()

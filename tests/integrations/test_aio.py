@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from integration_helpers import Clock, sync
 
-from memmesh.aio import AsyncMemory, FacadeClosedError
 from memmesh.crdt import MemmeshError
+from memmesh.integrations.aio import AsyncMemory, FacadeClosedError
 from memmesh.semantic import HashingEmbedder, LastWriterWins
 from memmesh.storage import Replica, UnknownMemoryError
 

@@ -28,9 +28,9 @@ from langgraph.store.base import (
 )
 from langgraph.store.memory import InMemoryStore
 
+from memmesh.integrations.langgraph import MemmeshStore, matches_filter
 from memmesh.semantic import HashingEmbedder, SemanticIndex
 from memmesh.storage import PeerScope, Replica
-from memmesh.storage.langgraph import MemmeshStore, matches_filter
 
 EMBEDDER = HashingEmbedder()
 

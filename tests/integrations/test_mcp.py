@@ -1,6 +1,6 @@
 """The MCP server, driven by the official SDK's own client over stdio.
 
-Each test spawns ``python -m memmesh.mcp_server`` on a data directory the test prepared
+Each test spawns ``python -m memmesh.integrations.mcp`` on a data directory the test prepared
 (with the word-hashing embedder, so no model is loaded) and talks to it as any MCP
 client would.
 """
@@ -17,8 +17,8 @@ from integration_helpers import Clock, sync
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-from memmesh.gossip import BackgroundNode
-from memmesh.mcp_server import TOOLS
+from memmesh.integrations.background import BackgroundNode
+from memmesh.integrations.mcp import TOOLS
 from memmesh.storage import Replica
 
 Call = Callable[..., Awaitable[Any]]
@@ -27,7 +27,7 @@ Call = Callable[..., Awaitable[Any]]
 def serve(data: Path, *args: str) -> StdioServerParameters:
     return StdioServerParameters(
         command=sys.executable,
-        args=["-m", "memmesh.mcp_server", "--data", str(data), "--embedder", "hashing",
+        args=["-m", "memmesh.integrations.mcp", "--data", str(data), "--embedder", "hashing",
               *args],
         env={"HF_HUB_OFFLINE": "1"},
     )

@@ -14,9 +14,10 @@ nor change another user's memory. A run-scoped memory (``run_id``) is private to
 replica unless ``tier="shared"`` is asked for.
 
 Run it as ``memmesh mcp --data DIR --user-id U --agent-id A [--key-file K --seed H:P]``
-or ``python -m memmesh.mcp_server ...`` (same options). Built on the official ``mcp``
-SDK (``MCPServer``, formerly FastMCP); calls run through :class:`memmesh.aio.AsyncMemory`,
-so LMDB work and embeddings stay off the server's event loop.
+or ``python -m memmesh.integrations.mcp ...`` (same options). Built on the official
+``mcp`` SDK (``MCPServer``, formerly FastMCP); calls run through
+:class:`~memmesh.integrations.aio.AsyncMemory`, so LMDB work and embeddings stay off the
+server's event loop.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from memmesh.aio import AsyncMemory
-from memmesh.cliopts import (
+from memmesh.crdt import Dot, MemmeshError
+from memmesh.integrations.aio import AsyncMemory
+from memmesh.integrations.options import (
     add_data_option,
     add_node_options,
     add_scope_options,
@@ -36,10 +38,11 @@ from memmesh.cliopts import (
     load_cluster_key,
     seeds,
 )
-from memmesh.crdt import Dot, MemmeshError
 
 if TYPE_CHECKING:  # the ``mcp`` SDK is an optional extra: imported when a server is built
     from mcp.server.mcpserver import MCPServer
+
+    from memmesh.storage import Replica
 
 __all__ = ["TOOLS", "MissingExtraError", "build_parser", "build_server", "event_json", "main",
            "record_json", "run"]
@@ -105,7 +108,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def build_server(replica: Any, *, app_id: str | None = None, user_id: str | None = None,
+def build_server(replica: Replica, *, app_id: str | None = None, user_id: str | None = None,
                  agent_id: str | None = None, index: Any = None, embedder: Any = None,
                  node: Any = None, actor: str | None = None,
                  name: str = "memmesh") -> MCPServer:
@@ -284,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
                 print("memmesh mcp: no cluster key (--key-file or MEMMESH_CLUSTER_KEY): "
                       "serving the local replica without a node", file=sys.stderr)
             else:
-                from memmesh.gossip import BackgroundNode
+                from memmesh.integrations.background import BackgroundNode
 
                 node = BackgroundNode(replica, host=args.host, port=args.port,
                                       cluster_key=key, insecure=key is None,
@@ -304,7 +307,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m memmesh.mcp_server [options]``; see :func:`build_parser`."""
+    """``python -m memmesh.integrations.mcp [options]``; see :func:`build_parser`."""
     try:
         return run(build_parser().parse_args(argv))
     except MemmeshError as exc:

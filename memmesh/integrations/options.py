@@ -1,6 +1,7 @@
-"""Command-line options shared by ``memmesh`` sub-commands and ``memmesh mcp``.
+"""Command-line options shared by the ``memmesh`` sub-commands, the node runner and
+the MCP server.
 
-One definition each of the data directory, scope, and node options, and of how their
+One definition each of the data directory, scope and node options, and of how their
 values are read (seeds, the cluster key), so every entry point accepts the same flags.
 """
 
@@ -10,6 +11,8 @@ import argparse
 import os
 from collections.abc import Sequence
 from pathlib import Path
+
+from memmesh.gossip.peers import AddressError, parse_addresses
 
 SCOPE_FIELDS = ("app_id", "user_id", "agent_id", "run_id")
 
@@ -47,13 +50,11 @@ def add_node_options(p: argparse.ArgumentParser) -> None:
 
 def seeds(args: argparse.Namespace) -> list[tuple[str, int]]:
     """``--seed HOST:PORT`` values as ``(host, port)`` pairs."""
-    out = []
-    for value in args.seed:
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise SystemExit(f"memmesh: --seed wants HOST:PORT, got {value!r}")
-        out.append((host, int(port)))
-    return out
+    try:
+        addresses: list[tuple[str, int]] = parse_addresses(args.seed)
+    except AddressError as exc:
+        raise SystemExit(f"memmesh: --seed {exc}") from None
+    return addresses
 
 
 def load_cluster_key(args: argparse.Namespace) -> bytes | None:

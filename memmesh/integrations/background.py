@@ -1,7 +1,8 @@
 """Run a :class:`~memmesh.gossip.Node` from code that is not trio (asyncio, threads).
 
-Most agent frameworks are asyncio.  :class:`BackgroundNode` runs trio (and the node)
-in a daemon thread and gives a thread-safe handle::
+Most agent frameworks are asyncio, and trio cannot share their event loop.
+:class:`BackgroundNode` runs trio (and the node) in a daemon thread and gives a
+thread-safe handle::
 
     handle = BackgroundNode(replica, cluster_key=key, seeds=[("10.0.0.5", 7700)])
     handle.start()                      # returns once the node listens
@@ -12,7 +13,7 @@ in a daemon thread and gives a thread-safe handle::
 From asyncio, never block the event loop: call the blocking methods in a thread::
 
     import asyncio
-    from memmesh.gossip import BackgroundNode
+    from memmesh.integrations.background import BackgroundNode
 
     async def main(replica, key):
         node = BackgroundNode(replica, cluster_key=key)
@@ -34,10 +35,8 @@ from typing import Any
 
 import trio
 
-from .node import Node
-from .protocol.errors import GossipError
-from .protocol.replica import NodeReplica
-from .status import NodeStatus
+from memmesh.gossip import GossipError, Node, NodeStatus
+from memmesh.gossip.protocol import NodeReplica
 
 __all__ = ["BackgroundNode"]
 
@@ -59,7 +58,8 @@ class BackgroundNode:
     def port(self) -> int:
         if self.node is None:
             raise GossipError("the node is not running")
-        return self.node.port
+        port: int = self.node.port
+        return port
 
     @property
     def running(self) -> bool:

@@ -1,4 +1,4 @@
-"""``memmesh.aio``: an asyncio facade over a replica, its semantic index and a node.
+"""``AsyncMemory``: an asyncio facade over a replica, its semantic index and a node.
 
 Most agent frameworks (LangGraph, the MCP SDK, OpenAI's and Anthropic's clients) run on
 asyncio, while memmesh's replica is synchronous LMDB and its node runs on trio. This
@@ -9,8 +9,8 @@ module lets an asyncio agent use memmesh without blocking its event loop:
 * the :class:`~memmesh.semantic.SemanticIndex` is not thread-safe, so index calls are
   serialised by a lock (replica calls need none: a ``Replica`` may be shared by threads);
 * the gossip node, when asked for, runs in its own thread on trio
-  (:class:`memmesh.gossip.BackgroundNode`), beside the asyncio loop, on the same replica,
-  and pushes every write made through the facade to its peers at once.
+  (:class:`~memmesh.integrations.background.BackgroundNode`), beside the asyncio loop,
+  on the same replica, and pushes every write made through the facade to its peers.
 
 Example::
 
@@ -30,9 +30,12 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from memmesh.crdt import Dot, MemmeshError
+
+if TYPE_CHECKING:
+    from memmesh.storage import Replica
 
 __all__ = ["AsyncMemory", "FacadeClosedError"]
 
@@ -50,7 +53,7 @@ class AsyncMemory:
     :class:`memmesh.semantic.SemanticIndex` over it; when None, one is built on the first
     :meth:`search` with ``embedder`` (default: the bundled sentence-transformers model,
     loaded in a worker thread). ``node`` is a running
-    :class:`memmesh.gossip.BackgroundNode` or None for a replica that only syncs
+    :class:`~memmesh.integrations.background.BackgroundNode` or None for a replica that only syncs
     through another process's node on the same path. ``threads`` sizes the worker pool.
 
     The facade closes what it opened (see :meth:`open`); objects handed in are closed by
@@ -59,7 +62,7 @@ class AsyncMemory:
 
     def __init__(
         self,
-        replica: Any,
+        replica: Replica,
         *,
         index: Any = None,
         embedder: Any = None,
@@ -105,7 +108,7 @@ class AsyncMemory:
         background = None
         try:
             if node is not None:
-                from memmesh.gossip import BackgroundNode
+                from memmesh.integrations.background import BackgroundNode
 
                 background = BackgroundNode(replica, **dict(node))
                 await loop.run_in_executor(None, background.start)

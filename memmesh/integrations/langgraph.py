@@ -61,8 +61,7 @@ from langgraph.store.base import (
 
 from memmesh.crdt import InvalidArgumentError
 from memmesh.crdt.canonical import freeze
-
-from .records import MemoryRecord
+from memmesh.storage import MemoryRecord, Replica
 
 __all__ = ["MemmeshStore", "matches_filter"]
 
@@ -189,7 +188,7 @@ class MemmeshStore(BaseStore):
 
     def __init__(
         self,
-        replica: Any,
+        replica: Replica,
         *,
         index: Any = None,
         fields: Sequence[str] | None = None,
