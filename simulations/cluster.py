@@ -31,7 +31,7 @@ from memmesh.gossip.protocol.policy import PolicyConfig
 from memmesh.gossip.protocol.session import SessionConfig
 from memmesh.storage import digest as stored_digest
 from memmesh.storage.arbitration import resolve_conflicts
-from memmesh.storage.keystate import decode
+from memmesh.storage.keycodec import decode
 from memmesh.storage.resolution import Conflict, Resolution
 
 from .clock import SkewedClock

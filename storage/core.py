@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from memmesh.crdt import HLC, Dot, InvalidArgumentError, Timestamp
 from memmesh.crdt.codec import packb, unpackb
+from memmesh.crdt.keystate import KeyState, VersionData
 
 from . import digest, history, journal, layout
 from .env import Env, Txn
 from .errors import WritesFencedError
 from .incarnation import counter_key, make_origin
 from .indexes import add_index_rows, unstorable, update_indexes
-from .keystate import KeyState, VersionData, decode, encode
+from .keycodec import decode, encode
 
 __all__ = ["ReplicaCore"]
 
@@ -187,16 +188,13 @@ class ReplicaCore:
         draws no incarnation."""
         return self._hlc(txn).now(wall_ms)
 
-    def _mint(self, txn: Txn, ctx: dict[str, int]) -> Dot:
-        """A fresh dot of this object's origin; raises ``ctx[origin]`` to just below it, so
-        the CRDT mutators (which mint ``max + 1``) mint exactly this dot."""
+    def _mint(self, txn: Txn, ctx: Mapping[str, int]) -> Dot:
+        """A fresh dot of this object's origin, new to the key whose context is ``ctx``
+        (one counter per origin for all keys: see :mod:`memmesh.crdt.keystate`)."""
         me = self._own_origin()
         name = counter_key(me, self.replica_id)
         counter = max(txn.counter(name), ctx.get(me, 0)) + 1
         txn.set_counter(name, counter)
-        ctx[me] = counter - 1
-        if not ctx[me]:
-            del ctx[me]
         return Dot(me, counter)
 
     def _raise_counter(self, txn: Txn, ctx: dict[str, int]) -> None:
@@ -298,14 +296,14 @@ class ReplicaCore:
     def _event_detail(version: VersionData, detail: dict[str, Any]) -> dict[str, Any]:
         """``detail`` of a version's event: a RESOLVE names its resolver, on the replica
         that wrote it and on every replica that merges it."""
-        if version[8] is not None and "resolver" not in detail:
-            return {**detail, "resolver": version[8]}
+        if version.resolver is not None and "resolver" not in detail:
+            return {**detail, "resolver": version.resolver}
         return detail
 
     def _version_event(self, op: str, dot: Dot, version: VersionData, recorded_at: Timestamp,
                        detail: dict[str, Any]) -> dict[str, Any]:
         """A history event for ``version``."""
-        return {"op": op, "actor": version[1], "replica": dot.replica,
-                "ts": Timestamp(version[3], version[4], dot.replica), "dot": dot,
-                "text": version[0], "detail": self._event_detail(version, detail),
+        return {"op": op, "actor": version.actor, "replica": dot.replica,
+                "ts": version.stamp(dot), "dot": dot,
+                "text": version.text, "detail": self._event_detail(version, detail),
                 "recorded_at": recorded_at, "version": version}

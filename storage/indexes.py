@@ -35,8 +35,9 @@ import functools
 import hashlib
 from collections.abc import Iterator
 
+from memmesh.crdt.keystate import KIND_MEMORY, KeyState
+
 from .env import Txn
-from .keystate import KIND_MEMORY, KeyState
 
 __all__ = ["MAX_INDEX_KEY", "SCOPE_FIELDS", "add_index_rows", "holds_origin", "origin_entries",
            "origin_key", "origins", "peer_keys", "scope_hash", "scope_prefix", "unstorable",

@@ -3,9 +3,8 @@ resolve, set_add, set_remove).
 
 Every mutator is one replayable write function (see :mod:`memmesh.storage.env`) that
 mints a fresh dot of this object's origin (:mod:`memmesh.storage.incarnation`) and a
-fresh hybrid timestamp, applies the CRDT
-mutator of :mod:`memmesh.crdt` to the key's state and stores the result through
-:meth:`ReplicaCore._store`.
+fresh hybrid timestamp, applies the pure mutator of :mod:`memmesh.crdt.keystate` to the
+key's state and stores the result through :meth:`ReplicaCore._store`.
 
 Semantics (Almeida, Shoker, Baquero 2018 for the delta mutators):
 
@@ -27,25 +26,18 @@ import os
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-from memmesh.crdt import CausalContext, Dot, InvalidArgumentError, MVRegister, ORSet, Timestamp
+from memmesh.crdt import Dot, InvalidArgumentError, Timestamp
+from memmesh.crdt import keystate as ks
 from memmesh.crdt.canonical import freeze
 from memmesh.crdt.dot import base_replica
+from memmesh.crdt.keystate import KIND_MEMORY, KIND_SET, OPS, Header, KeyState, VersionData
 
 from . import history
 from .core import ReplicaCore
 from .digest import state_key
 from .env import Txn
 from .errors import UnknownMemoryError
-from .keystate import (
-    KIND_MEMORY,
-    KIND_SET,
-    OP_CODE,
-    Header,
-    KeyState,
-    VersionData,
-    _join_lww,
-    encode,
-)
+from .keycodec import encode
 from .records import Version
 
 __all__ = ["MemoryOps", "check_scope", "to_version"]
@@ -110,18 +102,17 @@ def make_version(text: str | None, actor: str | None, role: str | None, ts: Time
                  confidence: float, metadata: dict[str, Any], op: str,
                  resolver: str | None = None, inputs: tuple[Dot, ...] = ()) -> VersionData:
     pairs = tuple(sorted((d.replica, d.counter) for d in inputs))
-    return (text, actor, role, ts.wall_ms, ts.logical, confidence, metadata, OP_CODE[op],
-            resolver, pairs)
+    return VersionData(text, actor, role, ts.wall_ms, ts.logical, confidence, metadata,
+                       OPS.index(op), resolver, pairs)
 
 
 def to_version(dot: Dot, v: VersionData) -> Version:
     """The public form of a stored version: ``replica`` is the member that wrote it (the
     base of its dot's origin), ``dot`` and the timestamp keep the full origin."""
-    from .keystate import OPS
-    return Version(text=v[0], actor=v[1], role=v[2], replica=base_replica(dot.replica),
-                   timestamp=Timestamp(v[3], v[4], dot.replica), confidence=v[5],
-                   metadata=dict(v[6]), dot=dot, op=OPS[v[7]], resolver=v[8],
-                   inputs=tuple(Dot(r, c) for r, c in v[9]))
+    return Version(text=v.text, actor=v.actor, role=v.role, replica=base_replica(dot.replica),
+                   timestamp=v.stamp(dot), confidence=v.confidence,
+                   metadata=dict(v.metadata), dot=dot, op=OPS[v.op], resolver=v.resolver,
+                   inputs=tuple(Dot(r, c) for r, c in v.inputs))
 
 
 class MemoryOps(ReplicaCore):
@@ -174,12 +165,10 @@ class MemoryOps(ReplicaCore):
             header = Header(memory_id, KIND_MEMORY, scope["app_id"], scope["user_id"],
                             scope["agent_id"], scope["run_id"], policy, tier, priority, ts,
                             expires)
-            ctx: dict[str, int] = {}
-            dot = self._mint(txn, ctx)
+            dot = self._mint(txn, {})
             version = make_version(text, actor, role, ts, conf, meta, "ADD")
-            ctx[dot.replica] = dot.counter
-            new = KeyState(header, ctx, False, {dot: version})
-            entry = history.version_entry("ADD", dot, version, ctx=ctx, standing=[dot],
+            new = ks.create(header, dot, version)
+            entry = history.version_entry("ADD", dot, version, ctx=new.ctx, standing=[dot],
                                           detail={}, recorded_at=ts)
             self._store_new(txn, [(memory_id, skey, encode(new), new, [entry])], local=True)
             return memory_id
@@ -219,17 +208,18 @@ class MemoryOps(ReplicaCore):
         def write(txn: Txn) -> None:
             skey, raw, old = self._live_memory(txn, memory_id)
             standing = old.standing()
-            newest = max(standing, key=lambda item: (item[1][3], item[1][4], item[0].replica))[1]
-            new_conf = newest[5] if conf is None else conf
-            new_meta = newest[6] if meta is None else meta
+            newest = max(standing, key=lambda item: item[1].stamp(item[0]))[1]
+            new_conf = newest.confidence if conf is None else conf
+            new_meta = newest.metadata if meta is None else meta
             if len(standing) == 1 and (text, actor, role, new_conf) == \
-                    (newest[0], newest[1], newest[2], newest[5]) and new_meta == newest[6]:
+                    (newest.text, newest.actor, newest.role, newest.confidence) \
+                    and new_meta == newest.metadata:
                 self._record_noop(txn, memory_id, old, self._stamp(txn, wall), actor)
                 return
             ts = self._now(txn, wall)
             version = make_version(text, actor, role, ts, new_conf, new_meta, "UPDATE")
-            new = self._write_version(txn, old, version)
-            dot = max(d for d in new.body if d.replica == self._own_origin())
+            dot = self._mint(txn, old.ctx)
+            new = ks.write(old, dot, version)
             self._store(txn, memory_id, skey, raw, old, new, local=True,
                         events=[self._version_event("UPDATE", dot, version, ts, {})])
 
@@ -261,18 +251,6 @@ class MemoryOps(ReplicaCore):
                        recorded_at=ts, standing=[d for d, _ in state.standing()],
                        version=None)
 
-    def _write_version(self, txn: Txn, old: KeyState, version: VersionData) -> KeyState:
-        """``old`` with ``version`` written by this replica (mv: supersedes all seen)."""
-        ctx = dict(old.ctx)
-        dot = self._mint(txn, ctx)
-        if old.header.policy == "mv":
-            reg: MVRegister[Any] = MVRegister(old.body, CausalContext(ctx))
-            delta = MVRegister({dot: version}, CausalContext.from_dots((dot, *old.body)))
-            reg.merge(delta)
-            return KeyState(old.header, reg.context.vv, False, reg.entries)
-        ctx[dot.replica] = dot.counter
-        return KeyState(old.header, ctx, False, _join_lww(old.body, {dot: version}))
-
     def delete(self, memory_id: str) -> bool:
         """Observed-remove every standing version; False if nothing was live here.
 
@@ -287,19 +265,15 @@ class MemoryOps(ReplicaCore):
             except UnknownMemoryError:
                 return False
             ts = self._now(txn, wall)
-            ctx = dict(old.ctx)
+            dot = self._mint(txn, old.ctx)
             if old.header.policy == "mv":
-                dot = self._mint(txn, ctx)
-                reg: MVRegister[Any] = MVRegister(old.body, CausalContext(ctx))
-                reg.clear(self._own_origin())
-                new = KeyState(old.header, reg.context.vv, False, reg.entries)
+                new = ks.clear(old, dot)
                 event = {"op": "DELETE", "actor": None, "replica": dot.replica, "ts": ts,
                          "dot": dot, "text": None, "detail": {}, "recorded_at": ts,
                          "version": None}
             else:
                 version = make_version(None, None, None, ts, 1.0, {}, "DELETE")
-                new = self._write_version(txn, old, version)
-                dot = max(d for d in new.body if d.replica == self._own_origin())
+                new = ks.write(old, dot, version)
                 event = self._version_event("DELETE", dot, version, ts, {})
             self._store(txn, memory_id, skey, raw, old, new, local=True, events=[event])
             return True
@@ -320,10 +294,8 @@ class MemoryOps(ReplicaCore):
             if old is None or old.forgotten:
                 return False
             ts = self._now(txn, wall)
-            ctx = dict(old.ctx)
-            dot = self._mint(txn, ctx)
-            ctx[dot.replica] = dot.counter
-            new = KeyState(old.header, ctx, True, {})
+            dot = self._mint(txn, old.ctx)
+            new = ks.forget(old, dot)
             event = {"op": "FORGET", "actor": None, "replica": dot.replica, "ts": ts,
                      "dot": dot, "text": None, "detail": {}, "recorded_at": ts,
                      "version": None}
@@ -349,24 +321,15 @@ class MemoryOps(ReplicaCore):
 
         def write(txn: Txn) -> Version:
             skey, raw, old = self._live_memory(txn, memory_id)
-            for d in inputs:
-                if d.counter > old.ctx.get(d.replica, 0):
-                    raise InvalidArgumentError(f"{d} is not a version this replica has seen")
+            ks.check_inputs(old, ((d.replica, d.counter) for d in inputs))
             standing = [v for d, v in old.standing() if d in inputs] or \
                 [v for _, v in old.standing()]
-            new_conf = max(v[5] for v in standing) if conf is None else conf
+            new_conf = max(v.confidence for v in standing) if conf is None else conf
             ts = self._now(txn, wall)
             version = make_version(text, actor, role, ts, new_conf, meta or {}, "RESOLVE",
                                    resolver, tuple(inputs))
-            ctx = dict(old.ctx)
-            dot = self._mint(txn, ctx)
-            if old.header.policy == "mv":
-                reg: MVRegister[Any] = MVRegister(old.body, CausalContext(ctx))
-                reg.merge(MVRegister({dot: version}, CausalContext.from_dots((dot, *inputs))))
-                new = KeyState(old.header, reg.context.vv, False, reg.entries)
-            else:
-                ctx[dot.replica] = dot.counter
-                new = KeyState(old.header, ctx, False, _join_lww(old.body, {dot: version}))
+            dot = self._mint(txn, old.ctx)
+            new = ks.write(old, dot, version)
             self._store(txn, memory_id, skey, raw, old, new, local=True,
                         events=[self._version_event("RESOLVE", dot, version, ts, {})])
             return to_version(dot, version)
@@ -401,11 +364,7 @@ class MemoryOps(ReplicaCore):
             elif old.forgotten:
                 raise UnknownMemoryError(f"set {key!r} was forgotten")
             self._now(txn, wall)
-            ctx = dict(old.ctx)
-            self._mint(txn, ctx)
-            oset: ORSet[Any] = ORSet(old.body, CausalContext(ctx))
-            oset.add(element, self._own_origin())  # type: ignore[arg-type]
-            new = KeyState(old.header, oset.context.vv, False, oset.entries)
+            new = ks.set_add(old, element, self._mint(txn, old.ctx))
             self._store(txn, key, skey, raw, None if raw is None else old, new, local=True,
                         events=[])
 
@@ -420,15 +379,14 @@ class MemoryOps(ReplicaCore):
             skey, raw, old = self._load(txn, key)
             if old is None or old.header.kind != KIND_SET or old.forgotten:
                 return False
-            oset: ORSet[Any] = ORSet(old.body, CausalContext(old.ctx))
-            if element not in oset:  # type: ignore[operator]
+            try:
+                present = element in old.body
+            except TypeError:  # unhashable: never an element
+                present = False
+            if not present:
                 return False
             self._now(txn, wall)
-            ctx = dict(old.ctx)
-            self._mint(txn, ctx)
-            oset = ORSet(old.body, CausalContext(ctx))
-            oset.remove(element, self._own_origin())  # type: ignore[arg-type]
-            new = KeyState(old.header, oset.context.vv, False, oset.entries)
+            new = ks.set_remove(old, element, self._mint(txn, old.ctx))
             self._store(txn, key, skey, raw, old, new, local=True, events=[])
             return True
 

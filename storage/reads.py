@@ -11,13 +11,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from memmesh.crdt import Dot, InvalidArgumentError, Timestamp
+from memmesh.crdt.keystate import KIND_MEMORY, KIND_SET, KeyState, VersionData
 
 from . import history
 from .core import ReplicaCore
 from .digest import state_key
 from .env import Txn
 from .indexes import SCOPE_FIELDS, scope_prefix
-from .keystate import KIND_MEMORY, KIND_SET, KeyState, VersionData, decode
+from .keycodec import decode
 from .memory import check_scope, to_version
 from .records import Event, MemoryRecord
 

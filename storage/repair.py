@@ -34,7 +34,7 @@ from memmesh.crdt import InvalidArgumentError
 from . import digest
 from .env import Txn
 from .indexes import peer_keys
-from .keystate import MAX_KEY_LEN, decode
+from .keycodec import MAX_KEY_LEN, decode
 from .records import PeerScope
 
 __all__ = ["DIGEST_BUCKET_BYTES", "MAX_HASHES", "MAX_SCOPE_VALUES", "MAX_WANT",

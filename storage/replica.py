@@ -25,7 +25,7 @@ from .conflicts import ConflictOps
 from .env import DEFAULT_MAP_SIZE, Env, Txn
 from .errors import ReplicaIdMismatchError
 from .incarnation import MAX_BASE_LEN, new_incarnation
-from .keystate import decode
+from .keycodec import decode
 from .memory import MemoryOps, new_memory_id
 from .reads import ReadOps
 from .records import ChangeBatch

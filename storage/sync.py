@@ -55,6 +55,7 @@ from typing import Any
 
 from memmesh.crdt import DecodeError, Dot, InvalidArgumentError, Timestamp
 from memmesh.crdt.codec import packb
+from memmesh.crdt.keystate import OPS, KeyState, join
 
 from . import digest as stored_digest
 from . import history
@@ -63,7 +64,7 @@ from .env import Txn
 from .gcpause import gc_paused
 from .incarnation import counter_key, own_counters
 from .indexes import latest_counter, origin_entries, origins, unstorable
-from .keystate import OPS, KeyState, decode, encode, join
+from .keycodec import decode, encode
 from .records import ApplyResult, PeerScope, Refusal
 from .repair import (
     MAX_HASHES,
@@ -397,7 +398,7 @@ class SyncOps(ReplicaCore):
         if new.header.kind != 0:
             return []
         standing = [d for d, _ in new.standing()]
-        return [history.version_entry(OPS[version[7]], dot, version, ctx=new.ctx,
+        return [history.version_entry(OPS[version.op], dot, version, ctx=new.ctx,
                                       standing=standing,
                                       detail=self._event_detail(version, detail),
                                       recorded_at=recorded)
@@ -419,7 +420,7 @@ class SyncOps(ReplicaCore):
         events: list[dict[str, Any]] = []
         for dot, version in sorted(new.body.items()):
             if dot not in before:
-                events.append(self._version_event(OPS[version[7]], dot, version, recorded,
+                events.append(self._version_event(OPS[version.op], dot, version, recorded,
                                                   detail))
         if not events and old is not None and set(before) - set(new.body):
             events.append({"op": "DELETE", "actor": None, "replica": sender, "ts": recorded,

@@ -29,11 +29,12 @@ from typing import Any
 from memmesh.crdt import DecodeError, InvalidArgumentError, Timestamp
 from memmesh.crdt.codec import unpackb
 from memmesh.crdt.dot import base_replica, check_replica
+from memmesh.crdt.keystate import KIND_MEMORY, KeyState
 from memmesh.crdt.limits import LOGICAL_CEILING
 
 from . import digest
 from .indexes import unstorable
-from .keystate import KIND_MEMORY, MAX_KEY_LEN, KeyState, decode
+from .keycodec import MAX_KEY_LEN, decode
 from .records import PeerScope, Refusal
 from .repair import DIGEST_BUCKET_BYTES, MAX_HASHES, MAX_SCOPE_VALUES, check_want, normal
 
@@ -283,11 +284,11 @@ def _judge(state: KeyState, size: int, wall: int, limit: int
     logical = -1 if created is None else created.logical
     if h.kind == KIND_MEMORY:
         for dot, v in state.body.items():
-            stamp = (v[3], v[4], dot.replica)
+            stamp = (v.wall_ms, v.logical, dot.replica)
             if newest is None or stamp > newest:
                 newest = stamp
-            if v[4] > logical:
-                logical = v[4]
+            if v.logical > logical:
+                logical = v.logical
     if newest is None:
         return None, None
     if newest[0] > limit:

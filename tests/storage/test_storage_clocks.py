@@ -12,7 +12,7 @@ from storage_helpers import START_MS, FakeClock, sync_once
 from memmesh.crdt.codec import packb, unpackb
 from memmesh.crdt.limits import LOGICAL_CEILING
 from memmesh.storage import Replica
-from memmesh.storage.keystate import encode
+from memmesh.storage.keycodec import encode
 
 YEAR_MS = 365 * 24 * 3600 * 1000
 

@@ -14,9 +14,10 @@ from storage_helpers import START_MS, FakeClock, sync_once
 
 from memmesh.crdt import DecodeError
 from memmesh.crdt.codec import packb, unpackb
+from memmesh.crdt.keystate import KeyState
 from memmesh.storage import Replica
 from memmesh.storage.digest import state_key
-from memmesh.storage.keystate import KeyState, encode
+from memmesh.storage.keycodec import encode
 
 YEAR_MS = 365 * 24 * 3600 * 1000
 
