@@ -28,7 +28,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy --strict crdt gossip
+	$(BIN)/mypy --strict crdt merge gossip
 
 bench: install
 	$(BIN)/memmesh bench --quick

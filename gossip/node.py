@@ -38,7 +38,7 @@ from typing import Any
 import trio
 
 from memmesh.crdt.errors import MemmeshError
-from memmesh.storage.arbitration import resolve_conflicts
+from memmesh.merge import resolve_conflicts
 
 from .dialer import Dialer
 from .link import Link

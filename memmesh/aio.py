@@ -216,7 +216,7 @@ class AsyncMemory:
 
     async def resolve_conflicts(self, resolver: Any, **options: Any) -> builtins.list[Any]:
         """:func:`memmesh.semantic.resolve_conflicts` with ``resolver``, off the loop."""
-        from memmesh.semantic import resolve_conflicts
+        from memmesh.merge import resolve_conflicts
 
         return list(await self.run(resolve_conflicts, self.replica, resolver, **options))
 

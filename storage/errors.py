@@ -5,7 +5,6 @@ from __future__ import annotations
 from memmesh.crdt import InvalidArgumentError, MemmeshError
 
 __all__ = [
-    "InvalidResolutionError",
     "ReplicaIdMismatchError",
     "StorageError",
     "UnknownMemoryError",
@@ -26,10 +25,6 @@ class UnknownMemoryError(StorageError, KeyError):
 
 class ReplicaIdMismatchError(StorageError, InvalidArgumentError):
     """``Replica.open(replica_id=...)`` names another id than the one stored at the path."""
-
-
-class InvalidResolutionError(StorageError, ValueError):
-    """A resolver returned something that cannot be written as a resolution."""
 
 
 class WritesFencedError(StorageError):

@@ -58,8 +58,6 @@ class Replica(MemoryOps, ReadOps, ConflictOps, SyncOps):
         self.replica_id = replica_id
         self._clock = clock
         self.max_drift_ms = max_drift_ms
-        self._sightings = {}
-        self._sightings_lock = threading.Lock()
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, replica_id: str | None = None,

@@ -16,7 +16,8 @@ from gossip_procs import TcpProxy
 from memmesh.gossip import BackgroundNode, Node, SecurityError
 from memmesh.gossip.link import Link
 from memmesh.gossip.protocol import Session, SessionConfig
-from memmesh.storage import Conflict, PeerScope, Replica, Resolution
+from memmesh.merge import Conflict, Resolution
+from memmesh.storage import PeerScope, Replica
 
 KEY = b"0123456789abcdef0123456789abcdef"
 

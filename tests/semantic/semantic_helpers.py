@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from memmesh.crdt import Dot, Timestamp
-from memmesh.semantic import Conflict, ConflictVersion
+from memmesh.merge import Conflict, ConflictVersion
 
 
 def version(

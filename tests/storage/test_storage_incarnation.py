@@ -18,8 +18,8 @@ from storage_helpers import FakeClock, sync_once
 from memmesh.crdt import DecodeError, Dot, InvalidArgumentError
 from memmesh.crdt.codec import packb, unpackb
 from memmesh.gossip.protocol.summary import push_summary
+from memmesh.merge import Election, arbiter_rank
 from memmesh.storage import Replica
-from memmesh.storage.conflicts import arbiter_rank
 
 # -- helpers ---------------------------------------------------------------------------
 
@@ -381,8 +381,8 @@ def test_versions_events_and_the_arbiter_election_name_the_member(
     assert {v.dot.replica for v in record.versions} == {a.origin, b.origin}
     assert sorted(arbiter_rank(record)) == ["ra", "rb"]
     now = clock.now
-    assert a.arbiter_for(record, now, deadline_ms=10_000) != \
-        b.arbiter_for(record, now, deadline_ms=10_000)
+    assert Election("ra").may_resolve(record, now, deadline_ms=10_000) != \
+        Election("rb").may_resolve(record, now, deadline_ms=10_000)
     assert {e.replica for e in c.history(key)} == {"ra", "rb"}
     assert {e.replica for e in a.history(key) if e.op != "NOOP"} == {"ra", "rb"}
 

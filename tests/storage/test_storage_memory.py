@@ -85,23 +85,6 @@ def test_concurrent_updates_conflict_and_resolve_dominates_only_its_inputs(pair,
     c.close()
 
 
-def test_arbiter_election_is_deterministic_and_falls_back_to_anyone(pair) -> None:  # type: ignore[no-untyped-def]
-    a, b = pair
-    mid = a.add("base")
-    sync_pair(a, b)
-    a.update(mid, "x")
-    b.update(mid, "y")
-    sync_pair(a, b)
-    rec_a, rec_b = a.get(mid), b.get(mid)
-    assert rec_a == rec_b and rec_a is not None
-    newest = max(v.timestamp.wall_ms for v in rec_a.versions)
-    first = [r for r in (a, b) if r.arbiter_for(rec_a, newest, deadline_ms=1000)]
-    assert len(first) == 1
-    other = b if first[0] is a else a
-    assert other.arbiter_for(rec_a, newest + 1000, deadline_ms=1000)
-    assert not other.arbiter_for(rec_a, newest + 999, deadline_ms=1000)
-
-
 def test_update_with_same_text_is_a_noop_event(pair) -> None:  # type: ignore[no-untyped-def]
     a, _ = pair
     mid = a.add("same")
