@@ -23,11 +23,11 @@ from .records import (
     ChangeBatch,
     Event,
     MemoryRecord,
-    PeerScope,
     Refusal,
     Version,
 )
 from .replica import Replica
+from .wire import PeerScope
 
 __all__ = [
     "ApplyResult",

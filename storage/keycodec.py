@@ -42,14 +42,15 @@ from memmesh.crdt.keystate import (
 )
 from memmesh.crdt.limits import MAX_REPLICA_LEN
 
-__all__ = ["MAX_FIELD_LEN", "MAX_KEY_LEN", "decode", "encode"]
+from .wire import MAX_KEY_LEN
+
+__all__ = ["MAX_FIELD_LEN", "decode", "encode"]
 
 _LIMITS = DEFAULT_LIMITS
 _POLICY_CODE = {name: i for i, name in enumerate(POLICIES)}
 _TIER_CODE = {name: i for i, name in enumerate(TIERS)}
 _new_version = tuple.__new__  # VersionData from a ready tuple, without its __new__ call
 
-MAX_KEY_LEN = 256
 MAX_FIELD_LEN = 256
 MAX_INT64 = 2**63 - 1
 

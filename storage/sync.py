@@ -41,7 +41,7 @@ Two rules keep a claim from vouching for events its receiver never got:
 Claims that do lie (a faulty or hostile member) are bounded and found out by the rules
 of :mod:`.watermarks` (a capped table, the lie detector, the origin's authority) and,
 for whatever they hid, by digest repair (:mod:`.repair`). ``sync_apply`` reads the
-payload with :mod:`.syncwire` (the envelope all or nothing, each key state accepted or
+payload with :mod:`.incoming` (the envelope all or nothing, each key state accepted or
 refused on its own), computes each key's join before writing it (a failure refuses
 that key only), then applies everything in one transaction.
 """
@@ -54,7 +54,6 @@ from dataclasses import replace
 from typing import Any
 
 from memmesh.crdt import DecodeError, Dot, InvalidArgumentError, Timestamp
-from memmesh.crdt.codec import packb
 from memmesh.crdt.keystate import OPS, KeyState, join
 
 from . import digest as stored_digest
@@ -63,22 +62,25 @@ from .core import ReplicaCore
 from .env import Txn
 from .gcpause import gc_paused
 from .incarnation import counter_key, own_counters
+from .incoming import cap, read_changes
 from .indexes import latest_counter, origin_entries, origins, unstorable
 from .keycodec import decode, encode
-from .records import ApplyResult, PeerScope, Refusal
-from .repair import (
-    MAX_HASHES,
-    bucket_listing,
-    check_want,
-    differing,
-    normal,
-    scope_sums,
-    wanted,
-)
-from .syncwire import MAX_COUNTER, bad, cap, parse_summary, read_changes, scope_plain
+from .records import ApplyResult, Refusal
+from .repair import bucket_listing, differing, scope_sums, wanted
 from .watermarks import MAX_SUMMARY_ORIGINS, Table, capped
 from .watermarks import WM as _WM
 from .watermarks import WS as _WS
+from .wire import (
+    MAX_COUNTER,
+    MAX_HASHES,
+    Changes,
+    PeerScope,
+    Summary,
+    bad,
+    check_want,
+    normal,
+    parse_summary,
+)
 
 __all__ = ["SyncOps"]
 
@@ -125,19 +127,13 @@ class SyncOps(ReplicaCore):
             raise InvalidArgumentError("digest_scope must be a PeerScope or None")
         self.collect_expired()
         with self._env.read() as txn:
-            plain: dict[str, Any] = {"v": 1, "rid": self.replica_id,
-                                     "wm": capped(self._watermarks(txn), self.replica_id,
-                                                  txn),
-                                     "root": stored_digest.root(stored_digest.bucket_sums(txn))}
+            wm = capped(self._watermarks(txn), self.replica_id, txn)
             me = self._origin
-            if me is not None and me in plain["wm"]:  # this object has minted
-                plain["me"] = me
-            if digest:
-                plain["digest"] = {"scope": scope_plain(digest_scope),
-                                   "sums": scope_sums(txn, digest_scope)}
-        if wanted:
-            plain["want"] = wanted
-        return packb(plain)
+            return Summary(
+                self.replica_id, wm, stored_digest.root(stored_digest.bucket_sums(txn)),
+                me=me if me is not None and me in wm else None,  # once this object minted
+                digest=(digest_scope, scope_sums(txn, digest_scope)) if digest else None,
+                want=wanted).pack()
 
     def state_digest(self) -> str:
         """Hex digest of the shareable state: equal exactly when that state is equal."""
@@ -165,7 +161,6 @@ class SyncOps(ReplicaCore):
         if repair:
             self.collect_expired()  # the peer's sums were taken after its own collection
         now = self._clock()
-        scope = scope_plain(peer)
         with self._env.read() as txn:
             # what we may claim of each origin beyond the peer's mark: our complete
             # watermark, but (for any origin not our own) no further than the events of
@@ -178,9 +173,8 @@ class SyncOps(ReplicaCore):
                     counter = min(counter, latest_counter(txn, origin))
                 if counter > peer_wm.get(origin, 0):
                     claimable[origin] = counter
-            base = len(packb({"v": 1, "rid": self.replica_id, "scope": scope, "states": (),
-                              "through": dict.fromkeys(claimable, (MAX_COUNTER, MAX_COUNTER))})
-                       ) + 5
+            base = len(Changes(self.replica_id, peer, (), dict.fromkeys(
+                claimable, (MAX_COUNTER, MAX_COUNTER))).pack()) + 5
             shipped: list[bytes] = []
             seen: set[bytes] = set()
             size = base
@@ -242,11 +236,7 @@ class SyncOps(ReplicaCore):
             claim = min(counter, unshipped[origin] - 1) if origin in unshipped else counter
             if claim > peer_wm.get(origin, 0):
                 through[origin] = (peer_wm.get(origin, 0), claim)
-        out: dict[str, Any] = {"v": 1, "rid": self.replica_id, "scope": scope,
-                               "states": tuple(shipped), "through": through}
-        if hashes:
-            out["hashes"] = tuple(hashes)
-        return packb(out)
+        return Changes(self.replica_id, peer, tuple(shipped), through, tuple(hashes)).pack()
 
     def _defer_to_origin(self, origin: str, counter: int) -> None:
         """The origin is the authority on its own counter (see watermarks.py): lower our

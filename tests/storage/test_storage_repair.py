@@ -18,9 +18,9 @@ from memmesh.crdt.codec import packb, unpackb
 from memmesh.gossip.protocol.session import SessionConfig
 from memmesh.storage import PeerScope, Replica
 from memmesh.storage.digest import BUCKETS, item_hash
-from memmesh.storage.repair import MAX_WANT, MAX_WANT_BYTES, scope_sums
-from memmesh.storage.syncwire import scope_plain
+from memmesh.storage.repair import scope_sums
 from memmesh.storage.watermarks import MAX_SUMMARY_ORIGINS
+from memmesh.storage.wire import MAX_WANT, MAX_WANT_BYTES, scope_plain
 
 
 def repair(src: Replica, dst: Replica, *, peer: PeerScope | None = None,
