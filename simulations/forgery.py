@@ -27,6 +27,7 @@ from memmesh.crdt import Dot, Timestamp
 from memmesh.crdt.codec import packb, unpackb
 from memmesh.crdt.keystate import KIND_MEMORY, KIND_SET, OP_ADD, Header, KeyState, VersionData
 from memmesh.storage.keycodec import encode
+from memmesh.storage.keystore import load
 
 if TYPE_CHECKING:
     from memmesh.storage import Replica
@@ -59,7 +60,7 @@ def state_of(replica: Any, key: str) -> KeyState:
     ``replica`` may be a wrapper with the replica as ``inner``)."""
     inner = getattr(replica, "inner", replica)
     with inner._env.read() as txn:
-        _, _, state = inner._load(txn, key)
+        _, _, state = load(txn, key)
     assert state is not None, f"{key} is not held by {inner.replica_id}"
     return state
 

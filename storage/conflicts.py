@@ -7,24 +7,31 @@ not what is stored. Who resolves a conflict, and how, is merge policy
 
 from __future__ import annotations
 
-from .core import ReplicaCore
-from .reads import _filters, to_record
+from collections.abc import Callable
+
+from .env import Env
+from .keystore import load
+from .reads import scope_filters, to_record
 from .records import MemoryRecord
 
-__all__ = ["ConflictOps"]
+__all__ = ["Conflicts"]
 
 
-class ConflictOps(ReplicaCore):
+class Conflicts:
     """Conflict listing."""
 
-    def conflicts(self, **scope_filters: str | None) -> list[MemoryRecord]:
+    def __init__(self, env: Env, clock: Callable[[], int]) -> None:
+        self._env = env
+        self._clock = clock
+
+    def conflicts(self, **scope: str | None) -> list[MemoryRecord]:
         """Live memories (matching the filters) with more than one standing version."""
-        filters = _filters(scope_filters)
+        filters = scope_filters(scope)
         now = self._clock()
         out: list[MemoryRecord] = []
         with self._env.read() as txn:
             for ikey, _ in txn.prefix("conflict", b""):
-                _, _, state = self._load(txn, ikey.decode())
+                _, _, state = load(txn, ikey.decode())
                 if state is None:
                     continue
                 if any(getattr(state.header, k) != v for k, v in filters.items()):

@@ -30,8 +30,8 @@ from memmesh.crdt.keystate import VersionData
 from .env import Txn
 from .records import Event
 
-__all__ = ["as_of_versions", "entry", "events", "purge", "record", "record_many",
-           "version_entry"]
+__all__ = ["as_of_versions", "entry", "event_detail", "events", "purge", "record",
+           "record_many", "version_entry", "version_event"]
 
 _SEQ = b"hseq"
 
@@ -63,6 +63,24 @@ def version_entry(op: str, dot: Dot, version: VersionData, *, ctx: dict[str, int
                                  version.text, detail, _ts(recorded_at),
                                  tuple((d.replica, d.counter) for d in standing), version))
     return out
+
+
+def event_detail(version: VersionData, detail: dict[str, Any]) -> dict[str, Any]:
+    """``detail`` of a version's event: a RESOLVE names its resolver, on the replica
+    that wrote it and on every replica that merges it."""
+    if version.resolver is not None and "resolver" not in detail:
+        return {**detail, "resolver": version.resolver}
+    return detail
+
+
+def version_event(op: str, dot: Dot, version: VersionData, recorded_at: Timestamp,
+                  detail: dict[str, Any]) -> dict[str, Any]:
+    """The event (the keyword arguments of :func:`entry` but the key's context and
+    standing dots) that recorded ``version``."""
+    return {"op": op, "actor": version.actor, "replica": dot.replica,
+            "ts": version.stamp(dot), "dot": dot, "text": version.text,
+            "detail": event_detail(version, detail), "recorded_at": recorded_at,
+            "version": version}
 
 
 def record(txn: Txn, key: str, **event: Any) -> None:

@@ -4,7 +4,7 @@ resolve, set_add, set_remove).
 Every mutator is one replayable write function (see :mod:`memmesh.storage.env`) that
 mints a fresh dot of this object's origin (:mod:`memmesh.storage.incarnation`) and a
 fresh hybrid timestamp, applies the pure mutator of :mod:`memmesh.crdt.keystate` to the
-key's state and stores the result through :meth:`ReplicaCore._store`.
+key's state and stores the result through :func:`.keystore.store`.
 
 Semantics (Almeida, Shoker, Baquero 2018 for the delta mutators):
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from memmesh.crdt import Dot, InvalidArgumentError, Timestamp
@@ -33,14 +33,15 @@ from memmesh.crdt.dot import base_replica
 from memmesh.crdt.keystate import KIND_MEMORY, KIND_SET, OPS, Header, KeyState, VersionData
 
 from . import history
-from .core import ReplicaCore
 from .digest import state_key
-from .env import Txn
+from .env import Env, Txn
 from .errors import UnknownMemoryError
 from .keycodec import encode
+from .keystore import collect_expired, load, store, store_new
 from .records import Version
+from .stamps import Stamps
 
-__all__ = ["MemoryOps", "check_scope", "to_version"]
+__all__ = ["Memory", "check_scope", "new_memory_id", "to_version"]
 
 MAX_TEXT = 1 << 20
 MAX_FIELD = 256
@@ -115,8 +116,22 @@ def to_version(dot: Dot, v: VersionData) -> Version:
                    inputs=tuple(Dot(r, c) for r, c in v.inputs))
 
 
-class MemoryOps(ReplicaCore):
-    """Local writes of memories and sets."""
+class Memory:
+    """Local writes of memories and sets, and TTL collection."""
+
+    def __init__(self, env: Env, stamps: Stamps, new_id: Callable[[], str]) -> None:
+        self._env = env
+        self._stamps = stamps
+        self._new_id = new_id
+
+    def collect_expired(self, now_ms: int | None = None, *, limit: int = 10_000) -> int:
+        """Remove memories whose TTL has passed (state, indexes, history); how many.
+
+        Every replica derives the same ``expires_at`` from the write's hybrid timestamp,
+        so they all drop the same memories at the same wall time.
+        """
+        now = self._stamps.clock() if now_ms is None else now_ms
+        return collect_expired(self._env, now, limit)
 
     # -- memories -----------------------------------------------------------------
 
@@ -152,7 +167,7 @@ class MemoryOps(ReplicaCore):
         memory_id = self._new_id()
         if type(memory_id) is not str or not memory_id or len(memory_id) > 256:
             raise InvalidArgumentError(f"id_factory returned an unusable id {memory_id!r}")
-        wall = self._write_clock()
+        wall = self._stamps.write_clock()
 
         def write(txn: Txn) -> str:
             skey = state_key(memory_id)
@@ -160,23 +175,23 @@ class MemoryOps(ReplicaCore):
             # a custom id_factory is checked, since _store_new would overwrite blindly
             if self._new_id is not new_memory_id and txn.get("state", skey) is not None:
                 raise InvalidArgumentError(f"id_factory returned {memory_id!r}, already used")
-            ts = self._now(txn, wall)
+            ts = self._stamps.now(txn, wall)
             expires = None if ttl is None else ts.wall_ms + max(1, int(ttl * 1000))
             header = Header(memory_id, KIND_MEMORY, scope["app_id"], scope["user_id"],
                             scope["agent_id"], scope["run_id"], policy, tier, priority, ts,
                             expires)
-            dot = self._mint(txn, {})
+            dot = self._stamps.mint(txn, {})
             version = make_version(text, actor, role, ts, conf, meta, "ADD")
             new = ks.create(header, dot, version)
             entry = history.version_entry("ADD", dot, version, ctx=new.ctx, standing=[dot],
                                           detail={}, recorded_at=ts)
-            self._store_new(txn, [(memory_id, skey, encode(new), new, [entry])], local=True)
+            store_new(txn, [(memory_id, skey, encode(new), new, [entry])], local=True)
             return memory_id
 
         return self._env.write(write)
 
     def _live_memory(self, txn: Txn, memory_id: str) -> tuple[bytes, bytes, KeyState]:
-        skey, raw, state = self._load(txn, memory_id)
+        skey, raw, state = load(txn, memory_id)
         if state is None or raw is None or state.header.kind != KIND_MEMORY \
                 or not state.live() or self._expired(state):
             raise UnknownMemoryError(f"no live memory {memory_id!r}")
@@ -186,7 +201,7 @@ class MemoryOps(ReplicaCore):
         expires = state.header.expires_at
         if expires is None:
             return False
-        return expires <= (self._clock() if now_ms is None else now_ms)
+        return expires <= (self._stamps.clock() if now_ms is None else now_ms)
 
     def update(self, memory_id: str, text: str, *, actor: str | None = None,
                confidence: float | None = None, metadata: Mapping[str, Any] | None = None,
@@ -203,7 +218,7 @@ class MemoryOps(ReplicaCore):
         _check_str(role, "role")
         conf = None if confidence is None else _confidence(confidence)
         meta = None if metadata is None else _metadata(metadata)
-        wall = self._write_clock()
+        wall = self._stamps.write_clock()
 
         def write(txn: Txn) -> None:
             skey, raw, old = self._live_memory(txn, memory_id)
@@ -214,14 +229,14 @@ class MemoryOps(ReplicaCore):
             if len(standing) == 1 and (text, actor, role, new_conf) == \
                     (newest.text, newest.actor, newest.role, newest.confidence) \
                     and new_meta == newest.metadata:
-                self._record_noop(txn, memory_id, old, self._stamp(txn, wall), actor)
+                self._record_noop(txn, memory_id, old, self._stamps.stamp(txn, wall), actor)
                 return
-            ts = self._now(txn, wall)
+            ts = self._stamps.now(txn, wall)
             version = make_version(text, actor, role, ts, new_conf, new_meta, "UPDATE")
-            dot = self._mint(txn, old.ctx)
+            dot = self._stamps.mint(txn, old.ctx)
             new = ks.write(old, dot, version)
-            self._store(txn, memory_id, skey, raw, old, new, local=True,
-                        events=[self._version_event("UPDATE", dot, version, ts, {})])
+            store(txn, memory_id, skey, raw, old, new, local=True,
+                        events=[history.version_event("UPDATE", dot, version, ts, {})])
 
         self._env.write(write)
 
@@ -236,17 +251,17 @@ class MemoryOps(ReplicaCore):
         _check_str(memory_id, "memory_id", optional=False)
         _check_str(actor, "actor")
         extra = {} if detail is None else dict(_metadata(detail))
-        wall = self._write_clock()
+        wall = self._stamps.write_clock()
 
         def write(txn: Txn) -> None:
             _, _, state = self._live_memory(txn, memory_id)
-            self._record_noop(txn, memory_id, state, self._stamp(txn, wall), actor, extra)
+            self._record_noop(txn, memory_id, state, self._stamps.stamp(txn, wall), actor, extra)
 
         self._env.write(write)
 
     def _record_noop(self, txn: Txn, key: str, state: KeyState, ts: Timestamp,
                      actor: str | None, detail: dict[str, Any] | None = None) -> None:
-        history.record(txn, key, op="NOOP", actor=actor, replica=self.replica_id, ts=ts,
+        history.record(txn, key, op="NOOP", actor=actor, replica=self._stamps.replica_id, ts=ts,
                        dot=None, ctx=state.ctx, text=None, detail=detail or {},
                        recorded_at=ts, standing=[d for d, _ in state.standing()],
                        version=None)
@@ -257,15 +272,15 @@ class MemoryOps(ReplicaCore):
         A concurrent update on another replica survives the delete (add-wins).
         """
         _check_str(memory_id, "memory_id", optional=False)
-        wall = self._write_clock()
+        wall = self._stamps.write_clock()
 
         def write(txn: Txn) -> bool:
             try:
                 skey, raw, old = self._live_memory(txn, memory_id)
             except UnknownMemoryError:
                 return False
-            ts = self._now(txn, wall)
-            dot = self._mint(txn, old.ctx)
+            ts = self._stamps.now(txn, wall)
+            dot = self._stamps.mint(txn, old.ctx)
             if old.header.policy == "mv":
                 new = ks.clear(old, dot)
                 event = {"op": "DELETE", "actor": None, "replica": dot.replica, "ts": ts,
@@ -274,8 +289,8 @@ class MemoryOps(ReplicaCore):
             else:
                 version = make_version(None, None, None, ts, 1.0, {}, "DELETE")
                 new = ks.write(old, dot, version)
-                event = self._version_event("DELETE", dot, version, ts, {})
-            self._store(txn, memory_id, skey, raw, old, new, local=True, events=[event])
+                event = history.version_event("DELETE", dot, version, ts, {})
+            store(txn, memory_id, skey, raw, old, new, local=True, events=[event])
             return True
 
         return self._env.write(write)
@@ -287,19 +302,19 @@ class MemoryOps(ReplicaCore):
         False if the key is unknown here or already forgotten.
         """
         _check_str(memory_id, "memory_id", optional=False)
-        wall = self._write_clock()
+        wall = self._stamps.write_clock()
 
         def write(txn: Txn) -> bool:
-            skey, raw, old = self._load(txn, memory_id)
+            skey, raw, old = load(txn, memory_id)
             if old is None or old.forgotten:
                 return False
-            ts = self._now(txn, wall)
-            dot = self._mint(txn, old.ctx)
+            ts = self._stamps.now(txn, wall)
+            dot = self._stamps.mint(txn, old.ctx)
             new = ks.forget(old, dot)
             event = {"op": "FORGET", "actor": None, "replica": dot.replica, "ts": ts,
                      "dot": dot, "text": None, "detail": {}, "recorded_at": ts,
                      "version": None}
-            self._store(txn, memory_id, skey, raw, old, new, local=True,
+            store(txn, memory_id, skey, raw, old, new, local=True,
                         events=[event] if old.header.kind == KIND_MEMORY else [])
             return True
 
@@ -317,7 +332,7 @@ class MemoryOps(ReplicaCore):
             raise InvalidArgumentError("inputs must be a non-empty tuple of Dots")
         conf = None if confidence is None else _confidence(confidence)
         meta = None if metadata is None else _metadata(metadata)
-        wall = self._write_clock()
+        wall = self._stamps.write_clock()
 
         def write(txn: Txn) -> Version:
             skey, raw, old = self._live_memory(txn, memory_id)
@@ -325,13 +340,13 @@ class MemoryOps(ReplicaCore):
             standing = [v for d, v in old.standing() if d in inputs] or \
                 [v for _, v in old.standing()]
             new_conf = max(v.confidence for v in standing) if conf is None else conf
-            ts = self._now(txn, wall)
+            ts = self._stamps.now(txn, wall)
             version = make_version(text, actor, role, ts, new_conf, meta or {}, "RESOLVE",
                                    resolver, tuple(inputs))
-            dot = self._mint(txn, old.ctx)
+            dot = self._stamps.mint(txn, old.ctx)
             new = ks.write(old, dot, version)
-            self._store(txn, memory_id, skey, raw, old, new, local=True,
-                        events=[self._version_event("RESOLVE", dot, version, ts, {})])
+            store(txn, memory_id, skey, raw, old, new, local=True,
+                        events=[history.version_event("RESOLVE", dot, version, ts, {})])
             return to_version(dot, version)
 
         return self._env.write(write)
@@ -350,10 +365,10 @@ class MemoryOps(ReplicaCore):
             tier = "private" if fields["run_id"] is not None else "shared"
         if tier not in ("shared", "private"):
             raise InvalidArgumentError('tier must be "shared" or "private"')
-        wall = self._write_clock()
+        wall = self._stamps.write_clock()
 
         def write(txn: Txn) -> None:
-            skey, raw, old = self._load(txn, key)
+            skey, raw, old = load(txn, key)
             if old is None:
                 header = Header(key, KIND_SET, fields["app_id"], fields["user_id"],
                                 fields["agent_id"], fields["run_id"], "set", tier, False,
@@ -363,9 +378,9 @@ class MemoryOps(ReplicaCore):
                 raise InvalidArgumentError(f"{key!r} is a memory, not a set")
             elif old.forgotten:
                 raise UnknownMemoryError(f"set {key!r} was forgotten")
-            self._now(txn, wall)
-            new = ks.set_add(old, element, self._mint(txn, old.ctx))
-            self._store(txn, key, skey, raw, None if raw is None else old, new, local=True,
+            self._stamps.now(txn, wall)
+            new = ks.set_add(old, element, self._stamps.mint(txn, old.ctx))
+            store(txn, key, skey, raw, None if raw is None else old, new, local=True,
                         events=[])
 
         self._env.write(write)
@@ -373,10 +388,10 @@ class MemoryOps(ReplicaCore):
     def set_remove(self, key: str, element: Hashable) -> bool:
         """Remove the observed adds of ``element``; False if it was not a member here."""
         _check_str(key, "key", optional=False)
-        wall = self._write_clock()
+        wall = self._stamps.write_clock()
 
         def write(txn: Txn) -> bool:
-            skey, raw, old = self._load(txn, key)
+            skey, raw, old = load(txn, key)
             if old is None or old.header.kind != KIND_SET or old.forgotten:
                 return False
             try:
@@ -385,9 +400,9 @@ class MemoryOps(ReplicaCore):
                 present = False
             if not present:
                 return False
-            self._now(txn, wall)
-            new = ks.set_remove(old, element, self._mint(txn, old.ctx))
-            self._store(txn, key, skey, raw, old, new, local=True, events=[])
+            self._stamps.now(txn, wall)
+            new = ks.set_remove(old, element, self._stamps.mint(txn, old.ctx))
+            store(txn, key, skey, raw, old, new, local=True, events=[])
             return True
 
         return self._env.write(write)

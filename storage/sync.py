@@ -49,7 +49,7 @@ that key only), then applies everything in one transaction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -58,15 +58,16 @@ from memmesh.crdt.keystate import OPS, KeyState, join
 
 from . import digest as stored_digest
 from . import history
-from .core import ReplicaCore
-from .env import Txn
+from .env import Env, Txn
 from .gcpause import gc_paused
 from .incarnation import counter_key, own_counters
 from .incoming import cap, read_changes
 from .indexes import latest_counter, origin_entries, origins, unstorable
 from .keycodec import decode, encode
+from .keystore import NewKey, store, store_new
 from .records import ApplyResult, Refusal
 from .repair import bucket_listing, differing, scope_sums, wanted
+from .stamps import Stamps
 from .watermarks import MAX_SUMMARY_ORIGINS, Table, capped
 from .watermarks import WM as _WM
 from .watermarks import WS as _WS
@@ -82,7 +83,7 @@ from .wire import (
     parse_summary,
 )
 
-__all__ = ["SyncOps"]
+__all__ = ["Sync"]
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,15 @@ _HASH_OVERHEAD = 14  # msgpack of one (key, 8-byte hash) pair beyond the key's b
 _HASHES_OVERHEAD = 16  # the "hashes" field name and its array header
 
 
-class SyncOps(ReplicaCore):
-    """The sync primitives of a replica."""
+class Sync:
+    """The sync primitives of a replica. ``collect`` removes expired memories: a
+    summary and a digest describe the state after collection."""
+
+    def __init__(self, env: Env, stamps: Stamps, collect: Callable[[], int]) -> None:
+        self._env = env
+        self._stamps = stamps
+        self._collect = collect
+        self.replica_id = stamps.replica_id
 
     # -- summary ----------------------------------------------------------------------
 
@@ -109,7 +117,7 @@ class SyncOps(ReplicaCore):
         # their counter; the current one exactly (authoritative: claims about it are not
         # taken), older ones raised by claims like any remote origin
         for origin, counter in own_counters(txn, self.replica_id).items():
-            if origin == self._origin or counter > wm.get(origin, 0):
+            if origin == self._stamps.origin or counter > wm.get(origin, 0):
                 wm[origin] = counter
         return wm
 
@@ -125,10 +133,10 @@ class SyncOps(ReplicaCore):
         wanted = check_want(want)
         if digest_scope is not None and not isinstance(digest_scope, PeerScope):
             raise InvalidArgumentError("digest_scope must be a PeerScope or None")
-        self.collect_expired()
+        self._collect()
         with self._env.read() as txn:
             wm = capped(self._watermarks(txn), self.replica_id, txn)
-            me = self._origin
+            me = self._stamps.origin
             return Summary(
                 self.replica_id, wm, stored_digest.root(stored_digest.bucket_sums(txn)),
                 me=me if me is not None and me in wm else None,  # once this object minted
@@ -137,7 +145,7 @@ class SyncOps(ReplicaCore):
 
     def state_digest(self) -> str:
         """Hex digest of the shareable state: equal exactly when that state is equal."""
-        self.collect_expired()
+        self._collect()
         with self._env.read() as txn:
             return stored_digest.root(stored_digest.bucket_sums(txn)).hex()
 
@@ -155,12 +163,12 @@ class SyncOps(ReplicaCore):
             raise bad("max_bytes must be a positive int")
         if peer is not None and not isinstance(peer, PeerScope):
             raise InvalidArgumentError("peer must be a PeerScope or None")
-        if parsed.me is not None and parsed.me != self._origin:
+        if parsed.me is not None and parsed.me != self._stamps.origin:
             self._defer_to_origin(parsed.me, peer_wm.get(parsed.me, 0))
         repair = parsed.digest is not None and parsed.digest[0] == normal(peer)
         if repair:
-            self.collect_expired()  # the peer's sums were taken after its own collection
-        now = self._clock()
+            self._collect()  # the peer's sums were taken after its own collection
+        now = self._stamps.clock()
         with self._env.read() as txn:
             # what we may claim of each origin beyond the peer's mark: our complete
             # watermark, but (for any origin not our own) no further than the events of
@@ -269,19 +277,19 @@ class SyncOps(ReplicaCore):
             return self._sync_apply(changes)
 
     def _sync_apply(self, changes: bytes) -> ApplyResult:
-        wall = self._clock()
-        parsed = read_changes(changes, wall=wall, max_drift_ms=self.max_drift_ms)
+        wall = self._stamps.clock()
+        parsed = read_changes(changes, wall=wall, max_drift_ms=self._stamps.max_drift_ms)
         sender, states, through, newest = parsed.sender, parsed.states, parsed.through, \
             parsed.newest
         scoped = parsed.scope is not None
-        me = self._origin  # the current origin: only this object mints under it
+        me = self._stamps.origin  # the current origin: only this object mints under it
 
         def write(txn: Txn) -> ApplyResult:
-            recorded = self._hlc(txn).observe(newest, wall) if newest is not None \
-                else self._stamp(txn, wall)
+            recorded = self._stamps.hlc(txn).observe(newest, wall) if newest is not None \
+                else self._stamps.stamp(txn, wall)
             changed: list[str] = []
             conflicts: list[str] = []
-            fresh: list[tuple[str, bytes, bytes, KeyState, list[bytes]]] = []
+            fresh: list[NewKey] = []
             table = Table(txn)
             refused = list(parsed.refused)
             caps = dict(parsed.caps)  # claims may not vouch for refused keys' events
@@ -333,14 +341,14 @@ class SyncOps(ReplicaCore):
                     continue
                 if h.expires_at is None:
                     table.detect_lie(incoming.ctx, {} if old is None else old.ctx, me)
-                if self._store(txn, key, skey, old_raw, old, new, local=False, events=events,
+                if store(txn, key, skey, old_raw, old, new, local=False, events=events,
                                new_raw=new_raw):
                     changed.append(key)
-                    self._raise_counter(txn, new.ctx)
+                    self._stamps.raise_counter(txn, new.ctx)
                     if len(new.standing()) > 1:
                         conflicts.append(key)
             if fresh:
-                self._store_new(txn, fresh, local=False)
+                store_new(txn, fresh, local=False)
                 if ctr is not None and top > txn.counter(ctr):
                     txn.set_counter(ctr, top)
             accepted: dict[str, int] = {}
@@ -390,7 +398,7 @@ class SyncOps(ReplicaCore):
         standing = [d for d, _ in new.standing()]
         return [history.version_entry(OPS[version.op], dot, version, ctx=new.ctx,
                                       standing=standing,
-                                      detail=self._event_detail(version, detail),
+                                      detail=history.event_detail(version, detail),
                                       recorded_at=recorded)
                 for dot, version in sorted(new.body.items())]
 
@@ -410,7 +418,7 @@ class SyncOps(ReplicaCore):
         events: list[dict[str, Any]] = []
         for dot, version in sorted(new.body.items()):
             if dot not in before:
-                events.append(self._version_event(OPS[version.op], dot, version, recorded,
+                events.append(history.version_event(OPS[version.op], dot, version, recorded,
                                                   detail))
         if not events and old is not None and set(before) - set(new.body):
             events.append({"op": "DELETE", "actor": None, "replica": sender, "ts": recorded,

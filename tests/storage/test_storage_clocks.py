@@ -13,6 +13,7 @@ from memmesh.crdt.codec import packb, unpackb
 from memmesh.crdt.limits import LOGICAL_CEILING
 from memmesh.storage import Replica
 from memmesh.storage.keycodec import encode
+from memmesh.storage.keystore import load
 
 YEAR_MS = 365 * 24 * 3600 * 1000
 
@@ -20,7 +21,7 @@ YEAR_MS = 365 * 24 * 3600 * 1000
 def _stamped(source: Replica, key: str, wall: int, logical: int) -> bytes:
     """``key``'s state from ``source`` with its created and version stamps forged."""
     with source._env.read() as txn:
-        _, _, state = source._load(txn, key)
+        _, _, state = load(txn, key)
     assert state is not None
     plain = list(unpackb(encode(state)))  # type: ignore[arg-type]
     header = list(plain[2])

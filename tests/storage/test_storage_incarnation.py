@@ -20,6 +20,7 @@ from memmesh.crdt.codec import packb, unpackb
 from memmesh.gossip.protocol.summary import push_summary
 from memmesh.merge import Election, arbiter_rank
 from memmesh.storage import Replica
+from memmesh.storage.keystore import load
 
 # -- helpers ---------------------------------------------------------------------------
 
@@ -44,7 +45,7 @@ def _wrote(r: Replica, key: str, text: str) -> Ack:
 def _context(r: Replica, key: str) -> dict[str, int]:
     """The causal context of ``key`` on ``r`` (internals: what the key has seen)."""
     with r._env.read() as txn:
-        _, _, state = r._load(txn, key)
+        _, _, state = load(txn, key)
     assert state is not None, f"{key} unknown on {r.path}"
     return dict(state.ctx)
 

@@ -74,7 +74,7 @@ def test_concurrent_updates_conflict_and_resolve_dominates_only_its_inputs(pair,
     assert "from a" in str(info.value) and "from b" in str(info.value)
     assert [c.id for c in a.conflicts(app_id="app")] == [mid]
     inputs = tuple(v.dot for v in record.versions)
-    c = Replica.open(tmp_path / "c", replica_id="rc", clock=a._clock)
+    c = Replica.open(tmp_path / "c", replica_id="rc", clock=a.clock)
     sync_once(a, c)
     c.update(mid, "from c, concurrent with the resolution")
     version = a.resolve(mid, "merged", resolver="test", inputs=inputs)

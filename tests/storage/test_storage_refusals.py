@@ -18,13 +18,14 @@ from memmesh.crdt.keystate import KeyState
 from memmesh.storage import Replica
 from memmesh.storage.digest import state_key
 from memmesh.storage.keycodec import encode
+from memmesh.storage.keystore import load
 
 YEAR_MS = 365 * 24 * 3600 * 1000
 
 
 def _state(replica: Replica, key: str) -> KeyState:
     with replica._env.read() as txn:
-        _, _, state = replica._load(txn, key)
+        _, _, state = load(txn, key)
     assert state is not None
     return state
 

@@ -18,6 +18,7 @@ from memmesh.crdt.codec import packb, unpackb
 from memmesh.gossip.protocol.session import SessionConfig
 from memmesh.storage import PeerScope, Replica
 from memmesh.storage.digest import BUCKETS, item_hash
+from memmesh.storage.keystore import load
 from memmesh.storage.repair import scope_sums
 from memmesh.storage.watermarks import MAX_SUMMARY_ORIGINS
 from memmesh.storage.wire import MAX_WANT, MAX_WANT_BYTES, scope_plain
@@ -108,7 +109,7 @@ def test_scope_sums_walk_exactly_the_keys_the_scope_allows(
         expected = [0] * BUCKETS
         with r._env.read() as txn:
             for skey, raw in txn.prefix("state", b""):
-                state = r._load(txn, skey[1:].decode())[2]
+                state = load(txn, skey[1:].decode())[2]
                 assert state is not None
                 h = state.header
                 if h.shareable and scope.allows(h.app_id, h.user_id):

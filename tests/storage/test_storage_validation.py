@@ -18,6 +18,7 @@ from memmesh.crdt.testing import key_state_variants, key_states
 from memmesh.storage import Replica
 from memmesh.storage.indexes import MAX_INDEX_KEY, add_index_rows, unstorable
 from memmesh.storage.keycodec import decode, encode
+from memmesh.storage.keystore import load
 
 
 def _payload(sender: Replica, states: list[bytes]) -> bytes:
@@ -28,7 +29,7 @@ def _payload(sender: Replica, states: list[bytes]) -> bytes:
 
 def _state(replica: Replica, key: str) -> KeyState:
     with replica._env.read() as txn:
-        _, _, state = replica._load(txn, key)
+        _, _, state = load(txn, key)
     assert state is not None
     return state
 
