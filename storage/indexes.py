@@ -1,32 +1,19 @@
-"""Secondary indexes kept in step with the key states, in the same transaction.
+"""Secondary indexes, kept in step with the key states in the same transaction.
 
-Each index entry is a pure function of one key state, so an index is maintained by
-diffing the entries of the old and the new state of the key that changed:
+Each entry is a pure function of one key state, so an index is maintained by diffing
+the entries of a key's old and new state (layouts in docs/internals.md):
 
-* ``scope``: ``field + value + 0x00 + key`` for every scope field set on a memory that
-  is not forgotten; ``list(**filters)`` walks one prefix instead of every key;
-* ``expiry``: ``expires_ms(8) + key`` for memories with a TTL (the collector's queue);
-* ``conflict``: ``key`` for live memories with several standing versions;
-* ``origin`` (the delta log): ``prio + origin + 0x00 + counter(8) + key -> b""`` for every
-  origin of a shareable key's context, at that key's *latest* counter of the origin.
-  The key is part of the index key, so two keys that carry the same ``(origin,
-  counter)`` (only a faulty peer makes them) each keep their entry: neither can hide
-  the other from sync (issue 11, case 3). Truncation rule: when a key gets a newer
-  event of an origin, its older entry of that origin is deleted (the key's state carries
-  the older event anyway), so the log holds at most one entry per (key, origin).
-  Priority keys sort first (prefix 0x00, others 0x01), so sync ships them first.
-* ``scope``, tag ``S`` (the peer-scope index of digest repair): ``"S" + h(app_id) +
-  h(user_id) + key`` for every shareable key (memories, sets, forgotten ones), with
-  ``h(v)`` 16 bytes of BLAKE2b over the value (``None`` distinct from every str). A
-  :class:`~memmesh.storage.records.PeerScope` restricts exactly those two fields, so
-  the keys a peer may see are a few prefix walks (one per allowed (app, user) pair),
-  and the digest of that scope costs what the scope holds, not what the replica holds.
-  Fixed-width hashes keep the index key short whatever the values' lengths.
+* ``scope``: scope field + value + key, so ``list(**filters)`` walks one prefix; and
+  tag ``S`` + h(app_id) + h(user_id) + key for every shareable key (the peer-scope rows
+  of digest repair: the keys a ``PeerScope`` allows are a few prefix walks);
+* ``expiry``: expires_ms + key, the TTL collector's queue;
+* ``conflict``: live memories with several standing versions;
+* ``origin`` (the delta log): priority + origin + counter + key for each origin of a
+  shareable key's context at its latest counter (the key in the index key, so two keys
+  carrying one dot both keep their entry); priority keys sort, and sync, first.
 
-Every index key must fit LMDB's key size (:data:`MAX_INDEX_KEY`): :func:`unstorable`
-says, from the same layouts, whether a state would produce a longer one, so such a
-state is refused before any write (a peer's, at decode time) instead of failing inside
-the write transaction.
+:func:`unstorable` says from the same layouts whether a state would need an index key
+beyond LMDB's 511 bytes, so such a state is refused before any write.
 """
 
 from __future__ import annotations

@@ -1,27 +1,14 @@
 """Digest repair: find and ship the keys two replicas disagree on, whatever the
-watermarks say (issue 11, deliverable 6; the bucketed anti-entropy of Riak's AAE and
-Akka ddata's digests, one level deep: Dynamo and Cassandra use Merkle trees).
+watermarks say (the bucketed anti-entropy of Riak's AAE and Akka ddata's digests, one
+level deep; Dynamo and Cassandra use Merkle trees).
 
-Watermarks cannot see what a false claim, a filtered sync or a restored backup hid.
-Digests can: the replicated state's MSet-Add-Hash (:mod:`.digest`) is kept per bucket
-of keys, so two replicas compare 256 bucket sums, then list ``(key, hash)`` for the
-keys of the buckets that differ, and the side that lacks a key (or holds another state
-of it) asks for it by id. One round trip per step, cost proportional to the differing
-buckets, not to the replica:
-
-1. A's summary carries ``digest``: the scope it was computed over (the PeerScope B
-   applies to A, so both sides sum the same keys) and 256 sums of 8 bytes (the low 64
-   bits of the stored 256-bit sums: a sum mod 2**64 is the sum of the hashes mod 2**64).
-2. B's ``sync_changes`` compares them with its own sums over that scope and adds
-   ``hashes``: ``(key, 8-byte hash of its state)`` for every key A may see in each
-   differing bucket (whole buckets, as many as fit ``max_bytes``).
-3. A's ``sync_apply`` returns ``wanted``: the listed keys it lacks or holds with another
-   hash; A's next summary carries them as ``want`` and B ships those states.
-
-A key whose state here already dominates the peer's is wanted too (a hash cannot say
-which side holds more); its join changes nothing here and the peer's own repair pull
-fixes the other side. The bounds of ``want``, ``hashes`` and digest scopes are the wire
-format's (:mod:`.wire`).
+Watermarks cannot see what a false claim, a filtered sync or a restored backup hid;
+digests can. A summary with ``digest`` carries 256 bucket sums over the scope the peer
+serves; the answer lists ``(key, hash8)`` for the keys of the buckets that differ
+(:func:`bucket_listing`); the keys the receiver lacks or holds otherwise
+(:func:`wanted`) go in its next summary's ``want`` and are shipped whatever the
+watermarks say. A key whose state here dominates is wanted too (a hash cannot say which
+side holds more); the peer's own repair fixes the other side.
 """
 
 from __future__ import annotations

@@ -1,49 +1,16 @@
-"""The three byte-level sync calls: ``sync_summary``, ``sync_changes``, ``sync_apply``.
+"""The sync calls: ``sync_summary``, ``sync_changes``, ``sync_apply``, ``state_digest``.
 
-Protocol (Scuttlebutt-style watermarks, van Renesse et al., "Efficient Reconciliation
-and Flow Control for Anti-Entropy Protocols", 2008; full per-key states rather than
-deltas, so any subset of keys may be shipped in any order):
-
-* summary ``{"v": 1, "rid"[, "me"], "wm": {origin: counter}, "root": 32 bytes[,
-  "digest": {"scope", "sums"}][, "want": (key, ...)]}``: ``wm[o] = n`` claims "I hold
-  every shareable event of ``o`` up to ``n`` that I may see". An origin is
-  ``replica_id#incarnation`` (see :mod:`.incarnation`); ``me`` names the origin this
-  object mints under, once it has minted, and its ``wm`` is its dot counter (claims by
-  others about it are ignored); older origins minted in this directory (earlier
-  processes, a restored backup's) show at least their counter and are raised by claims
-  like any remote origin. ``digest`` and ``want`` are digest repair's (:mod:`.repair`).
-* changes ``{"v": 1, "rid", "scope", "states": (key-state bytes, ...), "through": {o:
-  (base, n)}[, "hashes": ((key, hash8), ...)]}``: the full state of every wanted key
-  and of every shareable key, allowed for the peer, whose latest event of some origin
-  ``o`` is beyond the peer's ``wm[o]``, found through the ``origin`` index and shipped
-  priority first, then by (origin, counter); ``scope`` is the PeerScope the sender
-  filtered with (None: unrestricted); ``through`` claims let the receiver raise its
-  watermarks past events it will never get (private keys, keys its scope does not
-  allow, keys superseded by later events): ``n`` is the sender's own *complete*
-  watermark of ``o``, or just below the first entry of ``o`` the payload had no room
-  for; ``hashes`` is the repair listing of the buckets whose digests differ.
-
-Two rules keep a claim from vouching for events its receiver never got:
-
-* **No gaps** (Scuttlebutt's "deltas in version order without gaps"): ``base`` is the
-  watermark the payload was computed from; a receiver takes the claim only if it already
-  holds ``o`` up to ``base``. A payload computed from a summary that assumed an earlier,
-  lost payload (a stream of chunks) cannot skip what that payload carried.
-* **Scoped claims stay scoped.** A replica keeps two watermarks per origin: complete
-  (``wm:``: every shareable event) and scoped (``ws:``: every event it may see, raised
-  by payloads the sender filtered with a restricted ``scope``). It claims only its
-  complete watermark (and its own counter) to others, but shows the greater of the two
-  in its summary. So a replica restricted to one user, relaying to an unrestricted one,
-  never vouches for other users' events it was not allowed to hold (the simulations'
-  scoped-ACL fleet found this); a restricted replica still advances past what its scope
-  hides. (Assumes each replica's scope is the same on every peer.)
-
-Claims that do lie (a faulty or hostile member) are bounded and found out by the rules
-of :mod:`.watermarks` (a capped table, the lie detector, the origin's authority) and,
-for whatever they hid, by digest repair (:mod:`.repair`). ``sync_apply`` reads the
-payload with :mod:`.incoming` (the envelope all or nothing, each key state accepted or
-refused on its own), computes each key's join before writing it (a failure refuses
-that key only), then applies everything in one transaction.
+Scuttlebutt-style watermarks (van Renesse et al., "Efficient Reconciliation and Flow
+Control for Anti-Entropy Protocols", 2008) over full per-key states, so any subset of
+keys may ship in any order. A summary says how far this replica holds each origin; the
+changes it is answered with carry the states of keys with events beyond those marks
+that the peer may see (priority first) and ``through`` claims that let the peer raise
+its marks past events it will never get. A claim is taken only without gaps (its base
+already held), and scoped claims stay scoped (a complete and a scoped watermark per
+origin; only the complete one is claimed to others), so a claim never vouches for
+events its receiver lacks. Lying claims are bounded by :mod:`.watermarks`; what they hid
+is found by digest repair (:mod:`.repair`). Formats: :mod:`.wire`; a payload's keys are
+judged one by one (:mod:`.incoming`), joined, then applied in one transaction.
 """
 
 from __future__ import annotations
@@ -273,7 +240,7 @@ class Sync:
 
     def sync_apply(self, changes: bytes) -> ApplyResult:
         """Join a peer's changes: validated first, then applied in one transaction."""
-        with gc_paused():  # a bulk call: see gcpause.py
+        with gc_paused():  # only when single-threaded: see gcpause.py
             return self._sync_apply(changes)
 
     def _sync_apply(self, changes: bytes) -> ApplyResult:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from storage_helpers import FakeClock, sync_once
+from storage_helpers import sync_once, ticking
 
 from memmesh.crdt import DecodeError, Dot, InvalidArgumentError
 from memmesh.crdt.codec import packb, unpackb
@@ -69,7 +69,7 @@ def _nested(depth: int) -> dict[str, Any]:
 def test_metadata_nested_as_deep_as_add_allows_still_joins(tmp_path: Path) -> None:
     """The join used to re-validate values with a depth rule one level stricter than
     decode's: the second receipt of such a state failed inside the transaction."""
-    clock = FakeClock()
+    clock = ticking()
     with Replica.open(tmp_path / "a", replica_id="ra", clock=clock) as a, \
             Replica.open(tmp_path / "b", replica_id="rb", clock=clock) as b:
         deepest = next(d for d in range(40, 0, -1) if _accepts(a, _nested(d)))
@@ -143,7 +143,7 @@ def test_lmdb_key_limit_is_what_indexes_assume(tmp_path: Path) -> None:
 def test_a_key_reusing_another_key_s_dot_does_not_hide_it_from_sync(tmp_path: Path) -> None:
     """Case 3 of issue 11: the origin index mapped (origin, counter) to one key, so a
     state for a new key carrying the same dot overwrote the first key's entry."""
-    clock = FakeClock()
+    clock = ticking()
     with Replica.open(tmp_path / "a", replica_id="ra", clock=clock) as a, \
             Replica.open(tmp_path / "b", replica_id="rb", clock=clock) as b, \
             Replica.open(tmp_path / "c", replica_id="rc", clock=clock) as c:
