@@ -28,7 +28,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy --strict crdt merge gossip
+	$(BIN)/mypy --strict crdt storage merge gossip
 
 bench: install
 	$(BIN)/memmesh bench --quick

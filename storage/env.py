@@ -17,7 +17,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import lmdb
 
@@ -132,7 +132,8 @@ class Txn:
         if not cur.set_range(prefix):
             return
         tick = self.tick
-        for key, value in cur:
+        rows = cast(Iterator[tuple[bytes, bytes]], iter(cur))  # buffers=False: bytes
+        for key, value in rows:
             if not key.startswith(prefix):
                 return
             tick()
@@ -347,9 +348,11 @@ class _Batch:
         if self.txn is None:
             return
         while True:
+            txn = self.txn
+            assert txn is not None
             try:
-                self.txn.finish()
-                self.txn.txn.commit()
+                txn.finish()
+                txn.txn.commit()
                 self.txn = None
                 return
             except lmdb.MapFullError:

@@ -12,7 +12,7 @@ __all__ = [
 ]
 
 
-class StorageError(MemmeshError):
+class StorageError(MemmeshError):  # type: ignore[misc, unused-ignore]
     """A replica cannot do what was asked of it."""
 
 
@@ -23,7 +23,7 @@ class UnknownMemoryError(StorageError, KeyError):
         return str(self.args[0]) if self.args else "unknown memory"
 
 
-class ReplicaIdMismatchError(StorageError, InvalidArgumentError):
+class ReplicaIdMismatchError(StorageError, InvalidArgumentError):  # type: ignore[misc, unused-ignore]
     """``Replica.open(replica_id=...)`` names another id than the one stored at the path."""
 
 

@@ -110,7 +110,10 @@ def purge(txn: Txn, key: str) -> int:
 
 
 def _raw(txn: Txn, key: str) -> list[tuple[Any, ...]]:
-    return [unpackb(v) for _, v in txn.prefix("history", key.encode() + b"\x00")]  # type: ignore[misc]
+    entries: list[tuple[Any, ...]] = [
+        unpackb(v)  # type: ignore[misc, unused-ignore]
+        for _, v in txn.prefix("history", key.encode() + b"\x00")]
+    return entries
 
 
 def _event(key: str, e: tuple[Any, ...]) -> Event:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Iterator
+from typing import cast
 
 from memmesh.crdt.keystate import KIND_MEMORY, KeyState
 
@@ -82,13 +83,13 @@ def peer_keys(txn: Txn, apps: frozenset[str | None] | None,
     cur = txn.cursor("scope")
     seek = PEER_TAG
     while cur.set_range(seek):  # skip-scan over the distinct apps
-        raw = cur.key()
+        raw = bytes(cur.key())
         if raw[:1] != PEER_TAG:
             return
-        app = bytes(raw[1:1 + _H])
+        app_hash = raw[1:1 + _H]
         for user in users:
-            yield from _keys_under(txn, PEER_TAG + app + scope_hash(user), 1 + 2 * _H)
-        following = int.from_bytes(app, "big") + 1
+            yield from _keys_under(txn, PEER_TAG + app_hash + scope_hash(user), 1 + 2 * _H)
+        following = int.from_bytes(app_hash, "big") + 1
         if following >> (8 * _H):
             return
         seek = PEER_TAG + following.to_bytes(_H, "big")
@@ -109,11 +110,11 @@ def origins(txn: Txn, priority: bool) -> Iterator[str]:
     prio = _PRIO[priority]
     seek = prio
     while cur.set_range(seek):
-        raw = cur.key()
+        raw = bytes(cur.key())
         if raw[:1] != prio:
             return
         end = raw.index(b"\x00", 1)  # origins never contain NUL
-        origin = bytes(raw[1:end])
+        origin = raw[1:end]
         yield origin.decode()
         seek = prio + origin + b"\x01"
 
@@ -127,7 +128,8 @@ def origin_entries(txn: Txn, priority: bool, origin: str, start: int
     cur = txn.cursor("origin")
     if not cur.set_range(prefix + start.to_bytes(8, "big")):
         return
-    for raw in cur.iternext(values=False):
+    keys = cast(Iterator[bytes], cur.iternext(values=False))  # buffers=False: bytes
+    for raw in keys:
         if not raw.startswith(prefix):
             return
         yield int.from_bytes(raw[len(prefix):cut], "big"), bytes(raw[cut:])
@@ -154,7 +156,7 @@ def holds_origin(txn: Txn, origin: str) -> bool:
     """Whether some shareable key here carries an event of ``origin``."""
     cur = txn.cursor("origin")
     tail = origin.encode() + b"\x00"
-    return any(cur.set_range(prio + tail) and cur.key().startswith(prio + tail)
+    return any(cur.set_range(prio + tail) and bytes(cur.key()).startswith(prio + tail)
                for prio in _PRIO)
 
 

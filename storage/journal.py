@@ -72,7 +72,7 @@ def changes_since(txn: Txn, since: int, limit: int) -> ChangeBatch:
             if len(out) >= limit:
                 break
             seq = int.from_bytes(raw_key, "big")
-            key, local, priority = unpackb(bytes(raw))  # type: ignore[misc]
+            key, local, priority = unpackb(bytes(raw))  # type: ignore[misc, unused-ignore]
             out.append(Change(seq, key, local, priority))
     if not out:
         seq = max(since, last_seq(txn)) if reset else since

@@ -99,8 +99,10 @@ def encode(state: KeyState) -> bytes:
         ((dot, v),) = state.body.items()
         if counter and dot.replica == origin and v.op != OP_RESOLVE and \
                 (h.created is None or h.created.replica == origin):
-            return pack_canonical((1, (origin,), _header_plain(h, {origin: 0}), (0, counter),
-                                   state.forgotten, ((0, dot.counter, v[:8]),)))
+            fresh: bytes = pack_canonical((1, (origin,), _header_plain(h, {origin: 0}),
+                                           (0, counter), state.forgotten,
+                                           ((0, dot.counter, v[:8]),)))
+            return fresh
     rids = _replicas(state)
     index = {r: i for i, r in enumerate(rids)}
     ctx: list[int] = []
@@ -126,7 +128,8 @@ def encode(state: KeyState) -> bytes:
     # Every part is already canonical plain data (metadata maps are key-sorted by the
     # memory model and checked sorted on decode; floats are never -0.0), so msgpack's
     # own packing is exactly codec.packb here, without its validation walk.
-    return pack_canonical(plain)
+    out: bytes = pack_canonical(plain)
+    return out
 
 
 # ------------------------------------------------------------------------ decoding

@@ -198,7 +198,7 @@ class Memory:
         return skey, raw, state
 
     def _expired(self, state: KeyState, now_ms: int | None = None) -> bool:
-        expires = state.header.expires_at
+        expires: int | None = state.header.expires_at
         if expires is None:
             return False
         return expires <= (self._stamps.clock() if now_ms is None else now_ms)

@@ -121,7 +121,7 @@ class Reads:
             return frozenset()
         return frozenset(state.body)
 
-    def history(self, memory_id: str) -> list[Event]:
+    def history(self, memory_id: str) -> builtins.list[Event]:
         """Every recorded event of ``memory_id``, oldest first (local and remote)."""
         with self._env.read() as txn:
             return history.events(txn, memory_id)

@@ -80,8 +80,8 @@ class MemoryRecord:
         )
         err = ConflictError(f"memory {self.id} has {len(self.versions)} concurrent versions: "
                             f"{names}")
-        err.versions = self.versions  # type: ignore[attr-defined]
-        err.memory_id = self.id  # type: ignore[attr-defined]
+        err.versions = self.versions  # type: ignore[attr-defined, unused-ignore]
+        err.memory_id = self.id  # type: ignore[attr-defined, unused-ignore]
         raise err
 
     @property

@@ -35,7 +35,7 @@ def _save_hlc(txn: Txn) -> None:
 
 
 def _stored_wall(raw: bytes) -> int:
-    wall: int = unpackb(raw)[0]  # type: ignore[index]
+    wall: int = unpackb(raw)[0]  # type: ignore[index, unused-ignore]
     return wall
 
 
@@ -102,7 +102,7 @@ class Stamps:
             raw = txn.get("meta", _HLC)
             last = None
             if raw is not None:
-                wall, logical = unpackb(raw)  # type: ignore[misc]
+                wall, logical = unpackb(raw)  # type: ignore[misc, unused-ignore]
                 last = Timestamp(wall, logical, name)
             clock = txn.scratch["hlc"] = HLC(name, max_drift_ms=self.max_drift_ms, last=last)
             txn.pre_commit.append(_save_hlc)
