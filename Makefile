@@ -28,7 +28,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy --strict crdt gossip semantic
+	$(BIN)/mypy --strict crdt storage merge gossip semantic
 
 bench: install
 	$(BIN)/memmesh bench --quick

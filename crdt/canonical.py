@@ -123,11 +123,14 @@ def _canon(obj: object) -> object:
         return 0.0 if obj == 0.0 else obj
     if obj is None or kind is bool or kind is int or kind is str or kind is bytes:
         return obj
+    if isinstance(obj, tuple) and hasattr(kind, "_fields"):  # a named tuple: its fields
+        return [_canon(item) for item in obj]
     _fail(f"{kind.__name__} is not plain data")
 
 
 def packb(obj: object) -> bytes:
-    """Canonical msgpack bytes of plain data (sorted map keys, 64-bit floats).
+    """Canonical msgpack bytes of plain data (sorted map keys, 64-bit floats); a named
+    tuple packs as the array of its fields, exactly as the plain tuple equal to it.
 
     Raises :class:`InvalidArgumentError` for anything that is not plain data.
     """

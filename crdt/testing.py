@@ -5,6 +5,8 @@ pieces memmesh's own tests use (it needs ``hypothesis``, from the ``test`` extra
 
 * Data: :func:`replica_ids`, :func:`elements`, :func:`values`, :func:`dots`,
   :func:`timestamps`, :func:`causal_contexts`.
+* Key states of the memory CRDT (:mod:`.keystate`): :func:`key_states` and
+  :func:`key_state_variants` (one field changed, as a faulty peer might).
 * :class:`Operation`: one mutator call at one replica, with a readable label, and the
   factories :func:`add`, :func:`remove`, :func:`write`, :func:`clear`,
   :func:`lww_write`; :func:`operations` draws them for a state type.
@@ -57,6 +59,17 @@ from .codec import decode, encode
 from .dot import Dot
 from .hlc import Timestamp
 from .join import Joinable, join
+from .keystate import (
+    KIND_MEMORY,
+    KIND_SET,
+    OP_ADD,
+    OP_DELETE,
+    OP_RESOLVE,
+    OP_UPDATE,
+    Header,
+    KeyState,
+    VersionData,
+)
 from .lwwregister import LWWRegister
 from .mvregister import MVRegister
 from .orset import ORSet
@@ -76,6 +89,8 @@ __all__ = [
     "clear",
     "dots",
     "elements",
+    "key_state_variants",
+    "key_states",
     "lww_write",
     "operations",
     "remove",
@@ -443,3 +458,146 @@ def states(
     run: _Run[Any] = _Run(kind, ops, DEFAULT_REPLICAS, lambda s: s.copy())
     run.run_steps(schedule)
     return run.states[draw(st.integers(0, len(DEFAULT_REPLICAS) - 1))]
+
+
+# -- the memory key state ----------------------------------------------------------
+
+_KEY = "k-0001"
+_SCOPES = st.sampled_from((None, "x", "y"))
+_WALLS = st.integers(1_000, 1_003)
+_LOGICALS = st.integers(0, 2)
+_METADATA: st.SearchStrategy[dict[str, Any]] = st.sampled_from(
+    ({}, {"k": 1}, {"k": 2}, {"a": (1, "x")}, {"k": 1.5}))
+_KEY_ELEMENTS = (None, "a", "b", b"a", 0, 7, ("t", 2))
+
+
+@st.composite
+def _key_version(draw: st.DrawFn, policy: str, ctx: dict[str, int]) -> VersionData:
+    ops = [OP_ADD, OP_UPDATE, OP_RESOLVE] + ([OP_DELETE] if policy == "lww" else [])
+    op = draw(st.sampled_from(ops))
+    text = None if op == OP_DELETE else draw(st.sampled_from(("one", "two", "three")))
+    resolver: str | None = None
+    inputs: tuple[tuple[str, int], ...] = ()
+    if op == OP_RESOLVE:
+        resolver = draw(st.sampled_from(("lww", "llm")))
+        seen = [(r, c) for r, n in sorted(ctx.items()) for c in range(1, n + 1)]
+        inputs = tuple(sorted(draw(st.sets(st.sampled_from(seen), max_size=2))))
+    return VersionData(text, draw(st.sampled_from((None, "alice", "bob"))),
+                       draw(st.sampled_from((None, "planner"))), draw(_WALLS), draw(_LOGICALS),
+                       draw(st.sampled_from((1.0, 0.5, 0.0))), draw(_METADATA), op, resolver,
+                       inputs)
+
+
+@st.composite
+def key_states(draw: st.DrawFn, policy: str | None = None, *, key: str = _KEY,
+               replicas: Sequence[str] = DEFAULT_REPLICAS) -> KeyState:
+    """Well-formed states of one key (:mod:`memmesh.crdt.keystate`) of every shape: "mv",
+    "lww" or a set, forgotten or not, RESOLVE versions with inputs, several origins.
+    Well-formed means what storage's codec accepts from a peer: every dot of the body
+    covered by the context, at most one "lww" version, DELETE only under "lww"."""
+    policy = policy or draw(st.sampled_from(("mv", "lww", "set")))
+    kind = KIND_SET if policy == "set" else KIND_MEMORY
+    ctx = draw(st.dictionaries(st.sampled_from(replicas), st.integers(1, 4), min_size=1))
+    created = None if kind == KIND_SET else Timestamp(draw(_WALLS), draw(_LOGICALS),
+                                                      draw(st.sampled_from(replicas)))
+    header = Header(key, kind, draw(_SCOPES), draw(_SCOPES), draw(_SCOPES), None, policy,
+                    "shared", draw(st.booleans()), created,
+                    draw(st.sampled_from((None, 10**13))))
+    forgotten = draw(st.booleans()) and draw(st.booleans())
+    all_dots = [Dot(r, c) for r, n in sorted(ctx.items()) for c in range(1, n + 1)]
+    body: dict[Any, Any] = {}
+    if not forgotten and kind == KIND_SET:
+        for element in draw(st.sets(st.sampled_from(_KEY_ELEMENTS), max_size=3)):
+            body[element] = frozenset(draw(st.sets(st.sampled_from(all_dots), min_size=1,
+                                                   max_size=2)))
+    elif not forgotten:
+        chosen = draw(st.sets(st.sampled_from(all_dots), max_size=1 if policy == "lww" else 3))
+        for dot in sorted(chosen):
+            body[dot] = draw(_key_version(policy, ctx))
+    return KeyState(header, ctx, forgotten, body)
+
+
+def _with(state: KeyState, *, header: Header | None = None, ctx: dict[str, int] | None = None,
+          forgotten: bool | None = None, body: dict[Any, Any] | None = None) -> KeyState:
+    return KeyState(state.header if header is None else header,
+                    dict(state.ctx) if ctx is None else ctx,
+                    state.forgotten if forgotten is None else forgotten,
+                    dict(state.body) if body is None else body)
+
+
+def _floor(state: KeyState, replica: str) -> int:
+    """The highest counter of ``replica`` among the dots of ``state``'s body."""
+    found = [d.counter for d in state.body if isinstance(d, Dot) and d.replica == replica]
+    if state.header.kind == KIND_SET:
+        found = [d.counter for ds in state.body.values() for d in ds if d.replica == replica]
+    return max(found, default=1)
+
+
+@st.composite
+def key_state_variants(draw: st.DrawFn, base: KeyState,
+                       replicas: Sequence[str] = DEFAULT_REPLICAS) -> KeyState:
+    """``base`` changed in exactly one field: one header field, one context entry, one
+    field of one version, the forgotten flag, one set element or its dots. Each is a
+    well-formed state a faulty peer could ship for the same key; joins of any of them
+    must still be a total, deterministic function of the inputs."""
+    h = base.header
+    origin = draw(st.sampled_from(replicas))
+    mutations: list[Callable[[], KeyState]] = [
+        lambda: _with(base, header=h._replace(app_id=draw(_SCOPES))),
+        lambda: _with(base, header=h._replace(user_id=draw(_SCOPES))),
+        lambda: _with(base, header=h._replace(agent_id=draw(_SCOPES))),
+        lambda: _with(base, header=h._replace(run_id=draw(st.sampled_from((None, "run"))))),
+        lambda: _with(base, header=h._replace(priority=not h.priority)),
+        lambda: _with(base, header=h._replace(
+            expires_at=draw(st.sampled_from((None, 10**13, 10**13 + 1))))),
+        lambda: _with(base, ctx={**base.ctx, origin: draw(
+            st.integers(_floor(base, origin), 6))}),
+        lambda: _with(base, forgotten=True, body={}),
+    ]
+    c = h.created
+    if c is not None:
+        mutations += [
+            lambda: _with(base, header=h._replace(created=Timestamp(
+                c.wall_ms, c.logical, draw(st.sampled_from(replicas))))),
+            lambda: _with(base, header=h._replace(created=Timestamp(
+                draw(_WALLS), c.logical, c.replica))),
+            lambda: _with(base, header=h._replace(created=Timestamp(
+                c.wall_ms, draw(_LOGICALS), c.replica))),
+        ]
+        if len(base.body) <= 1 and not any(v.op == OP_DELETE for v in base.body.values()):
+            other = "lww" if h.policy == "mv" else "mv"
+            mutations.append(lambda: _with(base, header=h._replace(policy=other)))
+    if base.body and h.kind == KIND_MEMORY:
+        first = sorted(base.body)[0]
+        version: VersionData = base.body[first]
+
+        def changed(**fields: Any) -> KeyState:
+            return _with(base, body={**base.body, first: version._replace(**fields)})
+
+        mutations += [
+            lambda: changed(text=None if version.op == OP_DELETE else
+                            draw(st.sampled_from(("one", "four")))),
+            lambda: changed(actor=draw(st.sampled_from((None, "carol")))),
+            lambda: changed(role=draw(st.sampled_from((None, "critic")))),
+            lambda: changed(wall_ms=draw(_WALLS)),
+            lambda: changed(logical=draw(_LOGICALS)),
+            lambda: changed(confidence=draw(st.sampled_from((0.25, 1.0)))),
+            lambda: changed(metadata=draw(_METADATA)),
+            lambda: _with(base, body={d: v for d, v in base.body.items() if d != first}),
+        ]
+        if version.op in (OP_ADD, OP_UPDATE):
+            mutations.append(lambda: changed(op=OP_UPDATE if version.op == OP_ADD else OP_ADD))
+        if version.op == OP_RESOLVE:
+            mutations += [
+                lambda: changed(resolver=draw(st.sampled_from(("vote", "lww")))),
+                lambda: changed(inputs=()),
+            ]
+    if h.kind == KIND_SET and not base.forgotten:
+        all_dots = [Dot(r, c) for r, n in sorted(base.ctx.items()) for c in range(1, n + 1)]
+        element = draw(st.sampled_from(_KEY_ELEMENTS))
+        added = frozenset(draw(st.sets(st.sampled_from(all_dots), min_size=1, max_size=2)))
+        mutations += [
+            lambda: _with(base, body={**base.body, element: added}),
+            lambda: _with(base, body={e: d for e, d in base.body.items() if e != element}),
+        ]
+    return draw(st.sampled_from(mutations))()

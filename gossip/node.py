@@ -24,7 +24,7 @@ from typing import Any
 import trio
 
 from memmesh.crdt.errors import MemmeshError
-from memmesh.storage.arbitration import resolve_conflicts
+from memmesh.merge import resolve_conflicts
 
 from .dialer import Dialer
 from .link import Link, peer_host
@@ -87,7 +87,7 @@ class Node:
         :mod:`memmesh.semantic`, e.g. ``chain(NearDuplicate(), RolePriority([...]))``, or
         your own) run in a worker thread, every ``resolver_interval``, for each conflict
         this replica is the elected arbiter for, through
-        :func:`memmesh.storage.resolve_conflicts`: the resolution is written as a RESOLVE
+        :func:`memmesh.merge.resolve_conflicts`: the resolution is written as a RESOLVE
         that dominates the versions; None leaves the conflict for later.
 
     Options: ``insecure``, ``acl`` (``{peer replica id: scope}``, the scope handed to
@@ -405,7 +405,7 @@ class Node:
 
     async def _resolver_loop(self) -> None:
         """Every ``resolver_interval``, resolve the conflicts this replica is the elected
-        arbiter for (:func:`memmesh.storage.resolve_conflicts`: one loop for the node and
+        arbiter for (:func:`memmesh.merge.resolve_conflicts`: one loop for the node and
         for direct callers).  It runs in its own worker thread, outside the storage
         limiter, so a slow resolver (an LLM) never holds up syncs."""
         assert self.resolver is not None

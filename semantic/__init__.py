@@ -5,21 +5,12 @@
   per replica by content hash.
 * Search: :class:`SemanticIndex` ``.search(query, k=10, **scope_filters) -> list[Hit]``,
   ranked by similarity, recency, confidence and actor trust (:class:`ScoreWeights`).
-* Merge hook: :class:`Conflict` -> resolver -> :class:`Resolution`; built-in resolvers,
-  :func:`chain`, :class:`LLMArbiter`, and :func:`resolve_conflicts`, which resolves only
-  the conflicts this replica is the elected arbiter for.
+* Resolvers for the merge hook of :mod:`memmesh.merge` (``Conflict`` in, ``Resolution``
+  out, run by ``memmesh.merge.resolve_conflicts``): the built-in resolvers,
+  :func:`chain` and :class:`LLMArbiter`.
 """
 
 from __future__ import annotations
-
-from memmesh.storage.arbitration import ResolveOutcome, resolve_conflicts
-from memmesh.storage.resolution import (
-    Conflict,
-    ConflictVersion,
-    Resolution,
-    Resolver,
-    format_alternatives,
-)
 
 from .cache import CachedEmbedder, content_key
 from .embedding import Embedder, l2_normalise
@@ -27,7 +18,6 @@ from .errors import (
     ArbiterOutputError,
     EmbeddingError,
     InvalidQueryError,
-    InvalidResolutionError,
     MissingDependencyError,
     SemanticError,
 )
@@ -51,23 +41,17 @@ __all__ = [
     "ArbiterOutputError",
     "CachedEmbedder",
     "Chain",
-    "Conflict",
-    "ConflictVersion",
     "Embedder",
     "EmbeddingError",
     "HashingEmbedder",
     "HighestConfidence",
     "Hit",
     "InvalidQueryError",
-    "InvalidResolutionError",
     "KeepAll",
     "LLMArbiter",
     "LastWriterWins",
     "MissingDependencyError",
     "NearDuplicate",
-    "Resolution",
-    "ResolveOutcome",
-    "Resolver",
     "RolePriority",
     "ScoreParts",
     "ScoreWeights",
@@ -78,8 +62,6 @@ __all__ = [
     "chain",
     "content_key",
     "default_model_path",
-    "format_alternatives",
     "l2_normalise",
     "parse_decision",
-    "resolve_conflicts",
 ]

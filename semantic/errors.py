@@ -7,14 +7,12 @@ errors), and bad input is rejected before anything is written.
 from __future__ import annotations
 
 from memmesh.crdt import MemmeshError
-from memmesh.storage.errors import InvalidResolutionError
 
 __all__ = [
     "EXTRA_HINT",
     "ArbiterOutputError",
     "EmbeddingError",
     "InvalidQueryError",
-    "InvalidResolutionError",
     "MissingDependencyError",
     "SemanticError",
 ]

@@ -25,13 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-from memmesh.storage.resolution import (
-    MAX_RESOLUTION_CHARS,
-    Conflict,
-    Resolution,
-    Resolver,
-    resolver_name,
-)
+from memmesh.merge import MAX_RESOLUTION_CHARS, Conflict, Resolution, Resolver, resolver_name
 
 from .errors import ArbiterOutputError
 from .resolvers import KeepAll

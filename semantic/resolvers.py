@@ -3,7 +3,7 @@
 Each resolver is a callable ``(Conflict) -> Resolution | None``. The deterministic ones
 (everything here) give the same answer on every replica for the same conflict, so even
 without the arbiter election they could never create a new conflict out of an old one;
-the election (see :mod:`memmesh.storage.arbitration`) is what makes non-deterministic
+the arbiter election (:mod:`memmesh.merge`) is what makes non-deterministic
 resolvers such as :class:`~memmesh.semantic.LLMArbiter` safe too.
 """
 
@@ -13,13 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from memmesh.storage.resolution import (
-    Conflict,
-    ConflictVersion,
-    Resolution,
-    Resolver,
-    resolver_name,
-)
+from memmesh.merge import Conflict, ConflictVersion, Resolution, Resolver, resolver_name
 
 from .embedding import Embedder, check_embeddings
 

@@ -29,10 +29,9 @@ from typing import Any
 
 from memmesh.gossip.protocol.policy import PolicyConfig
 from memmesh.gossip.protocol.session import SessionConfig
+from memmesh.merge import Conflict, Resolution, resolve_conflicts
 from memmesh.storage import digest as stored_digest
-from memmesh.storage.arbitration import resolve_conflicts
-from memmesh.storage.keystate import decode
-from memmesh.storage.resolution import Conflict, Resolution
+from memmesh.storage.keycodec import decode
 
 from .clock import SkewedClock
 from .engine import US_PER_MS, US_PER_S, EventLoop
@@ -353,8 +352,8 @@ class Cluster:
             self._resolve_conflicts(node)
 
     def _resolve_conflicts(self, node: SimNode) -> None:
-        """What ``Node(resolver=...)`` does each ``resolver_interval``: storage's
-        ``resolve_conflicts`` (the arbiter election plus the RESOLVE write).
+        """What ``Node(resolver=...)`` does each ``resolver_interval``:
+        ``memmesh.merge.resolve_conflicts`` (the arbiter election plus the RESOLVE write).
 
         The simulated resolver picks the newest version (hybrid timestamp, then dot),
         like the last-writer-wins resolver; a real fleet plugs in ``memmesh.semantic``

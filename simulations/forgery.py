@@ -5,10 +5,10 @@ any payload that packs.  This module crafts the ones issue 11 lists, each valid 
 every respect but the one its case is about, for the ``byzantine`` scenario and for
 the hostile-peer suite in ``tests/hostile`` (one toolkit for both):
 
-* key states (``storage.keystate``): :func:`memory_state` and :func:`set_state` from
-  scratch; :func:`created_by` (headers differing only in ``created``'s replica, case
-  2), :func:`reusing_dot` (a new key carrying another key's dot, case 3),
-  :func:`restamped` (future stamps, logical parts at or past the bound, cases 6 and
+* key states (``crdt.keystate``, encoded by ``storage.keycodec``): :func:`memory_state`
+  and :func:`set_state` from scratch; :func:`created_by` (headers differing only in
+  ``created``'s replica, case 2), :func:`reusing_dot` (a new key carrying another key's
+  dot, case 3), :func:`restamped` (future stamps, logical parts at or past the bound, cases 6 and
   8), :func:`with_element` (a set element such as ``True``, case 7);
 * payloads (``crdt.codec.packb``): :func:`payload`, and edits of an honest payload
   (:func:`shipping` forged states, :func:`claims_only`: forged watermark claims,
@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from memmesh.crdt import Dot, Timestamp
 from memmesh.crdt.codec import packb, unpackb
-from memmesh.storage.keystate import KIND_MEMORY, KIND_SET, Header, KeyState, encode
+from memmesh.crdt.keystate import KIND_MEMORY, KIND_SET, OP_ADD, Header, KeyState, VersionData
+from memmesh.storage.keycodec import encode
+from memmesh.storage.keystore import load
 
 if TYPE_CHECKING:
     from memmesh.storage import Replica
@@ -58,7 +60,7 @@ def state_of(replica: Any, key: str) -> KeyState:
     ``replica`` may be a wrapper with the replica as ``inner``)."""
     inner = getattr(replica, "inner", replica)
     with inner._env.read() as txn:
-        _, _, state = inner._load(txn, key)
+        _, _, state = load(txn, key)
     assert state is not None, f"{key} is not held by {inner.replica_id}"
     return state
 
@@ -69,7 +71,7 @@ def memory_state(key: str, origin: str, counter: int, text: str, *, wall: int,
     """A shared "mv" memory written once, as ``origin``'s event ``counter``."""
     header = Header(key, KIND_MEMORY, None, user_id, None, None, "mv", "shared", False,
                     Timestamp(wall, logical, created_replica or origin), None)
-    version = (text, "mallory", None, wall, logical, 1.0, {}, 0, None, ())
+    version = VersionData(text, "mallory", None, wall, logical, 1.0, {}, OP_ADD)
     return KeyState(header, {origin: counter}, False, {Dot(origin, counter): version})
 
 
@@ -95,7 +97,7 @@ def restamped(state: KeyState, wall: int, logical: int) -> KeyState:
     """``state`` with its ``created`` stamp and every version stamped ``(wall, logical)``."""
     h = state.header
     created = None if h.created is None else Timestamp(wall, logical, h.created.replica)
-    body = {dot: (*v[:3], wall, logical, *v[5:]) for dot, v in state.body.items()}
+    body = {dot: v._replace(wall_ms=wall, logical=logical) for dot, v in state.body.items()}
     return KeyState(h._replace(created=created), dict(state.ctx), state.forgotten, body)
 
 
@@ -110,7 +112,7 @@ def reusing_dot(state: KeyState, key: str, text: str) -> KeyState:
     """A state for a new ``key`` carrying ``state``'s own dot and context (case 3)."""
     ((dot, version),) = state.body.items()
     return KeyState(state.header._replace(key=key), dict(state.ctx), False,
-                    {dot: (text, *version[1:])})
+                    {dot: version._replace(text=text)})
 
 
 def raw(state: State) -> bytes:

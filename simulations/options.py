@@ -30,7 +30,7 @@ class SimOptions:
     ``users``: how many users (ACL scopes) ``fleet`` spreads its agents over.
     ``sizes``: the fleet sizes ``fleet`` sweeps (empty: just ``nodes``).
     ``writes``: how many writes the workload makes (scenario-specific meaning).
-    ``resolve_deadline_ms``: the arbiter election's deadline (``Replica.arbiter_for``):
+    ``resolve_deadline_ms``: the arbiter election's deadline (``memmesh.merge.Election``):
     candidate ``i`` may resolve ``i * deadline`` after the newest version; 2000 is
     ``gossip.Node``'s default.
     """

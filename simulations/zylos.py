@@ -6,7 +6,7 @@ The pattern of the seed project (three instances of one agent on different machi
   and pushed on every open link the moment they are written;
 * ``project``: project state, multi-value (``policy="mv"``), *not* pushed: peers only
   get it by pulling in the anti-entropy rounds; concurrent edits stand side by side
-  until the elected arbiter (``Replica.arbiter_for``) resolves them;
+  until the elected arbiter (``memmesh.merge.Election``) resolves them;
 * ``session``: session state, private (``tier="private"``), never leaves its instance.
 
 Writes and reads arrive at random instants; the report's ``staleness_ms`` per class is

@@ -20,11 +20,12 @@ import hashlib
 import zlib
 
 from .env import Txn
+from .wire import DIGEST_BUCKETS
 
 __all__ = ["BUCKETS", "bucket_of", "bucket_sums", "note_added", "note_change", "root",
            "state_key"]
 
-BUCKETS = 256
+BUCKETS = DIGEST_BUCKETS
 _MOD = 1 << 256
 _META = b"dg:"
 

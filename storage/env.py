@@ -1,27 +1,13 @@
 """The LMDB environment under a replica: named sub-databases, transactions, map growth.
 
-Why a wrapper: LMDB needs three pieces of care that every write path must share.
-
-* **Map growth.** LMDB's map is a fixed-size window; a write that does not fit raises
-  ``MapFullError``. ``set_mapsize`` is only allowed when this process has no transaction
-  open, so the rule (FIELD-NOTES, py-lmdb docs) is: abort, grow, retry. A write is
-  therefore a *replayable function* ``fn(txn) -> result``; :meth:`Env.write` runs it and,
-  on ``MapFullError``, aborts, doubles the map and runs it again from scratch. Inside
-  :meth:`Env.batch` every write function of the batch is kept and the whole list is
-  replayed, so a batch never fails for lack of space either. Write functions must read
-  everything they depend on from the transaction (never from process memory that an
-  earlier attempt mutated) so that a replay is exact.
-* **Several processes.** LMDB's own lock file serialises writers across processes and
-  lets readers run beside them. When another process grew the map, our next
-  ``begin`` raises ``MapResizedError``; we adopt the new size (``set_mapsize(0)``) and
-  retry.
-* **Resident memory.** Reads and writes fault pages of the map into the process; every
-  512 of them the map's pages are dropped from the resident set again (:mod:`.rss`), so
-  RSS stays bounded however much of a large replica is touched.
-* **Durability.** ``durable=True`` (default) opens with ``sync=True``: a commit returns
-  after fsync, so an acknowledged write survives power loss. ``durable=False`` is the
-  explicit write-behind mode (``sync=False``): commits reach the OS page cache, survive a
-  crash of the process but not of the machine, until :meth:`Env.flush`.
+Every write path shares LMDB's care (FIELD-NOTES, py-lmdb docs): a write is a
+*replayable function* ``fn(txn) -> result`` that :meth:`Env.write` runs and, on
+``MapFullError``, aborts, doubles the map and runs again (a batch replays all its
+functions), so write functions read everything they depend on from the transaction.
+A map grown by another process is adopted (``MapResizedError``). ``durable=True``
+fsyncs each commit; ``durable=False`` is explicit write-behind until :meth:`Env.flush`.
+Every 512 reads or writes the map's pages are dropped from the resident set
+(:mod:`.rss`), so RSS stays bounded however much of a large replica is touched.
 """
 
 from __future__ import annotations
@@ -31,11 +17,10 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import lmdb
 
-from .gcpause import gc_paused
 from .rss import MapTrimmer
 
 T = TypeVar("T")
@@ -147,7 +132,8 @@ class Txn:
         if not cur.set_range(prefix):
             return
         tick = self.tick
-        for key, value in cur:
+        rows = cast(Iterator[tuple[bytes, bytes]], iter(cur))  # buffers=False: bytes
+        for key, value in rows:
             if not key.startswith(prefix):
                 return
             tick()
@@ -294,19 +280,14 @@ class Env:
             return
         batch = _Batch(self)
         self._local.batch = batch
-        # the batch keeps every write function for replay: a bulk phase (see gcpause.py)
-        with gc_paused():
-            try:
-                yield
-            except BaseException:
-                self._local.batch = None
-                batch.abort()
-                raise
+        try:
+            yield
+        except BaseException:
             self._local.batch = None
-            batch.commit()
-
-    def in_batch(self) -> bool:
-        return getattr(self._local, "batch", None) is not None
+            batch.abort()
+            raise
+        self._local.batch = None
+        batch.commit()
 
     def flush(self) -> None:
         """Force buffered commits to disk (meaningful in write-behind mode)."""
@@ -367,9 +348,11 @@ class _Batch:
         if self.txn is None:
             return
         while True:
+            txn = self.txn
+            assert txn is not None
             try:
-                self.txn.finish()
-                self.txn.txn.commit()
+                txn.finish()
+                txn.txn.commit()
                 self.txn = None
                 return
             except lmdb.MapFullError:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from memmesh.crdt import InvalidArgumentError, MemmeshError
 
 __all__ = [
-    "InvalidResolutionError",
     "ReplicaIdMismatchError",
     "StorageError",
     "UnknownMemoryError",
@@ -13,7 +12,7 @@ __all__ = [
 ]
 
 
-class StorageError(MemmeshError):
+class StorageError(MemmeshError):  # type: ignore[misc, unused-ignore]
     """A replica cannot do what was asked of it."""
 
 
@@ -24,12 +23,8 @@ class UnknownMemoryError(StorageError, KeyError):
         return str(self.args[0]) if self.args else "unknown memory"
 
 
-class ReplicaIdMismatchError(StorageError, InvalidArgumentError):
+class ReplicaIdMismatchError(StorageError, InvalidArgumentError):  # type: ignore[misc, unused-ignore]
     """``Replica.open(replica_id=...)`` names another id than the one stored at the path."""
-
-
-class InvalidResolutionError(StorageError, ValueError):
-    """A resolver returned something that cannot be written as a resolution."""
 
 
 class WritesFencedError(StorageError):

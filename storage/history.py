@@ -25,13 +25,13 @@ from memmesh.crdt import CausalContext, Dot, Timestamp
 from memmesh.crdt.canonical import pack_canonical
 from memmesh.crdt.codec import unpackb
 from memmesh.crdt.dot import base_replica
+from memmesh.crdt.keystate import VersionData
 
 from .env import Txn
-from .keystate import VersionData
 from .records import Event
 
-__all__ = ["as_of_versions", "entry", "events", "purge", "record", "record_many",
-           "version_entry"]
+__all__ = ["as_of_versions", "entry", "event_detail", "events", "purge", "record",
+           "record_many", "version_entry", "version_event"]
 
 _SEQ = b"hseq"
 
@@ -57,12 +57,30 @@ def version_entry(op: str, dot: Dot, version: VersionData, *, ctx: dict[str, int
                   recorded_at: Timestamp) -> bytes:
     """:func:`entry` of the event that created ``version`` with ``dot`` (its actor, text
     and own hybrid time come from the version), without building the event first."""
-    out: bytes = pack_canonical((op, version[1], dot.replica,
-                                 (version[3], version[4], dot.replica),
+    out: bytes = pack_canonical((op, version.actor, dot.replica,
+                                 (version.wall_ms, version.logical, dot.replica),
                                  (dot.replica, dot.counter), tuple(sorted(ctx.items())),
-                                 version[0], detail, _ts(recorded_at),
+                                 version.text, detail, _ts(recorded_at),
                                  tuple((d.replica, d.counter) for d in standing), version))
     return out
+
+
+def event_detail(version: VersionData, detail: dict[str, Any]) -> dict[str, Any]:
+    """``detail`` of a version's event: a RESOLVE names its resolver, on the replica
+    that wrote it and on every replica that merges it."""
+    if version.resolver is not None and "resolver" not in detail:
+        return {**detail, "resolver": version.resolver}
+    return detail
+
+
+def version_event(op: str, dot: Dot, version: VersionData, recorded_at: Timestamp,
+                  detail: dict[str, Any]) -> dict[str, Any]:
+    """The event (the keyword arguments of :func:`entry` but the key's context and
+    standing dots) that recorded ``version``."""
+    return {"op": op, "actor": version.actor, "replica": dot.replica,
+            "ts": version.stamp(dot), "dot": dot, "text": version.text,
+            "detail": event_detail(version, detail), "recorded_at": recorded_at,
+            "version": version}
 
 
 def record(txn: Txn, key: str, **event: Any) -> None:
@@ -92,7 +110,10 @@ def purge(txn: Txn, key: str) -> int:
 
 
 def _raw(txn: Txn, key: str) -> list[tuple[Any, ...]]:
-    return [unpackb(v) for _, v in txn.prefix("history", key.encode() + b"\x00")]  # type: ignore[misc]
+    entries: list[tuple[Any, ...]] = [
+        unpackb(v)  # type: ignore[misc, unused-ignore]
+        for _, v in txn.prefix("history", key.encode() + b"\x00")]
+    return entries
 
 
 def _event(key: str, e: tuple[Any, ...]) -> Event:
@@ -118,12 +139,12 @@ def as_of_versions(txn: Txn, key: str, at: tuple[int, int, str]
     raws = _raw(txn, key)
     created: dict[tuple[str, int], VersionData] = {}
     standing: tuple[tuple[str, int], ...] | None = None
-    for e in raws:
-        if tuple(e[8]) > at:
+    for _, _, _, _, dot, _, _, _, recorded_at, after, version in raws:
+        if tuple(recorded_at) > at:
             break
-        if e[10] is not None and e[4] is not None:
-            created[tuple(e[4])] = e[10]  # type: ignore[index]
-        standing = e[9]
+        if version is not None and dot is not None:
+            created[tuple(dot)] = VersionData._make(version)
+        standing = after
     if standing is None:
         return None
     out = []

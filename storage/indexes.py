@@ -1,32 +1,19 @@
-"""Secondary indexes kept in step with the key states, in the same transaction.
+"""Secondary indexes, kept in step with the key states in the same transaction.
 
-Each index entry is a pure function of one key state, so an index is maintained by
-diffing the entries of the old and the new state of the key that changed:
+Each entry is a pure function of one key state, so an index is maintained by diffing
+the entries of a key's old and new state (layouts in docs/internals.md):
 
-* ``scope``: ``field + value + 0x00 + key`` for every scope field set on a memory that
-  is not forgotten; ``list(**filters)`` walks one prefix instead of every key;
-* ``expiry``: ``expires_ms(8) + key`` for memories with a TTL (the collector's queue);
-* ``conflict``: ``key`` for live memories with several standing versions;
-* ``origin`` (the delta log): ``prio + origin + 0x00 + counter(8) + key -> b""`` for every
-  origin of a shareable key's context, at that key's *latest* counter of the origin.
-  The key is part of the index key, so two keys that carry the same ``(origin,
-  counter)`` (only a faulty peer makes them) each keep their entry: neither can hide
-  the other from sync (issue 11, case 3). Truncation rule: when a key gets a newer
-  event of an origin, its older entry of that origin is deleted (the key's state carries
-  the older event anyway), so the log holds at most one entry per (key, origin).
-  Priority keys sort first (prefix 0x00, others 0x01), so sync ships them first.
-* ``scope``, tag ``S`` (the peer-scope index of digest repair): ``"S" + h(app_id) +
-  h(user_id) + key`` for every shareable key (memories, sets, forgotten ones), with
-  ``h(v)`` 16 bytes of BLAKE2b over the value (``None`` distinct from every str). A
-  :class:`~memmesh.storage.records.PeerScope` restricts exactly those two fields, so
-  the keys a peer may see are a few prefix walks (one per allowed (app, user) pair),
-  and the digest of that scope costs what the scope holds, not what the replica holds.
-  Fixed-width hashes keep the index key short whatever the values' lengths.
+* ``scope``: scope field + value + key, so ``list(**filters)`` walks one prefix; and
+  tag ``S`` + h(app_id) + h(user_id) + key for every shareable key (the peer-scope rows
+  of digest repair: the keys a ``PeerScope`` allows are a few prefix walks);
+* ``expiry``: expires_ms + key, the TTL collector's queue;
+* ``conflict``: live memories with several standing versions;
+* ``origin`` (the delta log): priority + origin + counter + key for each origin of a
+  shareable key's context at its latest counter (the key in the index key, so two keys
+  carrying one dot both keep their entry); priority keys sort, and sync, first.
 
-Every index key must fit LMDB's key size (:data:`MAX_INDEX_KEY`): :func:`unstorable`
-says, from the same layouts, whether a state would produce a longer one, so such a
-state is refused before any write (a peer's, at decode time) instead of failing inside
-the write transaction.
+:func:`unstorable` says from the same layouts whether a state would need an index key
+beyond LMDB's 511 bytes, so such a state is refused before any write.
 """
 
 from __future__ import annotations
@@ -34,9 +21,11 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Iterator
+from typing import cast
+
+from memmesh.crdt.keystate import KIND_MEMORY, KeyState
 
 from .env import Txn
-from .keystate import KIND_MEMORY, KeyState
 
 __all__ = ["MAX_INDEX_KEY", "SCOPE_FIELDS", "add_index_rows", "holds_origin", "origin_entries",
            "origin_key", "origins", "peer_keys", "scope_hash", "scope_prefix", "unstorable",
@@ -94,13 +83,13 @@ def peer_keys(txn: Txn, apps: frozenset[str | None] | None,
     cur = txn.cursor("scope")
     seek = PEER_TAG
     while cur.set_range(seek):  # skip-scan over the distinct apps
-        raw = cur.key()
+        raw = bytes(cur.key())
         if raw[:1] != PEER_TAG:
             return
-        app = bytes(raw[1:1 + _H])
+        app_hash = raw[1:1 + _H]
         for user in users:
-            yield from _keys_under(txn, PEER_TAG + app + scope_hash(user), 1 + 2 * _H)
-        following = int.from_bytes(app, "big") + 1
+            yield from _keys_under(txn, PEER_TAG + app_hash + scope_hash(user), 1 + 2 * _H)
+        following = int.from_bytes(app_hash, "big") + 1
         if following >> (8 * _H):
             return
         seek = PEER_TAG + following.to_bytes(_H, "big")
@@ -121,11 +110,11 @@ def origins(txn: Txn, priority: bool) -> Iterator[str]:
     prio = _PRIO[priority]
     seek = prio
     while cur.set_range(seek):
-        raw = cur.key()
+        raw = bytes(cur.key())
         if raw[:1] != prio:
             return
         end = raw.index(b"\x00", 1)  # origins never contain NUL
-        origin = bytes(raw[1:end])
+        origin = raw[1:end]
         yield origin.decode()
         seek = prio + origin + b"\x01"
 
@@ -139,7 +128,8 @@ def origin_entries(txn: Txn, priority: bool, origin: str, start: int
     cur = txn.cursor("origin")
     if not cur.set_range(prefix + start.to_bytes(8, "big")):
         return
-    for raw in cur.iternext(values=False):
+    keys = cast(Iterator[bytes], cur.iternext(values=False))  # buffers=False: bytes
+    for raw in keys:
         if not raw.startswith(prefix):
             return
         yield int.from_bytes(raw[len(prefix):cut], "big"), bytes(raw[cut:])
@@ -166,7 +156,7 @@ def holds_origin(txn: Txn, origin: str) -> bool:
     """Whether some shareable key here carries an event of ``origin``."""
     cur = txn.cursor("origin")
     tail = origin.encode() + b"\x00"
-    return any(cur.set_range(prio + tail) and cur.key().startswith(prio + tail)
+    return any(cur.set_range(prio + tail) and bytes(cur.key()).startswith(prio + tail)
                for prio in _PRIO)
 
 

@@ -12,13 +12,14 @@ gets ``reset=True`` (it should rescan).
 
 from __future__ import annotations
 
+from memmesh.crdt import InvalidArgumentError
 from memmesh.crdt.canonical import pack_canonical
 from memmesh.crdt.codec import unpackb
 
-from .env import Txn
+from .env import Env, Txn
 from .records import Change, ChangeBatch
 
-__all__ = ["JOURNAL_MAX", "append", "append_many", "changes_since", "last_seq"]
+__all__ = ["JOURNAL_MAX", "Journal", "append", "append_many", "changes_since", "last_seq"]
 
 JOURNAL_MAX = 200_000
 _SEQ = b"jseq"
@@ -71,8 +72,27 @@ def changes_since(txn: Txn, since: int, limit: int) -> ChangeBatch:
             if len(out) >= limit:
                 break
             seq = int.from_bytes(raw_key, "big")
-            key, local, priority = unpackb(bytes(raw))  # type: ignore[misc]
+            key, local, priority = unpackb(bytes(raw))  # type: ignore[misc, unused-ignore]
             out.append(Change(seq, key, local, priority))
     if not out:
         seq = max(since, last_seq(txn)) if reset else since
     return ChangeBatch(seq, tuple(out), reset)
+
+
+class Journal:
+    """The journal of one replica, read by its local consumers."""
+
+    def __init__(self, env: Env) -> None:
+        self._env = env
+
+    def seq(self) -> int:
+        """The sequence number of the latest entry (0 when empty)."""
+        with self._env.read() as txn:
+            return last_seq(txn)
+
+    def since(self, seq: int, limit: int = 1000) -> ChangeBatch:
+        """Entries after ``seq`` (at most ``limit``); ``reset`` when truncated past it."""
+        if type(seq) is not int or seq < 0 or type(limit) is not int or limit < 1:
+            raise InvalidArgumentError("seq must be an int >= 0 and limit an int >= 1")
+        with self._env.read() as txn:
+            return changes_since(txn, seq, limit)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .env import Env, Txn
 from .indexes import PEER_TAG, add_index_rows
-from .keystate import decode
+from .keycodec import decode
 
 __all__ = ["LAYOUT", "upgrade"]
 

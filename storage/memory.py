@@ -3,9 +3,8 @@ resolve, set_add, set_remove).
 
 Every mutator is one replayable write function (see :mod:`memmesh.storage.env`) that
 mints a fresh dot of this object's origin (:mod:`memmesh.storage.incarnation`) and a
-fresh hybrid timestamp, applies the CRDT
-mutator of :mod:`memmesh.crdt` to the key's state and stores the result through
-:meth:`ReplicaCore._store`.
+fresh hybrid timestamp, applies the pure mutator of :mod:`memmesh.crdt.keystate` to the
+key's state and stores the result through :func:`.keystore.store`.
 
 Semantics (Almeida, Shoker, Baquero 2018 for the delta mutators):
 
@@ -24,31 +23,25 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
-from memmesh.crdt import CausalContext, Dot, InvalidArgumentError, MVRegister, ORSet, Timestamp
+from memmesh.crdt import Dot, InvalidArgumentError, Timestamp
+from memmesh.crdt import keystate as ks
 from memmesh.crdt.canonical import freeze
 from memmesh.crdt.dot import base_replica
+from memmesh.crdt.keystate import KIND_MEMORY, KIND_SET, OPS, Header, KeyState, VersionData
 
 from . import history
-from .core import ReplicaCore
 from .digest import state_key
-from .env import Txn
+from .env import Env, Txn
 from .errors import UnknownMemoryError
-from .keystate import (
-    KIND_MEMORY,
-    KIND_SET,
-    OP_CODE,
-    Header,
-    KeyState,
-    VersionData,
-    _join_lww,
-    encode,
-)
+from .keycodec import encode
+from .keystore import collect_expired, load, store, store_new
 from .records import Version
+from .stamps import Stamps
 
-__all__ = ["MemoryOps", "check_scope", "to_version"]
+__all__ = ["Memory", "check_scope", "new_memory_id", "to_version"]
 
 MAX_TEXT = 1 << 20
 MAX_FIELD = 256
@@ -110,22 +103,35 @@ def make_version(text: str | None, actor: str | None, role: str | None, ts: Time
                  confidence: float, metadata: dict[str, Any], op: str,
                  resolver: str | None = None, inputs: tuple[Dot, ...] = ()) -> VersionData:
     pairs = tuple(sorted((d.replica, d.counter) for d in inputs))
-    return (text, actor, role, ts.wall_ms, ts.logical, confidence, metadata, OP_CODE[op],
-            resolver, pairs)
+    return VersionData(text, actor, role, ts.wall_ms, ts.logical, confidence, metadata,
+                       OPS.index(op), resolver, pairs)
 
 
 def to_version(dot: Dot, v: VersionData) -> Version:
     """The public form of a stored version: ``replica`` is the member that wrote it (the
     base of its dot's origin), ``dot`` and the timestamp keep the full origin."""
-    from .keystate import OPS
-    return Version(text=v[0], actor=v[1], role=v[2], replica=base_replica(dot.replica),
-                   timestamp=Timestamp(v[3], v[4], dot.replica), confidence=v[5],
-                   metadata=dict(v[6]), dot=dot, op=OPS[v[7]], resolver=v[8],
-                   inputs=tuple(Dot(r, c) for r, c in v[9]))
+    return Version(text=v.text, actor=v.actor, role=v.role, replica=base_replica(dot.replica),
+                   timestamp=v.stamp(dot), confidence=v.confidence,
+                   metadata=dict(v.metadata), dot=dot, op=OPS[v.op], resolver=v.resolver,
+                   inputs=tuple(Dot(r, c) for r, c in v.inputs))
 
 
-class MemoryOps(ReplicaCore):
-    """Local writes of memories and sets."""
+class Memory:
+    """Local writes of memories and sets, and TTL collection."""
+
+    def __init__(self, env: Env, stamps: Stamps, new_id: Callable[[], str]) -> None:
+        self._env = env
+        self._stamps = stamps
+        self._new_id = new_id
+
+    def collect_expired(self, now_ms: int | None = None, *, limit: int = 10_000) -> int:
+        """Remove memories whose TTL has passed (state, indexes, history); how many.
+
+        Every replica derives the same ``expires_at`` from the write's hybrid timestamp,
+        so they all drop the same memories at the same wall time.
+        """
+        now = self._stamps.clock() if now_ms is None else now_ms
+        return collect_expired(self._env, now, limit)
 
     # -- memories -----------------------------------------------------------------
 
@@ -161,7 +167,7 @@ class MemoryOps(ReplicaCore):
         memory_id = self._new_id()
         if type(memory_id) is not str or not memory_id or len(memory_id) > 256:
             raise InvalidArgumentError(f"id_factory returned an unusable id {memory_id!r}")
-        wall = self._write_clock()
+        wall = self._stamps.write_clock()
 
         def write(txn: Txn) -> str:
             skey = state_key(memory_id)
@@ -169,35 +175,33 @@ class MemoryOps(ReplicaCore):
             # a custom id_factory is checked, since _store_new would overwrite blindly
             if self._new_id is not new_memory_id and txn.get("state", skey) is not None:
                 raise InvalidArgumentError(f"id_factory returned {memory_id!r}, already used")
-            ts = self._now(txn, wall)
+            ts = self._stamps.now(txn, wall)
             expires = None if ttl is None else ts.wall_ms + max(1, int(ttl * 1000))
             header = Header(memory_id, KIND_MEMORY, scope["app_id"], scope["user_id"],
                             scope["agent_id"], scope["run_id"], policy, tier, priority, ts,
                             expires)
-            ctx: dict[str, int] = {}
-            dot = self._mint(txn, ctx)
+            dot = self._stamps.mint(txn, {})
             version = make_version(text, actor, role, ts, conf, meta, "ADD")
-            ctx[dot.replica] = dot.counter
-            new = KeyState(header, ctx, False, {dot: version})
-            entry = history.version_entry("ADD", dot, version, ctx=ctx, standing=[dot],
+            new = ks.create(header, dot, version)
+            entry = history.version_entry("ADD", dot, version, ctx=new.ctx, standing=[dot],
                                           detail={}, recorded_at=ts)
-            self._store_new(txn, [(memory_id, skey, encode(new), new, [entry])], local=True)
+            store_new(txn, [(memory_id, skey, encode(new), new, [entry])], local=True)
             return memory_id
 
         return self._env.write(write)
 
     def _live_memory(self, txn: Txn, memory_id: str) -> tuple[bytes, bytes, KeyState]:
-        skey, raw, state = self._load(txn, memory_id)
+        skey, raw, state = load(txn, memory_id)
         if state is None or raw is None or state.header.kind != KIND_MEMORY \
                 or not state.live() or self._expired(state):
             raise UnknownMemoryError(f"no live memory {memory_id!r}")
         return skey, raw, state
 
     def _expired(self, state: KeyState, now_ms: int | None = None) -> bool:
-        expires = state.header.expires_at
+        expires: int | None = state.header.expires_at
         if expires is None:
             return False
-        return expires <= (self._clock() if now_ms is None else now_ms)
+        return expires <= (self._stamps.clock() if now_ms is None else now_ms)
 
     def update(self, memory_id: str, text: str, *, actor: str | None = None,
                confidence: float | None = None, metadata: Mapping[str, Any] | None = None,
@@ -214,24 +218,25 @@ class MemoryOps(ReplicaCore):
         _check_str(role, "role")
         conf = None if confidence is None else _confidence(confidence)
         meta = None if metadata is None else _metadata(metadata)
-        wall = self._write_clock()
+        wall = self._stamps.write_clock()
 
         def write(txn: Txn) -> None:
             skey, raw, old = self._live_memory(txn, memory_id)
             standing = old.standing()
-            newest = max(standing, key=lambda item: (item[1][3], item[1][4], item[0].replica))[1]
-            new_conf = newest[5] if conf is None else conf
-            new_meta = newest[6] if meta is None else meta
+            newest = max(standing, key=lambda item: item[1].stamp(item[0]))[1]
+            new_conf = newest.confidence if conf is None else conf
+            new_meta = newest.metadata if meta is None else meta
             if len(standing) == 1 and (text, actor, role, new_conf) == \
-                    (newest[0], newest[1], newest[2], newest[5]) and new_meta == newest[6]:
-                self._record_noop(txn, memory_id, old, self._stamp(txn, wall), actor)
+                    (newest.text, newest.actor, newest.role, newest.confidence) \
+                    and new_meta == newest.metadata:
+                self._record_noop(txn, memory_id, old, self._stamps.stamp(txn, wall), actor)
                 return
-            ts = self._now(txn, wall)
+            ts = self._stamps.now(txn, wall)
             version = make_version(text, actor, role, ts, new_conf, new_meta, "UPDATE")
-            new = self._write_version(txn, old, version)
-            dot = max(d for d in new.body if d.replica == self._own_origin())
-            self._store(txn, memory_id, skey, raw, old, new, local=True,
-                        events=[self._version_event("UPDATE", dot, version, ts, {})])
+            dot = self._stamps.mint(txn, old.ctx)
+            new = ks.write(old, dot, version)
+            store(txn, memory_id, skey, raw, old, new, local=True,
+                        events=[history.version_event("UPDATE", dot, version, ts, {})])
 
         self._env.write(write)
 
@@ -246,32 +251,20 @@ class MemoryOps(ReplicaCore):
         _check_str(memory_id, "memory_id", optional=False)
         _check_str(actor, "actor")
         extra = {} if detail is None else dict(_metadata(detail))
-        wall = self._write_clock()
+        wall = self._stamps.write_clock()
 
         def write(txn: Txn) -> None:
             _, _, state = self._live_memory(txn, memory_id)
-            self._record_noop(txn, memory_id, state, self._stamp(txn, wall), actor, extra)
+            self._record_noop(txn, memory_id, state, self._stamps.stamp(txn, wall), actor, extra)
 
         self._env.write(write)
 
     def _record_noop(self, txn: Txn, key: str, state: KeyState, ts: Timestamp,
                      actor: str | None, detail: dict[str, Any] | None = None) -> None:
-        history.record(txn, key, op="NOOP", actor=actor, replica=self.replica_id, ts=ts,
+        history.record(txn, key, op="NOOP", actor=actor, replica=self._stamps.replica_id, ts=ts,
                        dot=None, ctx=state.ctx, text=None, detail=detail or {},
                        recorded_at=ts, standing=[d for d, _ in state.standing()],
                        version=None)
-
-    def _write_version(self, txn: Txn, old: KeyState, version: VersionData) -> KeyState:
-        """``old`` with ``version`` written by this replica (mv: supersedes all seen)."""
-        ctx = dict(old.ctx)
-        dot = self._mint(txn, ctx)
-        if old.header.policy == "mv":
-            reg: MVRegister[Any] = MVRegister(old.body, CausalContext(ctx))
-            delta = MVRegister({dot: version}, CausalContext.from_dots((dot, *old.body)))
-            reg.merge(delta)
-            return KeyState(old.header, reg.context.vv, False, reg.entries)
-        ctx[dot.replica] = dot.counter
-        return KeyState(old.header, ctx, False, _join_lww(old.body, {dot: version}))
 
     def delete(self, memory_id: str) -> bool:
         """Observed-remove every standing version; False if nothing was live here.
@@ -279,29 +272,25 @@ class MemoryOps(ReplicaCore):
         A concurrent update on another replica survives the delete (add-wins).
         """
         _check_str(memory_id, "memory_id", optional=False)
-        wall = self._write_clock()
+        wall = self._stamps.write_clock()
 
         def write(txn: Txn) -> bool:
             try:
                 skey, raw, old = self._live_memory(txn, memory_id)
             except UnknownMemoryError:
                 return False
-            ts = self._now(txn, wall)
-            ctx = dict(old.ctx)
+            ts = self._stamps.now(txn, wall)
+            dot = self._stamps.mint(txn, old.ctx)
             if old.header.policy == "mv":
-                dot = self._mint(txn, ctx)
-                reg: MVRegister[Any] = MVRegister(old.body, CausalContext(ctx))
-                reg.clear(self._own_origin())
-                new = KeyState(old.header, reg.context.vv, False, reg.entries)
+                new = ks.clear(old, dot)
                 event = {"op": "DELETE", "actor": None, "replica": dot.replica, "ts": ts,
                          "dot": dot, "text": None, "detail": {}, "recorded_at": ts,
                          "version": None}
             else:
                 version = make_version(None, None, None, ts, 1.0, {}, "DELETE")
-                new = self._write_version(txn, old, version)
-                dot = max(d for d in new.body if d.replica == self._own_origin())
-                event = self._version_event("DELETE", dot, version, ts, {})
-            self._store(txn, memory_id, skey, raw, old, new, local=True, events=[event])
+                new = ks.write(old, dot, version)
+                event = history.version_event("DELETE", dot, version, ts, {})
+            store(txn, memory_id, skey, raw, old, new, local=True, events=[event])
             return True
 
         return self._env.write(write)
@@ -313,21 +302,19 @@ class MemoryOps(ReplicaCore):
         False if the key is unknown here or already forgotten.
         """
         _check_str(memory_id, "memory_id", optional=False)
-        wall = self._write_clock()
+        wall = self._stamps.write_clock()
 
         def write(txn: Txn) -> bool:
-            skey, raw, old = self._load(txn, memory_id)
+            skey, raw, old = load(txn, memory_id)
             if old is None or old.forgotten:
                 return False
-            ts = self._now(txn, wall)
-            ctx = dict(old.ctx)
-            dot = self._mint(txn, ctx)
-            ctx[dot.replica] = dot.counter
-            new = KeyState(old.header, ctx, True, {})
+            ts = self._stamps.now(txn, wall)
+            dot = self._stamps.mint(txn, old.ctx)
+            new = ks.forget(old, dot)
             event = {"op": "FORGET", "actor": None, "replica": dot.replica, "ts": ts,
                      "dot": dot, "text": None, "detail": {}, "recorded_at": ts,
                      "version": None}
-            self._store(txn, memory_id, skey, raw, old, new, local=True,
+            store(txn, memory_id, skey, raw, old, new, local=True,
                         events=[event] if old.header.kind == KIND_MEMORY else [])
             return True
 
@@ -345,30 +332,21 @@ class MemoryOps(ReplicaCore):
             raise InvalidArgumentError("inputs must be a non-empty tuple of Dots")
         conf = None if confidence is None else _confidence(confidence)
         meta = None if metadata is None else _metadata(metadata)
-        wall = self._write_clock()
+        wall = self._stamps.write_clock()
 
         def write(txn: Txn) -> Version:
             skey, raw, old = self._live_memory(txn, memory_id)
-            for d in inputs:
-                if d.counter > old.ctx.get(d.replica, 0):
-                    raise InvalidArgumentError(f"{d} is not a version this replica has seen")
+            ks.check_inputs(old, ((d.replica, d.counter) for d in inputs))
             standing = [v for d, v in old.standing() if d in inputs] or \
                 [v for _, v in old.standing()]
-            new_conf = max(v[5] for v in standing) if conf is None else conf
-            ts = self._now(txn, wall)
+            new_conf = max(v.confidence for v in standing) if conf is None else conf
+            ts = self._stamps.now(txn, wall)
             version = make_version(text, actor, role, ts, new_conf, meta or {}, "RESOLVE",
                                    resolver, tuple(inputs))
-            ctx = dict(old.ctx)
-            dot = self._mint(txn, ctx)
-            if old.header.policy == "mv":
-                reg: MVRegister[Any] = MVRegister(old.body, CausalContext(ctx))
-                reg.merge(MVRegister({dot: version}, CausalContext.from_dots((dot, *inputs))))
-                new = KeyState(old.header, reg.context.vv, False, reg.entries)
-            else:
-                ctx[dot.replica] = dot.counter
-                new = KeyState(old.header, ctx, False, _join_lww(old.body, {dot: version}))
-            self._store(txn, memory_id, skey, raw, old, new, local=True,
-                        events=[self._version_event("RESOLVE", dot, version, ts, {})])
+            dot = self._stamps.mint(txn, old.ctx)
+            new = ks.write(old, dot, version)
+            store(txn, memory_id, skey, raw, old, new, local=True,
+                        events=[history.version_event("RESOLVE", dot, version, ts, {})])
             return to_version(dot, version)
 
         return self._env.write(write)
@@ -387,10 +365,10 @@ class MemoryOps(ReplicaCore):
             tier = "private" if fields["run_id"] is not None else "shared"
         if tier not in ("shared", "private"):
             raise InvalidArgumentError('tier must be "shared" or "private"')
-        wall = self._write_clock()
+        wall = self._stamps.write_clock()
 
         def write(txn: Txn) -> None:
-            skey, raw, old = self._load(txn, key)
+            skey, raw, old = load(txn, key)
             if old is None:
                 header = Header(key, KIND_SET, fields["app_id"], fields["user_id"],
                                 fields["agent_id"], fields["run_id"], "set", tier, False,
@@ -400,13 +378,9 @@ class MemoryOps(ReplicaCore):
                 raise InvalidArgumentError(f"{key!r} is a memory, not a set")
             elif old.forgotten:
                 raise UnknownMemoryError(f"set {key!r} was forgotten")
-            self._now(txn, wall)
-            ctx = dict(old.ctx)
-            self._mint(txn, ctx)
-            oset: ORSet[Any] = ORSet(old.body, CausalContext(ctx))
-            oset.add(element, self._own_origin())  # type: ignore[arg-type]
-            new = KeyState(old.header, oset.context.vv, False, oset.entries)
-            self._store(txn, key, skey, raw, None if raw is None else old, new, local=True,
+            self._stamps.now(txn, wall)
+            new = ks.set_add(old, element, self._stamps.mint(txn, old.ctx))
+            store(txn, key, skey, raw, None if raw is None else old, new, local=True,
                         events=[])
 
         self._env.write(write)
@@ -414,22 +388,21 @@ class MemoryOps(ReplicaCore):
     def set_remove(self, key: str, element: Hashable) -> bool:
         """Remove the observed adds of ``element``; False if it was not a member here."""
         _check_str(key, "key", optional=False)
-        wall = self._write_clock()
+        wall = self._stamps.write_clock()
 
         def write(txn: Txn) -> bool:
-            skey, raw, old = self._load(txn, key)
+            skey, raw, old = load(txn, key)
             if old is None or old.header.kind != KIND_SET or old.forgotten:
                 return False
-            oset: ORSet[Any] = ORSet(old.body, CausalContext(old.ctx))
-            if element not in oset:  # type: ignore[operator]
+            try:
+                present = element in old.body
+            except TypeError:  # unhashable: never an element
+                present = False
+            if not present:
                 return False
-            self._now(txn, wall)
-            ctx = dict(old.ctx)
-            self._mint(txn, ctx)
-            oset = ORSet(old.body, CausalContext(ctx))
-            oset.remove(element, self._own_origin())  # type: ignore[arg-type]
-            new = KeyState(old.header, oset.context.vv, False, oset.entries)
-            self._store(txn, key, skey, raw, old, new, local=True, events=[])
+            self._stamps.now(txn, wall)
+            new = ks.set_remove(old, element, self._stamps.mint(txn, old.ctx))
+            store(txn, key, skey, raw, old, new, local=True, events=[])
             return True
 
         return self._env.write(write)

@@ -7,21 +7,22 @@ collector removes it), as LangGraph's ``SqliteStore`` bug #8902 taught.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from memmesh.crdt import Dot, InvalidArgumentError, Timestamp
+from memmesh.crdt.keystate import KIND_MEMORY, KIND_SET, KeyState, VersionData
 
 from . import history
-from .core import ReplicaCore
 from .digest import state_key
-from .env import Txn
+from .env import Env, Txn
 from .indexes import SCOPE_FIELDS, scope_prefix
-from .keystate import KIND_MEMORY, KIND_SET, KeyState, VersionData, decode
+from .keycodec import decode
+from .keystore import load
 from .memory import check_scope, to_version
 from .records import Event, MemoryRecord
 
-__all__ = ["AsOfView", "ReadOps", "to_record"]
+__all__ = ["AsOfView", "Reads", "scan_states", "scope_filters", "to_record"]
 
 #: Index preference for ``list``: the most selective scope field first.
 _PREFERENCE = ("run_id", "agent_id", "user_id", "app_id")
@@ -47,7 +48,8 @@ def _matches(state: KeyState, filters: dict[str, str | None]) -> bool:
     return all(getattr(h, name) == value for name, value in filters.items())
 
 
-def _filters(scope: dict[str, Any]) -> dict[str, str | None]:
+def scope_filters(scope: dict[str, Any]) -> dict[str, str | None]:
+    """The scope filters of a read, validated (unknown names are an error)."""
     unknown = set(scope) - set(SCOPE_FIELDS)
     if unknown:
         raise InvalidArgumentError(f"unknown scope filters {sorted(unknown)}")
@@ -78,8 +80,12 @@ def scan_states(txn: Txn, filters: dict[str, str | None]) -> Iterator[KeyState]:
             yield state
 
 
-class ReadOps(ReplicaCore):
-    """Read-side methods of a replica."""
+class Reads:
+    """Reads of memories, sets and histories, as of now or of a past instant."""
+
+    def __init__(self, env: Env, clock: Callable[[], int]) -> None:
+        self._env = env
+        self._clock = clock
 
     def get(self, memory_id: str) -> MemoryRecord | None:
         """The live memory ``memory_id`` (None if unknown, deleted, forgotten or expired)."""
@@ -87,16 +93,16 @@ class ReadOps(ReplicaCore):
             raise InvalidArgumentError("memory_id must be a str")
         now = self._clock()
         with self._env.read() as txn:
-            _, _, state = self._load(txn, memory_id)
+            _, _, state = load(txn, memory_id)
         if state is None:
             return None
         return to_record(state, state.standing(), now)
 
-    def list(self, *, limit: int | None = None, **scope_filters: str | None
+    def list(self, *, limit: int | None = None, **scope: str | None
              ) -> builtins.list[MemoryRecord]:
         """Live memories matching every given scope filter (``app_id``, ``user_id``,
         ``agent_id``, ``run_id``), oldest first."""
-        filters = _filters(scope_filters)
+        filters = scope_filters(scope)
         now = self._clock()
         out: builtins.list[MemoryRecord] = []
         with self._env.read() as txn:
@@ -110,12 +116,12 @@ class ReadOps(ReplicaCore):
     def set_members(self, key: str) -> frozenset[Any]:
         """The elements of the add-wins set ``key`` (empty if unknown or forgotten)."""
         with self._env.read() as txn:
-            _, _, state = self._load(txn, key)
+            _, _, state = load(txn, key)
         if state is None or state.header.kind != KIND_SET or state.forgotten:
             return frozenset()
         return frozenset(state.body)
 
-    def history(self, memory_id: str) -> list[Event]:
+    def history(self, memory_id: str) -> builtins.list[Event]:
         """Every recorded event of ``memory_id``, oldest first (local and remote)."""
         with self._env.read() as txn:
             return history.events(txn, memory_id)
@@ -129,14 +135,14 @@ class ReadOps(ReplicaCore):
             at = (timestamp, 2**32, "")
         else:
             raise InvalidArgumentError("as_of takes a Timestamp or wall-clock milliseconds")
-        return AsOfView(self, at)
+        return AsOfView(self._env, at)
 
 
 class AsOfView:
     """The memories of a replica at a past instant (read-only: it has no mutators)."""
 
-    def __init__(self, replica: ReadOps, at: tuple[int, int, str]) -> None:
-        self._replica = replica
+    def __init__(self, env: Env, at: tuple[int, int, str]) -> None:
+        self._env = env
         self._at = at
 
     def _record(self, txn: Txn, state: KeyState) -> MemoryRecord | None:
@@ -146,14 +152,14 @@ class AsOfView:
         return to_record(state, standing, self._at[0])
 
     def get(self, memory_id: str) -> MemoryRecord | None:
-        with self._replica._env.read() as txn:
-            _, _, state = self._replica._load(txn, memory_id)
+        with self._env.read() as txn:
+            _, _, state = load(txn, memory_id)
             return None if state is None else self._record(txn, state)
 
-    def list(self, **scope_filters: str | None) -> builtins.list[MemoryRecord]:
-        filters = _filters(scope_filters)
+    def list(self, **scope: str | None) -> builtins.list[MemoryRecord]:
+        filters = scope_filters(scope)
         out: builtins.list[MemoryRecord] = []
-        with self._replica._env.read() as txn:
+        with self._env.read() as txn:
             for state in scan_states(txn, filters):
                 record = self._record(txn, state)
                 if record is not None:

@@ -12,13 +12,14 @@ from typing import Any
 
 from memmesh.crdt import CausalContext, ConflictError, Dot, Timestamp
 
+from .wire import PeerScope
+
 __all__ = [
     "ApplyResult",
     "Change",
     "ChangeBatch",
     "Event",
     "MemoryRecord",
-    "PeerScope",
     "Refusal",
     "Version",
 ]
@@ -79,8 +80,8 @@ class MemoryRecord:
         )
         err = ConflictError(f"memory {self.id} has {len(self.versions)} concurrent versions: "
                             f"{names}")
-        err.versions = self.versions  # type: ignore[attr-defined]
-        err.memory_id = self.id  # type: ignore[attr-defined]
+        err.versions = self.versions  # type: ignore[attr-defined, unused-ignore]
+        err.memory_id = self.id  # type: ignore[attr-defined, unused-ignore]
         raise err
 
     @property
@@ -118,24 +119,6 @@ class Event:
     text: str | None
     detail: Mapping[str, Any] = field(default_factory=dict)
     recorded_at: Timestamp | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PeerScope:
-    """What a peer may receive: allowed apps and users (``None`` = no restriction).
-
-    A key is shipped only if its ``app_id`` is in ``apps`` and its ``user_id`` in
-    ``users`` (for each restriction given); a key without that field is withheld from a
-    restricted peer unless ``None`` is listed.
-    """
-
-    apps: frozenset[str | None] | None = None
-    users: frozenset[str | None] | None = None
-
-    def allows(self, app_id: str | None, user_id: str | None) -> bool:
-        if self.apps is not None and app_id not in self.apps:
-            return False
-        return self.users is None or user_id in self.users
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,46 +1,62 @@
 """``Replica``: one agent's durable replica of the shared memory, on LMDB.
 
-It ties the parts together: the environment (:mod:`.env`), the memory model
-(:mod:`.memory`), reads (:mod:`.reads`), conflict bookkeeping (:mod:`.conflicts`), sync
-(:mod:`.sync`), the change journal (:mod:`.journal`), TTL collection and the local-only
-auxiliary store.
+A facade over parts that each hold only what they need (passed in, never inherited):
+the environment (:mod:`.env`), identity and clocks (:mod:`.stamps`), the memory model
+(:mod:`.memory`), reads (:mod:`.reads`), conflict listing (:mod:`.conflicts`), sync
+(:mod:`.sync`), the change journal (:mod:`.journal`) and local-only aux (:mod:`.aux`).
+Every write of a key goes through one path (:mod:`.keystore`).
 """
 
 from __future__ import annotations
 
+import builtins
+import logging
 import os
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
-from memmesh.crdt import InvalidArgumentError
+from memmesh.crdt import Dot, InvalidArgumentError, Timestamp
 from memmesh.crdt.dot import ORIGIN_SEP, check_replica
 
-from . import journal
-from .conflicts import ConflictOps
+from . import layout
+from .aux import Aux
+from .conflicts import Conflicts
 from .env import DEFAULT_MAP_SIZE, Env, Txn
 from .errors import ReplicaIdMismatchError
 from .incarnation import MAX_BASE_LEN, new_incarnation
-from .keystate import decode
-from .memory import MemoryOps, new_memory_id
-from .reads import ReadOps
-from .records import ChangeBatch
-from .sync import SyncOps
+from .journal import Journal
+from .memory import Memory, new_memory_id
+from .reads import AsOfView, Reads
+from .records import ApplyResult, ChangeBatch, Event, MemoryRecord, Version
+from .stamps import Stamps
+from .sync import Sync
+from .wire import PeerScope
 
 __all__ = ["Replica"]
 
+log = logging.getLogger(__name__)
+
 _RID = b"rid"
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class Replica(MemoryOps, ReadOps, ConflictOps, SyncOps):
+def _doc(part_method: Callable[..., Any]) -> Callable[[_F], _F]:
+    """Give a delegating method the docstring of the part's method it calls."""
+    def copy(method: _F) -> _F:
+        method.__doc__ = part_method.__doc__
+        return method
+    return copy
+
+
+class Replica:
     """A durable replica of the memory CRDTs (see ``docs/internals.md`` section 2).
 
     Open it with :meth:`open`; use it as a context manager or call :meth:`close`.
@@ -51,15 +67,17 @@ class Replica(MemoryOps, ReadOps, ConflictOps, SyncOps):
     def __init__(self, env: Env, replica_id: str, *, clock: Callable[[], int],
                  max_drift_ms: int, id_factory: Callable[[], str] | None = None,
                  incarnation_factory: Callable[[], str] | None = None) -> None:
-        self._env = env
-        self._new_id = id_factory or new_memory_id
-        self._incarnation_factory = incarnation_factory or new_incarnation
-        self._origin_lock = threading.Lock()
         self.replica_id = replica_id
-        self._clock = clock
         self.max_drift_ms = max_drift_ms
-        self._sightings = {}
-        self._sightings_lock = threading.Lock()
+        self._env = env
+        self._stamps = Stamps(replica_id, clock=clock, max_drift_ms=max_drift_ms,
+                              incarnation_factory=incarnation_factory or new_incarnation)
+        self._memory = Memory(env, self._stamps, id_factory or new_memory_id)
+        self._reads = Reads(env, clock)
+        self._conflicts = Conflicts(env, clock)
+        self._sync = Sync(env, self._stamps, self._memory.collect_expired)
+        self._journal = Journal(env)
+        self._aux = Aux(env)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, replica_id: str | None = None,
@@ -122,7 +140,10 @@ class Replica(MemoryOps, ReadOps, ConflictOps, SyncOps):
                     f" {ORIGIN_SEP!r}: it cannot name dot origins unambiguously")
             replica = cls(env, rid, clock=clock or _wall_ms, max_drift_ms=max_drift_ms,
                           id_factory=id_factory, incarnation_factory=incarnation_factory)
-            replica._at_open()
+            if layout.upgrade(env):
+                log.warning("replica %s: indexes rebuilt for storage layout %d", rid,
+                            layout.LAYOUT)
+            replica._stamps.restart_if_ahead(env)
         except BaseException:
             env.close()
             raise
@@ -154,81 +175,160 @@ class Replica(MemoryOps, ReadOps, ConflictOps, SyncOps):
         """Force write-behind commits to disk."""
         self._env.flush()
 
-    def __repr__(self) -> str:
-        return f"Replica({self.path!r}, replica_id={self.replica_id!r})"
-
-    # -- journal --------------------------------------------------------------------
-
-    def journal_seq(self) -> int:
-        """The sequence number of the latest journal entry (0 when empty)."""
-        with self._env.read() as txn:
-            return journal.last_seq(txn)
-
-    def changes_since(self, seq: int, limit: int = 1000) -> ChangeBatch:
-        """Journal entries after ``seq`` (at most ``limit``); see :mod:`.journal`."""
-        if type(seq) is not int or seq < 0 or type(limit) is not int or limit < 1:
-            raise InvalidArgumentError("seq must be an int >= 0 and limit an int >= 1")
-        with self._env.read() as txn:
-            return journal.changes_since(txn, seq, limit)
-
-    # -- TTL collection -------------------------------------------------------------
-
-    def collect_expired(self, now_ms: int | None = None, *, limit: int = 10_000) -> int:
-        """Remove memories whose TTL has passed (state, indexes, history); return how many.
-
-        Every replica derives the same ``expires_at`` from the write's hybrid timestamp,
-        so they all drop the same memories at the same wall time.
-        """
-        now = self._clock() if now_ms is None else now_ms
-        bound = (now + 1).to_bytes(8, "big")
-        with self._env.read() as txn:
-            due = [k for k, _ in txn.prefix("expiry", b"") if k[:8] < bound][:limit]
-            if not due:
-                return 0
-
-        def write(txn: Txn) -> int:
-            count = 0
-            for ikey in due:
-                key = ikey[8:].decode()
-                skey, raw, state = self._load(txn, key)
-                if state is None or raw is None or state.header.expires_at is None \
-                        or state.header.expires_at > now:
-                    continue
-                self._remove(txn, key, skey, raw, state)
-                count += 1
-            return count
-
-        return self._env.write(write)
-
-    # -- local-only auxiliary storage -----------------------------------------------
-
-    @staticmethod
-    def _aux_key(namespace: str, key: bytes) -> bytes:
-        if type(namespace) is not str or not namespace or "\x00" in namespace:
-            raise InvalidArgumentError("namespace must be a non-empty str without NUL")
-        if type(key) is not bytes or not key or len(key) > 400:
-            raise InvalidArgumentError("aux key must be 1..400 bytes")
-        return namespace.encode() + b"\x00" + key
-
-    def aux_get(self, namespace: str, key: bytes) -> bytes | None:
-        """A local-only value (never replicated), e.g. a cached embedding."""
-        akey = self._aux_key(namespace, key)
-        with self._env.read() as txn:
-            return txn.get("aux", akey)
-
-    def aux_put(self, namespace: str, key: bytes, value: bytes) -> None:
-        akey = self._aux_key(namespace, key)
-        if type(value) is not bytes:
-            raise InvalidArgumentError("aux value must be bytes")
-        self._env.write(lambda txn: txn.put("aux", akey, value))
-
     def stats(self) -> dict[str, Any]:
-        """Counts of keys and environment figures (map size, pages)."""
+        """Counts of keys and environment figures (map size)."""
         with self._env.read() as txn:
             keys = txn.txn.stat(self._env.dbs["state"])["entries"]
         return {"keys": keys, "map_size": self._env.map_size, "replica_id": self.replica_id}
 
-    def _decode_all(self) -> Iterator[Any]:  # pragma: no cover - debugging aid
-        with self._env.read() as txn:
-            for _, raw in txn.prefix("state", b""):
-                yield decode(raw, check_canonical=False)
+    def __repr__(self) -> str:
+        return f"Replica({self.path!r}, replica_id={self.replica_id!r})"
+
+    # -- identity, clocks, the write fence ---------------------------------------------
+
+    @property
+    def clock(self) -> Callable[[], int]:
+        """The wall clock (Unix milliseconds) this replica stamps writes and judges
+        expiry by; injected with ``Replica.open(clock=...)`` in tests and simulations."""
+        return self._stamps.clock
+
+    @property
+    def origin(self) -> str | None:
+        """The origin this object mints its dots under, ``"<replica id>#<incarnation>"``
+        (see :mod:`memmesh.storage.incarnation`); None until it first mints a dot, so a
+        read-only open draws none."""
+        return self._stamps.origin
+
+    @property
+    def write_fence(self) -> str | None:
+        """Why local writes are fenced off right now (None: they are not)."""
+        return self._stamps.write_fence
+
+    def fence_writes(self, reason: str) -> None:
+        """Refuse every local write (``WritesFencedError`` carrying ``reason``, one line for
+        an operator: what is wrong, what to do) until :meth:`unfence_writes`. Sync goes
+        on. The gossip node fences a replica whose clock runs ahead of its peers'."""
+        self._stamps.fence(reason)
+
+    def unfence_writes(self) -> None:
+        """Allow local writes again."""
+        self._stamps.unfence()
+
+    # -- the memory model --------------------------------------------------------------
+
+    @_doc(Memory.add)
+    def add(self, text: str, *, app_id: str | None = None, user_id: str | None = None,
+            agent_id: str | None = None, run_id: str | None = None, actor: str | None = None,
+            metadata: Mapping[str, Any] | None = None, confidence: float = 1.0,
+            ttl: float | None = None, policy: str = "mv", tier: str | None = None,
+            role: str | None = None, priority: bool = False) -> str:
+        return self._memory.add(text, app_id=app_id, user_id=user_id, agent_id=agent_id,
+                                run_id=run_id, actor=actor, metadata=metadata,
+                                confidence=confidence, ttl=ttl, policy=policy, tier=tier,
+                                role=role, priority=priority)
+
+    @_doc(Memory.update)
+    def update(self, memory_id: str, text: str, *, actor: str | None = None,
+               confidence: float | None = None, metadata: Mapping[str, Any] | None = None,
+               role: str | None = None) -> None:
+        self._memory.update(memory_id, text, actor=actor, confidence=confidence,
+                            metadata=metadata, role=role)
+
+    @_doc(Memory.record_noop)
+    def record_noop(self, memory_id: str, *, actor: str | None = None,
+                    detail: Mapping[str, Any] | None = None) -> None:
+        self._memory.record_noop(memory_id, actor=actor, detail=detail)
+
+    @_doc(Memory.delete)
+    def delete(self, memory_id: str) -> bool:
+        return self._memory.delete(memory_id)
+
+    @_doc(Memory.forget)
+    def forget(self, memory_id: str) -> bool:
+        return self._memory.forget(memory_id)
+
+    @_doc(Memory.resolve)
+    def resolve(self, memory_id: str, text: str, *, resolver: str, inputs: tuple[Dot, ...],
+                actor: str | None = None, confidence: float | None = None,
+                metadata: Mapping[str, Any] | None = None, role: str | None = None) -> Version:
+        return self._memory.resolve(memory_id, text, resolver=resolver, inputs=inputs,
+                                    actor=actor, confidence=confidence, metadata=metadata,
+                                    role=role)
+
+    @_doc(Memory.set_add)
+    def set_add(self, key: str, element: Hashable, *, tier: str | None = None,
+                **scope: str | None) -> None:
+        self._memory.set_add(key, element, tier=tier, **scope)
+
+    @_doc(Memory.set_remove)
+    def set_remove(self, key: str, element: Hashable) -> bool:
+        return self._memory.set_remove(key, element)
+
+    @_doc(Memory.collect_expired)
+    def collect_expired(self, now_ms: int | None = None, *, limit: int = 10_000) -> int:
+        return self._memory.collect_expired(now_ms, limit=limit)
+
+    # -- reads -------------------------------------------------------------------------
+
+    @_doc(Reads.get)
+    def get(self, memory_id: str) -> MemoryRecord | None:
+        return self._reads.get(memory_id)
+
+    @_doc(Reads.list)
+    def list(self, *, limit: int | None = None, **scope_filters: str | None
+             ) -> builtins.list[MemoryRecord]:
+        return self._reads.list(limit=limit, **scope_filters)
+
+    @_doc(Reads.set_members)
+    def set_members(self, key: str) -> frozenset[Any]:
+        return self._reads.set_members(key)
+
+    @_doc(Reads.history)
+    def history(self, memory_id: str) -> builtins.list[Event]:
+        return self._reads.history(memory_id)
+
+    @_doc(Reads.as_of)
+    def as_of(self, timestamp: Timestamp | int) -> AsOfView:
+        return self._reads.as_of(timestamp)
+
+    @_doc(Conflicts.conflicts)
+    def conflicts(self, **scope_filters: str | None) -> builtins.list[MemoryRecord]:
+        return self._conflicts.conflicts(**scope_filters)
+
+    # -- sync --------------------------------------------------------------------------
+
+    @_doc(Sync.sync_summary)
+    def sync_summary(self, *, digest: bool = False, digest_scope: PeerScope | None = None,
+                     want: Sequence[str] = ()) -> bytes:
+        return self._sync.sync_summary(digest=digest, digest_scope=digest_scope, want=want)
+
+    @_doc(Sync.sync_changes)
+    def sync_changes(self, summary: bytes, *, max_bytes: int | None = None,
+                     peer: PeerScope | None = None) -> bytes:
+        return self._sync.sync_changes(summary, max_bytes=max_bytes, peer=peer)
+
+    @_doc(Sync.sync_apply)
+    def sync_apply(self, changes: bytes) -> ApplyResult:
+        return self._sync.sync_apply(changes)
+
+    @_doc(Sync.state_digest)
+    def state_digest(self) -> str:
+        return self._sync.state_digest()
+
+    # -- the change journal, local-only aux ---------------------------------------------
+
+    @_doc(Journal.seq)
+    def journal_seq(self) -> int:
+        return self._journal.seq()
+
+    @_doc(Journal.since)
+    def changes_since(self, seq: int, limit: int = 1000) -> ChangeBatch:
+        return self._journal.since(seq, limit)
+
+    def aux_get(self, namespace: str, key: bytes) -> bytes | None:
+        """A local-only value (never replicated), e.g. a cached embedding."""
+        return self._aux.get(namespace, key)
+
+    def aux_put(self, namespace: str, key: bytes, value: bytes) -> None:
+        """Store a local-only value under ``namespace`` and ``key``."""
+        self._aux.put(namespace, key, value)

@@ -1,85 +1,56 @@
-"""The three byte-level sync calls: ``sync_summary``, ``sync_changes``, ``sync_apply``.
+"""The sync calls: ``sync_summary``, ``sync_changes``, ``sync_apply``, ``state_digest``.
 
-Protocol (Scuttlebutt-style watermarks, van Renesse et al., "Efficient Reconciliation
-and Flow Control for Anti-Entropy Protocols", 2008; full per-key states rather than
-deltas, so any subset of keys may be shipped in any order):
-
-* summary ``{"v": 1, "rid"[, "me"], "wm": {origin: counter}, "root": 32 bytes[,
-  "digest": {"scope", "sums"}][, "want": (key, ...)]}``: ``wm[o] = n`` claims "I hold
-  every shareable event of ``o`` up to ``n`` that I may see". An origin is
-  ``replica_id#incarnation`` (see :mod:`.incarnation`); ``me`` names the origin this
-  object mints under, once it has minted, and its ``wm`` is its dot counter (claims by
-  others about it are ignored); older origins minted in this directory (earlier
-  processes, a restored backup's) show at least their counter and are raised by claims
-  like any remote origin. ``digest`` and ``want`` are digest repair's (:mod:`.repair`).
-* changes ``{"v": 1, "rid", "scope", "states": (key-state bytes, ...), "through": {o:
-  (base, n)}[, "hashes": ((key, hash8), ...)]}``: the full state of every wanted key
-  and of every shareable key, allowed for the peer, whose latest event of some origin
-  ``o`` is beyond the peer's ``wm[o]``, found through the ``origin`` index and shipped
-  priority first, then by (origin, counter); ``scope`` is the PeerScope the sender
-  filtered with (None: unrestricted); ``through`` claims let the receiver raise its
-  watermarks past events it will never get (private keys, keys its scope does not
-  allow, keys superseded by later events): ``n`` is the sender's own *complete*
-  watermark of ``o``, or just below the first entry of ``o`` the payload had no room
-  for; ``hashes`` is the repair listing of the buckets whose digests differ.
-
-Two rules keep a claim from vouching for events its receiver never got:
-
-* **No gaps** (Scuttlebutt's "deltas in version order without gaps"): ``base`` is the
-  watermark the payload was computed from; a receiver takes the claim only if it already
-  holds ``o`` up to ``base``. A payload computed from a summary that assumed an earlier,
-  lost payload (a stream of chunks) cannot skip what that payload carried.
-* **Scoped claims stay scoped.** A replica keeps two watermarks per origin: complete
-  (``wm:``: every shareable event) and scoped (``ws:``: every event it may see, raised
-  by payloads the sender filtered with a restricted ``scope``). It claims only its
-  complete watermark (and its own counter) to others, but shows the greater of the two
-  in its summary. So a replica restricted to one user, relaying to an unrestricted one,
-  never vouches for other users' events it was not allowed to hold (the simulations'
-  scoped-ACL fleet found this); a restricted replica still advances past what its scope
-  hides. (Assumes each replica's scope is the same on every peer.)
-
-Claims that do lie (a faulty or hostile member) are bounded and found out by the rules
-of :mod:`.watermarks` (a capped table, the lie detector, the origin's authority) and,
-for whatever they hid, by digest repair (:mod:`.repair`). ``sync_apply`` reads the
-payload with :mod:`.syncwire` (the envelope all or nothing, each key state accepted or
-refused on its own), computes each key's join before writing it (a failure refuses
-that key only), then applies everything in one transaction.
+Scuttlebutt-style watermarks (van Renesse et al., "Efficient Reconciliation and Flow
+Control for Anti-Entropy Protocols", 2008) over full per-key states, so any subset of
+keys may ship in any order. A summary says how far this replica holds each origin; the
+changes it is answered with carry the states of keys with events beyond those marks
+that the peer may see (priority first) and ``through`` claims that let the peer raise
+its marks past events it will never get. A claim is taken only without gaps (its base
+already held), and scoped claims stay scoped (a complete and a scoped watermark per
+origin; only the complete one is claimed to others), so a claim never vouches for
+events its receiver lacks. Lying claims are bounded by :mod:`.watermarks`; what they hid
+is found by digest repair (:mod:`.repair`). Formats: :mod:`.wire`; a payload's keys are
+judged one by one (:mod:`.incoming`), joined, then applied in one transaction.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from memmesh.crdt import DecodeError, Dot, InvalidArgumentError, Timestamp
-from memmesh.crdt.codec import packb
+from memmesh.crdt.keystate import OPS, KeyState, join
 
 from . import digest as stored_digest
 from . import history
-from .core import ReplicaCore
-from .env import Txn
+from .env import Env, Txn
 from .gcpause import gc_paused
 from .incarnation import counter_key, own_counters
+from .incoming import cap, read_changes
 from .indexes import latest_counter, origin_entries, origins, unstorable
-from .keystate import OPS, KeyState, decode, encode, join
-from .records import ApplyResult, PeerScope, Refusal
-from .repair import (
-    MAX_HASHES,
-    bucket_listing,
-    check_want,
-    differing,
-    normal,
-    scope_sums,
-    wanted,
-)
-from .syncwire import MAX_COUNTER, bad, cap, parse_summary, read_changes, scope_plain
+from .keycodec import decode, encode
+from .keystore import NewKey, store, store_new
+from .records import ApplyResult, Refusal
+from .repair import bucket_listing, differing, scope_sums, wanted
+from .stamps import Stamps
 from .watermarks import MAX_SUMMARY_ORIGINS, Table, capped
 from .watermarks import WM as _WM
 from .watermarks import WS as _WS
+from .wire import (
+    MAX_COUNTER,
+    MAX_HASHES,
+    Changes,
+    PeerScope,
+    Summary,
+    bad,
+    check_want,
+    normal,
+    parse_summary,
+)
 
-__all__ = ["SyncOps"]
+__all__ = ["Sync"]
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +59,15 @@ _HASH_OVERHEAD = 14  # msgpack of one (key, 8-byte hash) pair beyond the key's b
 _HASHES_OVERHEAD = 16  # the "hashes" field name and its array header
 
 
-class SyncOps(ReplicaCore):
-    """The sync primitives of a replica."""
+class Sync:
+    """The sync primitives of a replica. ``collect`` removes expired memories: a
+    summary and a digest describe the state after collection."""
+
+    def __init__(self, env: Env, stamps: Stamps, collect: Callable[[], int]) -> None:
+        self._env = env
+        self._stamps = stamps
+        self._collect = collect
+        self.replica_id = stamps.replica_id
 
     # -- summary ----------------------------------------------------------------------
 
@@ -106,7 +84,7 @@ class SyncOps(ReplicaCore):
         # their counter; the current one exactly (authoritative: claims about it are not
         # taken), older ones raised by claims like any remote origin
         for origin, counter in own_counters(txn, self.replica_id).items():
-            if origin == self._origin or counter > wm.get(origin, 0):
+            if origin == self._stamps.origin or counter > wm.get(origin, 0):
                 wm[origin] = counter
         return wm
 
@@ -122,25 +100,19 @@ class SyncOps(ReplicaCore):
         wanted = check_want(want)
         if digest_scope is not None and not isinstance(digest_scope, PeerScope):
             raise InvalidArgumentError("digest_scope must be a PeerScope or None")
-        self.collect_expired()
+        self._collect()
         with self._env.read() as txn:
-            plain: dict[str, Any] = {"v": 1, "rid": self.replica_id,
-                                     "wm": capped(self._watermarks(txn), self.replica_id,
-                                                  txn),
-                                     "root": stored_digest.root(stored_digest.bucket_sums(txn))}
-            me = self._origin
-            if me is not None and me in plain["wm"]:  # this object has minted
-                plain["me"] = me
-            if digest:
-                plain["digest"] = {"scope": scope_plain(digest_scope),
-                                   "sums": scope_sums(txn, digest_scope)}
-        if wanted:
-            plain["want"] = wanted
-        return packb(plain)
+            wm = capped(self._watermarks(txn), self.replica_id, txn)
+            me = self._stamps.origin
+            return Summary(
+                self.replica_id, wm, stored_digest.root(stored_digest.bucket_sums(txn)),
+                me=me if me is not None and me in wm else None,  # once this object minted
+                digest=(digest_scope, scope_sums(txn, digest_scope)) if digest else None,
+                want=wanted).pack()
 
     def state_digest(self) -> str:
         """Hex digest of the shareable state: equal exactly when that state is equal."""
-        self.collect_expired()
+        self._collect()
         with self._env.read() as txn:
             return stored_digest.root(stored_digest.bucket_sums(txn)).hex()
 
@@ -158,13 +130,12 @@ class SyncOps(ReplicaCore):
             raise bad("max_bytes must be a positive int")
         if peer is not None and not isinstance(peer, PeerScope):
             raise InvalidArgumentError("peer must be a PeerScope or None")
-        if parsed.me is not None and parsed.me != self._origin:
+        if parsed.me is not None and parsed.me != self._stamps.origin:
             self._defer_to_origin(parsed.me, peer_wm.get(parsed.me, 0))
         repair = parsed.digest is not None and parsed.digest[0] == normal(peer)
         if repair:
-            self.collect_expired()  # the peer's sums were taken after its own collection
-        now = self._clock()
-        scope = scope_plain(peer)
+            self._collect()  # the peer's sums were taken after its own collection
+        now = self._stamps.clock()
         with self._env.read() as txn:
             # what we may claim of each origin beyond the peer's mark: our complete
             # watermark, but (for any origin not our own) no further than the events of
@@ -177,9 +148,8 @@ class SyncOps(ReplicaCore):
                     counter = min(counter, latest_counter(txn, origin))
                 if counter > peer_wm.get(origin, 0):
                     claimable[origin] = counter
-            base = len(packb({"v": 1, "rid": self.replica_id, "scope": scope, "states": (),
-                              "through": dict.fromkeys(claimable, (MAX_COUNTER, MAX_COUNTER))})
-                       ) + 5
+            base = len(Changes(self.replica_id, peer, (), dict.fromkeys(
+                claimable, (MAX_COUNTER, MAX_COUNTER))).pack()) + 5
             shipped: list[bytes] = []
             seen: set[bytes] = set()
             size = base
@@ -241,11 +211,7 @@ class SyncOps(ReplicaCore):
             claim = min(counter, unshipped[origin] - 1) if origin in unshipped else counter
             if claim > peer_wm.get(origin, 0):
                 through[origin] = (peer_wm.get(origin, 0), claim)
-        out: dict[str, Any] = {"v": 1, "rid": self.replica_id, "scope": scope,
-                               "states": tuple(shipped), "through": through}
-        if hashes:
-            out["hashes"] = tuple(hashes)
-        return packb(out)
+        return Changes(self.replica_id, peer, tuple(shipped), through, tuple(hashes)).pack()
 
     def _defer_to_origin(self, origin: str, counter: int) -> None:
         """The origin is the authority on its own counter (see watermarks.py): lower our
@@ -274,23 +240,23 @@ class SyncOps(ReplicaCore):
 
     def sync_apply(self, changes: bytes) -> ApplyResult:
         """Join a peer's changes: validated first, then applied in one transaction."""
-        with gc_paused():  # a bulk call: see gcpause.py
+        with gc_paused():  # only when single-threaded: see gcpause.py
             return self._sync_apply(changes)
 
     def _sync_apply(self, changes: bytes) -> ApplyResult:
-        wall = self._clock()
-        parsed = read_changes(changes, wall=wall, max_drift_ms=self.max_drift_ms)
+        wall = self._stamps.clock()
+        parsed = read_changes(changes, wall=wall, max_drift_ms=self._stamps.max_drift_ms)
         sender, states, through, newest = parsed.sender, parsed.states, parsed.through, \
             parsed.newest
         scoped = parsed.scope is not None
-        me = self._origin  # the current origin: only this object mints under it
+        me = self._stamps.origin  # the current origin: only this object mints under it
 
         def write(txn: Txn) -> ApplyResult:
-            recorded = self._hlc(txn).observe(newest, wall) if newest is not None \
-                else self._stamp(txn, wall)
+            recorded = self._stamps.hlc(txn).observe(newest, wall) if newest is not None \
+                else self._stamps.stamp(txn, wall)
             changed: list[str] = []
             conflicts: list[str] = []
-            fresh: list[tuple[str, bytes, bytes, KeyState, list[bytes]]] = []
+            fresh: list[NewKey] = []
             table = Table(txn)
             refused = list(parsed.refused)
             caps = dict(parsed.caps)  # claims may not vouch for refused keys' events
@@ -342,14 +308,14 @@ class SyncOps(ReplicaCore):
                     continue
                 if h.expires_at is None:
                     table.detect_lie(incoming.ctx, {} if old is None else old.ctx, me)
-                if self._store(txn, key, skey, old_raw, old, new, local=False, events=events,
+                if store(txn, key, skey, old_raw, old, new, local=False, events=events,
                                new_raw=new_raw):
                     changed.append(key)
-                    self._raise_counter(txn, new.ctx)
+                    self._stamps.raise_counter(txn, new.ctx)
                     if len(new.standing()) > 1:
                         conflicts.append(key)
             if fresh:
-                self._store_new(txn, fresh, local=False)
+                store_new(txn, fresh, local=False)
                 if ctr is not None and top > txn.counter(ctr):
                     txn.set_counter(ctr, top)
             accepted: dict[str, int] = {}
@@ -397,9 +363,9 @@ class SyncOps(ReplicaCore):
         if new.header.kind != 0:
             return []
         standing = [d for d, _ in new.standing()]
-        return [history.version_entry(OPS[version[7]], dot, version, ctx=new.ctx,
+        return [history.version_entry(OPS[version.op], dot, version, ctx=new.ctx,
                                       standing=standing,
-                                      detail=self._event_detail(version, detail),
+                                      detail=history.event_detail(version, detail),
                                       recorded_at=recorded)
                 for dot, version in sorted(new.body.items())]
 
@@ -419,7 +385,7 @@ class SyncOps(ReplicaCore):
         events: list[dict[str, Any]] = []
         for dot, version in sorted(new.body.items()):
             if dot not in before:
-                events.append(self._version_event(OPS[version[7]], dot, version, recorded,
+                events.append(history.version_event(OPS[version.op], dot, version, recorded,
                                                   detail))
         if not events and old is not None and set(before) - set(new.body):
             events.append({"op": "DELETE", "actor": None, "replica": sender, "ts": recorded,

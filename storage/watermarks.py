@@ -124,7 +124,8 @@ class Table:
                 self.lowered[origin] = counter
         self._shown.pop(origin, None)
 
-    def detect_lie(self, ctx: Mapping[str, int], held: Mapping[str, int], me: str) -> None:
+    def detect_lie(self, ctx: Mapping[str, int], held: Mapping[str, int],
+                   me: str | None) -> None:
         """The lie detector (module doc) for a received state with context ``ctx`` of a
         key held here with context ``held`` (empty when new here): each watermark that
         claimed the event is lowered (an honest one below it is kept), to the latest

@@ -1,17 +1,10 @@
-"""Pure helpers over storage's documented sync formats (docs/internals.md, section 2).
+"""Helpers of the session over the sync messages, read through storage's wire format.
 
-A summary is ``packb({"v": 1, "rid": ..., "wm": {origin: counter}, "root": ...})``: the
-per-origin watermarks of a replica (Scuttlebutt-style), plus digest repair's optional
-``digest`` (bucket sums) and ``want`` (key ids to ship whatever the watermarks say).  A
-changes blob carries ``"through": {origin: (base, counter)}`` claims: the watermarks its
-receiver may raise to, if it already holds ``origin`` up to ``base`` (so a lost chunk is
-never skipped).
-
-The session uses these to *stream* several chunks per round without asking the peer
-again: after shipping a chunk computed for summary ``S``, the next chunk is computed for
-``advance_summary(S, chunk)``.  When a blob cannot be read this way (an unknown format)
-the helpers say so (``None``) and the session falls back to one chunk per round, which
-is slower but still correct, since every round starts from a fresh summary.
+The session *streams* several chunks per round without asking the peer again: after
+shipping a chunk computed for summary ``S``, the next chunk is computed for
+``advance_summary(S, chunk)``. When a message cannot be read (it is malformed) the
+helpers say so (``None``) and the session falls back to one chunk per round, which is
+slower but still correct, since every round starts from a fresh summary.
 
 Summaries derived from a peer's (a stream's continuation, a push) drop ``digest`` and
 ``want``: the first chunk of a pull already carried the repair listing and the wanted
@@ -20,105 +13,69 @@ keys, so every later chunk (and every push) would re-list hashes and re-ship the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import replace
 
-from memmesh.crdt.codec import packb, unpackb
 from memmesh.crdt.dot import base_replica
 from memmesh.crdt.errors import DecodeError
+from memmesh.storage.wire import Summary, parse_changes, parse_summary
 
 __all__ = ["advance_summary", "asks_repair", "changes_empty", "push_summary", "summary_lag",
            "summary_root", "watermarks"]
 
-#: Summary fields a derived summary (continuation, push) must not repeat: digest repair's.
-_ONCE_PER_PULL = frozenset({"digest", "want"})
 
-#: Fields of a changes blob that describe it rather than carry data to apply.
-_ENVELOPE = frozenset({"v", "rid", "scope"})
-
-
-def _map(blob: bytes) -> Mapping[object, object] | None:
+def _summary(blob: bytes) -> Summary | None:
     try:
-        obj = unpackb(blob)
+        return parse_summary(blob)
     except DecodeError:
         return None
-    return obj if isinstance(obj, Mapping) else None
 
 
-def _wm(obj: object) -> dict[str, int] | None:
-    if not isinstance(obj, Mapping):
-        return None
-    out: dict[str, int] = {}
-    for k, v in obj.items():
-        if type(k) is not str or type(v) is not int:
-            return None
-        out[k] = v
-    return out
-
-
-def _claims(obj: object) -> dict[str, int] | None:
-    """The claimed counters of a ``through`` map of ``(base, counter)`` pairs."""
-    if not isinstance(obj, Mapping):
-        return None
-    out: dict[str, int] = {}
-    for k, v in obj.items():
-        if type(k) is not str or type(v) is not tuple or len(v) != 2 \
-                or type(v[1]) is not int:
-            return None
-        out[k] = v[1]
-    return out
+def _derived(summary: Summary, wm: dict[str, int]) -> bytes:
+    """``summary`` with watermarks ``wm`` and without the once-per-pull repair fields."""
+    packed: bytes = replace(summary, wm=wm, digest=None, want=()).pack()
+    return packed
 
 
 def watermarks(summary: bytes) -> dict[str, int] | None:
     """The ``wm`` map of a summary, or None when it cannot be read."""
-    m = _map(summary)
-    return None if m is None else _wm(m.get("wm"))
+    s = _summary(summary)
+    return None if s is None else dict(s.wm)
 
 
 def summary_root(summary: bytes) -> bytes | None:
     """The ``root`` of a summary (the digest of the sender's shareable state when it took
     the summary), or None when it cannot be read."""
-    m = _map(summary)
-    root = None if m is None else m.get("root")
-    return root if type(root) is bytes else None
+    s = _summary(summary)
+    return None if s is None else s.root
 
 
 def asks_repair(summary: bytes) -> bool:
     """True when a summary carries digest repair's ``digest`` or ``want``."""
-    m = _map(summary)
-    return m is not None and ("digest" in m or "want" in m)
-
-
-def _derived(summary: Mapping[object, object], wm: dict[str, int]) -> bytes:
-    """``summary`` with watermarks ``wm`` and without the once-per-pull repair fields."""
-    out = {k: v for k, v in summary.items() if isinstance(k, str) and k not in _ONCE_PER_PULL}
-    out["wm"] = wm
-    packed: bytes = packb(out)
-    return packed
+    s = _summary(summary)
+    return s is not None and (s.digest is not None or bool(s.want))
 
 
 def advance_summary(summary: bytes, changes: bytes) -> bytes | None:
     """``summary`` with its watermarks raised to the ``through`` claims of ``changes``.
 
-    Returns None when either blob is unreadable or when no watermark moves (so no
+    Returns None when either message is unreadable or when no watermark moves (so no
     further progress can be promised and the stream must stop).  Digest repair's
     ``digest`` and ``want`` are dropped: the first chunk answered them.
     """
-    s = _map(summary)
-    c = _map(changes)
-    if s is None or c is None:
+    s = _summary(summary)
+    if s is None:
         return None
-    wm = _wm(s.get("wm"))
-    through = _claims(c.get("through"))
-    if wm is None or through is None:
+    try:
+        through = parse_changes(changes).through
+    except DecodeError:
         return None
+    wm = dict(s.wm)
     moved = False
-    for origin, n in through.items():
+    for origin, (_, n) in through.items():
         if n > wm.get(origin, 0):
             wm[origin] = n
             moved = True
-    if not moved:
-        return None
-    return _derived(s, wm)
+    return _derived(s, wm) if moved else None
 
 
 def push_summary(peer: bytes, local: bytes, origin: str) -> bytes | None:
@@ -132,26 +89,25 @@ def push_summary(peer: bytes, local: bytes, origin: str) -> bytes | None:
     anti-entropy pulls still repair anything a push missed.  The peer's ``digest`` and
     ``want`` are dropped (its pull answered them).  None if unreadable.
     """
-    p = _map(peer)
-    peer_wm = None if p is None else _wm(p.get("wm"))
+    p = _summary(peer)
     local_wm = watermarks(local)
-    if p is None or peer_wm is None or local_wm is None:
+    if p is None or local_wm is None:
         return None
-    wm = {o: peer_wm.get(o, 0) if base_replica(o) == origin else max(n, peer_wm.get(o, 0))
+    wm = {o: p.wm.get(o, 0) if base_replica(o) == origin else max(n, p.wm.get(o, 0))
           for o, n in local_wm.items()}
     return _derived(p, wm)
 
 
 def changes_empty(changes: bytes) -> bool:
-    """True when a changes blob carries nothing: no bytes, or only empty containers
-    besides its envelope (a restricted payload's ``scope`` is not data)."""
+    """True when a changes payload carries nothing: no bytes, or nothing besides its
+    envelope (a restricted payload's ``scope`` is not data)."""
     if not changes:
         return True
-    c = _map(changes)
-    if c is None:
+    try:
+        empty: bool = parse_changes(changes).empty
+    except DecodeError:
         return False
-    return all(not v for k, v in c.items()
-               if k not in _ENVELOPE and isinstance(v, (tuple, list, dict, Mapping, bytes)))
+    return empty
 
 
 def summary_lag(mine: bytes, theirs: bytes) -> int | None:

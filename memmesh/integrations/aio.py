@@ -218,8 +218,8 @@ class AsyncMemory:
                               inputs=inputs, **options)
 
     async def resolve_conflicts(self, resolver: Any, **options: Any) -> builtins.list[Any]:
-        """:func:`memmesh.semantic.resolve_conflicts` with ``resolver``, off the loop."""
-        from memmesh.semantic import resolve_conflicts
+        """:func:`memmesh.merge.resolve_conflicts` with ``resolver``, off the loop."""
+        from memmesh.merge import resolve_conflicts
 
         return list(await self.run(resolve_conflicts, self.replica, resolver, **options))
 

@@ -1,14 +1,14 @@
 """A tiny in-memory stand-in for ``memmesh.storage.Replica``'s sync surface.
 
-It speaks the formats of docs/internals.md section 2 (summary ``{"v","rid","wm",
-"root"}``, changes with ``through`` claims, priority first, ``max_bytes`` truncation,
-``peer`` scopes), so the protocol core can be tested before and apart from storage.
+It speaks storage's wire format (``memmesh.storage.wire``: summaries, changes with
+``through`` claims; here priority first, ``max_bytes`` truncation, ``peer`` scopes), so
+the protocol core can be tested apart from storage.
 Each key is a grow-only set of ``(origin, counter) -> text`` versions: merge is union.
 It also has the wall clock (injectable), drift bound and write fence of a replica, and
 ``refuse`` names keys whose states ``sync_apply`` skips with a reason, as storage does.
 Payloads say who sent them and the scope they were filtered with, as storage's do; a
-summary asked for a digest or ``want`` carries them (as markers: there is no real
-digest here), and ``inject[sender]`` queues fields (``wanted``, ``lowered``,
+summary asked for a digest or ``want`` carries them (the digest's sums are zeros: there
+is no real digest here), and ``inject[sender]`` queues fields (``wanted``, ``lowered``,
 ``through``...) for the next ``sync_apply`` results of that sender's payloads, so the
 policy's digest repair decisions can be driven without storage.
 """
@@ -21,7 +21,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from memmesh.crdt.codec import packb, unpackb
-from memmesh.crdt.errors import DecodeError
+from memmesh.storage.wire import (
+    DIGEST_BUCKET_BYTES,
+    DIGEST_BUCKETS,
+    Changes,
+    PeerScope,
+    Summary,
+    parse_changes,
+    parse_summary,
+)
 
 
 @dataclass(frozen=True)
@@ -118,20 +126,14 @@ class FakeReplica:
         (``summary_args``): the real digest repair is storage's, tested with replicas."""
         self.summary_args.append((digest, digest_scope, tuple(want)))
         with self._lock:
-            plain: dict[str, object] = {"v": 1, "rid": self.replica_id, "wm": self._wm(),
-                                        "root": bytes.fromhex(self.state_digest())}
-        if digest:
-            plain["digest"] = {"scope": repr(digest_scope)}
-        if want:
-            plain["want"] = tuple(want)
-        return packb(plain)
+            wm, root = self._wm(), bytes.fromhex(self.state_digest())
+        sums = bytes(DIGEST_BUCKETS * DIGEST_BUCKET_BYTES)
+        return Summary(self.replica_id, wm, root, digest=(None, sums) if digest else None,
+                       want=tuple(want)).pack()
 
     def sync_changes(self, summary: bytes, *, max_bytes: int | None = None,
                      peer: object = None) -> bytes:
-        s = unpackb(summary)
-        if not isinstance(s, dict) or not isinstance(s.get("wm"), dict):
-            raise DecodeError("bad summary")
-        wm: dict[str, int] = dict(s["wm"])
+        wm = parse_summary(summary).wm
         with self._lock:
             wanted = []
             excluded: set[tuple[str, int]] = set()
@@ -145,7 +147,7 @@ class FakeReplica:
                     continue
                 wanted.append((not prio, min(new), key))
             wanted.sort()
-            shipped: list[object] = []
+            shipped: list[bytes] = []
             dots: set[tuple[str, int]] = set()
             size = 0
             truncated = False
@@ -153,11 +155,12 @@ class FakeReplica:
                 prio, app, _ = self.meta[key]
                 entry = (key, prio, app, tuple((o, c, t) for (o, c), t in
                                                sorted(self.keys[key].items())))
-                n = len(packb(entry))
+                packed = packb(entry)
+                n = len(packed)
                 if max_bytes is not None and shipped and size + n > max_bytes:
                     truncated = True
                     break
-                shipped.append(entry)
+                shipped.append(packed)
                 size += n
                 dots.update(self.keys[key])
             through = {}
@@ -168,20 +171,18 @@ class FakeReplica:
                     n += 1
                 if n > wm.get(origin, 0):
                     through[origin] = (wm.get(origin, 0), n)
-            scope = tuple(sorted(peer.apps)) if isinstance(peer, FakeScope) and \
+            scope = PeerScope(apps=frozenset(peer.apps)) if isinstance(peer, FakeScope) and \
                 peer.apps is not None else None
-            return packb({"v": 1, "rid": self.replica_id, "keys": shipped,
-                          "through": through, "scope": scope})
+            return Changes(self.replica_id, scope, tuple(shipped), through).pack()
 
     def sync_apply(self, changes: bytes) -> FakeApplyResult:
-        c = unpackb(changes)
-        if not isinstance(c, dict) or not isinstance(c.get("keys"), tuple):
-            raise DecodeError("bad changes")
+        c = parse_changes(changes)
         changed = []
         refused = []
         with self._lock:
             self.applied_blobs.append(changes)
-            for key, prio, app, versions in c["keys"]:
+            for state in c.states:
+                key, prio, app, versions = unpackb(state)  # type: ignore[misc]
                 if key in self.refuse:
                     refused.append(FakeRefusal(key, self.refuse[key]))
                     continue
@@ -194,10 +195,11 @@ class FakeReplica:
                 if len(cur) != before:
                     changed.append(key)
                     self.journal.append((len(self.journal) + 1, key, False, prio))
-        scope = None if c.get("scope") is None else FakeScope(frozenset(c["scope"]))
-        queued = self.inject.get(c.get("rid", ""), [])
+        scope = None if c.scope is None or c.scope.apps is None else \
+            FakeScope(frozenset(a for a in c.scope.apps if a is not None))
+        queued = self.inject.get(c.rid, [])
         extra = queued.pop(0) if queued else {}
-        return FakeApplyResult(len(c["keys"]), tuple(changed), tuple(refused),
+        return FakeApplyResult(len(c.states), tuple(changed), tuple(refused),
                                scope=scope, **extra)
 
     def state_digest(self) -> str:

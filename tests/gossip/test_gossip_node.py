@@ -18,7 +18,8 @@ from memmesh.gossip.link import Link
 from memmesh.gossip.peers import load_peers
 from memmesh.gossip.protocol import Session, SessionConfig
 from memmesh.integrations.background import BackgroundNode
-from memmesh.storage import Conflict, PeerScope, Replica, Resolution
+from memmesh.merge import Conflict, Resolution
+from memmesh.storage import PeerScope, Replica
 
 KEY = b"0123456789abcdef0123456789abcdef"
 

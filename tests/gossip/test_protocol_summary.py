@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from memmesh.crdt import DecodeError
 from memmesh.crdt.codec import packb, unpackb
 from memmesh.gossip.protocol.summary import (
     advance_summary,
     changes_empty,
     push_summary,
     summary_root,
+    watermarks,
 )
 from memmesh.storage import PeerScope, Replica
 
@@ -73,3 +77,19 @@ def test_summary_root_reads_the_state_digest_a_summary_was_taken_with(
         a.add("something")
         assert summary_root(a.sync_summary()) == bytes.fromhex(a.state_digest())
         assert summary_root(b"\xc1") is None
+
+
+def test_the_session_reads_a_summary_exactly_as_storage_does(tmp_path: Path) -> None:
+    """One format, one parser: a summary storage refuses is one the session cannot read
+    either (it used to derive continuation and push summaries from such a blob)."""
+    with Replica.open(tmp_path / "a", replica_id="ra") as a:
+        a.add("something")
+        good = unpackb(a.sync_summary())
+        assert isinstance(good, dict)
+        for broken in (dict(good, extra=1), dict(good, wm={"ra": -1}),
+                       dict(good, root=b"short"), dict(good, rid=7)):
+            blob = packb(broken)
+            with pytest.raises(DecodeError):
+                a.sync_changes(blob)
+            assert watermarks(blob) is None and summary_root(blob) is None
+            assert push_summary(blob, a.sync_summary(), "ra") is None

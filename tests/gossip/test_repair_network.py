@@ -13,6 +13,7 @@ from memmesh.crdt.codec import packb, unpackb
 from memmesh.gossip.protocol.driver import MemoryNetwork
 from memmesh.gossip.protocol.policy import PolicyConfig
 from memmesh.storage import PeerScope, Replica
+from memmesh.storage.keystore import load, remove
 
 BOB = PeerScope(users=frozenset({"bob"}))
 
@@ -49,9 +50,9 @@ def delete_behind_the_journal(replica: Replica, key: str) -> None:
     """Lose one key through internals (a bug, a bad disk): the replica's watermarks still
     say it holds every event of that key, so no peer will ship it again."""
     def drop(txn: object) -> None:
-        skey, raw, state = replica._load(txn, key)  # type: ignore[arg-type]
+        skey, raw, state = load(txn, key)
         assert raw is not None and state is not None
-        replica._remove(txn, key, skey, raw, state)  # type: ignore[arg-type]
+        remove(txn, key, skey, raw, state)
 
     replica._env.write(drop)
     assert replica.get(key) is None

@@ -121,7 +121,7 @@ async def test_a_set_element_true_is_refused_alone_and_the_set_stays_usable(
         mesh.canary(honest)
         await mesh.until(lambda: mallory.replica.set_members("tags") == {"x"},
                          "the set to reach mallory")
-        origin = str(mallory.inner._own_origin())
+        origin = mallory.inner._stamps.own_origin()
         poisoned = with_element(state_of(mallory.replica, "tags"), True, Dot(origin, 10**6))
         forger.always("victim", shipping(poisoned))
         relayed = mesh.write(mallory, "an honest memory mallory ships beside the poison")

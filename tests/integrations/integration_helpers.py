@@ -1,21 +1,12 @@
-"""Shared helpers of the integration tests: a settable clock and replica sync."""
+"""Shared helpers of the integration tests: replica sync, and the shared clock."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from manual_clock import Clock
 
-class Clock:
-    """A wall clock in milliseconds that tests move by hand (no sleeps)."""
-
-    def __init__(self, start_ms: int = 1_750_000_000_000) -> None:
-        self.now_ms = start_ms
-
-    def __call__(self) -> int:
-        return self.now_ms
-
-    def advance(self, seconds: float) -> None:
-        self.now_ms += int(seconds * 1000)
+__all__ = ["Clock", "sync"]
 
 
 def sync(a: Any, b: Any) -> None:

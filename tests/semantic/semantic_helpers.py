@@ -1,12 +1,16 @@
-"""Builders shared by the semantic tests (no storage needed)."""
+"""Builders shared by the semantic tests (no storage needed), and the shared clock."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from manual_clock import Clock
+
 from memmesh.crdt import Dot, Timestamp
-from memmesh.semantic import Conflict, ConflictVersion
+from memmesh.merge import Conflict, ConflictVersion
+
+__all__ = ["Clock", "conflict", "sync_all", "sync_pair", "version"]
 
 
 def version(
@@ -32,19 +36,6 @@ def version(
 
 def conflict(*versions: ConflictVersion, memory_id: str = "m1") -> Conflict:
     return Conflict(memory_id, tuple(sorted(versions, key=lambda v: v.dot)), {"user_id": "u1"})
-
-
-class Clock:
-    """A settable wall clock in milliseconds, shared by replicas and indexes in a test."""
-
-    def __init__(self, now_ms: int = 1_700_000_000_000) -> None:
-        self.now_ms = now_ms
-
-    def __call__(self) -> int:
-        return self.now_ms
-
-    def advance(self, ms: int) -> None:
-        self.now_ms += ms
 
 
 def sync_pair(source: Any, target: Any) -> None:

@@ -11,17 +11,17 @@ from typing import Any, cast
 import pytest
 from semantic_helpers import Clock, sync_all, version
 
-from memmesh.semantic import (
+from memmesh.merge import (
+    DEFAULT_DEADLINE_MS,
     Conflict,
     InvalidResolutionError,
-    LastWriterWins,
-    LLMArbiter,
     Resolution,
+    arbiter_rank,
     resolve_conflicts,
+    takeover_wait,
 )
+from memmesh.semantic import LastWriterWins, LLMArbiter
 from memmesh.storage import MemoryRecord
-from memmesh.storage.arbitration import DEFAULT_DEADLINE_MS
-from memmesh.storage.conflicts import arbiter_rank, takeover_wait
 
 Opener = Callable[..., Any]
 
@@ -36,7 +36,7 @@ def conflicted_pair(open_replica: Opener, clock: Clock) -> tuple[Any, Any, str]:
     sync_all([a, b])
     assert a.get(memory).conflicted and b.get(memory).conflicted
     for replica in (a, b):  # both see the conflict now: takeover waits count from here
-        replica.arbiter_for(replica.get(memory), clock(), deadline_ms=DEFAULT_DEADLINE_MS)
+        resolve_conflicts(replica, lambda conflict: None)
     return a, b, memory
 
 

@@ -10,19 +10,16 @@ from hypothesis import strategies as st
 from semantic_helpers import conflict, version
 
 from memmesh.crdt import MemmeshError
+from memmesh.merge import Conflict, InvalidResolutionError, Resolution, format_alternatives
 from memmesh.semantic import (
-    Conflict,
     HashingEmbedder,
     HighestConfidence,
-    InvalidResolutionError,
     KeepAll,
     LastWriterWins,
     NearDuplicate,
-    Resolution,
     RolePriority,
     SentenceTransformerEmbedder,
     chain,
-    format_alternatives,
 )
 
 

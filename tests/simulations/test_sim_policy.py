@@ -10,6 +10,7 @@ from memmesh.crdt.codec import packb, unpackb
 from memmesh.simulations import SimOptions
 from memmesh.simulations.cluster import Cluster
 from memmesh.storage import PeerScope
+from memmesh.storage.keystore import load, remove
 
 YEAR_MS = 365 * 24 * 3600 * 1000
 
@@ -69,8 +70,8 @@ def _forge_claim(sender: Any, victim: Any, origin: str, counter: int) -> None:
 def _lose(replica: Any, key: str) -> None:
     """Delete one key through internals: the watermarks still say it is held."""
     def drop(txn: Any) -> None:
-        skey, raw, state = replica._load(txn, key)
-        replica._remove(txn, key, skey, raw, state)
+        skey, raw, state = load(txn, key)
+        remove(txn, key, skey, raw, state)
 
     replica._env.write(drop)
     assert replica.get(key) is None

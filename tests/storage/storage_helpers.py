@@ -1,22 +1,19 @@
-"""Shared helpers for the storage tests: a deterministic clock and full sync rounds."""
+"""Shared helpers for the storage tests: full sync rounds, and the clock they use (every
+read advances it 1 ms)."""
 
 from __future__ import annotations
+
+from manual_clock import START_MS, Clock
 
 from memmesh.crdt.codec import unpackb
 from memmesh.storage import PeerScope, Replica
 
-START_MS = 1_700_000_000_000
+__all__ = ["START_MS", "sync_once", "sync_pair", "ticking"]
 
 
-class FakeClock:
-    """A wall clock in milliseconds that the test moves; every read advances 1 ms."""
-
-    def __init__(self, start: int = START_MS) -> None:
-        self.now = start
-
-    def __call__(self) -> int:
-        self.now += 1
-        return self.now
+def ticking(start: int = START_MS) -> Clock:
+    """The storage tests' clock: every read advances it 1 ms."""
+    return Clock(start, tick_ms=1)
 
 
 def sync_once(src: Replica, dst: Replica, *, max_bytes: int | None = None,

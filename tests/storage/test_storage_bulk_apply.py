@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from storage_helpers import FakeClock, sync_once
+from storage_helpers import sync_once, ticking
 
 from memmesh.storage import Replica
 
@@ -16,7 +16,7 @@ def _db(replica: Replica, name: str) -> list[tuple[bytes, bytes]]:
         return list(txn.prefix(name, b""))
 
 
-def _varied(tmp_path: Path, clock: FakeClock) -> tuple[Replica, Replica]:
+def _varied(tmp_path: Path, clock: ticking) -> tuple[Replica, Replica]:
     """Two replicas whose merged state holds every kind of key state."""
     a = Replica.open(tmp_path / "a", replica_id="ra", clock=clock, durable=False)
     b = Replica.open(tmp_path / "b", replica_id="rb", clock=clock, durable=False)
@@ -42,7 +42,7 @@ def _varied(tmp_path: Path, clock: FakeClock) -> tuple[Replica, Replica]:
 
 
 def test_bulk_apply_builds_the_same_indexes_digest_and_reads(tmp_path: Path) -> None:
-    clock = FakeClock()
+    clock = ticking()
     a, b = _varied(tmp_path, clock)
     fresh = Replica.open(tmp_path / "fresh", replica_id="rf", clock=clock, durable=False)
     payloads = sync_once(a, fresh)  # every key is new to ``fresh``: the bulk path
@@ -67,7 +67,7 @@ def test_bulk_apply_builds_the_same_indexes_digest_and_reads(tmp_path: Path) -> 
 
 
 def test_bulk_and_per_key_paths_mix_in_one_apply(tmp_path: Path) -> None:
-    clock = FakeClock()
+    clock = ticking()
     a, b = _varied(tmp_path, clock)
     # ``partial`` already holds some keys (per-key join) and lacks the rest (bulk path)
     partial = Replica.open(tmp_path / "partial", replica_id="rp", clock=clock, durable=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from storage_helpers import FakeClock, sync_once
+from storage_helpers import sync_once, ticking
 
 from memmesh.crdt.codec import packb, unpackb
 from memmesh.gossip.protocol.session import SessionConfig
@@ -69,7 +69,7 @@ def test_a_summary_names_its_own_origin_and_the_highest_counters_first() -> None
 def test_a_state_proving_a_watermark_false_lowers_it(tmp_path: Path) -> None:
     """Case 4: a claim ``{C: 2**62}`` with no states was accepted and C's writes never
     reached the victim again; a state of C the victim lacks now exposes the lie."""
-    clock = FakeClock()
+    clock = ticking()
     with Replica.open(tmp_path / "c", replica_id="carol", clock=clock) as carol, \
             Replica.open(tmp_path / "r", replica_id="relay", clock=clock) as relay, \
             Replica.open(tmp_path / "m", replica_id="mallory", clock=clock) as mallory, \
@@ -96,7 +96,7 @@ def test_a_hole_below_events_held_lowers_the_watermark_only_to_just_below_it(
     lowered to the latest event held before it, not to what the key held (0 for a key
     new here): the next pull re-fetches the events after the hole, not the whole
     origin (it re-fetched half of 100k memories in bench_repair)."""
-    clock = FakeClock()
+    clock = ticking()
     with Replica.open(tmp_path / "c", replica_id="carol", clock=clock) as carol, \
             Replica.open(tmp_path / "v", replica_id="victim", clock=clock) as victim:
         ids = [carol.add(f"carol {i}") for i in range(10)]
@@ -118,7 +118,7 @@ def test_a_hole_below_events_held_lowers_the_watermark_only_to_just_below_it(
 def test_honest_sync_never_lowers_a_watermark(tmp_path: Path) -> None:
     """Writes, edits of relayed memories, chunked pulls (some chunks lost), relays, scoped
     and unscoped links: a watermark is never proved false."""
-    clock = FakeClock()
+    clock = ticking()
     rng = random.Random(11)
     replicas = [Replica.open(tmp_path / n, replica_id=n, clock=clock) for n in "abcd"]
     ids: list[str] = []

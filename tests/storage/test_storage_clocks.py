@@ -7,12 +7,13 @@ import logging
 from pathlib import Path
 
 import pytest
-from storage_helpers import START_MS, FakeClock, sync_once
+from storage_helpers import START_MS, sync_once, ticking
 
 from memmesh.crdt.codec import packb, unpackb
 from memmesh.crdt.limits import LOGICAL_CEILING
 from memmesh.storage import Replica
-from memmesh.storage.keystate import encode
+from memmesh.storage.keycodec import encode
+from memmesh.storage.keystore import load
 
 YEAR_MS = 365 * 24 * 3600 * 1000
 
@@ -20,7 +21,7 @@ YEAR_MS = 365 * 24 * 3600 * 1000
 def _stamped(source: Replica, key: str, wall: int, logical: int) -> bytes:
     """``key``'s state from ``source`` with its created and version stamps forged."""
     with source._env.read() as txn:
-        _, _, state = source._load(txn, key)
+        _, _, state = load(txn, key)
     assert state is not None
     plain = list(unpackb(encode(state)))  # type: ignore[arg-type]
     header = list(plain[2])
@@ -39,12 +40,12 @@ def _payload(sender: Replica, receiver: Replica, states: list[bytes]) -> bytes:
 def test_a_peer_s_huge_logical_counter_is_refused_and_freezes_nothing(tmp_path: Path) -> None:
     """Case 6: a state 590 s ahead (inside the drift bound) with logical 2**32 - 2 made
     every later add and sync_apply raise ClockDriftError until the wall clock caught up."""
-    clock = FakeClock()
+    clock = ticking()
     with Replica.open(tmp_path / "m", replica_id="mallory", clock=clock) as mallory, \
             Replica.open(tmp_path / "v", replica_id="victim", clock=clock) as victim, \
             Replica.open(tmp_path / "w", replica_id="other", clock=clock) as other:
         bait = mallory.add("bait")
-        forged = _stamped(mallory, bait, clock.now + 590_000, 2**32 - 2)
+        forged = _stamped(mallory, bait, clock.now_ms + 590_000, 2**32 - 2)
         result = victim.sync_apply(_payload(mallory, victim, [forged]))
         assert [(r.key, r.reason) for r in result.refused] == [(bait, "clock-logical")]
         mine = victim.add("still writing")
@@ -56,11 +57,11 @@ def test_a_peer_s_huge_logical_counter_is_refused_and_freezes_nothing(tmp_path: 
 
 def test_a_logical_part_at_the_ceiling_is_accepted_and_the_clock_moves_on(
         tmp_path: Path) -> None:
-    clock = FakeClock()
+    clock = ticking()
     with Replica.open(tmp_path / "m", replica_id="mallory", clock=clock) as mallory, \
             Replica.open(tmp_path / "v", replica_id="victim", clock=clock) as victim:
         bait = mallory.add("bait")
-        ahead = clock.now + 590_000
+        ahead = clock.now_ms + 590_000
         forged = _stamped(mallory, bait, ahead, LOGICAL_CEILING)
         assert victim.sync_apply(_payload(mallory, victim, [forged])).refused == ()
         mine = victim.add("after it")
@@ -72,9 +73,9 @@ def test_a_replica_whose_clock_ran_ahead_restarts_its_hybrid_clock_at_open(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Case 8, after the fix of the clock: the persisted hybrid clock kept stamping a
     year ahead, so every new write was refused by every peer."""
-    honest_clock = FakeClock()
+    honest_clock = ticking()
     with Replica.open(tmp_path / "f", replica_id="fixed",
-                      clock=FakeClock(START_MS + YEAR_MS)) as broken:
+                      clock=ticking(START_MS + YEAR_MS)) as broken:
         broken.add("written while the clock was a year ahead")
     peer = Replica.open(tmp_path / "p", replica_id="peer", clock=honest_clock)
     with caplog.at_level(logging.WARNING, logger="memmesh.storage"):
@@ -91,9 +92,9 @@ def test_a_replica_whose_clock_ran_ahead_restarts_its_hybrid_clock_at_open(
 
 
 def test_a_clock_ahead_within_the_drift_bound_is_kept_at_open(tmp_path: Path) -> None:
-    with Replica.open(tmp_path / "r", replica_id="r", clock=FakeClock(START_MS + 60_000)) as r:
+    with Replica.open(tmp_path / "r", replica_id="r", clock=ticking(START_MS + 60_000)) as r:
         first = r.add("a minute ahead")
-    with Replica.open(tmp_path / "r", clock=FakeClock()) as r:
+    with Replica.open(tmp_path / "r", clock=ticking()) as r:
         second = r.add("after reopening")
         a, b = r.get(first), r.get(second)
         assert a is not None and b is not None and b.created_at > a.created_at  # monotonic

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from storage_helpers import FakeClock
+from storage_helpers import ticking
 
 from memmesh.crdt import Dot
 from memmesh.storage import Replica, ReplicaIdMismatchError
@@ -68,7 +68,7 @@ def test_every_acknowledged_write_survives_sigkill(tmp_path: Path) -> None:
 
 def test_map_grows_instead_of_failing(tmp_path: Path) -> None:
     small = 256 * 1024
-    with Replica.open(tmp_path / "g", map_size=small, clock=FakeClock()) as r:
+    with Replica.open(tmp_path / "g", map_size=small, clock=ticking()) as r:
         for i in range(300):
             r.add(f"memory {i} " + "y" * 1000)
         with r.batch():

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from storage_helpers import FakeClock, sync_once
+from storage_helpers import sync_once, ticking
 
 from memmesh.crdt import DecodeError, Dot, InvalidArgumentError
 from memmesh.crdt.codec import packb, unpackb
 from memmesh.gossip.protocol.summary import push_summary
+from memmesh.merge import Election, arbiter_rank
 from memmesh.storage import Replica
-from memmesh.storage.conflicts import arbiter_rank
+from memmesh.storage.keystore import load
 
 # -- helpers ---------------------------------------------------------------------------
 
@@ -44,7 +45,7 @@ def _wrote(r: Replica, key: str, text: str) -> Ack:
 def _context(r: Replica, key: str) -> dict[str, int]:
     """The causal context of ``key`` on ``r`` (internals: what the key has seen)."""
     with r._env.read() as txn:
-        _, _, state = r._load(txn, key)
+        _, _, state = load(txn, key)
     assert state is not None, f"{key} unknown on {r.path}"
     return dict(state.ctx)
 
@@ -110,7 +111,7 @@ def opened() -> Iterator[Callable[..., Replica]]:
 @pytest.mark.parametrize("max_bytes", [None, 300])
 def test_both_copies_of_a_directory_keep_every_write_whatever_the_sync_order(
         tmp_path: Path, opened: Callable[..., Replica], max_bytes: int | None) -> None:
-    clock = FakeClock()
+    clock = ticking()
     with Replica.open(tmp_path / "a", replica_id="ra", clock=clock) as original:
         shared = original.add("before the copy", user_id="u")
         lww = original.add("lww before the copy", policy="lww")
@@ -151,7 +152,7 @@ def test_both_copies_of_a_directory_keep_every_write_whatever_the_sync_order(
 @pytest.mark.parametrize("in_place", [False, True], ids=["elsewhere", "in-place"])
 def test_a_backup_restored_after_the_original_wrote_more_loses_nothing(
         tmp_path: Path, opened: Callable[..., Replica], in_place: bool, hot: bool) -> None:
-    clock = FakeClock()
+    clock = ticking()
     home = tmp_path / "a"
     original = Replica.open(home, replica_id="ra", clock=clock)
     first = original.add("before the backup", user_id="u")
@@ -196,7 +197,7 @@ def test_a_restored_copy_takes_an_old_origins_watermark_from_claims_not_from_one
     """Only the current origin's counter follows received dots: had the restored copy
     raised its pre-restore origin's counter to the ``ctx`` of the first key it received,
     its summary would claim that origin's events on keys it never got."""
-    clock = FakeClock()
+    clock = ticking()
     relay = opened(tmp_path / "relay", replica_id="a0", clock=clock)  # sorts before "ra#"
     with Replica.open(tmp_path / "a", replica_id="ra", clock=clock) as original:
         old = original.add("before the backup", user_id="u")
@@ -216,7 +217,7 @@ def test_a_restored_copy_takes_an_old_origins_watermark_from_claims_not_from_one
 
 def test_each_replica_object_on_a_path_mints_under_its_own_origin(
         tmp_path: Path, opened: Callable[..., Replica]) -> None:
-    clock = FakeClock()
+    clock = ticking()
     acks: list[Ack] = []
     origins = []
     for lifetime in range(3):
@@ -294,7 +295,7 @@ def test_two_processes_writing_on_one_path_lose_nothing(
 
 
 def test_reads_and_sync_draw_no_incarnation(tmp_path: Path, opened: Callable[..., Replica]) -> None:
-    clock = FakeClock()
+    clock = ticking()
     with Replica.open(tmp_path / "a", replica_id="ra", clock=clock) as r:
         key = r.add("written once", user_id="u")
     peer = opened(tmp_path / "p", replica_id="rp", clock=clock)
@@ -302,7 +303,7 @@ def test_reads_and_sync_draw_no_incarnation(tmp_path: Path, opened: Callable[...
     a = opened(tmp_path / "a", clock=clock)
     before = unpackb(a.sync_summary())
     a.get(key), a.list(user_id="u"), a.history(key), a.conflicts(), a.state_digest()
-    a.as_of(clock.now).list()
+    a.as_of(clock.now_ms).list()
     a.sync_changes(peer.sync_summary())
     sync_once(peer, a)
     assert a.delete("no such memory") is False and a.set_remove("no such set", 1) is False
@@ -361,7 +362,7 @@ def test_a_summary_naming_an_origin_of_another_replica_as_me_is_refused(
 
 def test_versions_events_and_the_arbiter_election_name_the_member(
         tmp_path: Path, opened: Callable[..., Replica]) -> None:
-    clock = FakeClock()
+    clock = ticking()
     with Replica.open(tmp_path / "a", replica_id="ra", clock=clock) as first:
         key = first.add("base", user_id="u")
         first.update(key, "ra in its first lifetime")
@@ -380,16 +381,16 @@ def test_versions_events_and_the_arbiter_election_name_the_member(
     assert {v.replica for v in record.versions} == {"ra", "rb"}
     assert {v.dot.replica for v in record.versions} == {a.origin, b.origin}
     assert sorted(arbiter_rank(record)) == ["ra", "rb"]
-    now = clock.now
-    assert a.arbiter_for(record, now, deadline_ms=10_000) != \
-        b.arbiter_for(record, now, deadline_ms=10_000)
+    now = clock.now_ms
+    assert Election("ra").may_resolve(record, now, deadline_ms=10_000) != \
+        Election("rb").may_resolve(record, now, deadline_ms=10_000)
     assert {e.replica for e in c.history(key)} == {"ra", "rb"}
     assert {e.replica for e in a.history(key) if e.op != "NOOP"} == {"ra", "rb"}
 
 
 def test_a_push_carries_the_writes_of_every_incarnation_of_the_pusher(
         tmp_path: Path, opened: Callable[..., Replica]) -> None:
-    clock = FakeClock()
+    clock = ticking()
     with Replica.open(tmp_path / "a", replica_id="ra", clock=clock) as first:
         earlier = first.add("an earlier lifetime", user_id="u")
     a = opened(tmp_path / "a", clock=clock)

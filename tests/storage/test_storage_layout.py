@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from storage_helpers import FakeClock, sync_once
+from storage_helpers import sync_once, ticking
 
 from memmesh.storage import PeerScope, Replica
 from memmesh.storage.indexes import PEER_TAG
@@ -32,7 +32,7 @@ def _downgrade(replica: Replica) -> None:
 
 
 def test_layout_1_indexes_are_rebuilt_at_open(tmp_path: Path) -> None:
-    clock = FakeClock()
+    clock = ticking()
     scope = PeerScope(users=frozenset({"u1"}))
     with Replica.open(tmp_path / "a", replica_id="ra", clock=clock) as a:
         ids = [a.add(f"m{i}", user_id=f"u{i % 2}") for i in range(20)]

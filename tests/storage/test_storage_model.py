@@ -24,7 +24,7 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
-from storage_helpers import FakeClock, sync_once
+from storage_helpers import sync_once, ticking
 
 from memmesh.storage import Replica
 
@@ -64,7 +64,7 @@ class ReplicaMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.dir = tempfile.mkdtemp(prefix="memmesh-model-")
-        self.clock = FakeClock()
+        self.clock = ticking()
         self.replicas = [Replica.open(f"{self.dir}/r{i}", replica_id=f"r{i}", clock=self.clock)
                          for i in range(N)]
         self.models = [ModelReplica() for _ in range(N)]

@@ -10,20 +10,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from storage_helpers import START_MS, FakeClock, sync_once
+from storage_helpers import START_MS, sync_once, ticking
 
 from memmesh.crdt import DecodeError
 from memmesh.crdt.codec import packb, unpackb
+from memmesh.crdt.keystate import KeyState
 from memmesh.storage import Replica
 from memmesh.storage.digest import state_key
-from memmesh.storage.keystate import KeyState, encode
+from memmesh.storage.keycodec import encode
+from memmesh.storage.keystore import load
 
 YEAR_MS = 365 * 24 * 3600 * 1000
 
 
 def _state(replica: Replica, key: str) -> KeyState:
     with replica._env.read() as txn:
-        _, _, state = replica._load(txn, key)
+        _, _, state = load(txn, key)
     assert state is not None
     return state
 
@@ -37,7 +39,7 @@ def test_a_poisoned_set_element_is_refused_alone_and_the_key_stays_usable(
         tmp_path: Path) -> None:
     """Case 7: ``True`` as a set element used to be accepted, stored, and then failed
     every later merge of the key (local set_add, every payload carrying it)."""
-    clock = FakeClock()
+    clock = ticking()
     with Replica.open(tmp_path / "a", replica_id="ra", clock=clock) as a, \
             Replica.open(tmp_path / "c", replica_id="rc", clock=clock) as c:
         a.set_add("tags", "x")
@@ -58,10 +60,10 @@ def test_a_member_a_year_ahead_has_its_own_keys_refused_and_its_relays_applied(
         tmp_path: Path) -> None:
     """Case 8: one key stamped a year ahead used to get the whole payload refused,
     third-party memories the member relays included."""
-    clock = FakeClock()
+    clock = ticking()
     with Replica.open(tmp_path / "h", replica_id="honest", clock=clock) as honest, \
             Replica.open(tmp_path / "f", replica_id="ahead",
-                         clock=FakeClock(START_MS + YEAR_MS)) as ahead, \
+                         clock=ticking(START_MS + YEAR_MS)) as ahead, \
             Replica.open(tmp_path / "v", replica_id="victim", clock=clock) as victim:
         relayed = [honest.add(f"honest fact {i}") for i in range(5)]
         sync_once(honest, ahead)
@@ -72,14 +74,14 @@ def test_a_member_a_year_ahead_has_its_own_keys_refused_and_its_relays_applied(
         assert result.through.get(honest.origin) == 5  # claims for the relayed origin stand
         assert ahead.origin not in result.through  # but none vouches for the refused key
         # once the victim's clock reaches the stamp, the same exchange delivers it
-        clock.now += YEAR_MS
+        clock.now_ms += YEAR_MS
         sync_once(ahead, victim)
         assert victim.get(future) is not None
 
 
 def test_a_state_that_does_not_decode_is_refused_and_the_payload_s_claims_are_dropped(
         tmp_path: Path) -> None:
-    clock = FakeClock()
+    clock = ticking()
     with Replica.open(tmp_path / "a", replica_id="ra", clock=clock) as a, \
             Replica.open(tmp_path / "b", replica_id="rb", clock=clock) as b:
         kept = a.add("kept")
@@ -93,7 +95,7 @@ def test_a_state_that_does_not_decode_is_refused_and_the_payload_s_claims_are_dr
 def test_a_join_that_fails_refuses_that_key_only(tmp_path: Path) -> None:
     """Defence in depth: a join (or a corrupt local state) that raises inside the write
     transaction refuses its key and applies the rest."""
-    clock = FakeClock()
+    clock = ticking()
     with Replica.open(tmp_path / "a", replica_id="ra", clock=clock) as a, \
             Replica.open(tmp_path / "b", replica_id="rb", clock=clock) as b:
         first = a.add("first")

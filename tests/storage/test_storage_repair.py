@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from storage_helpers import FakeClock, sync_once
+from storage_helpers import sync_once, ticking
 
 from memmesh.benchmarks.bench_repair import repair_cycle
 from memmesh.crdt import DecodeError, InvalidArgumentError
@@ -18,9 +18,10 @@ from memmesh.crdt.codec import packb, unpackb
 from memmesh.gossip.protocol.session import SessionConfig
 from memmesh.storage import PeerScope, Replica
 from memmesh.storage.digest import BUCKETS, item_hash
-from memmesh.storage.repair import MAX_WANT, MAX_WANT_BYTES, scope_sums
-from memmesh.storage.syncwire import scope_plain
+from memmesh.storage.keystore import load
+from memmesh.storage.repair import scope_sums
 from memmesh.storage.watermarks import MAX_SUMMARY_ORIGINS
+from memmesh.storage.wire import MAX_WANT, MAX_WANT_BYTES, scope_plain
 
 
 def repair(src: Replica, dst: Replica, *, peer: PeerScope | None = None,
@@ -40,7 +41,7 @@ def _claims(sender: Replica, receiver: Replica, through: dict[str, tuple[int, in
 def test_a_forged_claim_with_no_states_is_found_and_repaired(tmp_path: Path) -> None:
     """Case 4: ``through = {C: 2**62}`` with no states was accepted and passed on, and C's
     writes never reached the victim again; no node compared digests."""
-    clock = FakeClock()
+    clock = ticking()
     with Replica.open(tmp_path / "c", replica_id="carol", clock=clock) as carol, \
             Replica.open(tmp_path / "m", replica_id="mallory", clock=clock) as mallory, \
             Replica.open(tmp_path / "v", replica_id="victim", clock=clock) as victim:
@@ -58,7 +59,7 @@ def test_a_forged_claim_with_no_states_is_found_and_repaired(tmp_path: Path) -> 
 
 def test_repair_over_a_restricted_scope_lists_only_what_the_peer_may_see(
         tmp_path: Path) -> None:
-    clock = FakeClock()
+    clock = ticking()
     scope = PeerScope(apps=frozenset({"app"}), users=frozenset({"u1", None}))
     with Replica.open(tmp_path / "a", replica_id="ra", clock=clock) as a, \
             Replica.open(tmp_path / "b", replica_id="rb", clock=clock) as b:
@@ -108,7 +109,7 @@ def test_scope_sums_walk_exactly_the_keys_the_scope_allows(
         expected = [0] * BUCKETS
         with r._env.read() as txn:
             for skey, raw in txn.prefix("state", b""):
-                state = r._load(txn, skey[1:].decode())[2]
+                state = load(txn, skey[1:].decode())[2]
                 assert state is not None
                 h = state.header
                 if h.shareable and scope.allows(h.app_id, h.user_id):
@@ -118,7 +119,7 @@ def test_scope_sums_walk_exactly_the_keys_the_scope_allows(
 
 
 def test_listings_larger_than_max_bytes_spread_over_rounds(tmp_path: Path) -> None:
-    clock = FakeClock()
+    clock = ticking()
     rng = random.Random(3)
     with Replica.open(tmp_path / "a", replica_id="ra", clock=clock) as a, \
             Replica.open(tmp_path / "b", replica_id="rb", clock=clock) as b:

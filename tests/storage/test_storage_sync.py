@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from storage_helpers import FakeClock, sync_once, sync_pair
+from storage_helpers import sync_once, sync_pair, ticking
 
 from memmesh.crdt import ClockDriftError, DecodeError, MemmeshError
 from memmesh.crdt.codec import packb, unpackb
@@ -16,7 +16,7 @@ from memmesh.storage import PeerScope, Replica
 
 @pytest.fixture
 def trio_(tmp_path: Path):  # type: ignore[no-untyped-def]
-    clock = FakeClock()
+    clock = ticking()
     rs = [Replica.open(tmp_path / n, replica_id=n, clock=clock) for n in ("ra", "rb", "rc")]
     yield rs
     for r in rs:
@@ -124,8 +124,8 @@ def test_digest_repair_ships_what_the_watermarks_hide(trio_) -> None:  # type: i
 
 def test_remote_timestamps_beyond_the_drift_bound_refuse_that_key_only(tmp_path: Path) -> None:
     fast = Replica.open(tmp_path / "fast", replica_id="fast",
-                        clock=FakeClock(start=1_700_000_000_000 + 3_600_000))
-    slow = Replica.open(tmp_path / "slow", replica_id="slow", clock=FakeClock(),
+                        clock=ticking(1_700_000_000_000 + 3_600_000))
+    slow = Replica.open(tmp_path / "slow", replica_id="slow", clock=ticking(),
                         max_drift_ms=60_000)
     slow.add("before")
     future = fast.add("from the future")
@@ -145,7 +145,7 @@ def test_remote_timestamps_beyond_the_drift_bound_refuse_that_key_only(tmp_path:
 @pytest.fixture(scope="module")
 def hostile_setup(tmp_path_factory):  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("hostile")
-    clock = FakeClock()
+    clock = ticking()
     src = Replica.open(root / "src", replica_id="src", clock=clock)
     dst = Replica.open(root / "dst", replica_id="dst", clock=clock)
     m = src.add("shared base", user_id="u", metadata={"k": [1, 2]})

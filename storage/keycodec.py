@@ -1,25 +1,8 @@
-"""The state of one key (a memory or a set) and its canonical, compact byte form.
+"""The canonical byte form of a key state (:mod:`memmesh.crdt.keystate`): encode, and
+decode with full validation, since states arrive from untrusted peers.
 
-A key state is the unit that is stored, hashed into the digest and shipped by sync:
-
-* an immutable **header** (id, kind, scope, policy, tier, priority, created, expires_at);
-* the key's **causal context** ``ctx``: a version vector ``{origin: counter}``;
-* a **forgotten** flag (the erasure tombstone: header and context only, no content);
-* a **body**: the standing versions (policy "mv": an MVRegister, "lww": an LWWRegister)
-  or the elements of an ORSet (kind "set").
-
-Why the context is a plain version vector. Dots are minted from one counter per
-replica (so a replica's events across all keys form one sequence, which is what the
-per-origin watermarks of sync need), and every local event on a key first raises the
-key's ``ctx[me]`` to that counter. Every dot of ``origin`` in a key's state was minted
-by ``origin`` for *this* key, and ``origin``'s own state already held all its earlier
-events on the key, so "the key has seen dot (o, c)" is exactly ``c <= ctx[o]`` for the
-dots that can appear in the key: no dot cloud is ever needed (dots of other keys that
-the vector claims never occur here). This is the per-key version vector of Riak's
-dotted version vectors (Preguiça et al., "Dotted Version Vectors", 2012).
-
-Byte form (canonical msgpack through :func:`memmesh.crdt.codec.packb`, positional to
-stay close to the raw size of the payload; replica ids are interned per key)::
+Positional msgpack (through :func:`memmesh.crdt.codec.packb`'s canonical rules), close
+to the raw size of the payload, with the key's replica ids interned::
 
     (1, rids, header, ctx, forgotten, body)
     rids    sorted unique replica ids, each used below by its index ri
@@ -30,217 +13,49 @@ stay close to the raw size of the payload; replica ids are interned per key)::
     body    mv/lww: ((ri, counter, version), ...) by (ri, counter)  (lww: at most one)
             set:    ((element, (ri, counter, ...)), ...) by packb(element)
     version (text, actor, role, wall_ms, logical, confidence, metadata, op[, resolver, inputs])
-            op 0 ADD / 1 UPDATE / 2 RESOLVE / 3 DELETE (lww deletes only); the version's
-            timestamp is (wall_ms, logical, replica of its dot); inputs flattened like ctx.
+            op 0 ADD / 1 UPDATE / 2 RESOLVE / 3 DELETE (lww deletes only); inputs
+            flattened like ctx.
 
-Equal states have equal bytes; :func:`decode` checks that the bytes it is given are
-exactly that canonical form, so two replicas hash equal states identically.
+Equal states have equal bytes, and :func:`decode` checks that the bytes it is given are
+exactly that form, so two replicas hash equal states identically.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeVar
+from typing import Any
 
-from memmesh.crdt import (
-    CausalContext,
-    DecodeError,
-    Dot,
-    InvalidArgumentError,
-    LWWRegister,
-    MVRegister,
-    ORSet,
-    Timestamp,
-)
+from memmesh.crdt import DecodeError, Dot, InvalidArgumentError, Timestamp
 from memmesh.crdt.canonical import check_element, pack_canonical, unpack_unchecked
 from memmesh.crdt.codec import DEFAULT_LIMITS, packb
+from memmesh.crdt.keystate import (
+    KIND_MEMORY,
+    KIND_SET,
+    OP_DELETE,
+    OP_RESOLVE,
+    OPS,
+    POLICIES,
+    TIERS,
+    Header,
+    KeyState,
+    VersionData,
+)
 from memmesh.crdt.limits import MAX_REPLICA_LEN
 
+from .wire import MAX_KEY_LEN
+
+__all__ = ["MAX_FIELD_LEN", "decode", "encode"]
+
 _LIMITS = DEFAULT_LIMITS
-
-__all__ = [
-    "KIND_MEMORY",
-    "KIND_SET",
-    "OPS",
-    "Header",
-    "KeyState",
-    "VersionData",
-    "decode",
-    "encode",
-    "join",
-]
-
-KIND_MEMORY, KIND_SET = 0, 1
-POLICIES = ("mv", "lww", "set")
-TIERS = ("shared", "private")
-OPS = ("ADD", "UPDATE", "RESOLVE", "DELETE")
-OP_CODE = {name: i for i, name in enumerate(OPS)}
 _POLICY_CODE = {name: i for i, name in enumerate(POLICIES)}
 _TIER_CODE = {name: i for i, name in enumerate(TIERS)}
+_new_version = tuple.__new__  # VersionData from a ready tuple, without its __new__ call
 
-MAX_KEY_LEN = 256
 MAX_FIELD_LEN = 256
 MAX_INT64 = 2**63 - 1
 
-#: A version as stored in memory: (text, actor, role, wall_ms, logical, confidence,
-#: metadata, op, resolver, inputs) with inputs a sorted tuple of (replica, counter)
-#: pairs. Plain data, so the CRDT types can compare and order it by its bytes.
-VersionData = tuple[Any, ...]
-
-
-class Header(NamedTuple):
-    """Immutable facts about a key, fixed when it is created.
-
-    A named tuple rather than a frozen dataclass: it is built once per decoded state,
-    and a tuple is built several times faster (sync_apply decodes every shipped state).
-    """
-
-    key: str
-    kind: int
-    app_id: str | None
-    user_id: str | None
-    agent_id: str | None
-    run_id: str | None
-    policy: str
-    tier: str
-    priority: bool
-    created: Timestamp | None
-    expires_at: int | None
-
-    @property
-    def shareable(self) -> bool:
-        return self.tier == "shared"
-
-
-@dataclass(slots=True)
-class KeyState:
-    """A decoded key state (see module doc). ``body`` is a ``dict[Dot, VersionData]``
-    for memories (at most one entry under "lww") and ``dict[element, frozenset[Dot]]``
-    for sets."""
-
-    header: Header
-    ctx: dict[str, int]
-    forgotten: bool
-    body: dict[Any, Any]
-
-    def copy(self) -> KeyState:
-        return KeyState(self.header, dict(self.ctx), self.forgotten, dict(self.body))
-
-    # -- reading helpers ----------------------------------------------------------
-
-    def standing(self) -> list[tuple[Dot, VersionData]]:
-        """The visible versions, ordered by dot (an lww DELETE hides the memory)."""
-        if self.forgotten or self.header.kind != KIND_MEMORY:
-            return []
-        items = sorted(self.body.items())
-        return [(d, v) for d, v in items if v[7] != OP_CODE["DELETE"]]
-
-    def live(self) -> bool:
-        if self.forgotten:
-            return False
-        if self.header.kind == KIND_SET:
-            return bool(self.body)
-        return bool(self.standing())
-
-
-# --------------------------------------------------------------------------- joins
-
-
-def _kind_rank(state: KeyState) -> tuple[int, int]:
-    return (state.header.kind, POLICIES.index(state.header.policy))
-
-
-def _header_order(header: Header) -> bytes:
-    """The bytes two headers of one key are ordered by: the canonical plain data of every
-    field, the replica of ``created`` spelled out (not interned: interned indexes of two
-    different states are not comparable), so headers that differ anywhere never tie."""
-    created = header.created
-    return packb((*header[:9], None if created is None else
-                  (created.wall_ms, created.logical, created.replica), header.expires_at))
-
-
-def join(a: KeyState, b: KeyState) -> KeyState:
-    """The least upper bound of two states of one key (commutative, associative,
-    idempotent). Returns a new state; mutates neither.
-
-    Bodies join with the CRDT types of :mod:`memmesh.crdt`; a forgotten side absorbs
-    all content. Two headers for one key can only differ if a faulty peer made them
-    (or two replicas created the same set with different scope): the lattice keeps the
-    state of the lowest (kind, policy), then the header with the lowest bytes.
-
-    Every tie-break ends in a comparison that cannot tie for unequal inputs, so the join
-    is a total, deterministic function of the two states whatever a faulty peer sends:
-    (kind, policy) then the header's full canonical bytes (:func:`_header_order`); the
-    context entry-wise max; forgotten absorbs; an mv version shipped under one dot with
-    different data keeps the one with the lowest canonical bytes (``MVRegister.merge``);
-    lww keeps the greatest ``(timestamp, canonical bytes of (replica, counter,
-    version))`` (``LWWRegister.merge``); set elements join by the causal dot-store rule.
-    """
-    ra, rb = _kind_rank(a), _kind_rank(b)
-    if ra != rb:
-        return (a if ra < rb else b).copy()
-    header = a.header
-    if a.header != b.header:
-        header = min(a.header, b.header, key=_header_order)
-    ctx = dict(a.ctx)
-    for origin, counter in b.ctx.items():
-        if counter > ctx.get(origin, 0):
-            ctx[origin] = counter
-    forgotten = a.forgotten or b.forgotten
-    body: dict[Any, Any] = {}
-    if not forgotten:
-        if header.policy == "mv":
-            reg: MVRegister[Any] = _dot_store(MVRegister(), a)
-            reg.merge(_dot_store(MVRegister(), b))
-            body = reg.entries
-        elif header.policy == "lww":
-            body = _join_lww(a.body, b.body)
-        else:
-            oset: ORSet[Any] = _dot_store(ORSet(), a)
-            oset.merge(_dot_store(ORSet(), b))
-            body = oset.entries
-    return KeyState(header, ctx, forgotten, body)
-
-
-_Store = TypeVar("_Store", MVRegister[Any], ORSet[Any])
-
-
-def _dot_store(empty: _Store, state: KeyState) -> _Store:
-    """``state``'s body and context as the CRDT type, *without* the constructor's
-    validation of every value: the body is already valid (built by the memory model or
-    checked by :func:`decode`), and a join must not fail on data it was given (a
-    re-validation whose rules drifted from decode's would poison the key)."""
-    empty.entries = state.body
-    empty.context = CausalContext(state.ctx)
-    return empty
-
-
-def _lww(body: dict[Dot, VersionData]) -> LWWRegister[Any]:
-    reg: LWWRegister[Any] = LWWRegister()
-    if body:  # fields set directly: see _dot_store
-        ((dot, version),) = body.items()
-        reg.timestamp = Timestamp(version[3], version[4], dot.replica)
-        reg.value = (dot.replica, dot.counter, version)
-    return reg
-
-
-def _join_lww(a: dict[Dot, VersionData], b: dict[Dot, VersionData]) -> dict[Dot, VersionData]:
-    reg = _lww(a)
-    reg.merge(_lww(b))
-    if reg.value is None:
-        return {}
-    replica, counter, version = reg.value
-    return {Dot(replica, counter): version}
-
 
 # ------------------------------------------------------------------------ encoding
-
-
-def _ts_plain(ts: Timestamp | None, index: dict[str, int]) -> tuple[int, int, int] | None:
-    if ts is None:
-        return None
-    return (ts.wall_ms, ts.logical, index[ts.replica])
 
 
 def _header_plain(h: Header, index: dict[str, int]) -> tuple[Any, ...]:
@@ -261,8 +76,7 @@ def _replicas(state: KeyState) -> list[str]:
     else:
         for dot, version in state.body.items():
             names.add(dot.replica)
-            if version[9]:
-                names.update(r for r, _ in version[9])
+            names.update(r for r, _ in version.inputs)
     return sorted(names)
 
 
@@ -283,10 +97,12 @@ def encode(state: KeyState) -> bytes:
         # general layout below with a single replica id at index 0, built directly
         ((origin, counter),) = state.ctx.items()
         ((dot, v),) = state.body.items()
-        if counter and dot.replica == origin and v[7] != OP_CODE["RESOLVE"] and \
+        if counter and dot.replica == origin and v.op != OP_RESOLVE and \
                 (h.created is None or h.created.replica == origin):
-            return pack_canonical((1, (origin,), _header_plain(h, {origin: 0}), (0, counter),
-                                   state.forgotten, ((0, dot.counter, v[:8]),)))
+            fresh: bytes = pack_canonical((1, (origin,), _header_plain(h, {origin: 0}),
+                                           (0, counter), state.forgotten,
+                                           ((0, dot.counter, v[:8]),)))
+            return fresh
     rids = _replicas(state)
     index = {r: i for i, r in enumerate(rids)}
     ctx: list[int] = []
@@ -303,16 +119,17 @@ def encode(state: KeyState) -> bytes:
     else:
         body = []
         for dot, v in sorted(state.body.items()):
-            version: tuple[Any, ...] = v[:8]
-            if v[7] == OP_CODE["RESOLVE"]:
-                version = (*version, v[8], _flat(v[9], index))
+            version: tuple[Any, ...] = v[:8]  # all but resolver and inputs
+            if v.op == OP_RESOLVE:
+                version = (*version, v.resolver, _flat(v.inputs, index))
             body.append((index[dot.replica], dot.counter, version))
     plain = (1, tuple(rids), _header_plain(state.header, index), tuple(ctx),
              state.forgotten, tuple(body))
     # Every part is already canonical plain data (metadata maps are key-sorted by the
     # memory model and checked sorted on decode; floats are never -0.0), so msgpack's
     # own packing is exactly codec.packb here, without its validation walk.
-    return pack_canonical(plain)
+    out: bytes = pack_canonical(plain)
+    return out
 
 
 # ------------------------------------------------------------------------ decoding
@@ -354,7 +171,6 @@ def _dots(flat: Any, rids: tuple[str, ...], used: set[int]) -> tuple[Dot, ...]:
     return tuple(out)
 
 
-_OP_DELETE, _OP_RESOLVE = OP_CODE["DELETE"], OP_CODE["RESOLVE"]
 _MAX_LOGICAL = 2**32 - 1
 
 
@@ -364,7 +180,7 @@ def _version(raw: Any, rids: tuple[str, ...], used: set[int], policy: str) -> Ve
     text, actor, role, wall, logical, confidence, metadata, op = raw[:8]
     if type(op) is not int or not 0 <= op < len(OPS):
         raise _bad("unknown version op")
-    if op == _OP_DELETE:
+    if op == OP_DELETE:
         if policy != "lww" or text is not None:
             raise _bad("DELETE versions exist only under lww and carry no text")
     elif type(text) is not str:
@@ -383,15 +199,18 @@ def _version(raw: Any, rids: tuple[str, ...], used: set[int], policy: str) -> Ve
         raise _bad("metadata must be a map")
     if logical > _MAX_LOGICAL:
         raise _bad("logical clock out of range")
-    if op == _OP_RESOLVE:
+    if op == OP_RESOLVE:
         if len(raw) != 10:
             raise _bad("RESOLVE versions carry resolver and inputs")
-        resolver = _opt_str(raw[8], "resolver")
-        inputs = tuple((d.replica, d.counter) for d in _dots(raw[9], rids, used))
-        return (text, actor, role, wall, logical, confidence, metadata, op, resolver, inputs)
+        _, _, _, _, _, _, _, _, raw_resolver, raw_inputs = raw
+        resolver = _opt_str(raw_resolver, "resolver")
+        inputs = tuple((d.replica, d.counter) for d in _dots(raw_inputs, rids, used))
+        return VersionData(text, actor, role, wall, logical, confidence, metadata, op,
+                           resolver, inputs)
     if len(raw) != 8:
         raise _bad("only RESOLVE versions carry resolver and inputs")
-    return (*raw, None, ())
+    version: VersionData = _new_version(VersionData, (*raw, None, ()))
+    return version
 
 
 def decode(data: bytes, *, check_canonical: bool = True) -> KeyState:
@@ -414,8 +233,8 @@ def decode(data: bytes, *, check_canonical: bool = True) -> KeyState:
         # map key order, -0.0), which re-packing the decoded data and the metadata walk
         # below pin down: msgpack.packb of sorted-key plain data is exactly codec.packb.
         for version in state.body.values() if state.header.kind == KIND_MEMORY else ():
-            _check_meta(version[6], 0)
-            if math.copysign(1.0, version[5]) < 0:
+            _check_meta(version.metadata, 0)
+            if math.copysign(1.0, version.confidence) < 0:
                 raise _bad("confidence is negative zero")
         try:
             again = pack_canonical(plain)
@@ -599,11 +418,3 @@ def _header(raw: Any, rids: tuple[str, ...], used: set[int]) -> Header:
         _int(expires, "expires_at")
     return Header(key, kind, app, user, agent, run, POLICIES[policy], TIERS[tier], priority,
                   stamp, expires)
-
-
-def timestamps(state: KeyState) -> list[Timestamp]:
-    """Every hybrid timestamp carried by ``state`` (for the clock-drift check)."""
-    out = [] if state.header.created is None else [state.header.created]
-    if state.header.kind == KIND_MEMORY:
-        out.extend(Timestamp(v[3], v[4], d.replica) for d, v in state.body.items())
-    return out

@@ -1,32 +1,46 @@
-"""``resolve_conflicts``: storm-free semantic arbitration.
+"""``resolve_conflicts``: the elected-arbiter loop, one for the node and for users.
 
-If every replica ran a non-deterministic resolver (an LLM) on every conflict it saw,
-N replicas would write N different resolutions, concurrent with each other: a new
-conflict, resolved again N ways, and so on. Instead each conflict has one elected
-arbiter, chosen deterministically from the conflict's own data (storage's
-``arbiter_for``: candidates are the replicas that wrote the standing versions, ranked by
-a hash of the memory id, the dots and the replica id). Candidate ``i`` may act only once
-it has seen the conflict for ``i * deadline_ms`` on its own clock, so a silent arbiter is
-taken over by the next one, and in steady state exactly one replica resolves.
-:class:`memmesh.gossip.Node` runs this same function every ``resolver_interval``.
-The resolution is an ordinary write whose causal context covers the input dots, so it
-dominates them on every replica it reaches, recorded as a RESOLVE event naming the
-resolver and the inputs.
+If every replica ran a non-deterministic resolver (an LLM) on every conflict it saw, N
+replicas would write N different resolutions, concurrent with each other: a new
+conflict, resolved again N ways, and so on. So each conflict is resolved only by its
+elected arbiter (:mod:`._election`). The resolution is an ordinary write whose causal
+context covers exactly the input dots, so it dominates them on every replica it
+reaches, recorded as a RESOLVE event naming the resolver and its inputs.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidResolutionError
-from .resolution import Conflict, Resolution, Resolver, resolver_name
+from memmesh.storage import Version
+
+from ._election import Election
+from ._replica import ConflictReplica
+from ._resolution import Conflict, InvalidResolutionError, Resolution, Resolver, resolver_name
+
+__all__ = ["DEFAULT_DEADLINE_MS", "ResolveOutcome", "resolve_conflicts"]
 
 log = logging.getLogger(__name__)
 
 #: How long the elected arbiter has before the next candidate may take over.
 DEFAULT_DEADLINE_MS = 30_000
+
+# the election each replica object runs, kept as long as the replica lives, so every
+# pass of the loop (the node's, a user's) measures waits from the same first sightings
+_elections: weakref.WeakKeyDictionary[ConflictReplica, Election] = weakref.WeakKeyDictionary()
+_elections_lock = threading.Lock()
+
+
+def _election_of(replica: ConflictReplica) -> Election:
+    with _elections_lock:
+        election = _elections.get(replica)
+        if election is None:
+            election = _elections[replica] = Election(replica.replica_id)
+        return election
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +53,7 @@ class ResolveOutcome:
 
     memory_id: str
     resolution: Resolution | None
-    version: Any = None
+    version: Version | None = None
     error: Exception | None = None
 
 
@@ -53,18 +67,14 @@ def _check(resolution: object, conflict: Conflict) -> Resolution:
     return resolution
 
 
-def _now_ms(replica: Any) -> int:
-    return int(replica.clock())
-
-
 def resolve_conflicts(
-    replica: Any,
+    replica: ConflictReplica,
     resolver: Resolver,
     *,
     deadline_ms: int = DEFAULT_DEADLINE_MS,
     now_ms: int | None = None,
     actor: str | None = None,
-    **scope_filters: Any,
+    **scope_filters: str | None,
 ) -> list[ResolveOutcome]:
     """Resolve the conflicts (within ``scope_filters``) this replica is the arbiter for.
 
@@ -73,13 +83,14 @@ def resolve_conflicts(
     logged and reported in the outcome; the conflict then stays, nothing is written.
     Returns one :class:`ResolveOutcome` per conflict the resolver was asked about.
     """
-    now = _now_ms(replica) if now_ms is None else now_ms
+    now = replica.clock() if now_ms is None else now_ms
+    election = _election_of(replica)
     fallback_name = resolver_name(resolver)
     outcomes: list[ResolveOutcome] = []
     for record in replica.conflicts(**scope_filters):
         if not record.conflicted:
             continue
-        if not replica.arbiter_for(record, now, deadline_ms=deadline_ms):
+        if not election.may_resolve(record, now, deadline_ms=deadline_ms):
             continue
         conflict = Conflict.from_record(record)
         try:
@@ -115,4 +126,3 @@ def _metadata(resolution: Resolution) -> dict[str, Any]:
     if resolution.rationale:
         metadata["rationale"] = resolution.rationale
     return metadata
-

@@ -3,12 +3,7 @@
 A conflict is a memory whose multi-value register holds more than one standing version
 (concurrent writes no structure can merge). A resolver is any
 ``Callable[[Conflict], Resolution | None]``; ``None`` means "no opinion" and lets the
-next resolver of a :func:`~memmesh.semantic.chain` try.
-
-These types live in storage, beside the conflict bookkeeping (``conflicts``,
-``arbiter_for``, ``resolve``), so that the gossip node can run any resolver without
-depending on :mod:`memmesh.semantic`, which re-exports them as its public names and
-provides the resolvers themselves.
+next resolver of a chain (``memmesh.semantic.chain``) try.
 """
 
 from __future__ import annotations
@@ -17,9 +12,13 @@ import datetime as _dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-from .errors import InvalidResolutionError
+from memmesh.crdt import Dot, MemmeshError, Timestamp
+from memmesh.storage import MemoryRecord, Version
+
+__all__ = ["MAX_RESOLUTION_CHARS", "Conflict", "ConflictVersion", "InvalidResolutionError",
+           "Resolution", "ResolutionKind", "Resolver", "format_alternatives", "resolver_name"]
 
 #: The longest text a resolution may write (characters).
 MAX_RESOLUTION_CHARS = 65_536
@@ -27,15 +26,8 @@ MAX_RESOLUTION_CHARS = 65_536
 ResolutionKind = Literal["pick", "merged", "keep_all"]
 
 
-class _VersionLike(Protocol):
-    text: str
-    actor: str | None
-    role: str | None
-    replica: str
-    timestamp: Any
-    confidence: float
-    metadata: Any
-    dot: Any
+class InvalidResolutionError(MemmeshError, ValueError):  # type: ignore[misc, unused-ignore]
+    """A resolver returned something that cannot be written as a resolution."""
 
 
 def _freeze(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -46,21 +38,21 @@ def _freeze(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
 class ConflictVersion:
     """One standing version of a conflicted memory, as a resolver sees it.
 
-    ``timestamp`` is the writer's hybrid logical clock stamp (``memmesh.crdt.Timestamp``,
-    totally ordered); ``dot`` identifies the write and is what a resolution dominates.
+    ``timestamp`` is the writer's hybrid logical clock stamp (totally ordered); ``dot``
+    identifies the write and is what a resolution dominates.
     """
 
     text: str
     actor: str | None
     role: str | None
-    timestamp: Any
+    timestamp: Timestamp
     confidence: float
-    dot: Any
+    dot: Dot
     replica: str = ""
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_version(cls, version: _VersionLike) -> ConflictVersion:
+    def from_version(cls, version: Version) -> ConflictVersion:
         """Build from a storage ``Version``."""
         metadata = version.metadata if isinstance(version.metadata, Mapping) else {}
         return cls(
@@ -76,7 +68,8 @@ class ConflictVersion:
 
     @property
     def wall_ms(self) -> int:
-        return int(getattr(self.timestamp, "wall_ms", 0))
+        wall: int = self.timestamp.wall_ms
+        return wall
 
     @property
     def when(self) -> str:
@@ -101,17 +94,17 @@ class Conflict:
     scope: Mapping[str, str | None] = field(default_factory=dict)
 
     @classmethod
-    def from_record(cls, record: Any) -> Conflict:
+    def from_record(cls, record: MemoryRecord) -> Conflict:
         """Build from a storage ``MemoryRecord``."""
         versions = tuple(
             sorted((ConflictVersion.from_version(v) for v in record.versions), key=lambda v: v.dot)
         )
-        fields = ("app_id", "user_id", "agent_id", "run_id")
-        scope = {name: getattr(record, name, None) for name in fields}
+        scope = {"app_id": record.app_id, "user_id": record.user_id,
+                 "agent_id": record.agent_id, "run_id": record.run_id}
         return cls(memory_id=record.id, versions=versions, scope=_freeze(scope))
 
     @property
-    def dots(self) -> tuple[Any, ...]:
+    def dots(self) -> tuple[Dot, ...]:
         return tuple(v.dot for v in self.versions)
 
 

@@ -1,0 +1,303 @@
+"""The memory CRDT: the state of one key (a memory or a set), its join and its mutators.
+
+A key state is what a replica stores, hashes and ships for one key:
+
+* an immutable :class:`Header` (id, kind, scope, policy, tier, priority, created,
+  expires_at);
+* the key's causal context ``ctx``, a version vector ``{origin: counter}``;
+* a ``forgotten`` flag (the erasure tombstone: header and context, no content);
+* a body: the standing versions (policy "mv": a multi-value register, "lww": a
+  last-writer-wins register) or the elements of an add-wins set (kind "set").
+
+Why a version vector is exact here: dots come from one counter per origin shared by
+all keys, and every event an origin makes on a key first raises the key's ``ctx`` entry
+for it, so "the key has seen dot (o, c)" is ``c <= ctx[o]`` for every dot that can occur
+in the key (the per-key version vector of dotted version vectors, Preguiça et al.
+2012). The bodies join with the CRDT types of this package (Almeida, Shoker, Baquero,
+"Delta State Replicated Data Types", 2018). Each mutator takes the fresh dot the
+caller minted and returns the key's new state, which is also its delta: with a
+version-vector context no smaller state carries an observed-remove, and key states are
+small and shipped whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, NamedTuple, TypeVar
+
+from .canonical import check_element, packb
+from .causal_context import CausalContext
+from .dot import Dot
+from .errors import InvalidArgumentError
+from .hlc import Timestamp
+from .lwwregister import LWWRegister
+from .mvregister import MVRegister
+from .orset import ORSet
+
+__all__ = [
+    "KIND_MEMORY",
+    "KIND_SET",
+    "OPS",
+    "OP_ADD",
+    "OP_DELETE",
+    "OP_RESOLVE",
+    "OP_UPDATE",
+    "POLICIES",
+    "TIERS",
+    "Header",
+    "KeyState",
+    "VersionData",
+    "check_inputs",
+    "clear",
+    "create",
+    "forget",
+    "join",
+    "set_add",
+    "set_remove",
+    "write",
+]
+
+KIND_MEMORY, KIND_SET = 0, 1
+POLICIES = ("mv", "lww", "set")
+TIERS = ("shared", "private")
+OPS = ("ADD", "UPDATE", "RESOLVE", "DELETE")
+OP_ADD, OP_UPDATE, OP_RESOLVE, OP_DELETE = range(4)
+
+
+class VersionData(NamedTuple):
+    """One version of a memory as stored: plain data, ordered and packed as a tuple.
+
+    ``op`` is an index into :data:`OPS`; the version's hybrid timestamp is ``(wall_ms,
+    logical, origin of its dot)``; ``inputs`` (RESOLVE only) are the sorted
+    ``(origin, counter)`` pairs of the versions it resolves.
+    """
+
+    text: str | None
+    actor: str | None
+    role: str | None
+    wall_ms: int
+    logical: int
+    confidence: float
+    metadata: dict[str, Any]
+    op: int
+    resolver: str | None = None
+    inputs: tuple[tuple[str, int], ...] = ()
+
+    def stamp(self, dot: Dot) -> Timestamp:
+        """The hybrid timestamp of this version, written under ``dot``."""
+        return Timestamp(self.wall_ms, self.logical, dot.replica)
+
+
+class Header(NamedTuple):
+    """Immutable facts about a key, fixed when it is created."""
+
+    key: str
+    kind: int
+    app_id: str | None
+    user_id: str | None
+    agent_id: str | None
+    run_id: str | None
+    policy: str
+    tier: str
+    priority: bool
+    created: Timestamp | None
+    expires_at: int | None
+
+    @property
+    def shareable(self) -> bool:
+        return self.tier == "shared"
+
+
+@dataclass(slots=True)
+class KeyState:
+    """The state of one key (see module doc). ``body`` maps dots to
+    :class:`VersionData` for memories (at most one entry under "lww") and elements to
+    ``frozenset[Dot]`` for sets."""
+
+    header: Header
+    ctx: dict[str, int]
+    forgotten: bool
+    body: dict[Any, Any]
+
+    def copy(self) -> KeyState:
+        return KeyState(self.header, dict(self.ctx), self.forgotten, dict(self.body))
+
+    def standing(self) -> list[tuple[Dot, VersionData]]:
+        """The visible versions, ordered by dot (an lww DELETE hides the memory)."""
+        if self.forgotten or self.header.kind != KIND_MEMORY:
+            return []
+        return [(d, v) for d, v in sorted(self.body.items()) if v.op != OP_DELETE]
+
+    def live(self) -> bool:
+        if self.forgotten:
+            return False
+        if self.header.kind == KIND_SET:
+            return bool(self.body)
+        return bool(self.standing())
+
+
+# --------------------------------------------------------------------------- join
+
+
+def _kind_rank(state: KeyState) -> tuple[int, int]:
+    return (state.header.kind, POLICIES.index(state.header.policy))
+
+
+def _header_order(header: Header) -> bytes:
+    """The bytes two headers of one key are ordered by: every field as plain data, the
+    origin of ``created`` spelled out, so headers that differ anywhere never tie."""
+    created = header.created
+    return packb((header.key, header.kind, header.app_id, header.user_id, header.agent_id,
+                  header.run_id, header.policy, header.tier, header.priority,
+                  None if created is None else
+                  (created.wall_ms, created.logical, created.replica), header.expires_at))
+
+
+def join(a: KeyState, b: KeyState) -> KeyState:
+    """The least upper bound of two states of one key (commutative, associative,
+    idempotent). Returns a new state; mutates neither.
+
+    Two headers of one key differ only if a faulty peer made them (or two replicas
+    created one set with different scopes), so every tie-break ends in a comparison
+    that cannot tie for unequal inputs: (kind, policy), then the header's bytes
+    (:func:`_header_order`); the context entry-wise max; forgotten absorbs all content;
+    an mv version shipped under one dot with different data keeps the lowest bytes
+    (``MVRegister.merge``); lww keeps the greatest ``(timestamp, bytes of (origin,
+    counter, version))`` (``LWWRegister.merge``); set elements join by the dot-store rule.
+    """
+    ra, rb = _kind_rank(a), _kind_rank(b)
+    if ra != rb:
+        return (a if ra < rb else b).copy()
+    header = a.header
+    if a.header != b.header:
+        header = min(a.header, b.header, key=_header_order)
+    ctx = dict(a.ctx)
+    for origin, counter in b.ctx.items():
+        if counter > ctx.get(origin, 0):
+            ctx[origin] = counter
+    forgotten = a.forgotten or b.forgotten
+    body: dict[Any, Any] = {}
+    if not forgotten:
+        if header.policy == "mv":
+            reg: MVRegister[Any] = _dot_store(MVRegister(), a)
+            reg.merge(_dot_store(MVRegister(), b))
+            body = reg.entries
+        elif header.policy == "lww":
+            body = _join_lww(a.body, b.body)
+        else:
+            oset: ORSet[Any] = _dot_store(ORSet(), a)
+            oset.merge(_dot_store(ORSet(), b))
+            body = oset.entries
+    return KeyState(header, ctx, forgotten, body)
+
+
+_Store = TypeVar("_Store", MVRegister[Any], ORSet[Any])
+
+
+def _dot_store(empty: _Store, state: KeyState) -> _Store:
+    """``state``'s body and context as the CRDT type, *without* the constructor's
+    validation of every value: a body is valid (built by the mutators below or checked
+    by the decoder), and a join must not fail on data it was given."""
+    empty.entries = state.body
+    empty.context = CausalContext(state.ctx)
+    return empty
+
+
+def _lww(body: dict[Dot, VersionData]) -> LWWRegister[Any]:
+    reg: LWWRegister[Any] = LWWRegister()
+    if body:  # fields set directly: see _dot_store
+        ((dot, version),) = body.items()
+        reg.timestamp = version.stamp(dot)
+        reg.value = (dot.replica, dot.counter, version)
+    return reg
+
+
+def _join_lww(a: dict[Dot, VersionData], b: dict[Dot, VersionData]) -> dict[Dot, VersionData]:
+    reg = _lww(a)
+    reg.merge(_lww(b))
+    if reg.value is None:
+        return {}
+    replica, counter, version = reg.value
+    return {Dot(replica, counter): version}
+
+
+# ----------------------------------------------------------------------- mutators
+
+
+def _fresh(state: KeyState, dot: Dot, kind: int) -> dict[str, int]:
+    """``state``'s context with ``dot`` added; ``state`` must be a live key of ``kind``
+    (a mutator never undoes a tombstone) and ``dot`` new to it."""
+    if state.forgotten or state.header.kind != kind:
+        raise InvalidArgumentError(f"key {state.header.key!r} is forgotten or of another kind")
+    if dot.counter <= state.ctx.get(dot.replica, 0):
+        raise InvalidArgumentError(f"{dot} is not a fresh dot for key {state.header.key!r}")
+    ctx = dict(state.ctx)
+    ctx[dot.replica] = dot.counter
+    return ctx
+
+
+def check_inputs(state: KeyState, inputs: Iterable[tuple[str, int]]) -> None:
+    """Raise unless ``state`` has seen every ``(origin, counter)`` of ``inputs`` (what a
+    RESOLVE may name)."""
+    for replica, counter in inputs:
+        if counter > state.ctx.get(replica, 0):
+            raise InvalidArgumentError(
+                f"{Dot(replica, counter)} is not a version this replica has seen")
+
+
+def create(header: Header, dot: Dot, version: VersionData) -> KeyState:
+    """A new memory whose first version is ``version``, written under ``dot``."""
+    return KeyState(header, {dot.replica: dot.counter}, False, {dot: version})
+
+
+def write(state: KeyState, dot: Dot, version: VersionData) -> KeyState:
+    """``state`` with ``version`` written under the fresh ``dot``.
+
+    Under "mv" the version supersedes every standing version (``MVRegister.write``),
+    a RESOLVE exactly its inputs, which the key must have seen: a version written
+    concurrently with the resolution still stands. Under "lww" it is an
+    ``LWWRegister`` write at the version's timestamp (a DELETE too).
+    """
+    ctx = _fresh(state, dot, KIND_MEMORY)
+    if state.header.policy == "lww":
+        return KeyState(state.header, ctx, False, _join_lww(state.body, {dot: version}))
+    if version.op == OP_DELETE:
+        raise InvalidArgumentError('DELETE versions exist only under "lww"')
+    body: dict[Any, Any] = {}
+    if version.op == OP_RESOLVE:
+        check_inputs(state, version.inputs)
+        inputs = set(version.inputs)
+        body = {d: v for d, v in state.body.items() if (d.replica, d.counter) not in inputs}
+    body[dot] = version
+    return KeyState(state.header, ctx, False, body)
+
+
+def clear(state: KeyState, dot: Dot) -> KeyState:
+    """``state`` with every standing version removed (``MVRegister.clear``, an
+    observed-remove: a concurrent write survives it), as the event ``dot``."""
+    return KeyState(state.header, _fresh(state, dot, KIND_MEMORY), False, {})
+
+
+def forget(state: KeyState, dot: Dot) -> KeyState:
+    """The erasure tombstone of ``state``, as the event ``dot``: it keeps the header and
+    the context and absorbs every concurrent and later state of the key."""
+    return KeyState(state.header, _fresh(state, dot, state.header.kind), True, {})
+
+
+def set_add(state: KeyState, element: object, dot: Dot) -> KeyState:
+    """``state`` with ``element`` added under ``dot`` (``ORSet.add``: the add supersedes
+    the adds of ``element`` it has seen)."""
+    ctx = _fresh(state, dot, KIND_SET)
+    body = dict(state.body)
+    body[check_element(element)] = frozenset((dot,))
+    return KeyState(state.header, ctx, False, body)
+
+
+def set_remove(state: KeyState, element: object, dot: Dot) -> KeyState:
+    """``state`` without the observed adds of ``element`` (``ORSet.remove``), as the
+    event ``dot``."""
+    ctx = _fresh(state, dot, KIND_SET)
+    body = dict(state.body)
+    body.pop(check_element(element), None)
+    return KeyState(state.header, ctx, False, body)

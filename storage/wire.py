@@ -1,0 +1,319 @@
+"""The sync wire format: summaries and changes payloads, as both sides read and build them.
+
+Storage answers and applies them; the sans-IO session (``gossip.protocol``) reads the
+same messages to stream chunks and push, through this module only (it imports nothing
+of storage but ``crdt``). A peer is untrusted input: :func:`parse_summary` and
+:func:`parse_changes` validate every field and raise :class:`DecodeError` on anything
+malformed; the key states inside a payload stay opaque bytes here (storage decodes and
+judges each one on its own). Formats (docs/internals.md, "Sync primitives")::
+
+    summary  {"v": 1, "rid", "wm": {origin: counter}, "root": 32 bytes[, "me": origin]
+              [, "digest": {"scope", "sums": 256 x 8 bytes}][, "want": (key, ...)]}
+    changes  {"v": 1, "rid", "scope", "states": (bytes, ...), "through":
+              {origin: (base, counter)}[, "hashes": ((key, 8 bytes), ...)]}
+    scope    None (unrestricted) or (apps, users), each None or sorted values (None first)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from memmesh.crdt import DecodeError, InvalidArgumentError
+from memmesh.crdt.codec import packb, unpackb
+from memmesh.crdt.dot import base_replica, check_replica
+
+__all__ = [
+    "DIGEST_BUCKETS",
+    "DIGEST_BUCKET_BYTES",
+    "MAX_COUNTER",
+    "MAX_HASHES",
+    "MAX_KEY_LEN",
+    "MAX_SCOPE_VALUES",
+    "MAX_WANT",
+    "MAX_WANT_BYTES",
+    "Changes",
+    "PeerScope",
+    "Summary",
+    "bad",
+    "bounded_want",
+    "check_want",
+    "normal",
+    "parse_changes",
+    "parse_scope",
+    "parse_summary",
+    "scope_plain",
+]
+
+MAX_COUNTER = 2**63 - 1
+#: Longest key (memory or set id), in characters.
+MAX_KEY_LEN = 256
+#: Buckets of the digest (``crc32(key) & 0xFF``) and bytes of each bucket's sum on the wire.
+DIGEST_BUCKETS = 256
+DIGEST_BUCKET_BYTES = 8
+#: Most ids a ``want`` lists, and most bytes of them (beside a summary's capped
+#: watermarks, a full ``want`` still fits a 4 MiB frame).
+MAX_WANT = 4096
+MAX_WANT_BYTES = 512 * 1024
+#: Most apps or users a scope names.
+MAX_SCOPE_VALUES = 256
+#: Most ``(key, hash)`` pairs one payload may list (a 4 MiB frame holds about 90k).
+MAX_HASHES = 131_072
+
+_SUMMARY_FIELDS = frozenset({"v", "rid", "wm", "root", "me", "digest", "want"})
+_CHANGES_FIELDS = frozenset({"v", "rid", "scope", "states", "through"})
+
+
+def bad(message: str) -> DecodeError:
+    return DecodeError(f"invalid sync message: {message}")
+
+
+# -- scopes -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PeerScope:
+    """What a peer may receive: allowed apps and users (``None`` = no restriction).
+
+    A key is shipped only if its ``app_id`` is in ``apps`` and its ``user_id`` in
+    ``users`` (for each restriction given); a key without that field is withheld from a
+    restricted peer unless ``None`` is listed.
+    """
+
+    apps: frozenset[str | None] | None = None
+    users: frozenset[str | None] | None = None
+
+    def allows(self, app_id: str | None, user_id: str | None) -> bool:
+        if self.apps is not None and app_id not in self.apps:
+            return False
+        return self.users is None or user_id in self.users
+
+
+def normal(scope: PeerScope | None) -> PeerScope | None:
+    """``scope`` with an unrestricted PeerScope as None (they allow the same keys)."""
+    if scope is not None and scope.apps is None and scope.users is None:
+        return None
+    return scope
+
+
+def _sorted_values(values: frozenset[str | None]) -> tuple[str | None, ...]:
+    return tuple(sorted(values, key=lambda v: (v is not None, v or "")))
+
+
+def scope_plain(scope: PeerScope | None) -> tuple[Any, Any] | None:
+    """The wire form of a peer scope (see module doc)."""
+    scope = normal(scope)
+    if scope is None:
+        return None
+    return (None if scope.apps is None else _sorted_values(scope.apps),
+            None if scope.users is None else _sorted_values(scope.users))
+
+
+def parse_scope(plain: Any) -> PeerScope | None:
+    """The peer scope of :func:`scope_plain`'s wire form (DecodeError if malformed)."""
+    if plain is None:
+        return None
+    if type(plain) is not tuple or len(plain) != 2:
+        raise bad("a scope is None or (apps, users)")
+    fields: list[frozenset[str | None] | None] = []
+    for values in plain:
+        if values is None:
+            fields.append(None)
+            continue
+        if type(values) is not tuple or len(values) > MAX_SCOPE_VALUES or any(
+                v is not None and (type(v) is not str or len(v) > MAX_KEY_LEN or "\x00" in v)
+                for v in values):
+            raise bad(f"scope values are at most {MAX_SCOPE_VALUES} ids or None")
+        if _sorted_values(frozenset(values)) != values:
+            raise bad("scope values must be sorted and unique")
+        fields.append(frozenset(values))
+    return normal(PeerScope(fields[0], fields[1]))
+
+
+# -- fields -----------------------------------------------------------------------
+
+
+def _counter_map(value: Any, what: str) -> dict[str, int]:
+    """A validated ``{origin: counter}`` map."""
+    if type(value) is not dict:
+        raise bad(f"{what} must be a map")
+    out: dict[str, int] = {}
+    for origin, counter in value.items():
+        try:
+            check_replica(origin)
+        except ValueError:
+            raise bad(f"{what} has a bad replica id") from None
+        if "\x00" in origin or type(counter) is not int or not 0 <= counter <= MAX_COUNTER:
+            raise bad(f"{what} entries must be replica -> counter")
+        out[origin] = counter
+    return out
+
+
+def _claim_map(value: Any) -> dict[str, tuple[int, int]]:
+    """A validated ``through`` map: ``{origin: (base, counter)}`` with ``base < counter``."""
+    if type(value) is not dict:
+        raise bad("through must be a map")
+    out: dict[str, tuple[int, int]] = {}
+    for origin, claim in value.items():
+        if type(claim) is not tuple or len(claim) != 2:
+            raise bad("through entries must be replica -> (base, counter)")
+        pair = _counter_map({origin: claim[0]}, "through")[origin], \
+            _counter_map({origin: claim[1]}, "through")[origin]
+        if pair[0] >= pair[1]:
+            raise bad("a through claim must move past its base")
+        out[origin] = pair
+    return out
+
+
+def _rid(value: Any) -> str:
+    if type(value) is not str:
+        raise bad("rid must be a str")
+    try:
+        check_replica(value)
+    except ValueError:
+        raise bad("bad rid") from None
+    return value
+
+
+def bounded_want(keys: Sequence[str]) -> tuple[str, ...]:
+    """The first keys of ``keys`` within :data:`MAX_WANT` and :data:`MAX_WANT_BYTES`."""
+    out: list[str] = []
+    size = 0
+    for key in keys:
+        size += len(key.encode())
+        if len(out) >= MAX_WANT or size > MAX_WANT_BYTES:
+            break
+        out.append(key)
+    return tuple(out)
+
+
+def check_want(want: object) -> tuple[str, ...]:
+    """A ``want`` list, validated (InvalidArgumentError beyond the bounds)."""
+    if isinstance(want, str | bytes) or not isinstance(want, Sequence):
+        raise InvalidArgumentError("want must be a sequence of memory ids")
+    keys = tuple(want)
+    for key in keys:
+        if type(key) is not str or not 0 < len(key) <= MAX_KEY_LEN or "\x00" in key:
+            raise InvalidArgumentError(f"want lists a bad memory id {key!r:.60}")
+    if bounded_want(keys) != keys:
+        raise InvalidArgumentError(f"want lists more than {MAX_WANT} ids or"
+                                   f" {MAX_WANT_BYTES} bytes of them")
+    return keys
+
+
+def _hashes(plain: Any) -> tuple[tuple[str, bytes], ...]:
+    if type(plain) is not tuple or len(plain) > MAX_HASHES or any(
+            type(item) is not tuple or len(item) != 2 or type(item[0]) is not str
+            or not 0 < len(item[0]) <= MAX_KEY_LEN or "\x00" in item[0]
+            or type(item[1]) is not bytes or len(item[1]) != DIGEST_BUCKET_BYTES
+            for item in plain):
+        raise bad("hashes must be (key, 8-byte hash) pairs")
+    hashes: tuple[tuple[str, bytes], ...] = plain
+    return hashes
+
+
+# -- summaries --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A summary: what its sender holds (see module doc)."""
+
+    rid: str
+    wm: dict[str, int]
+    root: bytes
+    me: str | None = None  # the sender's minting origin, when it names it
+    digest: tuple[PeerScope | None, bytes] | None = None  # (scope, 256 sums of 8 bytes)
+    want: tuple[str, ...] = ()  # key ids the sender asks for whatever the watermarks say
+
+    def pack(self) -> bytes:
+        plain: dict[str, Any] = {"v": 1, "rid": self.rid, "wm": self.wm, "root": self.root}
+        if self.me is not None:
+            plain["me"] = self.me
+        if self.digest is not None:
+            plain["digest"] = {"scope": scope_plain(self.digest[0]), "sums": self.digest[1]}
+        if self.want:
+            plain["want"] = self.want
+        packed: bytes = packb(plain)
+        return packed
+
+
+def parse_summary(data: bytes) -> Summary:
+    """A peer's summary, validated (DecodeError on anything malformed)."""
+    plain = unpackb(data)
+    if type(plain) is not dict or plain.get("v") != 1:
+        raise bad("expected a version-1 summary map")
+    if not set(plain) <= _SUMMARY_FIELDS:
+        raise bad("unknown summary field")
+    rid = plain.get("rid")
+    if type(rid) is not str:
+        raise bad("rid must be a str")
+    wm = _counter_map(plain.get("wm"), "wm")
+    root = plain.get("root")
+    if type(root) is not bytes or len(root) != 32:
+        raise bad("root must be 32 bytes")
+    me = plain.get("me")
+    if me is not None:
+        _counter_map({me: 0} if type(me) is str else None, "me")
+        if me == rid or base_replica(me) != rid:
+            raise bad("me must be an origin of the summary's rid")
+    found = plain.get("digest")
+    dig: tuple[PeerScope | None, bytes] | None = None
+    if found is not None:
+        if type(found) is not dict or set(found) != {"scope", "sums"}:
+            raise bad("digest must be {scope, sums}")
+        sums = found["sums"]
+        if type(sums) is not bytes or len(sums) != DIGEST_BUCKETS * DIGEST_BUCKET_BYTES:
+            raise bad(f"digest sums must be {DIGEST_BUCKETS} x {DIGEST_BUCKET_BYTES} bytes")
+        dig = (parse_scope(found["scope"]), sums)
+    want = plain.get("want", ())
+    if type(want) is not tuple:
+        raise bad("want must be an array of memory ids")
+    try:
+        check_want(want)
+    except InvalidArgumentError as exc:
+        raise bad(str(exc)) from None
+    return Summary(rid, wm, root, me, dig, want)
+
+
+# -- changes payloads ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """A changes payload (see module doc); ``states`` are key-state bytes, undecoded."""
+
+    rid: str
+    scope: PeerScope | None  # the scope the sender filtered with
+    states: tuple[bytes, ...]
+    through: dict[str, tuple[int, int]]  # origin -> (base, counter) claims
+    hashes: tuple[tuple[str, bytes], ...] = ()  # digest repair's (key, hash8) listing
+
+    def pack(self) -> bytes:
+        plain: dict[str, Any] = {"v": 1, "rid": self.rid, "scope": scope_plain(self.scope),
+                                 "states": self.states, "through": self.through}
+        if self.hashes:
+            plain["hashes"] = self.hashes
+        packed: bytes = packb(plain)
+        return packed
+
+    @property
+    def empty(self) -> bool:
+        """Whether it carries nothing besides its envelope (``rid`` and ``scope``)."""
+        return not (self.states or self.through or self.hashes)
+
+
+def parse_changes(data: bytes) -> Changes:
+    """A peer's changes payload, its envelope validated (DecodeError if malformed)."""
+    plain = unpackb(data)
+    if type(plain) is not dict or plain.get("v") != 1 or \
+            not _CHANGES_FIELDS <= set(plain) <= _CHANGES_FIELDS | {"hashes"}:
+        raise bad("expected a version-1 changes map")
+    scope = parse_scope(plain["scope"])
+    hashes = _hashes(plain.get("hashes", ()))
+    rid, states = _rid(plain["rid"]), plain["states"]
+    through = _claim_map(plain["through"])
+    if type(states) is not tuple or any(type(r) is not bytes for r in states):
+        raise bad("states must be an array of byte strings")
+    return Changes(rid, scope, states, through, hashes)
