@@ -18,7 +18,7 @@ or swapped, recursively inside nested byte strings) and feeds them to:
   every so often: every stored key still reads, every set still takes a local
   ``set_add``, and a fresh replica synced from it reaches the same digest;
 * ``message``: :func:`memmesh.gossip.protocol.messages.decode_message`;
-* ``session``: a :class:`~memmesh.gossip.protocol.session.Session` past its handshake,
+* ``session``: a :class:`~memmesh.gossip.protocol._session.Session` past its handshake,
   fed mutated frame streams (only :class:`RemoteProtocolError` may escape).
 
 Any other exception is a *finding*: counted, the first ones printed with the input.
@@ -53,9 +53,9 @@ from memmesh.crdt import (
 )
 from memmesh.crdt import decode as crdt_decode
 from memmesh.crdt import encode as crdt_encode
-from memmesh.gossip.protocol.errors import RemoteProtocolError
-from memmesh.gossip.protocol.frames import encode_frame
+from memmesh.gossip.protocol import RemoteProtocolError, Session, SessionConfig, encode_frame
 from memmesh.gossip.protocol.messages import (
+    PROTOCOL_VERSION,
     Ack,
     Bye,
     Changes,
@@ -68,7 +68,6 @@ from memmesh.gossip.protocol.messages import (
     decode_message,
     encode_message,
 )
-from memmesh.gossip.protocol.session import PROTOCOL_VERSION, Session, SessionConfig
 from memmesh.storage import Replica
 from memmesh.storage.keystate import decode as keystate_decode
 
@@ -159,7 +158,7 @@ def build_corpus(root: Path, rng: random.Random) -> Corpus:
 
 def _chunks(src: Replica, summary: bytes) -> list[bytes]:
     """A stream of small chunks, as a session ships them."""
-    from memmesh.gossip.protocol.summary import advance_summary
+    from memmesh.gossip.protocol import advance_summary
 
     out = []
     for _ in range(6):

@@ -18,19 +18,20 @@ without the key cannot connect, read or write.
 
 from __future__ import annotations
 
-from .node import Node
-from .protocol.errors import GossipError, LocalProtocolError, RemoteProtocolError
-from .security import SecurityError, cluster_fingerprint, new_cluster_key
-from .status import NodeStatus, PeerStatus
+from ._node import Node
+from ._peers import AddressError, parse_address, parse_addresses
+from ._security import ClusterCredentials, SecurityError, cluster_fingerprint, new_cluster_key
+from ._status import NodeStatus, PeerStatus
 
 __all__ = [
-    "GossipError",
-    "LocalProtocolError",
+    "AddressError",
+    "ClusterCredentials",
     "Node",
     "NodeStatus",
     "PeerStatus",
-    "RemoteProtocolError",
     "SecurityError",
     "cluster_fingerprint",
     "new_cluster_key",
+    "parse_address",
+    "parse_addresses",
 ]

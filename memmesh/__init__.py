@@ -5,4 +5,6 @@ The library lives in four subpackages: :mod:`memmesh.crdt` (pure CRDT math),
 trio) and :mod:`memmesh.semantic` (embeddings, search and conflict resolution).
 """
 
+__all__ = ["__version__"]
+
 __version__ = "0.1.0"

@@ -21,9 +21,9 @@ from memmesh.storage.resolution import (
     format_alternatives,
 )
 
-from .cache import CachedEmbedder, content_key
-from .embedding import Embedder, l2_normalise
-from .errors import (
+from ._cache import CachedEmbedder, content_key
+from ._embedding import Embedder, l2_normalise
+from ._errors import (
     ArbiterOutputError,
     EmbeddingError,
     InvalidQueryError,
@@ -31,10 +31,11 @@ from .errors import (
     MissingDependencyError,
     SemanticError,
 )
-from .hashing import HashingEmbedder
-from .index import Hit, SemanticIndex
-from .llm import ARBITRATION_PROMPT, LLMArbiter, build_prompt, parse_decision
-from .resolvers import (
+from ._hashing import HashingEmbedder
+from ._index import Hit, SemanticIndex
+from ._llm import ARBITRATION_PROMPT, LLMArbiter, build_prompt, parse_decision
+from ._replica import IndexedReplica
+from ._resolvers import (
     Chain,
     HighestConfidence,
     KeepAll,
@@ -43,8 +44,8 @@ from .resolvers import (
     RolePriority,
     chain,
 )
-from .scoring import ScoreParts, ScoreWeights
-from .sentence_transformer import SentenceTransformerEmbedder, default_model_path
+from ._scoring import ScoreParts, ScoreWeights
+from ._sentence_transformer import SentenceTransformerEmbedder, default_model_path
 
 __all__ = [
     "ARBITRATION_PROMPT",
@@ -58,6 +59,7 @@ __all__ = [
     "HashingEmbedder",
     "HighestConfidence",
     "Hit",
+    "IndexedReplica",
     "InvalidQueryError",
     "InvalidResolutionError",
     "KeepAll",

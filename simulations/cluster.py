@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memmesh.gossip.protocol.policy import PolicyConfig
-from memmesh.gossip.protocol.session import SessionConfig
+from memmesh.gossip.protocol import PolicyConfig, SessionConfig
 from memmesh.storage import digest as stored_digest
 from memmesh.storage.arbitration import resolve_conflicts
 from memmesh.storage.keystate import decode

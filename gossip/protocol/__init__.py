@@ -1,16 +1,16 @@
 """The sans-IO core of memmesh gossip: frames, messages, the link session, the sync policy.
 
 Nothing here performs I/O, reads a clock or draws random numbers of its own, so the
-same code runs under the trio shell (:mod:`memmesh.gossip.node`), under
+same code runs under the trio shell (:mod:`memmesh.gossip._node`), under
 ``simulations/`` and in plain unit tests:
 
-* :class:`Session` (:mod:`.session`): one link's protocol state machine (h11 model),
-  composing the handshake's state table (:mod:`.handshake`), the delivery window
-  (:mod:`.delivery`) and the sync exchange (:mod:`.exchange`);
-* :class:`SyncPolicy` (:mod:`.policy`): everything a node decides around its sessions:
+* :class:`Session` (:mod:`._session`): one link's protocol state machine (h11 model),
+  composing the handshake's state table (:mod:`._handshake`), the delivery window
+  (:mod:`._delivery`) and the sync exchange (:mod:`._exchange`);
+* :class:`SyncPolicy` (:mod:`._policy`): everything a node decides around its sessions:
   rounds and peer choice, what each session event does to the replica, sync slots, one
   link per peer, caps, the clock fence, per-peer counters;
-* :func:`perform` (:mod:`.requests`): the one function that calls the replica
+* :func:`perform` (:mod:`._requests`): the one function that calls the replica
   (:class:`SyncReplica`), turning the policy's storage requests into outcomes.
 
 Driving two replicas without any network (what
@@ -34,22 +34,28 @@ Driving two replicas without any network (what
 
 from __future__ import annotations
 
-from . import events
-from .errors import GossipError, LocalProtocolError, ProtocolError, RemoteProtocolError
-from .frames import FrameDecoder, encode_frame
-from .messages import PROTOCOL_VERSION, REASONS, decode_message, encode_message
-from .peerlink import PeerLink
-from .policy import Notice, PolicyConfig, SyncPolicy
-from .replica import NodeReplica, SyncReplica
-from .requests import Outcome, StorageRequest, perform
-from .session import Phase, Session, SessionConfig, State
+from . import events, messages
+from ._acl import AccessList
+from ._admission import HandshakeGate
+from ._config import SessionConfig
+from ._errors import GossipError, LocalProtocolError, ProtocolError, RemoteProtocolError
+from ._frames import FrameDecoder, encode_frame
+from ._handshake import Phase, State
+from ._peerlink import PeerLink
+from ._policy import Notice, PolicyConfig, SyncPolicy
+from ._replica import NodeReplica, SyncReplica
+from ._requests import Apply, Changes, Fence, Outcome, StorageRequest, Summary, perform
+from ._session import Session
 from .summary import advance_summary, changes_empty, summary_lag, watermarks
 
 __all__ = [
-    "PROTOCOL_VERSION",
-    "REASONS",
+    "AccessList",
+    "Apply",
+    "Changes",
+    "Fence",
     "FrameDecoder",
     "GossipError",
+    "HandshakeGate",
     "LocalProtocolError",
     "NodeReplica",
     "Notice",
@@ -63,14 +69,14 @@ __all__ = [
     "SessionConfig",
     "State",
     "StorageRequest",
+    "Summary",
     "SyncPolicy",
     "SyncReplica",
     "advance_summary",
     "changes_empty",
-    "decode_message",
     "encode_frame",
-    "encode_message",
     "events",
+    "messages",
     "perform",
     "summary_lag",
     "watermarks",

@@ -1,7 +1,7 @@
 """Drive sync policies between in-memory replicas on virtual time, with injected faults.
 
 The test driver of the protocol: every replica gets a
-:class:`~memmesh.gossip.protocol.policy.SyncPolicy` (the one the trio node and the
+:class:`~memmesh.gossip.protocol._policy.SyncPolicy` (the one the trio node and the
 simulator run), links between replicas carry whole frames, and storage requests are
 performed inline.  Time is a number the loop advances and every random choice comes
 from the ``random.Random`` passed in, so a run is a pure function of its inputs.
@@ -25,14 +25,14 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .frames import HEADER
-from .peerlink import PeerLink
-from .policy import Notice, PolicyConfig, SyncPolicy
-from .replica import SyncReplica
-from .requests import perform
-from .session import SessionConfig
+from ._config import SessionConfig
+from ._frames import HEADER
+from ._peerlink import PeerLink
+from ._policy import Notice, PolicyConfig, SyncPolicy
+from ._replica import SyncReplica
+from ._requests import perform
 
-__all__ = ["Faults", "MemoryNetwork", "SyncReplica"]
+__all__ = ["Faults", "MemoryNetwork"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ from typing import Final
 from memmesh.crdt.codec import packb, unpackb
 from memmesh.crdt.errors import DecodeError
 
-from .errors import RemoteProtocolError
+from ._errors import RemoteProtocolError
 
 __all__ = [
     "PROTOCOL_VERSION",

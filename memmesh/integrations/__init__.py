@@ -10,7 +10,7 @@ not installed only fails the adapter that needs it:
   threaded agents;
 * :mod:`.node`: the node runner, the one entry point of ``memmesh node``, the
   multi-process tests and the benchmarks (``python -m memmesh.integrations.node``);
-* :mod:`.options`: the command-line options all these entry points share.
+* :mod:`._options`: the command-line options all these entry points share.
 
 Integrations may import every layer below them; nothing below imports them
 (docs/architecture.md).

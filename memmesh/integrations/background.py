@@ -35,8 +35,8 @@ from typing import Any
 
 import trio
 
-from memmesh.gossip import GossipError, Node, NodeStatus
-from memmesh.gossip.protocol import NodeReplica
+from memmesh.gossip import Node, NodeStatus
+from memmesh.gossip.protocol import GossipError, NodeReplica
 
 __all__ = ["BackgroundNode"]
 

@@ -29,8 +29,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from memmesh.crdt import Dot, MemmeshError
-from memmesh.integrations.aio import AsyncMemory
-from memmesh.integrations.options import (
+from memmesh.integrations._options import (
     add_data_option,
     add_node_options,
     add_scope_options,
@@ -38,6 +37,7 @@ from memmesh.integrations.options import (
     load_cluster_key,
     seeds,
 )
+from memmesh.integrations.aio import AsyncMemory
 
 if TYPE_CHECKING:  # the ``mcp`` SDK is an optional extra: imported when a server is built
     from mcp.server.mcpserver import MCPServer

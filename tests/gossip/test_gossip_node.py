@@ -14,8 +14,8 @@ from gossip_fakes import FakeReplica, converged
 from gossip_procs import TcpProxy
 
 from memmesh.gossip import Node, SecurityError
-from memmesh.gossip.link import Link
-from memmesh.gossip.peers import load_peers
+from memmesh.gossip._link import Link
+from memmesh.gossip._peers import load_peers
 from memmesh.gossip.protocol import Session, SessionConfig
 from memmesh.integrations.background import BackgroundNode
 from memmesh.storage import Conflict, PeerScope, Replica, Resolution

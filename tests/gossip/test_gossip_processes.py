@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from gossip_procs import NodeProc, TcpProxy, wait_until
 
-from memmesh import cli
-from memmesh.gossip.peers import load_peers
+from memmesh._cli import main as cli_main
+from memmesh.gossip._peers import load_peers
 from memmesh.integrations.node import STATUS_FILE, read_status
 from memmesh.storage import Replica
 
@@ -138,7 +138,7 @@ def test_the_node_runner_feeds_memmesh_status_and_saves_its_peers_on_sigterm(
         return [] if status is None else [p["replica_id"] for p in status["peers"]]
 
     wait_until(lambda: peers_of_b() == [a.replica_id], 60, "b's status file naming a")
-    assert cli.main(["status", "--data", str(b.path)]) == 0
+    assert cli_main(["status", "--data", str(b.path)]) == 0
     assert a.replica_id in capsys.readouterr().out
     b.stop()  # SIGTERM
     assert not (b.path / STATUS_FILE).exists()

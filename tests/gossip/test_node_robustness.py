@@ -13,11 +13,10 @@ import trio
 import trio.testing
 from gossip_fakes import EPOCH_MS, FakeReplica, converged
 
-from memmesh.gossip import Node
-from memmesh.gossip.protocol import PROTOCOL_VERSION, Session, encode_frame, encode_message
+from memmesh.gossip import ClusterCredentials, Node
+from memmesh.gossip.protocol import Session, encode_frame
 from memmesh.gossip.protocol import events as ev
-from memmesh.gossip.protocol.messages import Hello
-from memmesh.gossip.security import ClusterCredentials
+from memmesh.gossip.protocol.messages import PROTOCOL_VERSION, Hello, encode_message
 from memmesh.storage import PeerScope, Replica
 
 KEY = b"0123456789abcdef0123456789abcdef"
@@ -237,7 +236,7 @@ async def test_an_exception_while_applying_closes_that_link_only_and_is_logged(
 def test_memmesh_status_shows_the_fence_line_and_the_trouble_counters() -> None:
     import time
 
-    from memmesh.gossip.status import NodeStatus
+    from memmesh.gossip import NodeStatus
     from memmesh.integrations.node import format_status
 
     status = NodeStatus("A", "127.0.0.1", 7700, True, (), 0, 0, 0, 0, 0,

@@ -11,15 +11,13 @@ from hypothesis import strategies as st
 from memmesh.crdt import MemmeshError
 from memmesh.crdt.codec import packb
 from memmesh.gossip.protocol import (
-    PROTOCOL_VERSION,
     FrameDecoder,
     LocalProtocolError,
     RemoteProtocolError,
-    decode_message,
     encode_frame,
-    encode_message,
 )
 from memmesh.gossip.protocol.messages import (
+    PROTOCOL_VERSION,
     Ack,
     Bye,
     Changes,
@@ -29,6 +27,8 @@ from memmesh.gossip.protocol.messages import (
     Push,
     Reject,
     Syn,
+    decode_message,
+    encode_message,
 )
 
 

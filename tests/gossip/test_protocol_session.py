@@ -7,18 +7,25 @@ from gossip_fakes import FakeReplica
 
 from memmesh.crdt.codec import packb
 from memmesh.gossip.protocol import (
-    PROTOCOL_VERSION,
     LocalProtocolError,
     RemoteProtocolError,
     Session,
     SessionConfig,
     State,
     encode_frame,
-    encode_message,
 )
 from memmesh.gossip.protocol import events as ev
 from memmesh.gossip.protocol.driver import _split_frames
-from memmesh.gossip.protocol.messages import Ack, Changes, Hello, Push, Syn, decode_message
+from memmesh.gossip.protocol.messages import (
+    PROTOCOL_VERSION,
+    Ack,
+    Changes,
+    Hello,
+    Push,
+    Syn,
+    decode_message,
+    encode_message,
+)
 
 FP = b"cluster-fingerprint"
 

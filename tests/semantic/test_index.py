@@ -14,7 +14,7 @@ from memmesh.semantic import (
     ScoreWeights,
     SemanticIndex,
 )
-from memmesh.semantic.scoring import DAY_MS
+from memmesh.semantic._scoring import DAY_MS
 
 Opener = Callable[..., Any]
 

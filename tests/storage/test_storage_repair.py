@@ -15,7 +15,7 @@ from storage_helpers import FakeClock, sync_once
 from memmesh.benchmarks.bench_repair import repair_cycle
 from memmesh.crdt import DecodeError, InvalidArgumentError
 from memmesh.crdt.codec import packb, unpackb
-from memmesh.gossip.protocol.session import SessionConfig
+from memmesh.gossip.protocol import SessionConfig
 from memmesh.storage import PeerScope, Replica
 from memmesh.storage.digest import BUCKETS, item_hash
 from memmesh.storage.repair import MAX_WANT, MAX_WANT_BYTES, scope_sums

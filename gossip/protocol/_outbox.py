@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 
 from . import events as ev
-from .frames import encode_frame
+from ._frames import encode_frame
 from .messages import Message, encode_message
 
 __all__ = ["Outbox"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 
-from .peerlink import PeerLink
+from ._peerlink import PeerLink
 
 __all__ = ["HandshakeGate", "expendable", "hoarders"]
 

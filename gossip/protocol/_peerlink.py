@@ -1,7 +1,7 @@
 """One link as the sync policy tracks it: its session plus what the policy decided.
 
 A :class:`PeerLink` is created by :meth:`SyncPolicy.open_link
-<memmesh.gossip.protocol.policy.SyncPolicy.open_link>` for every connection (inbound or
+<memmesh.gossip.protocol._policy.SyncPolicy.open_link>` for every connection (inbound or
 outbound) and handed back by the policy in every call about that connection; the
 driver keeps its transport object beside it.  ``registered`` becomes True only when
 the policy accepted the link as *the* link of its authenticated peer id, and ``scope``
@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .repair import PullRecord, RootPair
-from .session import Session, State
+from ._handshake import State
+from ._repair import PullRecord, RootPair
+from ._session import Session
 
 __all__ = ["PeerLink"]
 

@@ -3,7 +3,7 @@
 Two tasks per link, both bounded:
 
 * the *reader* hands received bytes (at most 64 KiB per read) to
-  :meth:`SyncPolicy.receive_data <memmesh.gossip.protocol.policy.SyncPolicy.receive_data>`;
+  :meth:`SyncPolicy.receive_data <memmesh.gossip.protocol._policy.SyncPolicy.receive_data>`;
 * the *writer* sends what the session has to send, each send under a timeout, and
   fires the session's timers at ``next_deadline()``.
 
@@ -22,11 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .protocol.peerlink import PeerLink
-from .protocol.session import Session
+from .protocol import PeerLink, Session
 
 if TYPE_CHECKING:
-    from .node import Node
+    from ._node import Node
 
 __all__ = ["Link", "peer_host"]
 

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from memmesh.crdt import MemmeshError
-from memmesh.integrations.options import (
+from memmesh.integrations._options import (
     SCOPE_FIELDS,
     add_data_option,
     add_scope_options,
@@ -141,7 +141,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from memmesh.demo import run_demo
+    from memmesh._demo import run_demo
 
     return run_demo(mdns=args.mdns, semantic=not args.no_semantic)
 
@@ -235,6 +235,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     return result
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

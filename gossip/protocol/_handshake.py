@@ -14,8 +14,9 @@ from __future__ import annotations
 import enum
 from typing import Final
 
-from .config import SessionConfig
-from .errors import RemoteProtocolError
+from ._config import SessionConfig
+from ._errors import RemoteProtocolError
+from ._outbox import Outbox
 from .messages import (
     PROTOCOL_VERSION,
     Ack,
@@ -29,7 +30,6 @@ from .messages import (
     Reject,
     Syn,
 )
-from .outbox import Outbox
 
 __all__ = ["HANDSHAKE_FRAME", "TRANSITIONS", "Handshake", "Phase", "State"]
 

@@ -6,15 +6,15 @@ socket, reads no clock, draws no random numbers and never touches storage: work 
 replica is *requested* through events and *answered* through methods.  It composes the
 link's three jobs, each in its own module:
 
-1. :mod:`.handshake`: both ends send ``HELLO`` at once; a mismatch is answered by
+1. :mod:`._handshake`: both ends send ``HELLO`` at once; a mismatch is answered by
    ``REJECT(version | wrong-cluster | identity | self)``.  Until the HELLO is in,
    frames are capped at ``HANDSHAKE_FRAME`` bytes.  Its state table says which
    message each phase admits.
-2. :mod:`.exchange`: one round of anti-entropy is push-pull (Scuttlebutt, Corrosion).
+2. :mod:`._exchange`: one round of anti-entropy is push-pull (Scuttlebutt, Corrosion).
    A pulls with ``SYN(summary)``; B streams ``CHANGES`` chunks and, unless already
    pulling, pulls back (``SYN(reply=True)``), or answers ``REJECT(busy)``.  New local
    writes go out as ``PUSH`` frames; priority pushes jump the send queue.
-3. :mod:`.delivery`: data frames are numbered, windowed, acknowledged once applied and
+3. :mod:`._delivery`: data frames are numbered, windowed, acknowledged once applied and
    resent after ``rto`` on a lossy transport; one pull's chunks reach the caller in
    chunk order.
 
@@ -26,12 +26,13 @@ closes it on any protocol error, queuing ``BYE`` (or ``REJECT`` before the hands
 from __future__ import annotations
 
 from . import events as ev
-from .config import SessionConfig
-from .delivery import Delivery
-from .errors import LocalProtocolError, RemoteProtocolError
-from .exchange import Chunk, Exchange
-from .frames import FrameDecoder
-from .handshake import HANDSHAKE_FRAME, Handshake, Phase, State
+from ._config import SessionConfig
+from ._delivery import Delivery
+from ._errors import LocalProtocolError, RemoteProtocolError
+from ._exchange import Chunk, Exchange
+from ._frames import FrameDecoder
+from ._handshake import HANDSHAKE_FRAME, Handshake, Phase, State
+from ._outbox import Outbox
 from .messages import (
     PROTOCOL_VERSION,
     REASONS,
@@ -47,10 +48,8 @@ from .messages import (
     Syn,
     decode_message,
 )
-from .outbox import Outbox
 
-__all__ = ["HANDSHAKE_FRAME", "PROTOCOL_VERSION", "Phase", "Session", "SessionConfig",
-           "State"]
+__all__ = ["Session"]
 
 
 class Session:

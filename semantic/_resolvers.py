@@ -21,7 +21,7 @@ from memmesh.storage.resolution import (
     resolver_name,
 )
 
-from .embedding import Embedder, check_embeddings
+from ._embedding import Embedder, check_embeddings
 
 
 def _newest(versions: Sequence[ConflictVersion]) -> ConflictVersion:
@@ -106,7 +106,7 @@ class NearDuplicate:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            from .sentence_transformer import SentenceTransformerEmbedder
+            from ._sentence_transformer import SentenceTransformerEmbedder
 
             self._embedder = SentenceTransformerEmbedder()
         return self._embedder

@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from memmesh.gossip.peers import AddressError, parse_addresses
+from memmesh.gossip import AddressError, parse_addresses
 
 SCOPE_FIELDS = ("app_id", "user_id", "agent_id", "run_id")
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .embedding import FloatMatrix
-from .errors import MissingDependencyError
+from ._embedding import FloatMatrix
+from ._errors import MissingDependencyError
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 

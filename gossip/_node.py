@@ -3,11 +3,11 @@
 Every sync decision is made by the node's :class:`~.protocol.policy.SyncPolicy`, the
 same one the simulator and the test driver run (h11's split: the protocol is sans-IO,
 the shell only moves bytes and time).  ``Node`` wires the parts that do I/O: the TCP
-listener, TLS (:mod:`.tls`), one :class:`~.link.Link` per connection, the dialer
-(:mod:`.dialer`), mDNS (:mod:`.discovery`), a storage worker performing the policy's
+listener, TLS (:mod:`._tls`), one :class:`~.link.Link` per connection, the dialer
+(:mod:`._dialer`), mDNS (:mod:`._discovery`), a storage worker performing the policy's
 requests one at a time off the event loop, the round timer, the change-journal poller
 (local writes, also another process's on the same LMDB path), the optional conflict
-resolver, known peers (:mod:`.peers`) and ``status()`` (:mod:`.status`).
+resolver, known peers (:mod:`._peers`) and ``status()`` (:mod:`._status`).
 """
 
 from __future__ import annotations
@@ -26,18 +26,22 @@ import trio
 from memmesh.crdt.errors import MemmeshError
 from memmesh.storage.arbitration import resolve_conflicts
 
-from .dialer import Dialer
-from .link import Link, peer_host
-from .peers import PeerBook
-from .protocol.acl import AccessList
-from .protocol.peerlink import PeerLink
-from .protocol.policy import Notice, PolicyConfig, SyncPolicy
-from .protocol.replica import NodeReplica
-from .protocol.requests import perform
-from .protocol.session import SessionConfig
-from .security import SecurityError, cluster_fingerprint
-from .status import NodeStatus, node_status
-from .tls import TlsLayer
+from ._dialer import Dialer
+from ._link import Link, peer_host
+from ._peers import PeerBook
+from ._security import SecurityError, cluster_fingerprint
+from ._status import NodeStatus, node_status
+from ._tls import TlsLayer
+from .protocol import (
+    AccessList,
+    NodeReplica,
+    Notice,
+    PeerLink,
+    PolicyConfig,
+    SessionConfig,
+    SyncPolicy,
+    perform,
+)
 
 __all__ = ["Node", "ShellOptions"]
 
@@ -73,7 +77,7 @@ class Node:
         advertises and browses on the interface of ``host``.
     ``cluster_key``
         Shared secret of the cluster (>= 16 bytes): links are TLS 1.3 with mutual
-        certificate authentication under a CA derived from it (:mod:`.security`).
+        certificate authentication under a CA derived from it (:mod:`._security`).
         Without it the node refuses to start unless ``insecure=True`` (plain TCP,
         for tests on one machine only).
     ``seeds``
@@ -322,7 +326,7 @@ class Node:
             for kp in await self.storage(self.peer_book.load, self.replica):
                 self.dialer.ensure((kp.host, kp.port), persistent=False)
         if self.mdns:
-            from .discovery import MdnsDiscovery
+            from ._discovery import MdnsDiscovery
 
             self.discovery = MdnsDiscovery(self)
             await nursery.start(self.discovery.run)

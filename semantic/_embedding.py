@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from .errors import EmbeddingError
+from ._errors import EmbeddingError
 
 FloatMatrix = npt.NDArray[np.float32]
 

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .embedding import Embedder, FloatMatrix, check_embeddings
+from ._embedding import Embedder, FloatMatrix, check_embeddings
 
 
 class AuxStore(Protocol):

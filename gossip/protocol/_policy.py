@@ -7,9 +7,9 @@ the simulator measures the code users run.  Times are arguments (``now`` monoton
 seconds, ``wall_ms`` the replica's clock) and randomness comes from the injected
 ``random.Random``.  It decides: anti-entropy rounds with a random peer (Demers et al.
 1987) and follow-ups, what each session event asks of the replica (storage requests,
-:mod:`.requests`), links (one per peer id, crossed dials, caps, scopes from the
-:class:`~.acl.AccessList`), the clock fence (:mod:`.clockwatch`), digest repair
-(:mod:`.repair`) and per-peer counters (:mod:`.peerstats`); docs/internals.md section 3
+:mod:`._requests`), links (one per peer id, crossed dials, caps, scopes from the
+:class:`~.acl.AccessList`), the clock fence (:mod:`._clockwatch`), digest repair
+(:mod:`._repair`) and per-peer counters (:mod:`._peerstats`); docs/internals.md section 3
 gives each rule.
 
 Driving it (every driver does exactly this)::
@@ -35,15 +35,16 @@ from dataclasses import dataclass
 from typing import Final, Literal, TypeVar
 
 from . import events as ev
-from .admission import HandshakeGate, expendable, hoarders
-from .clockwatch import ClockWatch
-from .errors import LocalProtocolError, RemoteProtocolError
-from .peerlink import PeerLink
-from .peerstats import PeerStats, PeerTable
-from .repair import PeerRepair, PullRecord, RepairPlan
-from .replica import ApplyReport
-from .requests import Apply, Changes, Fence, Outcome, StorageRequest, Summary
-from .session import Session, SessionConfig
+from ._admission import HandshakeGate, expendable, hoarders
+from ._clockwatch import ClockWatch
+from ._config import SessionConfig
+from ._errors import LocalProtocolError, RemoteProtocolError
+from ._peerlink import PeerLink
+from ._peerstats import PeerStats, PeerTable
+from ._repair import PeerRepair, PullRecord, RepairPlan
+from ._replica import ApplyReport
+from ._requests import Apply, Changes, Fence, Outcome, StorageRequest, Summary
+from ._session import Session
 from .summary import summary_root
 
 __all__ = ["Notice", "PolicyConfig", "SyncPolicy"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from .cache import AuxStore
+from ._cache import AuxStore
 
 __all__ = ["IndexedReplica", "JournalChange", "JournalPage"]
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from . import events as ev
-from .config import ENVELOPE, SessionConfig
-from .delivery import Arrival, DataFrame, Delivery, InOrder
-from .errors import LocalProtocolError, RemoteProtocolError
+from ._config import ENVELOPE, SessionConfig
+from ._delivery import Arrival, DataFrame, Delivery, InOrder
+from ._errors import LocalProtocolError, RemoteProtocolError
+from ._outbox import Outbox
 from .messages import Changes, Hello, Push, Reject, Syn, encode_message
-from .outbox import Outbox
 from .summary import advance_summary, asks_repair, changes_empty, push_summary
 
 __all__ = ["Chunk", "Exchange"]

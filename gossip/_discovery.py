@@ -35,10 +35,10 @@ from zeroconf import (
     Zeroconf,
 )
 
-from .protocol.session import PROTOCOL_VERSION
+from .protocol.messages import PROTOCOL_VERSION
 
 if TYPE_CHECKING:
-    from .node import Node
+    from ._node import Node
 
 __all__ = ["SERVICE_TYPE", "MdnsDiscovery", "txt_record"]
 

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from .peers import backoff_delay
+from ._peers import backoff_delay
 
 if TYPE_CHECKING:
-    from .link import Link
-    from .node import Node
+    from ._link import Link
+    from ._node import Node
 
 __all__ = ["Dialer"]
 

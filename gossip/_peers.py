@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from memmesh.crdt.codec import packb, unpackb
 from memmesh.crdt.errors import MemmeshError
 
-from .protocol.errors import GossipError
-from .protocol.replica import NodeReplica
+from .protocol import GossipError, NodeReplica
 
 __all__ = ["AUX_KEY", "AUX_NAMESPACE", "AddressError", "KnownPeer", "PeerBook",
            "backoff_delay", "load_peers", "parse_address", "parse_addresses", "save_peers"]

@@ -5,7 +5,7 @@ time, and asks for one JSON decision: pick a version, merge them into one text, 
 it cannot decide, keep all of them with uncertainty markers (the seed's rule: "preserve
 both with uncertainty markers if undecidable"). The answer is parsed and validated; a
 timeout, an exception or an invalid answer hands the conflict to the fallback resolver
-(default :class:`~memmesh.semantic.resolvers.KeepAll`), so a misbehaving model never
+(default :class:`~memmesh.semantic._resolvers.KeepAll`), so a misbehaving model never
 blocks resolution and never writes garbage.
 
 The callable may be sync ``(prompt) -> str`` or async ``async (prompt) -> str``. Each call
@@ -33,8 +33,8 @@ from memmesh.storage.resolution import (
     resolver_name,
 )
 
-from .errors import ArbiterOutputError
-from .resolvers import KeepAll
+from ._errors import ArbiterOutputError
+from ._resolvers import KeepAll
 
 LLM = Callable[[str], str] | Callable[[str], Awaitable[str]]
 

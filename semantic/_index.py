@@ -4,14 +4,14 @@ The index mirrors the replica's live memories as one row per standing version (s
 conflicted memory is found by any of its versions, and ranked by its best). It follows
 the replica's change journal (``changes_since``), re-reading only the memories that
 changed, whether written locally or merged from a peer; a journal reset triggers a full
-rescan. Vectors come from a :class:`~memmesh.semantic.cache.CachedEmbedder` over the
+rescan. Vectors come from a :class:`~memmesh.semantic._cache.CachedEmbedder` over the
 replica's aux store, so a rescan after a restart runs no model at all.
 
 Search applies every filter *before* ranking: scope equality, expiry (against the
 index's clock at query time, since expiry writes nothing to the journal), and privacy
 (a private memory created by another replica is never a candidate, should one ever
 arrive). Each hit is then re-read from the replica and its scope re-checked, so a stale
-row can only ever drop a result, never leak one. Ranking: :mod:`memmesh.semantic.scoring`.
+row can only ever drop a result, never leak one. Ranking: :mod:`memmesh.semantic._scoring`.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ import numpy.typing as npt
 
 from memmesh.crdt.dot import base_replica
 
-from .cache import CachedEmbedder
-from .embedding import Embedder, check_embeddings
-from .errors import InvalidQueryError
-from .replica import IndexedReplica
-from .rows import SCOPE_FIELDS, RowData, RowStore
-from .scoring import ScoreParts, ScoreWeights, score_parts, top_k
+from ._cache import CachedEmbedder
+from ._embedding import Embedder, check_embeddings
+from ._errors import InvalidQueryError
+from ._replica import IndexedReplica
+from ._rows import SCOPE_FIELDS, RowData, RowStore
+from ._scoring import ScoreParts, ScoreWeights, score_parts, top_k
 
 JOURNAL_PAGE = 1000
 QUERY_CACHE_SIZE = 256
@@ -90,7 +90,7 @@ class SemanticIndex:
         clock: Callable[[], int] | None = None,
     ) -> None:
         if embedder is None:
-            from .sentence_transformer import SentenceTransformerEmbedder
+            from ._sentence_transformer import SentenceTransformerEmbedder
 
             embedder = SentenceTransformerEmbedder()
         self.replica = replica

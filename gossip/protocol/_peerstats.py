@@ -3,7 +3,7 @@
 Refusals are counted by reason (from ``ApplyResult.refused``), errors by reason (a link
 closed by a protocol violation, a failed apply, a timeout...), completed syncs, bytes of
 closed links, and digest repair's counts (repair pulls run, keys they repaired, claims
-of the peer later proved false) beside its per-peer schedule (:mod:`.repair`).  A key
+of the peer later proved false) beside its per-peer schedule (:mod:`._repair`).  A key
 holder can present any number of ids, so the table keeps at most ``limit`` peers and
 forgets the one seen longest ago that has no link.
 """
@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
-from .repair import PeerRepair
+from ._repair import PeerRepair
 
 __all__ = ["PeerStats", "PeerTable"]
 

@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.x509.oid import NameOID
 
-from .protocol.errors import GossipError
+from .protocol import GossipError
 
 __all__ = [
     "INSECURE_FINGERPRINT",

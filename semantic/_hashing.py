@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .embedding import FloatMatrix, l2_normalise
+from ._embedding import FloatMatrix, l2_normalise
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _EMPTY_FEATURE = "\x00empty"

@@ -1,4 +1,4 @@
-"""TLS 1.3 on a node's connections (:mod:`.security` makes the contexts).
+"""TLS 1.3 on a node's connections (:mod:`._security` makes the contexts).
 
 ``accept`` runs the server side of an inbound handshake under the policy's
 :class:`~.protocol.admission.HandshakeGate`: beyond ``max_handshakes`` pending ones the
@@ -19,8 +19,8 @@ from collections import Counter
 
 import trio
 
-from .protocol.admission import HandshakeGate
-from .security import ClusterCredentials, SecurityError, peer_identity
+from ._security import ClusterCredentials, SecurityError, peer_identity
+from .protocol import HandshakeGate
 
 __all__ = ["TlsLayer"]
 

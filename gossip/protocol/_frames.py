@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 
-from .errors import LocalProtocolError, RemoteProtocolError
+from ._errors import LocalProtocolError, RemoteProtocolError
 
 __all__ = ["HEADER", "FrameDecoder", "encode_frame"]
 

@@ -17,10 +17,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from .config import SessionConfig
-from .errors import RemoteProtocolError
+from ._config import SessionConfig
+from ._errors import RemoteProtocolError
+from ._outbox import Outbox
 from .messages import Ack, Changes, Message, Push
-from .outbox import Outbox
 
 __all__ = ["Arrival", "DataFrame", "Delivery", "InOrder"]
 

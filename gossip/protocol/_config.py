@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from .errors import LocalProtocolError
+from ._errors import LocalProtocolError
 
 __all__ = ["ENVELOPE", "SessionConfig"]
 
