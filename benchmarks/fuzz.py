@@ -18,7 +18,7 @@ or swapped, recursively inside nested byte strings) and feeds them to:
   every so often: every stored key still reads, every set still takes a local
   ``set_add``, and a fresh replica synced from it reaches the same digest;
 * ``message``: :func:`memmesh.gossip.protocol.messages.decode_message`;
-* ``session``: a :class:`~memmesh.gossip.protocol._session.Session` past its handshake,
+* ``session``: a :class:`~memmesh.gossip.protocol.Session` past its handshake,
   fed mutated frame streams (only :class:`RemoteProtocolError` may escape).
 
 Any other exception is a *finding*: counted, the first ones printed with the input.

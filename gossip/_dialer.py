@@ -4,7 +4,7 @@ Seeds are dialled forever; peers learnt from mDNS or from the persisted list unt
 fail repeatedly (8 failures in a row) or refuse us for good (wrong cluster, version,
 identity, self).  While a registered link to the address's peer is up, its loop waits
 for that link to close.  Back-off is exponential with "equal jitter"
-(:func:`.peers.backoff_delay`).  Whether a new link is kept is the sync policy's
+(:func:`._peers.backoff_delay`).  Whether a new link is kept is the sync policy's
 decision (one link per peer id), not the dialer's.
 """
 

@@ -1,20 +1,13 @@
 """mDNS discovery with python-zeroconf, bridged into trio.
 
-python-zeroconf has no trio API: ``Zeroconf()`` runs its own asyncio loop in a daemon
-thread.  So (FIELD-NOTES.md):
-
-* blocking zeroconf calls (start, register, lookup, close) run in trio worker threads;
-* the browser callback runs on zeroconf's loop and only hands ``(name, change)`` to trio
-  with ``TrioToken.run_sync_soon`` (non-blocking) into a bounded channel; the lookup
-  (``get_service_info``, which would block zeroconf's loop inside a callback) happens
-  in a trio task through a worker thread;
-* the instance name is random (no ``NonUniqueNameException`` between processes);
-* the TXT record holds only ``v`` (protocol version), ``rid`` (replica id) and ``cf``
-  (the public cluster fingerprint): never the key, never user data;
-* records get short TTLs, and liveness is judged by gossip links, never by the cache.
-
-Interfaces follow ``node.host`` (``127.0.0.1`` keeps discovery on loopback) unless
-``mdns_interfaces`` says otherwise; a wildcard host uses every interface.
+python-zeroconf has no trio API and runs its own asyncio loop in a thread, so
+(FIELD-NOTES.md): blocking calls run in trio worker threads; the browser callback only
+hands ``(name, change)`` to trio (``TrioToken.run_sync_soon``, a bounded channel) and
+the lookup happens in a trio task, never inside the callback; the instance name is
+random; the TXT record holds only ``v``, ``rid`` and the public cluster fingerprint
+``cf``; records get short TTLs and liveness is judged by gossip links. Interfaces follow
+``node.host`` (loopback stays on loopback, a wildcard uses every interface) unless
+``mdns_interfaces`` says otherwise.
 """
 
 from __future__ import annotations

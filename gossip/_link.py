@@ -1,16 +1,11 @@
 """Moves one connection's bytes between a trio stream and the node's sync policy.
 
-Two tasks per link, both bounded:
-
-* the *reader* hands received bytes (at most 64 KiB per read) to
-  :meth:`SyncPolicy.receive_data <memmesh.gossip.protocol._policy.SyncPolicy.receive_data>`;
-* the *writer* sends what the session has to send, each send under a timeout, and
-  fires the session's timers at ``next_deadline()``.
-
-No decision is made here: the policy decides, the node's storage worker performs the
-storage requests.  Whatever goes wrong in a link's tasks (a broken stream, an
-unexpected exception) closes this link only: it is counted against the peer and logged
-at WARNING, and never reaches the node's nursery.
+Two bounded tasks per link: the *reader* hands received bytes (at most 64 KiB a read)
+to ``SyncPolicy.receive_data``; the *writer* sends what the session has to send, each
+send under a timeout, and fires the session's timers at ``next_deadline()``. Nothing is
+decided here. Whatever goes wrong in a link's tasks (a broken stream, an unexpected
+exception) closes this link only: it is counted against the peer, logged at WARNING,
+and never reaches the node's nursery.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """The trio shell around the sync policy: listen, dial, discover, time, run storage.
 
-Every sync decision is made by the node's :class:`~.protocol.policy.SyncPolicy`, the
-same one the simulator and the test driver run (h11's split: the protocol is sans-IO,
-the shell only moves bytes and time).  ``Node`` wires the parts that do I/O: the TCP
-listener, TLS (:mod:`._tls`), one :class:`~.link.Link` per connection, the dialer
-(:mod:`._dialer`), mDNS (:mod:`._discovery`), a storage worker performing the policy's
-requests one at a time off the event loop, the round timer, the change-journal poller
-(local writes, also another process's on the same LMDB path), the optional conflict
-resolver, known peers (:mod:`._peers`) and ``status()`` (:mod:`._status`).
+Every sync decision is made by the node's ``SyncPolicy``, the one the simulator and the
+test driver run (h11's split: the protocol is sans-IO, the shell only moves bytes and
+time). ``Node`` wires the parts that do I/O: the TCP listener, TLS (:mod:`._tls`), one
+``Link`` per connection (:mod:`._link`), the dialer (:mod:`._dialer`), mDNS
+(:mod:`._discovery`), a storage worker performing the policy's requests one at a time
+off the event loop, the round timer, the change-journal poller (local writes, another
+process's on the same LMDB path too), the optional conflict resolver, known peers
+(:mod:`._peers`) and ``status()`` (:mod:`._status`).
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ class Node:
     (2000), ``storage_threads`` (True; False runs storage calls inline, for tests on
     ``trio.testing.MockClock``), ``rng`` (a ``random.Random``), ``repair_interval``
     (30 s: one digest repair check per node per interval, see
-    :mod:`.protocol.repair`; ``math.inf`` leaves only the checks evidence asks for).
+    docs/internals.md, section 3; ``math.inf`` leaves only the checks evidence asks for).
     """
 
     def __init__(

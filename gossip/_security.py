@@ -1,25 +1,12 @@
 """Cluster security: TLS 1.3 with mutual authentication, from one shared cluster key.
 
-Construction (vetted parts only: HKDF and Ed25519 from ``cryptography``, TLS 1.3 from
-OpenSSL through :mod:`ssl`; nothing home-made):
-
-1. ``HKDF-SHA256(cluster_key, salt="memmesh", info="memmesh cluster CA v1")`` gives the
-   32-byte seed of an Ed25519 key: the *cluster CA*.  Every node that knows the key
-   derives the same CA key and the same self-signed CA certificate (Ed25519
-   signatures are deterministic and every certificate field is fixed), so no file has
-   to be distributed besides the key itself.
-2. Each node makes a fresh Ed25519 key at start and a certificate for it, signed by the
-   cluster CA, whose subject CN and DNS SAN are the node's replica id.
-3. Links are TLS 1.3 only (ephemeral ECDHE: forward secrecy), both sides present their
-   certificate and verify the peer's against the cluster CA.  A node with another key
-   has another CA, so the handshake fails before any protocol byte flows.
-4. The replica id the peer claims in its HELLO must equal its certificate's CN (the
-   session checks ``expected_peer_id``), so a member cannot pose as another replica.
-
-A public *fingerprint* (a different HKDF output) names the cluster in mDNS TXT records
-and in the HELLO; it reveals nothing about the key.  Anyone holding the key can join
-the cluster: keep it as secret as a password (e.g. ``MEMMESH_CLUSTER_KEY`` from a
-secret store; generate one with :func:`new_cluster_key`).
+Vetted parts only (HKDF and Ed25519 from ``cryptography``, TLS 1.3 from OpenSSL through
+:mod:`ssl`): every member derives the same cluster CA from the key, so nothing but the
+key is distributed; each node certifies a fresh key of its own under that CA with its
+replica id as the name, and a peer's HELLO must name the id its certificate proves.
+A node with another key has another CA, so its handshake fails before any protocol
+byte flows. A public fingerprint (another HKDF output) names the cluster in mDNS and
+the HELLO. The derivation step by step: docs/internals.md, section 3, "Cluster keys".
 """
 
 from __future__ import annotations

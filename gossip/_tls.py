@@ -1,13 +1,12 @@
 """TLS 1.3 on a node's connections (:mod:`._security` makes the contexts).
 
 ``accept`` runs the server side of an inbound handshake under the policy's
-:class:`~.protocol.admission.HandshakeGate`: beyond ``max_handshakes`` pending ones the
-oldest is cancelled, so connections that never finish their handshake cannot lock a
-real peer out; each drop is counted (``dropped:handshakes``) and logged at most once a
-second.  ``connect`` is the client side of a dialled connection.  Both are bounded by
-``timeout`` and return the stream with the peer's certified replica id, or ``(None,
-None)`` when the handshake failed.  Without a cluster key (``insecure``) streams pass
-through unauthenticated.
+``HandshakeGate``: beyond ``max_handshakes`` pending ones the oldest is cancelled, so
+connections that never finish their handshake cannot lock a real peer out; each drop is
+counted (``dropped:handshakes``) and logged at most once a second. ``connect`` is the
+client side of a dialled connection. Both are bounded by ``timeout`` and return the
+stream with the peer's certified replica id, or ``(None, None)`` when the handshake
+failed. Without a cluster key (``insecure``) streams pass through unauthenticated.
 """
 
 from __future__ import annotations

@@ -1,20 +1,10 @@
-"""The ``memmesh`` command line.
+"""The ``memmesh`` command line (``memmesh --help`` lists the sub-commands).
 
 Sub-commands work on a data directory (``--data DIR``, default ``$MEMMESH_DATA`` or
-``./memmesh-data``) holding one LMDB replica:
-
-* ``memmesh node``     run a gossip node on the replica until interrupted;
-* ``memmesh add``      add a memory; ``get``, ``list``, ``history``, ``search`` read;
-* ``memmesh status``   peers and lag of the node running on that directory;
-* ``memmesh mcp``      serve memory tools to an MCP client over stdio;
-* ``memmesh simulate``  fleet simulations on the real protocol core (``--out DIR``);
-* ``memmesh bench``     the benchmark report (``--quick``, ``--json FILE``);
-* ``memmesh keygen``   print a new random cluster key (hex) for ``--key-file``;
-* ``memmesh demo``     three agents on this machine converging, with a conflict resolved.
-
-Several processes may open the same data directory at once (LMDB's own locking), so
-``memmesh add`` works while ``memmesh node`` runs there: the node notices the write in the
-replica's change journal and pushes it to its peers.
+``./memmesh-data``) holding one LMDB replica. Several processes may open it at once
+(LMDB's own locking), so ``memmesh add`` works while ``memmesh node`` runs there: the node
+notices the write in the replica's change journal and pushes it to its peers. ``node``,
+``mcp``, ``simulate``, ``bench`` and ``demo`` hand over to their own modules.
 """
 
 from __future__ import annotations

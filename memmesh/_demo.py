@@ -1,20 +1,13 @@
 """``memmesh demo``: three agents on this machine converging, with conflicts resolved.
 
-Three agent processes' worth of memmesh (a planner, a coder and a reviewer) each open
-their own LMDB replica in a temporary directory and run a gossip :class:`Node` on
-127.0.0.1, linked by seeds (or by mDNS on loopback with ``--mdns``) over TLS 1.3 under a
-freshly generated cluster key. The demo then
-
-1. writes memories in different scopes and tiers and shows them converge (the private
-   session note stays on its replica);
-2. makes two agents rewrite the same memory at the same instant, twice: once with two
-   wordings of the same fact, once with a real contradiction;
-3. shows both versions standing side by side on every replica, then lets the fleet's
-   resolver (near-duplicate detection on embeddings, then role priority) settle each
-   conflict exactly once, on the replica elected for it;
-4. prints a timeline of one memory and a semantic search over the converged memory.
-
-Everything runs offline in well under 30 seconds (most of it loading the model).
+A planner, a coder and a reviewer each open an LMDB replica in a temporary directory
+and run a gossip ``Node`` on 127.0.0.1, linked by seeds (or mDNS on loopback with
+``--mdns``) over TLS 1.3 under a fresh cluster key. The demo writes memories in several
+scopes and tiers (the private note stays home), makes two agents rewrite the same memory
+at the same instant twice (two wordings of one fact, then a contradiction), shows both
+versions standing everywhere, lets the fleet's resolver (near-duplicate, then role
+priority) settle each conflict exactly once on the elected replica, and prints one
+memory's timeline and a search over the converged memory. Offline.
 """
 
 from __future__ import annotations

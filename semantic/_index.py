@@ -1,17 +1,13 @@
 """``SemanticIndex``: scoped, exact semantic search over one replica's memories.
 
-The index mirrors the replica's live memories as one row per standing version (so a
-conflicted memory is found by any of its versions, and ranked by its best). It follows
-the replica's change journal (``changes_since``), re-reading only the memories that
-changed, whether written locally or merged from a peer; a journal reset triggers a full
-rescan. Vectors come from a :class:`~memmesh.semantic._cache.CachedEmbedder` over the
-replica's aux store, so a rescan after a restart runs no model at all.
-
-Search applies every filter *before* ranking: scope equality, expiry (against the
-index's clock at query time, since expiry writes nothing to the journal), and privacy
-(a private memory created by another replica is never a candidate, should one ever
-arrive). Each hit is then re-read from the replica and its scope re-checked, so a stale
-row can only ever drop a result, never leak one. Ranking: :mod:`memmesh.semantic._scoring`.
+One row per standing version (a conflicted memory is found by any of its versions and
+ranked by its best), kept current from the replica's change journal: only the memories
+that changed are re-read, local or merged from a peer, and a journal reset rescans.
+Vectors come from a ``CachedEmbedder`` over the replica's aux store, so a rescan after a
+restart runs no model. Every filter applies *before* ranking: scope, expiry (the index's
+clock at query time: expiry writes nothing to the journal) and privacy (another
+replica's private memory is never a candidate). Each hit is re-read and its scope
+re-checked, so a stale row can only drop a result, never leak one.
 """
 
 from __future__ import annotations

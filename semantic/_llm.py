@@ -1,17 +1,13 @@
 """``LLMArbiter``: an LLM decides conflicts no rule can, with a validated answer.
 
-The arbiter shows the model every version with its agent's name, role, confidence and
-time, and asks for one JSON decision: pick a version, merge them into one text, or, when
-it cannot decide, keep all of them with uncertainty markers (the seed's rule: "preserve
-both with uncertainty markers if undecidable"). The answer is parsed and validated; a
-timeout, an exception or an invalid answer hands the conflict to the fallback resolver
-(default :class:`~memmesh.semantic._resolvers.KeepAll`), so a misbehaving model never
-blocks resolution and never writes garbage.
-
-The callable may be sync ``(prompt) -> str`` or async ``async (prompt) -> str``. Each call
-runs in a daemon worker thread (an async callable gets its own asyncio loop there), so the
-arbiter works from plain threads and can be offloaded from trio or asyncio with
-``to_thread``; a hung sync callable is abandoned after ``timeout`` seconds.
+The model sees every version with its agent's name, role, confidence and time, and
+answers one JSON decision: pick a version, merge them into one text, or, undecided,
+keep all with uncertainty markers. A timeout, an exception or an invalid answer hands
+the conflict to the fallback resolver (default ``KeepAll``), so a misbehaving model
+never blocks resolution and never writes garbage. The callable may be sync or async
+``(prompt) -> str``; each call runs in a daemon worker thread (an async one on its own
+loop there), so it works from plain threads and from trio or asyncio via ``to_thread``,
+and a hung sync callable is abandoned after ``timeout`` seconds.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 :class:`memmesh.storage.Replica` satisfies them; the index needs its change journal
 (to stay current), its reads, ``add``/``delete``/``record_noop`` (near-duplicate
 folding), its wall clock (expiry judged as storage judges it) and the local-only aux
-store (the embedding cache, :class:`.cache.AuxStore`).
+store (the embedding cache, :class:`._cache.AuxStore`).
 """
 
 from __future__ import annotations

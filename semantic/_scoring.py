@@ -7,12 +7,9 @@ For a query ``q`` and a stored version ``v`` (unit vectors, so cosine = dot prod
           + w_conf  * confidence(v)                          # writer's confidence, in [0, 1]
           + w_trust * trust(actor(v))                        # per-actor weight, in [0, 1]
 
-A linear combination (not a product) keeps each part readable in ``Hit.parts`` and keeps
-similarity dominant with the defaults below: two memories that say the same thing are
-ordered by recency, confidence and who said it, but a stale, relevant memory still beats
-a fresh, irrelevant one. ``age_ms`` is clamped at 0, so a timestamp from a clock running
-ahead never scores above "brand new". Top-k is exact: a full scan of the in-scope rows with
-``numpy.argpartition`` (O(n) selection, then a sort of the k winners).
+A sum (not a product) keeps each part readable in ``Hit.parts`` and, with the default
+weights, similarity dominant; ``age_ms`` is clamped at 0, so a clock running ahead never
+scores above "brand new". Top-k is exact: ``numpy.argpartition`` over the in-scope rows.
 """
 
 from __future__ import annotations

@@ -1,35 +1,18 @@
 """The sans-IO core of memmesh gossip: frames, messages, the link session, the sync policy.
 
 Nothing here performs I/O, reads a clock or draws random numbers of its own, so the
-same code runs under the trio shell (:mod:`memmesh.gossip._node`), under
-``simulations/`` and in plain unit tests:
+trio shell (:mod:`memmesh.gossip`), ``simulations/`` and unit tests run the same code
+(h11's model). :class:`Session` is one link's state machine, :class:`SyncPolicy` makes
+every decision around the sessions and :func:`perform` is the one caller of the replica.
+Public modules: :mod:`.events` (what a session reports), :mod:`.messages` (the wire
+vocabulary) and :mod:`.driver` (``MemoryNetwork``, for tests). Driving one policy::
 
-* :class:`Session` (:mod:`._session`): one link's protocol state machine (h11 model),
-  composing the handshake's state table (:mod:`._handshake`), the delivery window
-  (:mod:`._delivery`) and the sync exchange (:mod:`._exchange`);
-* :class:`SyncPolicy` (:mod:`._policy`): everything a node decides around its sessions:
-  rounds and peer choice, what each session event does to the replica, sync slots, one
-  link per peer, caps, the clock fence, per-peer counters;
-* :func:`perform` (:mod:`._requests`): the one function that calls the replica
-  (:class:`SyncReplica`), turning the policy's storage requests into outcomes.
-
-Driving two replicas without any network (what
-:class:`~memmesh.gossip.protocol.driver.MemoryNetwork` does, with faults)::
-
-    from memmesh.gossip.protocol import SyncPolicy, perform
-
-    pa = SyncPolicy("A", fingerprint=fp, rng=random.Random(1), now=0.0)
-    pb = SyncPolicy("B", fingerprint=fp, rng=random.Random(2), now=0.0)
-    la = pa.open_link(0.0, replica_a.clock(), outbound=True, expected_peer_id="B")
-    lb = pb.open_link(0.0, replica_b.clock(), outbound=False, expected_peer_id="A")
-
-    def settle(policy, replica, now):     # do what the policy asks of the replica
-        while (req := policy.next_request()) is not None:
-            policy.complete(req, perform(replica, req), now)
-
-    # loop: move la.session.data_to_send() into pb.receive_data(lb, ...) and back,
-    # settle both; call pa.handle_timeout(la, now) at la.session.next_deadline() and
-    # pa.round(now, wall_ms) at pa.next_round; pa.local_writes() after a local write.
+    link = policy.open_link(now, wall_ms, outbound=True, expected_peer_id="B")
+    policy.receive_data(link, data, now, wall_ms)    # bytes from the transport
+    while (req := policy.next_request()) is not None:
+        policy.complete(req, perform(replica, req), now)
+    # then send link.session.data_to_send(); policy.handle_timeout(link, now) at
+    # link.session.next_deadline(), policy.round(now, wall_ms) at policy.next_round
 """
 
 from __future__ import annotations

@@ -1,19 +1,12 @@
-"""Resource decisions: which connection to drop when a cap is reached.
+"""Which connection goes when a cap is reached: pure rules the trio shell enforces.
 
-The trio shell enforces (closes sockets, cancels handshakes); these pure rules decide,
-so that an attacker's connections go before a legitimate peer's join suffers:
-
-* :class:`HandshakeGate`: at most ``cap`` connections may sit in the TLS handshake; a
-  new one evicts the *oldest* pending one, so a flood of connections that never finish
-  the handshake cannot lock a real peer out (its handshake takes milliseconds, the
-  flood's connections wait to be evicted or to time out).
-* :func:`expendable`: among links that hold nothing in flight, the one that did
-  something useful longest ago (least-recently-useful, as a cache evicts), so a new
-  peer replaces a link that only sits there instead of being turned away.
-* :func:`hoarders`: when the bytes held for all links (partial frames count) exceed the
-  budget, the links holding the largest *partial* frames, largest first, until the
-  total fits: complete frames waiting to be applied are bounded by each link's receive
-  window and belong to syncs in progress, a partial frame is held on a peer's word.
+* :class:`HandshakeGate`: at most ``cap`` connections in the TLS handshake; a new one
+  evicts the oldest, so connections that never finish cannot lock a real peer out.
+* :func:`expendable`: the idle link that did something useful longest ago (as a cache
+  evicts), which a new peer replaces instead of being turned away.
+* :func:`hoarders`: over the byte budget, the links holding the largest *partial*
+  frames, largest first: a partial frame is held on a peer's word, while complete ones
+  belong to syncs in progress and are bounded by each link's window.
 """
 
 from __future__ import annotations

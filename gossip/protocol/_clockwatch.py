@@ -1,23 +1,12 @@
 """Who is wrong when clocks disagree: peers' HELLO wall times, and the write fence.
 
-Every HELLO carries its sender's wall clock.  On receipt the policy records the peer's
-clock relative to our *monotonic* clock (``peer_wall - now``), so the estimate of the
-offset ``peer - us`` stays right while time passes, and it moves at once when *our*
-wall clock is stepped (an NTP fix): ``offset(t) = peer_wall + (t - t_heard) - wall(t)``.
-The error is one network latency, negligible against the drift bound.
-
-The rule (CockroachDB's choice: a node beyond the max offset stops itself rather than
-stamp the future; FIELD-NOTES.md): this member fences its own writes when its clock is
-more than ``max_drift_ms`` ahead of a strict majority of the peers it has heard from.
-With one peer the one ahead fences, because a stamp in the future cannot be undone
-(receivers refuse it, and LWW keeps it where it was accepted) while a slow clock only
-delays.  A member that is *behind* never fences.  The fence lifts as soon as the same
-evidence no longer holds (our clock stepped back, or newer HELLOs).  Records of peers
-that are no longer linked expire after ``ttl`` seconds.
-
-A key holder can forge HELLO times under many ids and so make a node fence its writes
-(a loss of write availability, visible in ``status()``, never of data); that is the
-price of believing a majority.
+Each HELLO's wall time is kept relative to our monotonic clock, so the offset estimate
+``peer - us`` stays right as time passes and follows our own wall clock's steps (its
+error is one network latency). This member fences its writes while its clock is more
+than ``max_drift_ms`` ahead of a strict majority of the peers heard from (with one peer,
+the one ahead fences): CockroachDB's choice, since a stamp in the future cannot be undone
+while a slow clock only delays. The rules and what a forger can do with them:
+docs/faulty-members.md, "Clocks: who is wrong".
 """
 
 from __future__ import annotations

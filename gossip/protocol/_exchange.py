@@ -1,12 +1,13 @@
 """The sync exchange of one link: our pull, our serving of the peer's, our pushes.
 
 A pull sends ``SYN(summary)`` and takes the ``CHANGES`` chunks that answer it, handed
-to the caller in chunk order (:class:`~.delivery.InOrder`), until the last one is
-applied.  Serving streams chunks for the peer's summary, each computed for that summary
-advanced past the chunks before it (:mod:`.summary`), at most ``max_chunks_per_sync``,
-while the delivery window has room.  A push carries new local writes, computed against
-the last summary known for the peer, and repeats until that summary covers them.  The
-replica is never touched here: work is requested as events and answered by the caller.
+to the caller in chunk order (``_delivery.InOrder``), until the last one is applied.
+Serving streams chunks for the peer's summary, each computed for that summary advanced
+past the chunks before it (:mod:`.summary`), at most ``max_chunks_per_sync``, while the
+delivery window has room.  A push carries new local writes (priority ones jump the
+queue), computed against the last summary known for the peer, and repeats until that
+summary covers them.  The replica is never touched here: work is requested as events
+and answered by the caller.
 """
 
 from __future__ import annotations

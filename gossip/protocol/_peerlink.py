@@ -1,8 +1,7 @@
 """One link as the sync policy tracks it: its session plus what the policy decided.
 
-A :class:`PeerLink` is created by :meth:`SyncPolicy.open_link
-<memmesh.gossip.protocol._policy.SyncPolicy.open_link>` for every connection (inbound or
-outbound) and handed back by the policy in every call about that connection; the
+A :class:`PeerLink` is created by ``SyncPolicy.open_link`` for every connection (inbound
+or outbound) and handed back by the policy in every call about that connection; the
 driver keeps its transport object beside it.  ``registered`` becomes True only when
 the policy accepted the link as *the* link of its authenticated peer id, and ``scope``
 (what the peer may receive) is set from that id at the same moment, before anything

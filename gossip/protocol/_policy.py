@@ -1,28 +1,14 @@
 """The sync policy of a memmesh node, written once and sans-IO.
 
 One :class:`SyncPolicy` per replica makes every decision around the link sessions, so
-the trio :class:`~memmesh.gossip.Node`, the simulator's ``SimNode`` and the test
-driver's :class:`~memmesh.gossip.protocol.driver.MemoryNetwork` behave identically and
-the simulator measures the code users run.  Times are arguments (``now`` monotonic
-seconds, ``wall_ms`` the replica's clock) and randomness comes from the injected
-``random.Random``.  It decides: anti-entropy rounds with a random peer (Demers et al.
-1987) and follow-ups, what each session event asks of the replica (storage requests,
-:mod:`._requests`), links (one per peer id, crossed dials, caps, scopes from the
-:class:`~.acl.AccessList`), the clock fence (:mod:`._clockwatch`), digest repair
-(:mod:`._repair`) and per-peer counters (:mod:`._peerstats`); docs/internals.md section 3
-gives each rule.
-
-Driving it (every driver does exactly this)::
-
-    policy = SyncPolicy(rid, fingerprint=fp, rng=rng, now=t, max_drift_ms=drift)
-    link = policy.open_link(t, wall, outbound=True, expected_peer_id=peer)
-    policy.receive_data(link, data, t, wall)      # bytes from the transport
-    policy.handle_timeout(link, t)                # at link.session.next_deadline()
-    dial = policy.round(t, wall)                  # at policy.next_round
-    while (req := policy.next_request()) is not None:
-        policy.complete(req, perform(replica, req), t)
-    for link in policy.touched():                 # send link.session.data_to_send()
-        ...                                       # and close the transport if closed
+the trio ``Node``, the simulator's ``SimNode`` and ``driver.MemoryNetwork`` behave alike
+and the simulator measures the code users run. Times are arguments (``now`` monotonic
+seconds, ``wall_ms`` the replica's clock); randomness comes from the injected
+``random.Random``. It decides anti-entropy rounds with a random peer (Demers et al.
+1987), what each session event asks of the replica (:mod:`._requests`), links (one per
+peer id, crossed dials, caps, scopes), the clock fence (:mod:`._clockwatch`), digest
+repair (:mod:`._repair`) and per-peer counters (:mod:`._peerstats`). Every rule:
+docs/internals.md, section 3; how to drive it: the package docstring.
 """
 
 from __future__ import annotations

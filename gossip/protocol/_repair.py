@@ -1,40 +1,13 @@
 """When a node runs digest repair, with which peer, and which keys it asks for.
 
-Watermarks (Scuttlebutt) cannot see a divergence that a false claim, a bug or a
-restored backup hid; storage's digest repair can (``memmesh.storage.repair``: bucketed
-state digests compared, then the keys of the differing buckets listed and shipped: one
-level of the Merkle-tree anti-entropy of Dynamo, Cassandra and Riak's AAE, which runs
-continuously in the background because operators forget to run repair by hand).  The
-:class:`RepairPlan` decides when a pull's summary carries the digest
-(``sync_summary(digest=True, digest_scope=...)``) and which keys it asks for (``want``):
-
-* **compared roots**: every summary carries ``root``, the digest of the sender's whole
-  shareable state.  In one push-pull exchange our pull completes just before or after
-  the peer's SYN arrives (:class:`RootPair` pairs them), so when our pull applied
-  nothing we can compare our root with the peer's of the same moment;
-* **scheduled**: every ``interval`` (jittered) the node checks the peer of its next
-  exchange: equal roots after a quiet pull mean the replicas were equal and the check
-  costs nothing; otherwise, if the peer may hold every key we may hold (we serve it at
-  least what it serves us: a member of our ACL class, or a wider one), the next pull
-  on that link is a repair pull; a peer of a narrower class could not tell us what we
-  lack, so the check waits for another exchange (until the next interval).  One check
-  per node per interval, whatever its number of links: the cost grows with the fleet,
-  not with its links, and a converged fleet that shares everything pays nothing;
-* **early, on evidence**: a watermark proved false (``ApplyResult.lowered``), or two
-  quiet exchanges in a row with a peer that serves us everything and that we serve
-  everything whose roots differed (watermarks said "nothing to ship", digests "not
-  equal"; one such exchange is normal: the peer may lack what we have and take it in
-  its own pull).  Early repairs of a peer are rate limited: none sooner than its ``gap``
-  after its last one; the gap starts at ``min_gap`` and doubles, up to ``interval``,
-  with every repair that repairs nothing (exponential back-off), and starts over when
-  one repairs something, which is then checked again until one finds nothing;
-* **what was found**: the keys of ``ApplyResult.wanted`` queue per peer (at most
-  :data:`MAX_BACKLOG`) and ride the following pulls' ``want``, ``want_size`` at a time.
-
-The digest is summed over the scope the peer applies to us (``ApplyResult.scope`` of
-its payloads; until a peer said, the scope the last peer said: members usually get the
-same ACL everywhere).  The first chunk answering a repair pull is always delivered,
-even empty, so a wrong guess is corrected at once by a follow-up repair.
+Watermarks (Scuttlebutt) cannot see a divergence that a false claim, a bug or a restored
+backup hid; storage's digest repair can (one level of the Merkle-tree anti-entropy of
+Dynamo, Cassandra and Riak's AAE, run continuously because operators forget to run it).
+:class:`RepairPlan` decides when a pull's summary carries the digest and which keys it
+``want``s: roots compared after a quiet exchange (:class:`RootPair`), one scheduled check
+per node per interval (its cost grows with the fleet, not with the links), early checks
+on evidence with an exponential back-off per peer, and each peer's wanted keys queued
+(at most :data:`MAX_BACKLOG`). Every rule: docs/internals.md, section 3, digest repair.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The replica as gossip sees it: typed structural protocols instead of ``Any``.
 
 :class:`memmesh.storage.Replica` satisfies both; tests pass small fakes.  The sync
-policy never calls these methods itself: :func:`.requests.perform` is the one function
+policy never calls these methods itself: :func:`._requests.perform` is the one function
 that does, so the trio shell can run it in its storage thread and the simulator and the
 test driver inline.
 

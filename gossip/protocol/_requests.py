@@ -2,8 +2,7 @@
 
 The policy turns session events into these small frozen requests; the driver performs
 each with :func:`perform` (the trio node in its storage thread, the simulator and the
-test driver inline) and hands the :class:`Outcome` back to
-:meth:`SyncPolicy.complete <memmesh.gossip.protocol._policy.SyncPolicy.complete>`.
+test driver inline) and hands the :class:`Outcome` back to ``SyncPolicy.complete``.
 :func:`perform` is the only code in gossip that calls the replica's sync and fence
 methods, and it never raises: an error of the replica becomes an outcome the policy
 answers (close that link, count it, tell the operator), so nothing a peer sends can

@@ -1,26 +1,14 @@
 """One peer link's protocol state machine, sans-IO (the h11 model).
 
 A :class:`Session` consumes received bytes and the current time and produces bytes to
-send, :mod:`events <memmesh.gossip.protocol.events>` and a timer deadline.  It owns no
-socket, reads no clock, draws no random numbers and never touches storage: work on the
-replica is *requested* through events and *answered* through methods.  It composes the
-link's three jobs, each in its own module:
-
-1. :mod:`._handshake`: both ends send ``HELLO`` at once; a mismatch is answered by
-   ``REJECT(version | wrong-cluster | identity | self)``.  Until the HELLO is in,
-   frames are capped at ``HANDSHAKE_FRAME`` bytes.  Its state table says which
-   message each phase admits.
-2. :mod:`._exchange`: one round of anti-entropy is push-pull (Scuttlebutt, Corrosion).
-   A pulls with ``SYN(summary)``; B streams ``CHANGES`` chunks and, unless already
-   pulling, pulls back (``SYN(reply=True)``), or answers ``REJECT(busy)``.  New local
-   writes go out as ``PUSH`` frames; priority pushes jump the send queue.
-3. :mod:`._delivery`: data frames are numbered, windowed, acknowledged once applied and
-   resent after ``rto`` on a lossy transport; one pull's chunks reach the caller in
-   chunk order.
-
-The session itself keeps the link alive (``PING``/``PONG`` after ``keepalive``, closed
-after ``idle_timeout`` of silence or a partial frame stalled for ``frame_timeout``) and
-closes it on any protocol error, queuing ``BYE`` (or ``REJECT`` before the handshake).
+send, :mod:`.events` and a timer deadline; it owns no socket, reads no clock and never
+touches storage: replica work is requested through events and answered through methods.
+It composes the link's three jobs: :mod:`._handshake` (HELLO both ways, a state table of
+phases), :mod:`._exchange` (push-pull anti-entropy as in Scuttlebutt and Corrosion: SYN,
+streamed CHANGES chunks, PUSH of new writes) and :mod:`._delivery` (numbered, windowed,
+acknowledged data frames, resent on a lossy transport). The session itself keeps the
+link alive (PING/PONG; idle and stalled-frame timeouts) and closes it on any protocol
+error with BYE, or REJECT before the handshake (docs/internals.md, section 3).
 """
 
 from __future__ import annotations

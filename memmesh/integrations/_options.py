@@ -1,8 +1,7 @@
 """Command-line options shared by the ``memmesh`` sub-commands, the node runner and
-the MCP server.
-
-One definition each of the data directory, scope and node options, and of how their
-values are read (seeds, the cluster key), so every entry point accepts the same flags.
+the MCP server: one definition each of the data directory, scope and node options, and
+of how their values are read (seeds, the cluster key), so every entry point accepts the
+same flags.
 """
 
 from __future__ import annotations
