@@ -12,7 +12,7 @@ from typing import Final
 
 from ._errors import LocalProtocolError
 
-__all__ = ["ENVELOPE", "SessionConfig"]
+__all__ = ["ENVELOPE", "Retry", "SessionConfig"]
 
 #: Room kept in a frame for the message envelope around a changes blob.
 ENVELOPE: Final = 256
@@ -53,3 +53,25 @@ class SessionConfig:
         """How long an unanswered frame waits before it is resent (lossy transport) or
         the link is given up (a stream: the whole retry budget at once)."""
         return self.rto if self.retransmit else self.rto * (self.max_retries + 1)
+
+
+@dataclass(slots=True)
+class Retry:
+    """The resend clock of one thing sent that awaits its answer (a data frame, our
+    pull's SYN): due ``patience`` after ``since``, resent at most ``max_retries``
+    times, and never over a stream."""
+
+    since: float  # when it was sent, resent, or last answered
+    count: int = 0
+
+    def deadline(self, config: SessionConfig) -> float:
+        return self.since + config.patience
+
+    def again(self, now: float, config: SessionConfig) -> bool:
+        """Count one more send at ``now``; False when none is left (or the transport
+        is a stream): the link is to be given up."""
+        if self.count >= config.max_retries or not config.retransmit:
+            return False
+        self.count += 1
+        self.since = now
+        return True

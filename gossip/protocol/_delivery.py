@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from ._config import SessionConfig
+from ._config import Retry, SessionConfig
 from ._errors import RemoteProtocolError
 from ._outbox import Outbox
 from .messages import Ack, Changes, Message, Push
@@ -48,8 +48,7 @@ class DataFrame:
 @dataclass(slots=True)
 class _Sent:
     frame: bytes
-    sent_at: float
-    retries: int = 0
+    retry: Retry
 
 
 class Arrival(enum.Enum):
@@ -127,7 +126,7 @@ class Delivery(Generic[T]):
             n = self._next_n
             self._next_n += 1
             frame = self._out.frame(item.build(n))
-            self._inflight[n] = _Sent(frame, now)
+            self._inflight[n] = _Sent(frame, Retry(now))
             self._out.write(frame, now)
 
     def ack(self, n: int, now: float) -> bool:
@@ -143,18 +142,16 @@ class Delivery(Generic[T]):
     def deadline(self) -> float | None:
         if not self._inflight:
             return None
-        return min(s.sent_at for s in self._inflight.values()) + self._config.patience
+        return min(s.retry.deadline(self._config) for s in self._inflight.values())
 
     def retransmit(self, now: float) -> bool:
         """Resend the frames whose ACK is overdue; False when one ran out of retries
         (or cannot be resent at all: a stream), and the link must be given up."""
         cfg = self._config
         for sent in self._inflight.values():
-            if now >= sent.sent_at + cfg.patience:
-                if sent.retries >= cfg.max_retries or not cfg.retransmit:
+            if now >= sent.retry.deadline(cfg):
+                if not sent.retry.again(now, cfg):
                     return False
-                sent.retries += 1
-                sent.sent_at = now
                 self._out.write(sent.frame, now)
         return True
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from . import events as ev
-from ._config import ENVELOPE, SessionConfig
+from ._config import ENVELOPE, Retry, SessionConfig
 from ._delivery import Arrival, DataFrame, Delivery, InOrder
 from ._errors import LocalProtocolError, RemoteProtocolError
 from ._outbox import Outbox
@@ -40,8 +40,7 @@ class Chunk:
 @dataclass(slots=True)
 class _Pull:
     syn: Syn
-    activity: float  # last sign of the peer answering it
-    retries: int = 0
+    retry: Retry  # since: our SYN, or the last sign of the peer answering it
     total: int | None = None  # known once the last chunk was applied
     more: bool = False
     order: InOrder = field(default_factory=InOrder)
@@ -118,7 +117,7 @@ class Exchange:
         if len(encode_message(syn)) > self._out.cap:
             raise LocalProtocolError("message does not fit the peer's frame cap")
         self._next_sync += 1
-        self._pull = _Pull(syn, now)
+        self._pull = _Pull(syn, Retry(now))
         self._out.send(syn, now)
         return syn.sync_id
 
@@ -131,8 +130,7 @@ class Exchange:
             raise RemoteProtocolError("chunk index out of range")
         pull = self._pull
         if pull is not None and pull.syn.sync_id == msg.sync_id:
-            pull.activity = now
-            pull.retries = 0
+            pull.retry = Retry(now)
         chunk = Chunk(msg.sync_id, msg.index, msg.last, msg.total, msg.more)
         self._receive(msg.n, msg.data, chunk, False, now)
 
@@ -164,7 +162,7 @@ class Exchange:
         if not self._delivery.is_pending(n) or (pull is not None and pull.order.holds(n)):
             raise LocalProtocolError(f"frame {n} is not awaiting application")
         if pull is not None:
-            pull.activity = now
+            pull.retry.since = now
         self._chunk_applied(self._delivery.applied(n, now))
 
     def _chunk_applied(self, chunk: Chunk | None) -> None:
@@ -182,18 +180,16 @@ class Exchange:
             self._out.emit(ev.SyncCompleted(chunk.sync_id, pull.total, pull.more))
 
     def deadline(self) -> float | None:
-        return None if self._pull is None else self._pull.activity + self._config.patience
+        return None if self._pull is None else self._pull.retry.deadline(self._config)
 
     def on_timeout(self, now: float) -> bool:
         """Resend our SYN when the peer has been silent about it; False when it ran out
         of retries (or cannot be resent: a stream) and the link must be given up."""
         pull, cfg = self._pull, self._config
-        if pull is None or now < pull.activity + cfg.patience:
+        if pull is None or now < pull.retry.deadline(cfg):
             return True
-        if pull.retries >= cfg.max_retries or not cfg.retransmit:
+        if not pull.retry.again(now, cfg):
             return False
-        pull.retries += 1
-        pull.activity = now
         self._out.send(pull.syn, now)
         return True
 

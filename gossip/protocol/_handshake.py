@@ -14,22 +14,10 @@ from __future__ import annotations
 import enum
 from typing import Final
 
+from . import messages as wire
 from ._config import SessionConfig
 from ._errors import RemoteProtocolError
 from ._outbox import Outbox
-from .messages import (
-    PROTOCOL_VERSION,
-    Ack,
-    Bye,
-    Changes,
-    Hello,
-    Message,
-    Ping,
-    Pong,
-    Push,
-    Reject,
-    Syn,
-)
 
 __all__ = ["HANDSHAKE_FRAME", "TRANSITIONS", "Handshake", "Phase", "State"]
 
@@ -61,23 +49,27 @@ class Phase(enum.Enum):
 _STATE: Final = {Phase.AWAIT_HELLO: State.HANDSHAKE, Phase.HELLO_IN: State.OPEN,
                  Phase.ESTABLISHED: State.OPEN, Phase.CLOSED: State.CLOSED}
 
-_OPEN_TRAFFIC: Final = (Syn, Changes, Push, Ack, Ping, Pong)
+_OPEN_TRAFFIC: Final = (wire.Syn, wire.Changes, wire.Push, wire.Ack, wire.Ping, wire.Pong)
 
 #: phase -> message type it admits -> the phase after it, unless the message closes the
 #: link (a BYE always, a REJECT of the whole link; a REJECT of one sync leaves it open).
 #: A message absent from its phase's row is a protocol error.
 TRANSITIONS: Final[dict[Phase, dict[type, Phase]]] = {
-    Phase.AWAIT_HELLO: {Hello: Phase.HELLO_IN, Reject: Phase.CLOSED, Bye: Phase.CLOSED},
+    Phase.AWAIT_HELLO: {
+        wire.Hello: Phase.HELLO_IN,
+        wire.Reject: Phase.CLOSED,
+        wire.Bye: Phase.CLOSED,
+    },
     Phase.HELLO_IN: {
-        Hello: Phase.HELLO_IN,  # repeated: the peer may lack ours, answered once per rto
-        Reject: Phase.ESTABLISHED,
-        Bye: Phase.CLOSED,
+        wire.Hello: Phase.HELLO_IN,  # repeated: the peer may lack ours, answered once per rto
+        wire.Reject: Phase.ESTABLISHED,
+        wire.Bye: Phase.CLOSED,
         **dict.fromkeys(_OPEN_TRAFFIC, Phase.ESTABLISHED),
     },
     Phase.ESTABLISHED: {
-        Hello: Phase.ESTABLISHED,  # repeated (a network duplicate): never answered
-        Reject: Phase.ESTABLISHED,
-        Bye: Phase.CLOSED,
+        wire.Hello: Phase.ESTABLISHED,  # repeated (a network duplicate): never answered
+        wire.Reject: Phase.ESTABLISHED,
+        wire.Bye: Phase.CLOSED,
         **dict.fromkeys(_OPEN_TRAFFIC, Phase.ESTABLISHED),
     },
     Phase.CLOSED: {},
@@ -90,12 +82,12 @@ class Handshake:
     __slots__ = ("_config", "_created", "_expected", "_hello_sent", "_out", "hello", "peer",
                  "phase")
 
-    def __init__(self, out: Outbox, hello: Hello, *, config: SessionConfig,
+    def __init__(self, out: Outbox, hello: wire.Hello, *, config: SessionConfig,
                  expected_peer_id: str | None, now: float) -> None:
         self.phase = Phase.AWAIT_HELLO
         self.hello = hello
         #: the peer's HELLO, set when the link opens (``HELLO_IN``) and kept after
-        self.peer: Hello | None = None
+        self.peer: wire.Hello | None = None
         self._out = out
         self._config = config
         self._expected = expected_peer_id
@@ -107,7 +99,7 @@ class Handshake:
     def is_open(self) -> bool:
         return self.phase.state is State.OPEN
 
-    def step(self, msg: Message) -> Phase | None:
+    def step(self, msg: wire.Message) -> Phase | None:
         """The phase ``msg`` leads to; None: drop it (an open-state frame overtook the
         peer's HELLO on a lossy transport, the peer sends it again).  Over a stream such
         a frame, like any message its phase does not admit, is a
@@ -125,7 +117,7 @@ class Handshake:
         """Move to ``phase`` after its message was handled (the session closes itself)."""
         self.phase = phase
 
-    def receive_hello(self, msg: Hello, now: float) -> bool:
+    def receive_hello(self, msg: wire.Hello, now: float) -> bool:
         """Take the peer's HELLO; True when it opened the link.  A repeated HELLO must
         equal the first; in ``HELLO_IN`` on a lossy transport it is answered with ours
         (a network duplicate looks the same, so at most once per rto)."""
@@ -140,8 +132,8 @@ class Handshake:
             self._resend(now)
         return False
 
-    def _check(self, msg: Hello) -> None:
-        if msg.version != PROTOCOL_VERSION:
+    def _check(self, msg: wire.Hello) -> None:
+        if msg.version != wire.PROTOCOL_VERSION:
             raise RemoteProtocolError(f"protocol version {msg.version}", reason="version")
         if msg.fingerprint != self.hello.fingerprint:
             raise RemoteProtocolError("different cluster", reason="wrong-cluster")

@@ -14,6 +14,7 @@ error with BYE, or REJECT before the handshake (docs/internals.md, section 3).
 from __future__ import annotations
 
 from . import events as ev
+from . import messages as wire
 from ._config import SessionConfig
 from ._delivery import Delivery
 from ._errors import LocalProtocolError, RemoteProtocolError
@@ -21,21 +22,6 @@ from ._exchange import Chunk, Exchange
 from ._frames import FrameDecoder
 from ._handshake import HANDSHAKE_FRAME, Handshake, Phase, State
 from ._outbox import Outbox
-from .messages import (
-    PROTOCOL_VERSION,
-    REASONS,
-    Ack,
-    Bye,
-    Changes,
-    Hello,
-    Message,
-    Ping,
-    Pong,
-    Push,
-    Reject,
-    Syn,
-    decode_message,
-)
 
 __all__ = ["Session"]
 
@@ -78,8 +64,8 @@ class Session:
         self._ping_nonce = 0
         self._decoder = FrameDecoder(min(HANDSHAKE_FRAME, self.config.max_frame))
         self._out = Outbox(cap=self.config.max_frame, now=now)
-        hello = Hello(PROTOCOL_VERSION, fingerprint, replica_id, port, self.config.window,
-                      self.config.max_frame, max(0, wall_ms))
+        hello = wire.Hello(wire.PROTOCOL_VERSION, fingerprint, replica_id, port,
+                           self.config.window, self.config.max_frame, max(0, wall_ms))
         self._handshake = Handshake(self._out, hello, config=self.config,
                                     expected_peer_id=expected_peer_id, now=now)
         self._delivery: Delivery[Chunk | None] = Delivery(self._out, self.config)
@@ -124,7 +110,7 @@ class Session:
         return self._handshake.phase
 
     @property
-    def peer(self) -> Hello | None:
+    def peer(self) -> wire.Hello | None:
         """The peer's HELLO once the link opened."""
         return self._handshake.peer
 
@@ -195,7 +181,7 @@ class Session:
         try:
             self._decoder.append(data)
             while (body := self._decoder.next_frame()) is not None:
-                msg = decode_message(body)
+                msg = wire.decode_message(body)
                 nxt = self._handshake.step(msg)
                 if nxt is None:
                     continue
@@ -207,10 +193,10 @@ class Session:
             self._fail(exc.reason, str(exc))
             raise
 
-    def _dispatch(self, msg: Message, now: float) -> None:
+    def _dispatch(self, msg: wire.Message, now: float) -> None:
         """Do what ``msg`` asks; the handshake's table already admitted it."""
         match msg:
-            case Hello():
+            case wire.Hello():
                 if self._handshake.receive_hello(msg, now):
                     self._decoder.cap = self.config.max_frame
                     self._out.cap = msg.max_frame
@@ -218,27 +204,27 @@ class Session:
                     self._exchange.open(msg)
                     self._out.emit(ev.HandshakeComplete(msg.replica_id, msg.port,
                                                         msg.version, msg.wall_ms))
-            case Reject(sync_id=0):
+            case wire.Reject(sync_id=0):
                 self._out.emit(ev.PeerRejected(msg.reason, msg.detail))
                 self._closed(msg.reason, "peer rejected the link", error=True)
-            case Reject():
+            case wire.Reject():
                 if not self._handshake.is_open:
                     raise RemoteProtocolError("sync REJECT before the handshake")
                 self._exchange.on_sync_reject(msg)
-            case Syn():
+            case wire.Syn():
                 self._exchange.on_syn(msg)
-            case Changes():
+            case wire.Changes():
                 self._exchange.on_changes(msg, now)
-            case Push():
+            case wire.Push():
                 self._exchange.on_push(msg, now)
-            case Ack():
+            case wire.Ack():
                 if self._delivery.ack(msg.n, now):
                     self._exchange.window_opened()
-            case Ping():
-                self._out.send(Pong(msg.nonce), now)
-            case Pong():
+            case wire.Ping():
+                self._out.send(wire.Pong(msg.nonce), now)
+            case wire.Pong():
                 pass  # receiving anything refreshes liveness
-            case Bye():
+            case wire.Bye():
                 self._closed(msg.reason, "peer said goodbye", error=msg.reason != "closing")
 
     def handle_timeout(self, now: float) -> None:
@@ -261,7 +247,7 @@ class Session:
             self._fail("timeout", "pull got no answer")
         elif now >= self._out.last_send + cfg.keepalive:
             self._ping_nonce += 1
-            self._out.send(Ping(self._ping_nonce), now)
+            self._out.send(wire.Ping(self._ping_nonce), now)
 
     # ------------------------------------------------------------------ commands
 
@@ -312,14 +298,14 @@ class Session:
         """Refuse the link right after the handshake (``busy``, ``duplicate``...)."""
         _check_reason(reason)
         if not self.closed:
-            self._out.send(Reject(reason, 0, ""), self._now)
+            self._out.send(wire.Reject(reason, 0, ""), self._now)
             self._closed(reason, "rejected locally", error=False)
 
     def close(self, reason: str = "closing") -> None:
         """Say goodbye and close (idempotent)."""
         _check_reason(reason)
         if not self.closed:
-            self._out.send(Bye(reason), self._now)
+            self._out.send(wire.Bye(reason), self._now)
             self._closed(reason, "closed locally", error=False)
 
     # ------------------------------------------------------------------ closing
@@ -333,7 +319,8 @@ class Session:
             return
         detail = detail[:200]
         before_hello = not self._handshake.is_open
-        self._out.send(Reject(reason, 0, detail) if before_hello else Bye(reason), self._now)
+        self._out.send(wire.Reject(reason, 0, detail) if before_hello else wire.Bye(reason),
+                       self._now)
         self._closed(reason, detail, error=True)
 
     def _closed(self, reason: str, detail: str, *, error: bool) -> None:
@@ -346,5 +333,5 @@ class Session:
 
 
 def _check_reason(reason: str) -> None:
-    if reason not in REASONS:
+    if reason not in wire.REASONS:
         raise LocalProtocolError(f"unknown reason code {reason!r}")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
-from test_node_robustness import connect, mem_node, wait_for
+from node_helpers import connect, mem_node, wait_for
 from test_repair_network import delete_behind_the_journal
 
 from memmesh.gossip import NodeStatus, PeerStatus

@@ -12,6 +12,7 @@ import pytest
 import trio
 import trio.testing
 from gossip_fakes import EPOCH_MS, FakeReplica, converged
+from node_helpers import connect, mem_node, wait_for
 
 from memmesh.gossip import ClusterCredentials, Node
 from memmesh.gossip.protocol import Session, encode_frame
@@ -21,25 +22,6 @@ from memmesh.storage import PeerScope, Replica
 
 KEY = b"0123456789abcdef0123456789abcdef"
 YEAR_MS = 365 * 24 * 3600 * 1000
-
-
-def mem_node(replica: object, **kw: object) -> Node:
-    opts: dict[str, object] = dict(insecure=True, mdns=False, storage_threads=False,
-                                   remember_peers=False)
-    opts.update(kw)
-    return Node(replica, **opts)  # type: ignore[arg-type]
-
-
-async def wait_for(cond: object, timeout: float = 120.0) -> None:
-    with trio.fail_after(timeout):
-        while not cond():  # type: ignore[operator]
-            await trio.sleep(0.01)
-
-
-def connect(nursery: trio.Nursery, a: Node, b: Node) -> None:
-    s1, s2 = trio.testing.memory_stream_pair()
-    nursery.start_soon(lambda: a.handle_stream(s1, outbound=True))
-    nursery.start_soon(lambda: b.handle_stream(s2, outbound=False))
 
 
 class HandPeer:

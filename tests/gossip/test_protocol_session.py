@@ -44,6 +44,17 @@ def shake(a: Session, b: Session) -> None:
     assert isinstance(b.next_event(), ev.HandshakeComplete)
 
 
+def pulling(cfg: SessionConfig, keys: int) -> tuple[Session, FakeReplica, Session, FakeReplica]:
+    """A's pull from B under way over an open link, B holding ``keys`` memories."""
+    ra, rb = FakeReplica("A"), FakeReplica("B")
+    for i in range(keys):
+        rb.write(f"k{i}", f"text number {i}")
+    a, b = pair(cfg)
+    shake(a, b)
+    a.start_sync(ra.sync_summary(), 0.0)
+    return a, ra, b, rb
+
+
 def serve(s: Session, r: FakeReplica, now: float, log: list[ev.Event] | None = None) -> None:
     while (e := s.next_event()) is not None:
         if log is not None:
@@ -144,12 +155,7 @@ def test_one_round_is_push_pull() -> None:
 
 def test_large_sync_streams_bounded_chunks_within_the_window() -> None:
     cfg = SessionConfig(window=3, chunk_bytes=400)
-    ra, rb = FakeReplica("A"), FakeReplica("B")
-    for i in range(200):
-        rb.write(f"k{i}", f"text number {i}")
-    a, b = pair(cfg)
-    shake(a, b)
-    a.start_sync(ra.sync_summary(), 0.0)
+    a, ra, b, rb = pulling(cfg, 200)
     in_flight_max = 0
     for _ in range(10_000):
         serve(a, ra, 0.0)
@@ -382,12 +388,7 @@ def test_on_a_lossy_transport_a_lost_hello_is_repeated_and_overtaking_frames_dro
 
 def test_chunks_of_a_pull_are_handed_over_in_order_even_when_they_arrive_reordered() -> None:
     cfg = SessionConfig(window=4, chunk_bytes=300)
-    ra, rb = FakeReplica("A"), FakeReplica("B")
-    for i in range(40):
-        rb.write(f"k{i}", f"text number {i}")
-    a, b = pair(cfg)
-    shake(a, b)
-    a.start_sync(ra.sync_summary(), 0.0)
+    a, ra, b, rb = pulling(cfg, 40)
     b.receive_data(a.data_to_send(), 0.0)
     serve(b, rb, 0.0)
     frames = _split_frames(b.data_to_send())
