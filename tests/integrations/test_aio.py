@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from integration_helpers import Clock, sync
+from replica_helpers import Clock, sync
 
 from memmesh.crdt import MemmeshError
 from memmesh.integrations.aio import AsyncMemory, FacadeClosedError
@@ -147,7 +147,7 @@ def test_conflicts_are_listed_and_resolved_through_the_facade(tmp_path: Path) ->
             memory_id = a.add("deploy on friday", app_id="proj")
             sync(a, b)
             a.update(memory_id, "deploy on monday")
-            clock.advance(1)
+            clock.advance(1_000)
             b.update(memory_id, "deploy on tuesday")
             sync(a, b)
             mem = AsyncMemory(a)
@@ -155,7 +155,7 @@ def test_conflicts_are_listed_and_resolved_through_the_facade(tmp_path: Path) ->
             assert conflict.id == memory_id
             # elected: resolves at once; else its takeover wait starts at this sighting
             outcomes = await mem.resolve_conflicts(LastWriterWins())
-            clock.advance(60)  # past every arbiter deadline
+            clock.advance(60_000)  # past every arbiter deadline
             outcomes += await mem.resolve_conflicts(LastWriterWins())
             assert [o.memory_id for o in outcomes] == [memory_id]
             assert (await mem.get(memory_id)).text == "deploy on tuesday"

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 import pytest
-from integration_helpers import Clock, sync
 from langgraph.graph import END, START, StateGraph
 from langgraph.store.base import (
     BaseStore,
@@ -27,6 +26,7 @@ from langgraph.store.base import (
     SearchOp,
 )
 from langgraph.store.memory import InMemoryStore
+from replica_helpers import Clock, sync
 
 from memmesh.integrations.langgraph import MemmeshStore, matches_filter
 from memmesh.semantic import HashingEmbedder, SemanticIndex
@@ -66,7 +66,7 @@ def _open(tmp_path: Path, name: str, *, indexed: bool, **options: Any) -> Iterat
     with Replica.open(tmp_path / "replica", clock=clock, durable=False) as replica:
         sem = SemanticIndex(replica, HashingEmbedder()) if indexed else None
         store = MemmeshStore(replica, index=sem, fields=["text"], **options)
-        yield Case(name, store, lambda minutes: clock.advance(minutes * 60))
+        yield Case(name, store, lambda minutes: clock.advance(minutes * 60_000))
 
 
 @pytest.fixture(params=["inmemory", "memmesh"])
@@ -327,13 +327,13 @@ def test_concurrent_first_puts_converge_on_one_item(pair: Any) -> None:
     a, b, clock = pair
     store_a, store_b = MemmeshStore(a), MemmeshStore(b)
     store_a.put(("team",), "plan", {"v": "from a"})
-    clock.advance(1)
+    clock.advance(1_000)
     store_b.put(("team",), "plan", {"v": "from b"})  # neither has seen the other's
     sync(a, b)
     assert store_a.get(("team",), "plan").value == {"v": "from b"}  # newest wins, on both
     assert store_b.get(("team",), "plan").value == {"v": "from b"}
     assert len(store_a.search(("team",))) == 1 and store_a.list_namespaces() == [("team",)]
-    clock.advance(1)
+    clock.advance(1_000)
     store_a.put(("team",), "plan", {"v": "agreed"})
     sync(a, b)
     assert store_b.get(("team",), "plan").value == {"v": "agreed"}
@@ -370,7 +370,7 @@ def test_expired_items_are_swept_from_the_replica(pair: Any) -> None:
     store = MemmeshStore(a)
     store.put(("s",), "k", {"v": 1}, ttl=1)
     store.put(("s",), "kept", {"v": 2})
-    clock.advance(120)
+    clock.advance(120_000)
     assert store.sweep_expired() == 1
     assert [r.metadata["langgraph"]["key"] for r in a.list()] == ["kept"]
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 from memmesh.crdt import Dot, Timestamp
 from memmesh.semantic import Conflict, ConflictVersion
 
@@ -32,37 +29,3 @@ def version(
 
 def conflict(*versions: ConflictVersion, memory_id: str = "m1") -> Conflict:
     return Conflict(memory_id, tuple(sorted(versions, key=lambda v: v.dot)), {"user_id": "u1"})
-
-
-class Clock:
-    """A settable wall clock in milliseconds, shared by replicas and indexes in a test."""
-
-    def __init__(self, now_ms: int = 1_700_000_000_000) -> None:
-        self.now_ms = now_ms
-
-    def __call__(self) -> int:
-        return self.now_ms
-
-    def advance(self, ms: int) -> None:
-        self.now_ms += ms
-
-
-def sync_pair(source: Any, target: Any) -> None:
-    """Ship everything ``target`` lacks from ``source`` (in-process anti-entropy)."""
-    for _ in range(100):
-        result = target.sync_apply(source.sync_changes(target.sync_summary()))
-        if not result.applied:
-            return
-    raise AssertionError("sync did not finish in 100 rounds")
-
-
-def sync_all(replicas: Sequence[Any]) -> None:
-    """Full-mesh sync until every replica holds the same replicated state."""
-    for _ in range(10):
-        for source in replicas:
-            for target in replicas:
-                if source is not target:
-                    sync_pair(source, target)
-        if len({r.state_digest() for r in replicas}) == 1:
-            return
-    raise AssertionError("replicas did not converge")

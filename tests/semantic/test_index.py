@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from semantic_helpers import Clock, sync_pair
+from replica_helpers import Clock, sync_pair
 
 from memmesh.semantic import (
     HashingEmbedder,
