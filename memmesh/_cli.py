@@ -1,4 +1,4 @@
-"""The ``memmesh`` command line (``memmesh --help`` lists the sub-commands).
+"""The ``memmesh`` command line.
 
 Sub-commands work on a data directory (``--data DIR``, default ``$MEMMESH_DATA`` or
 ``./memmesh-data``) holding one LMDB replica. Several processes may open it at once
@@ -13,7 +13,7 @@ import argparse
 import json
 import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from memmesh.crdt import MemmeshError
@@ -142,12 +142,24 @@ def _cmd_mcp(args: argparse.Namespace) -> int:
     return int(run(args) or 0)
 
 
+Command = Callable[[argparse.Namespace], int]
+
+
+def _command(sub: Any, name: str, help: str, func: Command, *,
+             data: bool = True) -> argparse.ArgumentParser:
+    """A sub-command running ``func``, with ``--data`` unless ``data`` is False."""
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help)
+    p.set_defaults(func=func)
+    if data:
+        add_data_option(p)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memmesh", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("add", help="add a memory")
-    add_data_option(p)
+    p = _command(sub, "add", "add a memory", _cmd_add)
     p.add_argument("text")
     add_scope_options(p)
     p.add_argument("--actor", default=None)
@@ -155,45 +167,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ttl", type=float, default=None, help="seconds until the memory expires")
     p.add_argument("--policy", choices=("mv", "lww"), default="mv")
     p.add_argument("--tier", choices=("shared", "private"), default=None)
-    p.set_defaults(func=_cmd_add)
 
-    p = sub.add_parser("get", help="show one memory as JSON")
-    add_data_option(p)
-    p.add_argument("memory_id")
-    p.set_defaults(func=_cmd_get)
+    _command(sub, "get", "show one memory as JSON", _cmd_get).add_argument("memory_id")
+    add_scope_options(_command(sub, "list", "list memories in a scope", _cmd_list))
+    _command(sub, "history", "the event history of one memory",
+             _cmd_history).add_argument("memory_id")
 
-    p = sub.add_parser("list", help="list memories in a scope")
-    add_data_option(p)
-    add_scope_options(p)
-    p.set_defaults(func=_cmd_list)
-
-    p = sub.add_parser("history", help="the event history of one memory")
-    add_data_option(p)
-    p.add_argument("memory_id")
-    p.set_defaults(func=_cmd_history)
-
-    p = sub.add_parser("search", help="semantic search in a scope")
-    add_data_option(p)
+    p = _command(sub, "search", "semantic search in a scope", _cmd_search)
     p.add_argument("query")
     p.add_argument("-k", type=int, default=10)
     add_scope_options(p)
-    p.set_defaults(func=_cmd_search)
 
-    p = sub.add_parser("status", help="peers and lag of the node running on --data")
-    add_data_option(p)
-    p.set_defaults(func=_cmd_status)
-
-    from memmesh.integrations.node import add_runner_options
-
-    p = sub.add_parser("node", help="run a gossip node on --data until interrupted")
-    add_runner_options(p)
-    p.set_defaults(func=_cmd_node)
+    _command(sub, "status", "peers and lag of the node running on --data", _cmd_status)
 
     from memmesh.integrations.mcp import build_parser as add_mcp_options
+    from memmesh.integrations.node import add_runner_options
 
-    p = sub.add_parser("mcp", help="serve memory tools over stdio (Model Context Protocol)")
-    add_mcp_options(p)
-    p.set_defaults(func=_cmd_mcp)
+    add_runner_options(_command(sub, "node", "run a gossip node on --data until interrupted",
+                                _cmd_node, data=False))
+    add_mcp_options(_command(sub, "mcp", "serve memory tools over stdio (Model Context "
+                             "Protocol)", _cmd_mcp, data=False))
 
     from memmesh.benchmarks.run import add_parser as add_bench
     from memmesh.simulations.cli import add_parser as add_simulate
@@ -201,15 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_simulate(sub)
     add_bench(sub)
 
-    p = sub.add_parser("keygen", help="print a new random cluster key (hex)")
-    p.set_defaults(func=_cmd_keygen)
-
-    p = sub.add_parser("demo", help="three agents on this machine converge, conflicts resolved")
+    _command(sub, "keygen", "print a new random cluster key (hex)", _cmd_keygen, data=False)
+    p = _command(sub, "demo", "three agents on this machine converge, conflicts resolved",
+                 _cmd_demo, data=False)
     p.add_argument("--mdns", action="store_true",
                    help="discover peers by mDNS on loopback instead of seeds")
     p.add_argument("--no-semantic", action="store_true",
                    help="resolve by last-writer-wins, no model")
-    p.set_defaults(func=_cmd_demo)
     return parser
 
 

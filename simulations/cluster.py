@@ -149,6 +149,13 @@ class Cluster:
             node.start()
         return node
 
+    def add_nodes(self, n: int, *, start: bool = True) -> list[str]:
+        """``n`` members named by :meth:`node_name`; their names."""
+        names = [self.node_name(i) for i in range(n)]
+        for name in names:
+            self.add_node(name, start=start)
+        return names
+
     def honest(self) -> list[str]:
         """The members that are not byzantine."""
         return [m for m in self.members if m not in self.byzantine]
