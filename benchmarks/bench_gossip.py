@@ -50,10 +50,9 @@ from typing import Any
 
 import trio
 
-from memmesh.gossip import Node, new_cluster_key
-from memmesh.gossip.protocol import PROTOCOL_VERSION, encode_frame, encode_message
-from memmesh.gossip.protocol.messages import Hello
-from memmesh.gossip.security import ClusterCredentials, cluster_fingerprint
+from memmesh.gossip import ClusterCredentials, Node, cluster_fingerprint, new_cluster_key
+from memmesh.gossip.protocol import encode_frame
+from memmesh.gossip.protocol.messages import PROTOCOL_VERSION, Hello, encode_message
 from memmesh.storage import Replica
 
 TEXTS = ("prefers dark mode in every editor", "is allergic to peanuts and shellfish",

@@ -143,7 +143,7 @@ def steady_state(root: Path, nodes: int, *, rounds: int = 120, seed: int = 1
     off (see the module docstring)."""
     import math
 
-    from memmesh.gossip.protocol.policy import PolicyConfig
+    from memmesh.gossip.protocol import PolicyConfig
     from memmesh.simulations import SimOptions
     from memmesh.simulations.cluster import Cluster
     from memmesh.simulations.engine import US_PER_S

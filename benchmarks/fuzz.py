@@ -18,7 +18,7 @@ or swapped, recursively inside nested byte strings) and feeds them to:
   every so often: every stored key still reads, every set still takes a local
   ``set_add``, and a fresh replica synced from it reaches the same digest;
 * ``message``: :func:`memmesh.gossip.protocol.messages.decode_message`;
-* ``session``: a :class:`~memmesh.gossip.protocol.session.Session` past its handshake,
+* ``session``: a :class:`~memmesh.gossip.protocol.Session` past its handshake,
   fed mutated frame streams (only :class:`RemoteProtocolError` may escape).
 
 Any other exception is a *finding*: counted, the first ones printed with the input.
@@ -53,22 +53,8 @@ from memmesh.crdt import (
 )
 from memmesh.crdt import decode as crdt_decode
 from memmesh.crdt import encode as crdt_encode
-from memmesh.gossip.protocol.errors import RemoteProtocolError
-from memmesh.gossip.protocol.frames import encode_frame
-from memmesh.gossip.protocol.messages import (
-    Ack,
-    Bye,
-    Changes,
-    Hello,
-    Ping,
-    Pong,
-    Push,
-    Reject,
-    Syn,
-    decode_message,
-    encode_message,
-)
-from memmesh.gossip.protocol.session import PROTOCOL_VERSION, Session, SessionConfig
+from memmesh.gossip.protocol import RemoteProtocolError, Session, SessionConfig, encode_frame
+from memmesh.gossip.protocol import messages as wire
 from memmesh.storage import Replica
 from memmesh.storage.keycodec import decode as keystate_decode
 
@@ -159,7 +145,7 @@ def build_corpus(root: Path, rng: random.Random) -> Corpus:
 
 def _chunks(src: Replica, summary: bytes) -> list[bytes]:
     """A stream of small chunks, as a session ships them."""
-    from memmesh.gossip.protocol.summary import advance_summary
+    from memmesh.gossip.protocol import advance_summary
 
     out = []
     for _ in range(6):
@@ -187,16 +173,26 @@ def _crdt_states() -> list[bytes]:
     return [crdt_encode(x) for x in (s, m, lww, ORSet(), MVRegister(), LWWRegister())]
 
 
-def _messages(corpus: Corpus) -> list[bytes]:
-    summary = corpus.summary[0]
-    payload = corpus.apply[0]
-    msgs = [
-        Hello(PROTOCOL_VERSION, FINGERPRINT, PEER, 7400, 8, 1 << 22),
-        Reject("busy", 1, "detail"), Syn(1, summary, False), Syn(2, summary, True),
-        Changes(1, 1, 0, payload, True, 1, False), Push(2, payload, True), Ack(1),
-        Ping(7), Pong(7), Bye("closing"),
+def hello() -> wire.Hello:
+    """A valid HELLO of the current protocol version (frames up to 4 MiB)."""
+    return wire.Hello(wire.PROTOCOL_VERSION, FINGERPRINT, PEER, 7400, 8, 1 << 22,
+                      1_700_000_000_000)
+
+
+def one_of_each_message(summary: bytes, data: bytes) -> list[wire.Message]:
+    """Every message type once (SYN both ways), every field set: the seeds of the
+    ``message`` target and the round-trip cases of tests/gossip/test_protocol_frames."""
+    return [
+        hello(), wire.Reject("busy", 1, "detail"), wire.Syn(1, summary, False),
+        wire.Syn(2, summary, True), wire.Changes(1, 1, 0, data, True, 1, False),
+        wire.Push(2, data, True), wire.Ack(1), wire.Ping(7), wire.Pong(7),
+        wire.Bye("closing"),
     ]
-    return [encode_message(m) for m in msgs]
+
+
+def _messages(corpus: Corpus) -> list[bytes]:
+    return [wire.encode_message(m)
+            for m in one_of_each_message(corpus.summary[0], corpus.apply[0])]
 
 
 # --------------------------------------------------------------------------- mutation
@@ -394,8 +390,7 @@ def session_target(data: bytes) -> object:
     s = Session(replica_id="fuzz-local", fingerprint=FINGERPRINT, now=0.0,
                 config=SessionConfig(max_frame=1 << 22))
     s.data_to_send()
-    s.receive_data(encode_frame(encode_message(
-        Hello(PROTOCOL_VERSION, FINGERPRINT, PEER, 7400, 8, 1 << 22)), cap=1 << 22), 0.0)
+    s.receive_data(encode_frame(wire.encode_message(hello()), cap=1 << 22), 0.0)
     s.events()
     with contextlib.suppress(RemoteProtocolError):  # the typed outcome: fine
         s.receive_data(data, 0.5)
@@ -419,7 +414,7 @@ def run(inputs: int, seed: int, out: Callable[[str], None] = print) -> Stats:
             "keystate": keystate_decode,
             "summary": lambda data: serving.sync_changes(data, max_bytes=1 << 16),
             "apply": apply,
-            "message": decode_message,
+            "message": wire.decode_message,
             "session": session_target,
         }
         with serving:

@@ -21,6 +21,21 @@ def _pyplot() -> Any:
     return plt
 
 
+def _label(ax: Any, x: str, y: str, title: str) -> None:
+    """Axis labels, title, a log-friendly grid and the legend of one chart."""
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def _save(plt: Any, fig: Any, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def sync_bytes_plot(sync: dict[str, Any], path: Path) -> None:
     """Left: bytes shipped vs K (log-log). Right: the same over the raw payload."""
     plt = _pyplot()
@@ -35,11 +50,8 @@ def sync_bytes_plot(sync: dict[str, Any], path: Path) -> None:
             label=f"full state (raw msgpack, all {sync['memories']:,})")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("K memories changed since the peer's last sync")
-    ax.set_ylabel("bytes shipped")
-    ax.set_title(f"Delta sync bytes, {sync['memories']:,} memories")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    _label(ax, "K memories changed since the peer's last sync", "bytes shipped",
+           f"Delta sync bytes, {sync['memories']:,} memories")
     ours = [p["memmesh_bytes"] / r for p, r in zip(curve, raw, strict=True)]
     yjs = [p["yjs_bytes"] / r for p, r in zip(curve, raw, strict=True)]
     rx.plot(ks, ours, "o-", label="memmesh")
@@ -48,14 +60,9 @@ def sync_bytes_plot(sync: dict[str, Any], path: Path) -> None:
     rx.axhline(1.2, color="red", linestyle="--", linewidth=0.8, label="target 1.2x")
     rx.set_xscale("log")
     rx.set_ylim(min(0.8, *ours, *yjs) * 0.95, max(1.4, *ours, *yjs) * 1.05)
-    rx.set_xlabel("K memories changed")
-    rx.set_ylabel("bytes shipped / raw payload of the K records")
-    rx.set_title("Overhead over the raw payload")
-    rx.grid(True, which="both", alpha=0.3)
-    rx.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _label(rx, "K memories changed", "bytes shipped / raw payload of the K records",
+           "Overhead over the raw payload")
+    _save(plt, fig, path)
 
 
 def search_latency_plot(search: list[dict[str, Any]], path: Path) -> None:
@@ -69,14 +76,9 @@ def search_latency_plot(search: list[dict[str, Any]], path: Path) -> None:
                 color="tab:orange", label=f"numpy flat scan, {scope}")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("memories (384-d vectors)")
-    ax.set_ylabel("top-10 latency, median ms")
-    ax.set_title("Search latency vs N (scoped: one user of 100)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _label(ax, "memories (384-d vectors)", "top-10 latency, median ms",
+           "Search latency vs N (scoped: one user of 100)")
+    _save(plt, fig, path)
 
 
 def write_plots(results: dict[str, Any], out: Path) -> list[Path]:

@@ -12,19 +12,20 @@
 
 from __future__ import annotations
 
-from .cache import CachedEmbedder, content_key
-from .embedding import Embedder, l2_normalise
-from .errors import (
+from ._cache import CachedEmbedder, content_key
+from ._embedding import Embedder, l2_normalise
+from ._errors import (
     ArbiterOutputError,
     EmbeddingError,
     InvalidQueryError,
     MissingDependencyError,
     SemanticError,
 )
-from .hashing import HashingEmbedder
-from .index import Hit, SemanticIndex
-from .llm import ARBITRATION_PROMPT, LLMArbiter, build_prompt, parse_decision
-from .resolvers import (
+from ._hashing import HashingEmbedder
+from ._index import Hit, SemanticIndex
+from ._llm import ARBITRATION_PROMPT, LLMArbiter, build_prompt, parse_decision
+from ._replica import IndexedReplica
+from ._resolvers import (
     Chain,
     HighestConfidence,
     KeepAll,
@@ -33,8 +34,8 @@ from .resolvers import (
     RolePriority,
     chain,
 )
-from .scoring import ScoreParts, ScoreWeights
-from .sentence_transformer import SentenceTransformerEmbedder, default_model_path
+from ._scoring import ScoreParts, ScoreWeights
+from ._sentence_transformer import SentenceTransformerEmbedder, default_model_path
 
 __all__ = [
     "ARBITRATION_PROMPT",
@@ -46,6 +47,7 @@ __all__ = [
     "HashingEmbedder",
     "HighestConfidence",
     "Hit",
+    "IndexedReplica",
     "InvalidQueryError",
     "KeepAll",
     "LLMArbiter",

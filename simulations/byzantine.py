@@ -42,7 +42,7 @@ from .forgery import (
 )
 from .node import SimNode
 from .rng import stream
-from .runner import RunContext, common_report
+from .runner import RunContext, converged_report
 from .writelog import MemoryInfo
 
 YEAR_MS = 365 * 24 * 3600 * 1000
@@ -91,10 +91,7 @@ def byzantine(ctx: RunContext) -> dict[str, Any]:
     for k, move in enumerate(moves):
         cluster.loop.call_at(start + (1 + k * ATTACK_EVERY) * cluster.interval_us, move)
     cluster.loop.run(start + WRITE_ROUNDS * cluster.interval_us)
-    end = cluster.loop.now_us
-    convergence = cluster.run_until_converged(end, opts.max_rounds)
-    report = common_report(cluster, convergence)
-    report["nodes"] = n
+    report = converged_report(cluster, n, opts.max_rounds)
     report["byzantine"] = {
         "member": liar,
         "forgeries": attack.sent,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .runner import RunContext, common_report
+from .runner import RunContext, converged_report
 
 CHURN_ROUNDS = 20
 
@@ -24,8 +24,7 @@ def churn(ctx: RunContext) -> dict[str, Any]:
     opts = ctx.options
     n = max(3, opts.nodes)
     cluster = ctx.cluster(resolve=True)
-    for i in range(n):
-        cluster.add_node(cluster.node_name(i))
+    cluster.add_nodes(n)
     cluster.progress_total_us = (CHURN_ROUNDS + 25) * cluster.interval_us
     faults = cluster.fault_rng
     work = cluster.workload_rng
@@ -98,10 +97,7 @@ def churn(ctx: RunContext) -> dict[str, Any]:
     cluster.heal()
     for node_id in list(cluster.members):
         cluster.restart(node_id)
-    end = cluster.loop.now_us
-    convergence = cluster.run_until_converged(end, opts.max_rounds)
-    report = common_report(cluster, convergence)
-    report["nodes"] = n
+    report = converged_report(cluster, n, opts.max_rounds)
     report["churn"] = {
         "churn_rounds": CHURN_ROUNDS,
         "members_at_end": len(cluster.members),

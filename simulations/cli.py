@@ -1,6 +1,6 @@
 """``memmesh simulate SCENARIO [options] [--out DIR]``: run a scenario from the shell.
 
-The lead's ``memmesh/cli.py`` calls ``add_parser(subparsers)``; ``main(argv)`` runs the
+``memmesh/_cli.py`` calls ``add_parser(subparsers)``; ``main(argv)`` runs the
 same command on its own (``python -m memmesh.simulations``). Writes ``DIR/report.json``
 (byte-identical for the same scenario, seed and options), ``DIR/timings.json`` and PNG
 plots; with ``--runs K`` it runs seeds ``S .. S+K-1`` into ``DIR/seed-NNNN/`` and writes

@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memmesh.gossip.protocol.policy import PolicyConfig
-from memmesh.gossip.protocol.session import SessionConfig
+from memmesh.gossip.protocol import PolicyConfig, SessionConfig
 from memmesh.merge import Conflict, Resolution, resolve_conflicts
 from memmesh.storage import digest as stored_digest
 from memmesh.storage.keycodec import decode
@@ -148,6 +147,13 @@ class Cluster:
         if start:
             node.start()
         return node
+
+    def add_nodes(self, n: int, *, start: bool = True) -> list[str]:
+        """``n`` members named by :meth:`node_name`; their names."""
+        names = [self.node_name(i) for i in range(n)]
+        for name in names:
+            self.add_node(name, start=start)
+        return names
 
     def honest(self) -> list[str]:
         """The members that are not byzantine."""

@@ -19,7 +19,7 @@ from typing import Any
 from memmesh.storage import PeerScope
 
 from .options import SimOptions
-from .runner import RunContext, common_report
+from .runner import RunContext, converged_report
 
 WRITE_ROUNDS = 3
 
@@ -56,10 +56,7 @@ def _one_size(ctx: RunContext, n: int) -> dict[str, Any]:
     for i in range(0, n, 3):
         cluster.loop.call_at(start + span + rng.randrange(span), lambda i=i: update(i))
     cluster.loop.run(start + 2 * span)
-    end = cluster.loop.now_us
-    convergence = cluster.run_until_converged(end, opts.max_rounds)
-    report = common_report(cluster, convergence)
-    report["nodes"] = n
+    report = converged_report(cluster, n, opts.max_rounds)
     report["users"] = len(users)
     cluster.close()
     return report

@@ -6,7 +6,7 @@ session event does to the replica, sync slots, one link per peer, caps, the cloc
 fence) is made by the very ``memmesh.gossip.protocol.SyncPolicy`` the trio ``Node``
 runs. The node moves bytes between the policy and its simulated connections, fires
 timers at the deadlines the sessions ask for, and performs the policy's storage
-requests inline with ``memmesh.gossip.protocol.requests.perform`` (measuring them on
+requests inline with ``memmesh.gossip.protocol.perform`` (measuring them on
 the way). The replica is a real LMDB ``Replica`` opened with the node's skewed
 simulated clock.
 
@@ -26,17 +26,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memmesh.gossip.protocol.peerlink import PeerLink
-from memmesh.gossip.protocol.policy import Notice, SyncPolicy
-from memmesh.gossip.protocol.requests import (
+from memmesh.gossip.protocol import (
     Apply,
     Changes,
+    Notice,
     Outcome,
+    PeerLink,
     StorageRequest,
     Summary,
+    SyncPolicy,
     perform,
+    watermarks,
 )
-from memmesh.gossip.protocol.summary import watermarks
 
 from .clock import SkewedClock
 from .engine import US_PER_S, Timer

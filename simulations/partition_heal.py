@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .runner import RunContext, common_report
+from .runner import RunContext, converged_report
 
 PARTITION_ROUNDS = 10
 
@@ -22,9 +22,7 @@ def partition_heal(ctx: RunContext) -> dict[str, Any]:
     opts = ctx.options
     n = max(2, opts.nodes)
     cluster = ctx.cluster(resolve=True)
-    names = [cluster.node_name(i) for i in range(n)]
-    for name in names:
-        cluster.add_node(name)
+    names = cluster.add_nodes(n)
     cluster.progress_total_us = (PARTITION_ROUNDS + 20) * cluster.interval_us
     rng = cluster.workload_rng
     scope = {"app_id": "team", "user_id": "lead"}
@@ -57,9 +55,7 @@ def partition_heal(ctx: RunContext) -> dict[str, Any]:
     cluster.loop.run(start + span)
     cluster.heal()
     healed = cluster.loop.now_us
-    convergence = cluster.run_until_converged(healed, opts.max_rounds)
-    report = common_report(cluster, convergence)
-    report["nodes"] = n
+    report = converged_report(cluster, n, opts.max_rounds)
     report["partition"] = {
         "halves": [len(h) for h in halves],
         "partition_rounds": PARTITION_ROUNDS,

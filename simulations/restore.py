@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .runner import RunContext, common_report
+from .runner import RunContext, converged_report
 
 BACKUP_AT = 3  # rounds into the first write phase
 WRITE_ROUNDS = 8  # rounds of each write phase (before the crash, after the restart)
@@ -32,9 +32,7 @@ def restore(ctx: RunContext) -> dict[str, Any]:
     opts = ctx.options
     n = max(3, opts.nodes)
     cluster = ctx.cluster(resolve=True)
-    names = [cluster.node_name(i) for i in range(n)]
-    for name in names:
-        cluster.add_node(name)
+    names = cluster.add_nodes(n)
     cluster.progress_total_us = (2 * WRITE_ROUNDS + 30) * cluster.interval_us
     work, faults = cluster.workload_rng, cluster.fault_rng
     victim = names[faults.randrange(n)]
@@ -88,10 +86,7 @@ def restore(ctx: RunContext) -> dict[str, Any]:
         cluster.run_for(1)
         if caught_up is None and all(_holds(cluster, victim, w) for w in after_backup):
             caught_up = r
-    end = cluster.loop.now_us
-    convergence = cluster.run_until_converged(end, opts.max_rounds)
-    report = common_report(cluster, convergence)
-    report["nodes"] = n
+    report = converged_report(cluster, n, opts.max_rounds)
     report["restore"] = {
         "member": victim,
         "backup_round": 1 + BACKUP_AT,

@@ -67,6 +67,15 @@ def staleness_histogram(values: list[float]) -> list[int]:
     return counts
 
 
+def converged_report(cluster: Cluster, nodes: int, max_rounds: int) -> dict[str, Any]:
+    """Run ``cluster`` from now until it converges (at most ``max_rounds`` rounds) and
+    return the fields every scenario reports, with its number of ``nodes``."""
+    convergence = cluster.run_until_converged(cluster.loop.now_us, max_rounds)
+    report = common_report(cluster, convergence)
+    report["nodes"] = nodes
+    return report
+
+
 def common_report(cluster: Cluster, convergence: Convergence) -> dict[str, Any]:
     """The fields every scenario reports, from one cluster's metrics."""
     m = cluster.metrics

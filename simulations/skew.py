@@ -19,7 +19,7 @@ from typing import Any
 
 from memmesh.storage import WritesFencedError
 
-from .runner import RunContext, common_report
+from .runner import RunContext, converged_report
 
 YEAR_MS = 365 * 24 * 3600 * 1000
 AHEAD_WRITES = 3  # writes the member makes at once, before it can know
@@ -32,9 +32,7 @@ def skew(ctx: RunContext) -> dict[str, Any]:
     opts = ctx.options
     n = max(3, opts.nodes)
     cluster = ctx.cluster(resolve=True)
-    names = [cluster.node_name(i) for i in range(n)]
-    for name in names:
-        cluster.add_node(name, start=False)
+    names = cluster.add_nodes(n, start=False)
     cluster.progress_total_us = (FIX_AT + WRITE_ROUNDS + 20) * cluster.interval_us
     work, faults = cluster.workload_rng, cluster.fault_rng
     member = names[faults.randrange(n)]
@@ -84,10 +82,7 @@ def skew(ctx: RunContext) -> dict[str, Any]:
     cluster.restart(member)
     phase(WRITE_ROUNDS)
     cluster.run_for(WRITE_ROUNDS)
-    end = cluster.loop.now_us
-    convergence = cluster.run_until_converged(end, opts.max_rounds)
-    report = common_report(cluster, convergence)
-    report["nodes"] = n
+    report = converged_report(cluster, n, opts.max_rounds)
     report["skew"] = {
         "member": member,
         "ahead_ms": YEAR_MS,

@@ -26,8 +26,7 @@ def spread(ctx: RunContext) -> dict[str, Any]:
     """One memory written on ``n0000`` at round 1 of an N-node fleet (faults per options)."""
     opts = ctx.options
     cluster = ctx.cluster()
-    for i in range(opts.nodes):
-        cluster.add_node(cluster.node_name(i))
+    cluster.add_nodes(opts.nodes)
     cluster.progress_total_us = (1 + min(opts.max_rounds, 3 * epidemic_bound(opts.nodes) + 5)) \
         * cluster.interval_us
     cluster.run_for(1)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .engine import US_PER_MS
-from .runner import RunContext, common_report
+from .runner import RunContext, converged_report
 
 INSTANCES = 3
 CLASSES = ("prefs", "project", "session")
@@ -30,9 +30,7 @@ def zylos(ctx: RunContext) -> dict[str, Any]:
     """Three instances, ``writes`` random writes per class over ``2 * writes / 3`` rounds."""
     opts = ctx.options
     cluster = ctx.cluster(resolve=True)
-    names = [cluster.node_name(i) for i in range(INSTANCES)]
-    for name in names:
-        cluster.add_node(name)
+    names = cluster.add_nodes(INSTANCES)
     rng = cluster.workload_rng
     app = {"app_id": "zylos", "user_id": "owner"}
     duration_rounds = max(10, 2 * opts.writes // 3)
@@ -85,10 +83,7 @@ def zylos(ctx: RunContext) -> dict[str, Any]:
             schedule(klass, read)
 
     cluster.loop.run(start + span)
-    end = cluster.loop.now_us
-    convergence = cluster.run_until_converged(end, opts.max_rounds)
-    report = common_report(cluster, convergence)
-    report["nodes"] = INSTANCES
+    report = converged_report(cluster, INSTANCES, opts.max_rounds)
     report["zylos"] = {
         "classes": {
             "prefs": "lww, priority, pushed",

@@ -129,3 +129,38 @@ def test_every_library_import_follows_the_layer_rule() -> None:
 def test_the_list_of_known_breaks_only_shrinks() -> None:
     gone = KNOWN - _violations()
     assert not gone, f"fixed, remove from KNOWN: {sorted(gone)}"
+
+
+def _private_imports(path: Path) -> list[str]:
+    """Every ``memmesh`` module or name this file imports whose dotted path has a
+    private (``_name``) part, relative imports resolved."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:
+                base = _package(path)[:len(_package(path)) - node.level + 1]
+                module = ".".join([*base, *([module] if module else [])])
+            found.extend(f"{module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.extend(a.name for a in node.names)
+    return [name for name in found if name.startswith("memmesh.") and any(
+        part.startswith("_") and not part.startswith("__") for part in name.split("."))]
+
+
+def test_private_modules_are_imported_only_by_their_package_or_one_above_it() -> None:
+    """``memmesh.gossip.protocol._session`` is for ``memmesh.gossip.protocol`` (and, as
+    trio's own ``__init__`` imports ``trio._core._run``, for a package above it); every
+    other library module, simulation, benchmark and example uses the public name."""
+    bad = []
+    for folder in [*FOLDERS, "simulations", "benchmarks", "examples"]:
+        for path in (ROOT / folder).rglob("*.py"):
+            package = ".".join(_package(path))
+            for name in _private_imports(path):
+                parts = name.split(".")
+                owner = ".".join(parts[:next(i for i, part in enumerate(parts)
+                                             if part.startswith("_"))])
+                if owner != package and not owner.startswith(package + "."):
+                    bad.append(f"{path.relative_to(ROOT)} imports {name}, private to "
+                               f"{owner}: import its public name from {owner}")
+    assert not bad, "\n".join(sorted(bad))

@@ -1,55 +1,44 @@
 """The sans-IO core of memmesh gossip: frames, messages, the link session, the sync policy.
 
 Nothing here performs I/O, reads a clock or draws random numbers of its own, so the
-same code runs under the trio shell (:mod:`memmesh.gossip.node`), under
-``simulations/`` and in plain unit tests:
+trio shell (:mod:`memmesh.gossip`), ``simulations/`` and unit tests run the same code
+(h11's model). :class:`Session` is one link's state machine, :class:`SyncPolicy` makes
+every decision around the sessions and :func:`perform` is the one caller of the replica.
+Public modules: :mod:`.events` (what a session reports), :mod:`.messages` (the wire
+vocabulary) and :mod:`.driver` (``MemoryNetwork``, for tests). Driving one policy::
 
-* :class:`Session` (:mod:`.session`): one link's protocol state machine (h11 model),
-  composing the handshake's state table (:mod:`.handshake`), the delivery window
-  (:mod:`.delivery`) and the sync exchange (:mod:`.exchange`);
-* :class:`SyncPolicy` (:mod:`.policy`): everything a node decides around its sessions:
-  rounds and peer choice, what each session event does to the replica, sync slots, one
-  link per peer, caps, the clock fence, per-peer counters;
-* :func:`perform` (:mod:`.requests`): the one function that calls the replica
-  (:class:`SyncReplica`), turning the policy's storage requests into outcomes.
-
-Driving two replicas without any network (what
-:class:`~memmesh.gossip.protocol.driver.MemoryNetwork` does, with faults)::
-
-    from memmesh.gossip.protocol import SyncPolicy, perform
-
-    pa = SyncPolicy("A", fingerprint=fp, rng=random.Random(1), now=0.0)
-    pb = SyncPolicy("B", fingerprint=fp, rng=random.Random(2), now=0.0)
-    la = pa.open_link(0.0, replica_a.clock(), outbound=True, expected_peer_id="B")
-    lb = pb.open_link(0.0, replica_b.clock(), outbound=False, expected_peer_id="A")
-
-    def settle(policy, replica, now):     # do what the policy asks of the replica
-        while (req := policy.next_request()) is not None:
-            policy.complete(req, perform(replica, req), now)
-
-    # loop: move la.session.data_to_send() into pb.receive_data(lb, ...) and back,
-    # settle both; call pa.handle_timeout(la, now) at la.session.next_deadline() and
-    # pa.round(now, wall_ms) at pa.next_round; pa.local_writes() after a local write.
+    link = policy.open_link(now, wall_ms, outbound=True, expected_peer_id="B")
+    policy.receive_data(link, data, now, wall_ms)    # bytes from the transport
+    while (req := policy.next_request()) is not None:
+        policy.complete(req, perform(replica, req), now)
+    # then send link.session.data_to_send(); policy.handle_timeout(link, now) at
+    # link.session.next_deadline(), policy.round(now, wall_ms) at policy.next_round
 """
 
 from __future__ import annotations
 
-from . import events
-from .errors import GossipError, LocalProtocolError, ProtocolError, RemoteProtocolError
-from .frames import FrameDecoder, encode_frame
-from .messages import PROTOCOL_VERSION, REASONS, decode_message, encode_message
-from .peerlink import PeerLink
-from .policy import Notice, PolicyConfig, SyncPolicy
-from .replica import NodeReplica, SyncReplica
-from .requests import Outcome, StorageRequest, perform
-from .session import Phase, Session, SessionConfig, State
+from . import events, messages
+from ._acl import AccessList
+from ._admission import HandshakeGate
+from ._config import SessionConfig
+from ._errors import GossipError, LocalProtocolError, ProtocolError, RemoteProtocolError
+from ._frames import FrameDecoder, encode_frame
+from ._handshake import Phase, State
+from ._peerlink import PeerLink
+from ._policy import Notice, PolicyConfig, SyncPolicy
+from ._replica import NodeReplica, SyncReplica
+from ._requests import Apply, Changes, Fence, Outcome, StorageRequest, Summary, perform
+from ._session import Session
 from .summary import advance_summary, changes_empty, summary_lag, watermarks
 
 __all__ = [
-    "PROTOCOL_VERSION",
-    "REASONS",
+    "AccessList",
+    "Apply",
+    "Changes",
+    "Fence",
     "FrameDecoder",
     "GossipError",
+    "HandshakeGate",
     "LocalProtocolError",
     "NodeReplica",
     "Notice",
@@ -63,14 +52,14 @@ __all__ = [
     "SessionConfig",
     "State",
     "StorageRequest",
+    "Summary",
     "SyncPolicy",
     "SyncReplica",
     "advance_summary",
     "changes_empty",
-    "decode_message",
     "encode_frame",
-    "encode_message",
     "events",
+    "messages",
     "perform",
     "summary_lag",
     "watermarks",

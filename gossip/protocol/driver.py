@@ -1,18 +1,12 @@
 """Drive sync policies between in-memory replicas on virtual time, with injected faults.
 
-The test driver of the protocol: every replica gets a
-:class:`~memmesh.gossip.protocol.policy.SyncPolicy` (the one the trio node and the
-simulator run), links between replicas carry whole frames, and storage requests are
-performed inline.  Time is a number the loop advances and every random choice comes
-from the ``random.Random`` passed in, so a run is a pure function of its inputs.
-
-Faults act on whole frames (the unit a real transport loses, repeats or reorders when
-it reconnects and retransmits): each frame may be dropped, delivered twice, or
-delivered after the frames behind it.  Closed links are re-opened with fresh sessions
-after ``reconnect_after`` seconds, as the trio shell does with its dialers; the replica
-named first in :meth:`MemoryNetwork.connect` dials.
-
-Example::
+The protocol's test driver (as ``trio.testing`` is trio's): each replica gets the
+:class:`~memmesh.gossip.protocol.SyncPolicy` the trio node runs, links carry whole
+frames, storage requests are performed inline, time is a number the loop advances and
+every random choice comes from the ``random.Random`` given: a run is a pure function of
+its inputs. Faults drop, repeat or delay whole frames (what a transport does when it
+reconnects and retransmits); closed links reopen after ``reconnect_after`` seconds, the
+replica named first in :meth:`MemoryNetwork.connect` dialling. Example::
 
     net = MemoryNetwork(rng=random.Random(1), fingerprint=b"fp")
     net.connect(replica_a, replica_b)
@@ -25,14 +19,14 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .frames import HEADER
-from .peerlink import PeerLink
-from .policy import Notice, PolicyConfig, SyncPolicy
-from .replica import SyncReplica
-from .requests import perform
-from .session import SessionConfig
+from ._config import SessionConfig
+from ._frames import HEADER
+from ._peerlink import PeerLink
+from ._policy import Notice, PolicyConfig, SyncPolicy
+from ._replica import SyncReplica
+from ._requests import perform
 
-__all__ = ["Faults", "MemoryNetwork", "SyncReplica"]
+__all__ = ["Faults", "MemoryNetwork"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,26 +1,9 @@
 """Everything a :class:`~memmesh.gossip.protocol.Session` tells its caller.
 
-The session never touches storage or the network.  It reports what happened and what
-it needs as these frozen events, returned by :meth:`Session.next_event`.  Events that
-are *requests* carry an id the caller quotes when it answers:
-
-==================  ==========================================================
-event               the caller should
-==================  ==========================================================
-HandshakeComplete   register the peer (or ``session.reject("duplicate"|"busy")``)
-NeedSummary         ``session.start_sync(replica.sync_summary(), now, reply=True)``
-NeedChanges         ``session.changes_ready(req, replica.sync_changes(summary,
-                    max_bytes=max_bytes, peer=scope), now)``; for a ``first`` serve
-                    request it may instead ``session.refuse(req, "busy")``
-ApplyChanges        ``replica.sync_apply(data)`` then ``session.applied(n, now)``
-                    (or ``session.apply_failed(n)`` if the data was invalid); the
-                    chunks of one pull come in chunk order, each after the one
-                    before it was applied
-SyncCompleted       note the time; if ``more``, start another sync soon
-SyncRejected        retry later (the peer was busy)
-PeerRejected        give up this link (and maybe the address)
-ConnectionClosed    close the transport after flushing ``data_to_send()``
-==================  ==========================================================
+The session never touches storage or the network: it reports what happened and what it
+needs as these frozen events, returned by :meth:`Session.next_event`. Each class says
+what the caller should do with it. The events that are *requests* (``NeedChanges``,
+``ApplyChanges``) carry an id or frame number the caller quotes when it answers.
 """
 
 from __future__ import annotations
@@ -43,7 +26,9 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class HandshakeComplete:
-    """The peer's HELLO was valid: same version and cluster, an acceptable identity."""
+    """The peer's HELLO was valid: same version and cluster, an acceptable identity.
+
+    Register the peer, or refuse the link with ``session.reject("duplicate"|"busy")``."""
 
     peer_id: str
     peer_port: int
@@ -53,15 +38,18 @@ class HandshakeComplete:
 
 @dataclass(frozen=True, slots=True)
 class NeedSummary:
-    """The peer pulled from us; pull from it in turn (the reverse half of a round)."""
+    """The peer pulled from us; pull from it in turn (the reverse half of a round):
+    ``session.start_sync(replica.sync_summary(), now, reply=True)``."""
 
 
 @dataclass(frozen=True, slots=True)
 class NeedChanges:
-    """Compute ``sync_changes(summary, max_bytes=max_bytes, peer=<peer's scope>)``.
+    """Compute ``sync_changes(summary, max_bytes=max_bytes, peer=<peer's scope>)`` and
+    answer ``session.changes_ready(request, data, now)``.
 
-    ``purpose`` is ``"serve"`` (answering the peer's SYN; ``first`` on its first chunk)
-    or ``"push"`` (new local writes, computed against the last summary we know of).
+    ``purpose`` is ``"serve"`` (answering the peer's SYN; ``first`` on its first chunk,
+    which may instead be refused with ``session.refuse(request, "busy")``) or ``"push"``
+    (new local writes, computed against the last summary we know of).
     """
 
     request: int
@@ -74,7 +62,8 @@ class NeedChanges:
 
 @dataclass(frozen=True, slots=True)
 class ApplyChanges:
-    """Apply ``data`` with ``sync_apply`` then acknowledge frame ``n``.
+    """Apply ``data`` with ``sync_apply``, then acknowledge frame ``n`` with
+    ``session.applied(n, now)`` (``session.apply_failed(n, now)`` if it was invalid).
 
     For our own pull (``sync_id``) the session releases chunk ``i`` only once chunks
     ``0..i-1`` were acknowledged with :meth:`Session.applied`, so applying these events
@@ -88,7 +77,8 @@ class ApplyChanges:
 
 @dataclass(frozen=True, slots=True)
 class SyncCompleted:
-    """Our pull ``sync_id`` finished and every chunk of it was applied."""
+    """Our pull ``sync_id`` finished and every chunk of it was applied; if ``more``,
+    start another pull soon."""
 
     sync_id: int
     chunks: int
@@ -97,7 +87,8 @@ class SyncCompleted:
 
 @dataclass(frozen=True, slots=True)
 class SyncRejected:
-    """The peer refused our pull ``sync_id`` (reason ``"busy"``); the link stays up."""
+    """The peer refused our pull ``sync_id`` (reason ``"busy"``); the link stays up:
+    retry later."""
 
     sync_id: int
     reason: str
@@ -105,7 +96,8 @@ class SyncRejected:
 
 @dataclass(frozen=True, slots=True)
 class PeerRejected:
-    """The peer refused the whole link (wrong cluster, version, identity, busy...)."""
+    """The peer refused the whole link (wrong cluster, version, identity, busy...): give
+    up this link, and maybe the address."""
 
     reason: str
     detail: str
@@ -113,7 +105,8 @@ class PeerRejected:
 
 @dataclass(frozen=True, slots=True)
 class ConnectionClosed:
-    """The session reached ``CLOSED``; ``error`` is False only for a local close/BYE."""
+    """The session reached ``CLOSED``; ``error`` is False only for a local close/BYE.
+    Close the transport after flushing ``session.data_to_send()``."""
 
     reason: str
     detail: str

@@ -1,31 +1,11 @@
 """The wire messages of the gossip protocol and their validated msgpack encoding.
 
 Every frame body is one msgpack array ``[code, field, ...]`` packed with the canonical
-:func:`memmesh.crdt.codec.packb` and read back with
-:func:`memmesh.crdt.codec.unpackb` (explicit limits).  Decoding checks the arity, the
-type and the range of every field, so nothing malformed reaches the state machine.
-
-==========  ====  ===========================================================
-message     code  fields
-==========  ====  ===========================================================
-HELLO       1     version, cluster fingerprint, replica id, listen port,
-                  receive window (frames), max frame body (bytes), the
-                  sender's wall clock (Unix ms; 0: not offered)
-REJECT      2     reason, sync id (0: the whole link), detail
-SYN         3     sync id, summary bytes, reply flag
-CHANGES     4     frame no, sync id, chunk index, data, last, total, more
-PUSH        5     frame no, data, priority flag
-ACK         6     frame no
-PING        7     nonce
-PONG        8     nonce
-BYE         9     reason
-==========  ====  ===========================================================
-
-``CHANGES`` and ``PUSH`` are *data frames*: numbered per direction, each acknowledged
-by an ``ACK`` once the receiver has applied it, and limited by the receiver's window.
-
-A HELLO of another protocol version is refused as ``version`` before its other fields
-are read, so a peer of an older version learns why (version 2 added the wall clock).
+:func:`memmesh.crdt.codec.packb` and read back with explicit limits. Decoding checks
+the arity, the type and the range of every field, so nothing malformed reaches the state
+machine, and a HELLO of another :data:`PROTOCOL_VERSION` is refused as ``version``
+before its other fields are read. The codes and fields of each message:
+docs/internals.md, section 3, "Wire messages".
 """
 
 from __future__ import annotations
@@ -36,7 +16,7 @@ from typing import Final
 from memmesh.crdt.codec import packb, unpackb
 from memmesh.crdt.errors import DecodeError
 
-from .errors import RemoteProtocolError
+from ._errors import RemoteProtocolError
 
 __all__ = [
     "PROTOCOL_VERSION",

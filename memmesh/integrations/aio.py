@@ -1,21 +1,13 @@
 """``AsyncMemory``: an asyncio facade over a replica, its semantic index and a node.
 
-Most agent frameworks (LangGraph, the MCP SDK, OpenAI's and Anthropic's clients) run on
-asyncio, while memmesh's replica is synchronous LMDB and its node runs on trio. This
-module lets an asyncio agent use memmesh without blocking its event loop:
+Most agent frameworks run on asyncio, while the replica is synchronous LMDB and the node
+runs on trio. Every replica and index call runs in a small thread pool owned by the
+facade, so an fsync or an embedding never stalls the loop; index calls are serialised by
+a lock (the index is not thread-safe; a ``Replica`` may be shared by threads); the node,
+when asked for, runs in its own thread (``BackgroundNode``) on the same replica and
+pushes every write made through the facade. Example::
 
-* every replica and index call runs in a small thread pool owned by the facade
-  (``loop.run_in_executor``), so an fsync or an embedding never stalls the loop;
-* the :class:`~memmesh.semantic.SemanticIndex` is not thread-safe, so index calls are
-  serialised by a lock (replica calls need none: a ``Replica`` may be shared by threads);
-* the gossip node, when asked for, runs in its own thread on trio
-  (:class:`~memmesh.integrations.background.BackgroundNode`), beside the asyncio loop,
-  on the same replica, and pushes every write made through the facade to its peers.
-
-Example::
-
-    async with await AsyncMemory.open("agent-a", node={"seeds": [("10.0.0.2", 7400)],
-                                                        "cluster_key": key}) as memory:
+    async with await AsyncMemory.open("agent-a", node={"cluster_key": key}) as memory:
         memory_id = await memory.add("prefers dark mode", user_id="alice")
         hits = await memory.search("ui theme", user_id="alice")
 """

@@ -1,30 +1,14 @@
 """Run a :class:`~memmesh.gossip.Node` from code that is not trio (asyncio, threads).
 
-Most agent frameworks are asyncio, and trio cannot share their event loop.
-:class:`BackgroundNode` runs trio (and the node) in a daemon thread and gives a
-thread-safe handle::
+trio cannot share an asyncio event loop, so :class:`BackgroundNode` runs trio and the
+node in a daemon thread and gives a thread-safe handle (also a context manager); from
+asyncio, call its blocking methods with ``asyncio.to_thread``::
 
     handle = BackgroundNode(replica, cluster_key=key, seeds=[("10.0.0.5", 7700)])
     handle.start()                      # returns once the node listens
     print(handle.port, handle.status().peers)
     replica.add("the build is green", agent_id="ci")   # writes are pushed at once
     handle.stop()
-
-From asyncio, never block the event loop: call the blocking methods in a thread::
-
-    import asyncio
-    from memmesh.integrations.background import BackgroundNode
-
-    async def main(replica, key):
-        node = BackgroundNode(replica, cluster_key=key)
-        await asyncio.to_thread(node.start)
-        try:
-            status = await asyncio.to_thread(node.status)
-            ...  # the agent's own asyncio work
-        finally:
-            await asyncio.to_thread(node.stop)
-
-It is also a context manager (``with BackgroundNode(...) as node:``).
 """
 
 from __future__ import annotations
@@ -35,8 +19,8 @@ from typing import Any
 
 import trio
 
-from memmesh.gossip import GossipError, Node, NodeStatus
-from memmesh.gossip.protocol import NodeReplica
+from memmesh.gossip import Node, NodeStatus
+from memmesh.gossip.protocol import GossipError, NodeReplica
 
 __all__ = ["BackgroundNode"]
 

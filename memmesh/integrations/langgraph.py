@@ -1,37 +1,13 @@
 """``MemmeshStore``: a LangGraph ``BaseStore`` on a memmesh replica (extra ``langgraph``).
 
-LangGraph agents keep long-term memory in a *store*: items ``(namespace, key) -> value``
-(a JSON-like dict), searched by namespace prefix, by ``filter=`` on values and, with an
-index, by ``query=``. ``MemmeshStore`` keeps those items in a memmesh replica, so every
-write is durable before it returns and is replicated by the replica's gossip node to
-every other agent (process or machine) of the cluster, with no database in between.
-
-Mapping (chosen so that it survives concurrent writes on several replicas):
-
-* one item is one memmesh memory, policy ``"lww"`` by default (a ``put`` overwrites,
-  as in every LangGraph store; the newest hybrid timestamp wins a concurrent put). Its
-  scope is the store's base scope (``app_id="langgraph"`` unless configured, plus any
-  ``user_id``/``agent_id`` given) updated with ``scope(namespace)`` when a ``scope``
-  function is given (e.g. ``lambda ns: {"user_id": ns[1]}`` for ``("memories", uid)``),
-  so namespaces map onto memmesh scopes and peers' ACLs (``PeerScope``) apply to them.
-  The namespace, key, value and TTL travel in the memory's metadata; its text is what
-  the semantic index embeds (the item's index ``fields``, ``"$"`` = the whole value).
-* memory ids are random, so two replicas that first put the same ``(namespace, key)``
-  concurrently create two memories. Reads resolve that deterministically (the memory
-  updated last wins, every replica agrees), and the next ``put``/``delete`` of the key
-  retires the losers, so the replicas converge on one memory per key.
-* TTL (minutes, LangGraph's unit): memmesh expiry is fixed when a memory is created, so
-  a ``put`` with a TTL writes a fresh memory and retires the old one; reads honour
-  ``refresh_ttl`` the same way (a refresh is a replicated write: disable it with
-  ``ttl_config={"refresh_on_read": False}``). Expired items are never returned
-  (``omit_expired`` always holds) and :meth:`sweep_expired` purges them.
-
-Batches follow ``InMemoryStore``: the reads of a batch see the store as it was before
-the batch, then its writes (the last per key) commit in one LMDB transaction.
-Search with ``query=`` needs a :class:`memmesh.semantic.SemanticIndex` over the same
-replica (``index=``); without one the query is ignored, as ``InMemoryStore`` does
-without an index configuration. Ranking is the index's (similarity first, then recency,
-confidence, actor trust) and ``SearchItem.score`` is its score.
+LangGraph agents keep long-term memory in a store of items ``(namespace, key) -> value``.
+``MemmeshStore`` keeps each item as one memmesh memory (policy ``"lww"``, the scope from
+the store's base scope and ``scope(namespace)``, namespace, key, value and TTL in the
+metadata), so every write is durable before it returns and replicated by the replica's
+gossip node, with no database in between; replicas that put one new key concurrently
+converge on one memory per key. Batches, TTL refresh (a replicated write), ``query=``
+search through a ``SemanticIndex`` and what differs from ``InMemoryStore``:
+docs/langgraph.md.
 """
 
 from __future__ import annotations

@@ -1,23 +1,13 @@
 """``memmesh mcp``: replicated memory as MCP tools over stdio (extra ``mcp``).
 
-Any MCP client (Claude Desktop, an IDE, an agent SDK) that starts this server gets nine
-tools — ``add_memory``, ``search_memories``, ``get_memory``, ``update_memory``,
-``delete_memory``, ``forget_memory``, ``memory_history``, ``list_conflicts``,
-``resolve_conflict`` — backed by a local LMDB replica and, when a cluster key (or
-``--insecure``) is given, a gossip node that replicates every write to the cluster.
-
-Scoping: the server is configured with an ``app_id``/``user_id``/``agent_id`` (the
-caller's identity, fixed at start-up, never taken from tool arguments). New memories
-get that scope; every read, search and write sees only memories of that scope, and a
-memory outside it answers exactly like a missing one, so a tool call can neither read
-nor change another user's memory. A run-scoped memory (``run_id``) is private to this
-replica unless ``tier="shared"`` is asked for.
-
-Run it as ``memmesh mcp --data DIR --user-id U --agent-id A [--key-file K --seed H:P]``
-or ``python -m memmesh.integrations.mcp ...`` (same options). Built on the official
-``mcp`` SDK (``MCPServer``, formerly FastMCP); calls run through
-:class:`~memmesh.integrations.aio.AsyncMemory`, so LMDB work and embeddings stay off the
-server's event loop.
+Any MCP client that starts this server gets nine memory tools backed by a local LMDB
+replica and, with a cluster key (or ``--insecure``), a gossip node replicating every
+write. The caller's ``app_id``/``user_id``/``agent_id`` are fixed at start-up, never
+taken from tool arguments: every tool sees only that scope, and a memory outside it
+answers exactly like a missing one. Run it as ``memmesh mcp`` or ``python -m
+memmesh.integrations.mcp`` (same options); built on the official ``mcp`` SDK, with calls
+through ``AsyncMemory`` so LMDB work and embeddings stay off the server's loop. Tools,
+scoping and options: docs/mcp.md.
 """
 
 from __future__ import annotations
@@ -29,8 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from memmesh.crdt import Dot, MemmeshError
-from memmesh.integrations.aio import AsyncMemory
-from memmesh.integrations.options import (
+from memmesh.integrations._options import (
     add_data_option,
     add_node_options,
     add_scope_options,
@@ -38,6 +27,7 @@ from memmesh.integrations.options import (
     load_cluster_key,
     seeds,
 )
+from memmesh.integrations.aio import AsyncMemory
 
 if TYPE_CHECKING:  # the ``mcp`` SDK is an optional extra: imported when a server is built
     from mcp.server.mcpserver import MCPServer

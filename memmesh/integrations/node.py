@@ -28,7 +28,7 @@ import trio
 from memmesh.crdt import MemmeshError
 from memmesh.gossip import Node
 from memmesh.gossip.protocol import NodeReplica
-from memmesh.integrations.options import (
+from memmesh.integrations._options import (
     add_data_option,
     add_node_options,
     data_dir,

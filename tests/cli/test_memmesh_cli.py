@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from memmesh.cli import main
+from memmesh._cli import main
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -70,7 +70,7 @@ def test_keygen_prints_a_fresh_256_bit_hex_key(capsys: pytest.CaptureFixture[str
 @pytest.mark.model
 def test_demo_converges_three_agents_and_resolves_both_conflicts_once() -> None:
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    proc = subprocess.run([sys.executable, "-m", "memmesh.cli", "demo"], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "memmesh", "demo"], capture_output=True,
                           text=True, timeout=240, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout

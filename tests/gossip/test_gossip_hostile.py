@@ -13,9 +13,9 @@ import pytest
 from gossip_procs import KEY, NodeProc, TcpProxy, wait_until
 
 from memmesh.crdt.codec import packb
-from memmesh.gossip.protocol import PROTOCOL_VERSION, encode_frame, encode_message
-from memmesh.gossip.protocol.messages import Hello, Syn
-from memmesh.gossip.security import ClusterCredentials, cluster_fingerprint
+from memmesh.gossip import ClusterCredentials, cluster_fingerprint
+from memmesh.gossip.protocol import encode_frame
+from memmesh.gossip.protocol.messages import PROTOCOL_VERSION, Hello, Syn, encode_message
 from memmesh.storage import Replica
 
 pytestmark = pytest.mark.slow

@@ -12,35 +12,17 @@ import trio
 import trio.testing
 from gossip_fakes import FakeReplica, converged
 from gossip_procs import TcpProxy
+from node_helpers import connect, mem_node, wait_for
 
 from memmesh.gossip import Node, SecurityError
-from memmesh.gossip.link import Link
-from memmesh.gossip.peers import load_peers
+from memmesh.gossip._link import Link
+from memmesh.gossip._peers import load_peers
 from memmesh.gossip.protocol import Session, SessionConfig
 from memmesh.integrations.background import BackgroundNode
 from memmesh.merge import Conflict, Resolution
 from memmesh.storage import PeerScope, Replica
 
 KEY = b"0123456789abcdef0123456789abcdef"
-
-
-def mem_node(replica: FakeReplica, **kw: object) -> Node:
-    opts: dict[str, object] = dict(insecure=True, mdns=False, storage_threads=False,
-                                   remember_peers=False)
-    opts.update(kw)
-    return Node(replica, **opts)  # type: ignore[arg-type]
-
-
-async def wait_for(cond: object, timeout: float = 120.0) -> None:
-    with trio.fail_after(timeout):
-        while not cond():  # type: ignore[operator]
-            await trio.sleep(0.01)
-
-
-def connect(nursery: trio.Nursery, a: Node, b: Node) -> None:
-    s1, s2 = trio.testing.memory_stream_pair()
-    nursery.start_soon(lambda: a.handle_stream(s1, outbound=True))
-    nursery.start_soon(lambda: b.handle_stream(s2, outbound=False))
 
 
 def test_a_node_without_a_key_refuses_to_start_unless_insecure() -> None:

@@ -9,18 +9,22 @@ from cryptography import x509
 from gossip_fakes import FakeReplica
 
 from memmesh.crdt.codec import packb
-from memmesh.gossip.discovery import txt_record
-from memmesh.gossip.peers import (
-    MAX_KNOWN,
+from memmesh.gossip import (
     AddressError,
+    ClusterCredentials,
+    SecurityError,
+    cluster_fingerprint,
+    parse_address,
+)
+from memmesh.gossip._discovery import txt_record
+from memmesh.gossip._peers import (
+    MAX_KNOWN,
     KnownPeer,
     PeerBook,
     backoff_delay,
     load_peers,
-    parse_address,
     save_peers,
 )
-from memmesh.gossip.security import ClusterCredentials, SecurityError, cluster_fingerprint
 
 KEY = bytes(range(32))
 

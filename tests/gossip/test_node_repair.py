@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
-from test_node_robustness import connect, mem_node, wait_for
+from node_helpers import connect, mem_node, wait_for
 from test_repair_network import delete_behind_the_journal
 
-from memmesh.gossip.status import NodeStatus, PeerStatus
+from memmesh.gossip import NodeStatus, PeerStatus
 from memmesh.integrations.node import format_status
 from memmesh.storage import Replica
 

@@ -12,35 +12,16 @@ import pytest
 import trio
 import trio.testing
 from gossip_fakes import EPOCH_MS, FakeReplica, converged
+from node_helpers import connect, mem_node, wait_for
 
-from memmesh.gossip import Node
-from memmesh.gossip.protocol import PROTOCOL_VERSION, Session, encode_frame, encode_message
+from memmesh.gossip import ClusterCredentials, Node
+from memmesh.gossip.protocol import Session, encode_frame
 from memmesh.gossip.protocol import events as ev
-from memmesh.gossip.protocol.messages import Hello
-from memmesh.gossip.security import ClusterCredentials
+from memmesh.gossip.protocol.messages import PROTOCOL_VERSION, Hello, encode_message
 from memmesh.storage import PeerScope, Replica
 
 KEY = b"0123456789abcdef0123456789abcdef"
 YEAR_MS = 365 * 24 * 3600 * 1000
-
-
-def mem_node(replica: object, **kw: object) -> Node:
-    opts: dict[str, object] = dict(insecure=True, mdns=False, storage_threads=False,
-                                   remember_peers=False)
-    opts.update(kw)
-    return Node(replica, **opts)  # type: ignore[arg-type]
-
-
-async def wait_for(cond: object, timeout: float = 120.0) -> None:
-    with trio.fail_after(timeout):
-        while not cond():  # type: ignore[operator]
-            await trio.sleep(0.01)
-
-
-def connect(nursery: trio.Nursery, a: Node, b: Node) -> None:
-    s1, s2 = trio.testing.memory_stream_pair()
-    nursery.start_soon(lambda: a.handle_stream(s1, outbound=True))
-    nursery.start_soon(lambda: b.handle_stream(s2, outbound=False))
 
 
 class HandPeer:
@@ -237,7 +218,7 @@ async def test_an_exception_while_applying_closes_that_link_only_and_is_logged(
 def test_memmesh_status_shows_the_fence_line_and_the_trouble_counters() -> None:
     import time
 
-    from memmesh.gossip.status import NodeStatus
+    from memmesh.gossip import NodeStatus
     from memmesh.integrations.node import format_status
 
     status = NodeStatus("A", "127.0.0.1", 7700, True, (), 0, 0, 0, 0, 0,

@@ -8,13 +8,21 @@ from dataclasses import dataclass, field
 from gossip_fakes import EPOCH_MS, FakeReplica, FakeScope, converged
 
 from memmesh.crdt.codec import packb
-from memmesh.gossip.protocol import encode_frame, encode_message
-from memmesh.gossip.protocol.admission import HandshakeGate
-from memmesh.gossip.protocol.messages import Push
-from memmesh.gossip.protocol.peerlink import PeerLink
-from memmesh.gossip.protocol.policy import Notice, PolicyConfig, SyncPolicy
-from memmesh.gossip.protocol.requests import Changes, Fence, Outcome, Summary, perform
-from memmesh.gossip.protocol.session import SessionConfig
+from memmesh.gossip.protocol import (
+    Changes,
+    Fence,
+    HandshakeGate,
+    Notice,
+    Outcome,
+    PeerLink,
+    PolicyConfig,
+    SessionConfig,
+    Summary,
+    SyncPolicy,
+    encode_frame,
+    perform,
+)
+from memmesh.gossip.protocol.messages import Push, encode_message
 
 FP = b"policy-test"
 YEAR_MS = 365 * 24 * 3600 * 1000

@@ -9,9 +9,9 @@ import random
 
 from gossip_fakes import FakeReplica, FakeScope
 
+from memmesh.gossip.protocol import PolicyConfig
+from memmesh.gossip.protocol._repair import PeerRepair, PullRecord, RepairPlan
 from memmesh.gossip.protocol.driver import MemoryNetwork
-from memmesh.gossip.protocol.policy import PolicyConfig
-from memmesh.gossip.protocol.repair import PeerRepair, PullRecord, RepairPlan
 
 
 def net_of(**config: object) -> MemoryNetwork:

@@ -12,10 +12,10 @@ from memmesh.gossip.protocol import (
     Session,
     SessionConfig,
     encode_frame,
-    encode_message,
 )
-from memmesh.gossip.protocol.delivery import Arrival, DataFrame, Delivery, InOrder
-from memmesh.gossip.protocol.handshake import TRANSITIONS
+from memmesh.gossip.protocol._delivery import Arrival, DataFrame, Delivery, InOrder
+from memmesh.gossip.protocol._handshake import TRANSITIONS
+from memmesh.gossip.protocol._outbox import Outbox
 from memmesh.gossip.protocol.messages import (
     Ack,
     Hello,
@@ -24,8 +24,8 @@ from memmesh.gossip.protocol.messages import (
     Push,
     Syn,
     decode_message,
+    encode_message,
 )
-from memmesh.gossip.protocol.outbox import Outbox
 
 FP = b"cluster-fingerprint"
 

@@ -7,18 +7,25 @@ from gossip_fakes import FakeReplica
 
 from memmesh.crdt.codec import packb
 from memmesh.gossip.protocol import (
-    PROTOCOL_VERSION,
     LocalProtocolError,
     RemoteProtocolError,
     Session,
     SessionConfig,
     State,
     encode_frame,
-    encode_message,
 )
 from memmesh.gossip.protocol import events as ev
 from memmesh.gossip.protocol.driver import _split_frames
-from memmesh.gossip.protocol.messages import Ack, Changes, Hello, Push, Syn, decode_message
+from memmesh.gossip.protocol.messages import (
+    PROTOCOL_VERSION,
+    Ack,
+    Changes,
+    Hello,
+    Push,
+    Syn,
+    decode_message,
+    encode_message,
+)
 
 FP = b"cluster-fingerprint"
 
@@ -35,6 +42,17 @@ def shake(a: Session, b: Session) -> None:
     assert a.state is State.OPEN and b.state is State.OPEN
     assert isinstance(a.next_event(), ev.HandshakeComplete)
     assert isinstance(b.next_event(), ev.HandshakeComplete)
+
+
+def pulling(cfg: SessionConfig, keys: int) -> tuple[Session, FakeReplica, Session, FakeReplica]:
+    """A's pull from B under way over an open link, B holding ``keys`` memories."""
+    ra, rb = FakeReplica("A"), FakeReplica("B")
+    for i in range(keys):
+        rb.write(f"k{i}", f"text number {i}")
+    a, b = pair(cfg)
+    shake(a, b)
+    a.start_sync(ra.sync_summary(), 0.0)
+    return a, ra, b, rb
 
 
 def serve(s: Session, r: FakeReplica, now: float, log: list[ev.Event] | None = None) -> None:
@@ -137,12 +155,7 @@ def test_one_round_is_push_pull() -> None:
 
 def test_large_sync_streams_bounded_chunks_within_the_window() -> None:
     cfg = SessionConfig(window=3, chunk_bytes=400)
-    ra, rb = FakeReplica("A"), FakeReplica("B")
-    for i in range(200):
-        rb.write(f"k{i}", f"text number {i}")
-    a, b = pair(cfg)
-    shake(a, b)
-    a.start_sync(ra.sync_summary(), 0.0)
+    a, ra, b, rb = pulling(cfg, 200)
     in_flight_max = 0
     for _ in range(10_000):
         serve(a, ra, 0.0)
@@ -375,12 +388,7 @@ def test_on_a_lossy_transport_a_lost_hello_is_repeated_and_overtaking_frames_dro
 
 def test_chunks_of_a_pull_are_handed_over_in_order_even_when_they_arrive_reordered() -> None:
     cfg = SessionConfig(window=4, chunk_bytes=300)
-    ra, rb = FakeReplica("A"), FakeReplica("B")
-    for i in range(40):
-        rb.write(f"k{i}", f"text number {i}")
-    a, b = pair(cfg)
-    shake(a, b)
-    a.start_sync(ra.sync_summary(), 0.0)
+    a, ra, b, rb = pulling(cfg, 40)
     b.receive_data(a.data_to_send(), 0.0)
     serve(b, rb, 0.0)
     frames = _split_frames(b.data_to_send())

@@ -10,8 +10,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from memmesh.crdt.codec import packb, unpackb
+from memmesh.gossip.protocol import PolicyConfig
 from memmesh.gossip.protocol.driver import MemoryNetwork
-from memmesh.gossip.protocol.policy import PolicyConfig
 from memmesh.storage import PeerScope, Replica
 from memmesh.storage.keystore import load, remove
 

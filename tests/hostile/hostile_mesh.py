@@ -223,6 +223,20 @@ class Mesh:
         self.canaries.append(memory_id)
         return memory_id
 
+    async def attack(self, victim: str = "victim", peer: str = "honest"
+                     ) -> tuple[Forger, Member, Member, Member]:
+        """The scene most cases start from, started: ``victim`` linked to an honest
+        ``peer`` (which writes the canary) and to ``mallory``, whose payloads the
+        returned :class:`Forger` rewrites.  Returns ``(forger, victim, peer, mallory)``."""
+        forger = Forger()
+        target, honest = self.member(victim), self.member(peer)
+        mallory = self.member("mallory", forger=forger)
+        await self.link(honest, target)
+        await self.link(mallory, target)
+        await self.start()
+        self.canary(honest)
+        return forger, target, honest, mallory
+
     # ------------------------------------------------------------------ running
 
     async def until(self, cond: Callable[[], bool], what: str, *, rounds: int = 60) -> None:

@@ -26,17 +26,10 @@ from dataclasses import dataclass, field
 import trio
 
 from memmesh.crdt.codec import packb
-from memmesh.gossip.protocol import (
-    PROTOCOL_VERSION,
-    Session,
-    SessionConfig,
-    encode_frame,
-    encode_message,
-)
+from memmesh.gossip import ClusterCredentials, cluster_fingerprint
+from memmesh.gossip.protocol import RemoteProtocolError, Session, SessionConfig, encode_frame
 from memmesh.gossip.protocol import events as ev
-from memmesh.gossip.protocol.errors import RemoteProtocolError
-from memmesh.gossip.protocol.messages import Hello, Syn
-from memmesh.gossip.security import ClusterCredentials, cluster_fingerprint
+from memmesh.gossip.protocol.messages import PROTOCOL_VERSION, Hello, Syn, encode_message
 from memmesh.simulations.forgery import payload
 
 

@@ -84,13 +84,7 @@ async def test_claims_for_sixty_thousand_made_up_origins_are_capped_and_a_peer_s
     outgrow the 4 MiB frame cap; at its next link ``Session.start_sync`` raised inside
     the node's nursery: the node died, and died again after every restart."""
     async with Mesh(mode, tmp_path) as mesh:
-        forger = Forger()
-        victim, honest = mesh.member("victim"), mesh.member("honest")
-        mallory = mesh.member("mallory", forger=forger)
-        await mesh.link(honest, victim)
-        await mesh.link(mallory, victim)
-        await mesh.start()
-        mesh.canary(honest)
+        forger, victim, honest, mallory = await mesh.attack()
         mesh.write(honest, "written before the flood")
         for frame in range(2):
             made_up = {f"{frame}-{i:06d}-".ljust(128, "x"): (0, 7) for i in range(30_000)}

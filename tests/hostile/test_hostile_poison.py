@@ -58,13 +58,7 @@ async def test_a_new_key_reusing_another_key_s_dot_hides_nothing_from_a_third_re
     key, reaches the author only by digest repair: the author's own summary claims
     every event of its origin.)"""
     async with Mesh(mode, tmp_path) as mesh:
-        forger = Forger()
-        author, victim = mesh.member("author"), mesh.member("victim")
-        mallory = mesh.member("mallory", forger=forger)
-        await mesh.link(author, victim)
-        await mesh.link(mallory, victim)
-        await mesh.start()
-        mesh.canary(author)
+        forger, victim, author, mallory = await mesh.attack(peer="author")
         real = mesh.write(author, "the real memory")
         await mesh.until(lambda: mallory.replica.get(real) is not None,
                          "the memory to reach mallory")
@@ -89,13 +83,7 @@ async def test_a_logical_counter_near_the_old_limit_is_refused_and_freezes_no_cl
     ``2**32 - 2`` made every ``add`` and ``sync_apply`` of the victim, and of whoever
     pulled from it, raise ``ClockDriftError`` until the wall clock caught up."""
     async with Mesh(mode, tmp_path) as mesh:
-        forger = Forger()
-        victim, honest = mesh.member("victim"), mesh.member("honest")
-        mallory = mesh.member("mallory", forger=forger)
-        await mesh.link(honest, victim)
-        await mesh.link(mallory, victim)
-        await mesh.start()
-        mesh.canary(honest)
+        forger, victim, honest, mallory = await mesh.attack()
         bait = mesh.write(mallory, "bait")
         forged = restamped(state_of(mallory.replica, bait), wall_ms() + 590_000, 2**32 - 2)
         forger.always("victim", shipping(forged))
@@ -111,14 +99,8 @@ async def test_a_set_element_true_is_refused_alone_and_the_set_stays_usable(
     """Case 7: ``True`` inside a synced set state was accepted, then failed every later
     merge of the key: local ``set_add`` and every payload carrying it were refused."""
     async with Mesh(mode, tmp_path) as mesh:
-        forger = Forger()
-        victim, honest = mesh.member("victim"), mesh.member("honest")
-        mallory = mesh.member("mallory", forger=forger)
-        await mesh.link(honest, victim)
-        await mesh.link(mallory, victim)
-        await mesh.start()
+        forger, victim, honest, mallory = await mesh.attack()
         honest.replica.set_add("tags", "x")
-        mesh.canary(honest)
         await mesh.until(lambda: mallory.replica.set_members("tags") == {"x"},
                          "the set to reach mallory")
         origin = mallory.inner._stamps.own_origin()

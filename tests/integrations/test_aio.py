@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from integration_helpers import Clock, sync
+from replica_helpers import Clock, sync
 
 from memmesh.crdt import MemmeshError
 from memmesh.integrations.aio import AsyncMemory, FacadeClosedError

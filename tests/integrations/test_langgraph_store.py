@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 import pytest
-from integration_helpers import Clock, sync
 from langgraph.graph import END, START, StateGraph
 from langgraph.store.base import (
     BaseStore,
@@ -27,6 +26,7 @@ from langgraph.store.base import (
     SearchOp,
 )
 from langgraph.store.memory import InMemoryStore
+from replica_helpers import Clock, sync
 
 from memmesh.integrations.langgraph import MemmeshStore, matches_filter
 from memmesh.semantic import HashingEmbedder, SemanticIndex

@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from integration_helpers import Clock, sync
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
+from replica_helpers import Clock, sync
 
 from memmesh.integrations.background import BackgroundNode
 from memmesh.integrations.mcp import TOOLS

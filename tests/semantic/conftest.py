@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from semantic_helpers import Clock
+from replica_helpers import Clock
 
 from memmesh.semantic import SentenceTransformerEmbedder
 from memmesh.storage import Replica

@@ -9,7 +9,8 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
-from semantic_helpers import Clock, sync_all, version
+from replica_helpers import Clock, sync_all
+from semantic_helpers import version
 
 from memmesh.merge import (
     DEFAULT_DEADLINE_MS,

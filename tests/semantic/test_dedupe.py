@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from semantic_helpers import Clock, sync_all
+from replica_helpers import Clock, sync_all
 
 from memmesh.semantic import HashingEmbedder, SemanticIndex, SentenceTransformerEmbedder
 from memmesh.storage import Replica
@@ -22,11 +22,17 @@ def index_for(replica: Any, clock: Clock) -> SemanticIndex:
     return SemanticIndex(replica, HashingEmbedder(), clock=clock)
 
 
-def test_dedupe_add_returns_the_existing_memory_in_the_same_scope(
-    open_replica: Opener, clock: Clock
-) -> None:
+@pytest.fixture
+def indexed(open_replica: Opener, clock: Clock) -> tuple[Any, SemanticIndex]:
+    """Replica ``r1`` and a hashing index over it."""
     replica = open_replica("r1")
-    index = index_for(replica, clock)
+    return replica, index_for(replica, clock)
+
+
+def test_dedupe_add_returns_the_existing_memory_in_the_same_scope(
+    indexed: tuple[Any, SemanticIndex],
+) -> None:
+    replica, index = indexed
     first = index.add("the user prefers green tea", user_id="u1", actor="a", dedupe=True)
     again = index.add("The user prefers green tea!", user_id="u1", actor="b", dedupe=True)
     assert again == first
@@ -34,10 +40,9 @@ def test_dedupe_add_returns_the_existing_memory_in_the_same_scope(
 
 
 def test_dedupe_never_crosses_scope_or_tier_and_respects_the_threshold(
-    open_replica: Opener, clock: Clock
+    indexed: tuple[Any, SemanticIndex],
 ) -> None:
-    replica = open_replica("r1")
-    index = index_for(replica, clock)
+    _, index = indexed
     first = index.add("the user prefers green tea", user_id="u1", dedupe=True)
     other_user = index.add("the user prefers green tea", user_id="u2", dedupe=True)
     narrower = index.add("the user prefers green tea", user_id="u1", agent_id="g", dedupe=True)
@@ -50,10 +55,9 @@ def test_dedupe_never_crosses_scope_or_tier_and_respects_the_threshold(
 
 @needs_noop_hook
 def test_dedupe_records_a_noop_event_on_the_existing_memory(
-    open_replica: Opener, clock: Clock
+    indexed: tuple[Any, SemanticIndex],
 ) -> None:
-    replica = open_replica("r1")
-    index = index_for(replica, clock)
+    replica, index = indexed
     first = index.add("standup is at ten", user_id="u1", dedupe=True)
     index.add("standup is at ten.", user_id="u1", actor="bot", dedupe=True)
     ops = [event.op for event in replica.history(first)]

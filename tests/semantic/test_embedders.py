@@ -19,7 +19,7 @@ from memmesh.semantic import (
     SentenceTransformerEmbedder,
     content_key,
 )
-from memmesh.semantic import sentence_transformer as st_module
+from memmesh.semantic import _sentence_transformer as st_module
 
 
 class DictStore:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from semantic_helpers import Clock, sync_pair
+from replica_helpers import Clock, sync_pair
 
 from memmesh.semantic import (
     HashingEmbedder,
@@ -14,7 +14,7 @@ from memmesh.semantic import (
     ScoreWeights,
     SemanticIndex,
 )
-from memmesh.semantic.scoring import DAY_MS
+from memmesh.semantic._scoring import DAY_MS
 
 Opener = Callable[..., Any]
 

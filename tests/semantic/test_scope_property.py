@@ -14,7 +14,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from semantic_helpers import Clock, sync_pair
+from replica_helpers import Clock, sync_pair
 
 from memmesh.crdt.dot import base_replica
 from memmesh.semantic import HashingEmbedder, SemanticIndex

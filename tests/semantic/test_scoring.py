@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memmesh.semantic import ScoreWeights
-from memmesh.semantic.scoring import DAY_MS, score_parts, top_k
+from memmesh.semantic._scoring import DAY_MS, score_parts, top_k
 
 
 def test_recency_halves_every_half_life_and_never_exceeds_one() -> None:

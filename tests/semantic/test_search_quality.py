@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from labelled_set import MEMORIES, QUERIES, TOP1_BAR
-from semantic_helpers import Clock
+from replica_helpers import Clock
 
 from memmesh.semantic import SemanticIndex, SentenceTransformerEmbedder
 

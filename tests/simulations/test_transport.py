@@ -16,6 +16,16 @@ def _pair(config: NetworkConfig, mode: str = "tcp") -> tuple[EventLoop, Transpor
     return loop, transport, net
 
 
+def _dial(transport: Transport) -> tuple[Connection, list[str]]:
+    """``a``'s connection to a ``b`` that accepts and ignores it, and the list the
+    reasons of ``a``'s end closing go to."""
+    transport.listen("b", lambda conn: None)
+    conn = transport.connect("a", "b")
+    reasons: list[str] = []
+    conn.on_close = reasons.append
+    return conn, reasons
+
+
 def test_stream_survives_loss_duplication_and_reordering() -> None:
     loop, transport, _ = _pair(NetworkConfig(loss=0.3, duplicate=0.2, reorder=0.3))
     received = bytearray()
@@ -37,11 +47,8 @@ def test_stream_survives_loss_duplication_and_reordering() -> None:
 
 def test_connection_to_an_unreachable_node_times_out() -> None:
     loop, transport, net = _pair(NetworkConfig())
-    transport.listen("b", lambda conn: None)
     net.partition([["a"], ["b"]])
-    conn = transport.connect("a", "b")
-    reasons: list[str] = []
-    conn.on_close = reasons.append
+    conn, reasons = _dial(transport)
     conn.send(b"hello")
     loop.run(600_000_000)
     assert reasons == ["timeout"] and not conn.open
@@ -49,10 +56,7 @@ def test_connection_to_an_unreachable_node_times_out() -> None:
 
 def test_crashed_peer_is_reset_when_it_comes_back() -> None:
     loop, transport, _ = _pair(NetworkConfig())
-    transport.listen("b", lambda conn: None)
-    conn = transport.connect("a", "b")
-    reasons: list[str] = []
-    conn.on_close = reasons.append
+    conn, reasons = _dial(transport)
     conn.send(b"one")
     loop.run(1_000_000)
     transport.unlisten("b")  # crash: b forgets the connection

@@ -13,7 +13,7 @@ from pathlib import Path
 from storage_helpers import sync_once, ticking
 
 from memmesh.crdt.codec import packb, unpackb
-from memmesh.gossip.protocol.session import SessionConfig
+from memmesh.gossip.protocol import SessionConfig
 from memmesh.storage import Replica
 from memmesh.storage.watermarks import MAX_SUMMARY_ORIGINS, capped
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from memmesh.gossip.protocol.replica import NodeReplica, SyncReplica
+from memmesh.gossip.protocol import NodeReplica, SyncReplica
 from memmesh.merge import ConflictReplica
 from memmesh.storage import Replica
 

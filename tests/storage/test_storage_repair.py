@@ -15,7 +15,7 @@ from storage_helpers import sync_once, ticking
 from memmesh.benchmarks.bench_repair import repair_cycle
 from memmesh.crdt import DecodeError, InvalidArgumentError
 from memmesh.crdt.codec import packb, unpackb
-from memmesh.gossip.protocol.session import SessionConfig
+from memmesh.gossip.protocol import SessionConfig
 from memmesh.storage import PeerScope, Replica
 from memmesh.storage.digest import BUCKETS, item_hash
 from memmesh.storage.keystore import load

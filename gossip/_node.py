@@ -1,0 +1,449 @@
+"""The trio shell around the sync policy: listen, dial, discover, time, run storage.
+
+Every sync decision is made by the node's ``SyncPolicy``, the one the simulator and the
+test driver run (h11's split: the protocol is sans-IO, the shell only moves bytes and
+time). ``Node`` wires the parts that do I/O: the TCP listener, TLS (:mod:`._tls`), one
+``Link`` per connection (:mod:`._link`), the dialer (:mod:`._dialer`), mDNS
+(:mod:`._discovery`), a storage worker performing the policy's requests one at a time
+off the event loop, the round timer, the change-journal poller (local writes, another
+process's on the same LMDB path too), the optional conflict resolver, known peers
+(:mod:`._peers`) and ``status()`` (:mod:`._status`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from memmesh.crdt.errors import MemmeshError
+from memmesh.merge import resolve_conflicts
+
+from ._dialer import Dialer
+from ._link import Link, peer_host
+from ._peers import PeerBook
+from ._security import SecurityError, cluster_fingerprint
+from ._status import NodeStatus, node_status
+from ._tls import TlsLayer
+from .protocol import (
+    AccessList,
+    NodeReplica,
+    Notice,
+    PeerLink,
+    PolicyConfig,
+    SessionConfig,
+    SyncPolicy,
+    perform,
+)
+
+__all__ = ["Node", "ShellOptions"]
+
+log = logging.getLogger("memmesh.gossip")
+
+Resolver = Callable[[Any], Any]
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ShellOptions:
+    """The shell's own tunables (the policy's are its :class:`PolicyConfig`)."""
+
+    poll_interval: float = 0.02
+    connect_timeout: float = 5.0
+    tls_timeout: float = 5.0
+    send_timeout: float = 30.0
+    backoff: tuple[float, float] = (0.2, 10.0)
+    mdns_interfaces: tuple[str, ...] | None = None
+    remember_peers: bool = True
+    resolver_interval: float = 1.0
+    resolve_deadline_ms: int = 2000
+    storage_threads: bool = True
+
+
+class Node:
+    """A gossiping replica: ``async with Node(replica, cluster_key=key) as node: ...``.
+
+    Parameters (all but ``replica`` keyword-only):
+
+    ``host``, ``port``
+        Listen address (``port=0``: any free port, read back as ``node.port``).  mDNS
+        advertises and browses on the interface of ``host``.
+    ``cluster_key``
+        Shared secret of the cluster (>= 16 bytes): links are TLS 1.3 with mutual
+        certificate authentication under a CA derived from it (:mod:`._security`).
+        Without it the node refuses to start unless ``insecure=True`` (plain TCP,
+        for tests on one machine only).
+    ``seeds``
+        ``(host, port)`` pairs always dialled (work with ``mdns=False``).
+    ``mdns``
+        Advertise and browse ``_memmesh._tcp.local.`` (python-zeroconf, own thread).
+    ``interval``
+        Mean anti-entropy period in seconds (default 1.0; each round within +-10 %).
+    ``resolver``
+        ``callable(Conflict) -> Resolution | None`` (any resolver of
+        :mod:`memmesh.semantic`, e.g. ``chain(NearDuplicate(), RolePriority([...]))``, or
+        your own) run in a worker thread, every ``resolver_interval``, for each conflict
+        this replica is the elected arbiter for, through
+        :func:`memmesh.merge.resolve_conflicts`: the resolution is written as a RESOLVE
+        that dominates the versions; None leaves the conflict for later.
+
+    Options: ``insecure``, ``acl`` (``{peer replica id: scope}``, the scope handed to
+    ``sync_changes(peer=...)``), ``acl_default`` (scope of peers not in ``acl``; None:
+    all shareable data), ``max_syncs`` (4), ``max_links`` (64),
+    ``max_links_per_address`` (32), ``max_handshakes`` (64), ``max_buffered`` (64 MiB:
+    bytes held for all links, partial frames included), ``poll_interval`` (0.02 s),
+    ``session_config``, ``connect_timeout`` (5 s), ``tls_timeout`` (5 s),
+    ``send_timeout`` (30 s), ``backoff`` ((0.2, 10.0) s), ``mdns_interfaces``,
+    ``remember_peers`` (True), ``resolver_interval`` (1 s), ``resolve_deadline_ms``
+    (2000), ``storage_threads`` (True; False runs storage calls inline, for tests on
+    ``trio.testing.MockClock``), ``rng`` (a ``random.Random``), ``repair_interval``
+    (30 s: one digest repair check per node per interval, see
+    docs/internals.md, section 3; ``math.inf`` leaves only the checks evidence asks for).
+    """
+
+    def __init__(
+        self,
+        replica: NodeReplica,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        cluster_key: bytes | None = None,
+        seeds: Sequence[tuple[str, int]] = (),
+        mdns: bool = True,
+        interval: float = 1.0,
+        resolver: Resolver | None = None,
+        insecure: bool = False,
+        acl: Mapping[str, object] | None = None,
+        acl_default: object = None,
+        max_syncs: int = 4,
+        max_links: int = 64,
+        max_links_per_address: int = 32,
+        max_handshakes: int = 64,
+        max_buffered: int = 64 * MiB,
+        poll_interval: float = 0.02,
+        session_config: SessionConfig | None = None,
+        connect_timeout: float = 5.0,
+        tls_timeout: float = 5.0,
+        send_timeout: float = 30.0,
+        backoff: tuple[float, float] = (0.2, 10.0),
+        mdns_interfaces: Sequence[str] | None = None,
+        remember_peers: bool = True,
+        resolver_interval: float = 1.0,
+        resolve_deadline_ms: int = 2000,
+        storage_threads: bool = True,
+        rng: random.Random | None = None,
+        repair_interval: float = 30.0,
+    ) -> None:
+        if cluster_key is None and not insecure:
+            raise SecurityError(
+                "a cluster_key is required (links are authenticated and encrypted); "
+                "pass insecure=True only for tests on a trusted machine")
+        if interval <= 0 or poll_interval <= 0:
+            raise MemmeshError("interval and poll_interval must be > 0")
+        self.options = ShellOptions(
+            poll_interval=poll_interval, connect_timeout=connect_timeout,
+            tls_timeout=tls_timeout, send_timeout=send_timeout, backoff=backoff,
+            mdns_interfaces=tuple(mdns_interfaces) if mdns_interfaces else None,
+            remember_peers=remember_peers, resolver_interval=resolver_interval,
+            resolve_deadline_ms=resolve_deadline_ms, storage_threads=storage_threads)
+        self.replica = replica
+        self.replica_id: str = replica.replica_id
+        self.host = host
+        self.port = port
+        self.seeds = tuple((str(h), int(p)) for h, p in seeds)
+        self.mdns = mdns
+        self.resolver = resolver
+        self.resolved = 0
+        self.fingerprint = cluster_fingerprint(cluster_key)
+        self.rng = rng or random.Random()
+        self.policy = SyncPolicy(
+            self.replica_id, fingerprint=self.fingerprint, rng=self.rng, now=0.0,
+            max_drift_ms=replica.max_drift_ms,
+            config=PolicyConfig(
+                interval=interval, max_syncs=max_syncs, max_links=max_links,
+                max_links_per_address=max_links_per_address, max_handshakes=max_handshakes,
+                max_buffered=max_buffered, repair_interval=repair_interval),
+            session_config=session_config or SessionConfig(retransmit=False),
+            scope_of=AccessList(acl or {}, acl_default), report=_log_notice)
+        self.tls = TlsLayer(cluster_key, gate=self.policy.handshakes,
+                            counters=self.policy.counters, timeout=tls_timeout)
+        self.dialer = Dialer(self)
+        self.peer_book = PeerBook(self.replica_id)
+        self._links: dict[PeerLink, Link] = {}
+        self._peers_seen: tuple[str, ...] = ()
+        self._link_count_changed = trio.Event()
+        self._storage_lock = trio.CapacityLimiter(1)
+        self._work = trio.Event()  # set (and replaced) after every call into the policy
+        self._nursery: trio.Nursery | None = None
+        self._stack: AsyncExitStack | None = None
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def peers(self) -> tuple[str, ...]:
+        """Replica ids of the peers connected right now (sorted)."""
+        return self.policy.peer_ids()
+
+    def status(self) -> NodeStatus:
+        """A snapshot: peers with lag, counters and clock offset, bytes, the fence line
+        (call from the trio thread)."""
+        return node_status(self.policy, self._links, host=self.host, port=self.port,
+                           secure=self.tls.secure, write_fence=self.replica.write_fence,
+                           now=trio.current_time(), wall_ms=self.wall_ms(), unix=time.time())
+
+    def add_seed(self, host: str, port: int) -> None:
+        """Dial ``(host, port)`` from now on, like a seed."""
+        self.dialer.ensure((host, port), persistent=True)
+
+    async def sync_now(self) -> None:
+        """Start a pull on every connected link and wait until their requests went out."""
+        self.policy.pull_all(trio.current_time())
+        self.after_policy()
+        while any(lk.awaiting_summary for lk in self.policy.registered.values()):
+            await self._work.wait()
+
+    async def wait_for_peers(self, n: int, timeout: float = 30.0) -> None:
+        """Wait until at least ``n`` peers are connected (raises ``trio.TooSlowError``)."""
+        with trio.fail_after(timeout):
+            while len(self.peers) < n:
+                await self._link_count_changed.wait()
+
+    async def __aenter__(self) -> Node:
+        if self._stack is not None:
+            raise MemmeshError("a Node can only be entered once")
+        self._stack = AsyncExitStack()
+        await self._stack.__aenter__()
+        try:
+            self._nursery = await self._stack.enter_async_context(trio.open_nursery())
+            await self._start(self._nursery)
+        except BaseException as exc:
+            await self._stack.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    async def __aexit__(self, *exc: Any) -> bool | None:
+        assert self._nursery is not None and self._stack is not None
+        with trio.CancelScope(shield=True), trio.move_on_after(5):
+            await self._save_known()
+        self._nursery.cancel_scope.cancel()
+        return await self._stack.__aexit__(*exc)
+
+    async def handle_stream(self, stream: trio.abc.Stream, *, outbound: bool,
+                            peer_id: str | None = None,
+                            address: tuple[str, int] | None = None,
+                            host: str | None = None) -> Link:
+        """Run a link over an already connected (and, if secure, authenticated) stream.
+
+        ``peer_id`` is the authenticated identity the peer's HELLO must match; ``host``
+        the peer's address for the per-address cap (``address[0]`` when dialled).  Used
+        by the TCP listener and dialers, and by tests with ``trio.testing`` streams.
+        """
+        plink = self.policy.open_link(
+            trio.current_time(), self.wall_ms(), outbound=outbound, expected_peer_id=peer_id,
+            address=host or (address[0] if address is not None else None))
+        link = Link(self, stream, plink, address=address, send_timeout=self.options.send_timeout)
+        self._links[plink] = link
+        self.after_policy()
+        try:
+            await link.run()
+        finally:
+            self._links.pop(plink, None)
+            self.after_policy()
+        return link
+
+    def discovered(self, replica_id: str, host: str, port: int) -> None:
+        """A peer announced itself (mDNS): dial it when the policy says so."""
+        if replica_id == self.replica_id:
+            return
+        self.dialer.learnt((host, port), replica_id, only_if_new=True)
+        delay = self.policy.dial_delay(replica_id)
+        if delay is not None:
+            self.dialer.ensure((host, port), persistent=False, delay=delay)
+
+    # ------------------------------------------------------------------ for links
+
+    def wall_ms(self) -> int:
+        """The replica's wall clock (the one HELLOs carry and the fence is judged by)."""
+        return int(self.replica.clock())
+
+    def link_of(self, plink: PeerLink) -> Link | None:
+        return self._links.get(plink)
+
+    def after_policy(self) -> None:
+        """After any call into the policy: wake the storage worker and the links whose
+        sessions have something to send, and notice peers that came or went."""
+        self._work.set()
+        self._work = trio.Event()
+        for plink in self.policy.touched():
+            link = self._links.get(plink)
+            if link is not None:
+                link.wake()
+        peers = self.policy.peer_ids()
+        if peers != self._peers_seen:
+            for rid in set(peers) - set(self._peers_seen):
+                self._remember(rid)
+            self._peers_seen = peers
+            self._link_count_changed.set()
+            self._link_count_changed = trio.Event()
+
+    def spawn(self, fn: Callable[[], Any]) -> None:
+        if self._nursery is not None:
+            self._nursery.start_soon(fn)
+
+    async def storage(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a replica call off the event loop, one at a time."""
+        call = functools.partial(fn, *args, **kwargs)
+        if not self.options.storage_threads:
+            return call()
+        return await trio.to_thread.run_sync(call, limiter=self._storage_lock)
+
+    # ------------------------------------------------------------------ start-up
+
+    async def _start(self, nursery: trio.Nursery) -> None:
+        _raise_fd_limit()
+        self.policy.next_round = trio.current_time() + \
+            self.policy.config.interval * self.rng.random()
+        await self.tls.start(self.replica_id)
+        listeners = await nursery.start(
+            functools.partial(trio.serve_tcp, self._inbound, self.port, host=self.host))
+        self.port = listeners[0].socket.getsockname()[1]
+        self.policy.port = self.port
+        nursery.start_soon(self._storage_loop)
+        nursery.start_soon(self._round_loop)
+        nursery.start_soon(self._journal_loop)
+        if self.resolver is not None:
+            nursery.start_soon(self._resolver_loop)
+        for addr in self.seeds:
+            self.dialer.ensure(addr, persistent=True)
+        if self.options.remember_peers:
+            for kp in await self.storage(self.peer_book.load, self.replica):
+                self.dialer.ensure((kp.host, kp.port), persistent=False)
+        if self.mdns:
+            from ._discovery import MdnsDiscovery
+
+            self.discovery = MdnsDiscovery(self)
+            await nursery.start(self.discovery.run)
+
+    def _remember(self, rid: str) -> None:
+        """A peer registered: remember where it listens (for restarts)."""
+        plink = self.policy.link_to(rid)
+        link = None if plink is None else self._links.get(plink)
+        if link is None:
+            return
+        if link.address is not None:
+            self.dialer.learnt(link.address, rid)
+        where = link.listen_address()
+        if where is not None:
+            self.peer_book.remember(rid, where, int(time.time() * 1000))
+
+    async def _save_known(self) -> None:
+        if self.options.remember_peers:
+            try:
+                await self.storage(self.peer_book.save, self.replica)
+            except (MemmeshError, AttributeError) as exc:
+                log.warning("could not save known peers: %s", type(exc).__name__)
+
+    # ------------------------------------------------------------------ loops
+
+    async def _inbound(self, stream: trio.SocketStream) -> None:
+        try:
+            host = peer_host(stream)
+            wrapped, peer_id = await self.tls.accept(stream)
+            if wrapped is not None:
+                await self.handle_stream(wrapped, outbound=False, peer_id=peer_id, host=host)
+        except Exception as exc:  # one bad connection must never take the listener down
+            log.warning("inbound connection failed: %s", type(exc).__name__)
+
+    async def _storage_loop(self) -> None:
+        """Perform the policy's storage requests in order, in the storage thread."""
+        policy = self.policy
+        while True:
+            req = policy.next_request()
+            if req is None:
+                await self._work.wait()
+                continue
+            outcome = await self.storage(perform, self.replica, req)
+            policy.complete(req, outcome, trio.current_time())
+            self.after_policy()
+
+    async def _round_loop(self) -> None:
+        while True:
+            await trio.sleep_until(self.policy.next_round)
+            self.policy.round(trio.current_time(), self.wall_ms())
+            self.after_policy()
+
+    async def _journal_loop(self) -> None:
+        """Poll the change journal; tell the policy of local writes (priority first)."""
+        seq = await self.storage(self.replica.journal_seq)
+        while True:
+            await trio.sleep(self.options.poll_interval)
+            try:
+                cur = await self.storage(self.replica.journal_seq)
+                if cur == seq:
+                    continue
+                local = priority = False
+                while True:
+                    batch = await self.storage(self.replica.changes_since, seq)
+                    seq = batch.seq
+                    if batch.reset:
+                        local = True
+                    for change in batch.changes:
+                        is_local, is_prio = _flags(change)
+                        local |= is_local
+                        priority |= is_local and is_prio
+                    if not batch.changes or seq >= cur:
+                        break
+            except MemmeshError as exc:
+                log.warning("journal poll failed: %s", type(exc).__name__)
+                continue
+            if local and self.policy.registered:
+                self.policy.local_writes(priority=priority)
+                self.after_policy()
+
+    async def _resolver_loop(self) -> None:
+        """Every ``resolver_interval``, resolve the conflicts this replica is the elected
+        arbiter for (:func:`memmesh.merge.resolve_conflicts`: one loop for the node and
+        for direct callers).  It runs in its own worker thread, outside the storage
+        limiter, so a slow resolver (an LLM) never holds up syncs."""
+        assert self.resolver is not None
+        opts = self.options
+        while True:
+            await trio.sleep(opts.resolver_interval)
+            try:
+                outcomes = await trio.to_thread.run_sync(functools.partial(
+                    resolve_conflicts, self.replica, self.resolver,
+                    deadline_ms=opts.resolve_deadline_ms))
+                self.resolved += sum(1 for o in outcomes if o.version is not None)
+            except Exception:  # a user's resolver must not stop the node
+                log.exception("conflict resolution failed")
+
+
+def _log_notice(notice: Notice) -> None:
+    (log.warning if notice.level == "warning" else log.info)("%s", notice)
+
+
+def _raise_fd_limit() -> None:
+    """Raise this process's open-file limit to its hard limit (connections are files:
+    the default 1,024 lets a flood of connections make ``accept`` fail)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError) as exc:  # not permitted / not POSIX
+        log.info("could not raise the open-file limit: %s", type(exc).__name__)
+
+
+def _flags(change: Any) -> tuple[bool, bool]:
+    """(local, priority) of a journal entry: an object with fields or a 4-tuple."""
+    if hasattr(change, "local"):
+        return bool(change.local), bool(getattr(change, "priority", False))
+    return bool(change[2]), bool(change[3])

@@ -1,0 +1,478 @@
+"""``SemanticIndex``: scoped, exact semantic search over one replica's memories.
+
+One row per standing version (a conflicted memory is found by any of its versions and
+ranked by its best), kept current from the replica's change journal: only the memories
+that changed are re-read, local or merged from a peer, and a journal reset rescans.
+Vectors come from a ``CachedEmbedder`` over the replica's aux store, so a rescan after a
+restart runs no model. Every filter applies *before* ranking: scope, expiry (the index's
+clock at query time: expiry writes nothing to the journal) and privacy (another
+replica's private memory is never a candidate). Each hit is re-read and its scope
+re-checked, so a stale row can only drop a result, never leak one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from memmesh.crdt.dot import base_replica
+
+from ._cache import CachedEmbedder
+from ._embedding import Embedder, check_embeddings
+from ._errors import InvalidQueryError
+from ._replica import IndexedReplica
+from ._rows import SCOPE_FIELDS, RowData, RowStore
+from ._scoring import ScoreParts, ScoreWeights, score_parts, top_k
+
+JOURNAL_PAGE = 1000
+QUERY_CACHE_SIZE = 256
+#: Extra candidates fetched beyond k, covering hits that vanish between scan and read.
+SLACK = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One search result.
+
+    ``record`` is the memory (a ``MemoryRecord``), ``version`` the standing version that
+    matched, ``similarity`` the raw cosine, ``parts`` the weighted contributions of the
+    score (similarity, recency, confidence, trust), which sum to ``score``.
+    """
+
+    record: Any
+    version: Any
+    score: float
+    similarity: float
+    parts: ScoreParts
+
+    @property
+    def id(self) -> str:
+        return str(self.record.id)
+
+    @property
+    def text(self) -> str:
+        return str(self.version.text)
+
+
+def _wall_ms(timestamp: Any) -> float:
+    return float(getattr(timestamp, "wall_ms", 0))
+
+
+def _scope_of(record: Any) -> tuple[str | None, ...]:
+    return tuple(getattr(record, name, None) for name in SCOPE_FIELDS)
+
+
+class SemanticIndex:
+    """Semantic search over ``replica``, kept current from its change journal.
+
+    ``embedder`` defaults to :class:`~memmesh.semantic.SentenceTransformerEmbedder`
+    (bundled all-MiniLM-L6-v2, CPU). ``weights`` configures the ranking
+    (:class:`~memmesh.semantic.ScoreWeights`); ``clock`` returns wall milliseconds and
+    defaults to the replica's, so expiry is judged as storage judges it.
+    """
+
+    def __init__(
+        self,
+        replica: IndexedReplica,
+        embedder: Embedder | None = None,
+        *,
+        weights: ScoreWeights | None = None,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
+        if embedder is None:
+            from ._sentence_transformer import SentenceTransformerEmbedder
+
+            embedder = SentenceTransformerEmbedder()
+        self.replica = replica
+        self.embedder = CachedEmbedder(embedder, replica)
+        self.weights = weights or ScoreWeights()
+        self._clock: Callable[[], int] = clock or replica.clock
+        self._rows: RowStore | None = None
+        self._seq: int | None = None
+        self._queries: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
+        self.rescans = 0
+        self.reindexed = 0
+        self._lock = threading.RLock()  # one index may serve a gossip thread and callers
+
+    # -- keeping up with the replica -------------------------------------------------
+
+    @property
+    def replica_id(self) -> str:
+        return self.replica.replica_id
+
+    def __len__(self) -> int:
+        """Number of indexed versions."""
+        self.refresh()
+        return 0 if self._rows is None else len(self._rows)
+
+    def refresh(self) -> int:
+        """Bring the index up to date with the replica; return how many memories were
+        re-read. Called by every search, so explicit calls are only for warming up."""
+        with self._lock:
+            return self._refresh()
+
+    def _refresh(self) -> int:
+        if self._seq is None:
+            return self._rescan()
+        count = 0
+        while True:
+            batch = self.replica.changes_since(self._seq, limit=JOURNAL_PAGE)
+            if batch.reset:
+                return count + self._rescan()
+            ids = list(dict.fromkeys(change.memory_id for change in batch.changes))
+            if ids:
+                self._reindex(ids)
+                count += len(ids)
+            advanced = batch.seq != self._seq
+            self._seq = batch.seq
+            if not batch.changes or not advanced:
+                return count
+
+    def _rescan(self) -> int:
+        seq = self.replica.journal_seq()  # read first: later changes are replayed next time
+        records = list(self.replica.list())
+        if self._rows is not None:
+            self._rows.clear()
+        self._put(records)
+        self._seq = seq
+        self.rescans += 1
+        return len(records)
+
+    def _reindex(self, memory_ids: Sequence[str]) -> None:
+        records = []
+        for memory_id in memory_ids:
+            if self._rows is not None:
+                self._rows.remove(memory_id)
+            record = self.replica.get(memory_id)
+            if record is not None and getattr(record, "versions", None):
+                records.append(record)
+        self._put(records)
+
+    def _hidden(self, record: Any) -> bool:
+        """A private memory that another replica created: never searchable here."""
+        if getattr(record, "tier", "shared") != "private":
+            return False
+        origin = getattr(getattr(record, "created_at", None), "replica", None)
+        return origin is not None and base_replica(origin) != self.replica_id
+
+    def _put(self, records: Iterable[Any]) -> None:
+        records = [r for r in records if getattr(r, "versions", None)]
+        if not records:
+            return
+        texts = [v.text for r in records for v in r.versions]
+        vectors = self.embedder.embed(texts)
+        if self._rows is None:
+            self._rows = RowStore(int(vectors.shape[1]))
+        elif vectors.shape[1] != self._rows.dimension:
+            raise InvalidQueryError("embedder dimension changed under the index")
+        position = 0
+        for record in records:
+            scope = _scope_of(record)
+            expires = record.expires_at
+            hidden = self._hidden(record)
+            rows = []
+            for i, version in enumerate(record.versions):
+                rows.append(
+                    RowData(
+                        vector=vectors[position],
+                        scope=scope,
+                        tier=str(getattr(record, "tier", "shared")),
+                        expires_ms=float(expires) if expires is not None else np.inf,
+                        timestamp_ms=_wall_ms(version.timestamp),
+                        prior=self.weights.prior(version.confidence, version.actor),
+                        hidden=hidden,
+                        secondary=i > 0,
+                        single=len(record.versions) == 1,
+                        dot=version.dot,
+                    )
+                )
+                position += 1
+            self._rows.put(record.id, rows)
+        self.reindexed += len(records)
+
+    # -- search ----------------------------------------------------------------------
+
+    def embed_query(self, query: str) -> npt.NDArray[np.float32]:
+        """The query's unit vector (memoised in process; queries are not persisted)."""
+        vector = self._queries.get(query)
+        if vector is None:
+            vector = check_embeddings(self.embedder.embedder.embed([query]), 1)[0]
+            self._queries[query] = vector
+            if len(self._queries) > QUERY_CACHE_SIZE:
+                self._queries.popitem(last=False)
+        else:
+            self._queries.move_to_end(query)
+        return vector
+
+    @staticmethod
+    def _check_filters(scope_filters: dict[str, Any]) -> dict[str, str | None]:
+        """Validate scope filters. As in ``replica.list``, a filter given as None matches
+        memories without that field; leave a field out to not filter on it."""
+        unknown = set(scope_filters) - set(SCOPE_FIELDS)
+        if unknown:
+            raise InvalidQueryError(
+                f"unknown scope filter(s) {sorted(unknown)}; use {', '.join(SCOPE_FIELDS)}"
+            )
+        for name, value in scope_filters.items():
+            if value is not None and not isinstance(value, str):
+                raise InvalidQueryError(f"{name} must be a str or None")
+        return dict(scope_filters)
+
+    def _candidates(
+        self, filters: dict[str, str | None], now_ms: float, tier: str | None = None
+    ) -> npt.NDArray[np.intp]:
+        """Rows that may be returned: alive, in scope (and tier), unexpired, not hidden."""
+        rows = self._rows
+        if rows is None:
+            return np.zeros(0, dtype=np.intp)
+        n = rows.size
+        mask = rows.alive[:n] & ~rows.hidden[:n] & (rows.expires[:n] > now_ms)
+        wanted = [(SCOPE_FIELDS.index(name), value) for name, value in filters.items()]
+        if tier is not None:
+            wanted.append((len(SCOPE_FIELDS), tier))
+        for column, value in wanted:
+            code = rows.code(column, value)
+            if code is None:
+                return np.zeros(0, dtype=np.intp)
+            mask &= rows.scope[:n, column] == code
+        return np.flatnonzero(mask)
+
+    def _record_matches(
+        self, record: Any, filters: dict[str, str | None], now_ms: float
+    ) -> bool:
+        if any(getattr(record, name, None) != value for name, value in filters.items()):
+            return False
+        if record.expires_at is not None and record.expires_at <= now_ms:
+            return False
+        return not self._hidden(record)
+
+    def search(
+        self, query: str, k: int = 10, *, now_ms: int | None = None, **scope_filters: Any
+    ) -> list[Hit]:
+        """The ``k`` best memories for ``query`` within the scope filters.
+
+        ``scope_filters`` are ``app_id``, ``user_id``, ``agent_id``, ``run_id``, matched by
+        equality as in ``replica.list`` (None matches an absent field). Results are ordered
+        best first; each memory appears once.
+        """
+        if not isinstance(query, str):
+            raise InvalidQueryError("query must be a str")
+        return self.search_vector(self.embed_query(query), k, now_ms=now_ms, **scope_filters)
+
+    def search_vector(
+        self,
+        vector: npt.NDArray[np.float32],
+        k: int = 10,
+        *,
+        now_ms: int | None = None,
+        **scope_filters: Any,
+    ) -> list[Hit]:
+        """:meth:`search` for an already embedded query (unit vector)."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InvalidQueryError("k must be a positive int")
+        filters = self._check_filters(scope_filters)
+        with self._lock:
+            self._refresh()
+            return self._search(vector, k, filters, now_ms)
+
+    def _search(
+        self,
+        vector: npt.NDArray[np.float32],
+        k: int,
+        filters: dict[str, str | None],
+        now_ms: int | None,
+    ) -> list[Hit]:
+        now = float(self._clock() if now_ms is None else now_ms)
+        rows = self._rows
+        candidates = self._candidates(filters, now)
+        if rows is None or candidates.size == 0:
+            return []
+        n = rows.size
+        if candidates.size * 3 > n:
+            similarity = (rows.vectors[:n] @ vector)[candidates]
+        else:
+            similarity = rows.vectors[candidates] @ vector
+        w = self.weights
+        scores = similarity * np.float32(w.similarity) if w.similarity != 1.0 else similarity
+        if w.recency:
+            recency = w.recency_factor(rows.timestamps[candidates], now)
+            scores = scores + (w.recency * recency).astype(np.float32)
+        if w.confidence or w.trust:
+            scores = scores + rows.prior[candidates]
+        # Each memory counts once (its best version); fetching `extra` more rows than k,
+        # one per secondary version in scope, keeps the top k distinct memories exact.
+        extra = int(np.count_nonzero(rows.secondary[candidates]))
+        order = top_k(scores, k + extra + SLACK)
+        hits: list[Hit] = []
+        seen: set[str] = set()
+        for position in order:
+            row = int(candidates[position])
+            memory_id = rows.owner[row]
+            if memory_id is None or memory_id in seen:
+                continue
+            seen.add(memory_id)
+            record = self.replica.get(memory_id)
+            if record is None or not self._record_matches(record, filters, now):
+                continue
+            version = next((v for v in record.versions if v.dot == rows.dots[row]), None)
+            if version is None:
+                continue
+            cosine = float(similarity[position])
+            parts = score_parts(
+                w, cosine=cosine, timestamp_ms=_wall_ms(version.timestamp), now_ms=now,
+                confidence=version.confidence, actor=version.actor,
+            )
+            hits.append(Hit(record, version, float(scores[position]), cosine, parts))
+            if len(hits) == k:
+                break
+        return hits
+
+    # -- near-duplicates ---------------------------------------------------------------
+
+    def find_duplicate(
+        self,
+        text: str,
+        *,
+        threshold: float = 0.95,
+        tier: str = "shared",
+        now_ms: int | None = None,
+        **scope: Any,
+    ) -> tuple[str, float] | None:
+        """The live memory in exactly this scope and tier whose text is closest to
+        ``text`` with cosine >= ``threshold``, as ``(memory_id, cosine)``; else None.
+
+        Exact scope: a field left out must be absent on the match too (unlike a search,
+        where it is not filtered on), so a duplicate is never found in a neighbouring scope.
+        """
+        self._check_filters(scope)
+        filters = {name: scope.get(name) for name in SCOPE_FIELDS}
+        vector = self.embedder.embed([text])[0]
+        with self._lock:
+            self._refresh()
+            rows = self._rows
+            now = float(self._clock() if now_ms is None else now_ms)
+            candidates = self._candidates(filters, now, tier)
+            if rows is None or candidates.size == 0:
+                return None
+            similarity = rows.vectors[candidates] @ vector
+            best = int(np.argmax(similarity))
+            memory_id = rows.owner[int(candidates[best])]
+        if float(similarity[best]) < threshold or memory_id is None:
+            return None
+        return memory_id, float(similarity[best])
+
+    def add(
+        self,
+        text: str,
+        *,
+        dedupe: bool = False,
+        threshold: float = 0.95,
+        actor: str | None = None,
+        **options: Any,
+    ) -> str:
+        """``replica.add(text, ...)``, or, with ``dedupe=True``, a NOOP when a live memory
+        in the same scope and tier already says the same (cosine >= ``threshold``): the
+        existing id is returned and a NOOP event is recorded on it."""
+        if dedupe:
+            scope = {name: options.get(name) for name in SCOPE_FIELDS}
+            tier = options.get("tier") or self._default_tier(scope)
+            found = self.find_duplicate(text, threshold=threshold, tier=tier, **scope)
+            if found is not None:
+                memory_id, similarity = found
+                self._record_noop(
+                    memory_id, actor,
+                    {"reason": "near-duplicate", "similarity": round(similarity, 6), "text": text},
+                )
+                return memory_id
+        memory_id = str(self.replica.add(text, actor=actor, **options))
+        return memory_id
+
+    def _record_noop(self, memory_id: str, actor: str | None, detail: dict[str, Any]) -> None:
+        """Record a NOOP event (history only, no state change) on ``memory_id``."""
+        self.replica.record_noop(memory_id, actor=actor, detail=detail)
+
+    @staticmethod
+    def _default_tier(scope: dict[str, Any]) -> str:
+        """Storage's default tier: run-scoped memories are private unless said otherwise."""
+        return "private" if scope.get("run_id") is not None else "shared"
+
+    def merge_near_duplicates(
+        self, *, threshold: float = 0.95, actor: str | None = None, now_ms: int | None = None
+    ) -> list[tuple[str, str]]:
+        """Fold memories that say the same thing into one, by a rule every replica agrees on.
+
+        Concurrent near-duplicate adds on two replicas create two memories; after sync,
+        each replica finds the same groups (single-version memories in the same exact
+        scope and tier, cosine >= ``threshold``, linked transitively) and keeps the one
+        created first (hybrid timestamp, then id), deleting the others and recording a
+        NOOP on the survivor. Returns ``(kept_id, dropped_id)`` pairs.
+        """
+        now = float(self._clock() if now_ms is None else now_ms)
+        with self._lock:
+            self._refresh()
+            clusters = self._duplicate_clusters(threshold, now)
+        merged: list[tuple[str, str]] = []
+        for ids in clusters:
+            records = [r for r in (self.replica.get(i) for i in ids) if r is not None]
+            if len(records) < 2:
+                continue
+            records.sort(key=lambda r: (r.created_at, r.id))
+            keeper = records[0]
+            for duplicate in records[1:]:
+                self.replica.delete(duplicate.id)
+                self._record_noop(
+                    keeper.id, actor,
+                    {"reason": "near-duplicate", "merged": duplicate.id,
+                     "text": duplicate.versions[0].text},
+                )
+                merged.append((keeper.id, duplicate.id))
+        return merged
+
+    def _duplicate_clusters(self, threshold: float, now: float) -> list[list[str]]:
+        """Groups (of two or more) of near-duplicate single-version memories sharing an
+        exact scope and tier: connected components of the cosine >= threshold graph."""
+        rows = self._rows
+        if rows is None:
+            return []
+        n = rows.size
+        eligible = rows.alive[:n] & rows.single[:n] & ~rows.hidden[:n] & (rows.expires[:n] > now)
+        candidates = np.flatnonzero(eligible)
+        if candidates.size < 2:
+            return []
+        parent = {int(r): int(r) for r in candidates}
+
+        def find(row: int) -> int:
+            while parent[row] != row:
+                parent[row] = parent[parent[row]]
+                row = parent[row]
+            return row
+
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for row in candidates:
+            groups.setdefault(tuple(int(c) for c in rows.scope[row]), []).append(int(row))
+        for members in groups.values():
+            if len(members) < 2:
+                continue
+            index = np.array(members, dtype=np.intp)
+            matrix = rows.vectors[index]
+            for start in range(0, len(members), 256):
+                block = matrix[start : start + 256] @ matrix.T
+                ii, jj = np.nonzero(block >= threshold)
+                for i, j in zip(ii.tolist(), jj.tolist(), strict=True):
+                    a, b = members[start + i], members[j]
+                    if a < b:
+                        ra, rb = find(a), find(b)
+                        if ra != rb:
+                            parent[max(ra, rb)] = min(ra, rb)
+        clusters: dict[int, list[str]] = {}
+        for row in candidates:
+            memory_id = rows.owner[int(row)]
+            if memory_id is not None:
+                clusters.setdefault(find(int(row)), []).append(memory_id)
+        return [ids for ids in clusters.values() if len(ids) > 1]
