@@ -26,14 +26,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
-from .canonical import check_element, packb
-from .causal_context import CausalContext
-from .dot import Dot
-from .errors import InvalidArgumentError
-from .hlc import Timestamp
-from .lwwregister import LWWRegister
-from .mvregister import MVRegister
-from .orset import ORSet
+from ._canonical import check_element, packb
+from ._causal_context import CausalContext
+from ._dot import Dot
+from ._errors import InvalidArgumentError
+from ._hlc import Timestamp
+from ._lwwregister import LWWRegister
+from ._mvregister import MVRegister
+from ._orset import ORSet
 
 __all__ = [
     "KIND_MEMORY",

@@ -54,11 +54,14 @@ from typing import Any, Generic, TypeAlias, TypeVar
 
 from hypothesis import strategies as st
 
-from .causal_context import CausalContext
-from .codec import decode, encode
-from .dot import Dot
-from .hlc import Timestamp
-from .join import Joinable, join
+from ._causal_context import CausalContext
+from ._codec import decode, encode
+from ._dot import Dot
+from ._hlc import Timestamp
+from ._join import Joinable, join
+from ._lwwregister import LWWRegister
+from ._mvregister import MVRegister
+from ._orset import ORSet
 from .keystate import (
     KIND_MEMORY,
     KIND_SET,
@@ -70,9 +73,6 @@ from .keystate import (
     KeyState,
     VersionData,
 )
-from .lwwregister import LWWRegister
-from .mvregister import MVRegister
-from .orset import ORSet
 
 __all__ = [
     "DEFAULT_REPLICAS",

@@ -20,9 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from memmesh.crdt import DecodeError, InvalidArgumentError
-from memmesh.crdt.codec import packb, unpackb
-from memmesh.crdt.dot import base_replica, check_replica
+from memmesh.crdt import (
+    DecodeError,
+    InvalidArgumentError,
+    base_replica,
+    check_replica,
+    packb,
+    unpackb,
+)
 
 __all__ = [
     "DIGEST_BUCKETS",

@@ -3,7 +3,8 @@
 Each layer imports only from itself and from the layers it is allowed to see; a module
 whose import breaks the rule fails this test with the module, the import and the rule.
 ``KNOWN`` lists the imports the tree still breaks while it is being reshaped (issue 12);
-it only ever shrinks, and an entry that no longer occurs fails the test too.
+it only ever shrinks, and an entry that no longer occurs fails the test too. A module
+named ``_x`` is private to its package: no library module outside that package imports it.
 """
 
 from __future__ import annotations
@@ -102,6 +103,41 @@ def _imports(path: Path) -> list[str]:
     return found
 
 
+def _private_owner(dotted: str) -> str | None:
+    """The package a dotted name is private to (the part before its first ``_x``), or
+    None when every part is public."""
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        if part.startswith("_") and not part.startswith("__"):
+            return ".".join(parts[:i])
+    return None
+
+
+def _private_imports() -> set[tuple[str, str]]:
+    """(module, imported) pairs where a library module imports what another package
+    keeps private (tests, simulations and benchmarks may, as trio's tests do)."""
+    bad: set[tuple[str, str]] = set()
+    for folder in FOLDERS:
+        for path in (ROOT / folder).rglob("*.py"):
+            package = ".".join(_package(path))
+            tree = ast.parse(path.read_text(), filename=str(path))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom):
+                    base = node.module or ""
+                    if node.level:
+                        parts = _package(path)[:len(_package(path)) - node.level + 1]
+                        base = ".".join([*parts, *([base] if base else [])])
+                    names = [f"{base}.{a.name}" for a in node.names]
+                else:
+                    names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                for name in names:
+                    owner = _private_owner(name)
+                    if (owner is not None and owner.startswith("memmesh")
+                            and package != owner and not package.startswith(owner + ".")):
+                        bad.add((path.relative_to(ROOT).with_suffix("").as_posix(), name))
+    return bad
+
+
 def _violations() -> set[tuple[str, str]]:
     bad: set[tuple[str, str]] = set()
     for folder in FOLDERS:
@@ -129,3 +165,9 @@ def test_every_library_import_follows_the_layer_rule() -> None:
 def test_the_list_of_known_breaks_only_shrinks() -> None:
     gone = KNOWN - _violations()
     assert not gone, f"fixed, remove from KNOWN: {sorted(gone)}"
+
+
+def test_no_library_module_imports_another_packages_private_module() -> None:
+    bad = _private_imports()
+    assert not bad, "\n".join(f"{module} imports {name}, private to its package: import "
+                              f"the public name instead" for module, name in sorted(bad))

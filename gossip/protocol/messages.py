@@ -1,8 +1,8 @@
 """The wire messages of the gossip protocol and their validated msgpack encoding.
 
 Every frame body is one msgpack array ``[code, field, ...]`` packed with the canonical
-:func:`memmesh.crdt.codec.packb` and read back with
-:func:`memmesh.crdt.codec.unpackb` (explicit limits).  Decoding checks the arity, the
+:func:`memmesh.crdt.packb` and read back with
+:func:`memmesh.crdt.unpackb` (explicit limits).  Decoding checks the arity, the
 type and the range of every field, so nothing malformed reaches the state machine.
 
 ==========  ====  ===========================================================
@@ -33,8 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from memmesh.crdt.codec import packb, unpackb
-from memmesh.crdt.errors import DecodeError
+from memmesh.crdt import DecodeError, packb, unpackb
 
 from .errors import RemoteProtocolError
 

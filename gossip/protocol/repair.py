@@ -1,7 +1,7 @@
 """When a node runs digest repair, with which peer, and which keys it asks for.
 
 Watermarks (Scuttlebutt) cannot see a divergence that a false claim, a bug or a
-restored backup hid; storage's digest repair can (``memmesh.storage.repair``: bucketed
+restored backup hid; storage's digest repair can (``memmesh.storage._repair``: bucketed
 state digests compared, then the keys of the differing buckets listed and shipped: one
 level of the Merkle-tree anti-entropy of Dynamo, Cassandra and Riak's AAE, which runs
 continuously in the background because operators forget to run repair by hand).  The

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from memmesh.crdt.errors import MemmeshError
+from memmesh.crdt import MemmeshError
 
 from .peerlink import PeerLink
 from .replica import ApplyReport, SyncReplica

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from memmesh.crdt.dot import base_replica
-from memmesh.crdt.errors import DecodeError
+from memmesh.crdt import DecodeError, base_replica
 from memmesh.storage.wire import Summary, parse_changes, parse_summary
 
 __all__ = ["advance_summary", "asks_repair", "changes_empty", "push_summary", "summary_lag",

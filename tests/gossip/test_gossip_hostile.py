@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from gossip_procs import KEY, NodeProc, TcpProxy, wait_until
 
-from memmesh.crdt.codec import packb
+from memmesh.crdt import packb
 from memmesh.gossip.protocol import PROTOCOL_VERSION, encode_frame, encode_message
 from memmesh.gossip.protocol.messages import Hello, Syn
 from memmesh.gossip.security import ClusterCredentials, cluster_fingerprint

@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memmesh.crdt import MemmeshError
-from memmesh.crdt.codec import packb
+from memmesh.crdt import MemmeshError, packb
 from memmesh.gossip.protocol import (
     PROTOCOL_VERSION,
     FrameDecoder,

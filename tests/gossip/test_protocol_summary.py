@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from memmesh.crdt import DecodeError
-from memmesh.crdt.codec import packb, unpackb
+from memmesh.crdt import DecodeError, packb, unpackb
 from memmesh.gossip.protocol.summary import (
     advance_summary,
     changes_empty,

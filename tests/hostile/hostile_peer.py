@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from memmesh.crdt.codec import packb
+from memmesh.crdt import packb
 from memmesh.gossip.protocol import (
     PROTOCOL_VERSION,
     Session,

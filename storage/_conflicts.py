@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .env import Env
-from .keystore import load
-from .reads import scope_filters, to_record
-from .records import MemoryRecord
+from ._env import Env
+from ._keystore import load
+from ._reads import scope_filters, to_record
+from ._records import MemoryRecord
 
 __all__ = ["Conflicts"]
 

@@ -1,7 +1,7 @@
 """The canonical byte form of a key state (:mod:`memmesh.crdt.keystate`): encode, and
 decode with full validation, since states arrive from untrusted peers.
 
-Positional msgpack (through :func:`memmesh.crdt.codec.packb`'s canonical rules), close
+Positional msgpack (through :func:`memmesh.crdt.packb`'s canonical rules), close
 to the raw size of the payload, with the key's replica ids interned::
 
     (1, rids, header, ctx, forgotten, body)
@@ -25,9 +25,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from memmesh.crdt import DecodeError, Dot, InvalidArgumentError, Timestamp
-from memmesh.crdt.canonical import check_element, pack_canonical, unpack_unchecked
-from memmesh.crdt.codec import DEFAULT_LIMITS, packb
+from memmesh.crdt import (
+    DEFAULT_LIMITS,
+    MAX_REPLICA_LEN,
+    DecodeError,
+    Dot,
+    InvalidArgumentError,
+    Timestamp,
+    check_element,
+    pack_canonical,
+    packb,
+    unpack_unchecked,
+)
 from memmesh.crdt.keystate import (
     KIND_MEMORY,
     KIND_SET,
@@ -40,7 +49,6 @@ from memmesh.crdt.keystate import (
     KeyState,
     VersionData,
 )
-from memmesh.crdt.limits import MAX_REPLICA_LEN
 
 from .wire import MAX_KEY_LEN
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import zlib
 
-from .env import Txn
+from ._env import Txn
 from .wire import DIGEST_BUCKETS
 
 __all__ = ["BUCKETS", "bucket_of", "bucket_sums", "note_added", "note_change", "root",

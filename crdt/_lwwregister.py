@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
-from .canonical import freeze, packb, same_value
-from .errors import InvalidArgumentError
-from .hlc import Timestamp
+from ._canonical import freeze, packb, same_value
+from ._errors import InvalidArgumentError
+from ._hlc import Timestamp
 
 __all__ = ["LWWRegister"]
 

@@ -12,12 +12,10 @@ gets ``reset=True`` (it should rescan).
 
 from __future__ import annotations
 
-from memmesh.crdt import InvalidArgumentError
-from memmesh.crdt.canonical import pack_canonical
-from memmesh.crdt.codec import unpackb
+from memmesh.crdt import InvalidArgumentError, pack_canonical, unpackb
 
-from .env import Env, Txn
-from .records import Change, ChangeBatch
+from ._env import Env, Txn
+from ._records import Change, ChangeBatch
 
 __all__ = ["JOURNAL_MAX", "Journal", "append", "append_many", "changes_since", "last_seq"]
 

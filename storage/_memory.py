@@ -1,8 +1,8 @@
 """The memory model: local mutators of memories and sets (add, update, delete, forget,
 resolve, set_add, set_remove).
 
-Every mutator is one replayable write function (see :mod:`memmesh.storage.env`) that
-mints a fresh dot of this object's origin (:mod:`memmesh.storage.incarnation`) and a
+Every mutator is one replayable write function (see :mod:`memmesh.storage._env`) that
+mints a fresh dot of this object's origin (:mod:`memmesh.storage._incarnation`) and a
 fresh hybrid timestamp, applies the pure mutator of :mod:`memmesh.crdt.keystate` to the
 key's state and stores the result through :func:`.keystore.store`.
 
@@ -26,20 +26,18 @@ import os
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
-from memmesh.crdt import Dot, InvalidArgumentError, Timestamp
+from memmesh.crdt import Dot, InvalidArgumentError, Timestamp, base_replica, freeze
 from memmesh.crdt import keystate as ks
-from memmesh.crdt.canonical import freeze
-from memmesh.crdt.dot import base_replica
 from memmesh.crdt.keystate import KIND_MEMORY, KIND_SET, OPS, Header, KeyState, VersionData
 
-from . import history
-from .digest import state_key
-from .env import Env, Txn
-from .errors import UnknownMemoryError
-from .keycodec import encode
-from .keystore import collect_expired, load, store, store_new
-from .records import Version
-from .stamps import Stamps
+from . import _history as history
+from ._digest import state_key
+from ._env import Env, Txn
+from ._errors import UnknownMemoryError
+from ._keycodec import encode
+from ._keystore import collect_expired, load, store, store_new
+from ._records import Version
+from ._stamps import Stamps
 
 __all__ = ["Memory", "check_scope", "new_memory_id", "to_version"]
 

@@ -33,7 +33,7 @@ MAX_WALL_MS = 2**63 - 1
 MAX_LOGICAL = 2**32 - 1
 #: Largest logical component an HLC issues, and a replica accepts from a peer: the
 #: same bound on both sides, so an honest replica never emits what others refuse.
-#: Reaching it advances the clock's wall part by a millisecond instead (hlc.py), so a
+#: Reaching it advances the clock's wall part by a millisecond instead (_hlc.py), so a
 #: peer cannot exhaust or freeze a clock by sending a huge logical part.
 LOGICAL_CEILING = 2**16
 #: Range of integers msgpack can represent.
@@ -45,7 +45,7 @@ MAX_DEPTH = 32
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Explicit limits for :func:`memmesh.crdt.codec.unpackb`.
+    """Explicit limits for :func:`memmesh.crdt.unpackb`.
 
     The msgpack notes (FIELD-NOTES.md) warn that a few header bytes can announce a
     4-GiB container; these limits are checked by msgpack before it allocates.

@@ -22,14 +22,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from memmesh.crdt import DecodeError, Timestamp
-from memmesh.crdt.codec import unpackb
+from memmesh.crdt import LOGICAL_CEILING, DecodeError, Timestamp, unpackb
 from memmesh.crdt.keystate import KIND_MEMORY, KeyState
-from memmesh.crdt.limits import LOGICAL_CEILING
 
-from .indexes import unstorable
-from .keycodec import decode
-from .records import Refusal
+from ._indexes import unstorable
+from ._keycodec import decode
+from ._records import Refusal
 from .wire import MAX_KEY_LEN, PeerScope, parse_changes
 
 __all__ = ["Incoming", "cap", "read_changes"]

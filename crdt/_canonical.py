@@ -13,8 +13,8 @@ is written as ``0.0``.  Digests hash these bytes, so equal data must give equal 
 so decoded elements stay hashable), no ext types, no duplicate map keys, and every
 failure turned into :class:`DecodeError`.
 
-The codec module (``memmesh.crdt.codec``) re-exports these; this module exists apart
-from it only so the CRDT types can canonicalise values without an import cycle.
+The state codec (``_codec``) builds on these; this module stands apart from it so the
+CRDT types can canonicalise values without an import cycle.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import NoReturn
 
 import msgpack
 
-from .errors import DecodeError, InvalidArgumentError
-from .limits import DEFAULT_LIMITS, MAX_DEPTH, MAX_INT, MIN_INT, Limits
+from ._errors import DecodeError, InvalidArgumentError
+from ._limits import DEFAULT_LIMITS, MAX_DEPTH, MAX_INT, MIN_INT, Limits
 
 __all__ = [
     "check_element",

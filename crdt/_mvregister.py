@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Generic, TypeVar
 
-from .canonical import freeze, packb, same_value
-from .causal_context import CausalContext
-from .dot import Dot
-from .dotstore import Coverage, surviving
-from .errors import InvalidArgumentError
+from ._canonical import freeze, packb, same_value
+from ._causal_context import CausalContext
+from ._dot import Dot
+from ._dotstore import Coverage, surviving
+from ._errors import InvalidArgumentError
 
 __all__ = ["MVRegister"]
 

@@ -13,14 +13,14 @@ from typing import Any
 from memmesh.crdt import Dot, InvalidArgumentError, Timestamp
 from memmesh.crdt.keystate import KIND_MEMORY, KIND_SET, KeyState, VersionData
 
-from . import history
-from .digest import state_key
-from .env import Env, Txn
-from .indexes import SCOPE_FIELDS, scope_prefix
-from .keycodec import decode
-from .keystore import load
-from .memory import check_scope, to_version
-from .records import Event, MemoryRecord
+from . import _history as history
+from ._digest import state_key
+from ._env import Env, Txn
+from ._indexes import SCOPE_FIELDS, scope_prefix
+from ._keycodec import decode
+from ._keystore import load
+from ._memory import check_scope, to_version
+from ._records import Event, MemoryRecord
 
 __all__ = ["AsOfView", "Reads", "scan_states", "scope_filters", "to_record"]
 

@@ -1,7 +1,7 @@
 """Replica incarnations: every ``Replica`` object that writes mints under an origin of its own.
 
 A dot's replica part is an *origin* ``f"{replica_id}#{incarnation}"``
-(:data:`memmesh.crdt.dot.ORIGIN_SEP`). The incarnation is 8 random lowercase base32
+(:data:`memmesh.crdt.ORIGIN_SEP`). The incarnation is 8 random lowercase base32
 characters (40 bits from ``os.urandom``), drawn when a ``Replica`` object first writes,
 with a dot counter of its own kept in ``meta`` under ``ctr:`` + origin (dots minted
 before incarnations existed keep the bare replica id and the legacy ``ctr`` counter).
@@ -27,11 +27,9 @@ import base64
 import os
 from collections.abc import Callable
 
-from memmesh.crdt import InvalidArgumentError
-from memmesh.crdt.dot import ORIGIN_SEP, check_replica
-from memmesh.crdt.limits import MAX_REPLICA_LEN
+from memmesh.crdt import MAX_REPLICA_LEN, ORIGIN_SEP, InvalidArgumentError, check_replica
 
-from .env import Txn
+from ._env import Txn
 
 __all__ = ["INCARNATION_LEN", "MAX_BASE_LEN", "MAX_INCARNATION_LEN", "counter_key",
            "make_origin", "new_incarnation", "own_counters"]

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .dot import check_replica
-from .errors import ClockDriftError, InvalidArgumentError
-from .limits import LOGICAL_CEILING, MAX_LOGICAL, MAX_WALL_MS
+from ._dot import check_replica
+from ._errors import ClockDriftError, InvalidArgumentError
+from ._limits import LOGICAL_CEILING, MAX_LOGICAL, MAX_WALL_MS
 
 __all__ = ["DEFAULT_MAX_DRIFT_MS", "HLC", "Timestamp"]
 
@@ -59,7 +59,7 @@ class HLC:
     ``observe`` refuses, with :class:`ClockDriftError` and no change, a remote timestamp
     more than ``max_drift_ms`` ahead of the local wall clock, so one peer with a broken
     clock cannot drag every clock in the fleet into the future.  The logical part stays
-    at most :data:`~memmesh.crdt.limits.LOGICAL_CEILING`: past it the wall part advances
+    at most :data:`~memmesh.crdt.LOGICAL_CEILING`: past it the wall part advances
     by a millisecond (neither call ever fails for lack of logical values).
     """
 

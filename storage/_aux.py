@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from memmesh.crdt import InvalidArgumentError
 
-from .env import Env
+from ._env import Env
 
 __all__ = ["Aux"]
 

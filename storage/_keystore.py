@@ -14,10 +14,12 @@ from typing import Any
 from memmesh.crdt import InvalidArgumentError
 from memmesh.crdt.keystate import KeyState
 
-from . import digest, history, journal
-from .env import Env, Txn
-from .indexes import add_index_rows, unstorable, update_indexes
-from .keycodec import decode, encode
+from . import _digest as digest
+from . import _history as history
+from . import _journal as journal
+from ._env import Env, Txn
+from ._indexes import add_index_rows, unstorable, update_indexes
+from ._keycodec import decode, encode
 
 __all__ = ["NewKey", "collect_expired", "load", "remove", "store", "store_new"]
 

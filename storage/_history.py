@@ -21,14 +21,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from memmesh.crdt import CausalContext, Dot, Timestamp
-from memmesh.crdt.canonical import pack_canonical
-from memmesh.crdt.codec import unpackb
-from memmesh.crdt.dot import base_replica
+from memmesh.crdt import CausalContext, Dot, Timestamp, base_replica, pack_canonical, unpackb
 from memmesh.crdt.keystate import VersionData
 
-from .env import Txn
-from .records import Event
+from ._env import Txn
+from ._records import Event
 
 __all__ = ["as_of_versions", "entry", "event_detail", "events", "purge", "record",
            "record_many", "version_entry", "version_event"]

@@ -21,7 +21,7 @@ from typing import Any, TypeVar, cast
 
 import lmdb
 
-from .rss import MapTrimmer
+from ._rss import MapTrimmer
 
 T = TypeVar("T")
 
@@ -60,7 +60,7 @@ class Txn:
         self.dbs = dbs
         self.scratch: dict[str, Any] = {}
         self.pre_commit: list[Callable[[Txn], None]] = []
-        self.tick = tick  # counts reads and writes for the map trimmer (see rss.py)
+        self.tick = tick  # counts reads and writes for the map trimmer (see _rss.py)
         self.deferred: dict[str, list[tuple[bytes, bytes]]] = {}
         self.counters: dict[bytes, int] = {}  # meta counters read or set in this txn
         self.dirty: set[bytes] = set()  # counters to write back before commit

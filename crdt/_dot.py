@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import InvalidArgumentError
-from .limits import MAX_COUNTER, MAX_REPLICA_LEN
+from ._errors import InvalidArgumentError
+from ._limits import MAX_COUNTER, MAX_REPLICA_LEN
 
 __all__ = ["ORIGIN_SEP", "Dot", "base_replica", "check_replica"]
 

@@ -19,21 +19,20 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
-from memmesh.crdt import Dot, InvalidArgumentError, Timestamp
-from memmesh.crdt.dot import ORIGIN_SEP, check_replica
+from memmesh.crdt import ORIGIN_SEP, Dot, InvalidArgumentError, Timestamp, check_replica
 
-from . import layout
-from .aux import Aux
-from .conflicts import Conflicts
-from .env import DEFAULT_MAP_SIZE, Env, Txn
-from .errors import ReplicaIdMismatchError
-from .incarnation import MAX_BASE_LEN, new_incarnation
-from .journal import Journal
-from .memory import Memory, new_memory_id
-from .reads import AsOfView, Reads
-from .records import ApplyResult, ChangeBatch, Event, MemoryRecord, Version
-from .stamps import Stamps
-from .sync import Sync
+from . import _layout as layout
+from ._aux import Aux
+from ._conflicts import Conflicts
+from ._env import DEFAULT_MAP_SIZE, Env, Txn
+from ._errors import ReplicaIdMismatchError
+from ._incarnation import MAX_BASE_LEN, new_incarnation
+from ._journal import Journal
+from ._memory import Memory, new_memory_id
+from ._reads import AsOfView, Reads
+from ._records import ApplyResult, ChangeBatch, Event, MemoryRecord, Version
+from ._stamps import Stamps
+from ._sync import Sync
 from .wire import PeerScope
 
 __all__ = ["Replica"]
@@ -96,7 +95,7 @@ class Replica:
 
         The replica id names the member (certificate, HELLO, ACLs, arbiter election); the
         dots this object writes are minted under ``"<replica id>#<incarnation>"`` with an
-        incarnation drawn at its first write (:mod:`memmesh.storage.incarnation`), so a
+        incarnation drawn at its first write (:mod:`memmesh.storage._incarnation`), so a
         copied or restored directory never reuses a dot. ``incarnation_factory`` draws it
         (default: 8 random base32 characters); simulations pass a seeded one. A replica
         id must not contain ``#`` and has at most 119 characters.
@@ -195,7 +194,7 @@ class Replica:
     @property
     def origin(self) -> str | None:
         """The origin this object mints its dots under, ``"<replica id>#<incarnation>"``
-        (see :mod:`memmesh.storage.incarnation`); None until it first mints a dot, so a
+        (see :mod:`memmesh.storage._incarnation`); None until it first mints a dot, so a
         read-only open draws none."""
         return self._stamps.origin
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol, Self, TypeVar
 
-from .errors import InvalidArgumentError
+from ._errors import InvalidArgumentError
 
 __all__ = ["Joinable", "join"]
 

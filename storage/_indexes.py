@@ -25,7 +25,7 @@ from typing import cast
 
 from memmesh.crdt.keystate import KIND_MEMORY, KeyState
 
-from .env import Txn
+from ._env import Txn
 
 __all__ = ["MAX_INDEX_KEY", "SCOPE_FIELDS", "add_index_rows", "holds_origin", "origin_entries",
            "origin_key", "origins", "peer_keys", "scope_hash", "scope_prefix", "unstorable",

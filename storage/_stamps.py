@@ -14,12 +14,11 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 
-from memmesh.crdt import HLC, Dot, InvalidArgumentError, Timestamp
-from memmesh.crdt.codec import packb, unpackb
+from memmesh.crdt import HLC, Dot, InvalidArgumentError, Timestamp, packb, unpackb
 
-from .env import Env, Txn
-from .errors import WritesFencedError
-from .incarnation import counter_key, make_origin
+from ._env import Env, Txn
+from ._errors import WritesFencedError
+from ._incarnation import counter_key, make_origin
 
 __all__ = ["Stamps"]
 

@@ -10,9 +10,9 @@ stored states in one transaction (so a crash leaves either layout, never a mix),
 
 from __future__ import annotations
 
-from .env import Env, Txn
-from .indexes import PEER_TAG, add_index_rows
-from .keycodec import decode
+from ._env import Env, Txn
+from ._indexes import PEER_TAG, add_index_rows
+from ._keycodec import decode
 
 __all__ = ["LAYOUT", "upgrade"]
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from . import digest
-from .env import Txn
-from .indexes import peer_keys
-from .keycodec import decode
+from . import _digest as digest
+from ._env import Txn
+from ._indexes import peer_keys
+from ._keycodec import decode
 from .wire import DIGEST_BUCKET_BYTES, DIGEST_BUCKETS, MAX_WANT, PeerScope, bounded_want, normal
 
 __all__ = ["bucket_listing", "differing", "hash8", "scope_sums", "wanted"]

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 
-from .dot import Dot, check_replica
-from .errors import InvalidArgumentError
-from .limits import MAX_COUNTER
+from ._dot import Dot, check_replica
+from ._errors import InvalidArgumentError
+from ._limits import MAX_COUNTER
 
 __all__ = ["CausalContext"]
 

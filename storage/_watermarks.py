@@ -41,10 +41,10 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 
-from memmesh.crdt.dot import base_replica
+from memmesh.crdt import base_replica
 
-from .env import Txn
-from .indexes import holds_origin, latest_counter, origins
+from ._env import Txn
+from ._indexes import holds_origin, latest_counter, origins
 
 __all__ = ["MAX_SUMMARY_ORIGINS", "WM", "WS", "Table", "capped"]
 

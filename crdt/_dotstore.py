@@ -13,8 +13,8 @@ most entries are settled by two dictionary lookups, without hashing dots.
 
 from __future__ import annotations
 
-from .causal_context import CausalContext
-from .dot import Dot
+from ._causal_context import CausalContext
+from ._dot import Dot
 
 __all__ = ["Coverage", "surviving"]
 

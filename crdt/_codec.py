@@ -33,20 +33,18 @@ from __future__ import annotations
 
 from typing import Any, NoReturn, TypeAlias
 
-from .canonical import check_element, freeze, pack_canonical, packb, unpack_unchecked, unpackb
-from .causal_context import CausalContext
-from .dot import Dot
-from .errors import DecodeError, InvalidArgumentError, MemmeshError
-from .hlc import Timestamp
-from .limits import DEFAULT_LIMITS, Limits
-from .lwwregister import LWWRegister
-from .mvregister import MVRegister
-from .orset import ORSet
+from ._canonical import check_element, freeze, pack_canonical, unpack_unchecked
+from ._causal_context import CausalContext
+from ._dot import Dot
+from ._errors import DecodeError, InvalidArgumentError, MemmeshError
+from ._hlc import Timestamp
+from ._limits import DEFAULT_LIMITS, Limits
+from ._lwwregister import LWWRegister
+from ._mvregister import MVRegister
+from ._orset import ORSet
 
 __all__ = [
-    "DEFAULT_LIMITS",
     "FORMAT_VERSION",
-    "Limits",
     "State",
     "decode",
     "dump",
@@ -58,8 +56,6 @@ __all__ = [
     "load_context",
     "load_dot",
     "load_timestamp",
-    "packb",
-    "unpackb",
 ]
 
 #: The first byte of every :func:`encode` output.

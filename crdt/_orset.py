@@ -23,11 +23,11 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterator, Mapping
 from typing import Generic, TypeVar
 
-from .canonical import check_element
-from .causal_context import CausalContext
-from .dot import Dot
-from .dotstore import Coverage, surviving
-from .errors import InvalidArgumentError
+from ._canonical import check_element
+from ._causal_context import CausalContext
+from ._dot import Dot
+from ._dotstore import Coverage, surviving
+from ._errors import InvalidArgumentError
 
 __all__ = ["ORSet"]
 

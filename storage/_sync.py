@@ -23,21 +23,21 @@ from typing import Any
 from memmesh.crdt import DecodeError, Dot, InvalidArgumentError, Timestamp
 from memmesh.crdt.keystate import OPS, KeyState, join
 
-from . import digest as stored_digest
-from . import history
-from .env import Env, Txn
-from .gcpause import gc_paused
-from .incarnation import counter_key, own_counters
-from .incoming import cap, read_changes
-from .indexes import latest_counter, origin_entries, origins, unstorable
-from .keycodec import decode, encode
-from .keystore import NewKey, store, store_new
-from .records import ApplyResult, Refusal
-from .repair import bucket_listing, differing, scope_sums, wanted
-from .stamps import Stamps
-from .watermarks import MAX_SUMMARY_ORIGINS, Table, capped
-from .watermarks import WM as _WM
-from .watermarks import WS as _WS
+from . import _digest as stored_digest
+from . import _history as history
+from ._env import Env, Txn
+from ._gcpause import gc_paused
+from ._incarnation import counter_key, own_counters
+from ._incoming import cap, read_changes
+from ._indexes import latest_counter, origin_entries, origins, unstorable
+from ._keycodec import decode, encode
+from ._keystore import NewKey, store, store_new
+from ._records import ApplyResult, Refusal
+from ._repair import bucket_listing, differing, scope_sums, wanted
+from ._stamps import Stamps
+from ._watermarks import MAX_SUMMARY_ORIGINS, Table, capped
+from ._watermarks import WM as _WM
+from ._watermarks import WS as _WS
 from .wire import (
     MAX_COUNTER,
     MAX_HASHES,
@@ -214,7 +214,7 @@ class Sync:
         return Changes(self.replica_id, peer, tuple(shipped), through, tuple(hashes)).pack()
 
     def _defer_to_origin(self, origin: str, counter: int) -> None:
-        """The origin is the authority on its own counter (see watermarks.py): lower our
+        """The origin is the authority on its own counter (see _watermarks.py): lower our
         watermarks of ``origin`` that claim more than it has minted. A rare, small write.
 
         Not when a key here carries a later event of ``origin``: then the summary is
@@ -240,7 +240,7 @@ class Sync:
 
     def sync_apply(self, changes: bytes) -> ApplyResult:
         """Join a peer's changes: validated first, then applied in one transaction."""
-        with gc_paused():  # only when single-threaded: see gcpause.py
+        with gc_paused():  # only when single-threaded: see _gcpause.py
             return self._sync_apply(changes)
 
     def _sync_apply(self, changes: bytes) -> ApplyResult:
@@ -274,7 +274,7 @@ class Sync:
                 old_raw = None if empty else txn.get("state", skey)
                 if old_raw is None and not incoming.forgotten:
                     # bulk path: a key new here keeps the validated bytes as they came
-                    if h.expires_at is None:  # (TTL keys: see watermarks.py)
+                    if h.expires_at is None:  # (TTL keys: see _watermarks.py)
                         table.detect_lie(incoming.ctx, {}, me)
                     fresh.append((key, skey, raw, incoming,
                                   self._fresh_entries(incoming, recorded, detail)))
