@@ -1,19 +1,17 @@
 """memmesh.crdt: pure delta-state CRDTs (no I/O, no clock reads, no randomness).
 
-* :class:`Dot`, :class:`CausalContext`: event names and the sets of events a state
-  has seen (version vector plus dot cloud); origins ``replica#incarnation``
-  (:data:`ORIGIN_SEP`, :func:`base_replica`, :func:`check_replica`).
+* :class:`Dot`, :class:`CausalContext`: events and the sets of events a state has seen;
+  origins ``replica#incarnation`` (:func:`base_replica`, :func:`check_replica`).
 * :class:`HLC`, :class:`Timestamp`: hybrid logical clock (Kulkarni et al. 2014).
-* :class:`ORSet`, :class:`MVRegister`, :class:`LWWRegister`: mutators apply in place
-  and return a delta of the same type; ``merge`` joins in place, :func:`join` returns
-  a new state; deltas join correctly in any order, duplicated, without causal delivery.
-* :func:`encode` / :func:`decode`: canonical msgpack of a state (equal states, equal
-  bytes), strictly validated on the way in; :func:`packb` / :func:`unpackb` the same
-  for plain data (:func:`freeze`, :class:`Limits`), which every layer's formats use.
+* :class:`ORSet`, :class:`MVRegister`, :class:`LWWRegister`: mutators apply in place and
+  return a delta of the same type; deltas join (``merge``, :func:`join`) in any order,
+  duplicated, without causal delivery.
+* :func:`encode` / :func:`decode`: canonical, validated msgpack of a state;
+  :func:`packb` / :func:`unpackb` the same for the plain data every layer's formats use.
 
-Public submodules: :mod:`memmesh.crdt.keystate` (the memory CRDT: ``KeyState`` and its
-mutators, read qualified) and :mod:`memmesh.crdt.testing` (hypothesis strategies).
-Every error derives from :class:`MemmeshError`.
+Public submodules: :mod:`memmesh.crdt.keystate` (the memory CRDT) and
+:mod:`memmesh.crdt.testing` (hypothesis strategies). Every error derives from
+:class:`MemmeshError`.
 """
 
 from __future__ import annotations

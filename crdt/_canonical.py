@@ -1,20 +1,13 @@
 """Plain data and its canonical msgpack form.
 
-"Plain data" is what memmesh stores as register values and set elements and what it
-puts on the wire: ``None``, ``bool``, ``int`` (64-bit msgpack range), ``float`` (not
-NaN), ``str``, ``bytes``, ``list``/``tuple`` and ``dict`` with ``str`` keys, nested at
-most ``MAX_DEPTH`` deep.  Exact types only (no subclasses such as ``IntEnum`` or numpy
-scalars), because their msgpack form would not round-trip.
-
-:func:`packb` is deterministic: map keys are sorted, floats are always 64-bit, ``-0.0``
-is written as ``0.0``.  Digests hash these bytes, so equal data must give equal bytes.
-:func:`unpackb` is its strict inverse with explicit msgpack limits (FIELD-NOTES.md):
-``strict_map_key=True``, ``raw=False``, ``use_list=False`` (arrays come back as tuples,
-so decoded elements stay hashable), no ext types, no duplicate map keys, and every
-failure turned into :class:`DecodeError`.
-
-The state codec (``_codec``) builds on these; this module stands apart from it so the
-CRDT types can canonicalise values without an import cycle.
+"Plain data" is what memmesh stores as register values and set elements and puts on the
+wire: ``None``, ``bool``, ``int`` (64-bit msgpack range), ``float`` (not NaN), ``str``,
+``bytes``, ``list``/``tuple`` and ``dict`` with ``str`` keys, at most ``MAX_DEPTH`` deep;
+exact types only, since a subclass's msgpack form would not round-trip. :func:`packb`
+is deterministic (sorted map keys, 64-bit floats, ``-0.0`` as ``0.0``) because digests
+hash its bytes; :func:`unpackb` is its strict inverse under explicit msgpack limits
+(FIELD-NOTES.md), every failure a :class:`DecodeError`. The module stands apart from the
+state codec (``_codec``) so the CRDT types can canonicalise values without an import cycle.
 """
 
 from __future__ import annotations
@@ -199,7 +192,7 @@ def unpackb(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> object:
 def unpack_unchecked(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> object:
     """:func:`unpackb` without the final walk over the result (NaN, nesting depth).
 
-    For callers that validate every value themselves anyway (``codec.load``).
+    For callers that validate every value themselves anyway (``_codec.load``).
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise DecodeError(f"expected bytes, got {type(data).__name__}")

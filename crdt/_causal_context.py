@@ -1,17 +1,12 @@
 """Causal contexts: the set of events a state has seen, as version vector plus dot cloud.
 
-A causal context is a set of dots.  It is stored compactly as a version vector ``vv``
-(replica ``r`` has seen the dots ``(r, 1..vv[r])``) plus a ``cloud`` of the dots seen
-beyond a gap in that vector (Almeida, Shoker, Baquero, "Delta State Replicated Data
-Types", 2018, section 5.1; the "dot cloud" of Gonçalves et al.'s DVV-sets).
-
-Deltas carry small exact contexts (only the dots they speak for), so joining them out
-of causal order leaves gaps; those dots wait in the cloud until the gap is filled, at
-which point :meth:`CausalContext.compact` folds them into the vector.  Compaction is
-exact: it never claims a dot that was not seen.
-
-The representation is kept compacted after every mutation (every cloud dot of ``r`` is
-above ``vv[r] + 1``; no zero entries in ``vv``), so equal sets of dots have equal fields
+A causal context is a set of dots, stored as a version vector ``vv`` (replica ``r`` has
+seen ``(r, 1..vv[r])``) plus a ``cloud`` of the dots seen beyond a gap (Almeida, Shoker,
+Baquero 2018, section 5.1; the dot cloud of Gonçalves et al.'s DVV-sets). Deltas carry
+small exact contexts, so joining them out of causal order leaves gaps; their dots wait in
+the cloud until :meth:`CausalContext.compact` can fold them into the vector, never
+claiming a dot that was not seen. Kept compacted after every mutation (every cloud dot
+of ``r`` above ``vv[r] + 1``, no zero entries), so equal sets of dots have equal fields
 and encode to equal bytes.
 """
 

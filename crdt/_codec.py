@@ -1,32 +1,15 @@
 """Canonical msgpack encoding of CRDT states, with strict validation on the way in.
 
-Two levels:
-
-* :func:`dump` / :func:`load` turn a state into plain data and back, so another
-  layer can nest a state inside its own message and encode the whole with
-  :func:`packb`.  ``load`` trusts nothing: it checks types, ranges (counters >= 1),
-  sizes, duplicate dots and elements, and that every live dot is covered by the
-  state's causal context; it raises :class:`DecodeError` and builds nothing else.
+* :func:`dump` / :func:`load` turn a state into plain data and back, so another layer
+  can nest a state inside its own message. ``load`` trusts nothing (types, ranges,
+  sizes, duplicate dots and elements, every live dot covered by the context) and
+  raises :class:`DecodeError`.
 * :func:`encode` / :func:`decode`: ``FORMAT_VERSION`` byte + ``packb(dump(state))``.
-  ``decode`` also rejects bytes that are not the canonical encoding of the state they
-  describe, so ``encode(decode(b)) == b`` whenever ``decode(b)`` succeeds, and equal
-  states always encode to equal bytes (digests hash these bytes).
+  ``decode`` accepts only the canonical encoding (``encode(decode(b)) == b``), so equal
+  states have equal bytes, which digests hash.
 
-Plain forms (arrays shown as tuples).  Inside a state, each replica id is written
-once, in a sorted table ``R`` of the replicas its context mentions; the vector ``VV``
-= ``(i, n, ...)``, the cloud ``CL`` = ``(i, (counter, ...), ...)`` and the live dots
-refer to ``R[i]``, so a live dot costs a small index plus its counter:
-
-* Dot: ``(replica, counter)``; Timestamp: ``(wall_ms, logical, replica)``;
-* CausalContext alone: ``({replica: n}, {replica: (counter, ...)})``, the vector and
-  the cloud, counters ascending;
-* ORSet: ``("ors", R, VV, CL, (element, (i, counter, i, counter, ...), ...))`` with
-  elements in the order of their canonical bytes and dots in dot order;
-* MVRegister: ``("mvr", R, VV, CL, (i, counter, value, ...))`` in dot order;
-* LWWRegister: ``("lww", timestamp | None, value)``.
-
-Values and elements inside states are already canonical (``canonical.freeze`` sorts
-dict keys when a value is stored), so ``encode`` packs the dump without another pass.
+Inside a state each replica id is written once, in a sorted table the context and the
+live dots refer to by index (the plain forms: docs/internals.md, section 1).
 """
 
 from __future__ import annotations
@@ -354,7 +337,7 @@ _LOADERS: dict[str, tuple[int, Any]] = {
 
 
 def dump(state: State) -> tuple[object, ...]:
-    """Plain, msgpack-able form of a state, tagged with its type (see module doc)."""
+    """Plain, msgpack-able form of a state, tagged with its type (docs/internals.md)."""
     if isinstance(state, ORSet):
         return _dump_orset(state)
     if isinstance(state, MVRegister):

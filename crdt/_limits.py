@@ -2,7 +2,7 @@
 
 Every number that arrives from a peer is bounded: replica ids, counters, nesting depth
 and msgpack container sizes.  Keeping the bounds in one place keeps the local checks
-(``Dot(...)``, ``ORSet.add``) and the decoder (``codec.load``) in agreement, so that a
+(``Dot(...)``, ``ORSet.add``) and the decoder (``_codec.load``) in agreement, so that a
 state that can be built locally can always be encoded and decoded again.
 """
 

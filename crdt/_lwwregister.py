@@ -25,7 +25,7 @@ class LWWRegister(Generic[V]):
     """Last-writer-wins register of a plain value (see module doc).
 
     ``LWWRegister()`` is the empty state; ``a == b`` compares states.  Values are
-    validated and normalised as plain data (``canonical.freeze``) when stored.
+    validated and normalised as plain data (``freeze``) when stored.
     """
 
     __slots__ = ("timestamp", "value")

@@ -1,21 +1,13 @@
 """The add-wins observed-remove set, without tombstones.
 
-State: ``entries`` maps each present element to the dots of the adds that are still
-alive, and ``context`` records every dot the state has seen (Almeida, Shoker, Baquero,
-"Delta State Replicated Data Types", 2018, figure 9; the ORSWOT of Riak DT).  A removed
-element leaves no tombstone: its dots simply stay in the context and are gone from the
-entries, which is how a join recognises the removal.
-
-Deltas are ``ORSet`` values whose context holds exactly the dots they speak for:
-
-* ``add(e)``: entries ``{e: {new}}``, context ``{new} ∪ dots(e)`` (the add supersedes
-  the adds of ``e`` it has seen);
-* ``remove(e)``: no entries, context ``dots(e)`` (plus a fresh dot of ``replica`` when
-  one is given, so the removal is itself an event).
-
-Because a delta never claims a dot it does not speak for, deltas join correctly in
-any order, duplicated, without causal delivery.  A concurrent add and remove of the
-same element leave the element present: the remove did not see the new dot (add wins).
+State: ``entries`` maps each present element to the dots of its live adds, ``context``
+records every dot the state has seen (Almeida, Shoker, Baquero, "Delta State Replicated
+Data Types", 2018, figure 9; the ORSWOT of Riak DT). A removed element leaves no
+tombstone: its dots stay in the context and leave the entries, which is how a join
+recognises the removal. Deltas are ``ORSet`` values whose context holds exactly the
+dots they speak for (``add(e)``: ``{e: {new}}`` over ``{new} ∪ dots(e)``; ``remove(e)``:
+nothing over ``dots(e)``), so they join correctly in any order, duplicated, without
+causal delivery; a concurrent add and remove leave the element present (add wins).
 """
 
 from __future__ import annotations

@@ -1,23 +1,14 @@
 """The memory CRDT: the state of one key (a memory or a set), its join and its mutators.
 
-A key state is what a replica stores, hashes and ships for one key:
-
-* an immutable :class:`Header` (id, kind, scope, policy, tier, priority, created,
-  expires_at);
-* the key's causal context ``ctx``, a version vector ``{origin: counter}``;
-* a ``forgotten`` flag (the erasure tombstone: header and context, no content);
-* a body: the standing versions (policy "mv": a multi-value register, "lww": a
-  last-writer-wins register) or the elements of an add-wins set (kind "set").
-
-Why a version vector is exact here: dots come from one counter per origin shared by
-all keys, and every event an origin makes on a key first raises the key's ``ctx`` entry
-for it, so "the key has seen dot (o, c)" is ``c <= ctx[o]`` for every dot that can occur
-in the key (the per-key version vector of dotted version vectors, Preguiça et al.
-2012). The bodies join with the CRDT types of this package (Almeida, Shoker, Baquero,
-"Delta State Replicated Data Types", 2018). Each mutator takes the fresh dot the
-caller minted and returns the key's new state, which is also its delta: with a
-version-vector context no smaller state carries an observed-remove, and key states are
-small and shipped whole.
+A key state (:class:`KeyState`) is what a replica stores, hashes and ships for one key.
+Its context is a plain version vector, and that is exact: dots come from one counter
+per origin shared by all keys, and every event an origin makes on a key first raises
+the key's entry for it, so "the key has seen dot (o, c)" is ``c <= ctx[o]`` (the
+per-key version vector of dotted version vectors, Preguiça et al. 2012). The bodies
+join with this package's CRDT types (Almeida, Shoker, Baquero 2018). Each mutator takes
+the fresh dot the caller minted and returns the key's new state, which is also its
+delta: with a version-vector context no smaller state carries an observed-remove, and
+key states are small and shipped whole.
 """
 
 from __future__ import annotations
@@ -111,9 +102,16 @@ class Header(NamedTuple):
 
 @dataclass(slots=True)
 class KeyState:
-    """The state of one key (see module doc). ``body`` maps dots to
-    :class:`VersionData` for memories (at most one entry under "lww") and elements to
-    ``frozenset[Dot]`` for sets."""
+    """The state of one key:
+
+    * ``header``, an immutable :class:`Header` (id, kind, scope, policy, tier, priority,
+      created, expires_at);
+    * ``ctx``, the key's causal context, a version vector ``{origin: counter}``;
+    * ``forgotten``, the erasure tombstone (header and context, no content);
+    * ``body``, the standing versions (dot -> :class:`VersionData`; policy "mv": a
+      multi-value register, "lww": a last-writer-wins register, at most one entry) or
+      the elements of an add-wins set (element -> ``frozenset[Dot]``, kind "set").
+    """
 
     header: Header
     ctx: dict[str, int]

@@ -1,6 +1,6 @@
 """Conflict listing: the live memories with more than one standing version.
 
-Kept in the ``conflict`` index (:mod:`.indexes`), so listing costs what is conflicted,
+Kept in the ``conflict`` index (:mod:`._indexes`), so listing costs what is conflicted,
 not what is stored. Who resolves a conflict, and how, is merge policy
 (:mod:`memmesh.merge`); storage writes the resolution (``Replica.resolve``).
 """

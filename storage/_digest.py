@@ -1,17 +1,13 @@
 """The replicated-state digest: an incremental multiset hash over shareable keys.
 
 ``state_digest`` must be equal on two replicas exactly when their shareable states are
-equal, and cheap to keep current on every write. We use the additive multiset hash
-MSet-Add-Hash of Clarke, Devadas, van Dijk, Gassend and Suh ("Incremental Multiset Hash
-Functions and Their Application to Memory Integrity Checking", ASIACRYPT 2003): the
-digest is the sum modulo 2**256 of ``sha256(key, state bytes)`` over all shareable keys,
-so a write subtracts the old item and adds the new one in O(1), in any order.
-
-The sum is kept per bucket (256 buckets by ``crc32(key) & 0xFF``, the bucket that also
-prefixes the key in the ``state`` sub-database), which gives the bucketed digests of
-the repair path (as Riak's active anti-entropy and Akka ddata compare digest ranges):
-two replicas whose roots differ exchange their 256 bucket sums and ship only the keys
-of the buckets that differ. The root is the sum of the buckets.
+equal, and cheap to keep current. It is MSet-Add-Hash (Clarke, Devadas, van Dijk,
+Gassend, Suh, "Incremental Multiset Hash Functions", ASIACRYPT 2003): the sum modulo
+2**256 of ``sha256(key, state bytes)`` over the shareable keys, so a write subtracts the
+old item and adds the new one in O(1), in any order. The sum is kept per bucket (256, by
+``crc32(key) & 0xFF``, the prefix of the key in ``state``) and the root is their sum:
+replicas whose roots differ compare bucket sums and ship only the differing buckets'
+keys (Riak's active anti-entropy, Akka ddata's digest ranges).
 """
 
 from __future__ import annotations

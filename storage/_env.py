@@ -7,7 +7,7 @@ functions), so write functions read everything they depend on from the transacti
 A map grown by another process is adopted (``MapResizedError``). ``durable=True``
 fsyncs each commit; ``durable=False`` is explicit write-behind until :meth:`Env.flush`.
 Every 512 reads or writes the map's pages are dropped from the resident set
-(:mod:`.rss`), so RSS stays bounded however much of a large replica is touched.
+(:mod:`._rss`), so RSS stays bounded however much of a large replica is touched.
 """
 
 from __future__ import annotations

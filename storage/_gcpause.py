@@ -3,10 +3,10 @@ thread can be affected.
 
 ``sync_apply`` decodes thousands of key states, container objects that form no cycles
 and stay alive until it ends; each allocation burst triggers the collector, whose
-collections find nothing (the share of the call it costs is measured in the commit that
-limited this pause). ``gc.disable`` is process-wide, so the pause is taken only while the
-calling thread is the only Python thread (a simulation, a benchmark, a one-shot tool);
-in a threaded host (the trio node, an agent framework) the collector keeps running.
+collections find nothing. ``gc.disable`` is process-wide, so the pause is taken only
+while the calling thread is the only Python thread (a simulation, a benchmark, a
+one-shot tool); in a threaded host (the trio node, an agent framework) the collector
+keeps running.
 """
 
 from __future__ import annotations

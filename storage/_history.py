@@ -1,20 +1,12 @@
 """The event history of each memory: local events and remote merges, in record order.
 
-Entry ``key + 0x00 + seq(8) -> event`` where an event is the plain tuple::
-
-    (op, actor, replica, ts, dot, ctx, text, detail, recorded_at, standing, version)
-
-``replica`` is the origin of the event's dot (or a replica id: a remote delete or
-forget names its sender); :class:`Event` reports its base replica id, the member that
-wrote it. ``ts`` is the event's own hybrid time ((wall, logical, origin); for a remote
-version, when its writer wrote it), ``recorded_at`` is this replica's hybrid time when it
-recorded the event, ``ctx`` the key's version vector after the event, ``standing`` the
-dots of the versions standing after it and ``version`` the full version an ADD, UPDATE
-or RESOLVE created. That makes ``as_of(t)`` a lookup: the standing dots of the last
-event recorded at or before ``t``, each resolved to the version that created it.
-
-``forget`` deletes every entry of the key (the content must not survive anywhere) and
-leaves one content-free FORGET entry.
+An entry (``key + 0x00 + seq(8) -> event``, layout: docs/internals.md, section 2) keeps
+the event's op, actor, origin, own hybrid time, dot, the key's context after it, the
+dots standing after it and the version it created, and ``recorded_at``, this replica's
+time when it recorded the event. That makes ``as_of(t)`` a lookup: the standing dots of
+the last event recorded at or before ``t``, each resolved to the version that created
+it. ``forget`` deletes every entry of the key (the content must not survive anywhere)
+and leaves one content-free FORGET entry.
 """
 
 from __future__ import annotations

@@ -3,22 +3,13 @@
 A dot's replica part is an *origin* ``f"{replica_id}#{incarnation}"``
 (:data:`memmesh.crdt.ORIGIN_SEP`). The incarnation is 8 random lowercase base32
 characters (40 bits from ``os.urandom``), drawn when a ``Replica`` object first writes,
-with a dot counter of its own kept in ``meta`` under ``ctr:`` + origin (dots minted
-before incarnations existed keep the bare replica id and the legacy ``ctr`` counter).
+with a dot counter of its own in ``meta`` under ``ctr:`` + origin (dots minted before
+incarnations existed keep the bare replica id and the legacy ``ctr`` counter).
 
-Why every process lifetime and not only a detected copy: no local evidence tells a
-restored or copied directory from the original (a restore in place keeps inodes, a VM
-clone keeps machine ids and paths, a backup restored before any peer is reachable
-cannot ask one), and two copies minting the same dot lose writes silently and for
-good (Riak kv679: the reused version is taken for the old one everywhere). So each
-writing lifetime is a new lineage: Cassandra's generation number (a new generation at
-every start, so a restarted node's versions never collide with its old ones), made
-random rather than time-based because Riak #1865 showed that ids must be unique by
-construction, not by timing. Riak's own kv679 fix (per-key actor epochs, counters
-leased ahead of use) covers lost state, not an undetectable fork.
-
-The cost: every process that writes adds one origin (~30 bytes) to every summary in the
-fleet until dead incarnations are retired (left to the scale work).
+Why every writing lifetime, not only a detected copy: nothing local tells a restored or
+copied directory from the original, and two copies minting one dot lose writes silently
+(Riak kv679). Cassandra's generation number, made random because Riak #1865 showed ids
+must be unique by construction (docs/faulty-members.md, "Restored and copied replicas").
 """
 
 from __future__ import annotations

@@ -2,19 +2,13 @@
 on its own.
 
 The envelope is all or nothing: malformed, it raises :class:`DecodeError` and nothing
-changes. Each key state inside is judged on its own: one that does not decode, is
-private, appears twice, cannot be stored, carries a timestamp beyond the drift bound or
-a logical part beyond :data:`LOGICAL_CEILING` is skipped with a :class:`Refusal` and the
-rest applies, so one broken or malicious key (or one member whose clock is a year
-ahead) never blocks the memories relayed with it.
-
-Refusal reasons (stable, for counters and logs): ``invalid``, ``private``,
-``duplicate``, ``clock-ahead``, ``clock-logical``, and, decided later in the write
-transaction, ``join-failed``, ``private`` (the key is private here) and ``claims-cap``.
-Claims never vouch for refused keys: for every origin of a refused state's context the
-accepted ``through`` claim is capped just below that key's counter (``caps``), so the
-sender ships it again; when a state could not be decoded at all its context is unknown
-and the payload's claims are dropped (``blind``).
+changes. Each key state inside is judged on its own (``invalid``, ``private``,
+``duplicate``, ``clock-ahead``, ``clock-logical``; the write transaction adds
+``join-failed``, ``private`` and ``claims-cap``: docs/faulty-members.md) and a refused
+one is skipped with a :class:`Refusal`, so one broken or malicious key never blocks the
+memories relayed with it. Claims never vouch for a refused key: each origin of its
+context caps the accepted ``through`` claim just below its counter (``caps``); a state
+that does not decode hides its context, so the payload's claims are dropped (``blind``).
 """
 
 from __future__ import annotations

@@ -1,19 +1,13 @@
 """Secondary indexes, kept in step with the key states in the same transaction.
 
 Each entry is a pure function of one key state, so an index is maintained by diffing
-the entries of a key's old and new state (layouts in docs/internals.md):
-
-* ``scope``: scope field + value + key, so ``list(**filters)`` walks one prefix; and
-  tag ``S`` + h(app_id) + h(user_id) + key for every shareable key (the peer-scope rows
-  of digest repair: the keys a ``PeerScope`` allows are a few prefix walks);
-* ``expiry``: expires_ms + key, the TTL collector's queue;
-* ``conflict``: live memories with several standing versions;
-* ``origin`` (the delta log): priority + origin + counter + key for each origin of a
-  shareable key's context at its latest counter (the key in the index key, so two keys
-  carrying one dot both keep their entry); priority keys sort, and sync, first.
-
-:func:`unstorable` says from the same layouts whether a state would need an index key
-beyond LMDB's 511 bytes, so such a state is refused before any write.
+the entries of a key's old and new state (layouts: docs/internals.md, section 2):
+``scope`` (the ``list()`` rows and the peer-scope rows of digest repair), ``expiry``
+(the TTL collector's queue), ``conflict`` (live memories with several standing
+versions) and ``origin``, the delta log (priority + origin + counter + key per origin of
+a shareable key's context; priority keys sort, and sync, first). :func:`unstorable`
+says from the same layouts whether a state would need an index key beyond LMDB's 511
+bytes, so such a state is refused before any write.
 """
 
 from __future__ import annotations

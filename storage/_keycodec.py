@@ -1,23 +1,10 @@
 """The canonical byte form of a key state (:mod:`memmesh.crdt.keystate`): encode, and
 decode with full validation, since states arrive from untrusted peers.
 
-Positional msgpack (through :func:`memmesh.crdt.packb`'s canonical rules), close
-to the raw size of the payload, with the key's replica ids interned::
-
-    (1, rids, header, ctx, forgotten, body)
-    rids    sorted unique replica ids, each used below by its index ri
-    header  (id, kind, app, user, agent, run, policy, tier, priority, created, expires)
-            kind 0 memory / 1 set; policy 0 mv / 1 lww / 2 set; tier 0 shared / 1 private
-            created (wall_ms, logical, ri) or None (sets); expires wall ms or None
-    ctx     (ri, counter, ri, counter, ...) by ri
-    body    mv/lww: ((ri, counter, version), ...) by (ri, counter)  (lww: at most one)
-            set:    ((element, (ri, counter, ...)), ...) by packb(element)
-    version (text, actor, role, wall_ms, logical, confidence, metadata, op[, resolver, inputs])
-            op 0 ADD / 1 UPDATE / 2 RESOLVE / 3 DELETE (lww deletes only); inputs
-            flattened like ctx.
-
-Equal states have equal bytes, and :func:`decode` checks that the bytes it is given are
-exactly that form, so two replicas hash equal states identically.
+Positional msgpack with the key's replica ids interned, close to the raw size of the
+payload (the layout: docs/internals.md, section 2). Equal states have equal bytes, and
+:func:`decode` checks that the bytes it is given are exactly that form, so two replicas
+hash equal states identically.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 the digest, the indexes, the journal and the history in step with it; :func:`store_new`
 does the same for keys absent here in bulk (one cursor call per sub-database), and
 :func:`remove` drops a key whole (TTL collection). They run inside a replayable write
-function (:mod:`.env`) and read everything they depend on from the transaction.
+function (:mod:`._env`) and read everything they depend on from the transaction.
 """
 
 from __future__ import annotations

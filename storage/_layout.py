@@ -1,11 +1,11 @@
 """The on-disk layout version of a replica, and the one upgrade it has needed so far.
 
-Layout 2 (issue 11) changed two indexes that are pure functions of the key states
-(:mod:`.indexes`): the ``origin`` index carries the key inside its index key, and the
-``scope`` sub-database gained the peer-scope rows (tag ``S``) of digest repair. A
-replica written by layout 1 is upgraded when it is opened: both are rebuilt from the
-stored states in one transaction (so a crash leaves either layout, never a mix), and
-``meta["layout"]`` records the version. A new, empty replica starts at the current one.
+Layout 2 changed two indexes that are pure functions of the key states (:mod:`._indexes`):
+the ``origin`` index carries the key inside its index key, and the ``scope`` sub-database
+gained the peer-scope rows (tag ``S``) of digest repair. A replica written by layout 1 is
+upgraded when it is opened: both are rebuilt from the stored states in one transaction
+(so a crash leaves either layout, never a mix), and ``meta["layout"]`` records the
+version. A new, empty replica starts at the current one.
 """
 
 from __future__ import annotations

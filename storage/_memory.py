@@ -1,22 +1,14 @@
 """The memory model: local mutators of memories and sets (add, update, delete, forget,
-resolve, set_add, set_remove).
+resolve, set_add, set_remove) and TTL collection.
 
-Every mutator is one replayable write function (see :mod:`memmesh.storage._env`) that
-mints a fresh dot of this object's origin (:mod:`memmesh.storage._incarnation`) and a
-fresh hybrid timestamp, applies the pure mutator of :mod:`memmesh.crdt.keystate` to the
-key's state and stores the result through :func:`.keystore.store`.
-
-Semantics (Almeida, Shoker, Baquero 2018 for the delta mutators):
-
-* policy "mv": ``update`` is ``MVRegister.write`` (supersedes every version it has
-  seen; concurrent writes stand side by side); ``delete`` is ``MVRegister.clear``, an
-  observed-remove, so a concurrent update survives it (add-wins);
-* policy "lww": writes and deletes are ``LWWRegister`` writes at the hybrid timestamp;
-* ``forget`` sets the tombstone, which absorbs every concurrent and later state of the
-  key, drops the content and purges the key's history;
-* ``resolve`` writes a RESOLVE version whose delta context is exactly its input dots:
-  it dominates what it resolves and nothing else (a version written concurrently with
-  the resolution still stands).
+Every mutator is one replayable write function (:mod:`._env`) that mints a fresh dot of
+this object's origin and a fresh hybrid timestamp (:mod:`._stamps`), applies the pure
+mutator of :mod:`memmesh.crdt.keystate` and stores the result (:mod:`._keystore`). Under
+"mv" an update supersedes what it has seen and a delete is an observed-remove, so a
+concurrent update survives it (add-wins); under "lww" both are writes at the hybrid
+timestamp; ``forget`` is the tombstone that absorbs every concurrent and later state
+and purges the history; ``resolve`` dominates exactly its input versions (Almeida,
+Shoker, Baquero 2018 for the delta mutators).
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """``Replica``: one agent's durable replica of the shared memory, on LMDB.
 
 A facade over parts that each hold only what they need (passed in, never inherited):
-the environment (:mod:`.env`), identity and clocks (:mod:`.stamps`), the memory model
-(:mod:`.memory`), reads (:mod:`.reads`), conflict listing (:mod:`.conflicts`), sync
-(:mod:`.sync`), the change journal (:mod:`.journal`) and local-only aux (:mod:`.aux`).
-Every write of a key goes through one path (:mod:`.keystore`).
+the environment (:mod:`._env`), identity and clocks (:mod:`._stamps`), the memory model
+(:mod:`._memory`), reads (:mod:`._reads`), conflict listing (:mod:`._conflicts`), sync
+(:mod:`._sync`), the change journal (:mod:`._journal`) and local-only aux (:mod:`._aux`).
+Every write of a key goes through one path (:mod:`._keystore`).
 """
 
 from __future__ import annotations

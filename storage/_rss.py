@@ -1,27 +1,14 @@
 """Keep the LMDB map's file pages from piling up in the process's resident set.
 
-LMDB reads through a shared read-only ``mmap`` of ``data.mdb``. Every page a read
-touches stays mapped, and on Linux a page fault maps up to 64 KiB of already cached
-neighbours with it ("fault-around", which ``MADV_RANDOM``, LMDB's no-readahead flag,
-does not turn off). A process serving random ``get``/``list`` calls over a large
-replica therefore ends up with most of the file in its RSS (measured: 1M memories,
-21k random reads, 1 GB of ``RssFile`` against 13 MB of its own memory). Those pages are
-clean page cache, shared and reclaimable, but they count as the process's RSS, which is
-what operators and container limits watch.
-
-:class:`MapTrimmer` drops them from the mapping every ``every`` reads or writes with
-``madvise(MADV_DONTNEED)``: for a shared file mapping that only unmaps the pages (the
-data stays in the page cache and the file; the next read faults it back in), so it is
-safe at any moment, even while other threads read (py-lmdb copies values out, since the
-replica opens transactions with ``buffers=False``). Only read-only shared mappings of
-this environment's own mapping are touched: the trimmer learns it by comparing
-``/proc/self/maps`` just before and after each call that maps or remaps the file
-(``lmdb.open``, ``set_mapsize``), so a trim costs one ``madvise`` and no ``/proc`` read.
-Because ``madvise`` must never hit an address range that was unmapped and reused, those
-calls, every unmap (``close``, an unclosed environment being collected) and every trim
-hold :data:`MAP_LOCK`.
-
-Linux only; elsewhere (no ``/proc/self/maps`` or no ``madvise``) trimming is a no-op.
+LMDB reads through a shared read-only ``mmap``; every page a read touches stays mapped
+(Linux's fault-around maps up to 64 KiB of cached neighbours with it), so random reads
+over a large replica put most of the file in the RSS that operators and container
+limits watch (docs/internals.md, section 2). :class:`MapTrimmer` drops those pages
+every ``every`` reads or writes with ``madvise(MADV_DONTNEED)``, which for a shared file
+mapping only unmaps them (the data stays in the page cache): safe at any moment. It
+learns the mapping by diffing ``/proc/self/maps`` around each call that maps the file,
+and :data:`MAP_LOCK` keeps a trim off an unmapped and reused range. Linux only;
+elsewhere trimming is a no-op.
 """
 
 from __future__ import annotations

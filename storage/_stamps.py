@@ -2,10 +2,10 @@
 write fence.
 
 Dots are minted under the object's origin ``replica_id#incarnation`` (drawn at its first
-write: :mod:`.incarnation`) from one counter per origin shared by all keys; hybrid
+write: :mod:`._incarnation`) from one counter per origin shared by all keys; hybrid
 timestamps (Kulkarni et al. 2014) run under the origin once it exists, so two copies
 of one directory never stamp equal timestamps. Everything is read from and written to
-the transaction, so a replayed write (:mod:`.env`) mints the same dots.
+the transaction, so a replayed write (:mod:`._env`) mints the same dots.
 """
 
 from __future__ import annotations

@@ -1,16 +1,14 @@
 """The sync calls: ``sync_summary``, ``sync_changes``, ``sync_apply``, ``state_digest``.
 
-Scuttlebutt-style watermarks (van Renesse et al., "Efficient Reconciliation and Flow
-Control for Anti-Entropy Protocols", 2008) over full per-key states, so any subset of
-keys may ship in any order. A summary says how far this replica holds each origin; the
-changes it is answered with carry the states of keys with events beyond those marks
-that the peer may see (priority first) and ``through`` claims that let the peer raise
-its marks past events it will never get. A claim is taken only without gaps (its base
-already held), and scoped claims stay scoped (a complete and a scoped watermark per
-origin; only the complete one is claimed to others), so a claim never vouches for
-events its receiver lacks. Lying claims are bounded by :mod:`.watermarks`; what they hid
-is found by digest repair (:mod:`.repair`). Formats: :mod:`.wire`; a payload's keys are
-judged one by one (:mod:`.incoming`), joined, then applied in one transaction.
+Scuttlebutt-style watermarks (van Renesse et al. 2008) over full per-key states, so any
+subset of keys may ship in any order. A summary says how far this replica holds each
+origin; the answer carries the states of the keys with events beyond those marks that
+the peer may see (priority first) and ``through`` claims that let the peer raise its
+marks past events it will never get. A claim is taken only without gaps, and scoped
+claims stay scoped (a complete and a scoped watermark per origin, only the complete one
+claimed to others), so a claim never vouches for events its receiver lacks. Lying
+claims are bounded by :mod:`._watermarks` and what they hid is found by digest repair
+(:mod:`._repair`); a payload's keys are judged one by one (:mod:`._incoming`).
 """
 
 from __future__ import annotations
@@ -95,7 +93,7 @@ class Sync:
         ``digest=True`` adds the 256 bucket sums over the shareable keys inside
         ``digest_scope`` (the scope that peer applies to this replica: see
         ``ApplyResult.scope``); ``want`` asks for those keys whatever the watermarks say
-        (``ApplyResult.wanted`` of the last payload, as it is). See :mod:`.repair`.
+        (``ApplyResult.wanted`` of the last payload, as it is). See :mod:`._repair`.
         """
         wanted = check_want(want)
         if digest_scope is not None and not isinstance(digest_scope, PeerScope):

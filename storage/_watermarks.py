@@ -1,39 +1,16 @@
-"""The watermark table: how far this replica holds each origin, and why a claim can no
-longer lie for long (issue 11, cases 4 and 5; deliverable 6).
+"""The watermark table: how far this replica holds each origin, and why a claim cannot
+lie for long.
 
 ``meta`` holds two counters per origin: ``wm:<origin>`` (complete: every shareable
-event) and ``ws:<origin>`` (scoped: every event this replica may see); see
-:mod:`.sync` for how claims raise them. Three rules bound what a peer can do to them:
+event) and ``ws:<origin>`` (scoped: every event this replica may see); :mod:`._sync`
+raises them from claims. Three rules bound what a peer can do to them
+(docs/faulty-members.md, "Lying claims and digest repair"):
 
-* **Bounded table.** A claim that would create an entry for an origin this replica
-  holds no key of, while the table already has :data:`MAX_SUMMARY_ORIGINS` entries, is
-  refused (``Refusal(None, "claims-cap")``): made-up origins cannot grow the table
-  without bound. A summary (and a payload's ``through``) never names more than the cap
-  (:func:`capped`): this replica's own origins first, then those of the keys it holds,
-  then the origins with the highest counters (leaving out a low one costs least: its
-  few events are shipped again). At the
-  cap with 128-byte origin ids a summary's watermarks take about 2.3 MB, well inside a
-  4 MiB frame beside the largest ``want`` list (see :mod:`.repair`).
-* **Lie detector.** A state carrying an event of origin ``o`` that this replica lacked
-  (incoming ``ctx[o]`` above the local key's) although its watermark for ``o`` already
-  claims it (``wm[o] >= ctx[o]``) proves that watermark false: it is lowered to the
-  latest event of ``o`` held here below the one proved missing (0 when none), so the
-  next pull re-fetches what else it hid after that. A lie hides a run of events beyond
-  what the receiver held, and the lowering re-fetches that run; an isolated hole below
-  events held (a key lost, a state that was never shipped) costs only its own events,
-  and digest repair, which found it, finds any other such hole. Honest claims never
-  trigger it: a claim is accepted only without gaps, and covers exactly the keys whose
-  latest event of ``o`` it passed, all of which were shipped before it (or are
-  private, outside the receiver's scope, or refused, whose claims are capped). States
-  of keys with a TTL are not judged (a sender whose clock expired a key sooner may
-  honestly claim past it). Like scoped watermarks it assumes a replica's scope is the
-  same on every peer; where an ACL grew (or differs between peers) a scoped watermark
-  *was* false for the wider scope, and lowering it is what lets the newly visible keys
-  flow.
-* **The origin is the authority on its own counter.** A summary may name its sender's
-  minting origin (``me``); no replica can hold events of that origin beyond the
-  origin's own watermark for itself, so a higher watermark here was inflated by a lie
-  and is lowered to it.
+* a bounded table: at :data:`MAX_SUMMARY_ORIGINS` entries, claims for origins held by
+  no key are refused, and a summary names at most that many (:func:`capped`);
+* a lie detector (:meth:`Table.detect_lie`): a state carrying an event a watermark
+  claimed proves it false; keys with a TTL are not judged (clocks expire them unevenly);
+* the origin is the authority on its own counter (a summary's ``me``).
 """
 
 from __future__ import annotations
@@ -126,10 +103,10 @@ class Table:
 
     def detect_lie(self, ctx: Mapping[str, int], held: Mapping[str, int],
                    me: str | None) -> None:
-        """The lie detector (module doc) for a received state with context ``ctx`` of a
-        key held here with context ``held`` (empty when new here): each watermark that
-        claimed the event is lowered (an honest one below it is kept), to the latest
-        event of that origin held here before the one proved missing."""
+        """The lie detector (docs/faulty-members.md) for a received state with context
+        ``ctx`` of a key held here with context ``held`` (empty when new here): each
+        watermark that claimed the event is lowered (an honest one below it is kept), to
+        the latest event of that origin held here before the one proved missing."""
         if self._blank is None:
             self._blank = not any(True for prefix in (WM, WS)
                                   for _ in itertools.islice(self.txn.prefix("meta", prefix), 1))
