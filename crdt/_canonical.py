@@ -35,6 +35,13 @@ def _fail(message: str) -> NoReturn:
     raise InvalidArgumentError(message)
 
 
+def _float(value: float) -> float:
+    """A float as plain data: never NaN, ``-0.0`` written as ``0.0``."""
+    if math.isnan(value):
+        _fail("NaN is not plain data (it is not equal to itself)")
+    return 0.0 if value == 0.0 else value
+
+
 def freeze(obj: object, _depth: int = 0) -> object:
     """Validate plain data; return it normalised: lists become tuples, dicts are copied
     with their keys in sorted order, ``-0.0`` becomes ``0.0``.
@@ -61,9 +68,7 @@ def freeze(obj: object, _depth: int = 0) -> object:
         return obj
     if kind is float:
         assert isinstance(obj, float)
-        if math.isnan(obj):
-            _fail("NaN is not plain data (it is not equal to itself)")
-        return 0.0 if obj == 0.0 else obj
+        return _float(obj)
     if _depth >= MAX_DEPTH:
         _fail(f"plain data nested deeper than {MAX_DEPTH} levels")
     if kind is tuple or kind is list:
@@ -111,9 +116,7 @@ def _canon(obj: object) -> object:
         return [_canon(item) for item in obj]
     if kind is float:
         assert isinstance(obj, float)
-        if math.isnan(obj):
-            _fail("NaN is not plain data")
-        return 0.0 if obj == 0.0 else obj
+        return _float(obj)
     if obj is None or kind is bool or kind is int or kind is str or kind is bytes:
         return obj
     if isinstance(obj, tuple) and hasattr(kind, "_fields"):  # a named tuple: its fields

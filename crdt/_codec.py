@@ -14,11 +14,13 @@ live dots refer to by index (the plain forms: docs/internals.md, section 1).
 
 from __future__ import annotations
 
+from collections.abc import Container, Iterable, Iterator
 from typing import Any, NoReturn, TypeAlias
 
 from ._canonical import check_element, freeze, pack_canonical, unpack_unchecked
 from ._causal_context import CausalContext
 from ._dot import Dot
+from ._dotstore import unchecked
 from ._errors import DecodeError, InvalidArgumentError, MemmeshError
 from ._hlc import Timestamp
 from ._limits import DEFAULT_LIMITS, Limits
@@ -109,13 +111,8 @@ def load_timestamp(plain: object) -> Timestamp:
 
 def dump_context(context: CausalContext) -> tuple[dict[str, int], dict[str, tuple[int, ...]]]:
     """Plain form of a causal context: ``({replica: n}, {replica: (counter, ...)})``."""
-    cloud: dict[str, list[int]] = {}
-    for dot in context.cloud:
-        cloud.setdefault(dot.replica, []).append(dot.counter)
-    return (
-        {replica: context.vv[replica] for replica in sorted(context.vv)},
-        {replica: tuple(sorted(cloud[replica])) for replica in sorted(cloud)},
-    )
+    return ({replica: context.vv[replica] for replica in sorted(context.vv)},
+            _cloud_counters(context))
 
 
 def load_context(plain: object) -> CausalContext:
@@ -125,18 +122,35 @@ def load_context(plain: object) -> CausalContext:
     already covers (duplicate dots); a non-compacted cloud is compacted.
     """
     vv_plain, cloud_plain = _tuple(plain, "context", 2)
-    vv = _dict(vv_plain, "context vector")
-    for counter in vv.values():
-        if type(counter) is not int or counter < 1:
-            _bad("context vector: entries must be ints >= 1")
+    vv = {replica: _vv_entry(n) for replica, n in _dict(vv_plain, "context vector").items()}
+    return _context(vv, _dict(cloud_plain, "context cloud").items())
+
+
+def _cloud_counters(context: CausalContext) -> dict[str, tuple[int, ...]]:
+    """The cloud's counters by replica, both ascending."""
+    cloud: dict[str, list[int]] = {}
+    for dot in context.cloud:
+        cloud.setdefault(dot.replica, []).append(dot.counter)
+    return {replica: tuple(sorted(cloud[replica])) for replica in sorted(cloud)}
+
+
+def _vv_entry(counter: object) -> int:
+    if type(counter) is not int or counter < 1:
+        _bad("context vector: entries must be ints >= 1")
+    return counter
+
+
+def _context(vv: dict[Any, int], cloud_plain: Iterable[tuple[object, object]]) -> CausalContext:
+    """The context of vector ``vv`` and the cloud's ``(replica, counters)`` pairs: each
+    counter list non-empty and strictly ascending above the vector's entry."""
     cloud: list[Dot] = []
-    for replica, counters_plain in _dict(cloud_plain, "context cloud").items():
+    for replica, counters_plain in cloud_plain:
         counters = _tuple(counters_plain, "context cloud counters")
         if not counters:
             _bad("context cloud: empty counter list")
         floor = vv.get(replica, 0)
         for counter in counters:
-            if type(counter) is not int or counter <= floor:  # type: ignore[operator]
+            if type(counter) is not int or counter <= floor:
                 _bad("context cloud: counters must ascend strictly above the vector entry")
             cloud.append(_wrap("context cloud", Dot, replica, counter))
             floor = counter
@@ -172,75 +186,65 @@ def _index(table: tuple[str, ...], index: object) -> str:
     return table[index]
 
 
-def _table_dot(table: tuple[str, ...], index: object, counter: object) -> Dot:
-    dot: Dot = _wrap("dot", Dot, _index(table, index), counter)
-    return dot
+def _indexed_pairs(table: tuple[str, ...], plain: object, what: str, second: str
+                   ) -> Iterator[tuple[str, object]]:
+    """``(table[index], value)`` for each pair of the flat ``(index, value, ...)`` array
+    ``plain``, indexes strictly ascending."""
+    flat = _tuple(plain, what)
+    if len(flat) % 2:
+        _bad(f"{what}: expected (index, {second}) pairs")
+    last = -1
+    for i in range(0, len(flat), 2):
+        replica = _index(table, flat[i])
+        if flat[i] <= last:  # type: ignore[operator]
+            _bad(f"{what}: replica indexes must ascend")
+        last = flat[i]  # type: ignore[assignment]
+        yield replica, flat[i + 1]
 
 
-def _dump_indexed_context(
-    context: CausalContext, index: dict[str, int]
-) -> tuple[tuple[int, ...], tuple[object, ...]]:
+def _dump_dotted(tag: str, context: CausalContext
+                 ) -> tuple[dict[str, int], tuple[object, ...]]:
+    """The replica index of a dot-store state, and its plain form's head ``(tag, R, VV,
+    CL)``; the caller appends the entries."""
+    table, index = _replica_table(context)
     vv: list[int] = []
     for replica in sorted(context.vv):
         vv += (index[replica], context.vv[replica])
-    by_replica: dict[str, list[int]] = {}
-    for dot in context.cloud:
-        by_replica.setdefault(dot.replica, []).append(dot.counter)
     cloud: list[object] = []
-    for replica in sorted(by_replica):
-        cloud += (index[replica], tuple(sorted(by_replica[replica])))
-    return tuple(vv), tuple(cloud)
+    for replica, counters in _cloud_counters(context).items():
+        cloud += (index[replica], counters)
+    return index, (tag, table, tuple(vv), tuple(cloud))
 
 
-def _load_indexed_context(
-    table: tuple[str, ...], vv_plain: object, cloud_plain: object
-) -> CausalContext:
-    vv_flat = _tuple(vv_plain, "context vector")
-    if len(vv_flat) % 2:
-        _bad("context vector: expected (index, counter) pairs")
-    vv: dict[str, int] = {}
-    last = -1
-    for i in range(0, len(vv_flat), 2):
-        replica = _index(table, vv_flat[i])
-        if vv_flat[i] <= last:  # type: ignore[operator]
-            _bad("context vector: replica indexes must ascend")
-        last = vv_flat[i]  # type: ignore[assignment]
-        counter = vv_flat[i + 1]
-        if type(counter) is not int or counter < 1:
-            _bad("context vector: entries must be ints >= 1")
-        vv[replica] = counter
-    cloud_flat = _tuple(cloud_plain, "context cloud")
-    if len(cloud_flat) % 2:
-        _bad("context cloud: expected (index, counters) pairs")
-    cloud: list[Dot] = []
-    last = -1
-    for i in range(0, len(cloud_flat), 2):
-        replica = _index(table, cloud_flat[i])
-        if cloud_flat[i] <= last:  # type: ignore[operator]
-            _bad("context cloud: replica indexes must ascend")
-        last = cloud_flat[i]  # type: ignore[assignment]
-        counters = _tuple(cloud_flat[i + 1], "context cloud counters")
-        if not counters:
-            _bad("context cloud: empty counter list")
-        floor = vv.get(replica, 0)
-        for counter in counters:
-            if type(counter) is not int or counter <= floor:
-                _bad("context cloud: counters must ascend strictly above the vector entry")
-            cloud.append(_wrap("context cloud", Dot, replica, counter))
-            floor = counter
-    mentioned = set(vv) | {dot.replica for dot in cloud}
-    if len(mentioned) != len(table):
+def _load_dotted(fields: tuple[object, ...], what: str
+                 ) -> tuple[tuple[str, ...], CausalContext, tuple[object, ...]]:
+    """The replica table, the context and the flat entries of a dot-store state."""
+    table_plain, vv_plain, cloud_plain, entries_plain = fields
+    table = _load_table(table_plain)
+    vv = {replica: _vv_entry(n)
+          for replica, n in _indexed_pairs(table, vv_plain, "context vector", "counter")}
+    context = _context(vv, _indexed_pairs(table, cloud_plain, "context cloud", "counters"))
+    if _replica_table(context)[0] != table:
         _bad("replica table: unused replica id")
-    context: CausalContext = _wrap("context", CausalContext, vv, cloud)
-    return context
+    return table, context, _tuple(entries_plain, f"{what} entries")
+
+
+def _live_dot(table: tuple[str, ...], context: CausalContext, seen: Container[Dot],
+              index: object, counter: object, what: str) -> Dot:
+    """The live dot ``(table[index], counter)``: new to ``seen``, covered by ``context``."""
+    dot: Dot = _wrap("dot", Dot, _index(table, index), counter)
+    if dot in seen:
+        _bad(f"{what}: duplicate dot {dot!r}")
+    if not context.contains(dot):
+        _bad(f"{what}: dot {dot!r} is not covered by the context")
+    return dot
 
 
 # -- states ------------------------------------------------------------------------
 
 
 def _dump_orset(state: ORSet[Any]) -> tuple[object, ...]:
-    table, index = _replica_table(state.context)
-    vv, cloud = _dump_indexed_context(state.context, index)
+    index, head = _dump_dotted(TAG_ORSET, state.context)
     keyed = sorted((pack_canonical(element), element) for element in state.entries)
     entries: list[object] = []
     for _, element in keyed:
@@ -248,14 +252,11 @@ def _dump_orset(state: ORSet[Any]) -> tuple[object, ...]:
         for dot in sorted(state.entries[element]):
             flat += (index[dot.replica], dot.counter)
         entries += (element, tuple(flat))
-    return (TAG_ORSET, table, vv, cloud, tuple(entries))
+    return (*head, tuple(entries))
 
 
 def _load_orset(fields: tuple[object, ...]) -> ORSet[Any]:
-    table_plain, vv_plain, cloud_plain, entries_plain = fields
-    table = _load_table(table_plain)
-    context = _load_indexed_context(table, vv_plain, cloud_plain)
-    flat = _tuple(entries_plain, "orset entries")
+    table, context, flat = _load_dotted(fields, "orset")
     if len(flat) % 2:
         _bad("orset entries: odd length")
     seen: set[Dot] = set()
@@ -267,50 +268,32 @@ def _load_orset(fields: tuple[object, ...]) -> ORSet[Any]:
             _bad("orset element dots: must be non-empty (index, counter) pairs")
         dots: list[Dot] = []
         for j in range(0, len(dots_flat), 2):
-            dot = _table_dot(table, dots_flat[j], dots_flat[j + 1])
-            if dot in seen:
-                _bad(f"orset: duplicate dot {dot!r}")
-            if not context.contains(dot):
-                _bad(f"orset: dot {dot!r} is not covered by the context")
+            dot = _live_dot(table, context, seen, dots_flat[j], dots_flat[j + 1], "orset")
             seen.add(dot)
             dots.append(dot)
         if element in entries:
             _bad("orset: duplicate element")
         entries[element] = frozenset(dots)
-    state: ORSet[Any] = ORSet()
-    state.entries = entries
-    state.context = context
-    return state
+    return unchecked(ORSet, entries, context)
 
 
 def _dump_mvregister(state: MVRegister[Any]) -> tuple[object, ...]:
-    table, index = _replica_table(state.context)
-    vv, cloud = _dump_indexed_context(state.context, index)
+    index, head = _dump_dotted(TAG_MVREGISTER, state.context)
     flat: list[object] = []
     for dot, value in state.items():
         flat += (index[dot.replica], dot.counter, value)
-    return (TAG_MVREGISTER, table, vv, cloud, tuple(flat))
+    return (*head, tuple(flat))
 
 
 def _load_mvregister(fields: tuple[object, ...]) -> MVRegister[Any]:
-    table_plain, vv_plain, cloud_plain, entries_plain = fields
-    table = _load_table(table_plain)
-    context = _load_indexed_context(table, vv_plain, cloud_plain)
-    flat = _tuple(entries_plain, "mvregister entries")
+    table, context, flat = _load_dotted(fields, "mvregister")
     if len(flat) % 3:
         _bad("mvregister entries: expected (index, counter, value) triples")
     entries: dict[Dot, object] = {}
     for i in range(0, len(flat), 3):
-        dot = _table_dot(table, flat[i], flat[i + 1])
-        if dot in entries:
-            _bad(f"mvregister: duplicate dot {dot!r}")
-        if not context.contains(dot):
-            _bad(f"mvregister: dot {dot!r} is not covered by the context")
+        dot = _live_dot(table, context, entries, flat[i], flat[i + 1], "mvregister")
         entries[dot] = _wrap("mvregister value", freeze, flat[i + 2])
-    state: MVRegister[Any] = MVRegister()
-    state.entries = entries
-    state.context = context
-    return state
+    return unchecked(MVRegister, entries, context)
 
 
 def _dump_lwwregister(state: LWWRegister[Any]) -> tuple[object, ...]:

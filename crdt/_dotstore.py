@@ -13,10 +13,41 @@ most entries are settled by two dictionary lookups, without hashing dots.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+from typing import Any, Generic, Self, TypeVar
+
 from ._causal_context import CausalContext
 from ._dot import Dot
 
-__all__ = ["Coverage", "surviving"]
+__all__ = ["Coverage", "DotStore", "surviving", "unchecked"]
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+S = TypeVar("S", bound="DotStore[Any, Any]")
+
+
+class DotStore(Generic[K, V]):
+    """A causal context and the store of its live entries (elements to dots for the
+    OR-Set, dots to values for the multi-value register)."""
+
+    __slots__ = ("context", "entries")
+
+    entries: dict[K, V]
+    context: CausalContext
+
+    def copy(self) -> Self:
+        """An independent copy."""
+        return unchecked(type(self), dict(self.entries), self.context.copy())
+
+
+def unchecked(kind: type[S], entries: dict[Any, Any], context: CausalContext) -> S:
+    """A ``kind`` state holding ``entries`` and ``context`` as they are, without the
+    constructor's checks: for entries valid already (decoded and checked, or built by
+    the mutators), so a join never fails on data it was given."""
+    state = kind()
+    state.entries = entries
+    state.context = context
+    return state
 
 _NEVER = 1 << 64
 

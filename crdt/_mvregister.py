@@ -12,12 +12,12 @@ survive the join, so ``value`` then holds two values until a write that has seen
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from ._canonical import freeze, packb, same_value
 from ._causal_context import CausalContext
 from ._dot import Dot
-from ._dotstore import Coverage, surviving
+from ._dotstore import Coverage, DotStore, surviving
 from ._errors import InvalidArgumentError
 
 __all__ = ["MVRegister"]
@@ -25,17 +25,14 @@ __all__ = ["MVRegister"]
 V = TypeVar("V")
 
 
-class MVRegister(Generic[V]):
+class MVRegister(DotStore[Dot, V]):
     """Multi-value register of plain values (see module doc).
 
     ``MVRegister()`` is the empty state; ``a == b`` compares states (values compare
     with their type: ``1`` and ``1.0`` differ, as their encodings do).
     """
 
-    __slots__ = ("context", "entries")
-
-    entries: dict[Dot, V]
-    context: CausalContext
+    __slots__ = ()
 
     def __init__(
         self, entries: Mapping[Dot, V] | None = None, context: CausalContext | None = None
@@ -105,13 +102,6 @@ class MVRegister(Generic[V]):
                 merged[dot] = value
         self.entries = merged
         self.context.merge(other.context)
-
-    def copy(self) -> MVRegister[V]:
-        """An independent copy."""
-        clone: MVRegister[V] = type(self)()
-        clone.entries = dict(self.entries)
-        clone.context = self.context.copy()
-        return clone
 
     # -- reading -------------------------------------------------------------------
 

@@ -13,12 +13,12 @@ causal delivery; a concurrent add and remove leave the element present (add wins
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterator, Mapping
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from ._canonical import check_element
 from ._causal_context import CausalContext
 from ._dot import Dot
-from ._dotstore import Coverage, surviving
+from ._dotstore import Coverage, DotStore, surviving
 from ._errors import InvalidArgumentError
 
 __all__ = ["ORSet"]
@@ -26,17 +26,14 @@ __all__ = ["ORSet"]
 E = TypeVar("E", bound=Hashable)
 
 
-class ORSet(Generic[E]):
+class ORSet(DotStore[E, frozenset[Dot]]):
     """Add-wins observed-remove set of plain hashable elements (see module doc).
 
     Elements are ``None``, ``str``, ``bytes``, ``int`` or tuples of these; lists are
     stored as tuples.  ``ORSet()`` is the empty state; ``a == b`` compares states.
     """
 
-    __slots__ = ("context", "entries")
-
-    entries: dict[E, frozenset[Dot]]
-    context: CausalContext
+    __slots__ = ()
 
     def __init__(
         self,
@@ -104,13 +101,6 @@ class ORSet(Generic[E]):
                     merged[element] = kept
         self.entries = merged
         self.context.merge(other.context)
-
-    def copy(self) -> ORSet[E]:
-        """An independent copy."""
-        clone: ORSet[E] = type(self)()
-        clone.entries = dict(self.entries)
-        clone.context = self.context.copy()
-        return clone
 
     # -- reading -------------------------------------------------------------------
 

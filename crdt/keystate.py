@@ -20,6 +20,7 @@ from typing import Any, NamedTuple, TypeVar
 from ._canonical import check_element, packb
 from ._causal_context import CausalContext
 from ._dot import Dot
+from ._dotstore import unchecked
 from ._errors import InvalidArgumentError
 from ._hlc import Timestamp
 from ._lwwregister import LWWRegister
@@ -178,14 +179,14 @@ def join(a: KeyState, b: KeyState) -> KeyState:
     body: dict[Any, Any] = {}
     if not forgotten:
         if header.policy == "mv":
-            reg: MVRegister[Any] = _dot_store(MVRegister(), a)
-            reg.merge(_dot_store(MVRegister(), b))
+            reg: MVRegister[Any] = _dot_store(MVRegister, a)
+            reg.merge(_dot_store(MVRegister, b))
             body = reg.entries
         elif header.policy == "lww":
             body = _join_lww(a.body, b.body)
         else:
-            oset: ORSet[Any] = _dot_store(ORSet(), a)
-            oset.merge(_dot_store(ORSet(), b))
+            oset: ORSet[Any] = _dot_store(ORSet, a)
+            oset.merge(_dot_store(ORSet, b))
             body = oset.entries
     return KeyState(header, ctx, forgotten, body)
 
@@ -193,13 +194,10 @@ def join(a: KeyState, b: KeyState) -> KeyState:
 _Store = TypeVar("_Store", MVRegister[Any], ORSet[Any])
 
 
-def _dot_store(empty: _Store, state: KeyState) -> _Store:
-    """``state``'s body and context as the CRDT type, *without* the constructor's
-    validation of every value: a body is valid (built by the mutators below or checked
-    by the decoder), and a join must not fail on data it was given."""
-    empty.entries = state.body
-    empty.context = CausalContext(state.ctx)
-    return empty
+def _dot_store(kind: type[_Store], state: KeyState) -> _Store:
+    """``state``'s body and context as the CRDT type, unchecked: a body is valid (built by
+    the mutators below or checked by the decoder)."""
+    return unchecked(kind, state.body, CausalContext(state.ctx))
 
 
 def _lww(body: dict[Dot, VersionData]) -> LWWRegister[Any]:

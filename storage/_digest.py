@@ -33,7 +33,7 @@ def bucket_of(key: bytes) -> int:
 def state_key(key: str) -> bytes:
     """The ``state`` sub-database key of ``key``: its bucket byte, then its UTF-8 bytes."""
     raw = key.encode()
-    return bytes((zlib.crc32(raw) & 0xFF,)) + raw
+    return bytes((bucket_of(raw),)) + raw
 
 
 def item_hash(skey: bytes, data: bytes) -> int:
@@ -54,51 +54,44 @@ def note_change(txn: Txn, skey: bytes, old: bytes | None, new: bytes | None) -> 
         delta -= item_hash(skey, old)
     if new is not None:
         delta += item_hash(skey, new)
-    if not delta:
-        return
-    pending: dict[int, int] | None = txn.scratch.get("digest")
-    if pending is None:
-        pending = txn.scratch["digest"] = {}
-        txn.pre_commit.append(_flush)
-    bucket = skey[0]
-    pending[bucket] = pending.get(bucket, 0) + delta
+    if delta:
+        pending = _pending(txn)
+        pending[skey[0]] = pending.get(skey[0], 0) + delta
 
 
 def note_added(txn: Txn, items: list[tuple[bytes, bytes]]) -> None:
     """:func:`note_change` from absent to ``data`` for every ``(skey, data)`` of ``items``."""
-    if not items:
-        return
+    if items:
+        pending = _pending(txn)
+        for skey, data in items:
+            pending[skey[0]] = pending.get(skey[0], 0) + item_hash(skey, data)
+
+
+def _pending(txn: Txn) -> dict[int, int]:
+    """The transaction's bucket deltas, folded into the stored sums just before commit."""
     pending: dict[int, int] | None = txn.scratch.get("digest")
     if pending is None:
         pending = txn.scratch["digest"] = {}
         txn.pre_commit.append(_flush)
-    sha256, from_bytes = hashlib.sha256, int.from_bytes
-    for skey, data in items:
-        h = sha256(len(skey).to_bytes(2, "big"))
-        h.update(skey)
-        h.update(data)
-        bucket = skey[0]
-        pending[bucket] = pending.get(bucket, 0) + from_bytes(h.digest(), "big")
+    return pending
+
+
+def _sum(txn: Txn, bucket: int, delta: int) -> bytes:
+    """The stored sum of ``bucket`` plus ``delta``, as 32 bytes."""
+    raw = txn.get("meta", _META + bytes((bucket,)))
+    return (((int.from_bytes(raw, "big") if raw else 0) + delta) % _MOD).to_bytes(32, "big")
 
 
 def _flush(txn: Txn) -> None:
     pending: dict[int, int] = txn.scratch.pop("digest", {})
     for bucket, delta in pending.items():
-        mkey = _META + bytes((bucket,))
-        raw = txn.get("meta", mkey)
-        value = (int.from_bytes(raw, "big") if raw else 0) + delta
-        txn.put("meta", mkey, (value % _MOD).to_bytes(32, "big"))
+        txn.put("meta", _META + bytes((bucket,)), _sum(txn, bucket, delta))
 
 
 def bucket_sums(txn: Txn) -> list[bytes]:
     """The 256 bucket sums (32 bytes each) as committed, pending deltas included."""
     pending: dict[int, int] = txn.scratch.get("digest", {})
-    out = []
-    for bucket in range(BUCKETS):
-        raw = txn.get("meta", _META + bytes((bucket,)))
-        value = (int.from_bytes(raw, "big") if raw else 0) + pending.get(bucket, 0)
-        out.append((value % _MOD).to_bytes(32, "big"))
-    return out
+    return [_sum(txn, bucket, pending.get(bucket, 0)) for bucket in range(BUCKETS)]
 
 
 def root(sums: list[bytes]) -> bytes:
