@@ -159,7 +159,7 @@ def build_corpus(root: Path, rng: random.Random) -> Corpus:
 
 def _chunks(src: Replica, summary: bytes) -> list[bytes]:
     """A stream of small chunks, as a session ships them."""
-    from memmesh.gossip.protocol.summary import advance_summary
+    from memmesh.gossip.protocol import advance_summary
 
     out = []
     for _ in range(6):

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from .protocol import summary_lag
 from .protocol.peerlink import PeerLink
 from .protocol.policy import SyncPolicy
-from .protocol.summary import summary_lag
 
 __all__ = ["LinkCounters", "NodeStatus", "PeerStatus", "node_status"]
 

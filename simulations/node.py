@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from memmesh.gossip.protocol import watermarks
 from memmesh.gossip.protocol.peerlink import PeerLink
 from memmesh.gossip.protocol.policy import Notice, SyncPolicy
 from memmesh.gossip.protocol.requests import (
@@ -36,7 +37,6 @@ from memmesh.gossip.protocol.requests import (
     Summary,
     perform,
 )
-from memmesh.gossip.protocol.summary import watermarks
 
 from .clock import SkewedClock
 from .engine import US_PER_S, Timer

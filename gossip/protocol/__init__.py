@@ -35,6 +35,7 @@ Driving two replicas without any network (what
 from __future__ import annotations
 
 from . import events
+from ._summary import advance_summary, changes_empty, summary_lag, watermarks
 from .errors import GossipError, LocalProtocolError, ProtocolError, RemoteProtocolError
 from .frames import FrameDecoder, encode_frame
 from .messages import PROTOCOL_VERSION, REASONS, decode_message, encode_message
@@ -43,7 +44,6 @@ from .policy import Notice, PolicyConfig, SyncPolicy
 from .replica import NodeReplica, SyncReplica
 from .requests import Outcome, StorageRequest, perform
 from .session import Phase, Session, SessionConfig, State
-from .summary import advance_summary, changes_empty, summary_lag, watermarks
 
 __all__ = [
     "PROTOCOL_VERSION",

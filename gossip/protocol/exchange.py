@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from . import events as ev
+from ._summary import advance_summary, asks_repair, changes_empty, push_summary
 from .config import ENVELOPE, SessionConfig
 from .delivery import Arrival, DataFrame, Delivery, InOrder
 from .errors import LocalProtocolError, RemoteProtocolError
 from .messages import Changes, Hello, Push, Reject, Syn, encode_message
 from .outbox import Outbox
-from .summary import advance_summary, asks_repair, changes_empty, push_summary
 
 __all__ = ["Chunk", "Exchange"]
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Final, Literal, TypeVar
 
 from . import events as ev
+from ._summary import summary_root
 from .admission import HandshakeGate, expendable, hoarders
 from .clockwatch import ClockWatch
 from .errors import LocalProtocolError, RemoteProtocolError
@@ -44,7 +45,6 @@ from .repair import PeerRepair, PullRecord, RepairPlan
 from .replica import ApplyReport
 from .requests import Apply, Changes, Fence, Outcome, StorageRequest, Summary
 from .session import Session, SessionConfig
-from .summary import summary_root
 
 __all__ = ["Notice", "PolicyConfig", "SyncPolicy"]
 

@@ -16,7 +16,7 @@ import pytest
 from storage_helpers import sync_once, ticking
 
 from memmesh.crdt import DecodeError, Dot, InvalidArgumentError, packb, unpackb
-from memmesh.gossip.protocol.summary import push_summary
+from memmesh.gossip.protocol._summary import push_summary
 from memmesh.merge import Election, arbiter_rank
 from memmesh.storage import Replica
 from memmesh.storage._keystore import load
