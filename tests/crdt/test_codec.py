@@ -121,20 +121,28 @@ def test_equal_states_built_differently_encode_identically() -> None:
 # -- hostile input ------------------------------------------------------------------
 
 
-@settings(max_examples=300)
-@given(st.binary(max_size=64))
-def test_decoding_arbitrary_bytes_raises_only_decode_errors(data: bytes) -> None:
-    _decodes_canonically_or_refuses(data)
-
-
-def _decodes_canonically_or_refuses(data: bytes) -> None:
-    """``decode`` raises nothing but DecodeError, and what it accepts is canonical."""
+def assert_decodes_exactly_or_is_refused(data: bytes) -> None:
+    """``data`` is refused with a DecodeError, or it decodes to a state that encodes
+    back to exactly ``data`` (only canonical bytes are accepted)."""
     try:
         state = decode(data)
     except MemmeshError as exc:
         assert isinstance(exc, DecodeError)
     else:
         assert encode(state) == data
+
+
+def test_decode_error_is_a_value_error_and_a_memmesh_error() -> None:
+    with pytest.raises(DecodeError) as info:
+        decode(b"\x02")
+    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, MemmeshError)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=64))
+def test_decoding_arbitrary_bytes_raises_only_decode_errors(data: bytes) -> None:
+    assert_decodes_exactly_or_is_refused(data)
 
 
 @settings(max_examples=300)
@@ -153,7 +161,7 @@ def test_decoding_mutated_encodings_raises_only_decode_errors(
         del original[at : at + data.draw(st.integers(1, 4))]
     else:
         del original[at:]
-    _decodes_canonically_or_refuses(bytes(original))
+    assert_decodes_exactly_or_is_refused(bytes(original))
 
 
 @settings(max_examples=200)
