@@ -29,7 +29,7 @@ from typing import Any
 import lmdb
 
 from memmesh.benchmarks.bench_storage import build_source, raw_record
-from memmesh.crdt.codec import packb, unpackb
+from memmesh.crdt import packb, unpackb
 from memmesh.storage import Replica
 
 

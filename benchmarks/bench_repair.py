@@ -41,10 +41,10 @@ from pathlib import Path
 from typing import Any
 
 from memmesh.benchmarks.bench_storage import build_source
-from memmesh.crdt.codec import packb, unpackb
+from memmesh.crdt import packb, unpackb
 from memmesh.gossip.protocol.driver import MemoryNetwork
 from memmesh.storage import PeerScope, Replica
-from memmesh.storage.repair import scope_sums
+from memmesh.storage._repair import scope_sums
 
 TARGET_BYTES = 64 * 1024
 _CHUNK = 4 * 1024 * 1024

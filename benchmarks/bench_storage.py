@@ -35,7 +35,7 @@ from typing import Any
 
 import lmdb
 
-from memmesh.crdt.codec import packb, unpackb
+from memmesh.crdt import packb, unpackb
 from memmesh.storage import MemoryRecord, Replica
 
 TOPICS = ("prefers dark mode in every editor", "is allergic to peanuts and shellfish",

@@ -32,7 +32,7 @@ from typing import Any
 from pycrdt import Doc, Map
 
 from memmesh.benchmarks.bench_storage import build_source, raw_record, text_for
-from memmesh.crdt.codec import packb
+from memmesh.crdt import packb
 from memmesh.storage import Replica
 
 

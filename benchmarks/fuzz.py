@@ -12,7 +12,7 @@ decoded msgpack tree: a field replaced by an edge value, an element dropped, dup
 or swapped, recursively inside nested byte strings) and feeds them to:
 
 * ``crdt``: :func:`memmesh.crdt.decode`;
-* ``keystate``: the key-state decoder (``storage.keycodec``);
+* ``keystate``: the key-state decoder (``storage._keycodec``);
 * ``summary``: ``Replica.sync_changes(summary)`` (the serving side parses peer summaries);
 * ``apply``: ``Replica.sync_apply(payload)`` on a scratch replica, which is checked
   every so often: every stored key still reads, every set still takes a local
@@ -56,7 +56,7 @@ from memmesh.crdt import encode as crdt_encode
 from memmesh.gossip.protocol import RemoteProtocolError, Session, SessionConfig, encode_frame
 from memmesh.gossip.protocol import messages as wire
 from memmesh.storage import Replica
-from memmesh.storage.keycodec import decode as keystate_decode
+from memmesh.storage._keycodec import decode as keystate_decode
 
 FINGERPRINT = b"memmesh-fuzz"
 PEER = "fuzz-peer"

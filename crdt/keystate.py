@@ -1,23 +1,14 @@
 """The memory CRDT: the state of one key (a memory or a set), its join and its mutators.
 
-A key state is what a replica stores, hashes and ships for one key:
-
-* an immutable :class:`Header` (id, kind, scope, policy, tier, priority, created,
-  expires_at);
-* the key's causal context ``ctx``, a version vector ``{origin: counter}``;
-* a ``forgotten`` flag (the erasure tombstone: header and context, no content);
-* a body: the standing versions (policy "mv": a multi-value register, "lww": a
-  last-writer-wins register) or the elements of an add-wins set (kind "set").
-
-Why a version vector is exact here: dots come from one counter per origin shared by
-all keys, and every event an origin makes on a key first raises the key's ``ctx`` entry
-for it, so "the key has seen dot (o, c)" is ``c <= ctx[o]`` for every dot that can occur
-in the key (the per-key version vector of dotted version vectors, Preguiça et al.
-2012). The bodies join with the CRDT types of this package (Almeida, Shoker, Baquero,
-"Delta State Replicated Data Types", 2018). Each mutator takes the fresh dot the
-caller minted and returns the key's new state, which is also its delta: with a
-version-vector context no smaller state carries an observed-remove, and key states are
-small and shipped whole.
+A key state (:class:`KeyState`) is what a replica stores, hashes and ships for one key.
+Its context is a plain version vector, and that is exact: dots come from one counter
+per origin shared by all keys, and every event an origin makes on a key first raises
+the key's entry for it, so "the key has seen dot (o, c)" is ``c <= ctx[o]`` (the
+per-key version vector of dotted version vectors, Preguiça et al. 2012). The bodies
+join with this package's CRDT types (Almeida, Shoker, Baquero 2018). Each mutator takes
+the fresh dot the caller minted and returns the key's new state, which is also its
+delta: with a version-vector context no smaller state carries an observed-remove, and
+key states are small and shipped whole.
 """
 
 from __future__ import annotations
@@ -26,14 +17,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
-from .canonical import check_element, packb
-from .causal_context import CausalContext
-from .dot import Dot
-from .errors import InvalidArgumentError
-from .hlc import Timestamp
-from .lwwregister import LWWRegister
-from .mvregister import MVRegister
-from .orset import ORSet
+from ._canonical import check_element, packb
+from ._causal_context import CausalContext
+from ._dot import Dot
+from ._dotstore import unchecked
+from ._errors import InvalidArgumentError
+from ._hlc import Timestamp
+from ._lwwregister import LWWRegister
+from ._mvregister import MVRegister
+from ._orset import ORSet
 
 __all__ = [
     "KIND_MEMORY",
@@ -111,9 +103,16 @@ class Header(NamedTuple):
 
 @dataclass(slots=True)
 class KeyState:
-    """The state of one key (see module doc). ``body`` maps dots to
-    :class:`VersionData` for memories (at most one entry under "lww") and elements to
-    ``frozenset[Dot]`` for sets."""
+    """The state of one key:
+
+    * ``header``, an immutable :class:`Header` (id, kind, scope, policy, tier, priority,
+      created, expires_at);
+    * ``ctx``, the key's causal context, a version vector ``{origin: counter}``;
+    * ``forgotten``, the erasure tombstone (header and context, no content);
+    * ``body``, the standing versions (dot -> :class:`VersionData`; policy "mv": a
+      multi-value register, "lww": a last-writer-wins register, at most one entry) or
+      the elements of an add-wins set (element -> ``frozenset[Dot]``, kind "set").
+    """
 
     header: Header
     ctx: dict[str, int]
@@ -180,14 +179,14 @@ def join(a: KeyState, b: KeyState) -> KeyState:
     body: dict[Any, Any] = {}
     if not forgotten:
         if header.policy == "mv":
-            reg: MVRegister[Any] = _dot_store(MVRegister(), a)
-            reg.merge(_dot_store(MVRegister(), b))
+            reg: MVRegister[Any] = _dot_store(MVRegister, a)
+            reg.merge(_dot_store(MVRegister, b))
             body = reg.entries
         elif header.policy == "lww":
             body = _join_lww(a.body, b.body)
         else:
-            oset: ORSet[Any] = _dot_store(ORSet(), a)
-            oset.merge(_dot_store(ORSet(), b))
+            oset: ORSet[Any] = _dot_store(ORSet, a)
+            oset.merge(_dot_store(ORSet, b))
             body = oset.entries
     return KeyState(header, ctx, forgotten, body)
 
@@ -195,13 +194,10 @@ def join(a: KeyState, b: KeyState) -> KeyState:
 _Store = TypeVar("_Store", MVRegister[Any], ORSet[Any])
 
 
-def _dot_store(empty: _Store, state: KeyState) -> _Store:
-    """``state``'s body and context as the CRDT type, *without* the constructor's
-    validation of every value: a body is valid (built by the mutators below or checked
-    by the decoder), and a join must not fail on data it was given."""
-    empty.entries = state.body
-    empty.context = CausalContext(state.ctx)
-    return empty
+def _dot_store(kind: type[_Store], state: KeyState) -> _Store:
+    """``state``'s body and context as the CRDT type, unchecked: a body is valid (built by
+    the mutators below or checked by the decoder)."""
+    return unchecked(kind, state.body, CausalContext(state.ctx))
 
 
 def _lww(body: dict[Dot, VersionData]) -> LWWRegister[Any]:

@@ -1,49 +1,17 @@
 """Hypothesis strategies and a convergence checker for property tests of memmesh states.
 
-memmesh is used inside people's own convergence suites; this module gives them the
-pieces memmesh's own tests use (it needs ``hypothesis``, from the ``test`` extra).
+memmesh sits inside people's own convergence suites (as ``trio.testing`` does for trio
+users): this module gives them the pieces memmesh's own tests use. It needs
+``hypothesis`` (the ``test`` extra). README, "Property tests of your own", shows a test.
 
 * Data: :func:`replica_ids`, :func:`elements`, :func:`values`, :func:`dots`,
-  :func:`timestamps`, :func:`causal_contexts`.
-* Key states of the memory CRDT (:mod:`.keystate`): :func:`key_states` and
+  :func:`timestamps`, :func:`causal_contexts`; memory key states: :func:`key_states`,
   :func:`key_state_variants` (one field changed, as a faulty peer might).
-* :class:`Operation`: one mutator call at one replica, with a readable label, and the
-  factories :func:`add`, :func:`remove`, :func:`write`, :func:`clear`,
-  :func:`lww_write`; :func:`operations` draws them for a state type.
-* :class:`Schedule`: an adversarial delivery order: local mutations interleaved with
-  delta deliveries that arrive out of order, duplicated, or not at all until a final
-  resend, and full-state syncs; :func:`schedules` draws them.
-* :func:`states`: reachable states of a type (built by running random operations under
-  a random schedule, so they carry the dot-cloud gaps of non-causal delivery).
-* :func:`check_convergence`: runs operations on several replicas under a schedule and
-  checks, for any state type with ``copy()``, in-place ``merge()`` and ``==``:
-
-  1. the delta law at every mutation: ``state_before ⊔ delta == state_after``;
-  2. after every delta was (re)delivered everywhere, all replicas are equal, and equal
-     to the join of all deltas (so no delivery order changed the outcome);
-  3. for memmesh types, every delta went through ``encode``/``decode`` on the way and
-     the replicas' encodings are byte-identical.
-
-  It raises :class:`ConvergenceFailure` (an ``AssertionError``) naming the step, and
-  returns the converged state so the test can check its value against a model.
-
-Example, a user's property test of an add-wins set::
-
-    from hypothesis import given, strategies as st
-    from memmesh.crdt import ORSet
-    from memmesh.crdt.testing import check_convergence, operations, schedules
-
-    @given(st.lists(operations(ORSet), max_size=20), schedules())
-    def test_tags_converge(ops, schedule):
-        final = check_convergence(ORSet, ops, schedule)
-        assert final.value <= {op.args[0] for op in ops if op.name == "add"}
-
-Your own operations work the same way::
-
-    from memmesh.crdt.testing import Operation
-    ops = [Operation(0, "add", ("x",), lambda s, r: s.add("x", r)),
-           Operation(1, "remove", ("x",), lambda s, r: s.remove("x"))]
-    check_convergence(ORSet, ops)   # default schedule: everything, newest first
+* :class:`Operation` (one mutator call at one replica; :func:`add`, :func:`remove`,
+  :func:`write`, :func:`clear`, :func:`lww_write`, :func:`operations`), :class:`Schedule`
+  (adversarial delivery: out of order, duplicated, dropped then resent; :func:`schedules`)
+  and :func:`states` (reachable states, gaps of non-causal delivery included).
+* :func:`check_convergence`: the delta law, convergence and equal bytes, for any type.
 """
 
 from __future__ import annotations
@@ -54,11 +22,14 @@ from typing import Any, Generic, TypeAlias, TypeVar
 
 from hypothesis import strategies as st
 
-from .causal_context import CausalContext
-from .codec import decode, encode
-from .dot import Dot
-from .hlc import Timestamp
-from .join import Joinable, join
+from ._causal_context import CausalContext
+from ._codec import decode, encode
+from ._dot import Dot
+from ._hlc import Timestamp
+from ._join import Joinable, join
+from ._lwwregister import LWWRegister
+from ._mvregister import MVRegister
+from ._orset import ORSet
 from .keystate import (
     KIND_MEMORY,
     KIND_SET,
@@ -70,9 +41,6 @@ from .keystate import (
     KeyState,
     VersionData,
 )
-from .lwwregister import LWWRegister
-from .mvregister import MVRegister
-from .orset import ORSet
 
 __all__ = [
     "DEFAULT_REPLICAS",
@@ -416,6 +384,14 @@ def check_convergence(
     transport: Callable[[S], S] | None = None,
 ) -> S:
     """Run ``operations`` on ``replicas`` under ``schedule`` and check convergence.
+
+    It checks, for any state type with ``copy()``, in-place ``merge()`` and ``==``:
+
+    1. the delta law at every mutation: ``state_before ⊔ delta == state_after``;
+    2. after every delta was (re)delivered everywhere, all replicas are equal, and equal
+       to the join of all deltas (so no delivery order changed the outcome);
+    3. for memmesh types, every delta went through ``encode``/``decode`` on the way and
+       the replicas' encodings are byte-identical.
 
     ``empty`` makes the empty state (the type itself will do: ``ORSet``).
     ``transport`` carries each delta and synced state between replicas; by default

@@ -23,7 +23,7 @@ from typing import Any
 
 import trio
 
-from memmesh.crdt.errors import MemmeshError
+from memmesh.crdt import MemmeshError
 from memmesh.merge import resolve_conflicts
 
 from ._dialer import Dialer

@@ -13,8 +13,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from memmesh.crdt.codec import packb, unpackb
-from memmesh.crdt.errors import MemmeshError
+from memmesh.crdt import MemmeshError, packb, unpackb
 
 from .protocol import GossipError, NodeReplica
 

@@ -2,16 +2,13 @@
 
 Without coordination, usually one replica resolves each conflict. The candidates are
 the distinct members (base replica ids) that wrote the standing versions, ranked by
-``sha256(memory_id | sorted dots | replica)``. Candidate 0 may resolve at once;
-candidate ``i`` once it has seen that same conflict (same standing dots) for ``i``
-takeover waits, any other member after ``len(candidates)`` waits, so a departed writer
-never leaves a conflict open. Waits are measured on the member's own clock from its
-first sighting, never against the versions' timestamps (another machine's clock ahead
-would let two arbiters act at once), and double with every standing RESOLVE
-(exponential back-off, as Ethernet's after a collision), so a storm of concurrent
-resolutions dies out once the wait outgrows the fleet's propagation time. The doubling
-stops at :data:`MAX_BACKOFF`: a storm can leave many resolutions standing while the
-first-ranked writer has left the fleet, and the next must still take over in time.
+``sha256(memory_id | sorted dots | replica)``. Candidate 0 may resolve at once,
+candidate ``i`` once it has seen that same conflict for ``i`` takeover waits, any other
+member after ``len(candidates)`` waits, so a departed writer never leaves a conflict
+open. Waits run on the member's own clock from its first sighting (another machine's
+clock ahead would let two arbiters act at once) and double with every standing RESOLVE
+(Ethernet's back-off), so a storm of concurrent resolutions dies out; the doubling stops
+at :data:`MAX_BACKOFF` so the next arbiter still takes over in time.
 """
 
 from __future__ import annotations

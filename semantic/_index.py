@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from memmesh.crdt.dot import base_replica
+from memmesh.crdt import base_replica
 
 from ._cache import CachedEmbedder
 from ._embedding import Embedder, check_embeddings

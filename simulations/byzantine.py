@@ -24,8 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from memmesh.crdt import Dot
-from memmesh.crdt.limits import LOGICAL_CEILING
+from memmesh.crdt import LOGICAL_CEILING, Dot
 
 from .forgery import (
     Forger,

@@ -29,8 +29,8 @@ from typing import Any
 
 from memmesh.gossip.protocol import PolicyConfig, SessionConfig
 from memmesh.merge import Conflict, Resolution, resolve_conflicts
-from memmesh.storage import digest as stored_digest
-from memmesh.storage.keycodec import decode
+from memmesh.storage import _digest as stored_digest
+from memmesh.storage._keycodec import decode
 
 from .clock import SkewedClock
 from .engine import US_PER_MS, US_PER_S, EventLoop
@@ -468,7 +468,7 @@ class Cluster:
 
 def digest_without(replica: Any, memories: Iterable[str]) -> str:
     """``replica.state_digest()`` as if ``memories`` were absent: the digest is a sum of
-    one hash per key (``storage.digest``), so their terms are subtracted."""
+    one hash per key (``storage._digest``), so their terms are subtracted."""
     total = int(replica.state_digest(), 16)
     inner = getattr(replica, "inner", replica)
     with inner._env.read() as txn:

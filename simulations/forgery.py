@@ -5,12 +5,12 @@ any payload that packs.  This module crafts the ones issue 11 lists, each valid 
 every respect but the one its case is about, for the ``byzantine`` scenario and for
 the hostile-peer suite in ``tests/hostile`` (one toolkit for both):
 
-* key states (``crdt.keystate``, encoded by ``storage.keycodec``): :func:`memory_state`
+* key states (``crdt.keystate``, encoded by ``storage._keycodec``): :func:`memory_state`
   and :func:`set_state` from scratch; :func:`created_by` (headers differing only in
   ``created``'s replica, case 2), :func:`reusing_dot` (a new key carrying another key's
   dot, case 3), :func:`restamped` (future stamps, logical parts at or past the bound, cases 6 and
   8), :func:`with_element` (a set element such as ``True``, case 7);
-* payloads (``crdt.codec.packb``): :func:`payload`, and edits of an honest payload
+* payloads (``crdt.packb``): :func:`payload`, and edits of an honest payload
   (:func:`shipping` forged states, :func:`claims_only`: forged watermark claims,
   cases 4 and 5) queued per receiving peer in a :class:`Forger`;
 * :class:`ForgingReplica`: a real replica whose outgoing payloads go through a forger,
@@ -23,11 +23,10 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from memmesh.crdt import Dot, Timestamp
-from memmesh.crdt.codec import packb, unpackb
+from memmesh.crdt import Dot, Timestamp, packb, unpackb
 from memmesh.crdt.keystate import KIND_MEMORY, KIND_SET, OP_ADD, Header, KeyState, VersionData
-from memmesh.storage.keycodec import encode
-from memmesh.storage.keystore import load
+from memmesh.storage._keycodec import encode
+from memmesh.storage._keystore import load
 
 if TYPE_CHECKING:
     from memmesh.storage import Replica

@@ -35,7 +35,7 @@ def memory_ids(seed: int, node_id: str) -> Callable[[], str]:
 
 def incarnations(seed: int, node_id: str) -> Callable[[], str]:
     """A seeded source of incarnations (8 lowercase base32 characters, like the default
-    ``memmesh.storage.incarnation.new_incarnation``) for ``node_id`` in run ``seed``."""
+    ``memmesh.storage._incarnation.new_incarnation``) for ``node_id`` in run ``seed``."""
     rng = stream(seed, "incarnations", node_id)
 
     def new_incarnation() -> str:

@@ -10,14 +10,14 @@ merge policy (:mod:`memmesh.merge`).
 
 from __future__ import annotations
 
-from .errors import (
+from ._errors import (
     ReplicaIdMismatchError,
     StorageError,
     UnknownMemoryError,
     WritesFencedError,
 )
-from .reads import AsOfView
-from .records import (
+from ._reads import AsOfView
+from ._records import (
     ApplyResult,
     Change,
     ChangeBatch,
@@ -26,7 +26,7 @@ from .records import (
     Refusal,
     Version,
 )
-from .replica import Replica
+from ._replica import Replica
 from .wire import PeerScope
 
 __all__ = [

@@ -4,14 +4,9 @@ Storage answers and applies them; the sans-IO session (``gossip.protocol``) read
 same messages to stream chunks and push, through this module only (it imports nothing
 of storage but ``crdt``). A peer is untrusted input: :func:`parse_summary` and
 :func:`parse_changes` validate every field and raise :class:`DecodeError` on anything
-malformed; the key states inside a payload stay opaque bytes here (storage decodes and
-judges each one on its own). Formats (docs/internals.md, "Sync primitives")::
-
-    summary  {"v": 1, "rid", "wm": {origin: counter}, "root": 32 bytes[, "me": origin]
-              [, "digest": {"scope", "sums": 256 x 8 bytes}][, "want": (key, ...)]}
-    changes  {"v": 1, "rid", "scope", "states": (bytes, ...), "through":
-              {origin: (base, counter)}[, "hashes": ((key, 8 bytes), ...)]}
-    scope    None (unrestricted) or (apps, users), each None or sorted values (None first)
+malformed; the key states inside a payload stay opaque bytes here (storage judges each
+one on its own). Formats: :class:`Summary`, :class:`Changes`, :func:`scope_plain`, and
+docs/internals.md, "Sync primitives".
 """
 
 from __future__ import annotations
@@ -20,9 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from memmesh.crdt import DecodeError, InvalidArgumentError
-from memmesh.crdt.codec import packb, unpackb
-from memmesh.crdt.dot import base_replica, check_replica
+from memmesh.crdt import (
+    DecodeError,
+    InvalidArgumentError,
+    base_replica,
+    check_replica,
+    packb,
+    unpackb,
+)
 
 __all__ = [
     "DIGEST_BUCKETS",
@@ -102,7 +102,8 @@ def _sorted_values(values: frozenset[str | None]) -> tuple[str | None, ...]:
 
 
 def scope_plain(scope: PeerScope | None) -> tuple[Any, Any] | None:
-    """The wire form of a peer scope (see module doc)."""
+    """The wire form of a peer scope: None (unrestricted) or ``(apps, users)``, each
+    None or sorted values (None first)."""
     scope = normal(scope)
     if scope is None:
         return None
@@ -218,7 +219,11 @@ def _hashes(plain: Any) -> tuple[tuple[str, bytes], ...]:
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    """A summary: what its sender holds (see module doc)."""
+    """A summary: what its sender holds. On the wire::
+
+        {"v": 1, "rid", "wm": {origin: counter}, "root": 32 bytes[, "me": origin]
+         [, "digest": {"scope", "sums": 256 x 8 bytes}][, "want": (key, ...)]}
+    """
 
     rid: str
     wm: dict[str, int]
@@ -282,7 +287,11 @@ def parse_summary(data: bytes) -> Summary:
 
 @dataclass(frozen=True, slots=True)
 class Changes:
-    """A changes payload (see module doc); ``states`` are key-state bytes, undecoded."""
+    """A changes payload; ``states`` are key-state bytes, undecoded. On the wire::
+
+        {"v": 1, "rid", "scope", "states": (bytes, ...), "through":
+         {origin: (base, counter)}[, "hashes": ((key, 8 bytes), ...)]}
+    """
 
     rid: str
     scope: PeerScope | None  # the scope the sender filtered with

@@ -29,7 +29,7 @@ from ._policy import Notice, PolicyConfig, SyncPolicy
 from ._replica import NodeReplica, SyncReplica
 from ._requests import Apply, Changes, Fence, Outcome, StorageRequest, Summary, perform
 from ._session import Session
-from .summary import advance_summary, changes_empty, summary_lag, watermarks
+from ._summary import advance_summary, changes_empty, summary_lag, watermarks
 
 __all__ = [
     "AccessList",

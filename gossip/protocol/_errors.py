@@ -14,7 +14,7 @@ Both derive from :class:`memmesh.crdt.MemmeshError`.  Messages never quote peer 
 
 from __future__ import annotations
 
-from memmesh.crdt.errors import MemmeshError
+from memmesh.crdt import MemmeshError
 
 __all__ = ["GossipError", "LocalProtocolError", "ProtocolError", "RemoteProtocolError"]
 

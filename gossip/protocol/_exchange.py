@@ -20,8 +20,8 @@ from ._config import ENVELOPE, Retry, SessionConfig
 from ._delivery import Arrival, DataFrame, Delivery, InOrder
 from ._errors import LocalProtocolError, RemoteProtocolError
 from ._outbox import Outbox
+from ._summary import advance_summary, asks_repair, changes_empty, push_summary
 from .messages import Changes, Hello, Push, Reject, Syn, encode_message
-from .summary import advance_summary, asks_repair, changes_empty, push_summary
 
 __all__ = ["Chunk", "Exchange"]
 

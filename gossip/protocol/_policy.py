@@ -31,7 +31,7 @@ from ._repair import PeerRepair, PullRecord, RepairPlan
 from ._replica import ApplyReport
 from ._requests import Apply, Changes, Fence, Outcome, StorageRequest, Summary
 from ._session import Session
-from .summary import summary_root
+from ._summary import summary_root
 
 __all__ = ["Notice", "PolicyConfig", "SyncPolicy"]
 

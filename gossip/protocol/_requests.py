@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from memmesh.crdt.errors import MemmeshError
+from memmesh.crdt import MemmeshError
 
 from ._peerlink import PeerLink
 from ._replica import ApplyReport, SyncReplica

@@ -1,7 +1,7 @@
 """The wire messages of the gossip protocol and their validated msgpack encoding.
 
 Every frame body is one msgpack array ``[code, field, ...]`` packed with the canonical
-:func:`memmesh.crdt.codec.packb` and read back with explicit limits. Decoding checks
+:func:`memmesh.crdt.packb` and read back with explicit limits. Decoding checks
 the arity, the type and the range of every field, so nothing malformed reaches the state
 machine, and a HELLO of another :data:`PROTOCOL_VERSION` is refused as ``version``
 before its other fields are read. The codes and fields of each message:
@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from memmesh.crdt.codec import packb, unpackb
-from memmesh.crdt.errors import DecodeError
+from memmesh.crdt import DecodeError, packb, unpackb
 
 from ._errors import RemoteProtocolError
 

@@ -35,8 +35,7 @@ from langgraph.store.base import (
     validate_op_namespace,
 )
 
-from memmesh.crdt import InvalidArgumentError
-from memmesh.crdt.canonical import freeze
+from memmesh.crdt import InvalidArgumentError, freeze
 from memmesh.storage import MemoryRecord, Replica
 
 __all__ = ["MemmeshStore", "matches_filter"]

@@ -14,6 +14,7 @@ from memmesh.crdt import (
     DecodeError,
     Dot,
     InvalidArgumentError,
+    Limits,
     LWWRegister,
     MemmeshError,
     MVRegister,
@@ -21,9 +22,10 @@ from memmesh.crdt import (
     Timestamp,
     decode,
     encode,
+    packb,
+    unpackb,
 )
-from memmesh.crdt.codec import (
-    Limits,
+from memmesh.crdt._codec import (
     dump,
     dump_context,
     dump_dot,
@@ -32,8 +34,6 @@ from memmesh.crdt.codec import (
     load_context,
     load_dot,
     load_timestamp,
-    packb,
-    unpackb,
 )
 from memmesh.crdt.testing import causal_contexts, dots, states, timestamps, values
 

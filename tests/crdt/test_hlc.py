@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memmesh.crdt import HLC, ClockDriftError, Timestamp
-from memmesh.crdt.limits import LOGICAL_CEILING, MAX_LOGICAL
+from memmesh.crdt import HLC, LOGICAL_CEILING, ClockDriftError, Timestamp
+from memmesh.crdt._limits import MAX_LOGICAL
 
 DRIFT = 1_000
 WALLS = st.integers(0, 5_000)

@@ -13,8 +13,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memmesh.crdt import CausalContext, Dot, LWWRegister, MVRegister, Timestamp, join
-from memmesh.crdt.codec import encode
+from memmesh.crdt import CausalContext, Dot, LWWRegister, MVRegister, Timestamp, encode, join
 from memmesh.crdt.testing import values
 
 

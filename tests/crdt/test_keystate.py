@@ -33,7 +33,7 @@ from memmesh.crdt.keystate import (
     join,
 )
 from memmesh.crdt.testing import DEFAULT_REPLICAS, key_state_variants, key_states
-from memmesh.storage.keycodec import decode, encode
+from memmesh.storage._keycodec import decode, encode
 
 KEY = "k-0001"
 

@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memmesh.crdt import CausalContext, LWWRegister, MVRegister, ORSet, join
-from memmesh.crdt.codec import encode
+from memmesh.crdt import CausalContext, LWWRegister, MVRegister, ORSet, encode, join
 from memmesh.crdt.testing import causal_contexts, elements, operations, states, values
 
 KINDS = [ORSet, MVRegister, LWWRegister]

@@ -31,56 +31,53 @@ WHO = st.integers(0, len(REPLICAS) - 1)
 WALL = st.integers(0, 1_000)
 
 
-@dataclass
-class SetModel:
-    """An add-wins set as named events: which adds exist and which were removed."""
+Effect = tuple[frozenset[Any], frozenset[Dot], frozenset[Dot]]
 
-    adds: set[tuple[Any, Dot]] = field(default_factory=set)
+
+@dataclass
+class EventModel:
+    """Named events (``events``), the dots removed, the dots seen: a replica's model
+    state, and what a delta carries to another (``snapshot``, ``absorb``)."""
+
+    events: set[tuple[Any, Any]] = field(default_factory=set)
     removed: set[Dot] = field(default_factory=set)
     seen: set[Dot] = field(default_factory=set)
 
+    def snapshot(self) -> Effect:
+        return frozenset(self.events), frozenset(self.removed), frozenset(self.seen)
+
+    def absorb(self, effect: Effect) -> None:
+        events, removed, seen = effect
+        self.events |= events
+        self.removed |= removed
+        self.seen |= seen
+
+
+@dataclass
+class SetModel(EventModel):
+    """An add-wins set: the events are its adds ``(element, dot)``."""
+
     def live(self, element: Any) -> set[Dot]:
-        return {d for e, d in self.adds if e == element and d not in self.removed}
+        return {d for e, d in self.events if e == element and d not in self.removed}
 
     def entries(self) -> dict[Any, frozenset[Dot]]:
         out: dict[Any, set[Dot]] = {}
-        for element, dot in self.adds:
+        for element, dot in self.events:
             if dot not in self.removed:
                 out.setdefault(element, set()).add(dot)
         return {e: frozenset(ds) for e, ds in out.items()}
 
-    def snapshot(self) -> tuple[frozenset[Any], frozenset[Dot], frozenset[Dot]]:
-        return frozenset(self.adds), frozenset(self.removed), frozenset(self.seen)
-
-    def absorb(self, effect: tuple[frozenset[Any], frozenset[Dot], frozenset[Dot]]) -> None:
-        adds, removed, seen = effect
-        self.adds |= adds
-        self.removed |= removed
-        self.seen |= seen
-
 
 @dataclass
-class RegisterModel:
-    """A multi-value register as named writes and the writes each write superseded."""
-
-    writes: set[tuple[Dot, Any]] = field(default_factory=set)
-    removed: set[Dot] = field(default_factory=set)
-    seen: set[Dot] = field(default_factory=set)
+class RegisterModel(EventModel):
+    """A multi-value register: the events are its writes ``(dot, value)``, and a write
+    removes the writes it superseded."""
 
     def live(self) -> set[Dot]:
-        return {d for d, _ in self.writes if d not in self.removed}
+        return {d for d, _ in self.events if d not in self.removed}
 
     def items(self) -> tuple[tuple[Dot, Any], ...]:
-        return tuple(sorted((d, v) for d, v in self.writes if d not in self.removed))
-
-    def snapshot(self) -> tuple[frozenset[Any], frozenset[Dot], frozenset[Dot]]:
-        return frozenset(self.writes), frozenset(self.removed), frozenset(self.seen)
-
-    def absorb(self, effect: tuple[frozenset[Any], frozenset[Dot], frozenset[Dot]]) -> None:
-        writes, removed, seen = effect
-        self.writes |= writes
-        self.removed |= removed
-        self.seen |= seen
+        return tuple(sorted((d, v) for d, v in self.events if d not in self.removed))
 
 
 @dataclass

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from memmesh.crdt.codec import packb, unpackb
+from memmesh.crdt import packb, unpackb
 from memmesh.storage.wire import (
     DIGEST_BUCKET_BYTES,
     DIGEST_BUCKETS,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from gossip_procs import KEY, NodeProc, TcpProxy, wait_until
 
-from memmesh.crdt.codec import packb
+from memmesh.crdt import packb
 from memmesh.gossip import ClusterCredentials, cluster_fingerprint
 from memmesh.gossip.protocol import encode_frame
 from memmesh.gossip.protocol.messages import PROTOCOL_VERSION, Hello, Syn, encode_message

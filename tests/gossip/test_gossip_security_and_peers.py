@@ -8,7 +8,7 @@ import pytest
 from cryptography import x509
 from gossip_fakes import FakeReplica
 
-from memmesh.crdt.codec import packb
+from memmesh.crdt import packb
 from memmesh.gossip import (
     AddressError,
     ClusterCredentials,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from gossip_fakes import EPOCH_MS, FakeReplica, FakeScope, converged
 
-from memmesh.crdt.codec import packb
+from memmesh.crdt import packb
 from memmesh.gossip.protocol import (
     Changes,
     Fence,

@@ -9,8 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memmesh.benchmarks.fuzz import one_of_each_message
-from memmesh.crdt import MemmeshError
-from memmesh.crdt.codec import packb
+from memmesh.crdt import MemmeshError, packb
 from memmesh.gossip.protocol import (
     FrameDecoder,
     LocalProtocolError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from gossip_fakes import FakeReplica
 
-from memmesh.crdt.codec import packb
+from memmesh.crdt import packb
 from memmesh.gossip.protocol import (
     LocalProtocolError,
     RemoteProtocolError,

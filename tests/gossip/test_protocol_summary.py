@@ -7,15 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from memmesh.crdt import DecodeError
-from memmesh.crdt.codec import packb, unpackb
-from memmesh.gossip.protocol.summary import (
-    advance_summary,
-    changes_empty,
-    push_summary,
-    summary_root,
-    watermarks,
-)
+from memmesh.crdt import DecodeError, packb, unpackb
+from memmesh.gossip.protocol import advance_summary, changes_empty, watermarks
+from memmesh.gossip.protocol._summary import push_summary, summary_root
 from memmesh.storage import PeerScope, Replica
 
 

@@ -9,11 +9,11 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from memmesh.crdt.codec import packb, unpackb
+from memmesh.crdt import packb, unpackb
 from memmesh.gossip.protocol import PolicyConfig
 from memmesh.gossip.protocol.driver import MemoryNetwork
 from memmesh.storage import PeerScope, Replica
-from memmesh.storage.keystore import load, remove
+from memmesh.storage._keystore import load, remove
 
 BOB = PeerScope(users=frozenset({"bob"}))
 

@@ -31,8 +31,7 @@ from typing import Any
 import trio
 from gossip_procs import KEY
 
-from memmesh.crdt import DecodeError, Dot
-from memmesh.crdt.codec import unpackb
+from memmesh.crdt import DecodeError, Dot, unpackb
 from memmesh.gossip import Node
 from memmesh.simulations.forgery import Forger, ForgingReplica
 from memmesh.simulations.invariants import holds

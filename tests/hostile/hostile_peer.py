@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from memmesh.crdt.codec import packb
+from memmesh.crdt import packb
 from memmesh.gossip import ClusterCredentials, cluster_fingerprint
 from memmesh.gossip.protocol import RemoteProtocolError, Session, SessionConfig, encode_frame
 from memmesh.gossip.protocol import events as ev

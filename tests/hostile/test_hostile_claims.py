@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from hostile_mesh import Member, Mesh
 
-from memmesh.gossip.protocol import SessionConfig
-from memmesh.gossip.protocol.summary import push_summary, watermarks
+from memmesh.gossip.protocol import SessionConfig, watermarks
+from memmesh.gossip.protocol._summary import push_summary
 from memmesh.simulations.forgery import Forger, claims_only, payload
 from memmesh.storage import Replica
 

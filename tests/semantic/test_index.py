@@ -182,7 +182,7 @@ def test_incremental_refresh_rereads_only_changed_memories(
 def test_a_truncated_journal_makes_the_index_rescan(
     open_replica: Opener, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from memmesh.storage import journal
+    from memmesh.storage import _journal as journal
 
     monkeypatch.setattr(journal, "JOURNAL_MAX", 4)
     replica = open_replica("r1")

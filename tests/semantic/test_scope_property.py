@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from replica_helpers import Clock, sync_pair
 
-from memmesh.crdt.dot import base_replica
+from memmesh.crdt import base_replica
 from memmesh.semantic import HashingEmbedder, SemanticIndex
 from memmesh.storage import Replica
 

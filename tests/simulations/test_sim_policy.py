@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from memmesh.crdt.codec import packb, unpackb
+from memmesh.crdt import packb, unpackb
 from memmesh.simulations import SimOptions
 from memmesh.simulations.cluster import Cluster
 from memmesh.storage import PeerScope
-from memmesh.storage.keystore import load, remove
+from memmesh.storage._keystore import load, remove
 
 YEAR_MS = 365 * 24 * 3600 * 1000
 

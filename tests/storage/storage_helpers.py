@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from manual_clock import START_MS, Clock
 
-from memmesh.crdt.codec import unpackb
+from memmesh.crdt import unpackb
 from memmesh.storage import PeerScope, Replica
 
 __all__ = ["START_MS", "sync_once", "sync_pair", "ticking"]

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from storage_helpers import sync_once, ticking
 
-from memmesh.crdt.codec import packb, unpackb
+from memmesh.crdt import packb, unpackb
 from memmesh.gossip.protocol import SessionConfig
 from memmesh.storage import Replica
-from memmesh.storage.watermarks import MAX_SUMMARY_ORIGINS, capped
+from memmesh.storage._watermarks import MAX_SUMMARY_ORIGINS, capped
 
 FRAME = SessionConfig().max_frame
 

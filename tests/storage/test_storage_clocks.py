@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 from storage_helpers import START_MS, sync_once, ticking
 
-from memmesh.crdt.codec import packb, unpackb
-from memmesh.crdt.limits import LOGICAL_CEILING
+from memmesh.crdt import LOGICAL_CEILING, packb, unpackb
 from memmesh.storage import Replica
-from memmesh.storage.keycodec import encode
-from memmesh.storage.keystore import load
+from memmesh.storage._keycodec import encode
+from memmesh.storage._keystore import load
 
 YEAR_MS = 365 * 24 * 3600 * 1000
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from memmesh.storage import Replica
-from memmesh.storage import sync as sync_module
-from memmesh.storage.gcpause import gc_paused
+from memmesh.storage import _sync as sync_module
+from memmesh.storage._gcpause import gc_paused
 
 
 @contextmanager

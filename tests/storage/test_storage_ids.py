@@ -9,7 +9,7 @@ import pytest
 
 from memmesh.crdt import InvalidArgumentError
 from memmesh.storage import Replica
-from memmesh.storage.memory import new_memory_id
+from memmesh.storage._memory import new_memory_id
 
 
 def test_memory_ids_are_uuid4_hex_and_distinct() -> None:

@@ -15,12 +15,11 @@ from typing import Any
 import pytest
 from storage_helpers import sync_once, ticking
 
-from memmesh.crdt import DecodeError, Dot, InvalidArgumentError
-from memmesh.crdt.codec import packb, unpackb
-from memmesh.gossip.protocol.summary import push_summary
+from memmesh.crdt import DecodeError, Dot, InvalidArgumentError, packb, unpackb
+from memmesh.gossip.protocol._summary import push_summary
 from memmesh.merge import Election, arbiter_rank
 from memmesh.storage import Replica
-from memmesh.storage.keystore import load
+from memmesh.storage._keystore import load
 
 # -- helpers ---------------------------------------------------------------------------
 

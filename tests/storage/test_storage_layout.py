@@ -7,9 +7,9 @@ from pathlib import Path
 from storage_helpers import sync_once, ticking
 
 from memmesh.storage import PeerScope, Replica
-from memmesh.storage.indexes import PEER_TAG
-from memmesh.storage.layout import LAYOUT
-from memmesh.storage.repair import scope_sums
+from memmesh.storage._indexes import PEER_TAG
+from memmesh.storage._layout import LAYOUT
+from memmesh.storage._repair import scope_sums
 
 
 def _rows(replica: Replica, db: str) -> list[tuple[bytes, bytes]]:

@@ -222,7 +222,7 @@ def test_journal_reports_local_and_remote_changes(pair) -> None:  # type: ignore
 
 
 def test_journal_truncation_tells_consumers_to_rescan(pair, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import memmesh.storage.journal as journal
+    import memmesh.storage._journal as journal
 
     monkeypatch.setattr(journal, "JOURNAL_MAX", 10)
     a, _ = pair

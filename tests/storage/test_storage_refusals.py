@@ -12,13 +12,12 @@ from pathlib import Path
 import pytest
 from storage_helpers import START_MS, sync_once, ticking
 
-from memmesh.crdt import DecodeError
-from memmesh.crdt.codec import packb, unpackb
+from memmesh.crdt import DecodeError, packb, unpackb
 from memmesh.crdt.keystate import KeyState
 from memmesh.storage import Replica
-from memmesh.storage.digest import state_key
-from memmesh.storage.keycodec import encode
-from memmesh.storage.keystore import load
+from memmesh.storage._digest import state_key
+from memmesh.storage._keycodec import encode
+from memmesh.storage._keystore import load
 
 YEAR_MS = 365 * 24 * 3600 * 1000
 

@@ -13,14 +13,13 @@ from hypothesis import strategies as st
 from storage_helpers import sync_once, ticking
 
 from memmesh.benchmarks.bench_repair import repair_cycle
-from memmesh.crdt import DecodeError, InvalidArgumentError
-from memmesh.crdt.codec import packb, unpackb
+from memmesh.crdt import DecodeError, InvalidArgumentError, packb, unpackb
 from memmesh.gossip.protocol import SessionConfig
 from memmesh.storage import PeerScope, Replica
-from memmesh.storage.digest import BUCKETS, item_hash
-from memmesh.storage.keystore import load
-from memmesh.storage.repair import scope_sums
-from memmesh.storage.watermarks import MAX_SUMMARY_ORIGINS
+from memmesh.storage._digest import BUCKETS, item_hash
+from memmesh.storage._keystore import load
+from memmesh.storage._repair import scope_sums
+from memmesh.storage._watermarks import MAX_SUMMARY_ORIGINS
 from memmesh.storage.wire import MAX_WANT, MAX_WANT_BYTES, scope_plain
 
 
@@ -145,7 +144,7 @@ def test_want_is_bounded_locally_and_on_the_wire(tmp_path: Path) -> None:
 
 
 def test_a_summary_at_every_cap_still_fits_a_frame(tmp_path: Path) -> None:
-    """The arithmetic of watermarks.py and repair.py, checked: the cap's worth of
+    """The arithmetic of _watermarks.py and _repair.py, checked: the cap's worth of
     128-byte origins, the most ``want`` allows, a digest over the widest scope."""
     with Replica.open(tmp_path / "a", replica_id="ra") as a:
         plain = dict(unpackb(a.sync_summary(digest=True)))  # type: ignore[arg-type]

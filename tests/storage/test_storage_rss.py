@@ -1,4 +1,4 @@
-"""The map trimmer (storage/rss.py): LMDB pages leave the resident set, reads stay right."""
+"""The map trimmer (storage/_rss.py): LMDB pages leave the resident set, reads stay right."""
 
 from __future__ import annotations
 

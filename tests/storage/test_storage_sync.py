@@ -9,8 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from storage_helpers import sync_once, sync_pair, ticking
 
-from memmesh.crdt import ClockDriftError, DecodeError, MemmeshError
-from memmesh.crdt.codec import packb, unpackb
+from memmesh.crdt import ClockDriftError, DecodeError, MemmeshError, packb, unpackb
 from memmesh.storage import PeerScope, Replica
 
 

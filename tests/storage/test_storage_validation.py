@@ -11,14 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from storage_helpers import sync_once, ticking
 
-from memmesh.crdt import DecodeError, Dot, InvalidArgumentError
-from memmesh.crdt.codec import packb, unpackb
+from memmesh.crdt import DecodeError, Dot, InvalidArgumentError, packb, unpackb
 from memmesh.crdt.keystate import KeyState, join
 from memmesh.crdt.testing import key_state_variants, key_states
 from memmesh.storage import Replica
-from memmesh.storage.indexes import MAX_INDEX_KEY, add_index_rows, unstorable
-from memmesh.storage.keycodec import decode, encode
-from memmesh.storage.keystore import load
+from memmesh.storage._indexes import MAX_INDEX_KEY, add_index_rows, unstorable
+from memmesh.storage._keycodec import decode, encode
+from memmesh.storage._keystore import load
 
 
 def _payload(sender: Replica, states: list[bytes]) -> bytes:

@@ -1,0 +1,364 @@
+"""The LMDB environment under a replica: named sub-databases, transactions, map growth.
+
+Every write path shares LMDB's care (FIELD-NOTES, py-lmdb docs): a write is a
+*replayable function* ``fn(txn) -> result`` that :meth:`Env.write` runs and, on
+``MapFullError``, aborts, doubles the map and runs again (a batch replays all its
+functions), so write functions read everything they depend on from the transaction.
+A map grown by another process is adopted (``MapResizedError``). ``durable=True``
+fsyncs each commit; ``durable=False`` is explicit write-behind until :meth:`Env.flush`.
+Every 512 reads or writes the map's pages are dropped from the resident set
+(:mod:`._rss`), so RSS stays bounded however much of a large replica is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar, cast
+
+import lmdb
+
+from ._rss import MapTrimmer
+
+T = TypeVar("T")
+
+#: Names of the sub-databases (see docs/internals.md section 2 for their layouts).
+DB_NAMES: tuple[str, ...] = (
+    "meta",  # replica id, dot counter, HLC, watermarks, digest buckets, journal bounds
+    "state",  # bucket(1) + key -> canonical key-state bytes
+    "origin",  # prio(1) + origin + 0x00 + counter(8) + key -> b""   (the delta log)
+    "scope",  # field(1) + value + 0x00 + key -> b""
+    "expiry",  # expires_ms(8) + key -> b""
+    "conflict",  # key -> b""  (live memories with several standing versions)
+    "history",  # key + 0x00 + seq(8) -> event
+    "journal",  # seq(8) -> change
+    "aux",  # namespace + 0x00 + key -> value (never replicated)
+)
+
+DEFAULT_MAP_SIZE = 64 * 1024 * 1024
+_GROW_LIMIT = 1 << 40  # 1 TiB: beyond this a MapFullError is genuinely fatal
+
+
+class Txn:
+    """One write transaction plus the sub-database handles and per-transaction scratch.
+
+    ``scratch`` holds accumulators (e.g. digest deltas) that a write function folds into
+    the transaction before commit; it is discarded with the transaction on abort, which
+    keeps replays exact. ``deferred`` holds rows queued by :meth:`defer_rows`, written
+    by one cursor call per sub-database before anything reads or changes that
+    sub-database through this object, and at the latest just before commit.
+    """
+
+    __slots__ = ("counters", "dbs", "deferred", "dirty", "pre_commit", "scratch", "tick", "txn")
+
+    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any],
+                 tick: Callable[..., None] = lambda n=1: None) -> None:
+        self.txn = txn
+        self.dbs = dbs
+        self.scratch: dict[str, Any] = {}
+        self.pre_commit: list[Callable[[Txn], None]] = []
+        self.tick = tick  # counts reads and writes for the map trimmer (see _rss.py)
+        self.deferred: dict[str, list[tuple[bytes, bytes]]] = {}
+        self.counters: dict[bytes, int] = {}  # meta counters read or set in this txn
+        self.dirty: set[bytes] = set()  # counters to write back before commit
+
+    def defer_rows(self, db: str, rows: list[tuple[bytes, bytes]]) -> None:
+        """Queue rows to put into ``db`` later (see the class doc): a batch of many small
+        writes then costs one C-level cursor call per sub-database instead of a Python
+        call per row. Any access to ``db`` through this object writes them first, so
+        reads and later changes see them as if they had been put at once (only raw
+        ``txn.txn`` calls would not: never defer rows of a sub-database read that way)."""
+        if not rows:
+            return
+        if not self.deferred:
+            self.pre_commit.append(_flush_deferred)
+        pending = self.deferred.get(db)
+        if pending is None:
+            self.deferred[db] = list(rows)
+        else:
+            pending.extend(rows)
+
+    def settle(self, db: str) -> None:
+        """Write the rows deferred for ``db`` now."""
+        rows = self.deferred.pop(db, None)
+        if rows:
+            self._put_rows(db, rows)
+
+    def get(self, db: str, key: bytes) -> bytes | None:
+        if self.deferred:
+            self.settle(db)
+        value = self.txn.get(key, db=self.dbs[db])
+        self.tick()
+        return None if value is None else bytes(value)
+
+    def put(self, db: str, key: bytes, value: bytes) -> None:
+        if self.deferred:
+            self.settle(db)
+        self.txn.put(key, value, db=self.dbs[db])
+        self.tick()
+
+    def put_rows(self, db: str, rows: list[tuple[bytes, bytes]]) -> None:
+        """Put many ``(key, value)`` rows: one C-level cursor call instead of a Python
+        call per row (a single row goes through :meth:`put`, which is cheaper for one)."""
+        if self.deferred:
+            self.settle(db)
+        self._put_rows(db, rows)
+
+    def _put_rows(self, db: str, rows: list[tuple[bytes, bytes]]) -> None:
+        if len(rows) == 1:
+            self.txn.put(rows[0][0], rows[0][1], db=self.dbs[db])
+        elif rows:
+            self.txn.cursor(db=self.dbs[db]).putmulti(rows)
+        self.tick(len(rows))
+
+    def delete(self, db: str, key: bytes) -> bool:
+        if self.deferred:
+            self.settle(db)
+        return bool(self.txn.delete(key, db=self.dbs[db]))
+
+    def cursor(self, db: str) -> lmdb.Cursor:
+        if self.deferred:
+            self.settle(db)
+        return self.txn.cursor(db=self.dbs[db])
+
+    def prefix(self, db: str, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Yield ``(key, value)`` pairs whose key starts with ``prefix``, in key order."""
+        if self.deferred:
+            self.settle(db)
+        cur = self.txn.cursor(db=self.dbs[db])
+        if not cur.set_range(prefix):
+            return
+        tick = self.tick
+        rows = cast(Iterator[tuple[bytes, bytes]], iter(cur))  # buffers=False: bytes
+        for key, value in rows:
+            if not key.startswith(prefix):
+                return
+            tick()
+            yield bytes(key), bytes(value)
+
+    def counter(self, name: bytes) -> int:
+        """A non-negative integer kept in ``meta`` under ``name``, cached for this txn."""
+        value = self.counters.get(name)
+        if value is None:
+            raw = self.txn.get(name, db=self.dbs["meta"])
+            value = self.counters[name] = int.from_bytes(raw, "big") if raw else 0
+        return value
+
+    def set_counter(self, name: bytes, value: int) -> None:
+        """Set a ``meta`` counter; written back once, just before commit."""
+        if not self.dirty:
+            self.pre_commit.append(_flush_counters)
+        self.counters[name] = value
+        self.dirty.add(name)
+
+    def finish(self) -> None:
+        """Run the registered pre-commit hooks (each at most once per attempt)."""
+        hooks, self.pre_commit = self.pre_commit, []
+        for hook in hooks:
+            hook(self)
+
+
+def _flush_deferred(txn: Txn) -> None:
+    for db in list(txn.deferred):
+        txn.settle(db)
+
+
+def _flush_counters(txn: Txn) -> None:
+    dirty, txn.dirty = txn.dirty, set()
+    for name in dirty:
+        txn.put("meta", name, txn.counters[name].to_bytes(8, "big"))
+
+
+class Env:
+    """An LMDB environment with the replica's named sub-databases."""
+
+    def __init__(self, path: str | os.PathLike[str], *, durable: bool = True,
+                 map_size: int = DEFAULT_MAP_SIZE) -> None:
+        self.path = os.fspath(path)
+        os.makedirs(self.path, exist_ok=True)
+        self.durable = durable
+        self._trimmer = MapTrimmer(os.path.join(self.path, "data.mdb"))
+        self._env = self._trimmer.track(lambda: lmdb.open(
+            self.path,
+            map_size=map_size,
+            max_dbs=len(DB_NAMES) + 2,
+            subdir=True,
+            sync=durable,
+            metasync=durable,
+            readahead=False,
+            max_readers=256,
+            lock=True,
+        ))
+        # every unmap of the map happens under rss.MAP_LOCK, an unclosed Env's included
+        self._finalizer = weakref.finalize(self, _close_env, self._env, self._trimmer)
+        self.dbs: dict[str, Any] = {}
+        self._run(lambda: self._open_dbs())
+        self._local = threading.local()
+        self._closed = False
+
+    def _open_dbs(self) -> None:
+        with self._env.begin(write=True) as txn:
+            for name in DB_NAMES:
+                self.dbs[name] = self._env.open_db(name.encode(), txn=txn, create=True)
+
+    # -- map management -------------------------------------------------------------
+
+    def _run(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` adopting a map grown by another process, growing ours when full."""
+        while True:
+            try:
+                return fn()
+            except lmdb.MapResizedError:
+                self._trimmer.track(lambda: self._env.set_mapsize(0))
+            except lmdb.MapFullError:
+                self._grow()
+
+    def _grow(self) -> None:
+        size = int(self._env.info()["map_size"])
+        if size >= _GROW_LIMIT:
+            raise lmdb.MapFullError("LMDB map reached its growth limit")
+        self._trimmer.track(lambda: self._env.set_mapsize(size * 2))
+
+    @property
+    def map_size(self) -> int:
+        return int(self._env.info()["map_size"])
+
+    # -- reads ----------------------------------------------------------------------
+
+    @contextmanager
+    def read(self) -> Iterator[Txn]:
+        """A short read transaction (or the open batch's write transaction)."""
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        if batch is not None and batch.txn is not None:
+            yield batch.txn
+            return
+        txn = self._run(lambda: self._env.begin(write=False, buffers=False))
+        try:
+            yield Txn(txn, self.dbs, self._trimmer.tick)
+        finally:
+            txn.abort()
+
+    # -- writes ---------------------------------------------------------------------
+
+    def write(self, fn: Callable[[Txn], T]) -> T:
+        """Run the replayable write function ``fn`` in a committed transaction.
+
+        Inside :meth:`batch` the function joins the batch's transaction and becomes durable
+        when the batch commits.
+        """
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        if batch is not None:
+            return batch.run(fn)
+        while True:
+            txn = self._run(lambda: self._env.begin(write=True, buffers=False))
+            wrapped = Txn(txn, self.dbs, self._trimmer.tick)
+            try:
+                result = fn(wrapped)
+                wrapped.finish()
+                txn.commit()
+                return result
+            except lmdb.MapFullError:
+                txn.abort()
+                self._grow()
+            except BaseException:
+                txn.abort()
+                raise
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group every write in the ``with`` block into one transaction (one fsync).
+
+        Nested batches join the outermost one. Reads inside the block see the batch's own
+        uncommitted writes. If the block raises, nothing of it is committed.
+        """
+        outer: _Batch | None = getattr(self._local, "batch", None)
+        if outer is not None:
+            yield
+            return
+        batch = _Batch(self)
+        self._local.batch = batch
+        try:
+            yield
+        except BaseException:
+            self._local.batch = None
+            batch.abort()
+            raise
+        self._local.batch = None
+        batch.commit()
+
+    def flush(self) -> None:
+        """Force buffered commits to disk (meaningful in write-behind mode)."""
+        self._env.sync(True)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._finalizer()
+
+    def stat(self) -> dict[str, Any]:
+        return dict(self._env.info()) | dict(self._env.stat())
+
+
+def _close_env(env: lmdb.Environment, trimmer: MapTrimmer) -> None:
+    trimmer.untrack(env.close)
+
+
+class _Batch:
+    """The write functions of one ``with env.batch():`` block, replayable as a whole."""
+
+    def __init__(self, env: Env) -> None:
+        self.env = env
+        self.fns: list[Callable[[Txn], Any]] = []
+        self.txn: Txn | None = None
+
+    def _begin(self) -> Txn:
+        raw = self.env._run(lambda: self.env._env.begin(write=True, buffers=False))
+        self.txn = Txn(raw, self.env.dbs, self.env._trimmer.tick)
+        return self.txn
+
+    def run(self, fn: Callable[[Txn], T]) -> T:
+        while True:
+            txn = self.txn if self.txn is not None else self._begin()
+            try:
+                result = fn(txn)
+            except lmdb.MapFullError:
+                self._replay_after_growth()
+                continue
+            self.fns.append(fn)
+            return result
+
+    def _replay_after_growth(self) -> None:
+        while True:
+            assert self.txn is not None
+            self.txn.txn.abort()
+            self.txn = None
+            self.env._grow()
+            txn = self._begin()
+            try:
+                for fn in self.fns:
+                    fn(txn)
+                return
+            except lmdb.MapFullError:
+                continue
+
+    def commit(self) -> None:
+        if self.txn is None:
+            return
+        while True:
+            txn = self.txn
+            assert txn is not None
+            try:
+                txn.finish()
+                txn.txn.commit()
+                self.txn = None
+                return
+            except lmdb.MapFullError:
+                self._replay_after_growth()
+
+    def abort(self) -> None:
+        if self.txn is not None:
+            self.txn.txn.abort()
+            self.txn = None

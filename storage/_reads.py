@@ -1,0 +1,168 @@
+"""Reads: records, listings through the scope index, history and ``as_of`` views.
+
+TTL is enforced on every read (an expired memory is invisible even before the
+collector removes it), as LangGraph's ``SqliteStore`` bug #8902 taught.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from memmesh.crdt import Dot, InvalidArgumentError, Timestamp
+from memmesh.crdt.keystate import KIND_MEMORY, KIND_SET, KeyState, VersionData
+
+from . import _history as history
+from ._digest import state_key
+from ._env import Env, Txn
+from ._indexes import SCOPE_FIELDS, scope_prefix
+from ._keycodec import decode
+from ._keystore import load
+from ._memory import check_scope, to_version
+from ._records import Event, MemoryRecord
+
+__all__ = ["AsOfView", "Reads", "scan_states", "scope_filters", "to_record"]
+
+#: Index preference for ``list``: the most selective scope field first.
+_PREFERENCE = ("run_id", "agent_id", "user_id", "app_id")
+
+
+def to_record(state: KeyState, standing: list[tuple[Dot, VersionData]],
+              now_ms: int) -> MemoryRecord | None:
+    h = state.header
+    if h.kind != KIND_MEMORY or state.forgotten or not standing:
+        return None
+    if h.expires_at is not None and h.expires_at <= now_ms:
+        return None
+    versions = tuple(to_version(d, v) for d, v in standing)
+    assert h.created is not None
+    return MemoryRecord(id=h.key, app_id=h.app_id, user_id=h.user_id, agent_id=h.agent_id,
+                        run_id=h.run_id, policy=h.policy, tier=h.tier, priority=h.priority,
+                        versions=versions, created_at=h.created,
+                        updated_at=max(v.timestamp for v in versions), expires_at=h.expires_at)
+
+
+def _matches(state: KeyState, filters: dict[str, str | None]) -> bool:
+    h = state.header
+    return all(getattr(h, name) == value for name, value in filters.items())
+
+
+def scope_filters(scope: dict[str, Any]) -> dict[str, str | None]:
+    """The scope filters of a read, validated (unknown names are an error)."""
+    unknown = set(scope) - set(SCOPE_FIELDS)
+    if unknown:
+        raise InvalidArgumentError(f"unknown scope filters {sorted(unknown)}")
+    checked = check_scope(scope)
+    return {k: checked[k] for k in scope}
+
+
+def scan_states(txn: Txn, filters: dict[str, str | None]) -> Iterator[KeyState]:
+    """Key states of memories matching ``filters``, through the scope index if one
+    filter has a value (a full scan only when no filter narrows the set)."""
+    field = next((f for f in _PREFERENCE if filters.get(f) is not None), None)
+    if field is None:
+        for _, raw in txn.prefix("state", b""):
+            state = decode(raw, check_canonical=False)
+            if state.header.kind == KIND_MEMORY and _matches(state, filters):
+                yield state
+        return
+    value = filters[field]
+    assert value is not None
+    prefix = scope_prefix(field, value)
+    for ikey, _ in txn.prefix("scope", prefix):
+        key = ikey[len(prefix):].decode()
+        found = txn.get("state", state_key(key))
+        if found is None:
+            continue
+        state = decode(found, check_canonical=False)
+        if _matches(state, filters):
+            yield state
+
+
+class Reads:
+    """Reads of memories, sets and histories, as of now or of a past instant."""
+
+    def __init__(self, env: Env, clock: Callable[[], int]) -> None:
+        self._env = env
+        self._clock = clock
+
+    def get(self, memory_id: str) -> MemoryRecord | None:
+        """The live memory ``memory_id`` (None if unknown, deleted, forgotten or expired)."""
+        if type(memory_id) is not str:
+            raise InvalidArgumentError("memory_id must be a str")
+        now = self._clock()
+        with self._env.read() as txn:
+            _, _, state = load(txn, memory_id)
+        if state is None:
+            return None
+        return to_record(state, state.standing(), now)
+
+    def list(self, *, limit: int | None = None, **scope: str | None
+             ) -> builtins.list[MemoryRecord]:
+        """Live memories matching every given scope filter (``app_id``, ``user_id``,
+        ``agent_id``, ``run_id``), oldest first."""
+        filters = scope_filters(scope)
+        now = self._clock()
+        out: builtins.list[MemoryRecord] = []
+        with self._env.read() as txn:
+            for state in scan_states(txn, filters):
+                record = to_record(state, state.standing(), now)
+                if record is not None:
+                    out.append(record)
+        out.sort(key=lambda r: (r.created_at, r.id))
+        return out if limit is None else out[:limit]
+
+    def set_members(self, key: str) -> frozenset[Any]:
+        """The elements of the add-wins set ``key`` (empty if unknown or forgotten)."""
+        with self._env.read() as txn:
+            _, _, state = load(txn, key)
+        if state is None or state.header.kind != KIND_SET or state.forgotten:
+            return frozenset()
+        return frozenset(state.body)
+
+    def history(self, memory_id: str) -> builtins.list[Event]:
+        """Every recorded event of ``memory_id``, oldest first (local and remote)."""
+        with self._env.read() as txn:
+            return history.events(txn, memory_id)
+
+    def as_of(self, timestamp: Timestamp | int) -> AsOfView:
+        """A read-only view of the memories as this replica held them at ``timestamp``
+        (a hybrid :class:`Timestamp` or wall-clock milliseconds)."""
+        if isinstance(timestamp, Timestamp):
+            at = (timestamp.wall_ms, timestamp.logical, timestamp.replica)
+        elif type(timestamp) is int:
+            at = (timestamp, 2**32, "")
+        else:
+            raise InvalidArgumentError("as_of takes a Timestamp or wall-clock milliseconds")
+        return AsOfView(self._env, at)
+
+
+class AsOfView:
+    """The memories of a replica at a past instant (read-only: it has no mutators)."""
+
+    def __init__(self, env: Env, at: tuple[int, int, str]) -> None:
+        self._env = env
+        self._at = at
+
+    def _record(self, txn: Txn, state: KeyState) -> MemoryRecord | None:
+        standing = history.as_of_versions(txn, state.header.key, self._at)
+        if standing is None:
+            return None
+        return to_record(state, standing, self._at[0])
+
+    def get(self, memory_id: str) -> MemoryRecord | None:
+        with self._env.read() as txn:
+            _, _, state = load(txn, memory_id)
+            return None if state is None else self._record(txn, state)
+
+    def list(self, **scope: str | None) -> builtins.list[MemoryRecord]:
+        filters = scope_filters(scope)
+        out: builtins.list[MemoryRecord] = []
+        with self._env.read() as txn:
+            for state in scan_states(txn, filters):
+                record = self._record(txn, state)
+                if record is not None:
+                    out.append(record)
+        out.sort(key=lambda r: (r.created_at, r.id))
+        return out

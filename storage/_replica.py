@@ -1,0 +1,333 @@
+"""``Replica``: one agent's durable replica of the shared memory, on LMDB.
+
+A facade over parts that each hold only what they need (passed in, never inherited):
+the environment (:mod:`._env`), identity and clocks (:mod:`._stamps`), the memory model
+(:mod:`._memory`), reads (:mod:`._reads`), conflict listing (:mod:`._conflicts`), sync
+(:mod:`._sync`), the change journal (:mod:`._journal`) and local-only aux (:mod:`._aux`).
+Every write of a key goes through one path (:mod:`._keystore`).
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any, TypeVar
+
+from memmesh.crdt import ORIGIN_SEP, Dot, InvalidArgumentError, Timestamp, check_replica
+
+from . import _layout as layout
+from ._aux import Aux
+from ._conflicts import Conflicts
+from ._env import DEFAULT_MAP_SIZE, Env, Txn
+from ._errors import ReplicaIdMismatchError
+from ._incarnation import MAX_BASE_LEN, new_incarnation
+from ._journal import Journal
+from ._memory import Memory, new_memory_id
+from ._reads import AsOfView, Reads
+from ._records import ApplyResult, ChangeBatch, Event, MemoryRecord, Version
+from ._stamps import Stamps
+from ._sync import Sync
+from .wire import PeerScope
+
+__all__ = ["Replica"]
+
+log = logging.getLogger(__name__)
+
+_RID = b"rid"
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _doc(part_method: Callable[..., Any]) -> Callable[[_F], _F]:
+    """Give a delegating method the docstring of the part's method it calls."""
+    def copy(method: _F) -> _F:
+        method.__doc__ = part_method.__doc__
+        return method
+    return copy
+
+
+class Replica:
+    """A durable replica of the memory CRDTs (see ``docs/internals.md`` section 2).
+
+    Open it with :meth:`open`; use it as a context manager or call :meth:`close`.
+    Safe to open from several processes on one host at once (LMDB's lock file); each
+    sees the others' committed writes. One ``Replica`` object may be shared by threads.
+    """
+
+    def __init__(self, env: Env, replica_id: str, *, clock: Callable[[], int],
+                 max_drift_ms: int, id_factory: Callable[[], str] | None = None,
+                 incarnation_factory: Callable[[], str] | None = None) -> None:
+        self.replica_id = replica_id
+        self.max_drift_ms = max_drift_ms
+        self._env = env
+        self._stamps = Stamps(replica_id, clock=clock, max_drift_ms=max_drift_ms,
+                              incarnation_factory=incarnation_factory or new_incarnation)
+        self._memory = Memory(env, self._stamps, id_factory or new_memory_id)
+        self._reads = Reads(env, clock)
+        self._conflicts = Conflicts(env, clock)
+        self._sync = Sync(env, self._stamps, self._memory.collect_expired)
+        self._journal = Journal(env)
+        self._aux = Aux(env)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, replica_id: str | None = None,
+             durable: bool = True, max_drift_ms: int = 600_000,
+             clock: Callable[[], int] | None = None, map_size: int = DEFAULT_MAP_SIZE,
+             id_factory: Callable[[], str] | None = None,
+             incarnation_factory: Callable[[], str] | None = None, **options: Any) -> Replica:
+        """Open (creating if needed) the replica stored at directory ``path``.
+
+        The replica id is created once (random, 16 hex digits) and persisted; passing
+        another ``replica_id`` than the stored one raises. ``durable=False`` selects
+        write-behind (commits are not fsynced until :meth:`flush`). ``clock`` returns
+        wall-clock milliseconds (tests inject one). ``id_factory`` mints the ids of new
+        memories and sets (default: random 128-bit hex, like ``uuid4().hex``); simulations
+        pass a seeded one so runs repeat exactly. Ids must be unique fleet-wide.
+
+        The replica id names the member (certificate, HELLO, ACLs, arbiter election); the
+        dots this object writes are minted under ``"<replica id>#<incarnation>"`` with an
+        incarnation drawn at its first write (:mod:`memmesh.storage._incarnation`), so a
+        copied or restored directory never reuses a dot. ``incarnation_factory`` draws it
+        (default: 8 random base32 characters); simulations pass a seeded one. A replica
+        id must not contain ``#`` and has at most 119 characters.
+        """
+        if options:
+            raise InvalidArgumentError(f"unknown options {sorted(options)}")
+        if replica_id is not None:
+            check_replica(replica_id)
+            if "\x00" in replica_id or ORIGIN_SEP in replica_id \
+                    or len(replica_id) > MAX_BASE_LEN:
+                raise InvalidArgumentError(
+                    f"replica id must not contain NUL or {ORIGIN_SEP!r} and must have at"
+                    f" most {MAX_BASE_LEN} characters (room for an incarnation)")
+        if incarnation_factory is not None and not callable(incarnation_factory):
+            raise InvalidArgumentError("incarnation_factory must be callable")
+        if type(max_drift_ms) is not int or max_drift_ms < 0:
+            raise InvalidArgumentError("max_drift_ms must be a non-negative int")
+        env = Env(path, durable=durable, map_size=map_size)
+        try:
+            def ensure_id(txn: Txn) -> str:
+                stored = txn.get("meta", _RID)
+                if stored is not None:
+                    rid = stored.decode()
+                    if replica_id is not None and replica_id != rid:
+                        raise ReplicaIdMismatchError(
+                            f"{os.fspath(path)!r} holds replica {rid!r}, not {replica_id!r}")
+                    return rid
+                rid = replica_id or uuid.uuid4().hex[:16]
+                txn.put("meta", _RID, rid.encode())
+                return rid
+
+            with env.read() as txn:
+                raw = txn.get("meta", _RID)
+            if raw is not None and (replica_id is None or raw.decode() == replica_id):
+                rid = raw.decode()
+            else:
+                rid = env.write(ensure_id)
+            if ORIGIN_SEP in rid:
+                raise InvalidArgumentError(
+                    f"{os.fspath(path)!r} holds replica id {rid!r}, which contains"
+                    f" {ORIGIN_SEP!r}: it cannot name dot origins unambiguously")
+            replica = cls(env, rid, clock=clock or _wall_ms, max_drift_ms=max_drift_ms,
+                          id_factory=id_factory, incarnation_factory=incarnation_factory)
+            if layout.upgrade(env):
+                log.warning("replica %s: indexes rebuilt for storage layout %d", rid,
+                            layout.LAYOUT)
+            replica._stamps.restart_if_ahead(env)
+        except BaseException:
+            env.close()
+            raise
+        return replica
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        return self._env.path
+
+    def close(self) -> None:
+        self._env.close()
+
+    def __enter__(self) -> Replica:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """``with replica.batch():`` many writes, one transaction, one fsync."""
+        with self._env.batch():
+            yield
+
+    def flush(self) -> None:
+        """Force write-behind commits to disk."""
+        self._env.flush()
+
+    def stats(self) -> dict[str, Any]:
+        """Counts of keys and environment figures (map size)."""
+        with self._env.read() as txn:
+            keys = txn.txn.stat(self._env.dbs["state"])["entries"]
+        return {"keys": keys, "map_size": self._env.map_size, "replica_id": self.replica_id}
+
+    def __repr__(self) -> str:
+        return f"Replica({self.path!r}, replica_id={self.replica_id!r})"
+
+    # -- identity, clocks, the write fence ---------------------------------------------
+
+    @property
+    def clock(self) -> Callable[[], int]:
+        """The wall clock (Unix milliseconds) this replica stamps writes and judges
+        expiry by; injected with ``Replica.open(clock=...)`` in tests and simulations."""
+        return self._stamps.clock
+
+    @property
+    def origin(self) -> str | None:
+        """The origin this object mints its dots under, ``"<replica id>#<incarnation>"``
+        (see :mod:`memmesh.storage._incarnation`); None until it first mints a dot, so a
+        read-only open draws none."""
+        return self._stamps.origin
+
+    @property
+    def write_fence(self) -> str | None:
+        """Why local writes are fenced off right now (None: they are not)."""
+        return self._stamps.write_fence
+
+    def fence_writes(self, reason: str) -> None:
+        """Refuse every local write (``WritesFencedError`` carrying ``reason``, one line for
+        an operator: what is wrong, what to do) until :meth:`unfence_writes`. Sync goes
+        on. The gossip node fences a replica whose clock runs ahead of its peers'."""
+        self._stamps.fence(reason)
+
+    def unfence_writes(self) -> None:
+        """Allow local writes again."""
+        self._stamps.unfence()
+
+    # -- the memory model --------------------------------------------------------------
+
+    @_doc(Memory.add)
+    def add(self, text: str, *, app_id: str | None = None, user_id: str | None = None,
+            agent_id: str | None = None, run_id: str | None = None, actor: str | None = None,
+            metadata: Mapping[str, Any] | None = None, confidence: float = 1.0,
+            ttl: float | None = None, policy: str = "mv", tier: str | None = None,
+            role: str | None = None, priority: bool = False) -> str:
+        return self._memory.add(text, app_id=app_id, user_id=user_id, agent_id=agent_id,
+                                run_id=run_id, actor=actor, metadata=metadata,
+                                confidence=confidence, ttl=ttl, policy=policy, tier=tier,
+                                role=role, priority=priority)
+
+    @_doc(Memory.update)
+    def update(self, memory_id: str, text: str, *, actor: str | None = None,
+               confidence: float | None = None, metadata: Mapping[str, Any] | None = None,
+               role: str | None = None) -> None:
+        self._memory.update(memory_id, text, actor=actor, confidence=confidence,
+                            metadata=metadata, role=role)
+
+    @_doc(Memory.record_noop)
+    def record_noop(self, memory_id: str, *, actor: str | None = None,
+                    detail: Mapping[str, Any] | None = None) -> None:
+        self._memory.record_noop(memory_id, actor=actor, detail=detail)
+
+    @_doc(Memory.delete)
+    def delete(self, memory_id: str) -> bool:
+        return self._memory.delete(memory_id)
+
+    @_doc(Memory.forget)
+    def forget(self, memory_id: str) -> bool:
+        return self._memory.forget(memory_id)
+
+    @_doc(Memory.resolve)
+    def resolve(self, memory_id: str, text: str, *, resolver: str, inputs: tuple[Dot, ...],
+                actor: str | None = None, confidence: float | None = None,
+                metadata: Mapping[str, Any] | None = None, role: str | None = None) -> Version:
+        return self._memory.resolve(memory_id, text, resolver=resolver, inputs=inputs,
+                                    actor=actor, confidence=confidence, metadata=metadata,
+                                    role=role)
+
+    @_doc(Memory.set_add)
+    def set_add(self, key: str, element: Hashable, *, tier: str | None = None,
+                **scope: str | None) -> None:
+        self._memory.set_add(key, element, tier=tier, **scope)
+
+    @_doc(Memory.set_remove)
+    def set_remove(self, key: str, element: Hashable) -> bool:
+        return self._memory.set_remove(key, element)
+
+    @_doc(Memory.collect_expired)
+    def collect_expired(self, now_ms: int | None = None, *, limit: int = 10_000) -> int:
+        return self._memory.collect_expired(now_ms, limit=limit)
+
+    # -- reads -------------------------------------------------------------------------
+
+    @_doc(Reads.get)
+    def get(self, memory_id: str) -> MemoryRecord | None:
+        return self._reads.get(memory_id)
+
+    @_doc(Reads.list)
+    def list(self, *, limit: int | None = None, **scope_filters: str | None
+             ) -> builtins.list[MemoryRecord]:
+        return self._reads.list(limit=limit, **scope_filters)
+
+    @_doc(Reads.set_members)
+    def set_members(self, key: str) -> frozenset[Any]:
+        return self._reads.set_members(key)
+
+    @_doc(Reads.history)
+    def history(self, memory_id: str) -> builtins.list[Event]:
+        return self._reads.history(memory_id)
+
+    @_doc(Reads.as_of)
+    def as_of(self, timestamp: Timestamp | int) -> AsOfView:
+        return self._reads.as_of(timestamp)
+
+    @_doc(Conflicts.conflicts)
+    def conflicts(self, **scope_filters: str | None) -> builtins.list[MemoryRecord]:
+        return self._conflicts.conflicts(**scope_filters)
+
+    # -- sync --------------------------------------------------------------------------
+
+    @_doc(Sync.sync_summary)
+    def sync_summary(self, *, digest: bool = False, digest_scope: PeerScope | None = None,
+                     want: Sequence[str] = ()) -> bytes:
+        return self._sync.sync_summary(digest=digest, digest_scope=digest_scope, want=want)
+
+    @_doc(Sync.sync_changes)
+    def sync_changes(self, summary: bytes, *, max_bytes: int | None = None,
+                     peer: PeerScope | None = None) -> bytes:
+        return self._sync.sync_changes(summary, max_bytes=max_bytes, peer=peer)
+
+    @_doc(Sync.sync_apply)
+    def sync_apply(self, changes: bytes) -> ApplyResult:
+        return self._sync.sync_apply(changes)
+
+    @_doc(Sync.state_digest)
+    def state_digest(self) -> str:
+        return self._sync.state_digest()
+
+    # -- the change journal, local-only aux ---------------------------------------------
+
+    @_doc(Journal.seq)
+    def journal_seq(self) -> int:
+        return self._journal.seq()
+
+    @_doc(Journal.since)
+    def changes_since(self, seq: int, limit: int = 1000) -> ChangeBatch:
+        return self._journal.since(seq, limit)
+
+    def aux_get(self, namespace: str, key: bytes) -> bytes | None:
+        """A local-only value (never replicated), e.g. a cached embedding."""
+        return self._aux.get(namespace, key)
+
+    def aux_put(self, namespace: str, key: bytes, value: bytes) -> None:
+        """Store a local-only value under ``namespace`` and ``key``."""
+        self._aux.put(namespace, key, value)

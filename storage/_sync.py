@@ -1,0 +1,392 @@
+"""The sync calls: ``sync_summary``, ``sync_changes``, ``sync_apply``, ``state_digest``.
+
+Scuttlebutt-style watermarks (van Renesse et al. 2008) over full per-key states, so any
+subset of keys may ship in any order. A summary says how far this replica holds each
+origin; the answer carries the states of the keys with events beyond those marks that
+the peer may see (priority first) and ``through`` claims that let the peer raise its
+marks past events it will never get. A claim is taken only without gaps, and scoped
+claims stay scoped (a complete and a scoped watermark per origin, only the complete one
+claimed to others), so a claim never vouches for events its receiver lacks. Lying
+claims are bounded by :mod:`._watermarks` and what they hid is found by digest repair
+(:mod:`._repair`); a payload's keys are judged one by one (:mod:`._incoming`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from memmesh.crdt import DecodeError, Dot, InvalidArgumentError, Timestamp
+from memmesh.crdt.keystate import OPS, KeyState, join
+
+from . import _digest as stored_digest
+from . import _history as history
+from ._env import Env, Txn
+from ._gcpause import gc_paused
+from ._incarnation import counter_key, own_counters
+from ._incoming import cap, read_changes
+from ._indexes import latest_counter, origin_entries, origins, unstorable
+from ._keycodec import decode, encode
+from ._keystore import NewKey, store, store_new
+from ._records import ApplyResult, Refusal
+from ._repair import bucket_listing, differing, scope_sums, wanted
+from ._stamps import Stamps
+from ._watermarks import MAX_SUMMARY_ORIGINS, Table, capped
+from ._watermarks import WM as _WM
+from ._watermarks import WS as _WS
+from .wire import (
+    MAX_COUNTER,
+    MAX_HASHES,
+    Changes,
+    PeerScope,
+    Summary,
+    bad,
+    check_want,
+    normal,
+    parse_summary,
+)
+
+__all__ = ["Sync"]
+
+log = logging.getLogger(__name__)
+
+_STATE_OVERHEAD = 5  # msgpack bin header of one shipped state, at most
+_HASH_OVERHEAD = 14  # msgpack of one (key, 8-byte hash) pair beyond the key's bytes
+_HASHES_OVERHEAD = 16  # the "hashes" field name and its array header
+
+
+class Sync:
+    """The sync primitives of a replica. ``collect`` removes expired memories: a
+    summary and a digest describe the state after collection."""
+
+    def __init__(self, env: Env, stamps: Stamps, collect: Callable[[], int]) -> None:
+        self._env = env
+        self._stamps = stamps
+        self._collect = collect
+        self.replica_id = stamps.replica_id
+
+    # -- summary ----------------------------------------------------------------------
+
+    def _watermarks(self, txn: Txn, *, scoped: bool = True) -> dict[str, int]:
+        """Complete watermarks, raised by the scoped ones when ``scoped`` (what a summary
+        shows; claims to others use the complete ones only: see module doc)."""
+        wm = {k[len(_WM):].decode(): int.from_bytes(v, "big") for k, v in txn.prefix("meta", _WM)}
+        if scoped:
+            for k, v in txn.prefix("meta", _WS):
+                origin, counter = k[len(_WS):].decode(), int.from_bytes(v, "big")
+                if counter > wm.get(origin, 0):
+                    wm[origin] = counter
+        # own origins (every incarnation minted here, legacy bare id included) at least at
+        # their counter; the current one exactly (authoritative: claims about it are not
+        # taken), older ones raised by claims like any remote origin
+        for origin, counter in own_counters(txn, self.replica_id).items():
+            if origin == self._stamps.origin or counter > wm.get(origin, 0):
+                wm[origin] = counter
+        return wm
+
+    def sync_summary(self, *, digest: bool = False, digest_scope: PeerScope | None = None,
+                     want: Sequence[str] = ()) -> bytes:
+        """What this replica holds, for a peer's ``sync_changes`` (see module doc).
+
+        ``digest=True`` adds the 256 bucket sums over the shareable keys inside
+        ``digest_scope`` (the scope that peer applies to this replica: see
+        ``ApplyResult.scope``); ``want`` asks for those keys whatever the watermarks say
+        (``ApplyResult.wanted`` of the last payload, as it is). See :mod:`._repair`.
+        """
+        wanted = check_want(want)
+        if digest_scope is not None and not isinstance(digest_scope, PeerScope):
+            raise InvalidArgumentError("digest_scope must be a PeerScope or None")
+        self._collect()
+        with self._env.read() as txn:
+            wm = capped(self._watermarks(txn), self.replica_id, txn)
+            me = self._stamps.origin
+            return Summary(
+                self.replica_id, wm, stored_digest.root(stored_digest.bucket_sums(txn)),
+                me=me if me is not None and me in wm else None,  # once this object minted
+                digest=(digest_scope, scope_sums(txn, digest_scope)) if digest else None,
+                want=wanted).pack()
+
+    def state_digest(self) -> str:
+        """Hex digest of the shareable state: equal exactly when that state is equal."""
+        self._collect()
+        with self._env.read() as txn:
+            return stored_digest.root(stored_digest.bucket_sums(txn)).hex()
+
+    # -- changes ----------------------------------------------------------------------
+
+    def sync_changes(self, summary: bytes, *, max_bytes: int | None = None,
+                     peer: PeerScope | None = None) -> bytes:
+        """The key states ``summary`` lacks, only those ``peer`` may see, in at most
+        ``max_bytes`` (a single state larger than ``max_bytes`` is shipped alone, so the
+        exchange always progresses): the keys it wants first, then the delta log; with
+        room left, the repair listing of the buckets whose digests differ."""
+        parsed = parse_summary(summary)
+        peer_wm = parsed.wm
+        if max_bytes is not None and (type(max_bytes) is not int or max_bytes <= 0):
+            raise bad("max_bytes must be a positive int")
+        if peer is not None and not isinstance(peer, PeerScope):
+            raise InvalidArgumentError("peer must be a PeerScope or None")
+        if parsed.me is not None and parsed.me != self._stamps.origin:
+            self._defer_to_origin(parsed.me, peer_wm.get(parsed.me, 0))
+        repair = parsed.digest is not None and parsed.digest[0] == normal(peer)
+        if repair:
+            self._collect()  # the peer's sums were taken after its own collection
+        now = self._stamps.clock()
+        with self._env.read() as txn:
+            # what we may claim of each origin beyond the peer's mark: our complete
+            # watermark, but (for any origin not our own) no further than the events of
+            # it held here, so a false claim we took is never passed on
+            own = own_counters(txn, self.replica_id)
+            claimable: dict[str, int] = {}
+            for origin, counter in capped(self._watermarks(txn, scoped=False),
+                                          self.replica_id, txn).items():
+                if counter > peer_wm.get(origin, 0) and origin not in own:
+                    counter = min(counter, latest_counter(txn, origin))
+                if counter > peer_wm.get(origin, 0):
+                    claimable[origin] = counter
+            base = len(Changes(self.replica_id, peer, (), dict.fromkeys(
+                claimable, (MAX_COUNTER, MAX_COUNTER))).pack()) + 5
+            shipped: list[bytes] = []
+            seen: set[bytes] = set()
+            size = base
+            full = False
+            unshipped: dict[str, int] = {}
+
+            def take(key: bytes) -> bool:
+                """Ship ``key`` if it belongs; False when the budget is spent."""
+                nonlocal size, full
+                if key in seen:
+                    return True
+                raw = txn.get("state", stored_digest.state_key(key.decode()))
+                if raw is None:
+                    seen.add(key)
+                    return True
+                state = decode(raw, check_canonical=False)
+                h = state.header
+                if not h.shareable or (peer is not None and not peer.allows(h.app_id, h.user_id)) \
+                        or (h.expires_at is not None and h.expires_at <= now):
+                    seen.add(key)
+                    return True
+                cost = len(raw) + _STATE_OVERHEAD
+                if max_bytes is not None and shipped and size + cost > max_bytes:
+                    full = True
+                    return False
+                seen.add(key)
+                shipped.append(raw)
+                size += cost
+                return True
+
+            for wanted_key in parsed.want:
+                if not take(wanted_key.encode()):
+                    break
+            for priority in (True, False):
+                for origin in origins(txn, priority):
+                    for counter, key in origin_entries(txn, priority, origin,
+                                                       peer_wm.get(origin, 0) + 1):
+                        if full or not take(key):
+                            unshipped[origin] = min(unshipped.get(origin, counter), counter)
+                            break
+            hashes: list[tuple[str, bytes]] = []
+            if repair and not full:
+                assert parsed.digest is not None
+                size += _HASHES_OVERHEAD
+                for bucket in differing(scope_sums(txn, peer), parsed.digest[1]):
+                    listing = bucket_listing(txn, bucket, peer)
+                    if len(hashes) + len(listing) > MAX_HASHES:
+                        if hashes:
+                            break
+                        listing = listing[:MAX_HASHES]
+                    cost = sum(len(k.encode()) + _HASH_OVERHEAD for k, _ in listing)
+                    if max_bytes is not None and (shipped or hashes) and \
+                            size + cost > max_bytes:
+                        break
+                    hashes.extend(listing)
+                    size += cost
+        through: dict[str, tuple[int, int]] = {}
+        for origin, counter in claimable.items():  # and below the first entry not shipped
+            claim = min(counter, unshipped[origin] - 1) if origin in unshipped else counter
+            if claim > peer_wm.get(origin, 0):
+                through[origin] = (peer_wm.get(origin, 0), claim)
+        return Changes(self.replica_id, peer, tuple(shipped), through, tuple(hashes)).pack()
+
+    def _defer_to_origin(self, origin: str, counter: int) -> None:
+        """The origin is the authority on its own counter (see _watermarks.py): lower our
+        watermarks of ``origin`` that claim more than it has minted. A rare, small write.
+
+        Not when a key here carries a later event of ``origin``: then the summary is
+        older than what we hold (a push or a continuation is computed from the peer's
+        last summary, and its newer events may reach us first by another path), not a
+        lie, and lowering would only have those events shipped again."""
+        with self._env.read() as txn:
+            if Table(txn).shown(origin) <= counter or any(
+                    next(origin_entries(txn, priority, origin, counter + 1), None)
+                    for priority in (True, False)):
+                return
+
+        def lower(txn: Txn) -> dict[str, int]:
+            table = Table(txn)
+            table.lower(origin, counter)
+            return table.lowered
+
+        if self._env.write(lower):
+            log.warning("replica %s: watermark of %s was above that origin's own counter"
+                        " %d (a false claim); lowered", self.replica_id, origin, counter)
+
+    # -- apply ------------------------------------------------------------------------
+
+    def sync_apply(self, changes: bytes) -> ApplyResult:
+        """Join a peer's changes: validated first, then applied in one transaction."""
+        with gc_paused():  # only when single-threaded: see _gcpause.py
+            return self._sync_apply(changes)
+
+    def _sync_apply(self, changes: bytes) -> ApplyResult:
+        wall = self._stamps.clock()
+        parsed = read_changes(changes, wall=wall, max_drift_ms=self._stamps.max_drift_ms)
+        sender, states, through, newest = parsed.sender, parsed.states, parsed.through, \
+            parsed.newest
+        scoped = parsed.scope is not None
+        me = self._stamps.origin  # the current origin: only this object mints under it
+
+        def write(txn: Txn) -> ApplyResult:
+            recorded = self._stamps.hlc(txn).observe(newest, wall) if newest is not None \
+                else self._stamps.stamp(txn, wall)
+            changed: list[str] = []
+            conflicts: list[str] = []
+            fresh: list[NewKey] = []
+            table = Table(txn)
+            refused = list(parsed.refused)
+            caps = dict(parsed.caps)  # claims may not vouch for refused keys' events
+            detail = {"remote": True, "from": sender}
+            ctr = None if me is None else counter_key(me, self.replica_id)
+            top = 0 if ctr is None else txn.counter(ctr)
+            # an empty replica holds none of the (unique) keys: no lookup per key
+            empty = txn.txn.stat(txn.dbs["state"])["entries"] == 0
+            for raw, incoming in states:
+                h = incoming.header
+                key = h.key
+                if h.expires_at is not None and h.expires_at <= wall:
+                    continue
+                skey = stored_digest.state_key(key)
+                old_raw = None if empty else txn.get("state", skey)
+                if old_raw is None and not incoming.forgotten:
+                    # bulk path: a key new here keeps the validated bytes as they came
+                    if h.expires_at is None:  # (TTL keys: see _watermarks.py)
+                        table.detect_lie(incoming.ctx, {}, me)
+                    fresh.append((key, skey, raw, incoming,
+                                  self._fresh_entries(incoming, recorded, detail)))
+                    changed.append(key)
+                    if me is not None:
+                        top = max(top, incoming.ctx.get(me, 0))
+                    if len(incoming.body) > 1 and len(incoming.standing()) > 1:
+                        conflicts.append(key)
+                    continue
+                try:
+                    # the join and everything derived from it, pure, before any write:
+                    # decode has validated what the join relies on, so this only fails on
+                    # a bug (or a corrupt local state); that key alone is then refused
+                    old = None if old_raw is None else decode(old_raw, check_canonical=False)
+                    if old is not None and not old.header.shareable:
+                        refused.append(Refusal(key, "private", "the key is private here"))
+                        cap(caps, incoming.ctx)
+                        continue
+                    if old is None:
+                        new, new_raw = incoming, raw
+                    else:
+                        new = join(old, incoming)
+                        new_raw = encode(new)
+                    why = unstorable(new)
+                    if why is not None:
+                        raise DecodeError(why)
+                    events = self._merge_events(old, new, recorded, sender)
+                except Exception as exc:  # any failure of the pure step refuses this key only
+                    refused.append(Refusal(key, "join-failed", f"{type(exc).__name__}: {exc}"))
+                    cap(caps, incoming.ctx)
+                    continue
+                if h.expires_at is None:
+                    table.detect_lie(incoming.ctx, {} if old is None else old.ctx, me)
+                if store(txn, key, skey, old_raw, old, new, local=False, events=events,
+                               new_raw=new_raw):
+                    changed.append(key)
+                    self._stamps.raise_counter(txn, new.ctx)
+                    if len(new.standing()) > 1:
+                        conflicts.append(key)
+            if fresh:
+                store_new(txn, fresh, local=False)
+                if ctr is not None and top > txn.counter(ctr):
+                    txn.set_counter(ctr, top)
+            accepted: dict[str, int] = {}
+            over = 0
+            # claims about the current origin are ignored (only this object mints under
+            # it); an older origin of ours is held up to its counter here at least
+            own = own_counters(txn, self.replica_id) if through else {}
+            for origin, (base, counter) in ({} if parsed.blind else through).items():
+                if origin == me:
+                    continue
+                counter = min(counter, caps.get(origin, counter))
+                complete = max(table.complete(origin), own.get(origin, 0))
+                if not scoped and complete >= base:
+                    as_scoped, rising = False, counter > complete
+                else:
+                    shown = max(complete, table.shown(origin))
+                    as_scoped, rising = True, shown >= base and counter > shown
+                if not rising:
+                    continue
+                if not table.may_create(origin):
+                    over += 1
+                    continue
+                table.raise_to(origin, counter, scoped=as_scoped)
+                accepted[origin] = counter
+            if over:
+                refused.append(Refusal(None, "claims-cap", (
+                    f"{over} claims for origins this replica holds no key of: its watermark"
+                    f" table is at its cap of {MAX_SUMMARY_ORIGINS} origins")))
+            failed = len(refused) - len(parsed.refused) - (1 if over else 0)
+            return ApplyResult(applied=len(states) - failed, changed=tuple(changed),
+                               conflicts=tuple(conflicts), through=accepted,
+                               refused=tuple(refused), lowered=dict(table.lowered),
+                               scope=parsed.scope)
+
+        result = self._env.write(write)
+        if parsed.hashes:  # compared after the commit, outside the write lock
+            with self._env.read() as txn:
+                result = replace(result, wanted=wanted(txn, parsed.hashes))
+        return result
+
+    def _fresh_entries(self, new: KeyState, recorded: Timestamp,
+                       detail: dict[str, Any]) -> list[bytes]:
+        """The history entries of a key new here: what :meth:`_merge_events` gives for
+        it (one per version), encoded directly."""
+        if new.header.kind != 0:
+            return []
+        standing = [d for d, _ in new.standing()]
+        return [history.version_entry(OPS[version.op], dot, version, ctx=new.ctx,
+                                      standing=standing,
+                                      detail=history.event_detail(version, detail),
+                                      recorded_at=recorded)
+                for dot, version in sorted(new.body.items())]
+
+    def _merge_events(self, old: KeyState | None, new: KeyState, recorded: Timestamp,
+                      sender: str) -> list[dict[str, Any]]:
+        """History entries for a remote merge: one per version learned, or a DELETE."""
+        if new.header.kind != 0:
+            return []
+        detail = {"remote": True, "from": sender}
+        if new.forgotten:
+            if old is not None and old.forgotten:
+                return []
+            return [{"op": "FORGET", "actor": None, "replica": sender, "ts": recorded,
+                     "dot": None, "text": None, "detail": detail, "recorded_at": recorded,
+                     "version": None}]
+        before: Mapping[Dot, Any] = {} if old is None else old.body
+        events: list[dict[str, Any]] = []
+        for dot, version in sorted(new.body.items()):
+            if dot not in before:
+                events.append(history.version_event(OPS[version.op], dot, version, recorded,
+                                                  detail))
+        if not events and old is not None and set(before) - set(new.body):
+            events.append({"op": "DELETE", "actor": None, "replica": sender, "ts": recorded,
+                           "dot": None, "text": None, "detail": detail,
+                           "recorded_at": recorded, "version": None})
+        return events
