@@ -18,6 +18,7 @@ without the key cannot connect, read or write.
 
 from __future__ import annotations
 
+from .listen import ListenError
 from .node import Node
 from .protocol.errors import GossipError, LocalProtocolError, RemoteProtocolError
 from .security import SecurityError, cluster_fingerprint, new_cluster_key
@@ -25,6 +26,7 @@ from .status import NodeStatus, PeerStatus
 
 __all__ = [
     "GossipError",
+    "ListenError",
     "LocalProtocolError",
     "Node",
     "NodeStatus",

@@ -28,7 +28,8 @@ from memmesh.merge import resolve_conflicts
 
 from .dialer import Dialer
 from .link import Link, peer_host
-from .peers import PeerBook
+from .listen import check_port, choose_host, open_listener
+from .peers import PeerBook, format_address
 from .protocol.acl import AccessList
 from .protocol.peerlink import PeerLink
 from .protocol.policy import Notice, PolicyConfig, SyncPolicy
@@ -69,8 +70,13 @@ class Node:
     Parameters (all but ``replica`` keyword-only):
 
     ``host``, ``port``
-        Listen address (``port=0``: any free port, read back as ``node.port``).  mDNS
-        advertises and browses on the interface of ``host``.
+        Listen address (``port=0``: any free port, read back as ``node.port``).  With
+        ``host=None`` (the default) the node listens on loopback while every seed is on
+        this machine, and on every interface (``::``, IPv4 too) once a seed is off it
+        (:mod:`.listen`; ``node.bind.why`` says which and why).  mDNS advertises and
+        browses on the interfaces of ``host`` (every non-loopback one for a wildcard).
+        A port outside 0..65535 raises ``InvalidArgumentError``; a port in use, a
+        :class:`~.listen.ListenError` naming it.
     ``cluster_key``
         Shared secret of the cluster (>= 16 bytes): links are TLS 1.3 with mutual
         certificate authentication under a CA derived from it (:mod:`.security`).
@@ -108,7 +114,7 @@ class Node:
         self,
         replica: NodeReplica,
         *,
-        host: str = "127.0.0.1",
+        host: str | None = None,
         port: int = 0,
         cluster_key: bytes | None = None,
         seeds: Sequence[tuple[str, int]] = (),
@@ -151,9 +157,10 @@ class Node:
             resolve_deadline_ms=resolve_deadline_ms, storage_threads=storage_threads)
         self.replica = replica
         self.replica_id: str = replica.replica_id
-        self.host = host
-        self.port = port
-        self.seeds = tuple((str(h), int(p)) for h, p in seeds)
+        self.seeds = tuple((str(h), check_port(int(p))) for h, p in seeds)
+        self.bind = choose_host(host, self.seeds)
+        self.host = self.bind.host
+        self.port = check_port(port)
         self.mdns = mdns
         self.resolver = resolver
         self.resolved = 0
@@ -173,6 +180,8 @@ class Node:
         self.dialer = Dialer(self)
         self.peer_book = PeerBook(self.replica_id)
         self._links: dict[PeerLink, Link] = {}
+        self._closed_bytes = [0, 0]  # in, out of links that have closed
+        self._listener: trio.SocketListener | None = None
         self._peers_seen: tuple[str, ...] = ()
         self._link_count_changed = trio.Event()
         self._storage_lock = trio.CapacityLimiter(1)
@@ -194,6 +203,14 @@ class Node:
                            secure=self.tls.secure, write_fence=self.replica.write_fence,
                            now=trio.current_time(), wall_ms=self.wall_ms(), unix=time.time())
 
+    def listening_line(self) -> str:
+        """One line for logs and start-up messages: where the node listens and why,
+        TLS or not, its seeds and mDNS."""
+        seeds = ", ".join(format_address(h, p) for h, p in self.seeds) or "none"
+        return (f"node {self.replica_id} listening on {format_address(self.host, self.port)} "
+                f"({self.bind.why}); {'TLS 1.3' if self.tls.secure else 'INSECURE plain TCP'}"
+                f"; seeds: {seeds}; mDNS {'on' if self.mdns else 'off'}")
+
     def add_seed(self, host: str, port: int) -> None:
         """Dial ``(host, port)`` from now on, like a seed."""
         self.dialer.ensure((host, port), persistent=True)
@@ -214,12 +231,15 @@ class Node:
     async def __aenter__(self) -> Node:
         if self._stack is not None:
             raise MemmeshError("a Node can only be entered once")
+        # before any nursery, so a port in use is a ListenError, not an ExceptionGroup
+        self._listener, self.host, self.port = open_listener(self.host, self.port)
         self._stack = AsyncExitStack()
         await self._stack.__aenter__()
         try:
             self._nursery = await self._stack.enter_async_context(trio.open_nursery())
             await self._start(self._nursery)
         except BaseException as exc:
+            self._listener.socket.close()
             await self._stack.__aexit__(type(exc), exc, exc.__traceback__)
             raise
         return self
@@ -251,6 +271,8 @@ class Node:
             await link.run()
         finally:
             self._links.pop(plink, None)
+            self._closed_bytes[0] += link.bytes_in
+            self._closed_bytes[1] += link.bytes_out
             self.after_policy()
         return link
 
@@ -307,9 +329,8 @@ class Node:
         self.policy.next_round = trio.current_time() + \
             self.policy.config.interval * self.rng.random()
         await self.tls.start(self.replica_id)
-        listeners = await nursery.start(
-            functools.partial(trio.serve_tcp, self._inbound, self.port, host=self.host))
-        self.port = listeners[0].socket.getsockname()[1]
+        assert self._listener is not None
+        await nursery.start(trio.serve_listeners, self._inbound, [self._listener])
         self.policy.port = self.port
         nursery.start_soon(self._storage_loop)
         nursery.start_soon(self._round_loop)
@@ -321,6 +342,7 @@ class Node:
         if self.options.remember_peers:
             for kp in await self.storage(self.peer_book.load, self.replica):
                 self.dialer.ensure((kp.host, kp.port), persistent=False)
+        log.info("%s", self.listening_line())
         if self.mdns:
             from .discovery import MdnsDiscovery
 

@@ -293,8 +293,8 @@ def run(args: argparse.Namespace) -> int:
                                       cluster_key=key, insecure=key is None,
                                       seeds=seeds(args), mdns=not args.no_mdns,
                                       interval=args.interval).start()
-                print(f"memmesh mcp: node {replica.replica_id} on {args.host}:{node.port}",
-                      file=sys.stderr)
+                line = node.call(lambda n: n.listening_line())
+                print(f"memmesh mcp: {line}", file=sys.stderr)
         try:
             server = build_server(replica, app_id=args.app_id, user_id=args.user_id,
                                   agent_id=args.agent_id, embedder=embedder, node=node,

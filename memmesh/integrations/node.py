@@ -85,8 +85,7 @@ async def serve(replica: NodeReplica, args: argparse.Namespace, key: bytes | Non
                     interval=args.interval, poll_interval=args.poll_interval) as node:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             print(f"READY {node.port} {node.replica_id}", flush=True)
-            print(f"memmesh node {node.replica_id} listening on {args.host}:{node.port} "
-                  f"({'TLS 1.3' if key else 'INSECURE plain TCP'}); Ctrl-C stops",
+            print(f"memmesh {node.listening_line()}; Ctrl-C stops",
                   file=sys.stderr, flush=True)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_write_status_forever, node, data)

@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from memmesh.gossip.listen import check_port
 from memmesh.gossip.peers import AddressError, parse_addresses
 
 SCOPE_FIELDS = ("app_id", "user_id", "agent_id", "run_id")
@@ -39,13 +40,26 @@ def scope(args: argparse.Namespace) -> dict[str, str]:
 
 def add_node_options(p: argparse.ArgumentParser) -> None:
     """Listen address, seeds, discovery, anti-entropy interval and the cluster key."""
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0)
-    p.add_argument("--seed", action="append", default=[], metavar="HOST:PORT")
+    p.add_argument("--host", default=None,
+                   help="address to listen on (default: 127.0.0.1, or every interface "
+                        "once a --seed is on another machine; 0.0.0.0 or :: for all)")
+    p.add_argument("--port", type=port_number, default=0,
+                   help="TCP port to listen on, 0..65535 (default 0: any free port)")
+    p.add_argument("--seed", action="append", default=[], metavar="HOST:PORT",
+                   help="a peer to dial, again and again (repeatable; IPv6: [ADDR]:PORT)")
     p.add_argument("--no-mdns", action="store_true")
     p.add_argument("--interval", type=float, default=1.0)
     p.add_argument("--key-file", default=None, help="file holding the hex cluster key")
     p.add_argument("--insecure", action="store_true", help="no TLS (trusted networks only)")
+
+
+def port_number(text: str) -> int:
+    """The ``--port`` type: 0..65535, refused otherwise (never wrapped modulo 65536)."""
+    try:
+        return check_port(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a TCP port: want 0..65535 (0 picks a free port)") from None
 
 
 def seeds(args: argparse.Namespace) -> list[tuple[str, int]]:
