@@ -27,7 +27,7 @@ from memmesh.crdt.errors import MemmeshError
 from memmesh.merge import resolve_conflicts
 
 from .dialer import Dialer
-from .link import Link, peer_host
+from .link import Link, peer_address
 from .listen import check_port, choose_host, open_listener
 from .peers import PeerBook, format_address
 from .protocol.acl import AccessList
@@ -199,9 +199,15 @@ class Node:
     def status(self) -> NodeStatus:
         """A snapshot: peers with lag, counters and clock offset, bytes, the fence line
         (call from the trio thread)."""
+        records = self.dialer.records
+        seeds = [(records[a], self.dialer.peer_at(a)) for a in dict.fromkeys(self.seeds)
+                 if a in records]
         return node_status(self.policy, self._links, host=self.host, port=self.port,
                            secure=self.tls.secure, write_fence=self.replica.write_fence,
-                           now=trio.current_time(), wall_ms=self.wall_ms(), unix=time.time())
+                           now=trio.current_time(), wall_ms=self.wall_ms(), unix=time.time(),
+                           seeds=seeds, closed_bytes=(self._closed_bytes[0],
+                                                      self._closed_bytes[1]),
+                           bind=self.bind.why)
 
     def listening_line(self) -> str:
         """One line for logs and start-up messages: where the node listens and why,
@@ -307,6 +313,9 @@ class Node:
         if peers != self._peers_seen:
             for rid in set(peers) - set(self._peers_seen):
                 self._remember(rid)
+                log.info("peer %s: connected (%s)", rid, self._describe_link(rid))
+            for rid in set(self._peers_seen) - set(peers):
+                log.info("peer %s: disconnected", rid)
             self._peers_seen = peers
             self._link_count_changed.set()
             self._link_count_changed = trio.Event()
@@ -349,6 +358,15 @@ class Node:
             self.discovery = MdnsDiscovery(self)
             await nursery.start(self.discovery.run)
 
+    def _describe_link(self, rid: str) -> str:
+        plink = self.policy.link_to(rid)
+        link = None if plink is None else self._links.get(plink)
+        if link is None or plink is None:
+            return "?"
+        where = link.address or link.listen_address()
+        return (f"{'dialled' if plink.outbound else 'inbound'}"
+                + ("" if where is None else f", {format_address(*where)}"))
+
     def _remember(self, rid: str) -> None:
         """A peer registered: remember where it listens (for restarts)."""
         plink = self.policy.link_to(rid)
@@ -356,7 +374,7 @@ class Node:
         if link is None:
             return
         if link.address is not None:
-            self.dialer.learnt(link.address, rid)
+            self.dialer.linked(link.address, rid)
         where = link.listen_address()
         if where is not None:
             self.peer_book.remember(rid, where, int(time.time() * 1000))
@@ -372,10 +390,11 @@ class Node:
 
     async def _inbound(self, stream: trio.SocketStream) -> None:
         try:
-            host = peer_host(stream)
-            wrapped, peer_id = await self.tls.accept(stream)
+            peer = peer_address(stream)
+            wrapped, peer_id = await self.tls.accept(stream, peer)
             if wrapped is not None:
-                await self.handle_stream(wrapped, outbound=False, peer_id=peer_id, host=host)
+                await self.handle_stream(wrapped, outbound=False, peer_id=peer_id,
+                                         host=None if peer is None else peer[0])
         except Exception as exc:  # one bad connection must never take the listener down
             log.warning("inbound connection failed: %s", type(exc).__name__)
 

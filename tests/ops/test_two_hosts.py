@@ -8,6 +8,7 @@ add`` refused); CI runs as root, so ``.ci/run`` runs it.
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import shutil
@@ -96,6 +97,11 @@ def test_the_readme_recipe_converges_across_two_network_namespaces(
     a, b = hosts
     steps = _start_readme_nodes(a, b, {"A": a.ipv4, "B": b.ipv4})
     _converges_both_ways(a, b, steps)
+    # `memmesh status` on each machine names the other as a connected seed
+    for host, other in ((a, b), (b, a)):
+        done = host.run(["memmesh", "status", "--data", "memmesh-data", "--json"])
+        (seed,) = json.loads(done.stdout)["seeds"]
+        assert seed["address"] == [other.ipv4, 7400] and seed["state"] == "connected"
     # each node said where it listens and why: its seed is on the other machine
     for host, other in ((a, b), (b, a)):
         line = (host.cwd / "node.log").read_text()
