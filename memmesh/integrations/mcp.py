@@ -314,10 +314,11 @@ def _lock_for_node(stack: contextlib.ExitStack, data: Any) -> bool:
     from memmesh.integrations.runlock import NodeRunningError, RunLock
 
     try:
-        stack.enter_context(RunLock(data, what="MCP server"))
+        stack.enter_context(RunLock(data))
     except NodeRunningError as exc:
-        print(f"memmesh mcp: {exc}; serving without a node of its own (that node "
-              f"replicates this server's writes)", file=sys.stderr)
+        print(f"memmesh mcp: a memmesh node (pid {exc.pid or 'unknown'}) already runs on "
+              f"{data}: serving without a node of its own (that node replicates this "
+              f"server's writes)", file=sys.stderr)
         return False
     return True
 

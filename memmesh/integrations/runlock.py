@@ -30,17 +30,20 @@ _ATTEMPTS = 20
 
 
 class NodeRunningError(OperatorError):
-    """Another node holds the data directory."""
+    """Another node holds the data directory; ``pid`` is its process id (0: unknown)."""
+
+    def __init__(self, message: str, pid: int) -> None:
+        super().__init__(message)
+        self.pid = pid
 
 
 class RunLock:
     """``with RunLock(data):`` holds ``data/node.lock`` (raises :class:`NodeRunningError`
     naming the holder's pid when another process holds it)."""
 
-    def __init__(self, data: Path, *, what: str = "node") -> None:
+    def __init__(self, data: Path) -> None:
         self.path = data / LOCK_FILE
         self.data = data
-        self.what = what
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -55,8 +58,8 @@ class RunLock:
                     os.close(fd)
                     raise NodeRunningError(
                         f"another memmesh node ({'pid ' + str(pid) if pid else 'pid unknown'})"
-                        f" is running on {self.data}: stop it first, or give this {self.what} "
-                        f"another --data") from None
+                        f" is running on {self.data}: stop it first, or give this node "
+                        f"another --data", pid) from None
                 time.sleep(0.05)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)

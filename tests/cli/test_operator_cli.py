@@ -158,3 +158,100 @@ def test_status_json_shows_each_seed_and_v_logs_peers_and_unreachable_seeds(
     log = b.log.read_text()
     assert f"INFO memmesh.gossip: peer {rid_a}: connected" in log
     assert f"WARNING memmesh.gossip: seed 127.0.0.1:{dead}: unreachable" in log
+
+
+# ---------------------------------------------------------------- one-line errors
+
+
+@pytest.mark.parametrize("command", ["node", "mcp"])
+def test_a_port_beyond_65535_is_refused_not_wrapped(tmp_path: Path, key_file: Path,
+                                                     command: str) -> None:
+    done = memmesh(command, "--data", str(tmp_path / "d"), "--key-file", str(key_file),
+                   "--port", "99999")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"memmesh {command}: error: argument --port: 99999 is not a TCP port: want "
+        f"0..65535 (0 picks a free port)")
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_second_node_on_one_data_directory_is_refused_naming_the_first_ones_pid(
+        tmp_path: Path, key_file: Path, nodes: list[NodeProcess]) -> None:
+    data = tmp_path / "d"
+    first = start(nodes, tmp_path, "first", "--data", str(data), "--key-file", str(key_file),
+                  "--no-mdns")
+    first.ready()
+    done = memmesh("node", "--data", str(data), "--key-file", str(key_file), "--no-mdns")
+    assert one_line(done, 2) == (
+        f"memmesh: another memmesh node (pid {first.proc.pid}) is running on {data}: stop "
+        f"it first, or give this node another --data")
+    assert first.proc.poll() is None  # the first one is untouched
+    assert status_json(data)["pid"] == first.proc.pid
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_status_never_reports_a_dead_node_as_running(
+        tmp_path: Path, key_file: Path, nodes: list[NodeProcess], sig: int) -> None:
+    data = tmp_path / "d"
+    node = start(nodes, tmp_path, "n", "--data", str(data), "--key-file", str(key_file),
+                 "--no-mdns")
+    node.ready()
+    wait_until(lambda: memmesh("status", "--data", str(data)).returncode == 0,
+               "the node's first status snapshot")
+    node.stop(sig)
+    done = memmesh("status", "--data", str(data))
+    assert one_line(done, 1) == (f"memmesh: no node is running on {data}: start one with "
+                                 f"`memmesh node --data {data} --key-file cluster.key`")
+    assert status_json(data)["running"] is False
+    if sig == signal.SIGTERM:
+        assert not (data / "node-status.json").exists()
+
+
+def test_a_port_in_use_is_one_line_and_a_non_zero_exit(tmp_path: Path,
+                                                       key_file: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = memmesh("node", "--data", str(tmp_path / "d"), "--key-file", str(key_file),
+                       "--no-mdns", "--port", str(port))
+    assert one_line(done, 2) == (
+        f"memmesh: cannot listen on 127.0.0.1:{port}: port {port} is in use (another "
+        f"memmesh node, or another program, holds it): stop it or choose another port "
+        f"(--port; 0 picks a free one)")
+
+
+@pytest.mark.parametrize("command", ["node", "mcp"])
+def test_a_key_file_that_cannot_be_read_is_one_line(tmp_path: Path, command: str) -> None:
+    missing = tmp_path / "nowhere" / "cluster.key"
+    done = memmesh(command, "--data", str(tmp_path / "d"), "--key-file", str(missing))
+    assert one_line(done, 2) == (
+        f"memmesh: cannot read the cluster key file {missing}: No such file or directory; "
+        f"create it once with `memmesh keygen > {missing}` and copy it to every member")
+    done = memmesh(command, "--data", str(tmp_path / "d"), "--key-file", str(tmp_path))
+    assert one_line(done, 2).startswith(
+        f"memmesh: cannot read the cluster key file {tmp_path}: Is a directory;")
+    (tmp_path / "bad.key").write_text("not hex at all")
+    done = memmesh(command, "--data", str(tmp_path / "d"), "--key-file",
+                   str(tmp_path / "bad.key"))
+    assert one_line(done, 2) == (f"memmesh: the cluster key in the key file "
+                                 f"{tmp_path / 'bad.key'} is not hex: make one with "
+                                 f"`memmesh keygen`")
+
+
+def test_mcp_beside_a_running_node_serves_without_a_second_node_and_says_so(
+        tmp_path: Path, key_file: Path, nodes: list[NodeProcess]) -> None:
+    pytest.importorskip("mcp.server.mcpserver")
+    data = tmp_path / "d"
+    node = start(nodes, tmp_path, "n", "--data", str(data), "--key-file", str(key_file),
+                 "--no-mdns")
+    node.ready()
+    # stdin at EOF: the MCP client is gone at once, so the server ends after starting
+    done = subprocess.run([MEMMESH, "mcp", "--data", str(data), "--key-file", str(key_file),
+                           "--no-mdns", "--embedder", "hashing"], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=120, env=env())
+    assert done.returncode == 0, done.stderr
+    assert one_line(done, 0) == (
+        f"memmesh mcp: a memmesh node (pid {node.proc.pid}) already runs on {data}: serving "
+        f"without a node of its own (that node replicates this server's writes)")
+    assert status_json(data)["pid"] == node.proc.pid  # the node's status is its own
