@@ -120,6 +120,9 @@ class Dialer:
                 existing = node.policy.link_to(rid) if rid else None
                 link = None if existing is None else node.link_of(existing)
                 if link is not None:
+                    assert rid is not None
+                    if record.state != "linked":  # it dialled us: as good as our dial
+                        self.linked(addr, rid)
                     await link.closed.wait()
                     record.last_contact = max(record.last_contact or 0.0, link.last_contact)
                     await trio.sleep(self._delay(0))
