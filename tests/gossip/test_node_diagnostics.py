@@ -109,3 +109,21 @@ async def test_node_bytes_in_and_out_never_go_down_when_a_peer_leaves(
             after = a.status()
     assert after.bytes_in >= during.bytes_in > 0
     assert after.bytes_out >= during.bytes_out > 0
+
+
+async def test_a_seed_that_comes_back_after_a_logged_failure_says_so(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="memmesh")
+    port = closed_port()
+    with Replica.open(tmp_path / "a") as ra, Replica.open(tmp_path / "b") as rb:
+        async with Node(rb, cluster_key=KEY, mdns=False, backoff=(0.02, 0.1),
+                        seeds=[("127.0.0.1", port)]) as b:
+            await wait_for(lambda: warnings(caplog, f"seed 127.0.0.1:{port}: unreachable"))
+            async with Node(ra, cluster_key=KEY, mdns=False, port=port):
+                await wait_for(lambda: b.peers == (ra.replica_id,))
+                await wait_for(lambda: warnings(caplog, "connected to peer"))
+                record = b.dialer.records[("127.0.0.1", port)]
+                assert record.failures == 0
+    (line,) = warnings(caplog, "connected to peer")
+    assert line.startswith(f"seed 127.0.0.1:{port} ({ra.replica_id}): connected to peer "
+                           f"{ra.replica_id} after ")
