@@ -144,8 +144,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(f"memmesh: no node is running on {data}: start one with "
               f"`memmesh node --data {data} --key-file cluster.key`", file=sys.stderr)
     elif status is None:
-        print(f"node running on {data}, pid {pid or 'unknown'}; no status written yet "
-              f"(starting)")
+        print(f"node running on {data}, pid {pid or 'unknown'}; no status file: it is "
+              f"starting, or it is the node of a memmesh mcp server (which writes none)")
     else:
         print(format_status(status))
     return 0 if pid is not None else 1

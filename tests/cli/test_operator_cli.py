@@ -255,3 +255,18 @@ def test_mcp_beside_a_running_node_serves_without_a_second_node_and_says_so(
         f"memmesh mcp: a memmesh node (pid {node.proc.pid}) already runs on {data}: serving "
         f"without a node of its own (that node replicates this server's writes)")
     assert status_json(data)["pid"] == node.proc.pid  # the node's status is its own
+
+
+def test_status_of_a_directory_held_without_a_status_file_says_so(tmp_path: Path) -> None:
+    from memmesh.integrations.runlock import RunLock
+
+    data = tmp_path / "d"
+    data.mkdir()
+    with RunLock(data):  # as a starting node, or an MCP server's node, holds it
+        done = memmesh("status", "--data", str(data))
+        as_json = status_json(data)
+    assert done.returncode == 0 and done.stdout.strip() == (
+        f"node running on {data}, pid {os.getpid()}; no status file: it is starting, or it "
+        f"is the node of a memmesh mcp server (which writes none)")
+    assert as_json["running"] is True and as_json["pid"] == os.getpid()
+    assert memmesh("status", "--data", str(data)).returncode == 1  # released: none runs
