@@ -13,19 +13,23 @@ it cannot connect, read or write.
 
 from __future__ import annotations
 
+from ._listen import ListenError, check_port
 from ._node import Node
-from ._peers import AddressError, parse_address, parse_addresses
+from ._peers import AddressError, format_address, parse_address, parse_addresses
 from ._security import ClusterCredentials, SecurityError, cluster_fingerprint, new_cluster_key
 from ._status import NodeStatus, PeerStatus
 
 __all__ = [
     "AddressError",
     "ClusterCredentials",
+    "ListenError",
     "Node",
     "NodeStatus",
     "PeerStatus",
     "SecurityError",
+    "check_port",
     "cluster_fingerprint",
+    "format_address",
     "new_cluster_key",
     "parse_address",
     "parse_addresses",

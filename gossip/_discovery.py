@@ -6,21 +6,25 @@ hands ``(name, change)`` to trio (``TrioToken.run_sync_soon``, a bounded channel
 the lookup happens in a trio task, never inside the callback; the instance name is
 random; the TXT record holds only ``v``, ``rid`` and the public cluster fingerprint
 ``cf``; records get short TTLs and liveness is judged by gossip links. Interfaces follow
-``node.host`` (loopback stays on loopback, a wildcard uses every interface) unless
-``mdns_interfaces`` says otherwise.
+``node.host`` unless ``mdns_interfaces`` says otherwise: loopback stays on loopback, a
+wildcard (``0.0.0.0``, ``::``) uses and advertises every non-loopback IPv4 interface,
+never a loopback address; of a peer's advertised addresses the one on a network of
+ours is dialled. mDNS runs over IPv4 only: a node bound to one IPv6 address uses seeds.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import secrets
 import socket
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import ifaddr
 import trio
 from zeroconf import (
-    InterfaceChoice,
     IPVersion,
     ServiceBrowser,
     ServiceInfo,
@@ -33,7 +37,8 @@ from .protocol.messages import PROTOCOL_VERSION
 if TYPE_CHECKING:
     from ._node import Node
 
-__all__ = ["SERVICE_TYPE", "MdnsDiscovery", "txt_record"]
+__all__ = ["SERVICE_TYPE", "MdnsDiscovery", "interface_addresses", "pick_address",
+           "txt_record"]
 
 log = logging.getLogger("memmesh.gossip")
 
@@ -53,32 +58,41 @@ class MdnsDiscovery:
         self.zeroconf: Zeroconf | None = None
         self._send, self._recv = trio.open_memory_channel[tuple[str, str]](256)
         self.found: dict[str, tuple[str, str, int]] = {}
+        self.networks: list[ipaddress.IPv4Interface] = []
 
-    def _interfaces(self) -> Any:
+    def interfaces(self) -> list[str]:
+        """The IPv4 addresses mDNS announces and browses on (empty: none usable)."""
         if self.node.options.mdns_interfaces:
             return list(self.node.options.mdns_interfaces)
-        if self.node.host in ("", "0.0.0.0", "::"):
-            return InterfaceChoice.All
-        return [self.node.host]
-
-    def _advertised_address(self) -> str:
         host = self.node.host
-        if host not in ("", "0.0.0.0", "::"):
-            return host
+        if host in ("", "0.0.0.0", "::"):
+            return [str(i.ip) for i in interface_addresses()] or ["127.0.0.1"]
         try:
-            return socket.gethostbyname(socket.gethostname())
-        except OSError:
-            return "127.0.0.1"
+            return [host] if ipaddress.ip_address(host).version == 4 else []
+        except ValueError:  # a host name: resolve it
+            try:
+                return [socket.gethostbyname(host)]
+            except OSError:
+                return []
 
     async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         node = self.node
+        interfaces = await trio.to_thread.run_sync(self.interfaces)
+        if not interfaces:
+            log.warning("mDNS off: it runs over IPv4 and the node listens on %s only; "
+                        "list peers as seeds", node.host)
+            task_status.started()
+            return
+        self.networks = [i for i in await trio.to_thread.run_sync(interface_addresses)
+                         if str(i.ip) in interfaces]
+        log.info("mDNS on %s", ", ".join(interfaces))
         zc = await trio.to_thread.run_sync(
-            lambda: Zeroconf(interfaces=self._interfaces(), ip_version=IPVersion.V4Only))
+            lambda: Zeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only))
         self.zeroconf = zc
         info = ServiceInfo(
             SERVICE_TYPE,
             f"{self.instance}.{SERVICE_TYPE}",
-            addresses=[socket.inet_aton(self._advertised_address())],
+            addresses=[socket.inet_aton(a) for a in interfaces],
             port=node.port,
             properties=txt_record(node.replica_id, node.fingerprint),
             server=f"{self.instance}.local.",
@@ -128,5 +142,31 @@ class MdnsDiscovery:
         addresses = info.parsed_addresses(IPVersion.V4Only)
         if not rid or not addresses or not info.port:
             return
-        self.found[rid] = (name, addresses[0], info.port)
-        node.discovered(rid, addresses[0], info.port)
+        address = pick_address(addresses, self.networks)
+        self.found[rid] = (name, address, info.port)
+        node.discovered(rid, address, info.port)
+
+
+def interface_addresses() -> list[ipaddress.IPv4Interface]:
+    """This machine's non-loopback IPv4 addresses, with their networks."""
+    out = []
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if ip.is_IPv4:
+                iface = ipaddress.IPv4Interface(f"{ip.ip}/{ip.network_prefix}")
+                if not iface.ip.is_loopback and iface not in out:
+                    out.append(iface)
+    return out
+
+
+def pick_address(addresses: Sequence[str], ours: Sequence[ipaddress.IPv4Interface]) -> str:
+    """Of a peer's advertised addresses, the first on one of our networks (a machine
+    with a LAN and a container bridge advertises both), else the first."""
+    for address in addresses:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            continue
+        if any(ip in iface.network for iface in ours):
+            return address
+    return addresses[0]

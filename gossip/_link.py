@@ -22,7 +22,7 @@ from .protocol import PeerLink, Session
 if TYPE_CHECKING:
     from ._node import Node
 
-__all__ = ["Link", "peer_host"]
+__all__ = ["Link", "peer_address", "peer_host"]
 
 log = logging.getLogger("memmesh.gossip")
 
@@ -40,6 +40,7 @@ class Link:
         self.address = address
         self.send_timeout = send_timeout
         self.connected_at = time.time()
+        self.last_contact = self.connected_at  # Unix time of the latest bytes received
         self.bytes_in = 0
         self.bytes_out = 0
         self.closed = trio.Event()
@@ -94,6 +95,8 @@ class Link:
                 log.debug("link %s: read failed: %s", self.plink.name, type(exc).__name__)
                 data = b""
             self.bytes_in += len(data)
+            if data:
+                self.last_contact = time.time()
             node.policy.receive_data(self.plink, data, trio.current_time(), node.wall_ms())
             node.after_policy()
             if not data:
@@ -129,11 +132,21 @@ class Link:
                 await self._wake_event.wait()
 
 
-def peer_host(stream: object) -> str | None:
-    """The remote host of a socket stream, TLS-wrapped or not (None: not a socket)."""
+def peer_address(stream: object) -> tuple[str, int] | None:
+    """The remote ``(host, port)`` of a socket stream, TLS-wrapped or not (None: not a
+    socket); an IPv4 peer of a dual-stack listener as plain IPv4 (not ``::ffff:a.b.c.d``)."""
     inner: Any = getattr(stream, "transport_stream", stream)
     try:
-        host: str = inner.socket.getpeername()[0]
-    except (AttributeError, OSError, IndexError):
+        name = inner.socket.getpeername()
+        host, port = str(name[0]), int(name[1])
+    except (AttributeError, OSError, IndexError, TypeError, ValueError):
         return None
-    return host
+    if host.startswith("::ffff:") and "." in host:
+        host = host[len("::ffff:"):]
+    return host, port
+
+
+def peer_host(stream: object) -> str | None:
+    """The remote host of a socket stream (see :func:`peer_address`)."""
+    address = peer_address(stream)
+    return None if address is None else address[0]

@@ -27,8 +27,9 @@ from memmesh.crdt import MemmeshError
 from memmesh.merge import resolve_conflicts
 
 from ._dialer import Dialer
-from ._link import Link, peer_host
-from ._peers import PeerBook
+from ._link import Link, peer_address
+from ._listen import check_port, choose_host, open_listener
+from ._peers import PeerBook, format_address
 from ._security import SecurityError, cluster_fingerprint
 from ._status import NodeStatus, node_status
 from ._tls import TlsLayer
@@ -73,8 +74,13 @@ class Node:
     Parameters (all but ``replica`` keyword-only):
 
     ``host``, ``port``
-        Listen address (``port=0``: any free port, read back as ``node.port``).  mDNS
-        advertises and browses on the interface of ``host``.
+        Listen address (``port=0``: any free port, read back as ``node.port``).  With
+        ``host=None`` (the default) the node listens on loopback while every seed is on
+        this machine, and on every interface (``::``, IPv4 too) once a seed is off it
+        (:mod:`.listen`; ``node.bind.why`` says which and why).  mDNS advertises and
+        browses on the interfaces of ``host`` (every non-loopback one for a wildcard).
+        A port outside 0..65535 raises ``InvalidArgumentError``; a port in use, a
+        :class:`~.listen.ListenError` naming it.
     ``cluster_key``
         Shared secret of the cluster (>= 16 bytes): links are TLS 1.3 with mutual
         certificate authentication under a CA derived from it (:mod:`._security`).
@@ -112,7 +118,7 @@ class Node:
         self,
         replica: NodeReplica,
         *,
-        host: str = "127.0.0.1",
+        host: str | None = None,
         port: int = 0,
         cluster_key: bytes | None = None,
         seeds: Sequence[tuple[str, int]] = (),
@@ -155,9 +161,10 @@ class Node:
             resolve_deadline_ms=resolve_deadline_ms, storage_threads=storage_threads)
         self.replica = replica
         self.replica_id: str = replica.replica_id
-        self.host = host
-        self.port = port
-        self.seeds = tuple((str(h), int(p)) for h, p in seeds)
+        self.seeds = tuple((str(h), check_port(int(p))) for h, p in seeds)
+        self.bind = choose_host(host, self.seeds)
+        self.host = self.bind.host
+        self.port = check_port(port)
         self.mdns = mdns
         self.resolver = resolver
         self.resolved = 0
@@ -177,6 +184,8 @@ class Node:
         self.dialer = Dialer(self)
         self.peer_book = PeerBook(self.replica_id)
         self._links: dict[PeerLink, Link] = {}
+        self._closed_bytes = [0, 0]  # in, out of links that have closed
+        self._listener: trio.SocketListener | None = None
         self._peers_seen: tuple[str, ...] = ()
         self._link_count_changed = trio.Event()
         self._storage_lock = trio.CapacityLimiter(1)
@@ -194,9 +203,23 @@ class Node:
     def status(self) -> NodeStatus:
         """A snapshot: peers with lag, counters and clock offset, bytes, the fence line
         (call from the trio thread)."""
+        records = self.dialer.records
+        seeds = [(records[a], self.dialer.peer_at(a)) for a in dict.fromkeys(self.seeds)
+                 if a in records]
         return node_status(self.policy, self._links, host=self.host, port=self.port,
                            secure=self.tls.secure, write_fence=self.replica.write_fence,
-                           now=trio.current_time(), wall_ms=self.wall_ms(), unix=time.time())
+                           now=trio.current_time(), wall_ms=self.wall_ms(), unix=time.time(),
+                           seeds=seeds, closed_bytes=(self._closed_bytes[0],
+                                                      self._closed_bytes[1]),
+                           bind=self.bind.why)
+
+    def listening_line(self) -> str:
+        """One line for logs and start-up messages: where the node listens and why,
+        TLS or not, its seeds and mDNS."""
+        seeds = ", ".join(format_address(h, p) for h, p in self.seeds) or "none"
+        return (f"node {self.replica_id} listening on {format_address(self.host, self.port)} "
+                f"({self.bind.why}); {'TLS 1.3' if self.tls.secure else 'INSECURE plain TCP'}"
+                f"; seeds: {seeds}; mDNS {'on' if self.mdns else 'off'}")
 
     def add_seed(self, host: str, port: int) -> None:
         """Dial ``(host, port)`` from now on, like a seed."""
@@ -218,12 +241,15 @@ class Node:
     async def __aenter__(self) -> Node:
         if self._stack is not None:
             raise MemmeshError("a Node can only be entered once")
+        # before any nursery, so a port in use is a ListenError, not an ExceptionGroup
+        self._listener, self.host, self.port = open_listener(self.host, self.port)
         self._stack = AsyncExitStack()
         await self._stack.__aenter__()
         try:
             self._nursery = await self._stack.enter_async_context(trio.open_nursery())
             await self._start(self._nursery)
         except BaseException as exc:
+            self._listener.socket.close()
             await self._stack.__aexit__(type(exc), exc, exc.__traceback__)
             raise
         return self
@@ -255,6 +281,8 @@ class Node:
             await link.run()
         finally:
             self._links.pop(plink, None)
+            self._closed_bytes[0] += link.bytes_in
+            self._closed_bytes[1] += link.bytes_out
             self.after_policy()
         return link
 
@@ -289,6 +317,9 @@ class Node:
         if peers != self._peers_seen:
             for rid in set(peers) - set(self._peers_seen):
                 self._remember(rid)
+                log.info("peer %s: connected (%s)", rid, self._describe_link(rid))
+            for rid in set(self._peers_seen) - set(peers):
+                log.info("peer %s: disconnected", rid)
             self._peers_seen = peers
             self._link_count_changed.set()
             self._link_count_changed = trio.Event()
@@ -311,9 +342,8 @@ class Node:
         self.policy.next_round = trio.current_time() + \
             self.policy.config.interval * self.rng.random()
         await self.tls.start(self.replica_id)
-        listeners = await nursery.start(
-            functools.partial(trio.serve_tcp, self._inbound, self.port, host=self.host))
-        self.port = listeners[0].socket.getsockname()[1]
+        assert self._listener is not None
+        await nursery.start(trio.serve_listeners, self._inbound, [self._listener])
         self.policy.port = self.port
         nursery.start_soon(self._storage_loop)
         nursery.start_soon(self._round_loop)
@@ -325,11 +355,21 @@ class Node:
         if self.options.remember_peers:
             for kp in await self.storage(self.peer_book.load, self.replica):
                 self.dialer.ensure((kp.host, kp.port), persistent=False)
+        log.info("%s", self.listening_line())
         if self.mdns:
             from ._discovery import MdnsDiscovery
 
             self.discovery = MdnsDiscovery(self)
             await nursery.start(self.discovery.run)
+
+    def _describe_link(self, rid: str) -> str:
+        plink = self.policy.link_to(rid)
+        link = None if plink is None else self._links.get(plink)
+        if link is None or plink is None:
+            return "?"
+        where = link.address or link.listen_address()
+        return (f"{'dialled' if plink.outbound else 'inbound'}"
+                + ("" if where is None else f", {format_address(*where)}"))
 
     def _remember(self, rid: str) -> None:
         """A peer registered: remember where it listens (for restarts)."""
@@ -338,7 +378,7 @@ class Node:
         if link is None:
             return
         if link.address is not None:
-            self.dialer.learnt(link.address, rid)
+            self.dialer.linked(link.address, rid)
         where = link.listen_address()
         if where is not None:
             self.peer_book.remember(rid, where, int(time.time() * 1000))
@@ -354,10 +394,11 @@ class Node:
 
     async def _inbound(self, stream: trio.SocketStream) -> None:
         try:
-            host = peer_host(stream)
-            wrapped, peer_id = await self.tls.accept(stream)
+            peer = peer_address(stream)
+            wrapped, peer_id = await self.tls.accept(stream, peer)
             if wrapped is not None:
-                await self.handle_stream(wrapped, outbound=False, peer_id=peer_id, host=host)
+                await self.handle_stream(wrapped, outbound=False, peer_id=peer_id,
+                                         host=None if peer is None else peer[0])
         except Exception as exc:  # one bad connection must never take the listener down
             log.warning("inbound connection failed: %s", type(exc).__name__)
 

@@ -18,7 +18,8 @@ from memmesh.crdt import MemmeshError, packb, unpackb
 from .protocol import GossipError, NodeReplica
 
 __all__ = ["AUX_KEY", "AUX_NAMESPACE", "AddressError", "KnownPeer", "PeerBook",
-           "backoff_delay", "load_peers", "parse_address", "parse_addresses", "save_peers"]
+           "at_doubling", "backoff_delay", "format_address", "load_peers", "parse_address",
+           "parse_addresses", "save_peers"]
 
 AUX_NAMESPACE = "memmesh.gossip"
 AUX_KEY = b"peers"
@@ -32,11 +33,20 @@ class AddressError(GossipError, ValueError):
 def parse_address(text: str) -> tuple[str, int]:
     """``"host:port"`` (an IPv6 host in brackets: ``"[::1]:7400"``) as ``(host, port)``."""
     host, sep, port = text.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
+    bracketed = host.startswith("[") and host.endswith("]")
+    if bracketed:
         host = host[1:-1]
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise AddressError(f"want HOST:PORT, got {text!r}")
+    if ":" in host and not bracketed:
+        raise AddressError(f"an IPv6 address goes in brackets: [{host}]:{port}, "
+                           f"got {text!r}")
     return host, int(port)
+
+
+def format_address(host: str, port: int) -> str:
+    """``(host, port)`` as ``parse_address`` reads it back (IPv6 hosts in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def parse_addresses(texts: Iterable[str]) -> list[tuple[str, int]]:
@@ -108,6 +118,12 @@ class PeerBook:
     def save(self, replica: NodeReplica) -> None:
         if self._known:
             save_peers(replica, list(self._known.values()))
+
+
+def at_doubling(count: int) -> bool:
+    """True at counts 1, 2, 4, 8, ...: log a repeating failure once per doubling of its
+    count (and of the back-off), not at every retry."""
+    return count > 0 and count & (count - 1) == 0
 
 
 def backoff_delay(failures: int, *, base: float, cap: float, rng: random.Random) -> float:

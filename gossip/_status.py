@@ -1,15 +1,17 @@
 """Plain, immutable snapshots of a node's state for ``node.status()`` and the CLI, and
-:func:`node_status`, which takes one from the policy's counters and the links' bytes."""
+:func:`node_status`, which takes one from the policy's counters, the links' bytes and
+the dialer's records of the seeds: for each peer and each configured seed, what an
+operator asks first (state, last contact, last error, lag, bytes, refusals)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from .protocol import PeerLink, SyncPolicy, summary_lag
 
-__all__ = ["LinkCounters", "NodeStatus", "PeerStatus", "node_status"]
+__all__ = ["LinkCounters", "NodeStatus", "PeerStatus", "SeedStatus", "SeedView", "node_status"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +27,7 @@ class PeerStatus:
     minus ours, from its HELLO (None: it did not say).  Digest repair: ``repairs`` (repair
     pulls we ran with it), ``repaired`` (keys they fetched that its watermarks had not
     shipped), ``false_claims`` (watermarks it claimed that a state later proved false).
+    ``last_contact``: when bytes last came from it (Unix seconds).
     """
 
     replica_id: str
@@ -43,6 +46,29 @@ class PeerStatus:
     repairs: int = 0
     repaired: int = 0
     false_claims: int = 0
+    last_contact: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SeedStatus:
+    """One configured seed.  ``state``: ``connected`` (its peer has a link now, whoever
+    dialled), else the dialer's: ``connecting``, ``unreachable`` (no TCP connection),
+    ``refused`` (TLS or the peer's HELLO refused us: ``last_error`` says which, e.g. a
+    wrong cluster key) or ``closed`` (its link closed; redialling).  ``failures``: in a
+    row.  ``peer_id``, ``lag``, ``bytes_in``/``bytes_out`` and ``refusals`` are those of
+    its peer while connected (see :class:`PeerStatus`).  Times are Unix seconds."""
+
+    address: tuple[str, int]
+    state: str
+    peer_id: str | None = None
+    last_contact: float | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
+    failures: int = 0
+    lag: int | None = None
+    bytes_in: int = 0
+    bytes_out: int = 0
+    refusals: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +77,10 @@ class NodeStatus:
     clock runs ahead of its peers'), None when they are not.  ``refusals`` and
     ``errors`` sum every peer's; ``dropped`` counts connections this node closed to
     protect its resources, by reason.  ``repairs``, ``repaired``: digest repair pulls run
-    and keys they repaired, all peers; ``lowered``: watermarks proved false and lowered."""
+    and keys they repaired, all peers; ``lowered``: watermarks proved false and lowered.
+    ``bytes_in``/``bytes_out`` count every link since the node started (they never go
+    down when a peer leaves); ``seeds``: each configured seed; ``bind``: why the node
+    listens on ``host`` (e.g. loopback only, since no seed is off this machine)."""
 
     replica_id: str
     host: str
@@ -70,6 +99,8 @@ class NodeStatus:
     repairs: int = 0
     repaired: int = 0
     lowered: int = 0
+    seeds: tuple[SeedStatus, ...] = ()
+    bind: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (tuples become lists)."""
@@ -91,12 +122,40 @@ class LinkCounters(Protocol):
     @property
     def bytes_out(self) -> int: ...
 
+    @property
+    def last_contact(self) -> float: ...
+
+
+class SeedView(Protocol):
+    """What a status snapshot reads of a seed's dial record (``gossip._dialer.DialRecord``)."""
+
+    @property
+    def address(self) -> tuple[str, int]: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def failures(self) -> int: ...
+
+    @property
+    def last_error(self) -> str | None: ...
+
+    @property
+    def last_error_at(self) -> float | None: ...
+
+    @property
+    def last_contact(self) -> float | None: ...
+
 
 def node_status(policy: SyncPolicy, links: Mapping[PeerLink, LinkCounters], *, host: str,
                 port: int, secure: bool, write_fence: str | None, now: float, wall_ms: int,
-                unix: float) -> NodeStatus:
+                unix: float, seeds: Sequence[tuple[SeedView, str | None]] = (),
+                closed_bytes: tuple[int, int] = (0, 0), bind: str = "") -> NodeStatus:
     """The snapshot of a node whose policy is ``policy`` and whose connections are
-    ``links``; ``now`` is the policy's clock, ``unix`` the same instant in Unix seconds."""
+    ``links``; ``now`` is the policy's clock, ``unix`` the same instant in Unix seconds.
+    ``seeds``: each seed's dial record with the replica id last seen there;
+    ``closed_bytes``: bytes in and out of the links that have closed."""
     mine = policy.last_summary
     peers = []
     for rid, plink in sorted(policy.registered.items()):
@@ -120,17 +179,36 @@ def node_status(policy: SyncPolicy, links: Mapping[PeerLink, LinkCounters], *, h
             clock_offset_ms=policy.clock.offset_ms(rid, now, wall_ms),
             repairs=0 if stats is None else stats.repairs,
             repaired=0 if stats is None else stats.repaired,
-            false_claims=0 if stats is None else stats.false_claims))
+            false_claims=0 if stats is None else stats.false_claims,
+            last_contact=None if link is None else link.last_contact))
     every = list(links.values())
     refusals, errors = policy.peers.totals()
     counters = policy.counters
     return NodeStatus(
         replica_id=policy.replica_id, host=host, port=port, secure=secure,
-        peers=tuple(peers), bytes_in=sum(lk.bytes_in for lk in every),
-        bytes_out=sum(lk.bytes_out for lk in every), syncs=counters["syncs"],
+        peers=tuple(peers), bytes_in=closed_bytes[0] + sum(lk.bytes_in for lk in every),
+        bytes_out=closed_bytes[1] + sum(lk.bytes_out for lk in every), syncs=counters["syncs"],
         pushes=counters["pushes"], rejected_busy=counters["busy"], write_fence=write_fence,
         refusals=dict(sorted(refusals.items())), errors=dict(sorted(errors.items())),
         dropped={k.split(":", 1)[1]: n for k, n in sorted(counters.items())
                  if k.startswith("dropped:")},
         repairs=counters["repairs"], repaired=counters["repaired"],
-        lowered=counters["lowered"])
+        lowered=counters["lowered"], bind=bind,
+        seeds=tuple(_seed_status(record, rid, {p.replica_id: p for p in peers})
+                    for record, rid in seeds))
+
+
+def _seed_status(record: SeedView, rid: str | None,
+                 peers: Mapping[str, PeerStatus]) -> SeedStatus:
+    peer = None if rid is None else peers.get(rid)
+    if peer is None:
+        return SeedStatus(
+            address=record.address, state="closed" if record.state == "linked" else
+            record.state, peer_id=rid, last_contact=record.last_contact,
+            last_error=record.last_error, last_error_at=record.last_error_at,
+            failures=record.failures)
+    return SeedStatus(
+        address=record.address, state="connected", peer_id=rid,
+        last_contact=peer.last_contact, last_error=record.last_error,
+        last_error_at=record.last_error_at, failures=record.failures, lag=peer.lag,
+        bytes_in=peer.bytes_in, bytes_out=peer.bytes_out, refusals=dict(peer.refusals))

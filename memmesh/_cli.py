@@ -5,6 +5,8 @@ Sub-commands work on a data directory (``--data DIR``, default ``$MEMMESH_DATA``
 (LMDB's own locking), so ``memmesh add`` works while ``memmesh node`` runs there: the node
 notices the write in the replica's change journal and pushes it to its peers. ``node``,
 ``mcp``, ``simulate``, ``bench`` and ``demo`` hand over to their own modules.
+Every command takes ``-v`` (INFO), ``-vv`` (DEBUG) or ``--log-level LEVEL``, before or
+after its name; the default, WARNING, logs only what needs attention, one line per event.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from memmesh.crdt import MemmeshError
 from memmesh.integrations._options import (
     SCOPE_FIELDS,
     add_data_option,
+    add_logging_options,
     add_scope_options,
+    configure_logging,
     data_dir,
+    error_line,
     scope,
 )
 
@@ -114,14 +119,23 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from memmesh.integrations.node import format_status, read_status
+    from memmesh.integrations._nodestatus import format_status, read_status, running_pid
 
-    status = read_status(data_dir(args))
-    if status is None:
-        print("memmesh: no node is running on this data directory", file=sys.stderr)
-        return 1
-    print(format_status(status))
-    return 0
+    data = data_dir(args)
+    pid = running_pid(data)
+    status = None if pid is None else read_status(data)
+    if args.json:
+        out: dict[str, Any] = {"running": pid is not None, "pid": pid, "data": str(data)}
+        print(json.dumps({**out, **(status or {})}, indent=1))
+    elif pid is None:
+        print(f"memmesh: no node is running on {data}: start one with "
+              f"`memmesh node --data {data} --key-file cluster.key`", file=sys.stderr)
+    elif status is None:
+        print(f"node running on {data}, pid {pid or 'unknown'}; no status file: it is "
+              f"starting, or it is the node of a memmesh mcp server (which writes none)")
+    else:
+        print(format_status(status))
+    return 0 if pid is not None else 1
 
 
 def _cmd_node(args: argparse.Namespace) -> int:
@@ -178,7 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=10)
     add_scope_options(p)
 
-    _command(sub, "status", "peers and lag of the node running on --data", _cmd_status)
+    p = _command(sub, "status", "peers, seeds and lag of the node running on --data",
+                 _cmd_status)
+    p.add_argument("--json", action="store_true",
+                   help="the node's whole status snapshot as JSON (running: false when none)")
 
     from memmesh.integrations.mcp import build_parser as add_mcp_options
     from memmesh.integrations.node import add_runner_options
@@ -201,18 +218,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="discover peers by mDNS on loopback instead of seeds")
     p.add_argument("--no-semantic", action="store_true",
                    help="resolve by last-writer-wins, no model")
+    add_logging_options(parser)
+    for command in sub.choices.values():
+        add_logging_options(command, sub=True)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    undo_logging = configure_logging(args)
     try:
         result: int = args.func(args)
     except MemmeshError as exc:
-        print(f"memmesh: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"memmesh: {error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        undo_logging()
     return result
 

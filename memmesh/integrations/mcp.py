@@ -13,6 +13,7 @@ scoping and options: docs/mcp.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -21,9 +22,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from memmesh.crdt import Dot, MemmeshError
 from memmesh.integrations._options import (
     add_data_option,
+    add_logging_options,
     add_node_options,
     add_scope_options,
+    configure_logging,
     data_dir,
+    error_line,
     load_cluster_key,
     seeds,
 )
@@ -262,47 +266,66 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise MissingExtraError("memmesh mcp needs the mcp SDK: pip install 'memmesh[mcp]'"
                                 ) from exc
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     data = data_dir(args)
     embedder = None
     if args.embedder == "hashing":
         from memmesh.semantic import HashingEmbedder
 
         embedder = HashingEmbedder()
-    key = load_cluster_key(args)
-    with Replica.open(data) as replica:
+    key = load_cluster_key(args)  # before anything: a bad key file is one line, rc 2
+    seed_list = seeds(args)
+    with contextlib.ExitStack() as stack:
+        replica = stack.enter_context(Replica.open(data))
         node = None
         if not args.no_node:
             if key is None and not args.insecure:
                 print("memmesh mcp: no cluster key (--key-file or MEMMESH_CLUSTER_KEY): "
                       "serving the local replica without a node", file=sys.stderr)
-            else:
+            elif _lock_for_node(stack, data):
                 from memmesh.integrations.background import BackgroundNode
 
                 node = BackgroundNode(replica, host=args.host, port=args.port,
                                       cluster_key=key, insecure=key is None,
-                                      seeds=seeds(args), mdns=not args.no_mdns,
+                                      seeds=seed_list, mdns=not args.no_mdns,
                                       interval=args.interval).start()
-                print(f"memmesh mcp: node {replica.replica_id} on {args.host}:{node.port}",
-                      file=sys.stderr)
-        try:
-            server = build_server(replica, app_id=args.app_id, user_id=args.user_id,
-                                  agent_id=args.agent_id, embedder=embedder, node=node,
-                                  actor=args.actor)
-            server.run("stdio")
-        finally:
-            if node is not None:
-                node.stop()
+                stack.callback(node.stop)
+                line = node.call(lambda n: n.listening_line())
+                print(f"memmesh mcp: {line}", file=sys.stderr)
+        server = build_server(replica, app_id=args.app_id, user_id=args.user_id,
+                              agent_id=args.agent_id, embedder=embedder, node=node,
+                              actor=args.actor)
+        server.run("stdio")
     return 0
+
+
+def _lock_for_node(stack: contextlib.ExitStack, data: Any) -> bool:
+    """Hold the directory's run lock for this server's node; False (and one line on
+    stderr) when a node already runs there: it replicates this server's writes."""
+    from memmesh.integrations._runlock import NodeRunningError, RunLock
+
+    try:
+        stack.enter_context(RunLock(data))
+    except NodeRunningError as exc:
+        print(f"memmesh mcp: a memmesh node (pid {exc.pid or 'unknown'}) already runs on "
+              f"{data}: serving without a node of its own (that node replicates this "
+              f"server's writes)", file=sys.stderr)
+        return False
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m memmesh.integrations.mcp [options]``; see :func:`build_parser`."""
+    parser = build_parser()
+    add_logging_options(parser)
+    args = parser.parse_args(argv)
+    undo_logging = configure_logging(args)
     try:
-        return run(build_parser().parse_args(argv))
+        return run(args)
     except MemmeshError as exc:
-        print(f"memmesh mcp: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"memmesh mcp: {error_line(exc)}", file=sys.stderr)
         return 2
+    finally:
+        undo_logging()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,45 +2,52 @@
 
 The one entry point for running a node outside code: ``memmesh node`` and ``python -m
 memmesh.integrations.node`` (what the multi-process tests and the benchmarks start)
-take the same options and run :func:`run`.  It prints ``READY <port> <replica id>`` on
+take the same options and run :func:`run`.  It holds the data directory's run lock
+(:mod:`.runlock`: one node per directory), prints ``READY <port> <replica id>`` on
 stdout once the node listens, serves until SIGTERM or SIGINT (saving known peers on
 the way out) and writes a JSON snapshot of ``node.status()`` to ``DATA/node-status.json``
-every second (atomically, by rename), so ``memmesh status`` in another shell shows peers
-and lag without talking to the node.
+every second (:mod:`.nodestatus`), removed as soon as a signal arrives, so ``memmesh
+status`` in another shell shows peers, seeds and lag without talking to the node.
+Mistakes (a key file that cannot be read, a port in use, a directory another node
+holds) are one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import json
 import logging
-import os
 import signal
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import trio
 
 from memmesh.crdt import MemmeshError
 from memmesh.gossip import Node
 from memmesh.gossip.protocol import NodeReplica
+from memmesh.integrations._nodestatus import (
+    STATUS_FILE,
+    format_status,
+    read_status,
+    remove_status,
+    write_status,
+)
 from memmesh.integrations._options import (
     add_data_option,
+    add_logging_options,
     add_node_options,
+    configure_logging,
     data_dir,
+    error_line,
     load_cluster_key,
     seeds,
 )
+from memmesh.integrations._runlock import RunLock
 
 __all__ = ["STATUS_FILE", "add_runner_options", "format_status", "main", "read_status",
            "run", "serve"]
-
-STATUS_FILE = "node-status.json"
-STALE_AFTER_S = 10.0
 
 
 def add_runner_options(p: argparse.ArgumentParser) -> None:
@@ -61,19 +68,18 @@ def run(args: argparse.Namespace) -> int:
               "(or set MEMMESH_CLUSTER_KEY); --insecure for a trusted test machine only",
               file=sys.stderr)
         return 2
-    if os.environ.get("MEMMESH_DEBUG"):
-        logging.basicConfig(level=logging.DEBUG, format="%(relativeCreated)d %(message)s")
     from memmesh.storage import Replica
 
     data = data_dir(args)
     data.mkdir(parents=True, exist_ok=True)
-    try:
-        with Replica.open(data, replica_id=args.replica_id) as replica:
-            trio.run(functools.partial(serve, replica, args, key, data))
-    except KeyboardInterrupt:
-        pass
-    finally:
-        (data / STATUS_FILE).unlink(missing_ok=True)
+    with RunLock(data):
+        try:
+            with Replica.open(data, replica_id=args.replica_id) as replica:
+                trio.run(functools.partial(serve, replica, args, key, data))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            remove_status(data)
     return 0
 
 
@@ -85,88 +91,24 @@ async def serve(replica: NodeReplica, args: argparse.Namespace, key: bytes | Non
                     interval=args.interval, poll_interval=args.poll_interval) as node:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             print(f"READY {node.port} {node.replica_id}", flush=True)
-            print(f"memmesh node {node.replica_id} listening on {args.host}:{node.port} "
-                  f"({'TLS 1.3' if key else 'INSECURE plain TCP'}); Ctrl-C stops",
-                  file=sys.stderr, flush=True)
+            if not logging.getLogger("memmesh.gossip").isEnabledFor(logging.INFO):
+                # (with -v the node logs this line itself)
+                print(f"memmesh {node.listening_line()}; Ctrl-C stops",
+                      file=sys.stderr, flush=True)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_write_status_forever, node, data)
                 async for _ in signals:
                     nursery.cancel_scope.cancel()
-                    return
+                    break
+            # stopping: no status file may outlive this instant (leaving takes a while)
+            await trio.to_thread.run_sync(remove_status, data)
 
 
 async def _write_status_forever(node: Node, data: Path) -> None:
     while True:
         snapshot = node.status().as_dict()
-        snapshot["written_at"] = time.time()
-        await trio.to_thread.run_sync(_write_status, data, snapshot)
+        await trio.to_thread.run_sync(write_status, data, snapshot)
         await trio.sleep(1.0)
-
-
-def _write_status(data: Path, status: dict[str, Any]) -> None:
-    path = data / STATUS_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(status, indent=1))
-    os.replace(tmp, path)
-
-
-def read_status(data: Path) -> dict[str, Any] | None:
-    """The last snapshot written by a node on ``data`` (None: none, or stale)."""
-    path = data / STATUS_FILE
-    try:
-        status: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if time.time() - float(status.get("written_at", 0)) > STALE_AFTER_S:
-        return None
-    return status
-
-
-def format_status(status: dict[str, Any]) -> str:
-    """A readable table of a status snapshot."""
-    lines = [
-        f"replica {status['replica_id']} on {status['host']}:{status['port']} "
-        f"({'TLS' if status['secure'] else 'INSECURE'}); syncs={status['syncs']} "
-        f"pushes={status['pushes']} bytes in/out={status['bytes_in']}/{status['bytes_out']}",
-        f"{'peer':<34} {'address':<22} {'dir':<4} {'lag':>6} {'last sync':>10} "
-        f"{'in':>10} {'out':>10}",
-    ]
-    if status.get("write_fence"):
-        lines.insert(1, f"WRITES FENCED: {status['write_fence']}")
-    trouble = {k: status.get(k) for k in ("refusals", "errors", "dropped") if status.get(k)}
-    if trouble:
-        lines.insert(1, "  ".join(f"{k}: {v}" for k, v in trouble.items()))
-    if status.get("repairs") or status.get("lowered"):
-        lines.insert(1, f"digest repair: {status.get('repairs', 0)} repairs, "
-                        f"{status.get('repaired', 0)} keys repaired, "
-                        f"{status.get('lowered', 0)} watermarks proved false")
-    now = time.time()
-    for peer in status["peers"]:
-        address = ":".join(map(str, peer["address"])) if peer["address"] else "-"
-        lag = "?" if peer["lag"] is None else str(peer["lag"])
-        last = "never" if peer["last_sync"] is None else f"{now - peer['last_sync']:.1f}s ago"
-        lines.append(f"{peer['replica_id']:<34} {address:<22} {peer['direction']:<4} "
-                     f"{lag:>6} {last:>10} {peer['bytes_in']:>10} {peer['bytes_out']:>10}")
-        notes = _peer_trouble(peer)
-        if notes:
-            lines.append(f"  {notes}")
-    if not status["peers"]:
-        lines.append("(no peers connected)")
-    return "\n".join(lines)
-
-
-def _peer_trouble(peer: dict[str, Any]) -> str:
-    """One line of what went wrong with a peer (empty when nothing did)."""
-    parts = []
-    if peer.get("refusals"):
-        parts.append("refused " + ", ".join(f"{r}: {n}" for r, n in peer["refusals"].items()))
-    if peer.get("errors"):
-        parts.append(f"errors {peer['errors']} (last: {peer.get('last_error')})")
-    if peer.get("false_claims"):
-        parts.append(f"false claims {peer['false_claims']}")
-    if peer.get("repaired"):
-        parts.append(f"repaired {peer['repaired']} keys in {peer.get('repairs', 0)} repairs")
-    return "; ".join(parts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -174,11 +116,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m memmesh.integrations.node",
                                      description="run a gossip node on --data")
     add_runner_options(parser)
+    add_logging_options(parser)
+    args = parser.parse_args(argv)
+    undo_logging = configure_logging(args)
     try:
-        return run(parser.parse_args(argv))
+        return run(args)
     except MemmeshError as exc:
-        print(f"memmesh node: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"memmesh node: {error_line(exc)}", file=sys.stderr)
         return 2
+    finally:
+        undo_logging()
 
 
 if __name__ == "__main__":
