@@ -4,26 +4,39 @@ Sub-commands work on a data directory (``--data DIR``, default ``$MEMMESH_DATA``
 ``./memmesh-data``) holding one LMDB replica. Several processes may open it at once
 (LMDB's own locking), so ``memmesh add`` works while ``memmesh node`` runs there: the node
 notices the write in the replica's change journal and pushes it to its peers. One module
-per command group: ``_cli_memory``, ``_cli_search``, ``_cli_node`` (the node, status and
-mcp wiring; ``node``, ``mcp``, ``simulate``, ``bench`` and ``demo`` hand over to their
-own modules).
+per command group: ``_cli_memory``, ``_cli_conflicts``, ``_cli_transfer`` (export, import,
+backup, restore), ``_cli_search``, ``_cli_node`` (node, status and mcp wiring; ``node``,
+``mcp``, ``simulate``, ``bench`` and ``demo`` hand over to their own modules).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 from memmesh.crdt import MemmeshError
 
-from . import _cli_memory, _cli_node, _cli_search
+from . import _cli_conflicts, _cli_memory, _cli_node, _cli_search, _cli_transfer
+from ._cli_common import CliError
+
+
+def _version() -> str:
+    try:
+        return version("memmesh")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memmesh", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"memmesh {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     _cli_memory.add_commands(sub)
+    _cli_conflicts.add_commands(sub)
+    _cli_transfer.add_commands(sub)
     _cli_search.add_commands(sub)
     _cli_node.add_commands(sub)
     return parser
@@ -34,6 +47,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result: int = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `memmesh list | head`: the reader left, nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except CliError as exc:
+        print(f"memmesh: {exc}", file=sys.stderr)
+        return exc.code
     except MemmeshError as exc:
         print(f"memmesh: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
