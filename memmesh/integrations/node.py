@@ -36,6 +36,7 @@ from memmesh.integrations._options import (
     seeds,
 )
 from memmesh.integrations._resolver_options import add_resolver_options, build_resolver
+from memmesh.integrations._search_socket import serve_search
 
 __all__ = ["STATUS_FILE", "add_runner_options", "format_status", "main", "read_status",
            "run", "serve"]
@@ -93,6 +94,7 @@ async def serve(replica: NodeReplica, args: argparse.Namespace, key: bytes | Non
                   file=sys.stderr, flush=True)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_write_status_forever, node, data)
+                nursery.start_soon(serve_search, replica, data)
                 async for _ in signals:
                     nursery.cancel_scope.cancel()
                     return

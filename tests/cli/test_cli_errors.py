@@ -11,7 +11,7 @@ from cli_helpers import memmesh
 def test_read_commands_never_create_a_replica(tmp_path: Path) -> None:
     typo = tmp_path / "memmesh-dtaa"
     for argv in (["list"], ["get", "0" * 32], ["history", "0" * 32], ["conflicts"],
-                 ["export"],
+                 ["export"], ["search", "tea", "--embedder", "hashing"],
                  ["update", "0" * 32, "x"], ["delete", "0" * 32], ["forget", "0" * 32]):
         done = memmesh(*argv, "--data", str(typo))
         assert done.returncode == 1, argv
