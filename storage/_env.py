@@ -293,6 +293,13 @@ class Env:
         """Force buffered commits to disk (meaningful in write-behind mode)."""
         self._env.sync(True)
 
+    def copy(self, path: str | os.PathLike[str]) -> None:
+        """A consistent, compacted copy of the environment into the new or empty
+        directory ``path`` (LMDB ``mdb_env_copy2`` with ``MDB_CP_COMPACT``: one read
+        transaction, so writers, this process's or another's, go on meanwhile)."""
+        os.makedirs(path, exist_ok=True)
+        self._env.copy(os.fspath(path), compact=True)
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True

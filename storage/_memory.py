@@ -198,7 +198,8 @@ class Memory:
                role: str | None = None) -> None:
         """Write a new version superseding every version this replica has seen.
 
-        ``confidence``/``metadata`` left None keep those of the newest standing version.
+        ``confidence``/``metadata``/``role`` left None keep those of the newest standing
+        version.
         Writing the text that already stands alone, with nothing else changed, records
         a NOOP event and changes no state.
         """
@@ -216,13 +217,14 @@ class Memory:
             newest = max(standing, key=lambda item: item[1].stamp(item[0]))[1]
             new_conf = newest.confidence if conf is None else conf
             new_meta = newest.metadata if meta is None else meta
-            if len(standing) == 1 and (text, actor, role, new_conf) == \
+            new_role = newest.role if role is None else role
+            if len(standing) == 1 and (text, actor, new_role, new_conf) == \
                     (newest.text, newest.actor, newest.role, newest.confidence) \
                     and new_meta == newest.metadata:
                 self._record_noop(txn, memory_id, old, self._stamps.stamp(txn, wall), actor)
                 return
             ts = self._stamps.now(txn, wall)
-            version = make_version(text, actor, role, ts, new_conf, new_meta, "UPDATE")
+            version = make_version(text, actor, new_role, ts, new_conf, new_meta, "UPDATE")
             dot = self._stamps.mint(txn, old.ctx)
             new = ks.write(old, dot, version)
             store(txn, memory_id, skey, raw, old, new, local=True,

@@ -44,7 +44,9 @@ from memmesh.integrations._options import (
     load_cluster_key,
     seeds,
 )
+from memmesh.integrations._resolver_options import add_resolver_options, build_resolver
 from memmesh.integrations._runlock import RunLock
+from memmesh.integrations._search_socket import serve_search
 
 __all__ = ["STATUS_FILE", "add_runner_options", "format_status", "main", "read_status",
            "run", "serve"]
@@ -57,6 +59,7 @@ def add_runner_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--poll-interval", type=float, default=0.02,
                    help="seconds between polls of the change journal")
     p.add_argument("--replica-id", default=None, help="for a new data directory only")
+    add_resolver_options(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,7 +91,8 @@ async def serve(replica: NodeReplica, args: argparse.Namespace, key: bytes | Non
     """The node of :func:`run`, until a signal; status snapshots into ``data``."""
     async with Node(replica, host=args.host, port=args.port, cluster_key=key,
                     insecure=key is None, seeds=seeds(args), mdns=not args.no_mdns,
-                    interval=args.interval, poll_interval=args.poll_interval) as node:
+                    interval=args.interval, poll_interval=args.poll_interval,
+                    resolver=build_resolver(args)) as node:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             print(f"READY {node.port} {node.replica_id}", flush=True)
             if not logging.getLogger("memmesh.gossip").isEnabledFor(logging.INFO):
@@ -97,6 +101,7 @@ async def serve(replica: NodeReplica, args: argparse.Namespace, key: bytes | Non
                       file=sys.stderr, flush=True)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_write_status_forever, node, data)
+                nursery.start_soon(serve_search, replica, data)
                 async for _ in signals:
                     nursery.cancel_scope.cancel()
                     break

@@ -42,7 +42,7 @@ def test_unknown_memory_and_bad_input_are_errors_not_crashes(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = str(tmp_path / "replica")
     code, _, err = run(capsys, "get", "0" * 32, "--data", data)
-    assert code == 1 and "no memory" in err
+    assert code == 1 and "no memmesh replica" in err
     code, _, err = run(capsys, "add", "x", "--data", data, "--confidence", "7")
     assert code == 2 and "memmesh:" in err
 
