@@ -100,18 +100,21 @@ def read_text(value: str) -> str:
     return text[:-1] if text.endswith("\n") else text
 
 
-def metadata(pairs: list[str] | None) -> dict[str, str] | None:
-    """``--metadata KEY=VALUE`` values as a mapping (None when none was given)."""
-    if not pairs:
-        return None
+def key_values(pairs: list[str] | None, option: str = "--metadata") -> dict[str, str]:
+    """``KEY=VALUE`` option values (``--metadata``, ``--filter``) as a mapping."""
     out: dict[str, str] = {}
-    for pair in pairs:
+    for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise CliError(f"--metadata {pair!r} is not KEY=VALUE; write e.g. "
-                           "--metadata source=chat")
+            raise CliError(f"{option} {pair!r} is not KEY=VALUE; write e.g. "
+                           f"{option} source=chat")
         out[key] = value
     return out
+
+
+def metadata(pairs: list[str] | None) -> dict[str, str] | None:
+    """``--metadata KEY=VALUE`` values as a mapping (None when none was given)."""
+    return key_values(pairs) or None
 
 
 def add_metadata_option(p: argparse.ArgumentParser) -> None:

@@ -17,26 +17,16 @@ from ._cli_common import (
     command,
     cut,
     existing_replica,
+    key_values,
     print_json,
     width,
 )
 
 
-def _filters(pairs: list[str] | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise CliError(f"--filter {pair!r} is not KEY=VALUE; write e.g. --filter "
-                           "source=chat")
-        out[key] = value
-    return out
-
-
 def _cmd_search(args: argparse.Namespace) -> int:
     if not 1 <= args.k <= MAX_K:
         raise CliError(f"-k must be in 1..{MAX_K}")
-    where = _filters(args.filter)
+    where = key_values(args.filter, "--filter")
     with existing_replica(args) as replica:
         hits = None if args.local else ask_node(data_dir(args), {
             "query": args.query, "k": args.k, "embedder": args.embedder,
