@@ -16,6 +16,7 @@ from ._errors import (
     UnknownMemoryError,
     WritesFencedError,
 )
+from ._memory import MAX_FIELD, MAX_TEXT
 from ._reads import AsOfView
 from ._records import (
     ApplyResult,
@@ -30,6 +31,8 @@ from ._replica import Replica
 from .wire import PeerScope
 
 __all__ = [
+    "MAX_FIELD",
+    "MAX_TEXT",
     "ApplyResult",
     "AsOfView",
     "Change",

@@ -19,7 +19,7 @@ from replica_helpers import Clock, sync
 
 from memmesh.integrations.background import BackgroundNode
 from memmesh.integrations.mcp import TOOLS
-from memmesh.storage import Replica
+from memmesh.storage import MAX_FIELD, MAX_TEXT, Replica
 
 Call = Callable[..., Awaitable[Any]]
 
@@ -52,12 +52,103 @@ def with_client(params: StdioServerParameters, body: Callable[[Client, Call, Cal
     asyncio.run(main())
 
 
+def _branches(prop: dict[str, Any]) -> dict[str, Any]:
+    """A parameter's schema merged with its non-null ``anyOf`` arm (``X | None``)."""
+    merged = dict(prop)
+    for arm in prop.get("anyOf", ()):
+        if arm.get("type") != "null":
+            merged.update(arm)
+    return merged
+
+
 def test_the_nine_tools_are_listed_with_schemas(tmp_path: Path) -> None:
     async def body(client: Client, call: Call, fails: Call) -> None:
         listed = await client.list_tools()
         assert sorted(t.name for t in listed.tools) == sorted(TOOLS)
-        add = next(t for t in listed.tools if t.name == "add_memory")
-        assert "text" in add.input_schema["properties"] and add.description
+        for tool in listed.tools:
+            assert tool.description, tool.name
+            for name, prop in tool.input_schema["properties"].items():
+                assert prop.get("description"), f"{tool.name}.{name} has no description"
+        schema = {t.name: {n: _branches(p) for n, p in t.input_schema["properties"].items()}
+                  for t in listed.tools}
+        add, search, update = (schema["add_memory"], schema["search_memories"],
+                               schema["update_memory"])
+        for params in (add, update):
+            assert (params["confidence"]["minimum"], params["confidence"]["maximum"]) == (0, 1)
+            assert params["text"]["maxLength"] == MAX_TEXT and params["text"]["minLength"] == 1
+            assert params["role"]["type"] == "string"
+        assert (search["k"]["minimum"], search["k"]["maximum"]) == (1, 100)
+        assert search["k"]["type"] == "integer"
+        assert add["ttl_seconds"]["exclusiveMinimum"] == 0
+        assert add["run_id"]["type"] == "string" and add["run_id"]["maxLength"] == MAX_FIELD
+        assert add["priority"]["type"] == "boolean"
+        assert schema["get_memory"]["memory_id"]["maxLength"] == MAX_FIELD
+        for tool in ("add_memory", "search_memories", "get_memory", "update_memory",
+                     "list_conflicts", "resolve_conflict"):
+            assert schema[tool]["detail"]["type"] == "boolean", tool
+
+    with_client(serve(tmp_path / "d", "--user-id", "alice", "--no-node"), body)
+
+
+def test_out_of_range_arguments_are_refused_by_the_schema_with_a_clear_message(
+        tmp_path: Path) -> None:
+    async def body(client: Client, call: Call, fails: Call) -> None:
+        for tool, arguments, field, complaint in (
+                ("search_memories", {"query": "x", "k": 0}, "k", "greater than or equal to 1"),
+                ("search_memories", {"query": "x", "k": 101}, "k", "less than or equal to 100"),
+                ("add_memory", {"text": "x", "confidence": 7}, "confidence",
+                 "less than or equal to 1"),
+                ("add_memory", {"text": "x", "ttl_seconds": 0}, "ttl_seconds",
+                 "greater than 0"),
+                ("add_memory", {"text": ""}, "text", "at least 1 character"),
+                ("update_memory", {"memory_id": "m", "text": "y", "confidence": -0.5},
+                 "confidence", "greater than or equal to 0")):
+            message = await fails(tool, **arguments)
+            assert field in message and complaint in message, message
+            assert "Traceback" not in message
+
+    with_client(serve(tmp_path / "d", "--user-id", "alice", "--no-node"), body)
+    with Replica.open(tmp_path / "d") as replica:
+        assert replica.list() == []
+
+
+def test_results_are_concise_unless_detail_is_asked(tmp_path: Path) -> None:
+    async def body(client: Client, call: Call, fails: Call) -> None:
+        added = await call("add_memory", text="alice prefers dark mode in the editor")
+        assert added == {"id": added["id"], "user_id": "alice", "agent_id": "a1",
+                         "text": "alice prefers dark mode in the editor",
+                         "conflicted": False}
+        (hit,) = (await call("search_memories", query="dark mode editor"))["results"]
+        assert set(hit) == {"id", "user_id", "agent_id", "text", "conflicted", "score"}
+        assert hit["score"] > 0
+        full = await call("get_memory", memory_id=added["id"], detail=True)
+        (version,) = full["versions"]
+        assert (version["actor"], version["confidence"]) == ("a1", 1.0)
+        assert version["timestamp"].endswith("+00:00") and "replica" in version
+        assert full["created_at"] == version["timestamp"]
+        (detailed,) = (await call("search_memories", query="dark mode", detail=True))["results"]
+        assert detailed["versions"] == full["versions"] and "score" in detailed
+
+    with_client(serve(tmp_path / "d", "--user-id", "alice", "--agent-id", "a1",
+                      "--no-node"), body)
+
+
+def test_role_priority_and_confidence_are_set_and_update_keeps_the_role(
+        tmp_path: Path) -> None:
+    async def body(client: Client, call: Call, fails: Call) -> None:
+        added = await call("add_memory", text="ship on friday", role="lead", priority=True,
+                           confidence=0.8, detail=True)
+        assert added["priority"] is True
+        assert (added["versions"][0]["role"], added["versions"][0]["confidence"]) == \
+            ("lead", 0.8)
+        kept = await call("update_memory", memory_id=added["id"], text="ship on monday",
+                          detail=True)
+        assert (kept["versions"][0]["role"], kept["versions"][0]["confidence"]) == \
+            ("lead", 0.8)
+        changed = await call("update_memory", memory_id=added["id"], text="ship on tuesday",
+                             role="worker", confidence=0.3, detail=True)
+        assert (changed["versions"][0]["role"], changed["versions"][0]["confidence"]) == \
+            ("worker", 0.3)
 
     with_client(serve(tmp_path / "d", "--user-id", "alice", "--no-node"), body)
 
@@ -65,7 +156,7 @@ def test_the_nine_tools_are_listed_with_schemas(tmp_path: Path) -> None:
 def test_memory_lifecycle_through_the_tools(tmp_path: Path) -> None:
     async def body(client: Client, call: Call, fails: Call) -> None:
         added = await call("add_memory", text="alice prefers dark mode in the editor",
-                           metadata={"source": "chat"})
+                           metadata={"source": "chat"}, detail=True)
         memory_id = added["id"]
         assert (added["user_id"], added["agent_id"]) == ("alice", "a1")
         assert added["versions"][0]["actor"] == "a1"
