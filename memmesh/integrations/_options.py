@@ -167,3 +167,20 @@ def load_cluster_key(args: argparse.Namespace) -> bytes | None:
         raise OperatorError(f"the cluster key in {where} is too short: at least 16 bytes "
                             f"(32 hex digits); `memmesh keygen` makes 32")
     return key
+
+
+def run_entry_point(label: str, parser: argparse.ArgumentParser,
+                    run: Callable[[argparse.Namespace], int],
+                    argv: Sequence[str] | None = None) -> int:
+    """A ``python -m`` entry point: the logging options added to ``parser``, ``run`` on
+    the parsed arguments, a library error as one line prefixed by ``label`` (exit 2)."""
+    add_logging_options(parser)
+    args = parser.parse_args(argv)
+    undo_logging = configure_logging(args)
+    try:
+        return run(args)
+    except MemmeshError as exc:
+        print(f"{label}: {error_line(exc)}", file=sys.stderr)
+        return 2
+    finally:
+        undo_logging()

@@ -22,13 +22,11 @@ from typing import TYPE_CHECKING, Any
 from memmesh.crdt import MemmeshError
 from memmesh.integrations._options import (
     add_data_option,
-    add_logging_options,
     add_node_options,
     add_scope_options,
-    configure_logging,
     data_dir,
-    error_line,
     load_cluster_key,
+    run_entry_point,
     seeds,
 )
 
@@ -156,17 +154,7 @@ def _lock_for_node(stack: contextlib.ExitStack, data: Any) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m memmesh.integrations.mcp [options]``; see :func:`build_parser`."""
-    parser = build_parser()
-    add_logging_options(parser)
-    args = parser.parse_args(argv)
-    undo_logging = configure_logging(args)
-    try:
-        return run(args)
-    except MemmeshError as exc:
-        print(f"memmesh mcp: {error_line(exc)}", file=sys.stderr)
-        return 2
-    finally:
-        undo_logging()
+    return run_entry_point("memmesh mcp", build_parser(), run, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import trio
 
-from memmesh.crdt import MemmeshError
 from memmesh.gossip import Node
 from memmesh.gossip.protocol import NodeReplica
 from memmesh.integrations._nodestatus import (
@@ -36,12 +35,10 @@ from memmesh.integrations._nodestatus import (
 )
 from memmesh.integrations._options import (
     add_data_option,
-    add_logging_options,
     add_node_options,
-    configure_logging,
     data_dir,
-    error_line,
     load_cluster_key,
+    run_entry_point,
     seeds,
 )
 from memmesh.integrations._resolver_options import add_resolver_options, build_resolver
@@ -121,16 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m memmesh.integrations.node",
                                      description="run a gossip node on --data")
     add_runner_options(parser)
-    add_logging_options(parser)
-    args = parser.parse_args(argv)
-    undo_logging = configure_logging(args)
-    try:
-        return run(args)
-    except MemmeshError as exc:
-        print(f"memmesh node: {error_line(exc)}", file=sys.stderr)
-        return 2
-    finally:
-        undo_logging()
+    return run_entry_point("memmesh node", parser, run, argv)
 
 
 if __name__ == "__main__":
