@@ -6,7 +6,8 @@ the store's base scope and ``scope(namespace)``, namespace, key, value and TTL i
 metadata), so every write is durable before it returns and replicated by the replica's
 gossip node, with no database in between; replicas that put one new key concurrently
 converge on one memory per key. Batches, TTL refresh (a replicated write), ``query=``
-search through a ``SemanticIndex`` and what differs from ``InMemoryStore``:
+search (LangGraph's ``IndexConfig`` or a ``SemanticIndex``; per-field vectors, best field
+wins, as in ``InMemoryStore``: ``_lg_index``) and what differs from ``InMemoryStore``:
 docs/langgraph.md.
 """
 
@@ -16,11 +17,13 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 from langgraph.store.base import (
     BaseStore,
     GetOp,
+    IndexConfig,
     Item,
     ListNamespacesOp,
     MatchCondition,
@@ -30,13 +33,14 @@ from langgraph.store.base import (
     SearchItem,
     SearchOp,
     TTLConfig,
-    get_text_at_path,
-    tokenize_path,
     validate_op_namespace,
 )
 
 from memmesh.crdt import InvalidArgumentError, freeze
+from memmesh.semantic import ScoreWeights, SemanticIndex
 from memmesh.storage import MemoryRecord, Replica
+
+from ._lg_index import Bridge, Embed, FieldVectors, checked_paths, field_texts, index_config_of
 
 __all__ = ["MemmeshStore", "matches_filter"]
 
@@ -119,8 +123,8 @@ def _datetime(wall_ms: int) -> datetime:
 class _Entry:
     """The cached view of one item memory."""
 
-    __slots__ = ("created_ms", "expires_at", "indexed", "key", "memory_id", "namespace",
-                 "ttl", "updated", "value")
+    __slots__ = ("actor", "confidence", "created_ms", "expires_at", "fields", "indexed", "key",
+                 "memory_id", "namespace", "ttl", "updated", "value")
 
     def __init__(self, record: MemoryRecord, mark: Mapping[str, Any]) -> None:
         self.memory_id = record.id
@@ -129,6 +133,10 @@ class _Entry:
         self.value: dict[str, Any] = _thaw(mark["value"])
         self.ttl: float | None = mark.get("ttl")
         self.indexed: bool = bool(mark.get("indexed", True))
+        fields = mark.get("fields")  # the put's own index paths; None: the store's
+        self.fields: list[str] | None = None if fields is None else [str(f) for f in fields]
+        newest = max(record.versions, key=lambda v: v.timestamp)
+        self.confidence, self.actor = float(newest.confidence), newest.actor
         self.created_ms: int = int(mark.get("created_ms", record.created_at.wall_ms))
         self.expires_at = record.expires_at
         self.updated = record.updated_at
@@ -148,10 +156,17 @@ class _Entry:
 class MemmeshStore(BaseStore):
     """A LangGraph store whose items live in ``replica`` (see the module docstring).
 
-    ``index``: a :class:`memmesh.semantic.SemanticIndex` over the same replica, for
-    ``search(query=...)``. ``fields``: the value paths embedded for search (LangGraph's
-    path syntax; default ``["$"]``, the whole value); ``put(..., index=[...])`` overrides
-    them per item and ``index=False`` leaves an item out of semantic search.
+    ``index``: for ``search(query=...)``, LangGraph's ``IndexConfig`` (``{"dims", "embed",
+    "fields"}``, ``embed`` a LangChain ``Embeddings``, a sync or async callable or a
+    ``"provider:model"`` string langchain resolves), or a
+    :class:`memmesh.semantic.SemanticIndex` over the same replica (its embedder and
+    weights are used). ``fields``: the value paths embedded (LangGraph's path syntax with
+    ``[*]``; default the config's ``fields``, else ``["$"]``, the whole value), each on its
+    own; an item scores as its best field. ``put(..., index=[...])`` overrides them per
+    item (kept with the item) and ``index=False`` items are never embedded.
+    ``score``: ``"similarity"`` (default) makes ``SearchItem.score`` the best field's
+    cosine, as in LangGraph's stores; ``"rank"`` ranks and scores by memmesh's blend
+    (similarity, recency, confidence, actor trust: :class:`~memmesh.semantic.ScoreWeights`).
     ``app_id``/``user_id``/``agent_id``: the base scope of every item (only items of this
     scope are seen); ``scope``: extra scope fields derived from an item's namespace.
     ``policy``: "lww" (default) or "mv" (concurrent puts are kept as a memmesh conflict
@@ -165,8 +180,9 @@ class MemmeshStore(BaseStore):
         self,
         replica: Replica,
         *,
-        index: Any = None,
+        index: IndexConfig | SemanticIndex | None = None,
         fields: Sequence[str] | None = None,
+        score: Literal["similarity", "rank"] = "similarity",
         app_id: str | None = "langgraph",
         user_id: str | None = None,
         agent_id: str | None = None,
@@ -177,12 +193,28 @@ class MemmeshStore(BaseStore):
     ) -> None:
         if policy not in ("lww", "mv"):
             raise InvalidArgumentError('policy must be "lww" or "mv"')
-        if index is not None and getattr(index, "replica", replica) is not replica:
-            raise InvalidArgumentError("the index must be built over the same replica")
+        if score not in ("similarity", "rank"):
+            raise InvalidArgumentError('score must be "similarity" or "rank"')
         self.replica = replica
+        self.index_config: IndexConfig | None = None
+        self._embedder: Any = None
+        self.weights = ScoreWeights()
+        if isinstance(index, SemanticIndex):
+            if index.replica is not replica:
+                raise InvalidArgumentError("the index must be built over the same replica")
+            self._embedder, self.weights = index, index.weights
+            config: Mapping[str, Any] = {"fields": fields}
+        elif isinstance(index, Mapping):
+            config = dict(index) if fields is None else {**index, "fields": fields}
+            self.index_config, self._embedder = index_config_of(config)
+        elif index is not None:
+            raise InvalidArgumentError("index must be a LangGraph IndexConfig or a SemanticIndex")
+        else:
+            config = {"fields": fields}
         self.index = index
-        self.fields = list(fields or ["$"])
-        self._tokenized = [(f, f if f == "$" else tokenize_path(f)) for f in self.fields]
+        self.fields = checked_paths(config.get("fields"))
+        self.score = score
+        self._vectors = FieldVectors()
         self.base_scope = {k: v for k, v in
                            (("app_id", app_id), ("user_id", user_id), ("agent_id", agent_id))
                            if v is not None}
@@ -272,7 +304,10 @@ class MemmeshStore(BaseStore):
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         """Run LangGraph store operations; results in the order of ``ops``."""
-        ops = list(ops)
+        return self._batch(list(ops), None)
+
+    def _batch(self, ops: list[Op], bridge: Bridge | None) -> list[Result]:
+        embed = None if self._embedder is None else Embed(self._embedder, bridge)
         for op in ops:
             validate_op_namespace(op)
         with self._lock:
@@ -288,7 +323,7 @@ class MemmeshStore(BaseStore):
                         refresh[(entry.namespace, entry.key)] = entry
                     results.append(None if entry is None else entry.item())
                 elif isinstance(op, SearchOp):
-                    found = self._search(op, now)
+                    found = self._search(op, now, embed)
                     if op.refresh_ttl:
                         for entry, _ in found:
                             if entry.ttl is not None:
@@ -304,39 +339,70 @@ class MemmeshStore(BaseStore):
             for target, entry in refresh.items():
                 if target not in puts:
                     puts[target] = PutOp(entry.namespace, entry.key, entry.value,
-                                         None if entry.indexed else False, ttl=entry.ttl)
+                                         entry.fields if entry.indexed else False,
+                                         ttl=entry.ttl)
             if puts:
                 self._write(list(puts.values()), now)
                 self._refresh()
+                if embed is not None:  # embed what was put now, as InMemoryStore does
+                    self._embed([self._current(ns, key, now) for ns, key in puts], embed)
             return results
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
-        """:meth:`batch` in a worker thread, so LMDB never blocks the event loop."""
-        return await asyncio.to_thread(self.batch, list(ops))
+        """:meth:`batch` in a worker thread, so LMDB never blocks the event loop; the
+        embedder's async methods run on this loop (an async embed function works)."""
+        loop = asyncio.get_running_loop()
+
+        def bridge(coro: Any) -> list[list[float]]:
+            rows: list[list[float]] = asyncio.run_coroutine_threadsafe(coro, loop).result()
+            return rows
+
+        return await asyncio.to_thread(self._batch, list(ops), bridge)
 
     # -- reads --------------------------------------------------------------------------
 
-    def _search(self, op: SearchOp, now: int) -> list[tuple[_Entry, float | None]]:
+    def _paths(self, entry: _Entry) -> list[str]:
+        return self.fields if entry.fields is None else entry.fields
+
+    def _embed(self, entries: Iterable[_Entry | None], embed: Embed) -> None:
+        """Make sure the field vectors of the indexed ``entries`` are cached."""
+        self._vectors.ensure([(e.memory_id, e.updated, field_texts(e.value, self._paths(e)))
+                              for e in entries if e is not None and e.indexed], embed)
+        self._vectors.forget(set(self._entries))
+
+    def _search(self, op: SearchOp, now: int,
+                embed: Embed | None) -> list[tuple[_Entry, float | None]]:
         prefix = tuple(op.namespace_prefix)
         n = len(prefix)
         candidates = [e for e in self._items(now)
                       if e.namespace[:n] == prefix and matches_filter(e.value, op.filter)]
         if op.offset < 0 or op.limit < 0:
             raise InvalidArgumentError("limit and offset must be >= 0")
-        if not (op.query and self.index is not None):
+        if not (op.query and embed is not None):
             return [(e, None) for e in candidates[op.offset: op.offset + op.limit]]
-        wanted = {e.memory_id: e for e in candidates if e.indexed}
-        ranked: list[tuple[_Entry, float | None]] = []
-        if wanted:
-            hits = self.index.search(op.query, k=max(len(self.index), 1), now_ms=now,
-                                     **self.base_scope)
-            for hit in hits:
-                entry = wanted.pop(hit.record.id, None)
-                if entry is not None:
-                    ranked.append((entry, float(hit.score)))
-        scored = {e.memory_id for e, _ in ranked}
-        ranked.extend((e, None) for e in candidates if e.memory_id not in scored)
+        self._embed(candidates, embed)
+        query = embed.query(op.query)
+        scored: list[tuple[_Entry, float]] = []
+        unscored: list[tuple[_Entry, float | None]] = []
+        for entry in candidates:
+            best = self._vectors.best(entry.memory_id, query) if entry.indexed else None
+            if best is None:
+                unscored.append((entry, None))
+            else:
+                scored.append((entry, self._rank(entry, best, now)))
+        scored.sort(key=lambda pair: -pair[1])
+        ranked: list[tuple[_Entry, float | None]] = [*scored, *unscored]
         return ranked[op.offset: op.offset + op.limit]
+
+    def _rank(self, entry: _Entry, cosine: float, now: int) -> float:
+        """The item's score: its best cosine, or memmesh's blend with ``score="rank"``."""
+        if self.score == "similarity":
+            return cosine
+        w = self.weights
+        recency = float(w.recency_factor(np.array([entry.updated.wall_ms], dtype=np.float64),
+                                         float(now))[0])
+        prior = float(w.prior(entry.confidence, entry.actor))
+        return float(w.similarity) * cosine + float(w.recency) * recency + prior
 
     def _list_namespaces(self, op: ListNamespacesOp, now: int) -> list[Namespace]:
         namespaces = {e.namespace for e in self._items(now)}
@@ -349,16 +415,14 @@ class MemmeshStore(BaseStore):
 
     # -- writes -------------------------------------------------------------------------
 
-    def _text(self, value: Mapping[str, Any], index: Any) -> tuple[str, bool]:
-        """What the semantic index embeds for an item, and whether it is indexed."""
+    def _text(self, value: Mapping[str, Any], index: Any) -> tuple[str, bool, list[str] | None]:
+        """The memory's text (the item's field texts, for memmesh's own tools), whether
+        the item is indexed, and its own index paths (None: the store's ``fields``)."""
         if index is False:
-            return "", False
-        paths = self._tokenized if index is None else \
-            [(p, p if p == "$" else tokenize_path(p)) for p in index]
-        texts: list[str] = []
-        for _, tokens in paths:
-            texts.extend(get_text_at_path(value, tokens))
-        return "\n".join(texts), True
+            return "", False, None
+        own = None if index is None else checked_paths(index)
+        texts = field_texts(value, self.fields if own is None else own)
+        return "\n".join(texts), True, own
 
     def _scope(self, namespace: Namespace) -> dict[str, str | None]:
         scope: dict[str, str | None] = dict(self.base_scope)
@@ -373,8 +437,9 @@ class MemmeshStore(BaseStore):
                 scope[name] = value
         return scope
 
-    def _check(self, op: PutOp) -> tuple[str, bool, dict[str, str | None]] | None:
-        """Validate one put before anything is written: (text, indexed, scope), or None
+    def _check(self, op: PutOp) -> tuple[str, bool, list[str] | None,
+                                          dict[str, str | None]] | None:
+        """Validate one put before anything is written: (text, indexed, fields, scope), or None
         for a delete. Raises :class:`InvalidArgumentError` for a bad value or TTL."""
         if op.value is None:
             return None
@@ -382,14 +447,14 @@ class MemmeshStore(BaseStore):
             raise InvalidArgumentError("a store value must be a mapping")
         try:
             freeze(dict(op.value))
-            text, indexed = self._text(op.value, op.index)
+            text, indexed, fields = self._text(op.value, op.index)
         except (TypeError, ValueError) as exc:
             raise InvalidArgumentError(f"a store value must be JSON-like data: {exc}") from exc
         ttl = op.ttl
         if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float)
                                 or not 0 < ttl < 1e9):
             raise InvalidArgumentError("ttl must be a positive number of minutes")
-        return text, indexed, self._scope(tuple(op.namespace))
+        return text, indexed, fields, self._scope(tuple(op.namespace))
 
     def _write(self, puts: list[PutOp], now: int) -> None:
         """Apply the batch's puts in one transaction, after validating all of them."""
@@ -404,9 +469,9 @@ class MemmeshStore(BaseStore):
                     for memory_id in ids:
                         replica.delete(memory_id)
                     continue
-                text, indexed, scope = plan
+                text, indexed, fields, scope = plan
                 mark = {"ns": list(namespace), "key": op.key, "value": dict(op.value or {}),
-                        "ttl": op.ttl, "indexed": indexed,
+                        "ttl": op.ttl, "indexed": indexed, "fields": fields,
                         "created_ms": current.created_ms if current is not None else now}
                 metadata = {MARK: mark}
                 if current is not None and current.ttl is None and op.ttl is None:
