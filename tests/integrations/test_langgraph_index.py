@@ -7,19 +7,17 @@ Scores are compared with LangGraph's own ``InMemoryStore`` given the same config
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from langchain_core.embeddings import Embeddings
 from langgraph.store.memory import InMemoryStore
-from replica_helpers import Clock, sync
+from replica_helpers import sync
 
 from memmesh.crdt import InvalidArgumentError, MemmeshError
 from memmesh.integrations.langgraph import MemmeshStore
 from memmesh.semantic import HashingEmbedder, SemanticIndex
-from memmesh.storage import Replica
 
 EMBEDDER = HashingEmbedder()
 DIMS = EMBEDDER.dimension
@@ -47,13 +45,6 @@ class HashEmbeddings(Embeddings):
         return self.embed_documents([text])[0]
 
 
-@pytest.fixture
-def replicas(tmp_path: Path) -> Iterator[tuple[Replica, Replica, Clock]]:
-    clock = Clock()
-    with Replica.open(tmp_path / "a", clock=clock, durable=False) as a, \
-            Replica.open(tmp_path / "b", clock=clock, durable=False) as b:
-        yield a, b, clock
-
 
 ITEMS = {
     "pets": {"text": "my cat sleeps on the sofa", "tags": ["animals", "home"]},
@@ -73,11 +64,11 @@ def _fill(store: Any, **put: Any) -> None:
 
 @pytest.mark.parametrize("fields", [None, ["text"], ["text", "tags[*]"], ["tags[0]"]])
 def test_index_config_scores_equal_in_memory_store_best_field_cosine(
-        replicas: Any, fields: list[str] | None) -> None:
+        pair: Any, fields: list[str] | None) -> None:
     config: dict[str, Any] = {"dims": DIMS, "embed": Recorder()}
     if fields is not None:
         config["fields"] = fields
-    reference, store = InMemoryStore(index=dict(config)), MemmeshStore(replicas[0], index=config)
+    reference, store = InMemoryStore(index=dict(config)), MemmeshStore(pair[0], index=config)
     for s in (reference, store):
         _fill(s)
     for query in ("a sleepy cat", "cooking dinner", "programming"):
@@ -89,19 +80,19 @@ def test_index_config_scores_equal_in_memory_store_best_field_cosine(
     assert store.index_config["fields"] == (fields or ["$"]) and store.index_config["dims"] == DIMS
 
 
-def test_each_field_path_is_embedded_on_its_own(replicas: Any) -> None:
+def test_each_field_path_is_embedded_on_its_own(pair: Any) -> None:
     embed = Recorder()
-    store = MemmeshStore(replicas[0], index={"dims": DIMS, "embed": embed,
+    store = MemmeshStore(pair[0], index={"dims": DIMS, "embed": embed,
                                              "fields": ["text", "tags[*]"]})
     store.put(("docs",), "food", ITEMS["food"])
     assert embed.texts == ["vegetarian pasta recipes", "cooking", "dinner"]
 
 
-def test_embed_may_be_langchain_embeddings_or_an_async_function(replicas: Any) -> None:
+def test_embed_may_be_langchain_embeddings_or_an_async_function(pair: Any) -> None:
     async def aembed(texts: Sequence[str]) -> list[list[float]]:
         return [row.tolist() for row in EMBEDDER.embed(list(texts))]
 
-    a, b, _ = replicas
+    a, b, _ = pair
     sync_store = MemmeshStore(a, index={"dims": DIMS, "embed": HashEmbeddings(),
                                         "fields": ["text"]})
     async_store = MemmeshStore(b, index={"dims": DIMS, "embed": aembed, "fields": ["text"]})
@@ -126,15 +117,15 @@ def test_embed_may_be_langchain_embeddings_or_an_async_function(replicas: Any) -
     {"dims": DIMS, "embed": Recorder(), "unknown": 1},
     "text",
 ])
-def test_a_bad_index_config_is_refused_with_a_typed_error(replicas: Any, index: Any) -> None:
+def test_a_bad_index_config_is_refused_with_a_typed_error(pair: Any, index: Any) -> None:
     with pytest.raises(InvalidArgumentError) as info:
-        MemmeshStore(replicas[0], index=index)
+        MemmeshStore(pair[0], index=index)
     assert isinstance(info.value, MemmeshError)
 
 
-def test_index_false_items_are_never_embedded(replicas: Any) -> None:
+def test_index_false_items_are_never_embedded(pair: Any) -> None:
     embed = Recorder()  # refuses empty texts, as LangGraph embedders may
-    store = MemmeshStore(replicas[0], index={"dims": DIMS, "embed": embed, "fields": ["text"]})
+    store = MemmeshStore(pair[0], index={"dims": DIMS, "embed": embed, "fields": ["text"]})
     store.put(("docs",), "hidden", {"text": "secret cat plans"}, index=False)
     store.put(("docs",), "pets", ITEMS["pets"])
     hits = store.search(("docs",), query="cat")
@@ -142,8 +133,8 @@ def test_index_false_items_are_never_embedded(replicas: Any) -> None:
     assert "secret cat plans" not in embed.texts
 
 
-def test_per_item_fields_survive_ttl_refresh_and_replication(replicas: Any) -> None:
-    a, b, clock = replicas
+def test_per_item_fields_survive_ttl_refresh_and_replication(pair: Any) -> None:
+    a, b, clock = pair
     config = {"dims": DIMS, "embed": Recorder(), "fields": ["text"]}
     store_a, store_b = MemmeshStore(a, index=config), MemmeshStore(b, index=config)
     value = {"text": "quarterly tax report", "note": "my cat sleeps on the sofa"}
@@ -158,8 +149,8 @@ def test_per_item_fields_survive_ttl_refresh_and_replication(replicas: Any) -> N
         assert hit.key == "k" and hit.score == pytest.approx(own, abs=1e-5)
 
 
-def test_rank_score_is_memmesh_blend_and_similarity_is_the_default(replicas: Any) -> None:
-    a, b, _ = replicas
+def test_rank_score_is_memmesh_blend_and_similarity_is_the_default(pair: Any) -> None:
+    a, b, _ = pair
     config = {"dims": DIMS, "embed": Recorder(), "fields": ["text"]}
     plain, ranked = MemmeshStore(a, index=config), MemmeshStore(b, index=config, score="rank")
     _fill(plain)
@@ -171,8 +162,8 @@ def test_rank_score_is_memmesh_blend_and_similarity_is_the_default(replicas: Any
         MemmeshStore(a, index=config, score="blend")  # type: ignore[arg-type]
 
 
-def test_semantic_index_search_scores_by_best_field_cosine(replicas: Any) -> None:
-    a = replicas[0]
+def test_semantic_index_search_scores_by_best_field_cosine(pair: Any) -> None:
+    a = pair[0]
     store = MemmeshStore(a, index=SemanticIndex(a, HashingEmbedder()), fields=["text", "tags[*]"])
     reference = InMemoryStore(index={"dims": DIMS, "embed": Recorder(),
                                      "fields": ["text", "tags[*]"]})

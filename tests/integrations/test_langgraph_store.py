@@ -303,13 +303,6 @@ def test_filter_helper_matches_langgraph_semantics() -> None:
 # -- what memmesh adds: replication ------------------------------------------------------
 
 
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[tuple[Replica, Replica, Clock]]:
-    clock = Clock()
-    with Replica.open(tmp_path / "a", clock=clock, durable=False) as a, \
-            Replica.open(tmp_path / "b", clock=clock, durable=False) as b:
-        yield a, b, clock
-
 
 def test_items_written_on_one_replica_are_read_on_another(pair: Any) -> None:
     a, b, _ = pair
