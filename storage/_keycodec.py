@@ -105,12 +105,16 @@ def _version_plain(v: VersionData, index: dict[str, int]) -> tuple[Any, ...]:
     return plain
 
 
-def _event_plain(dot: Dot, e: EventData, index: dict[str, int]) -> tuple[Any, ...]:
-    """An event as stored: ``(ri, counter, ctx, detail, version)`` when it wrote a
-    version (its op, actor, role and time are the version's), else ``(ri, counter, op,
-    actor, role, wall_ms, logical, ctx, detail)``."""
+def _event_plain(dot: Dot, e: EventData, index: dict[str, int],
+                 body: dict[Any, Any]) -> tuple[Any, ...]:
+    """An event as stored: ``(ri, counter, ctx, detail)`` when it wrote the version
+    standing in the body under its dot (not stored twice), ``(ri, counter, ctx, detail,
+    version)`` when it wrote another version (its op, actor, role and time are the
+    version's), else ``(ri, counter, op, actor, role, wall_ms, logical, ctx, detail)``."""
     ctx = _flat(e.ctx, index)
     if e.version is not None:
+        if body.get(dot) == e.version:
+            return (index[dot.replica], dot.counter, ctx, e.detail)
         return (index[dot.replica], dot.counter, ctx, e.detail, _version_plain(e.version, index))
     return (index[dot.replica], dot.counter, e.op, e.actor, e.role, e.wall_ms, e.logical, ctx,
             e.detail)
@@ -153,7 +157,7 @@ def encode(state: KeyState) -> bytes:
         # format 2 (the timeline): format 1 plus keep and the events by dot; a state
         # without events and with the default keep is written as format 1, so states
         # written before the timeline keep their bytes (and their digest)
-        events = tuple(_event_plain(d, e, index) for d, e in
+        events = tuple(_event_plain(d, e, index, state.body) for d, e in
                        sorted(state.events.items(), key=lambda item: (index[item[0].replica],
                                                                        item[0].counter)))
         plain = (2, *plain[1:], state.keep, events)
@@ -254,7 +258,8 @@ def _version(raw: Any, rids: tuple[str, ...], used: set[int], policy: str) -> Ve
 
 
 def _events(raw: Any, rids: tuple[str, ...], used: set[int], header: Header,
-            ctx: dict[str, int], forgotten: bool) -> dict[Dot, EventData]:
+            ctx: dict[str, int], forgotten: bool, body: dict[Any, Any]
+            ) -> dict[Dot, EventData]:
     """The events of a format-2 state: sorted by dot, each covered by the key's context
     with a context of its own no greater; a tombstone keeps FORGET events only, a set
     none; versions follow :func:`_version`."""
@@ -265,8 +270,8 @@ def _events(raw: Any, rids: tuple[str, ...], used: set[int], header: Header,
     out: dict[Dot, EventData] = {}
     last = (-1, 0)
     for item in raw:
-        if type(item) is not tuple or len(item) not in (5, 9):
-            raise _bad("an event is a tuple of 5 or 9 fields")
+        if type(item) is not tuple or len(item) not in (4, 5, 9):
+            raise _bad("an event is a tuple of 4, 5 or 9 fields")
         ri, counter = item[0], item[1]
         if type(ri) is not int or not 0 <= ri < len(rids):
             raise _bad("replica index out of range")
@@ -278,9 +283,17 @@ def _events(raw: Any, rids: tuple[str, ...], used: set[int], header: Header,
         dot = Dot(rids[ri], counter)
         if counter > ctx.get(dot.replica, 0):
             raise _bad("an event's dot is not covered by the key's context")
-        if len(item) == 5:
-            _, _, raw_ctx, detail, raw_version = item
-            version = _version(raw_version, rids, used, header.policy)
+        if len(item) in (4, 5):
+            if len(item) == 4:
+                _, _, raw_ctx, detail = item
+                version = body.get(dot)
+                if version is None:
+                    raise _bad("an event refers to a version the body does not hold")
+            else:
+                _, _, raw_ctx, detail, raw_version = item
+                version = _version(raw_version, rids, used, header.policy)
+                if body.get(dot) == version:
+                    raise _bad("an event repeats the version the body holds")
             op, actor, role, wall, logical = (version.op, version.actor, version.role,
                                               version.wall_ms, version.logical)
         else:
@@ -475,7 +488,7 @@ def _from_plain(plain: Any) -> KeyState:
         keep = plain[6]
         if type(keep) is not int or not 1 <= keep <= MAX_KEEP:
             raise _bad(f"keep must be an int in [1, {MAX_KEEP}]")
-        events = _events(plain[7], rids, used, header, ctx, forgotten)
+        events = _events(plain[7], rids, used, header, ctx, forgotten, body)
         if not events and keep == DEFAULT_KEEP:
             raise _bad("a state without events and with the default keep is format 1")
         protected = body.keys() if header.policy == "mv" and not forgotten else ()

@@ -14,15 +14,13 @@ claims are bounded by :mod:`._watermarks` and what they hid is found by digest r
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
 
-from memmesh.crdt import DecodeError, Dot, InvalidArgumentError, Timestamp
-from memmesh.crdt.keystate import OPS, KeyState, join
+from memmesh.crdt import DecodeError, InvalidArgumentError
+from memmesh.crdt.keystate import join
 
 from . import _digest as stored_digest
-from . import _history as history
 from ._env import Env, Txn
 from ._gcpause import gc_paused
 from ._incarnation import counter_key, own_counters
@@ -244,21 +242,19 @@ class Sync:
     def _sync_apply(self, changes: bytes) -> ApplyResult:
         wall = self._stamps.clock()
         parsed = read_changes(changes, wall=wall, max_drift_ms=self._stamps.max_drift_ms)
-        sender, states, through, newest = parsed.sender, parsed.states, parsed.through, \
-            parsed.newest
+        states, through, newest = parsed.states, parsed.through, parsed.newest
         scoped = parsed.scope is not None
         me = self._stamps.origin  # the current origin: only this object mints under it
 
         def write(txn: Txn) -> ApplyResult:
-            recorded = self._stamps.hlc(txn).observe(newest, wall) if newest is not None \
-                else self._stamps.stamp(txn, wall)
+            if newest is not None:  # the events keep their own stamps; the clock moves on
+                self._stamps.hlc(txn).observe(newest, wall)
             changed: list[str] = []
             conflicts: list[str] = []
             fresh: list[NewKey] = []
             table = Table(txn)
             refused = list(parsed.refused)
             caps = dict(parsed.caps)  # claims may not vouch for refused keys' events
-            detail = {"remote": True, "from": sender}
             ctr = None if me is None else counter_key(me, self.replica_id)
             top = 0 if ctr is None else txn.counter(ctr)
             # an empty replica holds none of the (unique) keys: no lookup per key
@@ -274,8 +270,7 @@ class Sync:
                     # bulk path: a key new here keeps the validated bytes as they came
                     if h.expires_at is None:  # (TTL keys: see _watermarks.py)
                         table.detect_lie(incoming.ctx, {}, me)
-                    fresh.append((key, skey, raw, incoming,
-                                  self._fresh_entries(incoming, recorded, detail)))
+                    fresh.append((key, skey, raw, incoming))
                     changed.append(key)
                     if me is not None:
                         top = max(top, incoming.ctx.get(me, 0))
@@ -299,15 +294,13 @@ class Sync:
                     why = unstorable(new)
                     if why is not None:
                         raise DecodeError(why)
-                    events = self._merge_events(old, new, recorded, sender)
                 except Exception as exc:  # any failure of the pure step refuses this key only
                     refused.append(Refusal(key, "join-failed", f"{type(exc).__name__}: {exc}"))
                     cap(caps, incoming.ctx)
                     continue
                 if h.expires_at is None:
                     table.detect_lie(incoming.ctx, {} if old is None else old.ctx, me)
-                if store(txn, key, skey, old_raw, old, new, local=False, events=events,
-                               new_raw=new_raw):
+                if store(txn, key, skey, old_raw, old, new, local=False, new_raw=new_raw):
                     changed.append(key)
                     self._stamps.raise_counter(txn, new.ctx)
                     if len(new.standing()) > 1:
@@ -353,40 +346,3 @@ class Sync:
             with self._env.read() as txn:
                 result = replace(result, wanted=wanted(txn, parsed.hashes))
         return result
-
-    def _fresh_entries(self, new: KeyState, recorded: Timestamp,
-                       detail: dict[str, Any]) -> list[bytes]:
-        """The history entries of a key new here: what :meth:`_merge_events` gives for
-        it (one per version), encoded directly."""
-        if new.header.kind != 0:
-            return []
-        standing = [d for d, _ in new.standing()]
-        return [history.version_entry(OPS[version.op], dot, version, ctx=new.ctx,
-                                      standing=standing,
-                                      detail=history.event_detail(version, detail),
-                                      recorded_at=recorded)
-                for dot, version in sorted(new.body.items())]
-
-    def _merge_events(self, old: KeyState | None, new: KeyState, recorded: Timestamp,
-                      sender: str) -> list[dict[str, Any]]:
-        """History entries for a remote merge: one per version learned, or a DELETE."""
-        if new.header.kind != 0:
-            return []
-        detail = {"remote": True, "from": sender}
-        if new.forgotten:
-            if old is not None and old.forgotten:
-                return []
-            return [{"op": "FORGET", "actor": None, "replica": sender, "ts": recorded,
-                     "dot": None, "text": None, "detail": detail, "recorded_at": recorded,
-                     "version": None}]
-        before: Mapping[Dot, Any] = {} if old is None else old.body
-        events: list[dict[str, Any]] = []
-        for dot, version in sorted(new.body.items()):
-            if dot not in before:
-                events.append(history.version_event(OPS[version.op], dot, version, recorded,
-                                                  detail))
-        if not events and old is not None and set(before) - set(new.body):
-            events.append({"op": "DELETE", "actor": None, "replica": sender, "ts": recorded,
-                           "dot": None, "text": None, "detail": detail,
-                           "recorded_at": recorded, "version": None})
-        return events
