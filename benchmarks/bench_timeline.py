@@ -7,8 +7,9 @@ For each ``history_limit`` (the default, and ``MAX_KEEP``: never compact) a repl
 one memory and updates it N times (texts of about 30 characters, one actor); the figures
 are the events its timeline keeps (``len(history(id))``) and the bytes of its key state
 (what the replica stores and hashes, and what ``sync_changes`` ships for it: states
-travel whole), plus the same after the timeline reached a second replica by sync. Sizes
-only, no timings: the figures are exact and repeat on every machine.
+travel whole), the same on a second replica after one sync, and the bytes
+``sync_changes`` ships that peer for one more update. Sizes only, no timings: the
+figures repeat exactly.
 """
 
 from __future__ import annotations
@@ -42,11 +43,14 @@ def measure(updates: int, history_limit: int, root: Path) -> dict[str, Any]:
             a.update(mid, f"the launch is on day {i} of the plan", actor="planner")
         b.sync_apply(a.sync_changes(b.sync_summary()))
         assert b.history(mid) == a.history(mid)
-        return {"history_limit": history_limit, "updates": updates,
-                "events": len(a.history(mid)), "state_bytes": _state_bytes(a, mid),
-                "events_on_peer": len(b.history(mid)), "state_bytes_on_peer":
-                _state_bytes(b, mid), "text_bytes": len(f"the launch is on day {updates}"
-                                                        " of the plan")}
+        row = {"history_limit": history_limit, "updates": updates,
+               "events": len(a.history(mid)), "state_bytes": _state_bytes(a, mid),
+               "events_on_peer": len(b.history(mid)),
+               "state_bytes_on_peer": _state_bytes(b, mid)}
+        # one more update: what the next sync ships to the peer (the key's whole state)
+        a.update(mid, f"the launch is on day {updates + 1} of the plan", actor="planner")
+        row["sync_bytes_next_update"] = len(a.sync_changes(b.sync_summary()))
+        return row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         label = "never" if row["history_limit"] == MAX_KEEP else row["history_limit"]
         print(f"history_limit={label}: {row['updates']} updates -> {row['events']} events,"
               f" {row['state_bytes']} bytes per memory (peer: {row['events_on_peer']} events,"
-              f" {row['state_bytes_on_peer']} bytes)")
+              f" {row['state_bytes_on_peer']} bytes); the next update syncs"
+              f" {row['sync_bytes_next_update']} bytes")
     if args.json is not None:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
     return 0
