@@ -7,9 +7,10 @@ For each ``history_limit`` (the default, and ``MAX_KEEP``: never compact) a repl
 one memory and updates it N times (texts of about 30 characters, one actor); the figures
 are the events its timeline keeps (``len(history(id))``) and the bytes of its key state
 (what the replica stores and hashes, and what ``sync_changes`` ships for it: states
-travel whole), the same on a second replica after one sync, and the bytes
-``sync_changes`` ships that peer for one more update. Sizes only, no timings: the
-figures repeat exactly.
+travel whole to a replica that may lack them), the same on a second replica after one
+sync, the bytes ``sync_changes`` ships that peer for one more update, and the bytes the
+peer ships back for an update of its own (without the writer's events, which the writer
+holds). Sizes only, no timings: the figures repeat exactly.
 """
 
 from __future__ import annotations
@@ -47,9 +48,15 @@ def measure(updates: int, history_limit: int, root: Path) -> dict[str, Any]:
                "events": len(a.history(mid)), "state_bytes": _state_bytes(a, mid),
                "events_on_peer": len(b.history(mid)),
                "state_bytes_on_peer": _state_bytes(b, mid)}
-        # one more update: what the next sync ships to the peer (the key's whole state)
+        # one more update by the writer: the next sync ships the peer the key with its
+        # timeline (the peer may lack this origin's events: it lacked the newest)
         a.update(mid, f"the launch is on day {updates + 1} of the plan", actor="planner")
         row["sync_bytes_next_update"] = len(a.sync_changes(b.sync_summary()))
+        b.sync_apply(a.sync_changes(b.sync_summary()))
+        # an update by the peer: the writer holds every event of its own origin, so
+        # they stay home (keystate.unseen_by)
+        b.update(mid, "the launch is on day 0 after all", actor="reviewer")
+        row["sync_bytes_other_writer"] = len(b.sync_changes(a.sync_summary()))
         return row
 
 
@@ -65,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"history_limit={label}: {row['updates']} updates -> {row['events']} events,"
               f" {row['state_bytes']} bytes per memory (peer: {row['events_on_peer']} events,"
               f" {row['state_bytes_on_peer']} bytes); the next update syncs"
-              f" {row['sync_bytes_next_update']} bytes")
+              f" {row['sync_bytes_next_update']} bytes, the peer's own update"
+              f" {row['sync_bytes_other_writer']} bytes back")
     if args.json is not None:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
     return 0

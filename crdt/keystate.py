@@ -8,12 +8,13 @@ per-key version vector of dotted version vectors, Preguiça et al. 2012). The bo
 join with this package's CRDT types (Almeida, Shoker, Baquero 2018). Each mutator takes
 the fresh dot the caller minted and returns the key's new state, which is also its
 delta: with a version-vector context no smaller state carries an observed-remove, and
-key states are small and shipped whole.
+key states are small and shipped whole (but for the timeline events a peer already
+holds: :func:`unseen_by`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
@@ -72,6 +73,7 @@ __all__ = [
     "set_add",
     "set_remove",
     "standing_at",
+    "unseen_by",
     "version_event",
     "write",
 ]
@@ -272,6 +274,21 @@ def _join_lww(a: dict[Dot, VersionData], b: dict[Dot, VersionData]) -> dict[Dot,
         return {}
     replica, counter, version = reg.value
     return {Dot(replica, counter): version}
+
+
+def unseen_by(state: KeyState, marks: Mapping[str, int]) -> KeyState:
+    """``state`` without the timeline events of every origin ``o`` whose latest event on
+    the key is within ``marks[o]``: a replica with those watermarks holds this key's
+    events of ``o`` (or compacted them away, and a join compacts them away again: see
+    :mod:`._eventlog`), so its join with the result is its join with ``state``
+    (delta-state, Almeida, Shoker, Baquero 2018). The events of an origin with a later
+    event go along: a watermark covers a key only up to its latest event of that
+    origin. Returns ``state`` itself when nothing goes."""
+    held = {o for o, counter in state.ctx.items() if counter <= marks.get(o, 0)}
+    if not held or not any(d.replica in held for d in state.events):
+        return state
+    kept = {d: e for d, e in state.events.items() if d.replica not in held}
+    return KeyState(state.header, state.ctx, state.forgotten, state.body, kept, state.keep)
 
 
 # ----------------------------------------------------------------------- mutators

@@ -3,8 +3,9 @@
 Scuttlebutt-style watermarks (van Renesse et al. 2008) over full per-key states, so any
 subset of keys may ship in any order. A summary says how far this replica holds each
 origin; the answer carries the states of the keys with events beyond those marks that
-the peer may see (priority first) and ``through`` claims that let the peer raise its
-marks past events it will never get. A claim is taken only without gaps, and scoped
+the peer may see (priority first; without the timeline events of the origins the marks
+show the peer holds: ``keystate.unseen_by``) and ``through`` claims that let the peer
+raise its marks past events it will never get. A claim is taken only without gaps, and scoped
 claims stay scoped (a complete and a scoped watermark per origin, only the complete one
 claimed to others), so a claim never vouches for events its receiver lacks. Lying
 claims are bounded by :mod:`._watermarks` and what they hid is found by digest repair
@@ -18,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from memmesh.crdt import DecodeError, InvalidArgumentError
-from memmesh.crdt.keystate import join
+from memmesh.crdt.keystate import join, unseen_by
 
 from . import _digest as stored_digest
 from ._env import Env, Txn
@@ -152,8 +153,10 @@ class Sync:
             full = False
             unshipped: dict[str, int] = {}
 
-            def take(key: bytes) -> bool:
-                """Ship ``key`` if it belongs; False when the budget is spent."""
+            def take(key: bytes, *, whole: bool = False) -> bool:
+                """Ship ``key`` if it belongs (without the timeline events the peer's
+                watermarks show it holds, unless ``whole``); False when the budget is
+                spent."""
                 nonlocal size, full
                 if key in seen:
                     return True
@@ -167,6 +170,10 @@ class Sync:
                         or (h.expires_at is not None and h.expires_at <= now):
                     seen.add(key)
                     return True
+                if state.events and not whole:
+                    delta = unseen_by(state, peer_wm)
+                    if delta is not state:
+                        raw = encode(delta)
                 cost = len(raw) + _STATE_OVERHEAD
                 if max_bytes is not None and shipped and size + cost > max_bytes:
                     full = True
@@ -176,8 +183,8 @@ class Sync:
                 size += cost
                 return True
 
-            for wanted_key in parsed.want:
-                if not take(wanted_key.encode()):
+            for wanted_key in parsed.want:  # repair: the whole state, whatever the marks say
+                if not take(wanted_key.encode(), whole=True):
                     break
             for priority in (True, False):
                 for origin in origins(txn, priority):

@@ -217,3 +217,25 @@ def test_forget_keeps_only_content_free_forget_events() -> None:
     assert [(e.op, e.actor, e.role, e.version, e.detail) for e in merged.events.values()] == \
         [(ks.OP_FORGET, "alice", "lead", None, {})]
     assert encode(merged) == encode(join(forgotten, fleet.states[1]))
+
+
+@settings(max_examples=200)
+@given(st.integers(2, 3), _STEPS, st.integers(1, 4), st.sampled_from(("mv", "lww")))
+def test_shipping_without_the_events_a_peer_holds_joins_to_the_same_state(
+        n: int, steps: list[tuple[str, int, int, str]], keep: int, policy: str) -> None:
+    """``unseen_by(source, marks)`` with marks the target's context (what it holds of
+    each origin on this key) is a delta: joined, it gives the whole source's join."""
+    whole, delta = _Fleet(n, keep, policy), _Fleet(n, keep, policy)
+    for kind, a, b, op in steps:
+        a, b = a % n, b % n
+        if kind == "op":
+            whole.step(a, op)
+            delta.step(a, op)
+        else:
+            whole.send(a, b)
+            target = delta.states[b]
+            delta.states[b] = join(target, ks.unseen_by(delta.states[a], target.ctx))
+        assert [encode(s) for s in whole.states] == [encode(s) for s in delta.states]
+    source, target = whole.states[0], whole.states[-1]
+    stripped = ks.unseen_by(source, target.ctx)
+    assert all(source.ctx[d.replica] > target.ctx.get(d.replica, 0) for d in stripped.events)

@@ -223,3 +223,25 @@ def test_the_timeline_size_measurement_runs_and_compaction_bounds_it(tmp_path: P
     assert (compacted["events"], full["events"]) == (9, 61)
     assert compacted["state_bytes"] < full["state_bytes"] / 4
     assert compacted["state_bytes_on_peer"] == compacted["state_bytes"]
+
+
+def test_a_sync_leaves_out_the_events_of_origins_the_peer_holds(tmp_path: Path) -> None:
+    clock = ticking()
+    with Replica.open(tmp_path / "a", replica_id="ra", clock=clock) as a, \
+            Replica.open(tmp_path / "b", replica_id="rb", clock=clock) as b, \
+            Replica.open(tmp_path / "c", replica_id="rc", clock=clock) as c:
+        mid = a.add("v0 " + "x" * 200, user_id="u")
+        for i in range(1, 30):
+            a.update(mid, f"v{i} " + "x" * 200)
+        sync_pair(a, b)
+        b.update(mid, "b's edit", actor="bob")
+        delta = b.sync_changes(a.sync_summary())  # a holds all of its own events
+        whole = b.sync_changes(c.sync_summary())  # c holds nothing
+        assert len(delta) * 10 < len(whole)
+        a.sync_apply(delta)
+        c.sync_apply(whole)
+        assert a.history(mid) == b.history(mid) == c.history(mid)
+        assert len(a.history(mid)) == 31
+        assert a.state_digest() == b.state_digest() == c.state_digest()
+        # digest repair asks for a key whole, whatever the watermarks say
+        assert len(b.sync_changes(a.sync_summary(want=[mid]))) > len(whole) - 100
