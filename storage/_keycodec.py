@@ -257,6 +257,28 @@ def _version(raw: Any, rids: tuple[str, ...], used: set[int], policy: str) -> Ve
     return version
 
 
+def _event_ctx(flat: Any, rids: tuple[str, ...], used: set[int], ctx: dict[str, int]
+               ) -> tuple[tuple[str, int], ...]:
+    """An event's context: ``(ri, counter, ...)`` by ascending ri, one entry per origin,
+    each within the key's context (inline: one per event of every state decoded)."""
+    if type(flat) is not tuple or len(flat) % 2:
+        raise _bad("dot list must be a flat tuple of (ri, counter) pairs")
+    pairs: list[tuple[str, int]] = []
+    prev = -1
+    nrids = len(rids)
+    for i in range(0, len(flat), 2):
+        ri, counter = flat[i], flat[i + 1]
+        if type(ri) is not int or not prev < ri < nrids:
+            raise _bad("an event's context is one entry per origin, by replica index")
+        origin = rids[ri]
+        if type(counter) is not int or not 1 <= counter <= ctx.get(origin, 0):
+            raise _bad("an event's context is within the key's")
+        prev = ri
+        used.add(ri)
+        pairs.append((origin, counter))
+    return tuple(pairs)
+
+
 def _events(raw: Any, rids: tuple[str, ...], used: set[int], header: Header,
             ctx: dict[str, int], forgotten: bool, body: dict[Any, Any]
             ) -> dict[Dot, EventData]:
@@ -311,11 +333,8 @@ def _events(raw: Any, rids: tuple[str, ...], used: set[int], header: Header,
             raise _bad("a tombstone logs FORGET events only, and only a tombstone does")
         if type(detail) is not dict:
             raise _bad("an event's detail must be a map")
-        pairs = tuple((d.replica, d.counter) for d in _dots(raw_ctx, rids, used))
-        if len({r for r, _ in pairs}) != len(pairs) or \
-                any(c > ctx.get(r, 0) for r, c in pairs):
-            raise _bad("an event's context is one entry per origin, within the key's")
-        out[dot] = EventData(op, actor, role, wall, logical, pairs, detail, version)
+        out[dot] = EventData(op, actor, role, wall, logical,
+                             _event_ctx(raw_ctx, rids, used, ctx), detail, version)
     return out
 
 
