@@ -9,7 +9,8 @@ join with this package's CRDT types (Almeida, Shoker, Baquero 2018). Each mutato
 the fresh dot the caller minted and returns the key's new state, which is also its
 delta: with a version-vector context no smaller state carries an observed-remove, and
 key states are small and shipped whole (but for the timeline events a peer already
-holds: :func:`unseen_by`).
+holds: :func:`unseen_by`). A memory's state also carries its timeline, the events of
+:mod:`._eventlog`, compacted to its ``keep``.
 """
 
 from __future__ import annotations
