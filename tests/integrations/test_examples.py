@@ -41,3 +41,12 @@ def test_zylos_example() -> None:
     assert "tasks on every instance: ['book flights', 'draft launch post']" in out
     assert "on slack: None, on web: None" in out
     assert "converged: True" in out
+
+
+def test_autogen_memory_example() -> None:
+    out = run_example("autogen_memory.py", "--hashing")
+    assert "B sees A's memories after" in out
+    assert "Relevant memory content:\n1. Alice prefers dark mode in every editor\n" in out
+    assert "best match: score" in out and "source 'settings chat'" in out
+    assert "'user_id': 'alice', 'agent_id': 'assistant', 'k': 2} embedder hashing" in out
+    assert "after A's clear, B finds 0 of alice's memories; bob's kept: 1" in out
