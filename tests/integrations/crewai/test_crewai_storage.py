@@ -15,6 +15,7 @@ import pytest
 from crewai.memory.storage.backend import EmbeddingDimensionMismatchError, StorageBackend
 from crewai.memory.storage.lancedb_storage import LanceDBStorage
 from crewai.memory.types import MemoryRecord
+from replica_helpers import Clock, sync
 
 from memmesh.crdt import InvalidArgumentError, MemmeshError
 from memmesh.integrations.crewai import MemmeshCrewStorage, agent_scope
@@ -289,3 +290,17 @@ def test_bad_options_are_typed_errors(replica: Replica) -> None:
     storage = MemmeshCrewStorage(replica, scope=scopeless)
     with pytest.raises(InvalidArgumentError):
         storage.save([rec("x", [1, 0])])
+
+
+def test_an_update_made_concurrently_with_a_delete_survives_it(
+        pair: tuple[Replica, Replica, Clock]) -> None:
+    a, b, _ = pair
+    on_a, on_b = MemmeshCrewStorage(a), MemmeshCrewStorage(b)
+    record = rec("v1", [1, 0])
+    on_a.save([record])
+    sync(a, b)
+    assert on_a.delete(record_ids=[record.id]) == 1
+    on_b.update(record.model_copy(update={"content": "v2"}))
+    sync(a, b)
+    assert [r.content for r in on_a.list_records()] == ["v2"]
+    assert [r.content for r in on_b.list_records()] == ["v2"]
