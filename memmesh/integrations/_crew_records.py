@@ -69,6 +69,12 @@ def mark_of(record: MemoryRecord, vector: np.ndarray | None) -> dict[str, Any]:
     }
 
 
+def _typed(value: Any, kind: type) -> Any:
+    if not isinstance(value, kind):
+        raise ValueError(f"expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
 def utc(moment: datetime) -> datetime:
     """An aware UTC datetime (crewai stamps naive UTC), so naive and aware compare."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
@@ -88,20 +94,24 @@ class CrewEntry:
                              "agent_id": stored.agent_id}
         self.updated = stored.updated_at
         self.conflicted = stored.conflicted
-        self.crew_id = str(mark["id"])
+        # a peer's bytes are untrusted even when they decode: check every field's shape
+        # (a ValueError makes ``of`` treat the memory as not a crewai record)
+        self.crew_id = _typed(mark["id"], str)
         self.content = version.text
         self.importance = float(version.confidence)
-        self.scope = str(mark.get("scope", "/"))
-        self.categories: list[str] = [str(c) for c in mark.get("categories", ())]
-        self.metadata: dict[str, Any] = _thaw(mark.get("metadata", {}))
-        self.created_at = datetime.fromisoformat(str(mark["created_at"]))
-        self.last_accessed = datetime.fromisoformat(str(mark["last_accessed"]))
+        self.scope = _typed(mark.get("scope", "/"), str)
+        categories = _typed(mark.get("categories", ()), tuple)
+        self.categories: list[str] = [_typed(c, str) for c in categories]
+        self.metadata: dict[str, Any] = _thaw(_typed(mark.get("metadata", {}), dict))
+        self.created_at = datetime.fromisoformat(_typed(mark["created_at"], str))
+        self.last_accessed = datetime.fromisoformat(
+            _typed(mark.get("last_accessed", mark["created_at"]), str))
         source = mark.get("source")
-        self.source = None if source is None else str(source)
+        self.source = None if source is None else _typed(source, str)
         self.private = bool(mark.get("private", False))
         raw = mark.get("vector")
-        self.vector = None if not isinstance(raw, bytes) or not raw else \
-            np.frombuffer(raw, dtype="<f4")
+        self.vector = None if raw is None or raw == b"" else \
+            np.frombuffer(_typed(raw, bytes), dtype="<f4")
         self.norm = 0.0 if self.vector is None else float(np.linalg.norm(self.vector))
 
     @classmethod

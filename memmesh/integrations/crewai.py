@@ -167,7 +167,9 @@ class MemmeshCrewStorage:
             raise EmbeddingDimensionError(min(stored), next(iter(dims)))
 
     def _write(self, records: list[MemoryRecord]) -> None:
-        """Insert or replace ``records`` in one transaction, after checking all of them."""
+        """Insert or replace ``records`` in one transaction, after checking all of them
+        (of several with one id, the last one)."""
+        records = list({r.id: r for r in records}.values())
         vectors = [vector_of(r.embedding) for r in records]
         with self._lock:
             self._view.refresh()
@@ -303,7 +305,8 @@ class MemmeshCrewStorage:
         return ScopeInfo(
             path=path, record_count=len(entries),
             categories=sorted({c for e in entries for c in e.categories}),
-            oldest_record=min(created, default=None), newest_record=max(created, default=None),
+            oldest_record=min(created, key=utc, default=None),
+            newest_record=max(created, key=utc, default=None),
             child_scopes=self._children(path, entries))
 
     @staticmethod

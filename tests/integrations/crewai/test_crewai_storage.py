@@ -304,3 +304,30 @@ def test_an_update_made_concurrently_with_a_delete_survives_it(
     sync(a, b)
     assert [r.content for r in on_a.list_records()] == ["v2"]
     assert [r.content for r in on_b.list_records()] == ["v2"]
+
+
+@pytest.mark.parametrize("mark", [
+    {"id": "x", "created_at": "2026-01-01T00:00:00", "metadata": 5},
+    {"id": "x", "created_at": "2026-01-01T00:00:00", "categories": "pref"},
+    {"id": 7, "created_at": "2026-01-01T00:00:00"},
+    {"id": "x", "created_at": "yesterday"},
+    {"id": "x", "created_at": "2026-01-01T00:00:00", "vector": b"\x00\x00\x80"},
+])
+def test_a_memory_with_a_misshapen_crewai_mark_is_not_a_record(
+        memmesh: MemmeshCrewStorage, replica: Replica, mark: dict[str, Any]) -> None:
+    """Any member holding the cluster key can write such a memory: it must not break
+    the readers' storage."""
+    replica.add("forged", app_id="crewai", metadata={"crewai": mark})
+    memmesh.save([rec("genuine", [1, 0], categories=("pref",))])
+    assert contents(memmesh.list_records()) == ["genuine"]
+    assert contents([r for r, _ in memmesh.search([1, 0], metadata_filter={"a": None})]) \
+        == ["genuine"]
+    assert memmesh.list_categories() == {"pref": 1}
+
+
+def test_of_several_records_with_one_id_in_a_batch_the_last_is_kept(
+        memmesh: MemmeshCrewStorage, replica: Replica) -> None:
+    first = rec("first", [1, 0])
+    memmesh.save([first, first.model_copy(update={"content": "last"})])
+    assert contents(memmesh.list_records()) == ["last"]
+    assert len(replica.list(app_id="crewai")) == 1
