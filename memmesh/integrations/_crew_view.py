@@ -10,24 +10,33 @@ agrees on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from typing import TypedDict
 
 from memmesh.storage import Replica
 
 from ._crew_records import CrewEntry
 
-__all__ = ["CrewView"]
+__all__ = ["BaseScope", "CrewView"]
 
 JOURNAL_PAGE = 1000
+
+
+class BaseScope(TypedDict, total=False):
+    """The memmesh scope every record of one storage carries (the fields it sets)."""
+
+    app_id: str
+    user_id: str
+    agent_id: str
 
 
 class CrewView:
     """The crewai entries of ``replica`` within ``base_scope`` (not thread-safe: the
     storage serialises calls)."""
 
-    def __init__(self, replica: Replica, base_scope: Mapping[str, str]) -> None:
+    def __init__(self, replica: Replica, base_scope: BaseScope) -> None:
         self.replica = replica
-        self.base_scope = dict(base_scope)
+        self.base_scope = base_scope
         self._entries: dict[str, CrewEntry] = {}  # memory id -> entry
         self._by_crew_id: dict[str, set[str]] = {}  # crewai id -> memory ids
         self._seq: int | None = None

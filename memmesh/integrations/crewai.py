@@ -33,7 +33,7 @@ from memmesh.crdt import InvalidArgumentError, MemmeshError
 from memmesh.storage import Replica
 
 from ._crew_records import MARK, CrewEntry, mark_of, matches, normalise_prefix, utc, vector_of
-from ._crew_view import CrewView
+from ._crew_view import BaseScope, CrewView
 
 __all__ = ["EmbeddingDimensionError", "MemmeshCrewStorage", "agent_scope"]
 
@@ -92,9 +92,13 @@ class MemmeshCrewStorage:
         if tier not in ("shared", "private"):
             raise InvalidArgumentError('tier must be "shared" or "private"')
         self.replica = replica
-        self.base_scope = {k: v for k, v in
-                           (("app_id", app_id), ("user_id", user_id), ("agent_id", agent_id))
-                           if v is not None}
+        self.base_scope: BaseScope = {}
+        if app_id is not None:
+            self.base_scope["app_id"] = app_id
+        if user_id is not None:
+            self.base_scope["user_id"] = user_id
+        if agent_id is not None:
+            self.base_scope["agent_id"] = agent_id
         self.scope_fn = scope
         self.policy = policy
         self.actor = actor
@@ -128,7 +132,10 @@ class MemmeshCrewStorage:
     # -- helpers --------------------------------------------------------------------------
 
     def _scope_of(self, path: str) -> dict[str, str | None]:
-        scope: dict[str, str | None] = dict(self.base_scope)
+        base = self.base_scope
+        scope: dict[str, str | None] = {"app_id": base.get("app_id"),
+                                        "user_id": base.get("user_id"),
+                                        "agent_id": base.get("agent_id")}
         if self.scope_fn is None:
             return scope
         extra = dict(self.scope_fn(path))
@@ -137,9 +144,8 @@ class MemmeshCrewStorage:
             raise InvalidArgumentError(f"scope() may set only user_id and agent_id, "
                                        f"not {sorted(unknown)}")
         for name, value in extra.items():
-            if name in self.base_scope and value != self.base_scope[name]:
-                continue  # the store's own scope wins
-            scope[name] = value
+            if name not in self.base_scope:  # the store's own scope wins
+                scope[name] = value
         return scope
 
     def _entries(self, prefix: str | None) -> list[CrewEntry]:
@@ -191,7 +197,9 @@ class MemmeshCrewStorage:
                         keep = replica.add(record.content, actor=self.actor,
                                            confidence=float(record.importance),
                                            metadata=metadata, policy=self.policy,
-                                           tier=self.tier, **scope)
+                                           tier=self.tier, app_id=scope.get("app_id"),
+                                           user_id=scope.get("user_id"),
+                                           agent_id=scope.get("agent_id"))
                     for memory_id in self._view.memories(record.id):
                         if memory_id != keep:
                             replica.delete(memory_id)
