@@ -4,9 +4,10 @@ The syntax is the one Mem0 and LangGraph users write (MongoDB's query operators,
 LangGraph's stores and Mem0's vector stores adopted them): ``{"field": value}`` is
 equality, ``{"field": {"$gt": 3, "$lte": 9}}`` applies operators (all must hold),
 ``{"$and": [f, ...]}`` and ``{"$or": [f, ...]}`` combine filters, and several keys in
-one mapping must all hold. Equality follows LangGraph's ``matches_filter``: a plain
-mapping matches a nested mapping key by key, a list matches a list element by element,
-so this evaluator is a superset of the one in ``memmesh.integrations.langgraph``.
+one mapping must all hold. As in LangGraph's ``matches_filter``, a plain mapping as the
+wanted value matches a nested mapping key by key (its other keys free), a list matches a
+list element by element, and ``$eq``/``$ne``/``$in``/``$nin`` compare whole values, so
+this evaluator is a superset of the one in ``memmesh.integrations.langgraph``.
 Operators: ``$eq $ne $gt $gte $lt $lte $in $nin``. An ordering operator compares
 numbers as LangGraph does (both sides through ``float()``: ``True`` is 1, ``"5"`` is 5);
 where that fails it compares two strings as strings (ISO-8601 dates), and otherwise
@@ -52,9 +53,10 @@ def _norm(value: Any) -> Any:
 
 
 def _equal(value: Any, wanted: Any) -> bool:
+    """Exact equality (``$eq``, ``$in`` ...), a list equal to a tuple of equal items."""
     if isinstance(wanted, Mapping):
-        return isinstance(value, Mapping) and all(
-            _equal(value.get(k), v) for k, v in wanted.items())
+        return (isinstance(value, Mapping) and value.keys() == wanted.keys()
+                and all(_equal(value[k], v) for k, v in wanted.items()))
     if isinstance(wanted, list | tuple):
         value = _norm(value)
         return (isinstance(value, list) and len(value) == len(wanted)

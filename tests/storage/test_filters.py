@@ -50,6 +50,8 @@ def matches(spec: dict[str, Any], metadata: dict[str, Any]) -> bool:
     ({"tags": ["x", "y"]}, {"tags": ["y", "x"]}, False),
     ({"src": {"doc": "a"}}, {"src": {"doc": "a", "page": 2}}, True),
     ({"src": {"page": {"$gt": 1}}}, {"src": {"doc": "a", "page": 2}}, True),
+    ({"src": {"$eq": {"doc": "a"}}}, {"src": {"doc": "a", "page": 2}}, False),  # whole value
+    ({"src": {"$eq": {"doc": "a"}}}, {"src": {"doc": "a"}}, True),
     ({"$or": [{"kind": "a"}, {"n": {"$gt": 3}}]}, {"kind": "b", "n": 5}, True),
     ({"$or": [{"kind": "a"}, {"n": {"$gt": 3}}]}, {"kind": "b", "n": 1}, False),
     ({"$and": [{"kind": "a"}, {"n": {"$gt": 3}}]}, {"kind": "a", "n": 5}, True),
