@@ -5,7 +5,9 @@
 (``set_add``, ``set_remove``, ``set_members``), and the sync primitives gossip ships
 (``sync_summary``, ``sync_changes``, ``sync_apply``, ``state_digest``). It lists
 conflicts (``conflicts``) and writes resolutions (``resolve``); who resolves and how is
-merge policy (:mod:`memmesh.merge`).
+merge policy (:mod:`memmesh.merge`). ``view(...)`` gives a read-only :class:`ScopedView`
+of the app, user, agent and run tiers one agent sees; ``list`` takes metadata
+``filters`` (:data:`OPERATORS`); ``delete_all`` and ``end_run`` delete by scope.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from ._errors import (
     UnknownMemoryError,
     WritesFencedError,
 )
+from ._filters import OPERATORS, InvalidFilterError, MetadataFilter, compile_filter
 from ._memory import MAX_FIELD, MAX_TEXT
 from ._reads import AsOfView
 from ._records import (
+    SCOPE_TIERS,
     ApplyResult,
     Change,
     ChangeBatch,
@@ -28,23 +32,30 @@ from ._records import (
     Version,
 )
 from ._replica import Replica
+from ._view import ScopedView
 from .wire import PeerScope
 
 __all__ = [
     "MAX_FIELD",
     "MAX_TEXT",
+    "OPERATORS",
+    "SCOPE_TIERS",
     "ApplyResult",
     "AsOfView",
     "Change",
     "ChangeBatch",
     "Event",
+    "InvalidFilterError",
     "MemoryRecord",
+    "MetadataFilter",
     "PeerScope",
     "Refusal",
     "Replica",
     "ReplicaIdMismatchError",
+    "ScopedView",
     "StorageError",
     "UnknownMemoryError",
     "Version",
     "WritesFencedError",
+    "compile_filter",
 ]

@@ -258,12 +258,14 @@ class Memory:
                        recorded_at=ts, standing=[d for d, _ in state.standing()],
                        version=None)
 
-    def delete(self, memory_id: str) -> bool:
+    def delete(self, memory_id: str, *, actor: str | None = None) -> bool:
         """Observed-remove every standing version; False if nothing was live here.
 
         A concurrent update on another replica survives the delete (add-wins).
+        ``actor`` is recorded on the DELETE event.
         """
         _check_str(memory_id, "memory_id", optional=False)
+        _check_str(actor, "actor")
         wall = self._stamps.write_clock()
 
         def write(txn: Txn) -> bool:
@@ -275,11 +277,11 @@ class Memory:
             dot = self._stamps.mint(txn, old.ctx)
             if old.header.policy == "mv":
                 new = ks.clear(old, dot)
-                event = {"op": "DELETE", "actor": None, "replica": dot.replica, "ts": ts,
+                event = {"op": "DELETE", "actor": actor, "replica": dot.replica, "ts": ts,
                          "dot": dot, "text": None, "detail": {}, "recorded_at": ts,
                          "version": None}
             else:
-                version = make_version(None, None, None, ts, 1.0, {}, "DELETE")
+                version = make_version(None, actor, None, ts, 1.0, {}, "DELETE")
                 new = ks.write(old, dot, version)
                 event = history.version_event("DELETE", dot, version, ts, {})
             store(txn, memory_id, skey, raw, old, new, local=True, events=[event])

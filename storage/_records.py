@@ -99,6 +99,26 @@ class MemoryRecord:
         """The confidence of the newest standing version."""
         return max(self.versions, key=lambda v: v.timestamp).confidence
 
+    @property
+    def scope_tier(self) -> str | None:
+        """The view tier this memory belongs to: the most specific scope field it sets
+        (``"run"`` > ``"agent"`` > ``"user"`` > ``"app"``), None when it sets none (see
+        ``Replica.view``). Not :attr:`tier`, which says shared or private."""
+        return scope_tier(self.app_id, self.user_id, self.agent_id, self.run_id)
+
+
+#: The view tiers, most specific first (the order a view lists and breaks ties in).
+SCOPE_TIERS = ("run", "agent", "user", "app")
+
+
+def scope_tier(app_id: str | None, user_id: str | None, agent_id: str | None,
+               run_id: str | None) -> str | None:
+    """The most specific of the scope fields set, as a tier name (None: none set)."""
+    for name, value in zip(SCOPE_TIERS, (run_id, agent_id, user_id, app_id), strict=True):
+        if value is not None:
+            return name
+    return None
+
 
 @dataclass(frozen=True, slots=True)
 class Event:

@@ -29,10 +29,11 @@ from ._errors import ReplicaIdMismatchError
 from ._incarnation import MAX_BASE_LEN, new_incarnation
 from ._journal import Journal
 from ._memory import Memory, new_memory_id
-from ._reads import AsOfView, Reads
+from ._reads import AsOfView, Reads, scope_filters
 from ._records import ApplyResult, ChangeBatch, Event, MemoryRecord, Version
 from ._stamps import Stamps
 from ._sync import Sync
+from ._view import ScopedView
 from .wire import PeerScope
 
 __all__ = ["Replica"]
@@ -246,8 +247,41 @@ class Replica:
         self._memory.record_noop(memory_id, actor=actor, detail=detail)
 
     @_doc(Memory.delete)
-    def delete(self, memory_id: str) -> bool:
-        return self._memory.delete(memory_id)
+    def delete(self, memory_id: str, *, actor: str | None = None) -> bool:
+        return self._memory.delete(memory_id, actor=actor)
+
+    def delete_all(self, *, actor: str | None = None, everything: bool = False,
+                   **scope: str | None) -> int:
+        """Delete every live memory whose scope matches ``scope`` (each given field equal,
+        None matching an absent field, as in :meth:`list`), as ordinary deletes in one
+        transaction (each recorded in history with ``actor``, each replicated); return
+        how many were deleted. A scope without one field set to a value is refused
+        (it would reach memories of every user) unless ``everything=True``, which takes
+        no scope and deletes every memory. Sets are not touched."""
+        fields = scope_filters(scope)
+        if everything is not False:
+            if everything is not True or fields:
+                raise InvalidArgumentError("delete_all(everything=True) takes no scope")
+        elif all(value is None for value in fields.values()):
+            raise InvalidArgumentError(
+                "delete_all needs a scope field with a value (app_id, user_id, agent_id,"
+                " run_id), or everything=True")
+        return self._delete_matching(fields, actor)
+
+    def end_run(self, run_id: str, *, actor: str | None = None, **scope: str | None) -> int:
+        """Discard a session: delete every live memory of run ``run_id`` (narrowed by
+        the given ``scope`` fields) as :meth:`delete_all` does; return the count."""
+        if type(run_id) is not str or not run_id:
+            raise InvalidArgumentError("run_id must be a non-empty str")
+        fields = scope_filters(scope)
+        return self._delete_matching({**fields, "run_id": run_id}, actor)
+
+    def _delete_matching(self, fields: dict[str, str | None], actor: str | None) -> int:
+        if actor is not None and type(actor) is not str:
+            raise InvalidArgumentError("actor must be a str or None")
+        ids = [record.id for record in self._reads.matching(fields)]
+        with self._env.batch():
+            return sum(self._memory.delete(memory_id, actor=actor) for memory_id in ids)
 
     @_doc(Memory.forget)
     def forget(self, memory_id: str) -> bool:
@@ -281,9 +315,10 @@ class Replica:
         return self._reads.get(memory_id)
 
     @_doc(Reads.list)
-    def list(self, *, limit: int | None = None, **scope_filters: str | None
+    def list(self, *, limit: int | None = None, offset: int = 0,
+             filters: Mapping[str, Any] | None = None, **scope_filters: str | None
              ) -> builtins.list[MemoryRecord]:
-        return self._reads.list(limit=limit, **scope_filters)
+        return self._reads.list(limit=limit, offset=offset, filters=filters, **scope_filters)
 
     @_doc(Reads.set_members)
     def set_members(self, key: str) -> frozenset[Any]:
@@ -296,6 +331,15 @@ class Replica:
     @_doc(Reads.as_of)
     def as_of(self, timestamp: Timestamp | int) -> AsOfView:
         return self._reads.as_of(timestamp)
+
+    def view(self, *, app_id: str | None = None, user_id: str | None = None,
+             agent_id: str | None = None, run_id: str | None = None) -> ScopedView:
+        """A read-only :class:`ScopedView` of what an agent with this scope sees: every
+        memory that sets at least one scope field, each field it sets equal to the
+        view's (app-wide, user, agent and run tiers at once, most specific first)."""
+        return ScopedView(self._env, self._stamps.clock, self.replica_id,
+                          {"app_id": app_id, "user_id": user_id, "agent_id": agent_id,
+                           "run_id": run_id})
 
     @_doc(Conflicts.conflicts)
     def conflicts(self, **scope_filters: str | None) -> builtins.list[MemoryRecord]:

@@ -10,6 +10,8 @@ pushes every write made through the facade. Example::
     async with await AsyncMemory.open("agent-a", node={"cluster_key": key}) as memory:
         memory_id = await memory.add("prefers dark mode", user_id="alice")
         hits = await memory.search("ui theme", user_id="alice")
+        billing = memory.view(user_id="alice", agent_id="billing")  # + user, app tiers
+        hits = await billing.search("ui theme")
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from memmesh.crdt import Dot, MemmeshError
 
 if TYPE_CHECKING:
-    from memmesh.storage import Replica
+    from memmesh.storage import Replica, ScopedView
 
-__all__ = ["AsyncMemory", "FacadeClosedError"]
+__all__ = ["AsyncMemory", "AsyncView", "FacadeClosedError"]
 
 T = TypeVar("T")
 
@@ -177,9 +179,23 @@ class AsyncMemory:
         """``replica.update``: a new version superseding the ones seen here."""
         await self.run(self.replica.update, memory_id, text, **options)
 
-    async def delete(self, memory_id: str) -> bool:
-        """``replica.delete`` (observed-remove; False if nothing was live here)."""
-        return bool(await self.run(self.replica.delete, memory_id))
+    async def delete(self, memory_id: str, **options: Any) -> bool:
+        """``replica.delete`` (observed-remove; False if nothing was live here);
+        ``actor`` is recorded on the DELETE."""
+        return bool(await self.run(self.replica.delete, memory_id, **options))
+
+    async def delete_all(self, **options: Any) -> int:
+        """``replica.delete_all``: delete every memory of a scope; return the count."""
+        return int(await self.run(self.replica.delete_all, **options))
+
+    async def end_run(self, run_id: str, **options: Any) -> int:
+        """``replica.end_run``: discard a session's run-scoped memories; return the count."""
+        return int(await self.run(self.replica.end_run, run_id, **options))
+
+    def view(self, **scope: str | None) -> AsyncView:
+        """An awaitable :class:`memmesh.storage.ScopedView`: what an agent with this
+        scope sees (app, user, agent and run tiers), with ``list``, ``get``, ``search``."""
+        return AsyncView(self, self.replica.view(**scope))
 
     async def forget(self, memory_id: str) -> bool:
         """``replica.forget``: erase content and history here and on every replica."""
@@ -190,11 +206,13 @@ class AsyncMemory:
         return list(await self.run(self.replica.history, memory_id))
 
     async def list(self, **scope_filters: Any) -> builtins.list[Any]:
-        """``replica.list``: live memories matching the scope filters, oldest first."""
+        """``replica.list``: live memories matching the scope filters (and ``filters``,
+        ``limit``, ``offset``), oldest first."""
         return list(await self.run(self.replica.list, **scope_filters))
 
     async def search(self, query: str, k: int = 10, **scope_filters: Any) -> builtins.list[Any]:
-        """``SemanticIndex.search``: the ``k`` best ``Hit``\\ s within the scope filters."""
+        """``SemanticIndex.search``: the ``k`` best ``Hit``\\ s within the scope filters
+        (or a ``view``; and ``filters``, ``threshold``, ``offset``)."""
         return list(await self.run(self._with_index, "search", query, k, **scope_filters))
 
     # -- conflicts ------------------------------------------------------------------------
@@ -249,3 +267,26 @@ class AsyncMemory:
             if loop.time() >= deadline:
                 return False
             await asyncio.sleep(interval)
+
+
+class AsyncView:
+    """:class:`memmesh.storage.ScopedView` reads, awaited off the loop (from
+    :meth:`AsyncMemory.view`). ``view`` is the underlying read-only view."""
+
+    def __init__(self, memory: AsyncMemory, view: ScopedView) -> None:
+        self.memory = memory
+        self.view = view
+
+    async def list(self, **options: Any) -> builtins.list[Any]:
+        """``view.list``: visible memories, most specific tier first (``filters``,
+        ``limit``, ``offset``)."""
+        return list(await self.memory.run(self.view.list, **options))
+
+    async def get(self, memory_id: str) -> Any:
+        """``view.get``: the memory if visible in the view, else None."""
+        return await self.memory.run(self.view.get, memory_id)
+
+    async def search(self, query: str, k: int = 10, **options: Any) -> builtins.list[Any]:
+        """``SemanticIndex.search(query, k, view=view)`` (``filters``, ``threshold``,
+        ``offset``)."""
+        return await self.memory.search(query, k, view=self.view, **options)
