@@ -7,25 +7,32 @@ element, the serde bytes. A thread's index set lists its records by entry
 ``("w", ns, checkpoint_id, task_id, idx)``), one set lists the threads, and one set per
 run id lists that run's checkpoints as ``(thread_id, ns, checkpoint_id)``. Removal is
 observed-remove: what another replica adds concurrently survives (add wins).
+
+Every key is created with the saver's scope (``app_id``, ``user_id``, ``agent_id``) and
+the scope is part of each key's identity, so savers of two scopes on one replica never
+share a key, and a peer's ``PeerScope`` decides which threads it receives.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from memmesh.storage import Replica
 
-__all__ = ["Element", "Records"]
+__all__ = ["SCOPE_FIELDS", "Element", "Records"]
+
+#: The scope fields a saver's records carry (``run_id`` would make them private).
+SCOPE_FIELDS = ("app_id", "user_id", "agent_id")
 
 _PREFIX = "langgraph.checkpoint/"
 
 Element = tuple[Any, ...]
 
 
-def _key(*identity: str | int) -> str:
+def _key(*identity: str | int | None) -> str:
     """The memmesh key of one record: a hash, so any thread id or namespace fits."""
     digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()
     return _PREFIX + digest
@@ -34,9 +41,11 @@ def _key(*identity: str | int) -> str:
 class Records:
     """The saver's records in ``replica``."""
 
-    def __init__(self, replica: Replica) -> None:
+    def __init__(self, replica: Replica, scope: Mapping[str, str | None]) -> None:
         self.replica = replica
-        self._threads = _PREFIX + "threads"
+        self.scope = dict(scope)
+        self._scope_id = tuple(self.scope.get(f) for f in SCOPE_FIELDS)
+        self._threads = _key(*self._scope_id, "threads")
 
     # -- reads -------------------------------------------------------------------------
 
@@ -95,13 +104,13 @@ class Records:
     # -- keys --------------------------------------------------------------------------
 
     def _add(self, key: str, element: Any) -> None:
-        self.replica.set_add(key, element)
+        self.replica.set_add(key, element, **self.scope)
 
     def _record_key(self, thread_id: str, entry: Element) -> str:
-        return _key(entry[0], thread_id, *entry[1:])
+        return _key(*self._scope_id, entry[0], thread_id, *entry[1:])
 
     def _index_key(self, thread_id: str) -> str:
-        return _key("thread", thread_id)
+        return _key(*self._scope_id, "thread", thread_id)
 
     def _run_key(self, run_id: str) -> str:
-        return _key("run", run_id)
+        return _key(*self._scope_id, "run", run_id)

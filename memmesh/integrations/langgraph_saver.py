@@ -52,14 +52,25 @@ class MemmeshSaver(BaseCheckpointSaver[str]):
 
     Semantics are ``InMemorySaver``'s (``get_tuple``, ``list`` with ``filter``,
     ``before`` and ``limit``, ``put_writes`` keeping the first write of an index >= 0,
-    ``delete_thread``); versions are ``InMemorySaver``'s too. The async methods run the
-    sync ones in a worker thread.
+    ``delete_thread``); versions are ``InMemorySaver``'s too, and ``delete_for_runs``,
+    ``copy_thread`` and ``prune`` are implemented. The async methods run the sync ones
+    in a worker thread.
+
+    ``app_id``, ``user_id``, ``agent_id``: the scope every record is written with. A
+    saver sees only its own scope's threads (one thread id in two scopes is two
+    threads), and a peer whose ``PeerScope`` excludes the scope never receives them.
     """
 
-    def __init__(self, replica: Replica, *, serde: SerializerProtocol | None = None) -> None:
+    def __init__(self, replica: Replica, *, serde: SerializerProtocol | None = None,
+                 app_id: str | None = "langgraph", user_id: str | None = None,
+                 agent_id: str | None = None) -> None:
+        scope = {"app_id": app_id, "user_id": user_id, "agent_id": agent_id}
+        for name, value in scope.items():
+            if value is not None and (not isinstance(value, str) or not value):
+                raise InvalidArgumentError(f"{name} must be a non-empty string or None")
         super().__init__(serde=serde)
         self.replica = replica
-        self._records = Records(replica)
+        self._records = Records(replica, scope)
         self._upkeep = Upkeep(self._records, self.serde)
 
     # -- reads -------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from replica_helpers import sync
 from memmesh.crdt import InvalidArgumentError
 from memmesh.integrations._lg_saver_records import Records
 from memmesh.integrations.langgraph_saver import MemmeshSaver
-from memmesh.storage import Replica
+from memmesh.storage import PeerScope, Replica
 
 
 @pytest.fixture(params=["inmemory", "memmesh"])
@@ -217,6 +217,28 @@ def test_concurrent_copies_of_one_checkpoint_converge_to_one_record(
         assert found[0].pending_writes == [("task", "a", 2)]
 
 
+def test_a_peer_scoped_to_another_user_does_not_receive_the_thread(
+        replicas: tuple[Replica, Replica]) -> None:
+    a, b = replicas
+    config: RunnableConfig = {"configurable": {"thread_id": "conversation"}}
+    build_graph(MemmeshSaver(a, user_id="alice"), ask=True).invoke({"log": ["a"]}, config)
+    build_graph(MemmeshSaver(a, user_id="bob"), ask=True).invoke({"log": ["b"]}, config)
+    assert [t.checkpoint["channel_values"].get("log") for t in
+            MemmeshSaver(a, user_id="alice").list(config, limit=1)] == [["a", "draft"]]
+    only_bob = PeerScope(users=frozenset({"bob"}))
+    b.sync_apply(a.sync_changes(b.sync_summary(), peer=only_bob))
+    assert list(MemmeshSaver(b, user_id="alice").list(None)) == []
+    assert list(MemmeshSaver(b).list(None)) == []
+    on_b = build_graph(MemmeshSaver(b, user_id="bob"), ask=True)
+    assert on_b.invoke(Command(resume="yes"), config)["log"] == [
+        "b", "draft", "review:yes", "publish"]
+
+
+def test_a_saver_refuses_a_malformed_scope() -> None:
+    with pytest.raises(InvalidArgumentError):
+        MemmeshSaver(None, user_id="")  # type: ignore[arg-type]
+
+
 # -- delete_for_runs, copy_thread, prune -----------------------------------------------
 
 
@@ -234,13 +256,13 @@ def test_delete_for_runs_removes_a_runs_checkpoints_writes_and_orphaned_blobs_on
     assert ids(saver.list(thread("t", ns="child"))) == []
     kept = saver.get_tuple(second)
     assert kept is not None and kept.checkpoint["channel_values"] == {"a": 1, "b": 2}
-    blobs = {e[2] for e in Records(a).entries("t") if e[0] == "b"}
+    blobs = {e[2] for e in Records(a, {"app_id": "langgraph"}).entries("t") if e[0] == "b"}
     assert blobs == {"a", "b"}  # the child namespace's blob went with its checkpoint
-    assert not any(e[0] == "w" for e in Records(a).entries("t"))
+    assert not any(e[0] == "w" for e in Records(a, {"app_id": "langgraph"}).entries("t"))
     assert len(list(saver.list(thread("u")))) == 1
     saver.delete_for_runs(["r2", "r3"])
     assert list(saver.list(None)) == []
-    assert Records(a).threads() == frozenset()
+    assert Records(a, {"app_id": "langgraph"}).threads() == frozenset()
 
 
 def test_a_copied_thread_resumes_on_another_replica_and_leaves_its_source_paused(
