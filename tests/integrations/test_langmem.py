@@ -4,7 +4,8 @@ Two agents, each a LangChain agent on its own replica with langmem's
 ``create_manage_memory_tool`` and ``create_search_memory_tool``, driven by a scripted
 fake chat model (no network, no real model); the store's LangGraph ``IndexConfig``
 embeds with memmesh's deterministic word-hashing embedder. What one agent saves,
-updates or deletes, the other finds (or no longer finds) after sync.
+updates or deletes, the other finds (or no longer finds) after sync, and so is what
+langmem's background ``create_memory_store_manager`` extracts.
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.store.base import IndexConfig
-from langmem import create_manage_memory_tool, create_search_memory_tool
+from langmem import (
+    create_manage_memory_tool,
+    create_memory_store_manager,
+    create_search_memory_tool,
+)
 from replica_helpers import sync
 
 from memmesh.integrations.langgraph import MemmeshStore
@@ -127,3 +132,19 @@ def test_the_async_tools_share_memories_across_replicas_too(stores: Any) -> None
 
     (hit,) = asyncio.run(run())
     assert hit["value"] == {"content": "The launch is on Monday"}
+
+
+def test_memories_the_store_manager_extracts_on_one_replica_are_searchable_on_the_other(
+        stores: Any) -> None:
+    store_a, store_b, a, b = stores
+    extraction = calls("Memory", content="Alice prefers dark mode")
+    manager = create_memory_store_manager(ScriptedModel(messages=iter([extraction])),
+                                          namespace=NAMESPACE, store=store_a)
+    (written,) = manager.invoke(ask("I prefer dark mode everywhere"), ALICE)
+    assert written["value"] == {"kind": "Memory",
+                                "content": {"content": "Alice prefers dark mode"}}
+    sync(a, b)
+    (hit,) = found(agent(store_b, calls("search_memory", query="dark mode")
+                         ).invoke(ask("mode?"), ALICE))
+    assert hit["key"] == written["key"]
+    assert hit["value"]["content"] == {"content": "Alice prefers dark mode"}
