@@ -70,10 +70,7 @@ class Upkeep:
         """Remove checkpoints ``ids`` of ``ns``, their writes, and orphaned blobs."""
         if not ids:
             return
-        for checkpoint_id in ids:
-            run_id = self.metadata(thread_id, ns, checkpoint_id).get("run_id")
-            if isinstance(run_id, str):
-                self.records.remove_run(run_id, thread_id, ns, checkpoint_id)
+        self._unindex_runs(thread_id, ns, ids)
         entries = self.records.entries(thread_id)
         doomed = [e for e in entries
                   if e[0] in ("c", "w") and e[1] == ns and e[2] in ids]
@@ -86,12 +83,16 @@ class Upkeep:
             e for e in self.records.entries(thread_id)
             if e[0] == "b" and e[1] == ns and (e[2], e[3]) not in referenced])
 
+    def _unindex_runs(self, thread_id: str, ns: str, ids: Iterable[str]) -> None:
+        """Take checkpoints ``ids`` out of the index sets of their runs."""
+        for checkpoint_id in ids:
+            run_id = self.metadata(thread_id, ns, checkpoint_id).get("run_id")
+            if isinstance(run_id, str):
+                self.records.remove_run(run_id, thread_id, ns, checkpoint_id)
+
     def delete_thread(self, thread_id: str) -> None:
         for ns, ids in self.checkpoints(thread_id).items():
-            for checkpoint_id in ids:
-                run_id = self.metadata(thread_id, ns, checkpoint_id).get("run_id")
-                if isinstance(run_id, str):
-                    self.records.remove_run(run_id, thread_id, ns, checkpoint_id)
+            self._unindex_runs(thread_id, ns, ids)
         self.records.drop(thread_id, self.records.entries(thread_id))
 
     def delete_for_runs(self, run_ids: Iterable[str]) -> None:

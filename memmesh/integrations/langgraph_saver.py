@@ -47,6 +47,7 @@ from ._lg_saver_upkeep import Upkeep
 
 __all__ = ["MemmeshSaver"]
 
+
 class MemmeshSaver(BaseCheckpointSaver[str]):
     """Checkpoints, channel blobs and pending writes of LangGraph threads in a replica.
 
