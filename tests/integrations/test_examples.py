@@ -34,6 +34,13 @@ def test_langgraph_two_agents_example() -> None:
     assert "[profiler] read the assistant's note" in out
 
 
+def test_langmem_two_agents_example() -> None:
+    out = run_example("langmem_two_agents.py", "--hashing")
+    assert "[agent A] created memory " in out
+    assert "[agent B] found after" in out
+    assert out.rstrip().endswith("Alice prefers dark mode in every editor")
+
+
 def test_zylos_example() -> None:
     out = run_example("zylos/run.py")
     assert "visible on slack and web after" in out
