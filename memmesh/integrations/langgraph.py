@@ -40,7 +40,15 @@ from memmesh.crdt import InvalidArgumentError, freeze
 from memmesh.semantic import ScoreWeights, SemanticIndex
 from memmesh.storage import MemoryRecord, Replica
 
-from ._lg_index import Bridge, Embed, FieldVectors, checked_paths, field_texts, index_config_of
+from ._lg_index import (
+    Bridge,
+    Embed,
+    FieldVectors,
+    checked_paths,
+    default_fields,
+    field_texts,
+    index_config_of,
+)
 
 __all__ = ["MemmeshStore", "matches_filter"]
 
@@ -212,7 +220,8 @@ class MemmeshStore(BaseStore):
         else:
             config = {"fields": fields}
         self.index = index
-        self.fields = checked_paths(config.get("fields"))
+        self.fields = checked_paths(default_fields(config))
+        self.distance: str = str(config.get("distance_type") or "cosine")
         self.score = score
         self._vectors = FieldVectors()
         self.base_scope = {k: v for k, v in
@@ -385,7 +394,9 @@ class MemmeshStore(BaseStore):
         scored: list[tuple[_Entry, float]] = []
         unscored: list[tuple[_Entry, float | None]] = []
         for entry in candidates:
-            best = self._vectors.best(entry.memory_id, query) if entry.indexed else None
+            distance = self.distance if self.score == "similarity" else "cosine"
+            best = (self._vectors.best(entry.memory_id, query, distance) if entry.indexed
+                    else None)
             if best is None:
                 unscored.append((entry, None))
             else:
@@ -395,7 +406,8 @@ class MemmeshStore(BaseStore):
         return ranked[op.offset: op.offset + op.limit]
 
     def _rank(self, entry: _Entry, cosine: float, now: int) -> float:
-        """The item's score: its best cosine, or memmesh's blend with ``score="rank"``."""
+        """The item's score: its best field's similarity (``distance_type``), or with
+        ``score="rank"`` memmesh's blend of the best cosine, recency and priors."""
         if self.score == "similarity":
             return cosine
         w = self.weights
