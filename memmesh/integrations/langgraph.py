@@ -161,6 +161,10 @@ class _Entry:
                     created_at=created, updated_at=updated)
 
 
+def _created_order(entry: _Entry) -> tuple[int, Namespace, str]:
+    return entry.created_ms, entry.namespace, entry.key
+
+
 class MemmeshStore(BaseStore):
     """A LangGraph store whose items live in ``replica`` (see the module docstring).
 
@@ -234,6 +238,7 @@ class MemmeshStore(BaseStore):
         self._lock = threading.RLock()
         self._entries: dict[str, _Entry] = {}  # memory id -> entry
         self._by_key: dict[tuple[Namespace, str], set[str]] = {}
+        self._order: list[_Entry] | None = None  # _items() before expiry, None: stale
         self._seq: int | None = None
 
     # -- following the replica --------------------------------------------------------
@@ -250,6 +255,7 @@ class MemmeshStore(BaseStore):
         return mark if isinstance(mark, Mapping) and "ns" in mark and "key" in mark else None
 
     def _drop(self, memory_id: str) -> None:
+        self._order = None
         entry = self._entries.pop(memory_id, None)
         if entry is not None:
             ids = self._by_key.get((entry.namespace, entry.key))
@@ -288,6 +294,7 @@ class MemmeshStore(BaseStore):
         seq = self.replica.journal_seq()
         self._entries.clear()
         self._by_key.clear()
+        self._order = None
         for record in self.replica.list(**self.base_scope):
             self._load(record, record.id)
         self._seq = seq
@@ -301,12 +308,25 @@ class MemmeshStore(BaseStore):
         return max(live, key=lambda e: e.updated) if live else None
 
     def _items(self, now_ms: int) -> list[_Entry]:
-        out = []
-        for namespace, key in self._by_key:
-            entry = self._current(namespace, key, now_ms)
-            if entry is not None:
+        """Every item's winning memory, oldest item first. The order ignoring expiry is
+        cached until the next change; only an expired winner is looked up again."""
+        if self._order is None:
+            newest = [max((self._entries[i] for i in ids), key=lambda e: e.updated)
+                      for ids in self._by_key.values()]
+            newest.sort(key=_created_order)
+            self._order = newest
+        out: list[_Entry] = []
+        resort = False
+        for entry in self._order:
+            if entry.live(now_ms):
                 out.append(entry)
-        out.sort(key=lambda e: (e.created_ms, e.namespace, e.key))
+                continue
+            other = self._current(entry.namespace, entry.key, now_ms)
+            if other is not None:
+                out.append(other)
+                resort = True
+        if resort:
+            out.sort(key=_created_order)
         return out
 
     # -- batch ------------------------------------------------------------------------
