@@ -13,7 +13,6 @@ docs/langgraph.md.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -26,7 +25,6 @@ from langgraph.store.base import (
     IndexConfig,
     Item,
     ListNamespacesOp,
-    MatchCondition,
     Op,
     PutOp,
     Result,
@@ -40,6 +38,8 @@ from memmesh.crdt import InvalidArgumentError, freeze
 from memmesh.semantic import ScoreWeights, SemanticIndex
 from memmesh.storage import MemoryRecord, Replica
 
+from ._lg_async import Coalescer, Outcome
+from ._lg_filters import matches_filter, namespace_matches, thaw
 from ._lg_index import (
     Bridge,
     Embed,
@@ -61,66 +61,6 @@ Namespace = tuple[str, ...]
 ScopeFn = Callable[[Namespace], Mapping[str, str | None]]
 
 
-# -- values and filters ----------------------------------------------------------------
-
-
-def _thaw(value: Any) -> Any:
-    """Stored plain data back to JSON-like Python (tuples become lists)."""
-    if isinstance(value, tuple | list):
-        return [_thaw(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items()}
-    return value
-
-
-def _compare(item_value: Any, wanted: Any) -> bool:
-    if isinstance(wanted, Mapping):
-        if any(str(k).startswith("$") for k in wanted):
-            return all(_apply_operator(item_value, op, arg) for op, arg in wanted.items())
-        if not isinstance(item_value, Mapping):
-            return False
-        return all(_compare(item_value.get(k), v) for k, v in wanted.items())
-    if isinstance(wanted, list | tuple):
-        return (isinstance(item_value, list | tuple) and len(item_value) == len(wanted)
-                and all(_compare(a, b) for a, b in zip(item_value, wanted, strict=True)))
-    return bool(item_value == wanted)
-
-
-def _apply_operator(value: Any, operator: str, arg: Any) -> bool:
-    if operator == "$eq":
-        return bool(value == arg)
-    if operator == "$ne":
-        return bool(value != arg)
-    if operator in ("$gt", "$gte", "$lt", "$lte"):
-        if value is None:
-            return False
-        a, b = float(value), float(arg)
-        return {"$gt": a > b, "$gte": a >= b, "$lt": a < b, "$lte": a <= b}[operator]
-    raise InvalidArgumentError(f"unsupported filter operator {operator!r}")
-
-
-def matches_filter(value: Mapping[str, Any], filter: Mapping[str, Any] | None) -> bool:
-    """LangGraph's filter semantics (those of ``InMemoryStore`` and the SQL stores):
-    every key must match; nested dicts match recursively, lists element-wise, and a dict
-    of ``$eq $ne $gt $gte $lt $lte`` applies the operators."""
-    if not filter:
-        return True
-    return all(_compare(value.get(k), v) for k, v in filter.items())
-
-
-def _namespace_matches(condition: MatchCondition, namespace: Namespace) -> bool:
-    path = tuple(condition.path)
-    if len(namespace) < len(path):
-        return False
-    if condition.match_type == "prefix":
-        pairs = zip(namespace, path, strict=False)
-    elif condition.match_type == "suffix":
-        pairs = zip(reversed(namespace), reversed(path), strict=False)
-    else:
-        raise InvalidArgumentError(f"unsupported match type {condition.match_type!r}")
-    return all(p == "*" or n == p for n, p in pairs)
-
-
 def _datetime(wall_ms: int) -> datetime:
     return datetime.fromtimestamp(wall_ms / 1000, tz=UTC)
 
@@ -138,7 +78,7 @@ class _Entry:
         self.memory_id = record.id
         self.namespace: Namespace = tuple(mark["ns"])
         self.key: str = mark["key"]
-        self.value: dict[str, Any] = _thaw(mark["value"])
+        self.value: dict[str, Any] = thaw(mark["value"])
         self.ttl: float | None = mark.get("ttl")
         self.indexed: bool = bool(mark.get("indexed", True))
         fields = mark.get("fields")  # the put's own index paths; None: the store's
@@ -239,6 +179,7 @@ class MemmeshStore(BaseStore):
         self._entries: dict[str, _Entry] = {}  # memory id -> entry
         self._by_key: dict[tuple[Namespace, str], set[str]] = {}
         self._order: list[_Entry] | None = None  # _items() before expiry, None: stale
+        self._coalescer = Coalescer(self._batches)
         self._seq: int | None = None
 
     # -- following the replica --------------------------------------------------------
@@ -378,15 +319,21 @@ class MemmeshStore(BaseStore):
             return results
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
-        """:meth:`batch` in a worker thread, so LMDB never blocks the event loop; the
-        embedder's async methods run on this loop (an async embed function works)."""
-        loop = asyncio.get_running_loop()
+        """:meth:`batch` in a worker thread, so LMDB never blocks the event loop; calls
+        made concurrently share one thread hop (``_lg_async``), each still its own batch.
+        The embedder's async methods run on this loop (an async embed function works)."""
+        return await self._coalescer.submit(list(ops))
 
-        def bridge(coro: Any) -> list[list[float]]:
-            rows: list[list[float]] = asyncio.run_coroutine_threadsafe(coro, loop).result()
-            return rows
-
-        return await asyncio.to_thread(self._batch, list(ops), bridge)
+    def _batches(self, groups: list[list[Op]], bridge: Bridge) -> list[Outcome]:
+        """Run ``groups`` in order, each as one batch; an exception is that batch's only."""
+        outcomes: list[Outcome] = []
+        with self._lock:
+            for ops in groups:
+                try:
+                    outcomes.append(self._batch(ops, bridge))
+                except Exception as exc:  # handed to that batch's caller alone
+                    outcomes.append(exc)
+        return outcomes
 
     # -- reads --------------------------------------------------------------------------
 
@@ -440,7 +387,7 @@ class MemmeshStore(BaseStore):
         namespaces = {e.namespace for e in self._items(now)}
         conditions = op.match_conditions or ()
         selected = [ns for ns in namespaces
-                    if all(_namespace_matches(c, ns) for c in conditions)]
+                    if all(namespace_matches(c, ns) for c in conditions)]
         if op.max_depth is not None:
             selected = list({ns[: op.max_depth] for ns in selected})
         return sorted(selected)[op.offset: op.offset + op.limit]

@@ -255,6 +255,63 @@ def test_async_twins(case: Case) -> None:
     asyncio.run(main())
 
 
+def test_concurrent_async_calls_run_in_arrival_order_each_as_its_own_batch(case: Case) -> None:
+    store = case.store
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(
+            store.aput(("a",), "k", {"v": 1}),
+            store.aget(("a",), "k"),                            # sees the put before it
+            store.abatch([PutOp(("a",), "j", {"v": 2}), GetOp(("a.b",), "k")]),  # refused
+            store.aput(("a",), "k", {"v": 3}),
+            store.asearch(("a",)),
+            return_exceptions=True)
+
+    put, got, refused, _, found = asyncio.run(main())
+    assert put is None and got.value == {"v": 1}
+    assert [(i.key, i.value) for i in found if i.key == "k"] == [("k", {"v": 3})]
+    if case.memmesh:  # (InMemoryStore does not validate raw ops: test above)
+        assert isinstance(refused, InvalidNamespaceError)  # its caller's error alone
+        assert [i.key for i in found] == ["k"]  # and none of that batch was written
+
+
+def test_many_concurrent_async_calls_share_worker_thread_hops(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hops: list[str] = []
+    to_thread = asyncio.to_thread
+
+    async def counting(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(func, "__name__", "?"))
+        return await to_thread(func, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counting)
+    with Replica.open(tmp_path / "r", durable=False) as replica:
+        store = MemmeshStore(replica)
+
+        async def main() -> list[Any]:
+            await asyncio.gather(*[store.aput(("a",), f"k{i}", {"v": i}) for i in range(50)])
+            return await asyncio.gather(*[store.aget(("a",), f"k{i}") for i in range(50)])
+
+        got = asyncio.run(main())
+    assert [item.value for item in got] == [{"v": i} for i in range(50)]
+    assert len(hops) <= 4  # one round per gather (two at most each), not 100 hops
+
+
+def test_a_cancelled_async_call_leaves_the_store_working(tmp_path: Path) -> None:
+    with Replica.open(tmp_path / "r", durable=False) as replica:
+        store = MemmeshStore(replica)
+
+        async def main() -> Any:
+            await store.aput(("a",), "k", {"v": 1})
+            task = asyncio.create_task(store.aget(("a",), "k"))
+            await asyncio.sleep(0)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return await store.aget(("a",), "k")
+
+        assert asyncio.run(main()).value == {"v": 1}
+
+
 def test_invalid_namespaces_are_refused_and_change_nothing(case: Case) -> None:
     store = case.store
     for bad in [(), ("langgraph", "x"), ("a.b",), ("",)]:
