@@ -48,9 +48,12 @@ def _apply_operator(value: Any, operator: str, arg: Any) -> bool:
     if operator == "$ne":
         return bool(value != arg)
     if operator in ("$gt", "$gte", "$lt", "$lte"):
-        if value is None:
+        b = _number(arg)
+        if b is None:
+            raise InvalidArgumentError(f"filter {operator} needs a number, not {arg!r}")
+        a = _number(value)
+        if a is None:  # a missing or non-numeric value is not in any range
             return False
-        a, b = float(value), float(arg)
         return {"$gt": a > b, "$gte": a >= b, "$lt": a < b, "$lte": a <= b}[operator]
     raise InvalidArgumentError(f"unsupported filter operator {operator!r}")
 
@@ -75,3 +78,14 @@ def namespace_matches(condition: MatchCondition, namespace: Namespace) -> bool:
     else:
         raise InvalidArgumentError(f"unsupported match type {condition.match_type!r}")
     return all(p == "*" or n == p for n, p in pairs)
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a float (numbers and numeric strings, as ``InMemoryStore`` reads
+    them), or None."""
+    if value is None or isinstance(value, bool | Mapping | list | tuple):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

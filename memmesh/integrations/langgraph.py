@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
@@ -61,8 +61,11 @@ Namespace = tuple[str, ...]
 ScopeFn = Callable[[Namespace], Mapping[str, str | None]]
 
 
-def _datetime(wall_ms: int) -> datetime:
-    return datetime.fromtimestamp(wall_ms / 1000, tz=UTC)
+def _datetime(wall_ms: int, logical: int = 0) -> datetime:
+    """A wall-clock time as a datetime; an HLC's logical counter adds microseconds, so
+    two writes in one millisecond get increasing ``updated_at`` times (up to 999)."""
+    return datetime.fromtimestamp(wall_ms / 1000, tz=UTC) + timedelta(
+        microseconds=min(logical, 999))
 
 
 # -- the store -------------------------------------------------------------------------
@@ -93,7 +96,8 @@ class _Entry:
         return self.expires_at is None or self.expires_at > now_ms
 
     def item(self, score: float | None = None, *, search: bool = False) -> Item:
-        created, updated = _datetime(self.created_ms), _datetime(self.updated.wall_ms)
+        created = _datetime(self.created_ms)
+        updated = _datetime(self.updated.wall_ms, self.updated.logical)
         if search:
             return SearchItem(self.namespace, self.key, dict(self.value), created, updated,
                               score)

@@ -28,6 +28,7 @@ from langgraph.store.base import (
 from langgraph.store.memory import InMemoryStore
 from replica_helpers import Clock, sync
 
+from memmesh.crdt import InvalidArgumentError
 from memmesh.integrations.langgraph import MemmeshStore, matches_filter
 from memmesh.semantic import HashingEmbedder, SemanticIndex
 from memmesh.storage import PeerScope, Replica
@@ -347,6 +348,31 @@ def test_query_search_ranks_by_meaning_and_respects_filters(indexed: Case) -> No
     assert [h.key for h in peanut] == ["m2"]
     page = store.search(ns, query="alice prefers dark mode in the editor", limit=1, offset=1)
     assert len(page) == 1 and page[0].key != "m1"
+
+
+def test_range_filters_skip_non_numeric_values_and_refuse_non_numeric_bounds(
+        tmp_path: Path) -> None:
+    with Replica.open(tmp_path / "r", durable=False) as replica:
+        store = MemmeshStore(replica)
+        for key, n in [("num", 5), ("text", "five"), ("list", [5]), ("missing", None)]:
+            store.put(("a",), key, {"n": n} if n is not None else {})
+        store.put(("a",), "numeric-text", {"n": "7"})
+        assert keys(store.search(("a",), filter={"n": {"$gt": 1}})) == {
+            (("a",), "num"), (("a",), "numeric-text")}
+        with pytest.raises(InvalidArgumentError):
+            store.search(("a",), filter={"n": {"$lt": "ten"}})
+
+
+def test_updated_at_increases_with_each_put_within_one_millisecond(pair: Any) -> None:
+    a, _, _ = pair  # the clock stands still: every put lands in the same millisecond
+    store = MemmeshStore(a)
+    times = []
+    for n in range(3):
+        store.put(("a",), "k", {"n": n})
+        item = store.get(("a",), "k")
+        assert item is not None
+        times.append(item.updated_at)
+    assert times == sorted(times) and len(set(times)) == 3
 
 
 def test_filter_helper_matches_langgraph_semantics() -> None:
