@@ -12,7 +12,7 @@ suites) from a langgraph checkout into ``OUT_DIR``, changing only how the store 
   module instead, whose store classes construct a ``MemmeshStore`` on a fresh replica;
 * the postgres files' fixtures that create databases (``store``, ``_create_vector_store``)
   are redefined at the end of the copy to build the store through ``lgshim``;
-* backend-internal tests (SQL connections, migrations, query text, pgvector pool internals)
+* backend-internal tests (SQL connections, migrations, query text, psycopg pool internals)
   are marked skipped by name, and counted.
 
 Then runs each file with pytest (``anyio_mode = auto`` runs the async tests; no
@@ -26,8 +26,6 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
 
 # the key used on the command line and in the report -> (suite, path in the checkout)
 FILES = {
