@@ -8,10 +8,13 @@ conflicts (``conflicts``) and writes resolutions (``resolve``); who resolves and
 merge policy (:mod:`memmesh.merge`). ``view(...)`` gives a read-only :class:`ScopedView`
 of the app, user, agent and run tiers one agent sees; ``list`` takes metadata
 ``filters`` (:data:`OPERATORS`); ``delete_all`` and ``end_run`` delete by scope.
+``watch(...)`` follows the changes (local and merged from peers) as change events;
+:class:`JournalFollower` is the journal cursor under it, for anything derived.
 """
 
 from __future__ import annotations
 
+from ._changes import EVENT_OPS, ChangeEvent
 from ._errors import (
     ReplicaIdMismatchError,
     StorageError,
@@ -19,6 +22,7 @@ from ._errors import (
     WritesFencedError,
 )
 from ._filters import OPERATORS, InvalidFilterError, MetadataFilter, compile_filter
+from ._follow import FollowPage, JournalFollower, JournalSource
 from ._memory import MAX_FIELD, MAX_TEXT
 from ._reads import AsOfView
 from ._records import (
@@ -33,9 +37,11 @@ from ._records import (
 )
 from ._replica import Replica
 from ._view import ScopedView
+from ._watch import Subscription, Watch
 from .wire import PeerScope
 
 __all__ = [
+    "EVENT_OPS",
     "MAX_FIELD",
     "MAX_TEXT",
     "OPERATORS",
@@ -44,8 +50,12 @@ __all__ = [
     "AsOfView",
     "Change",
     "ChangeBatch",
+    "ChangeEvent",
     "Event",
+    "FollowPage",
     "InvalidFilterError",
+    "JournalFollower",
+    "JournalSource",
     "MemoryRecord",
     "MetadataFilter",
     "PeerScope",
@@ -54,8 +64,10 @@ __all__ = [
     "ReplicaIdMismatchError",
     "ScopedView",
     "StorageError",
+    "Subscription",
     "UnknownMemoryError",
     "Version",
+    "Watch",
     "WritesFencedError",
     "compile_filter",
 ]

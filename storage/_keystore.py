@@ -109,7 +109,7 @@ def remove(txn: Txn, key: str, skey: bytes, old_raw: bytes, old: KeyState) -> No
     digest.note_change(txn, skey, old_raw if old.header.shareable else None, None)
     update_indexes(txn, key, old, None)
     history.purge(txn, key)
-    journal.append(txn, key, local=True, priority=old.header.priority)
+    journal.append(txn, key, local=True, priority=old.header.priority, removed=old.header)
 
 
 def collect_expired(env: Env, now_ms: int, limit: int) -> int:

@@ -170,12 +170,16 @@ class ApplyResult:
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One journal entry: key ``memory_id`` changed in transaction-order ``seq``."""
+    """One journal entry: key ``memory_id`` changed in transaction-order ``seq``.
+
+    ``scope`` is the ``(app_id, user_id, agent_id, run_id)`` of a key removed whole (TTL
+    collection), whose state can no longer tell it; None for every other change."""
 
     seq: int
     memory_id: str
     local: bool
     priority: bool
+    scope: tuple[str | None, str | None, str | None, str | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

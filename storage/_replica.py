@@ -14,7 +14,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
@@ -23,6 +23,7 @@ from memmesh.crdt import ORIGIN_SEP, Dot, InvalidArgumentError, Timestamp, check
 
 from . import _layout as layout
 from ._aux import Aux
+from ._changes import ChangeEvent, WatchFilter
 from ._conflicts import Conflicts
 from ._env import DEFAULT_MAP_SIZE, Env, Txn
 from ._errors import ReplicaIdMismatchError
@@ -31,9 +32,11 @@ from ._journal import Journal
 from ._memory import Memory, new_memory_id
 from ._reads import AsOfView, Reads, scope_filters
 from ._records import ApplyResult, ChangeBatch, Event, MemoryRecord, Version
+from ._signal import CommitSignal
 from ._stamps import Stamps
 from ._sync import Sync
 from ._view import ScopedView
+from ._watch import Watch
 from .wire import PeerScope
 
 __all__ = ["Replica"]
@@ -78,6 +81,8 @@ class Replica:
         self._sync = Sync(env, self._stamps, self._memory.collect_expired)
         self._journal = Journal(env)
         self._aux = Aux(env)
+        self._signal = CommitSignal()  # wakes watchers after each commit (see watch)
+        env.after_commit.append(self._signal.fire)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, replica_id: str | None = None,
@@ -156,6 +161,7 @@ class Replica:
         return self._env.path
 
     def close(self) -> None:
+        self._signal.close()  # open watches end
         self._env.close()
 
     def backup(self, path: str | os.PathLike[str]) -> None:
@@ -382,3 +388,30 @@ class Replica:
     def aux_put(self, namespace: str, key: bytes, value: bytes) -> None:
         """Store a local-only value under ``namespace`` and ``key``."""
         self._aux.put(namespace, key, value)
+
+    # -- subscriptions -------------------------------------------------------------------
+
+    def watch(self, since: int | None = None, *, ops: Iterable[str] | None = None,
+              prefix: str | None = None, where: Callable[[ChangeEvent], bool] | None = None,
+              timeout: float | None = None, poll_interval: float = 1.0, page: int = 256,
+              **scope: str | None) -> Watch:
+        """The changes of this replica (local writes, other processes' on this directory,
+        and what ``sync_apply`` merged from peers) as a :class:`Watch` of
+        :class:`ChangeEvent`\\ s, in commit order, at least once.
+
+        ``since``: a journal cursor (an event's ``cursor`` or ``watch.cursor``) to resume
+        after, across restarts; None starts at the journal's end (changes from now on).
+        Filters: scope fields equal (as :meth:`list`; None matches an absent field),
+        ``ops`` (a collection of op names, see :class:`ChangeEvent`), a memory-id
+        ``prefix``, and ``where(event) -> bool`` (e.g. ``view.visible``). A RESET event
+        (never filtered out) says the journal no longer holds every change after
+        ``since``: re-read what you derive, then go on. ``timeout`` ends the iteration
+        after that many idle seconds (None: never; :meth:`Watch.close` ends it from any
+        thread); commits of this process wake the watch at once, other processes'
+        writes are seen within ``poll_interval`` seconds. At most ``page`` events are
+        buffered; writers never wait for a watch."""
+        if since is not None and (type(since) is not int or since < 0):
+            raise InvalidArgumentError("since must be a journal cursor (an int >= 0) or None")
+        wanted = WatchFilter(scope, ops=ops, prefix=prefix, where=where)
+        return Watch(self._env, self, self._signal, self._stamps.clock, since=since,
+                     wanted=wanted, page=page, poll_interval=poll_interval, timeout=timeout)

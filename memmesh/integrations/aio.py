@@ -12,6 +12,8 @@ pushes every write made through the facade. Example::
         hits = await memory.search("ui theme", user_id="alice")
         billing = memory.view(user_id="alice", agent_id="billing")  # + user, app tiers
         hits = await billing.search("ui theme")
+        async for change in memory.watch(user_id="alice"):   # local and from peers
+            print(change.op, change.memory_id)
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import builtins
 import functools
 import os
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
@@ -29,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from memmesh.crdt import Dot, MemmeshError
 
 if TYPE_CHECKING:
-    from memmesh.storage import Replica, ScopedView
+    from memmesh.storage import ChangeEvent, Replica, ScopedView, Watch
 
 __all__ = ["AsyncMemory", "AsyncView", "FacadeClosedError"]
 
@@ -77,6 +80,8 @@ class AsyncMemory:
         self._own_replica = own_replica
         self._own_node = own_node
         self._closed = False
+        self._watches: weakref.WeakSet[Watch] = weakref.WeakSet()  # closed by aclose
+        self._subscriptions: set[asyncio.Task[None]] = set()
 
     # -- construction -----------------------------------------------------------------
 
@@ -124,6 +129,11 @@ class AsyncMemory:
         if self._closed:
             return
         self._closed = True
+        for watch in list(self._watches):
+            watch.close()
+        for task in list(self._subscriptions):
+            task.cancel()
+        await asyncio.gather(*self._subscriptions, return_exceptions=True)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, functools.partial(self._executor.shutdown, wait=True))
         if self._own_node and self.node is not None:
@@ -214,6 +224,43 @@ class AsyncMemory:
         """``SemanticIndex.search``: the ``k`` best ``Hit``\\ s within the scope filters
         (or a ``view``; and ``filters``, ``threshold``, ``offset``)."""
         return list(await self.run(self._with_index, "search", query, k, **scope_filters))
+
+    # -- subscriptions --------------------------------------------------------------------
+
+    def watch(self, since: int | None = None, **filters: Any) -> Watch:
+        """``replica.watch``: the changes (local and merged from peers) as an async
+        iterator, ``async for change in memory.watch(user_id="alice")``; journal reads
+        run off the loop. Filters and ``since`` as ``Replica.watch``. Closed by
+        :meth:`aclose`."""
+        if self._closed:
+            raise FacadeClosedError("this AsyncMemory is closed")
+        watch = self.replica.watch(since, **filters)
+        self._watches.add(watch)
+        return watch
+
+    def subscribe(self, callback: Callable[[ChangeEvent], Any], since: int | None = None,
+                  **filters: Any) -> asyncio.Task[None]:
+        """Call ``callback(event)`` (a function or a coroutine function, awaited) on
+        this loop for each change :meth:`watch` would yield, in order; return the task
+        (cancel it to stop; :meth:`aclose` stops it too). If the callback raises, the
+        task ends with that exception and nothing after that event is delivered: resume
+        with ``since`` the ``cursor`` of the last event handled."""
+        watch = self.watch(since, **filters)
+
+        async def deliver() -> None:
+            try:
+                async for event in watch:
+                    result = callback(event)
+                    if asyncio.iscoroutine(result):
+                        await result
+            finally:
+                watch.close()
+                self._watches.discard(watch)
+
+        task = asyncio.get_running_loop().create_task(deliver())
+        self._subscriptions.add(task)
+        task.add_done_callback(self._subscriptions.discard)
+        return task
 
     # -- conflicts ------------------------------------------------------------------------
 
