@@ -74,16 +74,22 @@ class FactDecision:
 
     ``decision`` is ADD, UPDATE, DELETE or NOOP; ``memory_id`` the memory written (None
     for a NOOP that names no memory); ``text`` what an ADD or UPDATE stored; ``reason``
-    the model's reason (or the fallback's); ``fallback`` True when the deterministic
-    fallback decided instead of the model.
+    the model's reason (or the fallback's); ``decided_by`` "llm" (the model),
+    "fallback" (the model failed or was refused) or "rule" (no similar memory in the
+    view: ADD without asking), as in the history event's ``detail["pipeline"]``.
     """
 
     fact: str
     decision: str
     memory_id: str | None
     reason: str
-    fallback: bool
+    decided_by: str
     text: str | None = None
+
+    @property
+    def fallback(self) -> bool:
+        """True when the deterministic fallback decided instead of the model."""
+        return self.decided_by == "fallback"
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +329,7 @@ class _Writer:
     def add(self, fact: str, reason: str, how: str) -> FactDecision:
         memory_id = self.replica.add(fact, actor=self.actor, metadata=self.metadata,
                                      detail=self._detail(fact, reason, how), **self.scope)
-        return FactDecision(fact, "ADD", memory_id, reason, how == "fallback", fact)
+        return FactDecision(fact, "ADD", memory_id, reason, how, fact)
 
     def fallback(self, fact: str, similar: _Similar, why: str) -> FactDecision:
         """ADD, unless a memory still in the view is a near-duplicate: NOOP on it."""
@@ -335,7 +341,7 @@ class _Writer:
             reason = f"{why}; fallback: near-duplicate of a memory (cosine {cosine:.3f})"
             self.replica.record_noop(memory_id, actor=self.actor,
                                      detail=self._detail(fact, reason, "fallback"))
-            return FactDecision(fact, "NOOP", memory_id, reason, True)
+            return FactDecision(fact, "NOOP", memory_id, reason, "fallback")
         best = f"best cosine {similar.hits[0][1]:.3f}" if similar.hits else "none similar"
         return self.add(fact, f"{why}; fallback: no near-duplicate ({best})", "fallback")
 
@@ -346,7 +352,7 @@ class _Writer:
         if event == "ADD":
             return self.add(fact, reason, "llm")
         if event == "NOOP" and target is None:
-            return FactDecision(fact, "NOOP", None, reason, False)
+            return FactDecision(fact, "NOOP", None, reason, "llm")
         assert target is not None  # parse_decisions refuses UPDATE/DELETE without one
         if self.view.get(target) is None:
             return self.fallback(fact, similar, "refused: the memory left the view")
@@ -355,13 +361,13 @@ class _Writer:
             if event == "UPDATE":
                 text = proposal.text or fact
                 self.replica.update(target, text, actor=self.actor, detail=detail)
-                return FactDecision(fact, "UPDATE", target, reason, False, text)
+                return FactDecision(fact, "UPDATE", target, reason, "llm", text)
             if event == "DELETE":
                 if not self.replica.delete(target, actor=self.actor, detail=detail):
                     raise UnknownMemoryError(target)
-                return FactDecision(fact, "DELETE", target, reason, False)
+                return FactDecision(fact, "DELETE", target, reason, "llm")
             self.replica.record_noop(target, actor=self.actor, detail=detail)
-            return FactDecision(fact, "NOOP", target, reason, False)
+            return FactDecision(fact, "NOOP", target, reason, "llm")
         except UnknownMemoryError:  # gone since the check (another writer)
             return self.fallback(fact, similar, "refused: the memory is gone")
 
