@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from memmesh.crdt import InvalidArgumentError
+from memmesh.crdt import InvalidArgumentError, freeze
 from memmesh.storage import UnknownMemoryError
 
 from ._errors import PipelineOutputError
@@ -162,6 +162,9 @@ class MemoryPipeline:
     ) -> None:
         if id(index.replica) != id(replica):
             raise InvalidArgumentError("the index must search the pipeline's replica")
+        if actor is not None and (not isinstance(actor, str) or not 0 < len(actor) <= 256
+                                  or "\x00" in actor):
+            raise InvalidArgumentError("actor must be None or a str of 1 to 256 characters")
         if not callable(llm):
             raise InvalidArgumentError("llm must be a callable (prompt) -> str")
         for name, value, low in (("retries", retries, 0), ("similar", similar, 1),
@@ -210,8 +213,13 @@ class MemoryPipeline:
         """Extract facts from ``messages`` and decide each against the memories of the
         view of this scope; ADDs are written in exactly this scope (with ``metadata``).
         Bad messages raise :class:`~memmesh.semantic.InvalidMessagesError`, a scope
-        without a field :class:`~memmesh.crdt.InvalidArgumentError`, before any call."""
+        without a field or bad metadata :class:`~memmesh.crdt.InvalidArgumentError`,
+        before any call."""
         conversation = check_messages(messages)
+        if metadata is not None:  # checked before any call, so a bad one writes nothing
+            if not isinstance(metadata, Mapping):
+                raise InvalidArgumentError("metadata must be a mapping of plain data")
+            freeze(dict(metadata))
         scope = {"app_id": app_id, "user_id": user_id, "agent_id": agent_id,
                  "run_id": run_id}
         view = self.replica.view(**scope)

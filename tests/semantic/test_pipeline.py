@@ -201,10 +201,21 @@ def test_a_turn_needs_a_scope(open_replica: Callable[..., Any], clock: Clock) ->
     assert llm.prompts == []
 
 
+@pytest.mark.parametrize("metadata", [["kind", "x"], {"kind": object()}, {1: "x"}])
+def test_bad_metadata_is_refused_before_any_call_or_write(
+        open_replica: Callable[..., Any], clock: Clock, metadata: Any) -> None:
+    replica = open_replica("a")
+    llm = ScriptedLLM(facts("alice plays chess"))
+    with pytest.raises(InvalidArgumentError):
+        pipeline(replica, clock, llm).add_messages(said("chess"), metadata=metadata,
+                                                   **ALICE)
+    assert llm.prompts == [] and replica.list() == []
+
+
 @pytest.mark.parametrize("options", [
     {"decision_prompt": "no fields"}, {"extraction_prompt": "{conversation} {extra}"},
     {"extraction_prompt": "{unclosed"}, {"timeout": 0}, {"retries": -1}, {"similar": 0},
-    {"duplicate_threshold": 2.0}, {"max_facts": True},
+    {"duplicate_threshold": 2.0}, {"max_facts": True}, {"actor": ""}, {"actor": 7},
 ])
 def test_bad_pipeline_options_are_refused(open_replica: Callable[..., Any], clock: Clock,
                                           options: dict[str, Any]) -> None:
