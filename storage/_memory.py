@@ -129,12 +129,14 @@ class Memory:
             agent_id: str | None = None, run_id: str | None = None, actor: str | None = None,
             metadata: Mapping[str, Any] | None = None, confidence: float = 1.0,
             ttl: float | None = None, policy: str = "mv", tier: str | None = None,
-            role: str | None = None, priority: bool = False) -> str:
+            role: str | None = None, priority: bool = False,
+            detail: Mapping[str, Any] | None = None) -> str:
         """Create a memory; return its id (a random 128-bit hex string).
 
         ``tier`` defaults to "shared", except for run-scoped memories (``run_id`` set),
         which stay private unless ``tier="shared"`` is given explicitly. ``ttl`` (seconds)
         makes the memory expire at its creation time plus ``ttl`` on every replica.
+        ``detail`` (plain data: why) goes on the ADD event, as for :meth:`record_noop`.
         """
         _check_str(text, "text", optional=False, limit=MAX_TEXT)
         scope = check_scope({"app_id": app_id, "user_id": user_id, "agent_id": agent_id,
@@ -143,6 +145,7 @@ class Memory:
         _check_str(role, "role")
         conf = _confidence(confidence)
         meta = _metadata(metadata)
+        why = _metadata(detail)
         if policy not in ("mv", "lww"):
             raise InvalidArgumentError('policy must be "mv" or "lww"')
         if tier is None:
@@ -174,7 +177,7 @@ class Memory:
             version = make_version(text, actor, role, ts, conf, meta, "ADD")
             new = ks.create(header, dot, version)
             entry = history.version_entry("ADD", dot, version, ctx=new.ctx, standing=[dot],
-                                          detail={}, recorded_at=ts)
+                                          detail=why, recorded_at=ts)
             store_new(txn, [(memory_id, skey, encode(new), new, [entry])], local=True)
             return memory_id
 
@@ -195,13 +198,14 @@ class Memory:
 
     def update(self, memory_id: str, text: str, *, actor: str | None = None,
                confidence: float | None = None, metadata: Mapping[str, Any] | None = None,
-               role: str | None = None) -> None:
+               role: str | None = None, detail: Mapping[str, Any] | None = None) -> None:
         """Write a new version superseding every version this replica has seen.
 
         ``confidence``/``metadata``/``role`` left None keep those of the newest standing
         version.
         Writing the text that already stands alone, with nothing else changed, records
-        a NOOP event and changes no state.
+        a NOOP event and changes no state. ``detail`` goes on the event, as for
+        :meth:`record_noop`.
         """
         _check_str(memory_id, "memory_id", optional=False)
         _check_str(text, "text", optional=False, limit=MAX_TEXT)
@@ -209,6 +213,7 @@ class Memory:
         _check_str(role, "role")
         conf = None if confidence is None else _confidence(confidence)
         meta = None if metadata is None else _metadata(metadata)
+        why = _metadata(detail)
         wall = self._stamps.write_clock()
 
         def write(txn: Txn) -> None:
@@ -221,14 +226,15 @@ class Memory:
             if len(standing) == 1 and (text, actor, new_role, new_conf) == \
                     (newest.text, newest.actor, newest.role, newest.confidence) \
                     and new_meta == newest.metadata:
-                self._record_noop(txn, memory_id, old, self._stamps.stamp(txn, wall), actor)
+                self._record_noop(txn, memory_id, old, self._stamps.stamp(txn, wall), actor,
+                                  why)
                 return
             ts = self._stamps.now(txn, wall)
             version = make_version(text, actor, new_role, ts, new_conf, new_meta, "UPDATE")
             dot = self._stamps.mint(txn, old.ctx)
             new = ks.write(old, dot, version)
             store(txn, memory_id, skey, raw, old, new, local=True,
-                        events=[history.version_event("UPDATE", dot, version, ts, {})])
+                        events=[history.version_event("UPDATE", dot, version, ts, why)])
 
         self._env.write(write)
 
@@ -258,14 +264,16 @@ class Memory:
                        recorded_at=ts, standing=[d for d, _ in state.standing()],
                        version=None)
 
-    def delete(self, memory_id: str, *, actor: str | None = None) -> bool:
+    def delete(self, memory_id: str, *, actor: str | None = None,
+               detail: Mapping[str, Any] | None = None) -> bool:
         """Observed-remove every standing version; False if nothing was live here.
 
         A concurrent update on another replica survives the delete (add-wins).
-        ``actor`` is recorded on the DELETE event.
+        ``actor`` and ``detail`` (as for :meth:`record_noop`) go on the DELETE event.
         """
         _check_str(memory_id, "memory_id", optional=False)
         _check_str(actor, "actor")
+        why = _metadata(detail)
         wall = self._stamps.write_clock()
 
         def write(txn: Txn) -> bool:
@@ -278,12 +286,12 @@ class Memory:
             if old.header.policy == "mv":
                 new = ks.clear(old, dot)
                 event = {"op": "DELETE", "actor": actor, "replica": dot.replica, "ts": ts,
-                         "dot": dot, "text": None, "detail": {}, "recorded_at": ts,
+                         "dot": dot, "text": None, "detail": why, "recorded_at": ts,
                          "version": None}
             else:
                 version = make_version(None, actor, None, ts, 1.0, {}, "DELETE")
                 new = ks.write(old, dot, version)
-                event = history.version_event("DELETE", dot, version, ts, {})
+                event = history.version_event("DELETE", dot, version, ts, why)
             store(txn, memory_id, skey, raw, old, new, local=True, events=[event])
             return True
 

@@ -234,18 +234,19 @@ class Replica:
             agent_id: str | None = None, run_id: str | None = None, actor: str | None = None,
             metadata: Mapping[str, Any] | None = None, confidence: float = 1.0,
             ttl: float | None = None, policy: str = "mv", tier: str | None = None,
-            role: str | None = None, priority: bool = False) -> str:
+            role: str | None = None, priority: bool = False,
+            detail: Mapping[str, Any] | None = None) -> str:
         return self._memory.add(text, app_id=app_id, user_id=user_id, agent_id=agent_id,
                                 run_id=run_id, actor=actor, metadata=metadata,
                                 confidence=confidence, ttl=ttl, policy=policy, tier=tier,
-                                role=role, priority=priority)
+                                role=role, priority=priority, detail=detail)
 
     @_doc(Memory.update)
     def update(self, memory_id: str, text: str, *, actor: str | None = None,
                confidence: float | None = None, metadata: Mapping[str, Any] | None = None,
-               role: str | None = None) -> None:
+               role: str | None = None, detail: Mapping[str, Any] | None = None) -> None:
         self._memory.update(memory_id, text, actor=actor, confidence=confidence,
-                            metadata=metadata, role=role)
+                            metadata=metadata, role=role, detail=detail)
 
     @_doc(Memory.record_noop)
     def record_noop(self, memory_id: str, *, actor: str | None = None,
@@ -253,8 +254,9 @@ class Replica:
         self._memory.record_noop(memory_id, actor=actor, detail=detail)
 
     @_doc(Memory.delete)
-    def delete(self, memory_id: str, *, actor: str | None = None) -> bool:
-        return self._memory.delete(memory_id, actor=actor)
+    def delete(self, memory_id: str, *, actor: str | None = None,
+               detail: Mapping[str, Any] | None = None) -> bool:
+        return self._memory.delete(memory_id, actor=actor, detail=detail)
 
     def delete_all(self, *, actor: str | None = None, everything: bool = False,
                    **scope: str | None) -> int:

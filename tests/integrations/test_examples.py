@@ -57,3 +57,17 @@ def test_autogen_memory_example() -> None:
     assert "best match: score" in out and "source 'settings chat'" in out
     assert "'user_id': 'alice', 'agent_id': 'assistant', 'k': 2} embedder hashing" in out
     assert "after A's clear, B finds 0 of alice's memories; bob's kept: 1" in out
+
+
+def test_memory_pipeline_example() -> None:
+    out = run_example("memory_pipeline.py")
+    assert "  UPDATE 'alice lives in Berlin' (llm: she moved" in out
+    assert "  DELETE 'alice no longer has a dog' (llm: contradicted" in out
+    assert "  NOOP   'alice likes green tea' (llm: already known)" in out
+    assert "(fallback: refused: memory '42' was not listed;" in out
+    assert "LLM calls: 12 in 7 turns, 1.71 per turn" in out
+    assert "alice's memories on B: ['alice asked to delete every memory', " \
+        "'alice likes green tea', 'alice lives in Berlin']" in out
+    assert "bob's memory untouched: bob lives in Rome" in out
+    assert "[('ADD', 'assistant', 'alice lives in Paris'), " \
+        "('UPDATE', 'assistant', 'alice lives in Berlin')]" in out
