@@ -6,10 +6,16 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.memmesh-installed
+# CrewAI pins mcp<2 and pydantic<2.13, which the main environment's mcp extra and
+# pydantic exclude: its adapter's tests run in an environment of their own (no torch:
+# nothing they import needs it).
+CREWAI_VENV ?= .venv-crewai
+CREWAI_BIN := $(CREWAI_VENV)/bin
+CREWAI_STAMP := $(CREWAI_VENV)/.memmesh-installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test lint typecheck bench simulate clean
+.PHONY: install demo test test-crewai lint typecheck bench simulate clean
 
 install: $(STAMP)
 
@@ -25,6 +31,16 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+	$(MAKE) test-crewai
+
+$(CREWAI_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(CREWAI_VENV)
+	$(CREWAI_BIN)/python -m pip install --quiet --upgrade pip
+	$(CREWAI_BIN)/python -m pip install --quiet -e '.[test,crewai]'
+	touch $(CREWAI_STAMP)
+
+test-crewai: $(CREWAI_STAMP)
+	$(CREWAI_BIN)/python -m pytest -q tests/integrations/crewai
 
 lint: install
 	$(BIN)/ruff check .
@@ -37,4 +53,4 @@ simulate: install
 	$(BIN)/memmesh simulate spread --nodes 100 --out sim-out/spread
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(CREWAI_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -12,8 +12,10 @@ __all__ = [
     "EXTRA_HINT",
     "ArbiterOutputError",
     "EmbeddingError",
+    "InvalidMessagesError",
     "InvalidQueryError",
     "MissingDependencyError",
+    "PipelineOutputError",
     "SemanticError",
 ]
 
@@ -46,3 +48,12 @@ class InvalidQueryError(SemanticError, ValueError):
 
 class ArbiterOutputError(SemanticError, ValueError):
     """An LLM arbiter's answer could not be parsed or failed validation."""
+
+
+class InvalidMessagesError(SemanticError, ValueError):
+    """A conversation handed to the memory pipeline is not a list of OpenAI-style
+    message dicts (``role``, ``content``) within the pipeline's bounds."""
+
+
+class PipelineOutputError(SemanticError, ValueError):
+    """An answer of the memory pipeline's LLM could not be parsed or failed its schema."""

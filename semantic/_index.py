@@ -5,16 +5,19 @@ ranked by its best), kept current from the replica's change journal: only the me
 that changed are re-read, local or merged from a peer, and a journal reset rescans.
 Vectors come from a ``CachedEmbedder`` over the replica's aux store, so a rescan after a
 restart runs no model. Every filter applies *before* ranking: scope, expiry (the index's
-clock at query time: expiry writes nothing to the journal) and privacy (another
-replica's private memory is never a candidate). Each hit is re-read and its scope
-re-checked, so a stale row can only drop a result, never leak one.
+clock at query time: expiry writes nothing to the journal), privacy (another
+replica's private memory is never a candidate), a ``ScopedView``'s tiers, metadata
+filters (storage's one evaluator, on each row's version metadata) and a minimum score.
+Each hit is re-read and its scope re-checked, so a stale row can only drop a result,
+never leak one.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,12 +25,13 @@ import numpy as np
 import numpy.typing as npt
 
 from memmesh.crdt import base_replica
+from memmesh.storage import SCOPE_TIERS, compile_filter
 
 from ._cache import CachedEmbedder
 from ._embedding import Embedder, check_embeddings
 from ._errors import InvalidQueryError
 from ._replica import IndexedReplica
-from ._rows import SCOPE_FIELDS, RowData, RowStore
+from ._rows import NONE_CODE, SCOPE_FIELDS, RowData, RowStore
 from ._scoring import ScoreParts, ScoreWeights, score_parts, top_k
 
 JOURNAL_PAGE = 1000
@@ -59,9 +63,30 @@ class Hit:
     def text(self) -> str:
         return str(self.version.text)
 
+    @property
+    def scope_tier(self) -> str | None:
+        """The view tier of the memory (``MemoryRecord.scope_tier``: run, agent, user,
+        app; None for a memory that sets no scope field)."""
+        tier = getattr(self.record, "scope_tier", None)
+        return None if tier is None else str(tier)
+
 
 def _wall_ms(timestamp: Any) -> float:
     return float(getattr(timestamp, "wall_ms", 0))
+
+
+def _tier_rank(tier: str | None) -> int:
+    return SCOPE_TIERS.index(tier) if tier in SCOPE_TIERS else len(SCOPE_TIERS)
+
+
+@dataclass(frozen=True, slots=True)
+class _Query:
+    """A search's checked filters: scope equality, a view, metadata, minimum score."""
+
+    scope: dict[str, str | None]
+    view: Any
+    predicate: Callable[[Mapping[str, Any]], bool] | None
+    threshold: float | None
 
 
 def _scope_of(record: Any) -> tuple[str | None, ...]:
@@ -190,6 +215,7 @@ class SemanticIndex:
                         secondary=i > 0,
                         single=len(record.versions) == 1,
                         dot=version.dot,
+                        metadata=version.metadata,
                     )
                 )
                 position += 1
@@ -253,17 +279,35 @@ class SemanticIndex:
         return not self._hidden(record)
 
     def search(
-        self, query: str, k: int = 10, *, now_ms: int | None = None, **scope_filters: Any
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        now_ms: int | None = None,
+        view: Any = None,
+        filters: Mapping[str, Any] | None = None,
+        threshold: float | None = None,
+        offset: int = 0,
+        **scope_filters: Any,
     ) -> list[Hit]:
-        """The ``k`` best memories for ``query`` within the scope filters.
+        """The ``k`` best memories for ``query`` within the scope filters or a view.
 
         ``scope_filters`` are ``app_id``, ``user_id``, ``agent_id``, ``run_id``, matched by
-        equality as in ``replica.list`` (None matches an absent field). Results are ordered
-        best first; each memory appears once.
+        equality as in ``replica.list`` (None matches an absent field). ``view``, a
+        :class:`memmesh.storage.ScopedView` of this replica (``replica.view(...)``),
+        searches what it sees instead (its app, user, agent and run tiers; not combined
+        with scope filters); on equal score the most specific tier comes first.
+        ``filters`` are metadata filters (``$eq $ne $gt $gte $lt $lte $in $nin``,
+        ``$and``/``$or``; :func:`memmesh.storage.compile_filter`) on the matched version,
+        ``threshold`` a minimum score; both apply before ranking, so a memory they drop
+        never takes a top-k slot. ``offset`` skips that many of the best. Results are
+        ordered best first; each memory appears once.
         """
         if not isinstance(query, str):
             raise InvalidQueryError("query must be a str")
-        return self.search_vector(self.embed_query(query), k, now_ms=now_ms, **scope_filters)
+        return self.search_vector(self.embed_query(query), k, now_ms=now_ms, view=view,
+                                  filters=filters, threshold=threshold, offset=offset,
+                                  **scope_filters)
 
     def search_vector(
         self,
@@ -271,26 +315,74 @@ class SemanticIndex:
         k: int = 10,
         *,
         now_ms: int | None = None,
+        view: Any = None,
+        filters: Mapping[str, Any] | None = None,
+        threshold: float | None = None,
+        offset: int = 0,
         **scope_filters: Any,
     ) -> list[Hit]:
         """:meth:`search` for an already embedded query (unit vector)."""
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise InvalidQueryError("k must be a positive int")
-        filters = self._check_filters(scope_filters)
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidQueryError("offset must be a non-negative int")
+        if threshold is not None and (isinstance(threshold, bool)
+                                      or not isinstance(threshold, int | float)
+                                      or math.isnan(threshold)):
+            raise InvalidQueryError("threshold must be a number (a minimum score) or None")
+        query = _Query(self._check_filters(scope_filters), self._check_view(view, scope_filters),
+                       compile_filter(filters),
+                       None if threshold is None else float(threshold))
         with self._lock:
             self._refresh()
-            return self._search(vector, k, filters, now_ms)
+            return self._search(vector, k + offset, query, now_ms)[offset:]
+
+    def _check_view(self, view: Any, scope_filters: Mapping[str, Any]) -> Any:
+        if view is None:
+            return None
+        if scope_filters:
+            raise InvalidQueryError("give a view or scope filters, not both")
+        if not all(hasattr(view, name) for name in ("scope", "visible", "replica_id")):
+            raise InvalidQueryError("view must be a ScopedView (replica.view(...))")
+        if view.replica_id != self.replica_id:
+            raise InvalidQueryError(
+                f"the view reads replica {view.replica_id!r}, this index {self.replica_id!r}")
+        return view
+
+    def _view_mask(self, view: Any, n: int) -> npt.NDArray[np.bool_]:
+        """Rows whose every set scope field equals the view's, with one field set."""
+        rows = self._rows
+        assert rows is not None
+        scoped = np.zeros(n, dtype=bool)
+        mask = np.ones(n, dtype=bool)
+        for column, name in enumerate(SCOPE_FIELDS):
+            values = rows.scope[:n, column]
+            unset = values == NONE_CODE
+            scoped |= ~unset
+            code = rows.code(column, view.scope[name])
+            if view.scope[name] is not None and code is not None:
+                mask &= unset | (values == code)
+            else:
+                mask &= unset
+        return mask & scoped
 
     def _search(
         self,
         vector: npt.NDArray[np.float32],
         k: int,
-        filters: dict[str, str | None],
+        query: _Query,
         now_ms: int | None,
     ) -> list[Hit]:
         now = float(self._clock() if now_ms is None else now_ms)
         rows = self._rows
-        candidates = self._candidates(filters, now)
+        candidates = self._candidates(query.scope, now)
+        if rows is not None and query.view is not None and candidates.size:
+            candidates = candidates[self._view_mask(query.view, rows.size)[candidates]]
+        if rows is not None and query.predicate is not None and candidates.size:
+            predicate = query.predicate
+            keep = np.fromiter((predicate(rows.metadata[int(r)]) for r in candidates),
+                               dtype=bool, count=candidates.size)
+            candidates = candidates[keep]
         if rows is None or candidates.size == 0:
             return []
         n = rows.size
@@ -305,6 +397,9 @@ class SemanticIndex:
             scores = scores + (w.recency * recency).astype(np.float32)
         if w.confidence or w.trust:
             scores = scores + rows.prior[candidates]
+        if query.threshold is not None:
+            above = scores >= query.threshold
+            candidates, similarity, scores = candidates[above], similarity[above], scores[above]
         # Each memory counts once (its best version); fetching `extra` more rows than k,
         # one per secondary version in scope, keeps the top k distinct memories exact.
         extra = int(np.count_nonzero(rows.secondary[candidates]))
@@ -318,10 +413,13 @@ class SemanticIndex:
                 continue
             seen.add(memory_id)
             record = self.replica.get(memory_id)
-            if record is None or not self._record_matches(record, filters, now):
+            if record is None or not self._record_matches(record, query.scope, now):
+                continue
+            if query.view is not None and not query.view.visible(record):
                 continue
             version = next((v for v in record.versions if v.dot == rows.dots[row]), None)
-            if version is None:
+            if version is None or (query.predicate is not None
+                                   and not query.predicate(version.metadata)):
                 continue
             cosine = float(similarity[position])
             parts = score_parts(
@@ -331,6 +429,8 @@ class SemanticIndex:
             hits.append(Hit(record, version, float(scores[position]), cosine, parts))
             if len(hits) == k:
                 break
+        if query.view is not None:  # equal scores: the most specific tier first
+            hits.sort(key=lambda h: (-h.score, _tier_rank(h.scope_tier)))
         return hits
 
     # -- near-duplicates ---------------------------------------------------------------

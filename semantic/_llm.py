@@ -5,28 +5,20 @@ answers one JSON decision: pick a version, merge them into one text, or, undecid
 keep all with uncertainty markers. A timeout, an exception or an invalid answer hands
 the conflict to the fallback resolver (default ``KeepAll``), so a misbehaving model
 never blocks resolution and never writes garbage. The callable may be sync or async
-``(prompt) -> str``; each call runs in a daemon worker thread (an async one on its own
-loop there), so it works from plain threads and from trio or asyncio via ``to_thread``,
-and a hung sync callable is abandoned after ``timeout`` seconds.
+``(prompt) -> str``, called through :func:`._llm_call.call_llm` (a worker thread, a
+timeout).
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import json
-import re
-import threading
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
 
 from memmesh.merge import MAX_RESOLUTION_CHARS, Conflict, Resolution, Resolver, resolver_name
 
 from ._errors import ArbiterOutputError
+from ._llm_call import LLM, call_llm, extract_json
 from ._resolvers import KeepAll
-
-LLM = Callable[[str], str] | Callable[[str], Awaitable[str]]
 
 ARBITRATION_PROMPT = """\
 You are the arbiter of a memory shared by a team of AI agents.
@@ -50,7 +42,6 @@ Answer with exactly one JSON object and nothing else, in one of these forms:
 {{"decision": "keep_all", "reason": "<short reason>"}}
 """
 
-_FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
 MAX_REASON_CHARS = 500
 
 
@@ -75,20 +66,6 @@ def build_prompt(conflict: Conflict, template: str = ARBITRATION_PROMPT) -> str:
     )
 
 
-def _extract_json(answer: str) -> dict[str, Any]:
-    text = _FENCE.sub("", answer.strip())
-    start, end = text.find("{"), text.rfind("}")
-    if start < 0 or end <= start:
-        raise ArbiterOutputError("no JSON object in the answer")
-    try:
-        value = json.loads(text[start : end + 1])
-    except ValueError as exc:
-        raise ArbiterOutputError(f"answer is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise ArbiterOutputError("answer is not a JSON object")
-    return value
-
-
 def parse_decision(
     answer: object, conflict: Conflict, *, max_chars: int | None = None
 ) -> Resolution:
@@ -100,7 +77,7 @@ def parse_decision(
     """
     if not isinstance(answer, str):
         raise ArbiterOutputError(f"the LLM returned {type(answer).__name__}, not str")
-    value = _extract_json(answer)
+    value = extract_json(answer, ArbiterOutputError)
     reason = value.get("reason")
     rationale = reason[:MAX_REASON_CHARS] if isinstance(reason, str) else None
     decision = value.get("decision")
@@ -127,39 +104,6 @@ def parse_decision(
     if decision == "keep_all":
         return Resolution.keep_all(conflict, rationale=rationale)
     raise ArbiterOutputError(f"unknown decision {decision!r}")
-
-
-def _call_in_thread(llm: LLM, prompt: str, timeout: float) -> str:
-    """Run ``llm(prompt)`` in a daemon thread; await it there if it is async."""
-    outcome: dict[str, Any] = {}
-    done = threading.Event()
-
-    def work() -> None:
-        try:
-            result: Any = llm(prompt)
-            if inspect.isawaitable(result):
-                awaitable = result
-
-                async def bounded() -> Any:
-                    return await asyncio.wait_for(awaitable, timeout)
-
-                result = asyncio.run(bounded())
-            outcome["value"] = result
-        except BaseException as exc:  # handed to the caller's thread below
-            outcome["error"] = exc
-        finally:
-            done.set()
-
-    threading.Thread(target=work, name="memmesh-llm-arbiter", daemon=True).start()
-    if not done.wait(timeout):
-        raise TimeoutError(f"the LLM did not answer within {timeout} s")
-    if "error" in outcome:
-        error = outcome["error"]
-        if isinstance(error, asyncio.TimeoutError):
-            raise TimeoutError(f"the LLM did not answer within {timeout} s") from error
-        raise error
-    value: str = outcome["value"]
-    return value
 
 
 class LLMArbiter:
@@ -195,7 +139,8 @@ class LLMArbiter:
         if not conflict.versions:
             return None
         try:
-            answer = _call_in_thread(self.llm, build_prompt(conflict, self.prompt), self.timeout)
+            answer = call_llm(self.llm, build_prompt(conflict, self.prompt), self.timeout,
+                              name="memmesh-llm-arbiter")
             return parse_decision(answer, conflict, max_chars=self.max_chars).by(self.name)
         except Exception as exc:  # any failure of the model goes to the fallback
             self.failures += 1

@@ -32,6 +32,7 @@ class RowData:
     secondary: bool
     single: bool
     dot: Any
+    metadata: Any = None  # the version's metadata mapping, for metadata filters
 
 
 class RowStore:
@@ -52,6 +53,7 @@ class RowStore:
         self.prior = np.zeros(capacity, dtype=np.float32)
         self.owner: list[str | None] = [None] * capacity
         self.dots: list[Any] = [None] * capacity
+        self.metadata: list[Any] = [None] * capacity
         self.rows_of: dict[str, list[int]] = {}
         self.codes: list[dict[str | None, int]] = [
             {None: NONE_CODE} for _ in range(len(SCOPE_FIELDS) + 1)
@@ -88,6 +90,7 @@ class RowStore:
         self.prior = grow(self.prior, 0.0)
         self.owner.extend([None] * pad)
         self.dots.extend([None] * pad)
+        self.metadata.extend([None] * pad)
 
     def _slot(self) -> int:
         if self.free:
@@ -103,6 +106,7 @@ class RowStore:
             self.alive[row] = False
             self.owner[row] = None
             self.dots[row] = None
+            self.metadata[row] = None
             self.free.append(row)
 
     def put(self, memory_id: str, rows: list[RowData]) -> None:
@@ -126,6 +130,7 @@ class RowStore:
             self.prior[row] = data.prior
             self.owner[row] = memory_id
             self.dots[row] = data.dot
+            self.metadata[row] = data.metadata
         if slots:
             self.rows_of[memory_id] = slots
 

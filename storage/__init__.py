@@ -5,20 +5,28 @@
 (``set_add``, ``set_remove``, ``set_members``), and the sync primitives gossip ships
 (``sync_summary``, ``sync_changes``, ``sync_apply``, ``state_digest``). It lists
 conflicts (``conflicts``) and writes resolutions (``resolve``); who resolves and how is
-merge policy (:mod:`memmesh.merge`).
+merge policy (:mod:`memmesh.merge`). ``view(...)`` gives a read-only :class:`ScopedView`
+of the app, user, agent and run tiers one agent sees; ``list`` takes metadata
+``filters`` (:data:`OPERATORS`); ``delete_all`` and ``end_run`` delete by scope.
+``watch(...)`` follows the changes (local and merged from peers) as change events;
+:class:`JournalFollower` is the journal cursor under it, for anything derived.
 """
 
 from __future__ import annotations
 
+from ._changes import EVENT_OPS, ChangeEvent
 from ._errors import (
     ReplicaIdMismatchError,
     StorageError,
     UnknownMemoryError,
     WritesFencedError,
 )
+from ._filters import OPERATORS, InvalidFilterError, MetadataFilter, compile_filter
+from ._follow import FollowPage, JournalFollower, JournalSource
 from ._memory import MAX_FIELD, MAX_TEXT
 from ._reads import AsOfView
 from ._records import (
+    SCOPE_TIERS,
     ApplyResult,
     Change,
     ChangeBatch,
@@ -28,23 +36,38 @@ from ._records import (
     Version,
 )
 from ._replica import Replica
+from ._view import ScopedView
+from ._watch import Subscription, Watch
 from .wire import PeerScope
 
 __all__ = [
+    "EVENT_OPS",
     "MAX_FIELD",
     "MAX_TEXT",
+    "OPERATORS",
+    "SCOPE_TIERS",
     "ApplyResult",
     "AsOfView",
     "Change",
     "ChangeBatch",
+    "ChangeEvent",
     "Event",
+    "FollowPage",
+    "InvalidFilterError",
+    "JournalFollower",
+    "JournalSource",
     "MemoryRecord",
+    "MetadataFilter",
     "PeerScope",
     "Refusal",
     "Replica",
     "ReplicaIdMismatchError",
+    "ScopedView",
     "StorageError",
+    "Subscription",
     "UnknownMemoryError",
     "Version",
+    "Watch",
     "WritesFencedError",
+    "compile_filter",
 ]

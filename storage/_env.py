@@ -198,6 +198,12 @@ class Env:
         self._run(lambda: self._open_dbs())
         self._local = threading.local()
         self._closed = False
+        #: called after every committed write transaction (a batch: once); must not raise
+        self.after_commit: list[Callable[[], None]] = []
+
+    def _committed(self) -> None:
+        for hook in self.after_commit:
+            hook()
 
     def _open_dbs(self) -> None:
         with self._env.begin(write=True) as txn:
@@ -259,13 +265,15 @@ class Env:
                 result = fn(wrapped)
                 wrapped.finish()
                 txn.commit()
-                return result
             except lmdb.MapFullError:
                 txn.abort()
                 self._grow()
+                continue
             except BaseException:
                 txn.abort()
                 raise
+            self._committed()
+            return result
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -361,9 +369,11 @@ class _Batch:
                 txn.finish()
                 txn.txn.commit()
                 self.txn = None
-                return
             except lmdb.MapFullError:
                 self._replay_after_growth()
+                continue
+            self.env._committed()
+            return
 
     def abort(self) -> None:
         if self.txn is not None:

@@ -6,13 +6,18 @@ polls it to re-embed. Because it lives in the LMDB environment, writes made by a
 process on the same path appear here too.
 
 Truncation rule: at most :data:`JOURNAL_MAX` entries are kept; older ones are dropped
-as new ones arrive, and a consumer asking for entries older than the oldest kept one
-gets ``reset=True`` (it should rescan).
+as new ones arrive (by count only, never by age), and a consumer asking for entries
+older than the oldest kept one gets ``reset=True`` (it should rescan). The entry of a
+key removed whole (TTL collection) also carries its scope, ``(key, local, priority,
+(app, user, agent, run))``, so a scoped watcher can still place it.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from memmesh.crdt import InvalidArgumentError, pack_canonical, unpackb
+from memmesh.crdt.keystate import Header
 
 from ._env import Env, Txn
 from ._records import Change, ChangeBatch
@@ -24,12 +29,17 @@ _SEQ = b"jseq"
 _FIRST = b"jfirst"
 
 
-def append(txn: Txn, key: str, *, local: bool, priority: bool) -> int:
-    return append_many(txn, [(key, local, priority)])
+def append(txn: Txn, key: str, *, local: bool, priority: bool,
+           removed: Header | None = None) -> int:
+    """Append one change; ``removed``: the header of a key removed whole."""
+    if removed is None:
+        return append_many(txn, [(key, local, priority)])
+    scope = (removed.app_id, removed.user_id, removed.agent_id, removed.run_id)
+    return append_many(txn, [(key, local, priority, scope)])
 
 
-def append_many(txn: Txn, changes: list[tuple[str, bool, bool]]) -> int:
-    """Append ``(key, local, priority)`` changes in order; return the last seq."""
+def append_many(txn: Txn, changes: list[tuple[Any, ...]]) -> int:
+    """Append ``(key, local, priority[, scope])`` changes in order; return the last seq."""
     seq = txn.counter(_SEQ)
     if not changes:
         return seq
@@ -70,8 +80,8 @@ def changes_since(txn: Txn, since: int, limit: int) -> ChangeBatch:
             if len(out) >= limit:
                 break
             seq = int.from_bytes(raw_key, "big")
-            key, local, priority = unpackb(bytes(raw))  # type: ignore[misc, unused-ignore]
-            out.append(Change(seq, key, local, priority))
+            key, local, priority, *rest = unpackb(bytes(raw))  # type: ignore[misc, unused-ignore]
+            out.append(Change(seq, key, local, priority, rest[0] if rest else None))
     if not out:
         seq = max(since, last_seq(txn)) if reset else since
     return ChangeBatch(seq, tuple(out), reset)

@@ -91,7 +91,7 @@ def remove(txn: Txn, key: str, skey: bytes, old_raw: bytes, old: KeyState) -> No
     txn.delete("state", skey)
     digest.note_change(txn, skey, old_raw if old.header.shareable else None, None)
     update_indexes(txn, key, old, None)
-    journal.append(txn, key, local=True, priority=old.header.priority)
+    journal.append(txn, key, local=True, priority=old.header.priority, removed=old.header)
 
 
 def collect_expired(env: Env, now_ms: int, limit: int) -> int:

@@ -160,7 +160,8 @@ class Memory:
             metadata: Mapping[str, Any] | None = None, confidence: float = 1.0,
             ttl: float | None = None, policy: str = "mv", tier: str | None = None,
             role: str | None = None, priority: bool = False,
-            importance: float | None = None) -> str:
+            importance: float | None = None,
+            detail: Mapping[str, Any] | None = None) -> str:
         """Create a memory; return its id (a random 128-bit hex string).
 
         ``tier`` defaults to "shared", except for run-scoped memories (``run_id`` set),
@@ -169,6 +170,8 @@ class Memory:
         ``importance`` (None or a number in [0, 1]) is replicated with the version; the
         merge chain escalates conflicts by it (``memmesh.merge.resolve_conflicts``). The
         memory's timeline keeps this replica's ``history_limit`` superseded events.
+        ``detail`` (plain data: why) goes on the ADD event and replicates with it, as for
+        :meth:`record_noop`.
         """
         _check_str(text, "text", optional=False, limit=MAX_TEXT)
         scope = check_scope({"app_id": app_id, "user_id": user_id, "agent_id": agent_id,
@@ -178,6 +181,7 @@ class Memory:
         conf = _confidence(confidence)
         meta = _metadata(metadata)
         weight = _importance(importance)
+        why = _metadata(detail)
         if policy not in ("mv", "lww"):
             raise InvalidArgumentError('policy must be "mv" or "lww"')
         if tier is None:
@@ -208,7 +212,7 @@ class Memory:
             dot = self._stamps.mint(txn, {})
             version = make_version(text, actor, role, ts, conf, meta, "ADD",
                                    importance=weight)
-            new = ks.create(header, dot, version, keep=self._keep)
+            new = ks.create(header, dot, version, keep=self._keep, detail=why)
             store_new(txn, [(memory_id, skey, encode(new), new)], local=True)
             return memory_id
 
@@ -229,12 +233,14 @@ class Memory:
 
     def update(self, memory_id: str, text: str, *, actor: str | None = None,
                confidence: float | None = None, metadata: Mapping[str, Any] | None = None,
-               role: str | None = None, importance: float | None = None) -> None:
+               role: str | None = None, importance: float | None = None,
+               detail: Mapping[str, Any] | None = None) -> None:
         """Write a new version superseding every version this replica has seen.
 
         ``confidence``/``metadata``/``role``/``importance`` left None keep those of the
         newest standing version. Writing the text that already stands alone, with
         nothing else changed, logs a NOOP event instead (replicated; no new version).
+        ``detail`` goes on the event and replicates with it, as for :meth:`record_noop`.
         """
         _check_str(memory_id, "memory_id", optional=False)
         _check_str(text, "text", optional=False, limit=MAX_TEXT)
@@ -243,6 +249,7 @@ class Memory:
         conf = None if confidence is None else _confidence(confidence)
         meta = None if metadata is None else _metadata(metadata)
         weight = _importance(importance)
+        why = _metadata(detail)
         wall = self._stamps.write_clock()
 
         def write(txn: Txn) -> None:
@@ -258,11 +265,11 @@ class Memory:
             if len(standing) == 1 and (text, actor, new_role, new_conf, new_weight) == \
                     (newest.text, newest.actor, newest.role, newest.confidence,
                      newest.importance) and new_meta == newest.metadata:
-                new = ks.noop(old, dot, ks.mark(OP_NOOP, actor, role, ts))
+                new = ks.noop(old, dot, ks.mark(OP_NOOP, actor, role, ts, why))
             else:
                 version = make_version(text, actor, new_role, ts, new_conf, new_meta, "UPDATE",
                                        importance=new_weight)
-                new = ks.write(old, dot, version)
+                new = ks.write(old, dot, version, why)
             store(txn, memory_id, skey, raw, old, new, local=True)
 
         self._env.write(write)
@@ -291,15 +298,17 @@ class Memory:
         self._env.write(write)
 
     def delete(self, memory_id: str, *, actor: str | None = None,
-               role: str | None = None) -> bool:
+               role: str | None = None, detail: Mapping[str, Any] | None = None) -> bool:
         """Observed-remove every standing version; False if nothing was live here.
 
         A concurrent update on another replica survives the delete (add-wins). The
-        DELETE event names ``actor`` and ``role``.
+        DELETE event names ``actor`` and ``role`` and carries ``detail`` (plain data, as
+        for :meth:`record_noop`), replicated with the timeline.
         """
         _check_str(memory_id, "memory_id", optional=False)
         _check_str(actor, "actor")
         _check_str(role, "role")
+        why = _metadata(detail)
         wall = self._stamps.write_clock()
 
         def write(txn: Txn) -> bool:
@@ -310,10 +319,10 @@ class Memory:
             ts = self._stamps.now(txn, wall)
             dot = self._stamps.mint(txn, old.ctx)
             if old.header.policy == "mv":
-                new = ks.clear(old, dot, ks.mark(OP_DELETE, actor, role, ts))
+                new = ks.clear(old, dot, ks.mark(OP_DELETE, actor, role, ts, why))
             else:
                 version = make_version(None, actor, role, ts, 1.0, {}, "DELETE")
-                new = ks.write(old, dot, version)
+                new = ks.write(old, dot, version, why)
             store(txn, memory_id, skey, raw, old, new, local=True)
             return True
 

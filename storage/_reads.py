@@ -7,7 +7,7 @@ collector removes it), as LangGraph's ``SqliteStore`` bug #8902 taught.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from memmesh.crdt import Dot, InvalidArgumentError, Timestamp
@@ -16,13 +16,14 @@ from memmesh.crdt.keystate import KIND_MEMORY, KIND_SET, KeyState, VersionData
 from . import _history as history
 from ._digest import state_key
 from ._env import Env, Txn
+from ._filters import MetadataFilter, check_page, compile_filter, page, record_matches
 from ._indexes import SCOPE_FIELDS, scope_prefix
 from ._keycodec import decode
 from ._keystore import load
 from ._memory import check_scope, to_version
 from ._records import Event, MemoryRecord
 
-__all__ = ["AsOfView", "Reads", "scan_states", "scope_filters", "to_record"]
+__all__ = ["AsOfView", "Reads", "scan_states", "scope_filters", "states_under", "to_record"]
 
 #: Index preference for ``list``: the most selective scope field first.
 _PREFERENCE = ("run_id", "agent_id", "user_id", "app_id")
@@ -69,15 +70,19 @@ def scan_states(txn: Txn, filters: dict[str, str | None]) -> Iterator[KeyState]:
         return
     value = filters[field]
     assert value is not None
-    prefix = scope_prefix(field, value)
-    for ikey, _ in txn.prefix("scope", prefix):
-        key = ikey[len(prefix):].decode()
-        found = txn.get("state", state_key(key))
-        if found is None:
-            continue
-        state = decode(found, check_canonical=False)
+    for state in states_under(txn, field, value):
         if _matches(state, filters):
             yield state
+
+
+def states_under(txn: Txn, field: str, value: str) -> Iterator[KeyState]:
+    """The key states of the memories whose scope field ``field`` is ``value``: one
+    range of the ``scope`` index, in key order."""
+    prefix = scope_prefix(field, value)
+    for ikey, _ in txn.prefix("scope", prefix):
+        found = txn.get("state", state_key(ikey[len(prefix):].decode()))
+        if found is not None:
+            yield decode(found, check_canonical=False)
 
 
 class Reads:
@@ -98,20 +103,32 @@ class Reads:
             return None
         return to_record(state, state.standing(), now)
 
-    def list(self, *, limit: int | None = None, **scope: str | None
+    def list(self, *, limit: int | None = None, offset: int = 0,
+             filters: Mapping[str, Any] | None = None, **scope: str | None
              ) -> builtins.list[MemoryRecord]:
         """Live memories matching every given scope filter (``app_id``, ``user_id``,
-        ``agent_id``, ``run_id``), oldest first."""
-        filters = scope_filters(scope)
+        ``agent_id``, ``run_id``; None matches an absent field) and the metadata
+        ``filters`` (:mod:`memmesh.storage._filters`: ``$eq $ne $gt $gte $lt $lte $in
+        $nin``, ``$and``/``$or``), oldest first; then ``offset`` skipped, at most
+        ``limit`` returned."""
+        fields = scope_filters(scope)
+        predicate = compile_filter(filters)
+        check_page(limit, offset)
+        return page(self.matching(fields, predicate), limit, offset)
+
+    def matching(self, fields: dict[str, str | None], predicate: MetadataFilter | None = None
+                 ) -> builtins.list[MemoryRecord]:
+        """The live memories matching the checked scope ``fields`` (see
+        :func:`scope_filters`) and ``predicate``, oldest first."""
         now = self._clock()
         out: builtins.list[MemoryRecord] = []
         with self._env.read() as txn:
-            for state in scan_states(txn, filters):
+            for state in scan_states(txn, fields):
                 record = to_record(state, state.standing(), now)
-                if record is not None:
+                if record is not None and record_matches(record, predicate):
                     out.append(record)
         out.sort(key=lambda r: (r.created_at, r.id))
-        return out if limit is None else out[:limit]
+        return out
 
     def set_members(self, key: str) -> frozenset[Any]:
         """The elements of the add-wins set ``key`` (empty if unknown or forgotten)."""
@@ -162,13 +179,18 @@ class AsOfView:
             _, _, state = load(txn, memory_id)
             return None if state is None else self._record(txn, state)
 
-    def list(self, **scope: str | None) -> builtins.list[MemoryRecord]:
-        filters = scope_filters(scope)
+    def list(self, *, limit: int | None = None, offset: int = 0,
+             filters: Mapping[str, Any] | None = None, **scope: str | None
+             ) -> builtins.list[MemoryRecord]:
+        """As ``Replica.list``, at this view's instant."""
+        fields = scope_filters(scope)
+        predicate = compile_filter(filters)
+        check_page(limit, offset)
         out: builtins.list[MemoryRecord] = []
         with self._env.read() as txn:
-            for state in scan_states(txn, filters):
+            for state in scan_states(txn, fields):
                 record = self._record(txn, state)
-                if record is not None:
+                if record is not None and record_matches(record, predicate):
                     out.append(record)
         out.sort(key=lambda r: (r.created_at, r.id))
-        return out
+        return page(out, limit, offset)

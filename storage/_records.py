@@ -107,6 +107,26 @@ class MemoryRecord:
         return max((v.importance for v in self.versions if v.importance is not None),
                    default=None)
 
+    @property
+    def scope_tier(self) -> str | None:
+        """The view tier this memory belongs to: the most specific scope field it sets
+        (``"run"`` > ``"agent"`` > ``"user"`` > ``"app"``), None when it sets none (see
+        ``Replica.view``). Not :attr:`tier`, which says shared or private."""
+        return scope_tier(self.app_id, self.user_id, self.agent_id, self.run_id)
+
+
+#: The view tiers, most specific first (the order a view lists and breaks ties in).
+SCOPE_TIERS = ("run", "agent", "user", "app")
+
+
+def scope_tier(app_id: str | None, user_id: str | None, agent_id: str | None,
+               run_id: str | None) -> str | None:
+    """The most specific of the scope fields set, as a tier name (None: none set)."""
+    for name, value in zip(SCOPE_TIERS, (run_id, agent_id, user_id, app_id), strict=True):
+        if value is not None:
+            return name
+    return None
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -162,12 +182,16 @@ class ApplyResult:
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One journal entry: key ``memory_id`` changed in transaction-order ``seq``."""
+    """One journal entry: key ``memory_id`` changed in transaction-order ``seq``.
+
+    ``scope`` is the ``(app_id, user_id, agent_id, run_id)`` of a key removed whole (TTL
+    collection), whose state can no longer tell it; None for every other change."""
 
     seq: int
     memory_id: str
     local: bool
     priority: bool
+    scope: tuple[str | None, str | None, str | None, str | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
@@ -24,16 +24,20 @@ from memmesh.crdt.keystate import DEFAULT_KEEP
 
 from . import _layout as layout
 from ._aux import Aux
+from ._changes import ChangeEvent, WatchFilter
 from ._conflicts import Conflicts
 from ._env import DEFAULT_MAP_SIZE, Env, Txn
 from ._errors import ReplicaIdMismatchError
 from ._incarnation import MAX_BASE_LEN, new_incarnation
 from ._journal import Journal
 from ._memory import Memory, check_keep, new_memory_id
-from ._reads import AsOfView, Reads
+from ._reads import AsOfView, Reads, scope_filters
 from ._records import ApplyResult, ChangeBatch, Event, MemoryRecord, Version
+from ._signal import CommitSignal
 from ._stamps import Stamps
 from ._sync import Sync
+from ._view import ScopedView
+from ._watch import Watch
 from .wire import PeerScope
 
 __all__ = ["Replica"]
@@ -79,6 +83,8 @@ class Replica:
         self._sync = Sync(env, self._stamps, self._memory.collect_expired)
         self._journal = Journal(env)
         self._aux = Aux(env)
+        self._signal = CommitSignal()  # wakes watchers after each commit (see watch)
+        env.after_commit.append(self._signal.fire)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, replica_id: str | None = None,
@@ -165,6 +171,7 @@ class Replica:
         return self._env.path
 
     def close(self) -> None:
+        self._signal.close()  # open watches end
         self._env.close()
 
     def backup(self, path: str | os.PathLike[str]) -> None:
@@ -238,18 +245,22 @@ class Replica:
             metadata: Mapping[str, Any] | None = None, confidence: float = 1.0,
             ttl: float | None = None, policy: str = "mv", tier: str | None = None,
             role: str | None = None, priority: bool = False,
-            importance: float | None = None) -> str:
+            importance: float | None = None,
+            detail: Mapping[str, Any] | None = None) -> str:
         return self._memory.add(text, app_id=app_id, user_id=user_id, agent_id=agent_id,
                                 run_id=run_id, actor=actor, metadata=metadata,
                                 confidence=confidence, ttl=ttl, policy=policy, tier=tier,
-                                role=role, priority=priority, importance=importance)
+                                role=role, priority=priority, importance=importance,
+                                detail=detail)
 
     @_doc(Memory.update)
     def update(self, memory_id: str, text: str, *, actor: str | None = None,
                confidence: float | None = None, metadata: Mapping[str, Any] | None = None,
-               role: str | None = None, importance: float | None = None) -> None:
+               role: str | None = None, importance: float | None = None,
+               detail: Mapping[str, Any] | None = None) -> None:
         self._memory.update(memory_id, text, actor=actor, confidence=confidence,
-                            metadata=metadata, role=role, importance=importance)
+                            metadata=metadata, role=role, importance=importance,
+                            detail=detail)
 
     @_doc(Memory.record_noop)
     def record_noop(self, memory_id: str, *, actor: str | None = None,
@@ -258,8 +269,45 @@ class Replica:
 
     @_doc(Memory.delete)
     def delete(self, memory_id: str, *, actor: str | None = None,
-               role: str | None = None) -> bool:
-        return self._memory.delete(memory_id, actor=actor, role=role)
+               role: str | None = None, detail: Mapping[str, Any] | None = None) -> bool:
+        return self._memory.delete(memory_id, actor=actor, role=role, detail=detail)
+
+    def delete_all(self, *, actor: str | None = None, role: str | None = None,
+                   everything: bool = False, **scope: str | None) -> int:
+        """Delete every live memory whose scope matches ``scope`` (each given field equal,
+        None matching an absent field, as in :meth:`list`), as ordinary deletes in one
+        transaction (each recorded in history with ``actor`` and ``role``, each replicated); return
+        how many were deleted. A scope without one field set to a value is refused
+        (it would reach memories of every user) unless ``everything=True``, which takes
+        no scope and deletes every memory. Sets are not touched."""
+        fields = scope_filters(scope)
+        if everything is not False:
+            if everything is not True or fields:
+                raise InvalidArgumentError("delete_all(everything=True) takes no scope")
+        elif all(value is None for value in fields.values()):
+            raise InvalidArgumentError(
+                "delete_all needs a scope field with a value (app_id, user_id, agent_id,"
+                " run_id), or everything=True")
+        return self._delete_matching(fields, actor, role)
+
+    def end_run(self, run_id: str, *, actor: str | None = None, role: str | None = None,
+                **scope: str | None) -> int:
+        """Discard a session: delete every live memory of run ``run_id`` (narrowed by
+        the given ``scope`` fields) as :meth:`delete_all` does; return the count."""
+        if type(run_id) is not str or not run_id:
+            raise InvalidArgumentError("run_id must be a non-empty str")
+        fields = scope_filters(scope)
+        return self._delete_matching({**fields, "run_id": run_id}, actor, role)
+
+    def _delete_matching(self, fields: dict[str, str | None], actor: str | None,
+                         role: str | None) -> int:
+        for name, value in (("actor", actor), ("role", role)):
+            if value is not None and type(value) is not str:
+                raise InvalidArgumentError(f"{name} must be a str or None")
+        ids = [record.id for record in self._reads.matching(fields)]
+        with self._env.batch():
+            return sum(self._memory.delete(memory_id, actor=actor, role=role)
+                       for memory_id in ids)
 
     @_doc(Memory.forget)
     def forget(self, memory_id: str, *, actor: str | None = None,
@@ -294,9 +342,10 @@ class Replica:
         return self._reads.get(memory_id)
 
     @_doc(Reads.list)
-    def list(self, *, limit: int | None = None, **scope_filters: str | None
+    def list(self, *, limit: int | None = None, offset: int = 0,
+             filters: Mapping[str, Any] | None = None, **scope_filters: str | None
              ) -> builtins.list[MemoryRecord]:
-        return self._reads.list(limit=limit, **scope_filters)
+        return self._reads.list(limit=limit, offset=offset, filters=filters, **scope_filters)
 
     @_doc(Reads.set_members)
     def set_members(self, key: str) -> frozenset[Any]:
@@ -309,6 +358,15 @@ class Replica:
     @_doc(Reads.as_of)
     def as_of(self, timestamp: Timestamp | int) -> AsOfView:
         return self._reads.as_of(timestamp)
+
+    def view(self, *, app_id: str | None = None, user_id: str | None = None,
+             agent_id: str | None = None, run_id: str | None = None) -> ScopedView:
+        """A read-only :class:`ScopedView` of what an agent with this scope sees: every
+        memory that sets at least one scope field, each field it sets equal to the
+        view's (app-wide, user, agent and run tiers at once, most specific first)."""
+        return ScopedView(self._env, self._stamps.clock, self.replica_id,
+                          {"app_id": app_id, "user_id": user_id, "agent_id": agent_id,
+                           "run_id": run_id})
 
     @_doc(Conflicts.conflicts)
     def conflicts(self, **scope_filters: str | None) -> builtins.list[MemoryRecord]:
@@ -351,3 +409,30 @@ class Replica:
     def aux_put(self, namespace: str, key: bytes, value: bytes) -> None:
         """Store a local-only value under ``namespace`` and ``key``."""
         self._aux.put(namespace, key, value)
+
+    # -- subscriptions -------------------------------------------------------------------
+
+    def watch(self, since: int | None = None, *, ops: Iterable[str] | None = None,
+              prefix: str | None = None, where: Callable[[ChangeEvent], bool] | None = None,
+              timeout: float | None = None, poll_interval: float = 1.0, page: int = 256,
+              **scope: str | None) -> Watch:
+        """The changes of this replica (local writes, other processes' on this directory,
+        and what ``sync_apply`` merged from peers) as a :class:`Watch` of
+        :class:`ChangeEvent`\\ s, in commit order, at least once.
+
+        ``since``: a journal cursor (an event's ``cursor`` or ``watch.cursor``) to resume
+        after, across restarts; None starts at the journal's end (changes from now on).
+        Filters: scope fields equal (as :meth:`list`; None matches an absent field),
+        ``ops`` (a collection of op names, see :class:`ChangeEvent`), a memory-id
+        ``prefix``, and ``where(event) -> bool`` (e.g. ``view.visible``). A RESET event
+        (never filtered out) says the journal no longer holds every change after
+        ``since``: re-read what you derive, then go on. ``timeout`` ends the iteration
+        after that many idle seconds (None: never; :meth:`Watch.close` ends it from any
+        thread); commits of this process wake the watch at once, other processes'
+        writes are seen within ``poll_interval`` seconds. At most ``page`` events are
+        buffered; writers never wait for a watch."""
+        if since is not None and (type(since) is not int or since < 0):
+            raise InvalidArgumentError("since must be a journal cursor (an int >= 0) or None")
+        wanted = WatchFilter(scope, ops=ops, prefix=prefix, where=where)
+        return Watch(self._env, self, self._signal, self._stamps.clock, since=since,
+                     wanted=wanted, page=page, poll_interval=poll_interval, timeout=timeout)

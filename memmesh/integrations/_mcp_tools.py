@@ -21,9 +21,9 @@ from pydantic import Field
 from memmesh.crdt import MemmeshError
 from memmesh.integrations._records import concise_json, event_json, record_json, version_id
 from memmesh.integrations.aio import AsyncMemory
-from memmesh.storage import MAX_FIELD, MAX_TEXT, MemoryRecord, Replica
+from memmesh.storage import MAX_FIELD, MAX_TEXT, SCOPE_TIERS, MemoryRecord, Replica
 
-__all__ = ["INSTRUCTIONS", "MAX_K", "build_server"]
+__all__ = ["INSTRUCTIONS", "MAX_K", "build_server", "merge_hits"]
 
 MAX_K = 100
 MAX_TTL_SECONDS = 1e12  # storage refuses ttl >= 1e12 s
@@ -63,6 +63,17 @@ def _confidence(default_doc: str) -> Any:
                  ge=0.0, le=1.0, allow_inf_nan=False)
 
 
+def merge_hits(first: list[Any], second: list[Any], k: int) -> list[Any]:
+    """The ``k`` best of two hit lists, each memory once (its best hit); on equal score
+    the most specific tier first, as a view search orders them."""
+    best: dict[str, Any] = {}
+    for hit in (*first, *second):
+        if hit.id not in best or hit.score > best[hit.id].score:
+            best[hit.id] = hit
+    tiers = (*SCOPE_TIERS, None)
+    return sorted(best.values(), key=lambda h: (-h.score, tiers.index(h.scope_tier)))[:k]
+
+
 def build_server(replica: Replica, *, app_id: str | None = None, user_id: str | None = None,
                  agent_id: str | None = None, index: Any = None, embedder: Any = None,
                  node: Any = None, actor: str | None = None,
@@ -74,14 +85,25 @@ def build_server(replica: Replica, *, app_id: str | None = None, user_id: str | 
     memory = AsyncMemory(replica, index=index, embedder=embedder, node=node)
     server: MCPServer = MCPServer(name, instructions=INSTRUCTIONS)
 
+    # Reads see the pinned scope (any run below it) and, through a view, the tiers above
+    # it: an agent's server sees its user's and its app's facts. Writes stay in scope.
+    view = memory.view(**scope) if scope else None
+
+    def in_scope(record: MemoryRecord) -> bool:
+        return all(getattr(record, k) == v for k, v in scope.items())
+
     def shown(record: MemoryRecord, detail: bool) -> dict[str, Any]:
         return record_json(record) if detail else concise_json(record)
 
-    async def scoped(memory_id: str) -> MemoryRecord:
+    async def scoped(memory_id: str, *, write: bool = False) -> MemoryRecord:
         record = await memory.get(memory_id)
-        if record is None or any(getattr(record, k) != v for k, v in scope.items()):
+        if record is None or not (in_scope(record) or (
+                view is not None and view.view.visible(record))):
             raise ToolError(f"no memory {memory_id!r} in this scope")
         assert isinstance(record, MemoryRecord)
+        if write and not in_scope(record):
+            raise ToolError(f"memory {memory_id!r} is a {record.scope_tier}-level memory "
+                            f"shared with this scope: read-only here")
         return record
 
     async def guarded(coro: Any) -> Any:
@@ -126,8 +148,11 @@ def build_server(replica: Replica, *, app_id: str | None = None, user_id: str | 
                                     ge=1, le=MAX_K)] = 5,
             detail: Detail = False) -> dict[str, Any]:
         """The k memories most relevant to the query (by meaning, then recency,
-        confidence and who wrote them), best first, each with its score."""
+        confidence and who wrote them), best first, each with its score; includes the
+        user-level and app-level memories shared with this agent."""
         hits = await guarded(memory.search(query, k, **scope))
+        if view is not None:
+            hits = merge_hits(hits, await guarded(view.search(query, k)), k)
         if detail:
             return {"results": [{**record_json(h.record), "score": round(h.score, 6),
                                  "matched_text": h.text} for h in hits]}
@@ -147,7 +172,7 @@ def build_server(replica: Replica, *, app_id: str | None = None, user_id: str | 
             metadata: Metadata = None, role: Role = None,
             detail: Detail = False) -> dict[str, Any]:
         """Replace a memory's text (supersedes every version this replica has seen)."""
-        await scoped(memory_id)
+        await scoped(memory_id, write=True)
         await guarded(memory.update(memory_id, text, actor=who, confidence=confidence,
                                     metadata=metadata, role=role))
         return shown(await scoped(memory_id), detail)
@@ -155,13 +180,14 @@ def build_server(replica: Replica, *, app_id: str | None = None, user_id: str | 
     @server.tool()
     async def delete_memory(memory_id: MemoryId) -> dict[str, Any]:
         """Delete a memory (a concurrent edit elsewhere survives; history is kept)."""
-        await scoped(memory_id)
-        return {"id": memory_id, "deleted": await guarded(memory.delete(memory_id))}
+        await scoped(memory_id, write=True)
+        return {"id": memory_id,
+                "deleted": await guarded(memory.delete(memory_id, actor=who))}
 
     @server.tool()
     async def forget_memory(memory_id: MemoryId) -> dict[str, Any]:
         """Erase a memory and its history on every replica (wins over concurrent edits)."""
-        await scoped(memory_id)
+        await scoped(memory_id, write=True)
         return {"id": memory_id, "forgotten": await guarded(memory.forget(memory_id))}
 
     @server.tool()
@@ -197,7 +223,7 @@ def build_server(replica: Replica, *, app_id: str | None = None, user_id: str | 
         """Settle a conflicted memory: keep one version (pick_version_id, from
         list_conflicts) or write a merged text. The resolution supersedes exactly the
         versions listed now; a version written meanwhile elsewhere stays."""
-        record = await scoped(memory_id)
+        record = await scoped(memory_id, write=True)
         if not record.conflicted:
             raise ToolError(f"memory {memory_id!r} is not conflicted")
         if (text is None) == (pick_version_id is None):

@@ -10,6 +10,10 @@ pushes every write made through the facade. Example::
     async with await AsyncMemory.open("agent-a", node={"cluster_key": key}) as memory:
         memory_id = await memory.add("prefers dark mode", user_id="alice")
         hits = await memory.search("ui theme", user_id="alice")
+        billing = memory.view(user_id="alice", agent_id="billing")  # + user, app tiers
+        hits = await billing.search("ui theme")
+        async for change in memory.watch(user_id="alice"):   # local and from peers
+            print(change.op, change.memory_id)
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import builtins
 import functools
 import os
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
@@ -27,9 +32,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from memmesh.crdt import Dot, MemmeshError
 
 if TYPE_CHECKING:
-    from memmesh.storage import Replica
+    from memmesh.storage import ChangeEvent, Replica, ScopedView, Watch
 
-__all__ = ["AsyncMemory", "FacadeClosedError"]
+__all__ = ["AsyncMemory", "AsyncView", "FacadeClosedError"]
 
 T = TypeVar("T")
 
@@ -75,6 +80,8 @@ class AsyncMemory:
         self._own_replica = own_replica
         self._own_node = own_node
         self._closed = False
+        self._watches: weakref.WeakSet[Watch] = weakref.WeakSet()  # closed by aclose
+        self._subscriptions: set[asyncio.Task[None]] = set()
 
     # -- construction -----------------------------------------------------------------
 
@@ -122,6 +129,11 @@ class AsyncMemory:
         if self._closed:
             return
         self._closed = True
+        for watch in list(self._watches):
+            watch.close()
+        for task in list(self._subscriptions):
+            task.cancel()
+        await asyncio.gather(*self._subscriptions, return_exceptions=True)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, functools.partial(self._executor.shutdown, wait=True))
         if self._own_node and self.node is not None:
@@ -177,9 +189,23 @@ class AsyncMemory:
         """``replica.update``: a new version superseding the ones seen here."""
         await self.run(self.replica.update, memory_id, text, **options)
 
-    async def delete(self, memory_id: str) -> bool:
-        """``replica.delete`` (observed-remove; False if nothing was live here)."""
-        return bool(await self.run(self.replica.delete, memory_id))
+    async def delete(self, memory_id: str, **options: Any) -> bool:
+        """``replica.delete`` (observed-remove; False if nothing was live here);
+        ``actor`` is recorded on the DELETE."""
+        return bool(await self.run(self.replica.delete, memory_id, **options))
+
+    async def delete_all(self, **options: Any) -> int:
+        """``replica.delete_all``: delete every memory of a scope; return the count."""
+        return int(await self.run(self.replica.delete_all, **options))
+
+    async def end_run(self, run_id: str, **options: Any) -> int:
+        """``replica.end_run``: discard a session's run-scoped memories; return the count."""
+        return int(await self.run(self.replica.end_run, run_id, **options))
+
+    def view(self, **scope: str | None) -> AsyncView:
+        """An awaitable :class:`memmesh.storage.ScopedView`: what an agent with this
+        scope sees (app, user, agent and run tiers), with ``list``, ``get``, ``search``."""
+        return AsyncView(self, self.replica.view(**scope))
 
     async def forget(self, memory_id: str) -> bool:
         """``replica.forget``: erase content and history here and on every replica."""
@@ -190,12 +216,51 @@ class AsyncMemory:
         return list(await self.run(self.replica.history, memory_id))
 
     async def list(self, **scope_filters: Any) -> builtins.list[Any]:
-        """``replica.list``: live memories matching the scope filters, oldest first."""
+        """``replica.list``: live memories matching the scope filters (and ``filters``,
+        ``limit``, ``offset``), oldest first."""
         return list(await self.run(self.replica.list, **scope_filters))
 
     async def search(self, query: str, k: int = 10, **scope_filters: Any) -> builtins.list[Any]:
-        """``SemanticIndex.search``: the ``k`` best ``Hit``\\ s within the scope filters."""
+        """``SemanticIndex.search``: the ``k`` best ``Hit``\\ s within the scope filters
+        (or a ``view``; and ``filters``, ``threshold``, ``offset``)."""
         return list(await self.run(self._with_index, "search", query, k, **scope_filters))
+
+    # -- subscriptions --------------------------------------------------------------------
+
+    def watch(self, since: int | None = None, **filters: Any) -> Watch:
+        """``replica.watch``: the changes (local and merged from peers) as an async
+        iterator, ``async for change in memory.watch(user_id="alice")``; journal reads
+        run off the loop. Filters and ``since`` as ``Replica.watch``. Closed by
+        :meth:`aclose`."""
+        if self._closed:
+            raise FacadeClosedError("this AsyncMemory is closed")
+        watch = self.replica.watch(since, **filters)
+        self._watches.add(watch)
+        return watch
+
+    def subscribe(self, callback: Callable[[ChangeEvent], Any], since: int | None = None,
+                  **filters: Any) -> asyncio.Task[None]:
+        """Call ``callback(event)`` (a function or a coroutine function, awaited) on
+        this loop for each change :meth:`watch` would yield, in order; return the task
+        (cancel it to stop; :meth:`aclose` stops it too). If the callback raises, the
+        task ends with that exception and nothing after that event is delivered: resume
+        with ``since`` the ``cursor`` of the last event handled."""
+        watch = self.watch(since, **filters)
+
+        async def deliver() -> None:
+            try:
+                async for event in watch:
+                    result = callback(event)
+                    if asyncio.iscoroutine(result):
+                        await result
+            finally:
+                watch.close()
+                self._watches.discard(watch)
+
+        task = asyncio.get_running_loop().create_task(deliver())
+        self._subscriptions.add(task)
+        task.add_done_callback(self._subscriptions.discard)
+        return task
 
     # -- conflicts ------------------------------------------------------------------------
 
@@ -249,3 +314,26 @@ class AsyncMemory:
             if loop.time() >= deadline:
                 return False
             await asyncio.sleep(interval)
+
+
+class AsyncView:
+    """:class:`memmesh.storage.ScopedView` reads, awaited off the loop (from
+    :meth:`AsyncMemory.view`). ``view`` is the underlying read-only view."""
+
+    def __init__(self, memory: AsyncMemory, view: ScopedView) -> None:
+        self.memory = memory
+        self.view = view
+
+    async def list(self, **options: Any) -> builtins.list[Any]:
+        """``view.list``: visible memories, most specific tier first (``filters``,
+        ``limit``, ``offset``)."""
+        return list(await self.memory.run(self.view.list, **options))
+
+    async def get(self, memory_id: str) -> Any:
+        """``view.get``: the memory if visible in the view, else None."""
+        return await self.memory.run(self.view.get, memory_id)
+
+    async def search(self, query: str, k: int = 10, **options: Any) -> builtins.list[Any]:
+        """``SemanticIndex.search(query, k, view=view)`` (``filters``, ``threshold``,
+        ``offset``)."""
+        return await self.memory.search(query, k, view=self.view, **options)

@@ -8,6 +8,7 @@ asyncio, call its blocking methods with ``asyncio.to_thread``::
     handle.start()                      # returns once the node listens
     print(handle.port, handle.status().peers)
     replica.add("the build is green", agent_id="ci")   # writes are pushed at once
+    handle.subscribe(print, agent_id="ci")  # every change, local or from a peer
     handle.stop()
 """
 
@@ -15,12 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import trio
 
 from memmesh.gossip import Node, NodeStatus
 from memmesh.gossip.protocol import GossipError, NodeReplica
+from memmesh.storage import ChangeEvent, Subscription
 
 __all__ = ["BackgroundNode"]
 
@@ -37,6 +40,7 @@ class BackgroundNode:
         self._token: trio.lowlevel.TrioToken | None = None
         self._stop: trio.Event | None = None
         self._error: BaseException | None = None
+        self._subscriptions: list[Subscription] = []
 
     @property
     def port(self) -> int:
@@ -62,7 +66,11 @@ class BackgroundNode:
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop the node (saving known peers) and join the thread; idempotent."""
+        """Stop the node (saving known peers) and its subscriptions, join the thread;
+        idempotent."""
+        subscriptions, self._subscriptions = self._subscriptions, []
+        for subscription in subscriptions:
+            subscription.close(timeout)
         thread = self._thread
         if thread is None:
             return
@@ -94,6 +102,24 @@ class BackgroundNode:
         if self._token is None or self.node is None:
             raise GossipError("the node is not running")
         trio.from_thread.run(self.node.sync_now, trio_token=self._token)
+
+    def subscribe(self, callback: Callable[[ChangeEvent], object], since: int | None = None,
+                  **filters: Any) -> Subscription:
+        """Call ``callback(event)`` for each change of the replica (local writes and
+        what this node merges from peers) that ``filters`` accept (those of
+        ``Replica.watch``: scope fields, ``ops``, ``prefix``, ``where``), in commit
+        order, from ``since`` (None: from now). The callback runs in a thread of its own,
+        never the node's, so a slow one delays only its own events and never a sync;
+        if it raises, the subscription stops with ``.error`` set and ``.cursor`` before
+        that event. Stopped by :meth:`stop` (or ``subscription.close()``)."""
+        watch = getattr(self.replica, "watch", None)
+        if watch is None:
+            raise GossipError("this replica cannot be watched (no watch method)")
+        subscription = Subscription(watch(since, **filters), callback,
+                                    name="memmesh-subscription").start()
+        self._subscriptions = [s for s in self._subscriptions if s.running]
+        self._subscriptions.append(subscription)
+        return subscription
 
     def __enter__(self) -> BackgroundNode:
         return self.start()

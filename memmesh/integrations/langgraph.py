@@ -13,10 +13,9 @@ docs/langgraph.md.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
@@ -26,7 +25,6 @@ from langgraph.store.base import (
     IndexConfig,
     Item,
     ListNamespacesOp,
-    MatchCondition,
     Op,
     PutOp,
     Result,
@@ -40,7 +38,17 @@ from memmesh.crdt import InvalidArgumentError, freeze
 from memmesh.semantic import ScoreWeights, SemanticIndex
 from memmesh.storage import MemoryRecord, Replica
 
-from ._lg_index import Bridge, Embed, FieldVectors, checked_paths, field_texts, index_config_of
+from ._lg_async import Coalescer, Outcome
+from ._lg_filters import matches_filter, namespace_matches, thaw
+from ._lg_index import (
+    Bridge,
+    Embed,
+    FieldVectors,
+    checked_paths,
+    default_fields,
+    field_texts,
+    index_config_of,
+)
 
 __all__ = ["MemmeshStore", "matches_filter"]
 
@@ -53,68 +61,11 @@ Namespace = tuple[str, ...]
 ScopeFn = Callable[[Namespace], Mapping[str, str | None]]
 
 
-# -- values and filters ----------------------------------------------------------------
-
-
-def _thaw(value: Any) -> Any:
-    """Stored plain data back to JSON-like Python (tuples become lists)."""
-    if isinstance(value, tuple | list):
-        return [_thaw(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items()}
-    return value
-
-
-def _compare(item_value: Any, wanted: Any) -> bool:
-    if isinstance(wanted, Mapping):
-        if any(str(k).startswith("$") for k in wanted):
-            return all(_apply_operator(item_value, op, arg) for op, arg in wanted.items())
-        if not isinstance(item_value, Mapping):
-            return False
-        return all(_compare(item_value.get(k), v) for k, v in wanted.items())
-    if isinstance(wanted, list | tuple):
-        return (isinstance(item_value, list | tuple) and len(item_value) == len(wanted)
-                and all(_compare(a, b) for a, b in zip(item_value, wanted, strict=True)))
-    return bool(item_value == wanted)
-
-
-def _apply_operator(value: Any, operator: str, arg: Any) -> bool:
-    if operator == "$eq":
-        return bool(value == arg)
-    if operator == "$ne":
-        return bool(value != arg)
-    if operator in ("$gt", "$gte", "$lt", "$lte"):
-        if value is None:
-            return False
-        a, b = float(value), float(arg)
-        return {"$gt": a > b, "$gte": a >= b, "$lt": a < b, "$lte": a <= b}[operator]
-    raise InvalidArgumentError(f"unsupported filter operator {operator!r}")
-
-
-def matches_filter(value: Mapping[str, Any], filter: Mapping[str, Any] | None) -> bool:
-    """LangGraph's filter semantics (those of ``InMemoryStore`` and the SQL stores):
-    every key must match; nested dicts match recursively, lists element-wise, and a dict
-    of ``$eq $ne $gt $gte $lt $lte`` applies the operators."""
-    if not filter:
-        return True
-    return all(_compare(value.get(k), v) for k, v in filter.items())
-
-
-def _namespace_matches(condition: MatchCondition, namespace: Namespace) -> bool:
-    path = tuple(condition.path)
-    if len(namespace) < len(path):
-        return False
-    if condition.match_type == "prefix":
-        pairs = zip(namespace, path, strict=False)
-    elif condition.match_type == "suffix":
-        pairs = zip(reversed(namespace), reversed(path), strict=False)
-    else:
-        raise InvalidArgumentError(f"unsupported match type {condition.match_type!r}")
-    return all(p == "*" or n == p for n, p in pairs)
-
-
-def _datetime(wall_ms: int) -> datetime:
-    return datetime.fromtimestamp(wall_ms / 1000, tz=UTC)
+def _datetime(wall_ms: int, logical: int = 0) -> datetime:
+    """A wall-clock time as a datetime; an HLC's logical counter adds microseconds, so
+    two writes in one millisecond get increasing ``updated_at`` times (up to 999)."""
+    return datetime.fromtimestamp(wall_ms / 1000, tz=UTC) + timedelta(
+        microseconds=min(logical, 999))
 
 
 # -- the store -------------------------------------------------------------------------
@@ -130,7 +81,7 @@ class _Entry:
         self.memory_id = record.id
         self.namespace: Namespace = tuple(mark["ns"])
         self.key: str = mark["key"]
-        self.value: dict[str, Any] = _thaw(mark["value"])
+        self.value: dict[str, Any] = thaw(mark["value"])
         self.ttl: float | None = mark.get("ttl")
         self.indexed: bool = bool(mark.get("indexed", True))
         fields = mark.get("fields")  # the put's own index paths; None: the store's
@@ -145,12 +96,17 @@ class _Entry:
         return self.expires_at is None or self.expires_at > now_ms
 
     def item(self, score: float | None = None, *, search: bool = False) -> Item:
-        created, updated = _datetime(self.created_ms), _datetime(self.updated.wall_ms)
+        created = _datetime(self.created_ms)
+        updated = _datetime(self.updated.wall_ms, self.updated.logical)
         if search:
             return SearchItem(self.namespace, self.key, dict(self.value), created, updated,
                               score)
         return Item(value=dict(self.value), key=self.key, namespace=self.namespace,
                     created_at=created, updated_at=updated)
+
+
+def _created_order(entry: _Entry) -> tuple[int, Namespace, str]:
+    return entry.created_ms, entry.namespace, entry.key
 
 
 class MemmeshStore(BaseStore):
@@ -212,7 +168,8 @@ class MemmeshStore(BaseStore):
         else:
             config = {"fields": fields}
         self.index = index
-        self.fields = checked_paths(config.get("fields"))
+        self.fields = checked_paths(default_fields(config))
+        self.distance: str = str(config.get("distance_type") or "cosine")
         self.score = score
         self._vectors = FieldVectors()
         self.base_scope = {k: v for k, v in
@@ -225,6 +182,8 @@ class MemmeshStore(BaseStore):
         self._lock = threading.RLock()
         self._entries: dict[str, _Entry] = {}  # memory id -> entry
         self._by_key: dict[tuple[Namespace, str], set[str]] = {}
+        self._order: list[_Entry] | None = None  # _items() before expiry, None: stale
+        self._coalescer = Coalescer(self._batches)
         self._seq: int | None = None
 
     # -- following the replica --------------------------------------------------------
@@ -241,6 +200,7 @@ class MemmeshStore(BaseStore):
         return mark if isinstance(mark, Mapping) and "ns" in mark and "key" in mark else None
 
     def _drop(self, memory_id: str) -> None:
+        self._order = None
         entry = self._entries.pop(memory_id, None)
         if entry is not None:
             ids = self._by_key.get((entry.namespace, entry.key))
@@ -279,6 +239,7 @@ class MemmeshStore(BaseStore):
         seq = self.replica.journal_seq()
         self._entries.clear()
         self._by_key.clear()
+        self._order = None
         for record in self.replica.list(**self.base_scope):
             self._load(record, record.id)
         self._seq = seq
@@ -292,12 +253,25 @@ class MemmeshStore(BaseStore):
         return max(live, key=lambda e: e.updated) if live else None
 
     def _items(self, now_ms: int) -> list[_Entry]:
-        out = []
-        for namespace, key in self._by_key:
-            entry = self._current(namespace, key, now_ms)
-            if entry is not None:
+        """Every item's winning memory, oldest item first. The order ignoring expiry is
+        cached until the next change; only an expired winner is looked up again."""
+        if self._order is None:
+            newest = [max((self._entries[i] for i in ids), key=lambda e: e.updated)
+                      for ids in self._by_key.values()]
+            newest.sort(key=_created_order)
+            self._order = newest
+        out: list[_Entry] = []
+        resort = False
+        for entry in self._order:
+            if entry.live(now_ms):
                 out.append(entry)
-        out.sort(key=lambda e: (e.created_ms, e.namespace, e.key))
+                continue
+            other = self._current(entry.namespace, entry.key, now_ms)
+            if other is not None:
+                out.append(other)
+                resort = True
+        if resort:
+            out.sort(key=_created_order)
         return out
 
     # -- batch ------------------------------------------------------------------------
@@ -349,15 +323,21 @@ class MemmeshStore(BaseStore):
             return results
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
-        """:meth:`batch` in a worker thread, so LMDB never blocks the event loop; the
-        embedder's async methods run on this loop (an async embed function works)."""
-        loop = asyncio.get_running_loop()
+        """:meth:`batch` in a worker thread, so LMDB never blocks the event loop; calls
+        made concurrently share one thread hop (``_lg_async``), each still its own batch.
+        The embedder's async methods run on this loop (an async embed function works)."""
+        return await self._coalescer.submit(list(ops))
 
-        def bridge(coro: Any) -> list[list[float]]:
-            rows: list[list[float]] = asyncio.run_coroutine_threadsafe(coro, loop).result()
-            return rows
-
-        return await asyncio.to_thread(self._batch, list(ops), bridge)
+    def _batches(self, groups: list[list[Op]], bridge: Bridge) -> list[Outcome]:
+        """Run ``groups`` in order, each as one batch; an exception is that batch's only."""
+        outcomes: list[Outcome] = []
+        with self._lock:
+            for ops in groups:
+                try:
+                    outcomes.append(self._batch(ops, bridge))
+                except Exception as exc:  # handed to that batch's caller alone
+                    outcomes.append(exc)
+        return outcomes
 
     # -- reads --------------------------------------------------------------------------
 
@@ -385,7 +365,9 @@ class MemmeshStore(BaseStore):
         scored: list[tuple[_Entry, float]] = []
         unscored: list[tuple[_Entry, float | None]] = []
         for entry in candidates:
-            best = self._vectors.best(entry.memory_id, query) if entry.indexed else None
+            distance = self.distance if self.score == "similarity" else "cosine"
+            best = (self._vectors.best(entry.memory_id, query, distance) if entry.indexed
+                    else None)
             if best is None:
                 unscored.append((entry, None))
             else:
@@ -395,7 +377,8 @@ class MemmeshStore(BaseStore):
         return ranked[op.offset: op.offset + op.limit]
 
     def _rank(self, entry: _Entry, cosine: float, now: int) -> float:
-        """The item's score: its best cosine, or memmesh's blend with ``score="rank"``."""
+        """The item's score: its best field's similarity (``distance_type``), or with
+        ``score="rank"`` memmesh's blend of the best cosine, recency and priors."""
         if self.score == "similarity":
             return cosine
         w = self.weights
@@ -408,7 +391,7 @@ class MemmeshStore(BaseStore):
         namespaces = {e.namespace for e in self._items(now)}
         conditions = op.match_conditions or ()
         selected = [ns for ns in namespaces
-                    if all(_namespace_matches(c, ns) for c in conditions)]
+                    if all(namespace_matches(c, ns) for c in conditions)]
         if op.max_depth is not None:
             selected = list({ns[: op.max_depth] for ns in selected})
         return sorted(selected)[op.offset: op.offset + op.limit]

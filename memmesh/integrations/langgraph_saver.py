@@ -3,21 +3,24 @@
 A LangGraph thread's checkpoints, channel blobs and pending writes are kept in the
 replica, so a thread started on one machine resumes on another after sync (issue 14).
 The layout follows ``InMemorySaver``: a checkpoint without its channel values, one blob
-per (channel, version), writes per (task id, idx). Each record is its own key, named by
-a hash of its identity, holding an add-wins OR-Set (Almeida, Shoker, Baquero 2018) with
-one element, the serde bytes. The records are immutable and their ids are unique per
+per (channel, version), writes per (task id, idx). Each record is its own key holding an
+add-wins OR-Set (Almeida, Shoker, Baquero 2018) with one element, the serde bytes
+(:mod:`._lg_saver_records`). The records are immutable and their ids are unique per
 thread (uuid6 checkpoint ids, task ids), so concurrent copies are byte-identical
 elements of one set and never conflict, where an mv register would show two versions
-and an lww register would need a clock to pick one. A per-thread index set and one set
-of thread ids let ``list`` and ``delete_thread`` find the keys; removing observed
-elements (not ``forget``) lets a deleted thread id be used again.
+and an lww register would need a clock to pick one.
+
+The optional capabilities of LangGraph's conformance suite fit the same CRDT
+(:mod:`._lg_saver_upkeep`): ``copy_thread`` adds the same write-once elements under the
+target thread's keys; ``delete_thread``, ``delete_for_runs`` (a per-run index set finds
+a run's checkpoints) and ``prune`` remove observed elements, so a record another replica
+writes concurrently survives (add wins) and a deleted thread id can be used again, where
+``forget`` would tombstone the key for good.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
@@ -36,21 +39,13 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
+from memmesh.crdt import InvalidArgumentError
 from memmesh.storage import Replica
 
+from ._lg_saver_records import Records
+from ._lg_saver_upkeep import Upkeep
+
 __all__ = ["MemmeshSaver"]
-
-#: The set holding every thread id that has a checkpoint, a blob or a write here.
-THREADS_KEY = "langgraph.checkpoint/threads"
-_PREFIX = "langgraph.checkpoint/"
-
-Element = tuple[Any, ...]
-
-
-def _key(*identity: str | int) -> str:
-    """The memmesh key of one record: a hash, so any thread id or namespace fits."""
-    digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()
-    return _PREFIX + digest
 
 
 class MemmeshSaver(BaseCheckpointSaver[str]):
@@ -58,34 +53,26 @@ class MemmeshSaver(BaseCheckpointSaver[str]):
 
     Semantics are ``InMemorySaver``'s (``get_tuple``, ``list`` with ``filter``,
     ``before`` and ``limit``, ``put_writes`` keeping the first write of an index >= 0,
-    ``delete_thread``); versions are ``InMemorySaver``'s too. The async methods run the
-    sync ones in a worker thread.
+    ``delete_thread``); versions are ``InMemorySaver``'s too, and ``delete_for_runs``,
+    ``copy_thread`` and ``prune`` are implemented. The async methods run the sync ones
+    in a worker thread.
+
+    ``app_id``, ``user_id``, ``agent_id``: the scope every record is written with. A
+    saver sees only its own scope's threads (one thread id in two scopes is two
+    threads), and a peer whose ``PeerScope`` excludes the scope never receives them.
     """
 
-    def __init__(self, replica: Replica, *, serde: SerializerProtocol | None = None) -> None:
+    def __init__(self, replica: Replica, *, serde: SerializerProtocol | None = None,
+                 app_id: str | None = "langgraph", user_id: str | None = None,
+                 agent_id: str | None = None) -> None:
+        scope = {"app_id": app_id, "user_id": user_id, "agent_id": agent_id}
+        for name, value in scope.items():
+            if value is not None and (not isinstance(value, str) or not value):
+                raise InvalidArgumentError(f"{name} must be a non-empty string or None")
         super().__init__(serde=serde)
         self.replica = replica
-
-    # -- records -----------------------------------------------------------------------
-
-    def _read(self, key: str) -> Element | None:
-        """The record at ``key``; the least by repr if concurrent writers disagreed."""
-        members = self.replica.set_members(key)
-        if not members:
-            return None
-        return min(members, key=repr)  # type: ignore[no-any-return]
-
-    def _write(self, thread_id: str, entry: Element, key: str, record: Element) -> None:
-        """Replace the record at ``key`` and index it under its thread."""
-        for old in self.replica.set_members(key) - {record}:
-            self.replica.set_remove(key, old)
-        self.replica.set_add(key, record)
-        self.replica.set_add(_key("thread", thread_id), entry)
-        self.replica.set_add(THREADS_KEY, thread_id)
-
-    def _entries(self, thread_id: str) -> frozenset[Element]:
-        entries: frozenset[Element] = self.replica.set_members(_key("thread", thread_id))
-        return entries
+        self._records = Records(replica, scope)
+        self._upkeep = Upkeep(self._records, self.serde)
 
     # -- reads -------------------------------------------------------------------------
 
@@ -94,7 +81,7 @@ class MemmeshSaver(BaseCheckpointSaver[str]):
         ns: str = config["configurable"].get("checkpoint_ns", "")
         checkpoint_id = get_checkpoint_id(config)
         if not checkpoint_id:
-            ids = [e[2] for e in self._entries(thread_id) if e[0] == "c" and e[1] == ns]
+            ids = [e[2] for e in self._records.entries(thread_id) if e[0] == "c" and e[1] == ns]
             if not ids:
                 return None
             checkpoint_id = max(ids)
@@ -102,18 +89,18 @@ class MemmeshSaver(BaseCheckpointSaver[str]):
 
     def _tuple(self, thread_id: str, ns: str, checkpoint_id: str,
                metadata: CheckpointMetadata | None = None) -> CheckpointTuple | None:
-        saved = self._read(_key("c", thread_id, ns, checkpoint_id))
+        saved = self._records.read(thread_id, ("c", ns, checkpoint_id))
         if saved is None:
             return None
         ctype, cbytes, mtype, mbytes, parent_id = saved
         checkpoint: Checkpoint = self.serde.loads_typed((ctype, cbytes))
         values: dict[str, Any] = {}
         for channel, version in checkpoint["channel_versions"].items():
-            blob = self._read(_key("b", thread_id, ns, channel, str(version)))
+            blob = self._records.read(thread_id, ("b", ns, channel, str(version)))
             if blob is not None and blob[0] != "empty":
                 values[channel] = self.serde.loads_typed((blob[0], blob[1]))
-        writes = [w for w in (self._read(_key("w", thread_id, ns, checkpoint_id, e[3], e[4]))
-                              for e in self._entries(thread_id)
+        writes = [w for w in (self._records.read(thread_id, e)
+                              for e in self._records.entries(thread_id)
                               if e[0] == "w" and e[1] == ns and e[2] == checkpoint_id)
                   if w is not None]
         writes.sort(key=lambda w: writes_sort_key(w[4], w[0], w[5]))
@@ -140,12 +127,12 @@ class MemmeshSaver(BaseCheckpointSaver[str]):
             wanted_ns = config["configurable"].get("checkpoint_ns")
             wanted_id = get_checkpoint_id(config)
         else:
-            threads = sorted(self.replica.set_members(THREADS_KEY))
+            threads = sorted(self._records.threads())
             wanted_ns, wanted_id = None, None
         before_id = get_checkpoint_id(before) if before else None
         left = limit
         for thread_id in threads:
-            checkpoints = sorted(((e[1], e[2]) for e in self._entries(thread_id)
+            checkpoints = sorted(((e[1], e[2]) for e in self._records.entries(thread_id)
                                   if e[0] == "c"),
                                  key=lambda c: (c[0], _Desc(c[1])))
             for ns, checkpoint_id in checkpoints:
@@ -155,7 +142,7 @@ class MemmeshSaver(BaseCheckpointSaver[str]):
                     continue
                 if before_id and checkpoint_id >= before_id:
                     continue
-                saved = self._read(_key("c", thread_id, ns, checkpoint_id))
+                saved = self._records.read(thread_id, ("c", ns, checkpoint_id))
                 if saved is None:
                     continue
                 metadata = self.serde.loads_typed((saved[2], saved[3]))
@@ -178,17 +165,19 @@ class MemmeshSaver(BaseCheckpointSaver[str]):
         ns: str = config["configurable"]["checkpoint_ns"]
         values: dict[str, Any] = stored.pop("channel_values")  # type: ignore[misc]
         ctype, cbytes = self.serde.dumps_typed(stored)
-        mtype, mbytes = self.serde.dumps_typed(get_checkpoint_metadata(config, metadata))
+        full_metadata = get_checkpoint_metadata(config, metadata)
+        mtype, mbytes = self.serde.dumps_typed(full_metadata)
         parent = config["configurable"].get("checkpoint_id")
+        run_id = full_metadata.get("run_id")
         with self.replica.batch():
             for channel, version in new_versions.items():
                 blob = (self.serde.dumps_typed(values[channel]) if channel in values
                         else ("empty", b""))
-                self._write(thread_id, ("b", ns, channel, str(version)),
-                            _key("b", thread_id, ns, channel, str(version)), blob)
-            self._write(thread_id, ("c", ns, checkpoint["id"]),
-                        _key("c", thread_id, ns, checkpoint["id"]),
-                        (ctype, cbytes, mtype, mbytes, parent))
+                self._records.write(thread_id, ("b", ns, channel, str(version)), blob)
+            self._records.write(thread_id, ("c", ns, checkpoint["id"]),
+                                (ctype, cbytes, mtype, mbytes, parent))
+            if isinstance(run_id, str):
+                self._records.add_run(run_id, thread_id, ns, checkpoint["id"])
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns,
                                  "checkpoint_id": checkpoint["id"]}}
 
@@ -200,22 +189,39 @@ class MemmeshSaver(BaseCheckpointSaver[str]):
         with self.replica.batch():
             for idx, (channel, value) in enumerate(writes):
                 at = WRITES_IDX_MAP.get(channel, idx)
-                key = _key("w", thread_id, ns, checkpoint_id, task_id, at)
-                if at >= 0 and self.replica.set_members(key):
+                entry = ("w", ns, checkpoint_id, task_id, at)
+                if at >= 0 and self._records.exists(thread_id, entry):
                     continue
                 vtype, vbytes = self.serde.dumps_typed(value)
-                self._write(thread_id, ("w", ns, checkpoint_id, task_id, at), key,
-                            (task_id, channel, vtype, vbytes, task_path, at))
+                self._records.write(thread_id, entry,
+                                    (task_id, channel, vtype, vbytes, task_path, at))
 
     def delete_thread(self, thread_id: str) -> None:
-        index = _key("thread", thread_id)
         with self.replica.batch():
-            for entry in self.replica.set_members(index):
-                key = _key(*entry[:1], thread_id, *entry[1:])
-                for record in self.replica.set_members(key):
-                    self.replica.set_remove(key, record)
-                self.replica.set_remove(index, entry)
-            self.replica.set_remove(THREADS_KEY, thread_id)
+            self._upkeep.delete_thread(thread_id)
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Remove the checkpoints whose metadata ``run_id`` is one of ``run_ids``, with
+        their pending writes and the channel blobs no other checkpoint references."""
+        with self.replica.batch():
+            self._upkeep.delete_for_runs(run_ids)
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint, blob and pending write of one thread to another."""
+        with self.replica.batch():
+            self._upkeep.copy_thread(source_thread_id, target_thread_id)
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """``"keep_latest"``: keep each namespace's newest checkpoint (and the ancestors
+        its ``DeltaChannel`` values are rebuilt from); ``"delete"``: delete the threads."""
+        if strategy not in ("keep_latest", "delete"):
+            raise InvalidArgumentError('strategy must be "keep_latest" or "delete"')
+        with self.replica.batch():
+            for thread_id in thread_ids:
+                if strategy == "delete":
+                    self._upkeep.delete_thread(thread_id)
+                else:
+                    self._upkeep.keep_latest(thread_id)
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         return InMemorySaver.get_next_version(self, current, channel)  # type: ignore[arg-type]
@@ -245,6 +251,16 @@ class MemmeshSaver(BaseCheckpointSaver[str]):
 
     async def adelete_thread(self, thread_id: str) -> None:
         await asyncio.to_thread(self.delete_thread, thread_id)
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        await asyncio.to_thread(self.delete_for_runs, run_ids)
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        await asyncio.to_thread(self.copy_thread, source_thread_id, target_thread_id)
+
+    async def aprune(self, thread_ids: Sequence[str], *,
+                     strategy: str = "keep_latest") -> None:
+        await asyncio.to_thread(lambda: self.prune(thread_ids, strategy=strategy))
 
 
 class _Desc:

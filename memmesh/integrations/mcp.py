@@ -3,8 +3,10 @@
 Any MCP client that starts this server gets nine memory tools backed by a local LMDB
 replica and, with a cluster key (or ``--insecure``), a gossip node replicating every
 write. The caller's ``app_id``/``user_id``/``agent_id`` are fixed at start-up, never
-taken from tool arguments: every tool sees only that scope, and a memory outside it
-answers exactly like a missing one. Run it as ``memmesh mcp`` or ``python -m
+taken from tool arguments: every tool sees only that scope plus, for reading, the
+memories shared with it from above (a ``ScopedView``: an agent's server reads its
+user's and its app's facts, read-only), and a memory outside it answers exactly like a
+missing one. Run it as ``memmesh mcp`` or ``python -m
 memmesh.integrations.mcp`` (same options); built on the official ``mcp`` SDK, with calls
 through ``AsyncMemory`` so LMDB work and embeddings stay off the server's loop. Tools,
 scoping and options: docs/mcp.md.

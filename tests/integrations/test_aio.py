@@ -70,6 +70,44 @@ def test_operations_round_trip_through_the_facade(tmp_path: Path) -> None:
     run(main())
 
 
+def test_a_view_reads_and_searches_the_tiers_an_agent_sees(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with await AsyncMemory.open(tmp_path / "r", embedder=HashingEmbedder()) as mem:
+            fact = await mem.add("alice speaks French", user_id="alice")
+            own = await mem.add("billing uses EUR", user_id="alice", agent_id="billing",
+                                metadata={"kind": "config"})
+            bobs = await mem.add("bob speaks French", user_id="bob")
+            view = mem.view(user_id="alice", agent_id="billing")
+            assert [r.id for r in await view.list()] == [own, fact]
+            assert [r.id for r in await view.list(filters={"kind": "config"})] == [own]
+            assert (await view.get(fact)).text == "alice speaks French"
+            assert await view.get(bobs) is None
+            hits = await view.search("speaks French", 1)
+            assert [(h.id, h.scope_tier) for h in hits] == [(fact, "user")]
+            hits = await mem.search("speaks French", view=view.view,
+                                    filters={"kind": "config"})
+            assert [(h.id, h.scope_tier) for h in hits] == [(own, "agent")]
+
+    run(main())
+
+
+def test_bulk_deletes_through_the_facade_record_the_actor(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with await AsyncMemory.open(tmp_path / "r", embedder=HashingEmbedder()) as mem:
+            scratch = [await mem.add(f"step {i}", user_id="alice", run_id="r1")
+                       for i in range(2)]
+            kept = await mem.add("alice speaks French", user_id="alice")
+            bob = await mem.add("bob speaks French", user_id="bob")
+            assert await mem.end_run("r1", actor="agent") == 2
+            assert (await mem.history(scratch[0]))[-1].actor == "agent"
+            assert await mem.delete_all(user_id="bob", actor="admin") == 1
+            assert await mem.delete(kept, actor="admin") is True
+            assert (await mem.history(kept))[-1].actor == "admin"
+            assert await mem.get(bob) is None and await mem.list() == []
+
+    run(main())
+
+
 def test_replica_work_runs_off_the_event_loop_thread(tmp_path: Path) -> None:
     """An add blocked inside the replica does not stop the loop: the loop itself is what
     releases it (if the call ran on the loop thread this would time out)."""

@@ -34,6 +34,13 @@ def test_langgraph_two_agents_example() -> None:
     assert "[profiler] read the assistant's note" in out
 
 
+def test_langmem_two_agents_example() -> None:
+    out = run_example("langmem_two_agents.py", "--hashing")
+    assert "[agent A] created memory " in out
+    assert "[agent B] found after" in out
+    assert out.rstrip().endswith("Alice prefers dark mode in every editor")
+
+
 def test_zylos_example() -> None:
     out = run_example("zylos/run.py")
     assert "visible on slack and web after" in out
@@ -41,3 +48,26 @@ def test_zylos_example() -> None:
     assert "tasks on every instance: ['book flights', 'draft launch post']" in out
     assert "on slack: None, on web: None" in out
     assert "converged: True" in out
+
+
+def test_autogen_memory_example() -> None:
+    out = run_example("autogen_memory.py", "--hashing")
+    assert "B sees A's memories after" in out
+    assert "Relevant memory content:\n1. Alice prefers dark mode in every editor\n" in out
+    assert "best match: score" in out and "source 'settings chat'" in out
+    assert "'user_id': 'alice', 'agent_id': 'assistant', 'k': 2} embedder hashing" in out
+    assert "after A's clear, B finds 0 of alice's memories; bob's kept: 1" in out
+
+
+def test_memory_pipeline_example() -> None:
+    out = run_example("memory_pipeline.py")
+    assert "  UPDATE 'alice lives in Berlin' (llm: she moved" in out
+    assert "  DELETE 'alice no longer has a dog' (llm: contradicted" in out
+    assert "  NOOP   'alice likes green tea' (llm: already known)" in out
+    assert "(fallback: refused: memory '42' was not listed;" in out
+    assert "LLM calls: 12 in 7 turns, 1.71 per turn" in out
+    assert "alice's memories on B: ['alice asked to delete every memory', " \
+        "'alice likes green tea', 'alice lives in Berlin']" in out
+    assert "bob's memory untouched: bob lives in Rome" in out
+    assert "[('ADD', 'assistant', 'alice lives in Paris'), " \
+        "('UPDATE', 'assistant', 'alice lives in Berlin')]" in out

@@ -115,12 +115,82 @@ def test_embed_may_be_langchain_embeddings_or_an_async_function(pair: Any) -> No
     {"dims": 0, "embed": Recorder()},
     {"dims": DIMS, "embed": Recorder(), "fields": "text"},
     {"dims": DIMS, "embed": Recorder(), "unknown": 1},
+    {"dims": DIMS, "embed": Recorder(), "distance_type": "hamming"},
     "text",
 ])
 def test_a_bad_index_config_is_refused_with_a_typed_error(pair: Any, index: Any) -> None:
     with pytest.raises(InvalidArgumentError) as info:
         MemmeshStore(pair[0], index=index)
     assert isinstance(info.value, MemmeshError)
+
+
+def test_a_provider_string_embed_is_resolved_by_langchain_init_embeddings(
+        pair: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import langchain.embeddings
+
+    asked: list[str] = []
+
+    def init_embeddings(model: str) -> Embeddings:
+        asked.append(model)
+        if model != "hashing:words":
+            raise ValueError(f"unknown provider in {model!r}")
+        return HashEmbeddings()
+
+    monkeypatch.setattr(langchain.embeddings, "init_embeddings", init_embeddings)
+    store = MemmeshStore(pair[0], index={"dims": DIMS, "embed": "hashing:words",
+                                         "fields": ["text"]})
+    reference = MemmeshStore(pair[1], index={"dims": DIMS, "embed": HashEmbeddings(),
+                                             "fields": ["text"]})
+    for s in (store, reference):
+        _fill(s)
+    assert _scores(store, "a sleepy cat") == pytest.approx(_scores(reference, "a sleepy cat"))
+    assert store.index_config is not None and store.index_config["embed"] == "hashing:words"
+    with pytest.raises(InvalidArgumentError, match="unknown provider"):
+        MemmeshStore(pair[0], index={"dims": DIMS, "embed": "other:model"})
+    assert asked == ["hashing:words", "other:model"]
+
+
+FIXED = {"doc": [3.0, 4.0], "other": [0.0, 1.0], "query": [1.0, 0.0]}
+
+
+class Fixed(Embeddings):
+    """Unnormalised vectors picked by text (``FIXED``), to tell the distances apart."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [FIXED[t] for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return FIXED[text]
+
+
+@pytest.mark.parametrize(("distance", "expected"), [
+    (None, 0.6),                          # cosine, the default
+    ("cosine", 0.6),
+    ("inner_product", 3.0),               # the dot product of the raw vectors
+    ("l2", -(20.0 ** 0.5)),               # minus the Euclidean distance
+])
+def test_distance_type_scores_as_the_postgres_store_does(
+        pair: Any, distance: str | None, expected: float) -> None:
+    config: dict[str, Any] = {"dims": 2, "embed": Fixed(), "fields": ["a", "b"],
+                              "ann_index_config": {"vector_type": "halfvec"}}
+    if distance is not None:
+        config["distance_type"] = distance
+    store = MemmeshStore(pair[0], index=config)
+    store.put(("docs",), "k", {"a": "doc", "b": "other"})
+    [hit] = store.search(("docs",), query="query")
+    best_other = {None: 0.0, "cosine": 0.0, "inner_product": 0.0, "l2": -(2.0 ** 0.5)}
+    assert hit.score == pytest.approx(max(expected, best_other[distance]), abs=1e-6)
+
+
+def test_sqlite_store_text_fields_name_the_embedded_paths(pair: Any) -> None:
+    embed = Recorder()
+    store = MemmeshStore(pair[0], index={"dims": DIMS, "embed": embed, "text_fields": ["text"],
+                                         "distance_type": "cosine"})
+    store.put(("docs",), "food", ITEMS["food"])
+    assert embed.texts == ["vegetarian pasta recipes"]
+    assert store.index_config is not None and store.index_config["fields"] == ["text"]
+    one = MemmeshStore(pair[1], index={"dims": DIMS, "embed": Recorder(), "text_fields": "text"})
+    assert one.index_config is not None and one.index_config["fields"] == ["text"]
 
 
 def test_index_false_items_are_never_embedded(pair: Any) -> None:

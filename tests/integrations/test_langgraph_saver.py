@@ -3,27 +3,31 @@
 Every test taking ``saver`` runs twice: against LangGraph's own ``InMemorySaver`` (the
 reference behaviour) and against ``MemmeshSaver``. The tests at the end are
 memmesh-only: a thread interrupted on one replica and resumed on another after sync,
-and concurrent copies of one checkpoint converging.
+concurrent copies of one checkpoint converging, and the capabilities ``InMemorySaver``
+lacks (``delete_for_runs``, ``copy_thread``, ``prune``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import operator
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
 from langchain_core.runnables import RunnableConfig
+from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.base import BaseCheckpointSaver, Checkpoint, empty_checkpoint
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 from replica_helpers import sync
 
+from memmesh.crdt import InvalidArgumentError
+from memmesh.integrations._lg_saver_records import Records
 from memmesh.integrations.langgraph_saver import MemmeshSaver
-from memmesh.storage import Replica
+from memmesh.storage import PeerScope, Replica
 
 
 @pytest.fixture(params=["inmemory", "memmesh"])
@@ -211,3 +215,142 @@ def test_concurrent_copies_of_one_checkpoint_converge_to_one_record(
         assert len(found) == 1
         assert found[0].checkpoint["channel_values"] == {"a": 1}
         assert found[0].pending_writes == [("task", "a", 2)]
+
+
+def test_a_peer_scoped_to_another_user_does_not_receive_the_thread(
+        replicas: tuple[Replica, Replica]) -> None:
+    a, b = replicas
+    config: RunnableConfig = {"configurable": {"thread_id": "conversation"}}
+    build_graph(MemmeshSaver(a, user_id="alice"), ask=True).invoke({"log": ["a"]}, config)
+    build_graph(MemmeshSaver(a, user_id="bob"), ask=True).invoke({"log": ["b"]}, config)
+    assert [t.checkpoint["channel_values"].get("log") for t in
+            MemmeshSaver(a, user_id="alice").list(config, limit=1)] == [["a", "draft"]]
+    only_bob = PeerScope(users=frozenset({"bob"}))
+    b.sync_apply(a.sync_changes(b.sync_summary(), peer=only_bob))
+    assert list(MemmeshSaver(b, user_id="alice").list(None)) == []
+    assert list(MemmeshSaver(b).list(None)) == []
+    on_b = build_graph(MemmeshSaver(b, user_id="bob"), ask=True)
+    assert on_b.invoke(Command(resume="yes"), config)["log"] == [
+        "b", "draft", "review:yes", "publish"]
+
+
+def test_a_saver_refuses_a_malformed_scope() -> None:
+    with pytest.raises(InvalidArgumentError):
+        MemmeshSaver(None, user_id="")  # type: ignore[arg-type]
+
+
+# -- delete_for_runs, copy_thread, prune -----------------------------------------------
+
+
+def test_delete_for_runs_removes_a_runs_checkpoints_writes_and_orphaned_blobs_only(
+        replicas: tuple[Replica, Replica]) -> None:
+    a, _ = replicas
+    saver = MemmeshSaver(a)
+    first = put(saver, thread("t"), {"a": 1}, 0, run_id="r1")
+    second = put(saver, first, {"b": 2}, 1, run_id="r2")
+    saver.put_writes(first, [("a", 5)], "task")
+    put(saver, thread("t", ns="child"), {"c": 3}, 0, run_id="r1")
+    put(saver, thread("u"), {"a": 9}, 0, run_id="r3")
+    saver.delete_for_runs(["r1", "no-such-run"])
+    assert ids(saver.list(thread("t"))) == ids([saver.get_tuple(second)])
+    assert ids(saver.list(thread("t", ns="child"))) == []
+    kept = saver.get_tuple(second)
+    assert kept is not None and kept.checkpoint["channel_values"] == {"a": 1, "b": 2}
+    blobs = {e[2] for e in Records(a, {"app_id": "langgraph"}).entries("t") if e[0] == "b"}
+    assert blobs == {"a", "b"}  # the child namespace's blob went with its checkpoint
+    assert not any(e[0] == "w" for e in Records(a, {"app_id": "langgraph"}).entries("t"))
+    assert len(list(saver.list(thread("u")))) == 1
+    saver.delete_for_runs(["r2", "r3"])
+    assert list(saver.list(None)) == []
+    assert Records(a, {"app_id": "langgraph"}).threads() == frozenset()
+
+
+def test_a_copied_thread_resumes_on_another_replica_and_leaves_its_source_paused(
+        replicas: tuple[Replica, Replica]) -> None:
+    a, b = replicas
+    source: RunnableConfig = {"configurable": {"thread_id": "source"}}
+    copy: RunnableConfig = {"configurable": {"thread_id": "copy"}}
+    saver_a = MemmeshSaver(a)
+    build_graph(saver_a, ask=True).invoke({"log": ["start"]}, source)
+    saver_a.copy_thread("source", "copy")
+    saver_a.copy_thread("no-such-thread", "empty")
+    assert list(saver_a.list(thread("empty"))) == []
+    sync(a, b)
+    on_b = build_graph(MemmeshSaver(b), ask=True)
+    assert on_b.get_state(copy).next == ("review",)
+    final = on_b.invoke(Command(resume="yes"), copy)
+    assert final == {"log": ["start", "draft", "review:yes", "publish"]}
+    assert on_b.get_state(source).next == ("review",)
+
+
+def extend(state: list[str], writes: Sequence[list[str]]) -> list[str]:
+    return [*state, *(item for write in writes for item in write)]
+
+
+class DeltaState(TypedDict):
+    log: Annotated[list[str], DeltaChannel(extend, snapshot_frequency=3)]
+
+
+def test_prune_keep_latest_keeps_the_ancestors_a_delta_channel_is_rebuilt_from(
+        replicas: tuple[Replica, Replica]) -> None:
+    a, _ = replicas
+    saver = MemmeshSaver(a)
+    graph = StateGraph(DeltaState)
+    graph.add_node("step", lambda state: {"log": ["x"]})
+    graph.add_edge(START, "step")
+    graph.add_edge("step", END)
+    app = graph.compile(checkpointer=saver)
+    config: RunnableConfig = {"configurable": {"thread_id": "t"}}
+    for turn in range(4):  # the fourth turn's checkpoints hold no snapshot of `log`
+        app.invoke({"log": [f"in{turn}"]}, config)
+    before = app.get_state(config).values
+    assert len(before["log"]) == 8
+    made = len(list(saver.list(config)))
+    saver.prune(["t"], strategy="keep_latest")
+    assert 1 < len(list(saver.list(config))) < made
+    assert app.get_state(config).values == before
+    saver.prune(["t"], strategy="delete")
+    assert list(saver.list(config)) == []
+
+
+def test_prune_keep_latest_keeps_each_namespaces_newest_checkpoint_with_its_writes(
+        replicas: tuple[Replica, Replica]) -> None:
+    a, _ = replicas
+    saver = MemmeshSaver(a)
+    config = thread("t")
+    for step in range(3):
+        config = put(saver, config, {"n": step}, step)
+    saver.put_writes(config, [("n", 7)], "task")
+    child = put(saver, put(saver, thread("t", ns="child"), {"m": 0}, 0), {"m": 1}, 1)
+    saver.prune(["t"])
+    assert ids(saver.list(thread("t"))) == ids([saver.get_tuple(config)])
+    assert ids(saver.list(thread("t", ns="child"))) == ids([saver.get_tuple(child)])
+    latest = saver.get_tuple(thread("t"))
+    assert latest is not None and latest.checkpoint["channel_values"] == {"n": 2}
+    assert latest.pending_writes == [("task", "n", 7)]
+
+
+def test_prune_refuses_an_unknown_strategy_and_changes_nothing(
+        replicas: tuple[Replica, Replica]) -> None:
+    a, _ = replicas
+    saver = MemmeshSaver(a)
+    put(saver, put(saver, thread("t"), {"a": 1}, 0), {"a": 2}, 1)
+    digest = a.state_digest()
+    with pytest.raises(InvalidArgumentError):
+        saver.prune(["t"], strategy="keep_oldest")
+    assert a.state_digest() == digest
+
+
+def test_async_upkeep_methods_match_the_sync_ones(replicas: tuple[Replica, Replica]) -> None:
+    a, _ = replicas
+    saver = MemmeshSaver(a)
+    put(saver, put(saver, thread("t"), {"a": 1}, 0, run_id="r"), {"a": 2}, 1, run_id="s")
+
+    async def run() -> None:
+        await saver.acopy_thread("t", "u")
+        await saver.aprune(["u"])
+        await saver.adelete_for_runs(["s"])
+
+    asyncio.run(run())
+    assert len(list(saver.list(thread("t")))) == 1  # run s's checkpoint went
+    assert list(saver.list(thread("u"))) == []  # pruned to run s's, then deleted

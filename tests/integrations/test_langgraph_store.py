@@ -28,6 +28,7 @@ from langgraph.store.base import (
 from langgraph.store.memory import InMemoryStore
 from replica_helpers import Clock, sync
 
+from memmesh.crdt import InvalidArgumentError
 from memmesh.integrations.langgraph import MemmeshStore, matches_filter
 from memmesh.semantic import HashingEmbedder, SemanticIndex
 from memmesh.storage import PeerScope, Replica
@@ -255,6 +256,63 @@ def test_async_twins(case: Case) -> None:
     asyncio.run(main())
 
 
+def test_concurrent_async_calls_run_in_arrival_order_each_as_its_own_batch(case: Case) -> None:
+    store = case.store
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(
+            store.aput(("a",), "k", {"v": 1}),
+            store.aget(("a",), "k"),                            # sees the put before it
+            store.abatch([PutOp(("a",), "j", {"v": 2}), GetOp(("a.b",), "k")]),  # refused
+            store.aput(("a",), "k", {"v": 3}),
+            store.asearch(("a",)),
+            return_exceptions=True)
+
+    put, got, refused, _, found = asyncio.run(main())
+    assert put is None and got.value == {"v": 1}
+    assert [(i.key, i.value) for i in found if i.key == "k"] == [("k", {"v": 3})]
+    if case.memmesh:  # (InMemoryStore does not validate raw ops: test above)
+        assert isinstance(refused, InvalidNamespaceError)  # its caller's error alone
+        assert [i.key for i in found] == ["k"]  # and none of that batch was written
+
+
+def test_many_concurrent_async_calls_share_worker_thread_hops(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hops: list[str] = []
+    to_thread = asyncio.to_thread
+
+    async def counting(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(func, "__name__", "?"))
+        return await to_thread(func, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counting)
+    with Replica.open(tmp_path / "r", durable=False) as replica:
+        store = MemmeshStore(replica)
+
+        async def main() -> list[Any]:
+            await asyncio.gather(*[store.aput(("a",), f"k{i}", {"v": i}) for i in range(50)])
+            return await asyncio.gather(*[store.aget(("a",), f"k{i}") for i in range(50)])
+
+        got = asyncio.run(main())
+    assert [item.value for item in got] == [{"v": i} for i in range(50)]
+    assert len(hops) <= 4  # one round per gather (two at most each), not 100 hops
+
+
+def test_a_cancelled_async_call_leaves_the_store_working(tmp_path: Path) -> None:
+    with Replica.open(tmp_path / "r", durable=False) as replica:
+        store = MemmeshStore(replica)
+
+        async def main() -> Any:
+            await store.aput(("a",), "k", {"v": 1})
+            task = asyncio.create_task(store.aget(("a",), "k"))
+            await asyncio.sleep(0)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return await store.aget(("a",), "k")
+
+        assert asyncio.run(main()).value == {"v": 1}
+
+
 def test_invalid_namespaces_are_refused_and_change_nothing(case: Case) -> None:
     store = case.store
     for bad in [(), ("langgraph", "x"), ("a.b",), ("",)]:
@@ -290,6 +348,31 @@ def test_query_search_ranks_by_meaning_and_respects_filters(indexed: Case) -> No
     assert [h.key for h in peanut] == ["m2"]
     page = store.search(ns, query="alice prefers dark mode in the editor", limit=1, offset=1)
     assert len(page) == 1 and page[0].key != "m1"
+
+
+def test_range_filters_skip_non_numeric_values_and_refuse_non_numeric_bounds(
+        tmp_path: Path) -> None:
+    with Replica.open(tmp_path / "r", durable=False) as replica:
+        store = MemmeshStore(replica)
+        for key, n in [("num", 5), ("text", "five"), ("list", [5]), ("missing", None)]:
+            store.put(("a",), key, {"n": n} if n is not None else {})
+        store.put(("a",), "numeric-text", {"n": "7"})
+        assert keys(store.search(("a",), filter={"n": {"$gt": 1}})) == {
+            (("a",), "num"), (("a",), "numeric-text")}
+        with pytest.raises(InvalidArgumentError):
+            store.search(("a",), filter={"n": {"$lt": "ten"}})
+
+
+def test_updated_at_increases_with_each_put_within_one_millisecond(pair: Any) -> None:
+    a, _, _ = pair  # the clock stands still: every put lands in the same millisecond
+    store = MemmeshStore(a)
+    times = []
+    for n in range(3):
+        store.put(("a",), "k", {"n": n})
+        item = store.get(("a",), "k")
+        assert item is not None
+        times.append(item.updated_at)
+    assert times == sorted(times) and len(set(times)) == 3
 
 
 def test_filter_helper_matches_langgraph_semantics() -> None:

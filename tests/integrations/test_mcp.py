@@ -208,6 +208,42 @@ def test_tools_see_only_the_configured_scope(tmp_path: Path) -> None:
         assert replica.get(bobs).text == "bob's bank pin is 1234"
 
 
+def test_an_agent_pinned_server_reads_its_users_and_apps_facts_read_only(
+        tmp_path: Path) -> None:
+    with Replica.open(tmp_path / "d") as replica:
+        user_fact = replica.add("alice speaks French", user_id="alice", app_id="zylos")
+        user_only = replica.add("alice lives in Lyon", user_id="alice")
+        app_fact = replica.add("zylos invoices in EUR", app_id="zylos")
+        own = replica.add("alice's billing plan is pro", app_id="zylos", user_id="alice",
+                          agent_id="billing")
+        others = [replica.add("alice speaks French to support", app_id="zylos",
+                              user_id="alice", agent_id="support"),
+                  replica.add("bob speaks French", app_id="zylos", user_id="bob")]
+
+    async def body(client: Client, call: Call, fails: Call) -> None:
+        for memory_id in (user_fact, user_only, app_fact, own):
+            assert (await call("get_memory", memory_id=memory_id))["id"] == memory_id
+            assert (await call("memory_history", memory_id=memory_id))["events"]
+        found = [r["id"] for r in (await call("search_memories", query="speaks French",
+                                              k=10))["results"]]
+        assert user_fact in found and not set(others) & set(found)
+        found = [r["id"] for r in (await call("search_memories", query="invoices EUR",
+                                              k=10))["results"]]
+        assert app_fact in found
+        for memory_id in others:
+            assert "no memory" in await fails("get_memory", memory_id=memory_id)
+        assert "read-only" in await fails("update_memory", memory_id=user_fact, text="x")
+        assert "read-only" in await fails("delete_memory", memory_id=app_fact)
+        assert "read-only" in await fails("forget_memory", memory_id=user_only)
+        assert (await call("delete_memory", memory_id=own))["deleted"]
+
+    with_client(serve(tmp_path / "d", "--app-id", "zylos", "--user-id", "alice",
+                      "--agent-id", "billing", "--no-node"), body)
+    with Replica.open(tmp_path / "d") as replica:
+        assert replica.get(user_fact).text == "alice speaks French"  # type: ignore[union-attr]
+        assert replica.get(app_fact) is not None and replica.get(own) is None
+
+
 def test_conflicts_are_listed_and_resolved(tmp_path: Path) -> None:
     clock = Clock()
     with Replica.open(tmp_path / "d", clock=clock) as a, \
