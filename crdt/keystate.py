@@ -340,8 +340,10 @@ def create(header: Header, dot: Dot, version: VersionData, *, keep: int = DEFAUL
     """A new memory whose first version is ``version``, written under ``dot``, logged as
     its ADD event; the timeline keeps ``keep`` unprotected events."""
     ctx = {dot.replica: dot.counter}
-    return KeyState(header, ctx, False, {dot: version},
-                    {dot: version_event(version, ctx, detail)}, keep)
+    new = KeyState(header, ctx, False, {dot: version},
+                   {dot: version_event(version, ctx, detail)}, keep)
+    new.events = compact(new.events, keep, new.protected())  # lww with keep 0: none
+    return new
 
 
 def write(state: KeyState, dot: Dot, version: VersionData,

@@ -505,8 +505,8 @@ def _from_plain(plain: Any) -> KeyState:
     keep = DEFAULT_KEEP
     if len(plain) == 8:
         keep = plain[6]
-        if type(keep) is not int or not 1 <= keep <= MAX_KEEP:
-            raise _bad(f"keep must be an int in [1, {MAX_KEEP}]")
+        if type(keep) is not int or not 0 <= keep <= MAX_KEEP:
+            raise _bad(f"keep must be an int in [0, {MAX_KEEP}]")
         events = _events(plain[7], rids, used, header, ctx, forgotten, body)
         if not events and keep == DEFAULT_KEEP:
             raise _bad("a state without events and with the default keep is format 1")

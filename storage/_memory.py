@@ -81,9 +81,10 @@ def _importance(value: object) -> float | None:
 
 
 def check_keep(value: object) -> int:
-    """A timeline bound (``history_limit``): an int in [1, MAX_KEEP]."""
-    if type(value) is not int or not 1 <= value <= MAX_KEEP:
-        raise InvalidArgumentError(f"history_limit must be an int in [1, {MAX_KEEP}]")
+    """A timeline bound (``history_limit``): an int in [0, MAX_KEEP] (0: only the
+    events of the standing versions)."""
+    if type(value) is not int or not 0 <= value <= MAX_KEEP:
+        raise InvalidArgumentError(f"history_limit must be an int in [0, {MAX_KEEP}]")
     return value
 
 

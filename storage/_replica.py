@@ -113,6 +113,9 @@ class Replica:
         ADD, the events of the versions still standing (policy "mv") and the newest
         ``history_limit - 1`` other events (fixed in the memory when it is created, so
         every replica compacts it alike; docs/internals.md, "The timeline").
+        ``history_limit=0`` keeps only the events of the standing versions (no ADD once
+        superseded, no NOOP, DELETE or superseded update): the smallest sync payload,
+        no past for ``history``/``as_of``.
         """
         if options:
             raise InvalidArgumentError(f"unknown options {sorted(options)}")

@@ -124,8 +124,30 @@ def test_the_timeline_is_compacted_to_its_limit_alike_on_every_replica(tmp_path:
         assert {v.dot for v in standing} <= {e.dot for e in history}
         assert history[0].op == "ADD" and history[-1].op == "NOOP"
         assert [e.text for e in history if e.op == "UPDATE"][-1] == "v39"
-    with pytest.raises(InvalidArgumentError):
-        Replica.open(tmp_path / "c", history_limit=0)
+    for bad in (-1, 2**32, 1.5, True):
+        with pytest.raises(InvalidArgumentError):
+            Replica.open(tmp_path / "c", history_limit=bad)  # type: ignore[arg-type]
+
+
+def test_history_limit_zero_keeps_only_the_standing_versions_events(tmp_path: Path) -> None:
+    """The smallest timeline: the events of the versions that stand, alike on a peer
+    that keeps the default (keep joins by min), and no past for a later update."""
+    clock = ticking()
+    with Replica.open(tmp_path / "a", replica_id="ra", clock=clock, history_limit=0) as a, \
+            Replica.open(tmp_path / "b", replica_id="rb", clock=clock) as b:
+        mid = a.add("v0", actor="alice", detail={"why": "first"})
+        assert [(e.op, dict(e.detail)) for e in a.history(mid)] == [("ADD", {"why": "first"})]
+        for text in ("v1", "v2"):
+            a.update(mid, text, actor="alice")
+        a.record_noop(mid, actor="bot")
+        sync_pair(a, b)
+        b.update(mid, "v3", actor="bob")
+        sync_pair(a, b)
+        assert [(e.op, e.text) for e in a.history(mid)] == [("UPDATE", "v3")]
+        assert b.history(mid) == a.history(mid)
+        assert b.state_digest() == a.state_digest()
+        assert a.delete(mid, actor="alice")
+        assert a.history(mid) == []  # nothing stands: no event is protected
 
 
 def test_forget_purges_the_timeline_on_every_replica_and_names_who(tmp_path: Path) -> None:
