@@ -36,7 +36,7 @@ from langgraph.store.base import (
 
 from memmesh.crdt import InvalidArgumentError, freeze
 from memmesh.semantic import ScoreWeights, SemanticIndex
-from memmesh.storage import MemoryRecord, Replica
+from memmesh.storage import JournalFollower, MemoryRecord, Replica
 
 from ._lg_async import Coalescer, Outcome
 from ._lg_filters import matches_filter, namespace_matches, thaw
@@ -184,7 +184,7 @@ class MemmeshStore(BaseStore):
         self._by_key: dict[tuple[Namespace, str], set[str]] = {}
         self._order: list[_Entry] | None = None  # _items() before expiry, None: stale
         self._coalescer = Coalescer(self._batches)
-        self._seq: int | None = None
+        self._follower = JournalFollower(replica, page=JOURNAL_PAGE)  # starts with a rescan
 
     # -- following the replica --------------------------------------------------------
 
@@ -220,29 +220,18 @@ class MemmeshStore(BaseStore):
 
     def _refresh(self) -> None:
         """Catch up with the replica's change journal (local, other processes, peers)."""
-        if self._seq is None:
-            self._rescan()
-            return
-        while True:
-            batch = self.replica.changes_since(self._seq, limit=JOURNAL_PAGE)
-            if batch.reset:
-                self._rescan()
-                return
-            for memory_id in dict.fromkeys(c.memory_id for c in batch.changes):
-                self._load(self.replica.get(memory_id), memory_id)
-            done = not batch.changes or batch.seq == self._seq
-            self._seq = batch.seq
-            if done:
-                return
+        self._follower.catch_up(self._reload, self._rescan)
+
+    def _reload(self, memory_ids: list[str]) -> None:
+        for memory_id in memory_ids:
+            self._load(self.replica.get(memory_id), memory_id)
 
     def _rescan(self) -> None:
-        seq = self.replica.journal_seq()
         self._entries.clear()
         self._by_key.clear()
         self._order = None
         for record in self.replica.list(**self.base_scope):
             self._load(record, record.id)
-        self._seq = seq
 
     def _current(self, namespace: Namespace, key: str, now_ms: int) -> _Entry | None:
         """The item's winning memory: the live one updated last (all replicas agree)."""
