@@ -39,7 +39,7 @@ from memmesh.semantic import ScoreWeights, SemanticIndex
 from memmesh.storage import JournalFollower, MemoryRecord, Replica
 
 from ._lg_async import Coalescer, Outcome
-from ._lg_filters import matches_filter, namespace_matches, thaw
+from ._lg_filters import compile_lg_filter, matches_filter, namespace_matches, thaw
 from ._lg_index import (
     Bridge,
     Embed,
@@ -343,8 +343,9 @@ class MemmeshStore(BaseStore):
                 embed: Embed | None) -> list[tuple[_Entry, float | None]]:
         prefix = tuple(op.namespace_prefix)
         n = len(prefix)
-        candidates = [e for e in self._items(now)
-                      if e.namespace[:n] == prefix and matches_filter(e.value, op.filter)]
+        match = compile_lg_filter(op.filter)
+        candidates = [e for e in self._items(now) if e.namespace[:n] == prefix
+                      and (match is None or match(e.value))]
         if op.offset < 0 or op.limit < 0:
             raise InvalidArgumentError("limit and offset must be >= 0")
         if not (op.query and embed is not None):
