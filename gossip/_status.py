@@ -80,7 +80,8 @@ class NodeStatus:
     and keys they repaired, all peers; ``lowered``: watermarks proved false and lowered.
     ``bytes_in``/``bytes_out`` count every link since the node started (they never go
     down when a peer leaves); ``seeds``: each configured seed; ``bind``: why the node
-    listens on ``host`` (e.g. loopback only, since no seed is off this machine)."""
+    listens on ``host`` (e.g. loopback only, since no seed is off this machine);
+    ``writes``: local writes seen in the journal by delivery mode (``push``, ``pull``)."""
 
     replica_id: str
     host: str
@@ -101,6 +102,7 @@ class NodeStatus:
     lowered: int = 0
     seeds: tuple[SeedStatus, ...] = ()
     bind: str = ""
+    writes: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (tuples become lists)."""
@@ -194,6 +196,8 @@ def node_status(policy: SyncPolicy, links: Mapping[PeerLink, LinkCounters], *, h
                  if k.startswith("dropped:")},
         repairs=counters["repairs"], repaired=counters["repaired"],
         lowered=counters["lowered"], bind=bind,
+        writes={k.split(":", 1)[1]: n for k, n in sorted(counters.items())
+                if k.startswith("writes:")},
         seeds=tuple(_seed_status(record, rid, {p.replica_id: p for p in peers})
                     for record, rid in seeds))
 

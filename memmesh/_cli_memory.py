@@ -39,7 +39,8 @@ def _cmd_add(args: argparse.Namespace) -> int:
         memory_id = replica.add(
             text, actor=args.actor, confidence=args.confidence, ttl=args.ttl,
             policy=args.policy, tier=args.tier, role=args.role, priority=args.priority,
-            metadata=metadata(args.metadata), importance=args.importance, **scope(args))
+            metadata=metadata(args.metadata), importance=args.importance, sync=args.sync,
+            **scope(args))
     print(memory_id)
     return 0
 
@@ -50,7 +51,7 @@ def _cmd_update(args: argparse.Namespace) -> int:
         _live(replica, args.memory_id)
         replica.update(args.memory_id, text, actor=args.actor, confidence=args.confidence,
                        metadata=metadata(args.metadata), role=args.role,
-                       importance=args.importance)
+                       importance=args.importance, sync=args.sync)
     return 0
 
 
@@ -116,6 +117,10 @@ def _add_write_options(p: argparse.ArgumentParser, *, new: bool) -> None:
     p.add_argument("--importance", type=float, default=None,
                    help="0..1: conflicts at or above the importance threshold go to the LLM"
                    " arbiter" + ("" if new else "; default: that of the version it replaces"))
+    p.add_argument("--sync", choices=("push", "pull"), default=None,
+                   help="push: a running node sends it to peers at once; pull: peers get it"
+                   " by anti-entropy. Remembered for the memory; default: the remembered"
+                   " mode, else push for --priority, else the node's default (push)")
     add_metadata_option(p)
 
 

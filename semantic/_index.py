@@ -2,7 +2,8 @@
 
 One row per standing version (a conflicted memory is found by any of its versions and
 ranked by its best), kept current from the replica's change journal: only the memories
-that changed are re-read, local or merged from a peer, and a journal reset rescans.
+that changed are re-read, local or merged from a peer, and a journal reset rescans
+(storage's ``JournalFollower``, the one journal cursor every derived view uses).
 Vectors come from a ``CachedEmbedder`` over the replica's aux store, so a rescan after a
 restart runs no model. Every filter applies *before* ranking: scope, expiry (the index's
 clock at query time: expiry writes nothing to the journal), privacy (another
@@ -25,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from memmesh.crdt import base_replica
-from memmesh.storage import SCOPE_TIERS, compile_filter
+from memmesh.storage import SCOPE_TIERS, JournalFollower, compile_filter
 
 from ._cache import CachedEmbedder
 from ._embedding import Embedder, check_embeddings
@@ -119,7 +120,7 @@ class SemanticIndex:
         self.weights = weights or ScoreWeights()
         self._clock: Callable[[], int] = clock or replica.clock
         self._rows: RowStore | None = None
-        self._seq: int | None = None
+        self._follower = JournalFollower(replica, page=JOURNAL_PAGE)  # starts with a rescan
         self._queries: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
         self.rescans = 0
         self.reindexed = 0
@@ -143,29 +144,27 @@ class SemanticIndex:
             return self._refresh()
 
     def _refresh(self) -> int:
-        if self._seq is None:
-            return self._rescan()
         count = 0
-        while True:
-            batch = self.replica.changes_since(self._seq, limit=JOURNAL_PAGE)
-            if batch.reset:
-                return count + self._rescan()
-            ids = list(dict.fromkeys(change.memory_id for change in batch.changes))
-            if ids:
-                self._reindex(ids)
-                count += len(ids)
-            advanced = batch.seq != self._seq
-            self._seq = batch.seq
-            if not batch.changes or not advanced:
-                return count
+
+        def changed(memory_ids: list[str]) -> None:
+            nonlocal count
+            self._reindex(memory_ids)
+            count += len(memory_ids)
+
+        def rebuild() -> None:
+            nonlocal count
+            count += self._rescan()
+
+        self._follower.catch_up(changed, rebuild)
+        return count
 
     def _rescan(self) -> int:
-        seq = self.replica.journal_seq()  # read first: later changes are replayed next time
+        """Re-read every memory (the follower read the journal position first, so a
+        change racing with this is replayed by the next refresh)."""
         records = list(self.replica.list())
         if self._rows is not None:
             self._rows.clear()
         self._put(records)
-        self._seq = seq
         self.rescans += 1
         return len(records)
 

@@ -14,6 +14,12 @@ where that fails it compares two strings as strings (ISO-8601 dates), and otherw
 does not hold (LangGraph raises there). A missing field is ``None``: no ordering holds
 for it, while ``$ne`` and ``$nin`` do, as in MongoDB.
 
+One option, ``numeric_ranges=True``, gives LangGraph's dialect as ``MemmeshStore``
+serves it (docs/langgraph.md): an ordering operator is numeric only, so its bound must
+be a number or a numeric string (anything else is refused up front), and a value that
+is not one (a bool, a non-numeric string, a container, a missing field) is in no range;
+two strings are never compared as strings. Everything else is the same evaluator.
+
 :func:`compile_filter` checks the whole filter up front (an unknown operator raises
 :class:`InvalidFilterError` naming it, before anything is read) and returns a predicate
 over a metadata mapping; :func:`record_matches` applies one to a memory record (any of
@@ -68,9 +74,12 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _as_float(value: Any) -> float | None:
-    """LangGraph's coercion for a range test: ``float(value)``, None when it fails."""
+def _as_float(value: Any, numeric: bool = False) -> float | None:
+    """LangGraph's coercion for a range test: ``float(value)``, None when it fails
+    (``numeric``: also None for a bool, which JSON does not count as a number)."""
     if value is None or isinstance(value, Mapping | list | tuple):
+        return None
+    if numeric and isinstance(value, bool):
         return None
     try:
         return float(value)
@@ -78,10 +87,10 @@ def _as_float(value: Any) -> float | None:
         return None
 
 
-def _ordered(value: Any, arg: Any, op: str) -> bool:
-    a, b = _as_float(value), _as_float(arg)
+def _ordered(value: Any, arg: Any, op: str, numeric: bool) -> bool:
+    a, b = _as_float(value, numeric), _as_float(arg, numeric)
     if a is None or b is None:
-        if not (type(value) is str and type(arg) is str):
+        if numeric or not (type(value) is str and type(arg) is str):
             return False
         a, b = value, arg  # type: ignore[assignment]  # both str: e.g. ISO-8601 dates
     if op == "$gt":
@@ -93,7 +102,7 @@ def _ordered(value: Any, arg: Any, op: str) -> bool:
     return bool(a <= b)  # type: ignore[operator]
 
 
-def _operator(op: str, arg: Any, where: str) -> Callable[[Any], bool]:
+def _operator(op: str, arg: Any, where: str, numeric: bool) -> Callable[[Any], bool]:
     if op == "$eq":
         return lambda v: _equal(v, arg)
     if op == "$ne":
@@ -106,16 +115,20 @@ def _operator(op: str, arg: Any, where: str) -> Callable[[Any], bool]:
             return lambda v: any(_equal(v, o) for o in options)
         return lambda v: not any(_equal(v, o) for o in options)
     if op in ("$gt", "$gte", "$lt", "$lte"):
-        if not (_number(arg) or type(arg) is str) or (_number(arg) and math.isnan(arg)):
+        if numeric:
+            bound = _as_float(arg, numeric)
+            if bound is None or math.isnan(bound):
+                raise InvalidFilterError(f"{op} at {where} takes a number, not {arg!r}")
+        elif not (_number(arg) or type(arg) is str) or (_number(arg) and math.isnan(arg)):
             raise InvalidFilterError(
                 f"{op} at {where} takes a number or a str, not {type(arg).__name__}")
-        return lambda v: _ordered(v, arg, op)
+        return lambda v: _ordered(v, arg, op, numeric)
     raise InvalidFilterError(
         f"unknown filter operator {op!r} at {where}; use one of {', '.join(OPERATORS)},"
         f" $and, $or")
 
 
-def _matcher(wanted: Any, where: str, depth: int) -> Callable[[Any], bool]:
+def _matcher(wanted: Any, where: str, depth: int, numeric: bool) -> Callable[[Any], bool]:
     """The test a field's value must pass: operators for a mapping of ``$`` keys, key by
     key for a plain mapping, element by element for a list, else equality (LangGraph's
     ``_compare``, compiled once)."""
@@ -126,12 +139,13 @@ def _matcher(wanted: Any, where: str, depth: int) -> Callable[[Any], bool]:
         if any(not isinstance(k, str) for k in keys):
             raise InvalidFilterError(f"filter keys must be str at {where}")
         if any(k.startswith("$") for k in keys):
-            checks = [_operator(op, arg, where) for op, arg in wanted.items()]
+            checks = [_operator(op, arg, where, numeric) for op, arg in wanted.items()]
             return lambda v: all(check(v) for check in checks)
-        fields = [(k, _matcher(v, f"{where}.{k}", depth + 1)) for k, v in wanted.items()]
+        fields = [(k, _matcher(v, f"{where}.{k}", depth + 1, numeric))
+                  for k, v in wanted.items()]
         return lambda v: isinstance(v, Mapping) and all(m(v.get(k)) for k, m in fields)
     if isinstance(wanted, list | tuple):
-        items = [_matcher(w, where, depth + 1) for w in wanted]
+        items = [_matcher(w, where, depth + 1, numeric) for w in wanted]
 
         def elementwise(v: Any) -> bool:
             v = _norm(v)
@@ -151,7 +165,7 @@ def _on_field(name: str, match: Callable[[Any], bool]) -> MetadataFilter:
     return lambda m: match(m.get(name))
 
 
-def _compile(spec: Any, depth: int) -> MetadataFilter:
+def _compile(spec: Any, depth: int, numeric: bool) -> MetadataFilter:
     if depth > MAX_DEPTH:
         raise InvalidFilterError(f"filter nested deeper than {MAX_DEPTH} levels")
     if not isinstance(spec, Mapping):
@@ -163,26 +177,28 @@ def _compile(spec: Any, depth: int) -> MetadataFilter:
         if key in _COMBINERS:
             if not isinstance(wanted, list | tuple) or not wanted:
                 raise InvalidFilterError(f"{key} takes a non-empty list of filters")
-            parts.append(_combine(key, [_compile(s, depth + 1) for s in wanted]))
+            parts.append(_combine(key, [_compile(s, depth + 1, numeric) for s in wanted]))
         elif key.startswith("$"):
             raise InvalidFilterError(
                 f"unknown filter operator {key!r} at the top of a filter; use $and, $or,"
                 f" or a field name")
         else:
-            parts.append(_on_field(key, _matcher(wanted, repr(key), depth + 1)))
+            parts.append(_on_field(key, _matcher(wanted, repr(key), depth + 1, numeric)))
     return lambda m: all(p(m) for p in parts)
 
 
-def compile_filter(spec: Mapping[str, Any] | None) -> MetadataFilter | None:
+def compile_filter(spec: Mapping[str, Any] | None, *,
+                   numeric_ranges: bool = False) -> MetadataFilter | None:
     """The predicate of the metadata filter ``spec`` (None when ``spec`` is None or
-    empty: nothing to filter), validated in full first."""
+    empty: nothing to filter), validated in full first. ``numeric_ranges``: LangGraph's
+    dialect, ordering operators on numbers only (see the module docstring)."""
     if spec is None:
         return None
     if not isinstance(spec, Mapping):
         raise InvalidFilterError(f"filters must be a mapping, not {type(spec).__name__}")
     if not spec:
         return None
-    return _compile(spec, 0)
+    return _compile(spec, 0, numeric_ranges)
 
 
 def record_matches(record: Any, predicate: MetadataFilter | None) -> bool:

@@ -38,6 +38,7 @@ from memmesh.crdt.keystate import (
 from ._digest import state_key
 from ._env import Env, Txn
 from ._errors import UnknownMemoryError
+from ._journal import check_sync
 from ._keycodec import encode
 from ._keystore import collect_expired, load, store, store_new
 from ._records import Version
@@ -162,7 +163,7 @@ class Memory:
             ttl: float | None = None, policy: str = "mv", tier: str | None = None,
             role: str | None = None, priority: bool = False,
             importance: float | None = None,
-            detail: Mapping[str, Any] | None = None) -> str:
+            detail: Mapping[str, Any] | None = None, sync: str | None = None) -> str:
         """Create a memory; return its id (a random 128-bit hex string).
 
         ``tier`` defaults to "shared", except for run-scoped memories (``run_id`` set),
@@ -173,7 +174,11 @@ class Memory:
         memory's timeline keeps this replica's ``history_limit`` superseded events.
         ``detail`` (plain data: why) goes on the ADD event and replicates with it, as for
         :meth:`record_noop`.
+        ``sync``: how the node delivers this write and, remembered, the memory's later
+        ones: "push" (at once) or "pull" (by anti-entropy); None: the remembered mode,
+        else push for a priority memory, else the node's default (docs/guide.md).
         """
+        check_sync(sync)
         _check_str(text, "text", optional=False, limit=MAX_TEXT)
         scope = check_scope({"app_id": app_id, "user_id": user_id, "agent_id": agent_id,
                              "run_id": run_id})
@@ -214,7 +219,8 @@ class Memory:
             version = make_version(text, actor, role, ts, conf, meta, "ADD",
                                    importance=weight)
             new = ks.create(header, dot, version, keep=self._keep, detail=why)
-            store_new(txn, [(memory_id, skey, encode(new), new)], local=True)
+            store_new(txn, [(memory_id, skey, encode(new), new)], local=True,
+                      sync=sync)
             return memory_id
 
         return self._env.write(write)
@@ -235,14 +241,16 @@ class Memory:
     def update(self, memory_id: str, text: str, *, actor: str | None = None,
                confidence: float | None = None, metadata: Mapping[str, Any] | None = None,
                role: str | None = None, importance: float | None = None,
-               detail: Mapping[str, Any] | None = None) -> None:
+               detail: Mapping[str, Any] | None = None, sync: str | None = None) -> None:
         """Write a new version superseding every version this replica has seen.
 
         ``confidence``/``metadata``/``role``/``importance`` left None keep those of the
         newest standing version. Writing the text that already stands alone, with
         nothing else changed, logs a NOOP event instead (replicated; no new version).
         ``detail`` goes on the event and replicates with it, as for :meth:`record_noop`.
+        ``sync`` as for :meth:`add`.
         """
+        check_sync(sync)
         _check_str(memory_id, "memory_id", optional=False)
         _check_str(text, "text", optional=False, limit=MAX_TEXT)
         _check_str(actor, "actor")
@@ -271,7 +279,7 @@ class Memory:
                 version = make_version(text, actor, new_role, ts, new_conf, new_meta, "UPDATE",
                                        importance=new_weight)
                 new = ks.write(old, dot, version, why)
-            store(txn, memory_id, skey, raw, old, new, local=True)
+            store(txn, memory_id, skey, raw, old, new, local=True, sync=sync)
 
         self._env.write(write)
 
@@ -299,13 +307,15 @@ class Memory:
         self._env.write(write)
 
     def delete(self, memory_id: str, *, actor: str | None = None,
-               role: str | None = None, detail: Mapping[str, Any] | None = None) -> bool:
+               role: str | None = None, detail: Mapping[str, Any] | None = None,
+               sync: str | None = None) -> bool:
         """Observed-remove every standing version; False if nothing was live here.
 
         A concurrent update on another replica survives the delete (add-wins). The
         DELETE event names ``actor`` and ``role`` and carries ``detail`` (plain data, as
-        for :meth:`record_noop`), replicated with the timeline.
+        for :meth:`record_noop`), replicated with the timeline. ``sync`` as for :meth:`add`.
         """
+        check_sync(sync)
         _check_str(memory_id, "memory_id", optional=False)
         _check_str(actor, "actor")
         _check_str(role, "role")
@@ -324,7 +334,7 @@ class Memory:
             else:
                 version = make_version(None, actor, role, ts, 1.0, {}, "DELETE")
                 new = ks.write(old, dot, version, why)
-            store(txn, memory_id, skey, raw, old, new, local=True)
+            store(txn, memory_id, skey, raw, old, new, local=True, sync=sync)
             return True
 
         return self._env.write(write)
@@ -356,11 +366,13 @@ class Memory:
 
     def resolve(self, memory_id: str, text: str, *, resolver: str, inputs: tuple[Dot, ...],
                 actor: str | None = None, confidence: float | None = None,
-                metadata: Mapping[str, Any] | None = None, role: str | None = None) -> Version:
+                metadata: Mapping[str, Any] | None = None, role: str | None = None,
+                sync: str | None = None) -> Version:
         """Write a RESOLVE version that dominates exactly the ``inputs`` versions, as
         ``actor`` with ``role`` (the resolver's: a role-ranked resolver ranks the
         resolution by it in a later conflict); its importance is the greatest of its
-        inputs'."""
+        inputs'. ``sync`` as for :meth:`add`."""
+        check_sync(sync)
         _check_str(text, "text", optional=False, limit=MAX_TEXT)
         _check_str(resolver, "resolver", optional=False)
         _check_str(actor, "actor")
@@ -383,7 +395,7 @@ class Memory:
                                    resolver, tuple(inputs), max(weights, default=None))
             dot = self._stamps.mint(txn, old.ctx)
             new = ks.write(old, dot, version)
-            store(txn, memory_id, skey, raw, old, new, local=True)
+            store(txn, memory_id, skey, raw, old, new, local=True, sync=sync)
             return to_version(dot, version)
 
         return self._env.write(write)

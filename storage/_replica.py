@@ -249,21 +249,21 @@ class Replica:
             ttl: float | None = None, policy: str = "mv", tier: str | None = None,
             role: str | None = None, priority: bool = False,
             importance: float | None = None,
-            detail: Mapping[str, Any] | None = None) -> str:
+            detail: Mapping[str, Any] | None = None, sync: str | None = None) -> str:
         return self._memory.add(text, app_id=app_id, user_id=user_id, agent_id=agent_id,
                                 run_id=run_id, actor=actor, metadata=metadata,
                                 confidence=confidence, ttl=ttl, policy=policy, tier=tier,
                                 role=role, priority=priority, importance=importance,
-                                detail=detail)
+                                detail=detail, sync=sync)
 
     @_doc(Memory.update)
     def update(self, memory_id: str, text: str, *, actor: str | None = None,
                confidence: float | None = None, metadata: Mapping[str, Any] | None = None,
                role: str | None = None, importance: float | None = None,
-               detail: Mapping[str, Any] | None = None) -> None:
+               detail: Mapping[str, Any] | None = None, sync: str | None = None) -> None:
         self._memory.update(memory_id, text, actor=actor, confidence=confidence,
                             metadata=metadata, role=role, importance=importance,
-                            detail=detail)
+                            detail=detail, sync=sync)
 
     @_doc(Memory.record_noop)
     def record_noop(self, memory_id: str, *, actor: str | None = None,
@@ -272,8 +272,10 @@ class Replica:
 
     @_doc(Memory.delete)
     def delete(self, memory_id: str, *, actor: str | None = None,
-               role: str | None = None, detail: Mapping[str, Any] | None = None) -> bool:
-        return self._memory.delete(memory_id, actor=actor, role=role, detail=detail)
+               role: str | None = None, detail: Mapping[str, Any] | None = None,
+               sync: str | None = None) -> bool:
+        return self._memory.delete(memory_id, actor=actor, role=role, detail=detail,
+                                   sync=sync)
 
     def delete_all(self, *, actor: str | None = None, role: str | None = None,
                    everything: bool = False, **scope: str | None) -> int:
@@ -320,10 +322,11 @@ class Replica:
     @_doc(Memory.resolve)
     def resolve(self, memory_id: str, text: str, *, resolver: str, inputs: tuple[Dot, ...],
                 actor: str | None = None, confidence: float | None = None,
-                metadata: Mapping[str, Any] | None = None, role: str | None = None) -> Version:
+                metadata: Mapping[str, Any] | None = None, role: str | None = None,
+                sync: str | None = None) -> Version:
         return self._memory.resolve(memory_id, text, resolver=resolver, inputs=inputs,
                                     actor=actor, confidence=confidence, metadata=metadata,
-                                    role=role)
+                                    role=role, sync=sync)
 
     @_doc(Memory.set_add)
     def set_add(self, key: str, element: Hashable, *, tier: str | None = None,

@@ -1,8 +1,9 @@
 """The crewai records of a replica, kept current from its change journal.
 
-Every read first catches up with ``replica.changes_since`` (local writes, other
-processes on the same directory, and what gossip applied from peers), reloading only
-the memories that changed; a journal reset (entries dropped) rescans the scope. One
+Every read first catches up with the replica's change journal through storage's
+``JournalFollower`` (local writes, other processes on the same directory, and what
+gossip applied from peers), reloading only the memories that changed; a journal reset
+(entries dropped, or a cursor beyond the journal's end) rescans the scope. One
 crewai id may name several memories for a while (two replicas re-created a record under
 a new scope at once): the current one is the memory updated last, which every replica
 agrees on.
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TypedDict
 
-from memmesh.storage import Replica
+from memmesh.storage import JournalFollower, Replica
 
 from ._crew_records import CrewEntry
 
@@ -39,32 +40,21 @@ class CrewView:
         self.base_scope = base_scope
         self._entries: dict[str, CrewEntry] = {}  # memory id -> entry
         self._by_crew_id: dict[str, set[str]] = {}  # crewai id -> memory ids
-        self._seq: int | None = None
+        self._follower = JournalFollower(replica, page=JOURNAL_PAGE)  # starts with a rescan
 
     def refresh(self) -> None:
         """Catch up with the replica's change journal."""
-        if self._seq is None:
-            self._rescan()
-            return
-        while True:
-            batch = self.replica.changes_since(self._seq, limit=JOURNAL_PAGE)
-            if batch.reset:
-                self._rescan()
-                return
-            for memory_id in dict.fromkeys(c.memory_id for c in batch.changes):
-                self._load(memory_id)
-            done = not batch.changes or batch.seq == self._seq
-            self._seq = batch.seq
-            if done:
-                return
+        self._follower.catch_up(self._reload, self._rescan)
+
+    def _reload(self, memory_ids: list[str]) -> None:
+        for memory_id in memory_ids:
+            self._load(memory_id)
 
     def _rescan(self) -> None:
-        seq = self.replica.journal_seq()
         self._entries.clear()
         self._by_crew_id.clear()
         for stored in self.replica.list(**self.base_scope):
             self._keep(stored.id, CrewEntry.of(stored))
-        self._seq = seq
 
     def _load(self, memory_id: str) -> None:
         stored = self.replica.get(memory_id)

@@ -1,9 +1,13 @@
 """LangGraph's store filters and namespace conditions, for ``MemmeshStore``.
 
-The semantics are those of LangGraph's ``InMemoryStore`` (and, for plain keys, the SQL
-stores): a filter key names a top-level value key (not a JSON path), nested dicts match
-recursively, lists element-wise, and a dict of ``$eq $ne $gt $gte $lt $lte`` applies the
-operators; ``MatchCondition`` paths match namespace labels with ``*`` as a wildcard.
+Filters are storage's one evaluator (``compile_filter``) in its LangGraph dialect
+(``numeric_ranges=True``): the semantics of LangGraph's ``InMemoryStore`` (and, for plain
+keys, the SQL stores): a filter key names a top-level value key (not a JSON path),
+nested dicts match recursively, lists element-wise, a dict of ``$eq $ne $gt $gte $lt
+$lte`` applies the operators, and a range test skips a value that is not a number (as
+docs/langgraph.md says); ``$in $nin $and $or`` come with the evaluator. The filter is
+checked before anything is read (``InvalidFilterError``). ``MatchCondition`` paths match
+namespace labels with ``*`` as a wildcard.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from typing import Any
 from langgraph.store.base import MatchCondition
 
 from memmesh.crdt import InvalidArgumentError
+from memmesh.storage import MetadataFilter, compile_filter
 
-__all__ = ["matches_filter", "namespace_matches", "thaw"]
+__all__ = ["compile_lg_filter", "matches_filter", "namespace_matches", "thaw"]
 
 Namespace = tuple[str, ...]
 
@@ -29,42 +34,17 @@ def thaw(value: Any) -> Any:
     return value
 
 
-def _compare(item_value: Any, wanted: Any) -> bool:
-    if isinstance(wanted, Mapping):
-        if any(str(k).startswith("$") for k in wanted):
-            return all(_apply_operator(item_value, op, arg) for op, arg in wanted.items())
-        if not isinstance(item_value, Mapping):
-            return False
-        return all(_compare(item_value.get(k), v) for k, v in wanted.items())
-    if isinstance(wanted, list | tuple):
-        return (isinstance(item_value, list | tuple) and len(item_value) == len(wanted)
-                and all(_compare(a, b) for a, b in zip(item_value, wanted, strict=True)))
-    return bool(item_value == wanted)
-
-
-def _apply_operator(value: Any, operator: str, arg: Any) -> bool:
-    if operator == "$eq":
-        return bool(value == arg)
-    if operator == "$ne":
-        return bool(value != arg)
-    if operator in ("$gt", "$gte", "$lt", "$lte"):
-        b = _number(arg)
-        if b is None:
-            raise InvalidArgumentError(f"filter {operator} needs a number, not {arg!r}")
-        a = _number(value)
-        if a is None:  # a missing or non-numeric value is not in any range
-            return False
-        return {"$gt": a > b, "$gte": a >= b, "$lt": a < b, "$lte": a <= b}[operator]
-    raise InvalidArgumentError(f"unsupported filter operator {operator!r}")
+def compile_lg_filter(filter: Mapping[str, Any] | None) -> MetadataFilter | None:
+    """The predicate of a LangGraph ``filter=`` (None: no filter), validated in full
+    before anything is read: storage's one evaluator in LangGraph's dialect."""
+    return compile_filter(filter, numeric_ranges=True)
 
 
 def matches_filter(value: Mapping[str, Any], filter: Mapping[str, Any] | None) -> bool:
-    """LangGraph's filter semantics (those of ``InMemoryStore`` and the SQL stores):
-    every key must match; nested dicts match recursively, lists element-wise, and a dict
-    of ``$eq $ne $gt $gte $lt $lte`` applies the operators."""
-    if not filter:
-        return True
-    return all(_compare(value.get(k), v) for k, v in filter.items())
+    """Whether an item's ``value`` passes a LangGraph ``filter`` (compile the filter
+    once with :func:`compile_lg_filter` to test many values)."""
+    predicate = compile_lg_filter(filter)
+    return predicate is None or predicate(value)
 
 
 def namespace_matches(condition: MatchCondition, namespace: Namespace) -> bool:
@@ -78,14 +58,3 @@ def namespace_matches(condition: MatchCondition, namespace: Namespace) -> bool:
     else:
         raise InvalidArgumentError(f"unsupported match type {condition.match_type!r}")
     return all(p == "*" or n == p for n, p in pairs)
-
-
-def _number(value: Any) -> float | None:
-    """``value`` as a float (numbers and numeric strings, as ``InMemoryStore`` reads
-    them), or None."""
-    if value is None or isinstance(value, bool | Mapping | list | tuple):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None

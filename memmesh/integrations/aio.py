@@ -14,6 +14,7 @@ pushes every write made through the facade. Example::
         hits = await billing.search("ui theme")
         async for change in memory.watch(user_id="alice"):   # local and from peers
             print(change.op, change.memory_id)
+        result = await memory.add_messages(chat, llm=my_llm, user_id="alice")  # Mem0's loop
 """
 
 from __future__ import annotations
@@ -165,8 +166,12 @@ class AsyncMemory:
         return self._index
 
     def _with_index(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._with_index_do(lambda index: getattr(index, method)(*args, **kwargs))
+
+    def _with_index_do(self, fn: Callable[[Any], T]) -> T:
+        """``fn(index)`` holding the index lock (the index built on first use)."""
         with self._index_lock:
-            return getattr(self._ensure_index(), method)(*args, **kwargs)
+            return fn(self._ensure_index())
 
     @property
     def index(self) -> Any:
@@ -203,6 +208,22 @@ class AsyncMemory:
     async def end_run(self, run_id: str, **options: Any) -> int:
         """``replica.end_run``: discard a session's run-scoped memories; return the count."""
         return int(await self.run(self.replica.end_run, run_id, **options))
+
+    async def add_messages(self, messages: Any, *, llm: Any, **options: Any) -> Any:
+        """``memmesh.semantic.add_messages`` on this facade's replica and index: one turn
+        of the LLM memory pipeline (extract facts from OpenAI-style ``messages``, decide
+        ADD/UPDATE/DELETE/NOOP for each against the memories of the scope's view), run
+        in the worker pool like every other call; returns its ``PipelineResult``.
+        ``options``: the scope fields and ``metadata``, then ``MemoryPipeline``'s keyword
+        arguments (``actor``, ``timeout``, ``retries``, prompts). ``llm`` is a sync or
+        async ``prompt -> str`` callable; an async one is awaited in the pipeline's own
+        thread, never on this loop. The turn holds the index lock, as a search does."""
+        from memmesh.semantic import add_messages
+
+        def turn(index: Any) -> Any:
+            return add_messages(self.replica, index, messages, llm=llm, **options)
+
+        return await self.run(self._with_index_do, turn)
 
     def view(self, **scope: str | None) -> AsyncView:
         """An awaitable :class:`memmesh.storage.ScopedView`: what an agent with this

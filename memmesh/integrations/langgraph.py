@@ -36,10 +36,10 @@ from langgraph.store.base import (
 
 from memmesh.crdt import InvalidArgumentError, freeze
 from memmesh.semantic import ScoreWeights, SemanticIndex
-from memmesh.storage import MemoryRecord, Replica
+from memmesh.storage import JournalFollower, MemoryRecord, Replica
 
 from ._lg_async import Coalescer, Outcome
-from ._lg_filters import matches_filter, namespace_matches, thaw
+from ._lg_filters import compile_lg_filter, matches_filter, namespace_matches, thaw
 from ._lg_index import (
     Bridge,
     Embed,
@@ -184,7 +184,7 @@ class MemmeshStore(BaseStore):
         self._by_key: dict[tuple[Namespace, str], set[str]] = {}
         self._order: list[_Entry] | None = None  # _items() before expiry, None: stale
         self._coalescer = Coalescer(self._batches)
-        self._seq: int | None = None
+        self._follower = JournalFollower(replica, page=JOURNAL_PAGE)  # starts with a rescan
 
     # -- following the replica --------------------------------------------------------
 
@@ -220,29 +220,18 @@ class MemmeshStore(BaseStore):
 
     def _refresh(self) -> None:
         """Catch up with the replica's change journal (local, other processes, peers)."""
-        if self._seq is None:
-            self._rescan()
-            return
-        while True:
-            batch = self.replica.changes_since(self._seq, limit=JOURNAL_PAGE)
-            if batch.reset:
-                self._rescan()
-                return
-            for memory_id in dict.fromkeys(c.memory_id for c in batch.changes):
-                self._load(self.replica.get(memory_id), memory_id)
-            done = not batch.changes or batch.seq == self._seq
-            self._seq = batch.seq
-            if done:
-                return
+        self._follower.catch_up(self._reload, self._rescan)
+
+    def _reload(self, memory_ids: list[str]) -> None:
+        for memory_id in memory_ids:
+            self._load(self.replica.get(memory_id), memory_id)
 
     def _rescan(self) -> None:
-        seq = self.replica.journal_seq()
         self._entries.clear()
         self._by_key.clear()
         self._order = None
         for record in self.replica.list(**self.base_scope):
             self._load(record, record.id)
-        self._seq = seq
 
     def _current(self, namespace: Namespace, key: str, now_ms: int) -> _Entry | None:
         """The item's winning memory: the live one updated last (all replicas agree)."""
@@ -354,8 +343,9 @@ class MemmeshStore(BaseStore):
                 embed: Embed | None) -> list[tuple[_Entry, float | None]]:
         prefix = tuple(op.namespace_prefix)
         n = len(prefix)
-        candidates = [e for e in self._items(now)
-                      if e.namespace[:n] == prefix and matches_filter(e.value, op.filter)]
+        match = compile_lg_filter(op.filter)
+        candidates = [e for e in self._items(now) if e.namespace[:n] == prefix
+                      and (match is None or match(e.value))]
         if op.offset < 0 or op.limit < 0:
             raise InvalidArgumentError("limit and offset must be >= 0")
         if not (op.query and embed is not None):

@@ -56,6 +56,10 @@ def add_runner_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--poll-interval", type=float, default=0.02,
                    help="seconds between polls of the change journal")
     p.add_argument("--replica-id", default=None, help="for a new data directory only")
+    p.add_argument("--sync-default", choices=("push", "pull"), default="push",
+                   help="how local writes that name no sync mode travel: pushed on every "
+                        "link at once, or left to anti-entropy pulls (priority memories "
+                        "are always pushed; default: push)")
     add_resolver_options(p)
 
 
@@ -89,7 +93,8 @@ async def serve(replica: NodeReplica, args: argparse.Namespace, key: bytes | Non
     async with Node(replica, host=args.host, port=args.port, cluster_key=key,
                     insecure=key is None, seeds=seeds(args), mdns=not args.no_mdns,
                     interval=args.interval, poll_interval=args.poll_interval,
-                    resolver=build_resolver(args)) as node:
+                    resolver=build_resolver(args),
+                    sync_default=args.sync_default) as node:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             print(f"READY {node.port} {node.replica_id}", flush=True)
             if not logging.getLogger("memmesh.gossip").isEnabledFor(logging.INFO):

@@ -270,3 +270,41 @@ def test_status_of_a_directory_held_without_a_status_file_says_so(tmp_path: Path
         f"is the node of a memmesh mcp server (which writes none)")
     assert as_json["running"] is True and as_json["pid"] == os.getpid()
     assert memmesh("status", "--data", str(data)).returncode == 1  # released: none runs
+
+
+# ---------------------------------------------------------------- delivery modes
+
+
+def test_a_node_started_with_sync_default_pull_leaves_plain_writes_to_pulls_and_pushes_the_rest(
+        tmp_path: Path, key_file: Path, nodes: list[NodeProcess]) -> None:
+    # anti-entropy every hour: after the first exchange only pushes move writes
+    a = start(nodes, tmp_path, "a", "--data", str(tmp_path / "a"), "--key-file",
+              str(key_file), "--no-mdns", "--interval", "3600", "--sync-default", "pull")
+    port_a, rid_a = a.ready()
+    b = start(nodes, tmp_path, "b", "--data", str(tmp_path / "b"), "--key-file",
+              str(key_file), "--no-mdns", "--interval", "3600", "--seed",
+              f"127.0.0.1:{port_a}")
+    b.ready()
+    wait_until(lambda: [p["replica_id"] for p in status_json(tmp_path / "b")["peers"]]
+               == [rid_a], "b connected to a")
+
+    def b_texts() -> list[str]:
+        done = memmesh("list", "--data", str(tmp_path / "b"), "--user-id", "u", "--json")
+        return sorted(m["text"] for m in json.loads(done.stdout))
+
+    pushes = status_json(tmp_path / "a")["pushes"]
+    assert memmesh("add", "--data", str(tmp_path / "a"), "--user-id", "u",
+                   "plain write").returncode == 0
+    wait_until(lambda: status_json(tmp_path / "a").get("writes", {}).get("pull") == 1,
+               "a's node counting the plain write as pull-mode")
+    assert status_json(tmp_path / "a")["pushes"] == pushes  # not the trigger of a push
+    assert b_texts() == []
+    assert memmesh("add", "--data", str(tmp_path / "a"), "--user-id", "u", "--sync", "push",
+                   "pushed write").returncode == 0
+    # the push carries every write of a's that b lacks: the plain one rides along
+    wait_until(lambda: b_texts() == ["plain write", "pushed write"], "b receiving the push")
+    # (the status file is a snapshot written every second: wait for the next one)
+    wait_until(lambda: status_json(tmp_path / "a").get("writes", {}).get("push") == 1,
+               "a's node counting the pushed write")
+    status = status_json(tmp_path / "a")
+    assert status["writes"] == {"pull": 1, "push": 1} and status["pushes"] > pushes

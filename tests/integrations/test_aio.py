@@ -242,3 +242,34 @@ def test_two_facades_with_background_nodes_replicate(tmp_path: Path) -> None:
                 assert a.replica.replica_id in {p.replica_id for p in status["node"].peers}
 
     run(main())
+
+
+def test_add_messages_runs_the_memory_pipeline_off_the_event_loop(tmp_path: Path) -> None:
+    """One turn of the LLM pipeline through the facade: an async LLM extracts a fact
+    (with nothing similar in the view, the ADD needs no second call); neither the model
+    nor the replica runs on the loop's thread."""
+    answers = ['{"facts": ["alice plays chess"]}']
+    llm_threads: list[int] = []
+
+    async def llm(prompt: str) -> str:
+        llm_threads.append(threading.get_ident())
+        return answers.pop(0)
+
+    async def main() -> None:
+        async with await AsyncMemory.open(tmp_path / "r", embedder=HashingEmbedder()) as mem:
+            loop_thread = threading.get_ident()
+            chat = [{"role": "user", "content": "I play chess on Sundays"},
+                    {"role": "assistant", "content": "Noted."}]
+            result = await mem.add_messages(chat, llm=llm, user_id="alice", actor="bot")
+            assert [(d.decision, d.fallback) for d in result] == [("ADD", False)]
+            assert result.llm_calls == 1 and not answers
+            assert llm_threads and loop_thread not in llm_threads
+            (record,) = await mem.list(user_id="alice")
+            assert (record.id, record.text) == (result[0].memory_id, "alice plays chess")
+            last = (await mem.history(record.id))[-1]
+            assert (last.op, last.actor) == ("ADD", "bot")
+            with pytest.raises(MemmeshError):  # bad messages: refused before any call
+                await mem.add_messages([{"role": "user"}], llm=llm, user_id="alice")
+            assert len(await mem.list()) == 1
+
+    run(main())

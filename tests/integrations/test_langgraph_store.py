@@ -493,3 +493,22 @@ def test_a_batch_with_one_bad_value_writes_nothing(tmp_path: Path) -> None:
             store.put(("a",), "k", {"v": 1}, ttl=-5)
         assert keys(store.search(("a",))) == {(("a",), "kept")}
         assert len(replica.list()) == 1
+
+
+def test_a_trimmed_journal_makes_the_store_rescan(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's cursor fell off the truncated journal while another store on the same
+    replica deleted an item: the store rebuilds from the replica, not from its cache."""
+    from memmesh.storage import _journal as journal
+
+    monkeypatch.setattr(journal, "JOURNAL_MAX", 4)
+    with Replica.open(tmp_path / "r", durable=False) as replica:
+        reader, writer = MemmeshStore(replica), MemmeshStore(replica)
+        writer.put(("a",), "doomed", {"v": 0})
+        assert reader.get(("a",), "doomed") is not None
+        writer.delete(("a",), "doomed")
+        for n in range(10):  # pushes the delete out of the journal
+            writer.put(("a",), f"k{n}", {"v": n})
+        assert replica.changes_since(1).reset  # the delete's entry is gone
+        assert reader.get(("a",), "doomed") is None
+        assert keys(reader.search(("a",), limit=50)) == {(("a",), f"k{n}") for n in range(10)}

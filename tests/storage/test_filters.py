@@ -92,35 +92,73 @@ def test_a_filter_nested_too_deep_is_refused() -> None:
         compile_filter(spec)
 
 
-# -- a superset of LangGraph's matches_filter ------------------------------------------
+# -- LangGraph's dialect (numeric_ranges=True) and its reference ---------------------
 
-json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(-5, 5),
+def json_values(scalars: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.recursive(scalars, lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from("xyz"), inner, max_size=3)), max_leaves=8)
+
+
+# no bools: a bool in a range test is the one documented difference (test below)
+json_scalars = st.one_of(st.none(), st.integers(-2, 2), st.floats(-2, 2),
                          st.sampled_from(["a", "b", "5", "-1.5", "2025-01-02"]))
-values = st.recursive(json_scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(st.sampled_from("xyz"), inner, max_size=3)),
-    max_leaves=8)
+values = json_values(json_scalars)
 operands = st.one_of(
     values,
     st.dictionaries(st.sampled_from(["$eq", "$ne"]), values, min_size=1, max_size=2),
     st.dictionaries(st.sampled_from(["$gt", "$gte", "$lt", "$lte"]),
-                    st.one_of(st.integers(-5, 5), st.sampled_from(["3", "2025-01-01"])),
+                    st.one_of(st.integers(-2, 2), st.sampled_from(["1", "2025-01-01"])),
                     min_size=1, max_size=2))
 
 
 @settings(max_examples=1000)
-@given(st.dictionaries(st.sampled_from("xyz"), operands, max_size=3),
-       st.dictionaries(st.sampled_from("xyz"), values, max_size=3))
-def test_filters_agree_with_langgraphs_matches_filter_on_its_syntax(
+@given(st.dictionaries(st.sampled_from("xy"), operands, min_size=1, max_size=2),
+       st.dictionaries(st.sampled_from("xy"), st.one_of(st.integers(-2, 2), values),
+                       max_size=2))
+def test_the_langgraph_dialect_agrees_with_langgraphs_in_memory_store(
         spec: dict[str, Any], metadata: dict[str, Any]) -> None:
-    """Where LangGraph's evaluator answers (it raises on a range test of a non-number),
-    ours answers the same, so it can replace that code."""
-    langgraph = pytest.importorskip("memmesh.integrations.langgraph")
+    """Wherever LangGraph's own ``InMemoryStore`` evaluator answers, the LangGraph
+    dialect answers the same; where it raises (``float()`` of a non-numeric value or
+    bound), the dialect skips the value, and refuses a non-numeric bound up front."""
+    memory = pytest.importorskip("langgraph.store.memory")
     try:
-        expected = langgraph.matches_filter(metadata, spec)
+        predicate = compile_filter(spec, numeric_ranges=True)
+    except InvalidFilterError:
+        bounds = [b for o in spec.values() if isinstance(o, dict) and "$eq" not in o
+                  and "$ne" not in o for b in o.values()]
+        assert "2025-01-01" in bounds
+        return
+    assert predicate is not None
+    try:
+        expected = all(memory._compare_values(metadata.get(k), v) for k, v in spec.items())
     except (TypeError, ValueError):
         return
-    if spec:
-        assert matches(spec, metadata) is expected
+    assert predicate(metadata) is expected
+
+
+@pytest.mark.parametrize(("spec", "metadata", "default", "langgraph"), [
+    ({"n": {"$gt": 0}}, {"n": True}, True, False),  # JSON's true is not a number
+    ({"n": {"$lte": 0}}, {"n": False}, True, False),
+    ({"n": {"$gt": "3"}}, {"n": 5}, True, True),  # a numeric string is a number
+    ({"n": {"$gt": 3}}, {"n": "7"}, True, True),
+    ({"n": {"$gt": 3}}, {"n": "seven"}, False, False),
+    ({"n": {"$in": [1, 2]}}, {"n": 2}, True, True),  # the operators LangGraph lacks
+    ({"$or": [{"n": 1}, {"n": 2}]}, {"n": 2}, True, True),
+])
+def test_the_two_dialects_differ_only_on_bools_and_strings_in_ranges(
+        spec: dict[str, Any], metadata: dict[str, Any], default: bool, langgraph: bool) -> None:
+    lg = compile_filter(spec, numeric_ranges=True)
+    assert lg is not None
+    assert (matches(spec, metadata), lg(metadata)) == (default, langgraph)
+
+
+@pytest.mark.parametrize("bound", ["2025-01-01", "ten", True, None, [1], float("nan")])
+def test_the_langgraph_dialect_refuses_a_non_numeric_range_bound_up_front(bound: Any) -> None:
+    with pytest.raises(InvalidFilterError, match=r"\$gte"):
+        compile_filter({"n": {"$gte": bound}}, numeric_ranges=True)
+    if isinstance(bound, str):  # the default dialect compares strings as strings
+        assert matches({"n": {"$gte": bound}}, {"n": "zzz"})
 
 
 # -- list applies filters before paging ------------------------------------------------

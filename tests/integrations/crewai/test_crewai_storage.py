@@ -331,3 +331,23 @@ def test_of_several_records_with_one_id_in_a_batch_the_last_is_kept(
     memmesh.save([first, first.model_copy(update={"content": "last"})])
     assert contents(memmesh.list_records()) == ["last"]
     assert len(replica.list(app_id="crewai")) == 1
+
+
+def test_a_trimmed_journal_makes_the_storage_rescan(replica: Replica,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The storage's cursor fell off the truncated journal while another storage on the
+    same replica deleted a record: it rebuilds from the replica, not from its cache."""
+    from memmesh.storage import _journal as journal
+
+    monkeypatch.setattr(journal, "JOURNAL_MAX", 4)
+    reader, writer = MemmeshCrewStorage(replica), MemmeshCrewStorage(replica)
+    doomed = rec("doomed", [1, 0])
+    writer.save([doomed])
+    assert reader.get_record(doomed.id) is not None
+    writer.delete(record_ids=[doomed.id])
+    fresh = [rec(f"fresh {n}", [0, 1]) for n in range(10)]
+    for record in fresh:  # pushes the delete out of the journal
+        writer.save([record])
+    assert replica.changes_since(1).reset  # the delete's entry is gone
+    assert reader.get_record(doomed.id) is None
+    assert sorted(contents(reader.list_records(limit=50))) == sorted(r.content for r in fresh)
