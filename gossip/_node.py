@@ -23,7 +23,7 @@ from typing import Any
 
 import trio
 
-from memmesh.crdt import MemmeshError
+from memmesh.crdt import InvalidArgumentError, MemmeshError
 from memmesh.merge import resolve_conflicts
 
 from ._dialer import Dialer
@@ -34,6 +34,7 @@ from ._security import SecurityError, cluster_fingerprint
 from ._status import NodeStatus, node_status
 from ._tls import TlsLayer
 from .protocol import (
+    SYNC_MODES,
     AccessList,
     NodeReplica,
     Notice,
@@ -111,7 +112,9 @@ class Node:
     (2000), ``storage_threads`` (True; False runs storage calls inline, for tests on
     ``trio.testing.MockClock``), ``rng`` (a ``random.Random``), ``repair_interval``
     (30 s: one digest repair check per node per interval, see
-    docs/internals.md, section 3; ``math.inf`` leaves only the checks evidence asks for).
+    docs/internals.md, section 3; ``math.inf`` leaves only the checks evidence asks for),
+    ``sync_default`` ("push": how local writes that name no ``sync=`` mode and are not
+    priority are delivered; "pull" leaves them to anti-entropy rounds).
     """
 
     def __init__(
@@ -146,6 +149,7 @@ class Node:
         storage_threads: bool = True,
         rng: random.Random | None = None,
         repair_interval: float = 30.0,
+        sync_default: str = "push",
     ) -> None:
         if cluster_key is None and not insecure:
             raise SecurityError(
@@ -153,6 +157,8 @@ class Node:
                 "pass insecure=True only for tests on a trusted machine")
         if interval <= 0 or poll_interval <= 0:
             raise MemmeshError("interval and poll_interval must be > 0")
+        if sync_default not in SYNC_MODES:
+            raise InvalidArgumentError('sync_default must be "push" or "pull"')
         self.options = ShellOptions(
             poll_interval=poll_interval, connect_timeout=connect_timeout,
             tls_timeout=tls_timeout, send_timeout=send_timeout, backoff=backoff,
@@ -176,7 +182,8 @@ class Node:
             config=PolicyConfig(
                 interval=interval, max_syncs=max_syncs, max_links=max_links,
                 max_links_per_address=max_links_per_address, max_handshakes=max_handshakes,
-                max_buffered=max_buffered, repair_interval=repair_interval),
+                max_buffered=max_buffered, repair_interval=repair_interval,
+                sync_default=sync_default),
             session_config=session_config or SessionConfig(retransmit=False),
             scope_of=AccessList(acl or {}, acl_default), report=_log_notice)
         self.tls = TlsLayer(cluster_key, gate=self.policy.handshakes,
@@ -421,7 +428,8 @@ class Node:
             self.after_policy()
 
     async def _journal_loop(self) -> None:
-        """Poll the change journal; tell the policy of local writes (priority first)."""
+        """Poll the change journal; hand each page to the policy, which pushes the
+        push-mode local writes (priority first) and leaves pull-mode ones to rounds."""
         seq = await self.storage(self.replica.journal_seq)
         while True:
             await trio.sleep(self.options.poll_interval)
@@ -429,24 +437,16 @@ class Node:
                 cur = await self.storage(self.replica.journal_seq)
                 if cur == seq:
                     continue
-                local = priority = False
                 while True:
                     batch = await self.storage(self.replica.changes_since, seq)
                     seq = batch.seq
-                    if batch.reset:
-                        local = True
-                    for change in batch.changes:
-                        is_local, is_prio = _flags(change)
-                        local |= is_local
-                        priority |= is_local and is_prio
+                    self.policy.local_changes(batch.changes, reset=batch.reset)
+                    self.after_policy()
                     if not batch.changes or seq >= cur:
                         break
             except MemmeshError as exc:
                 log.warning("journal poll failed: %s", type(exc).__name__)
                 continue
-            if local and self.policy.registered:
-                self.policy.local_writes(priority=priority)
-                self.after_policy()
 
     async def _resolver_loop(self) -> None:
         """Every ``resolver_interval``, resolve the conflicts this replica is the elected
@@ -482,9 +482,3 @@ def _raise_fd_limit() -> None:
     except (ImportError, ValueError, OSError) as exc:  # not permitted / not POSIX
         log.info("could not raise the open-file limit: %s", type(exc).__name__)
 
-
-def _flags(change: Any) -> tuple[bool, bool]:
-    """(local, priority) of a journal entry: an object with fields or a 4-tuple."""
-    if hasattr(change, "local"):
-        return bool(change.local), bool(getattr(change, "priority", False))
-    return bool(change[2]), bool(change[3])

@@ -39,7 +39,7 @@ def _cmd_add(args: argparse.Namespace) -> int:
         memory_id = replica.add(
             text, actor=args.actor, confidence=args.confidence, ttl=args.ttl,
             policy=args.policy, tier=args.tier, role=args.role, priority=args.priority,
-            metadata=metadata(args.metadata), **scope(args))
+            metadata=metadata(args.metadata), sync=args.sync, **scope(args))
     print(memory_id)
     return 0
 
@@ -49,7 +49,7 @@ def _cmd_update(args: argparse.Namespace) -> int:
     with existing_replica(args) as replica:
         _live(replica, args.memory_id)
         replica.update(args.memory_id, text, actor=args.actor, confidence=args.confidence,
-                       metadata=metadata(args.metadata), role=args.role)
+                       metadata=metadata(args.metadata), role=args.role, sync=args.sync)
     return 0
 
 
@@ -112,6 +112,10 @@ def _add_write_options(p: argparse.ArgumentParser, *, new: bool) -> None:
                    + ("" if new else "; default: the role of the version it replaces"))
     p.add_argument("--confidence", type=float, default=1.0 if new else None,
                    help="0..1" + ("" if new else "; default: that of the version it replaces"))
+    p.add_argument("--sync", choices=("push", "pull"), default=None,
+                   help="push: a running node sends it to peers at once; pull: peers get it"
+                   " by anti-entropy. Remembered for the memory; default: the remembered"
+                   " mode, else push for --priority, else the node's default (push)")
     add_metadata_option(p)
 
 

@@ -76,7 +76,7 @@ def byzantine(ctx: RunContext) -> dict[str, Any]:
         counter[0] += 1
         if work.random() < 0.2:
             cluster.nodes[writer].replica.set_add("tags", f"t{counter[0]}", **scope)
-            cluster.nodes[writer].push_local_writes()
+            cluster.nodes[writer].local_writes()
         else:
             cluster.write_any(writer, memories, f"w{counter[0]} by {writer}", work, **scope)
 

@@ -250,36 +250,38 @@ class Cluster:
     # ------------------------------------------------------------------ workload
 
     def add(self, node_id: str, text: str, *, klass: str = "default", policy: str = "mv",
-            tier: str = "shared", priority: bool = False, push: bool = True,
+            tier: str = "shared", priority: bool = False, sync: str | None = None,
             **scope: str | None) -> str:
         """``Replica.add`` on ``node_id``; the write is acknowledged when it returns.
 
-        ``push``: push it at once on the node's open links (else it waits for pulls).
+        ``sync``: "push" (at once on the node's open links) or "pull" (it waits for
+        anti-entropy), stored with the write as the real node reads it; None: push for
+        priority, else the replica remembers none and the policy default (push) applies.
         """
         node = self.nodes[node_id]
         memory_id: str = node.replica.add(
-            text, policy=policy, tier=tier, priority=priority, actor=node_id, **scope
+            text, policy=policy, tier=tier, priority=priority, actor=node_id, sync=sync,
+            **scope
         )
         self.writelog.created(MemoryInfo(
             memory_id, node_id, scope.get("app_id"), scope.get("user_id"), tier, policy, klass
         ))
         self._acknowledge(node, memory_id, "ADD")
-        if tier == "shared" and push:
-            node.push_local_writes(priority=priority)
+        node.local_writes()
         return memory_id
 
-    def update(self, node_id: str, memory_id: str, text: str, *, priority: bool = False,
-               push: bool = True) -> bool:
-        """``Replica.update`` on ``node_id``; False (and counted) when the node does not
-        hold the memory yet, as an agent cannot edit what it has not seen."""
+    def update(self, node_id: str, memory_id: str, text: str, *,
+               sync: str | None = None) -> bool:
+        """``Replica.update`` on ``node_id`` (``sync`` as for :meth:`add`; None keeps the
+        mode this node remembers for the memory); False (and counted) when the node does
+        not hold the memory yet, as an agent cannot edit what it has not seen."""
         node = self.nodes[node_id]
         if node.replica.get(memory_id) is None:
             self.metrics.count("workload", "update_skipped_unseen")
             return False
-        node.replica.update(memory_id, text, actor=node_id)
+        node.replica.update(memory_id, text, actor=node_id, sync=sync)
         self._acknowledge(node, memory_id, "UPDATE")
-        if self.writelog.memories[memory_id].tier == "shared" and push:
-            node.push_local_writes(priority=priority)
+        node.local_writes()
         return True
 
     def write_any(self, node_id: str, memories: list[str], text: str, rng: random.Random,
@@ -384,7 +386,7 @@ class Cluster:
             if record is None or not record.conflicted:
                 node.conflicted.discard(memory_id)
         if wrote:
-            node.push_local_writes()
+            node.local_writes()
 
     def _resolver(self, conflict: Conflict) -> Resolution:
         self.metrics.resolver_calls += 1

@@ -14,7 +14,10 @@ Peer selection is the policy's (Demers et al. 1987 anti-entropy): every round th
 pulls from a member chosen uniformly at random among those it knows (the membership
 oracle), dialling it when there is no link, and the peer pulls back on the same link.
 The policy keeps at most ``max_links`` links, replacing the least recently useful idle
-one; new local writes are pushed at once on the links that are open.
+one. After local writes the node reads its replica's change journal, as the trio
+node's journal loop does, and hands each page to ``SyncPolicy.local_changes``: writes
+in push mode are pushed at once on the open links, writes in pull mode (``sync="pull"``,
+stored in the replica) wait for anti-entropy rounds.
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ class SimNode:
     draining: bool = False
     incarnation: int = 0
     syncs_counted: int = 0  # of this policy's completed pulls, already in the metrics
+    journal_seq: int = 0  # the change journal read through (local_writes)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -106,6 +110,7 @@ class SimNode:
             report=self._notice,
         )
         self.syncs_counted = 0
+        self.journal_seq = self.replica.journal_seq()
         self.up = True
         self.incarnation += 1
         cluster.transport.listen(self.node_id, self._accept)
@@ -178,10 +183,17 @@ class SimNode:
             self._dial(peer)
         self._settle()
 
-    def push_local_writes(self, *, priority: bool = False) -> None:
-        """New local writes: the policy pushes them on every open link (pulling where
-        the peer's summary is unknown); pushes carry only this replica's own writes."""
-        self._policy.local_writes(priority=priority)
+    def local_writes(self) -> None:
+        """After local writes: read the change journal and let the policy push what is
+        in push mode on every open link (pulling where the peer's summary is unknown);
+        pushes carry only this replica's own writes."""
+        policy = self._policy
+        while True:
+            batch = self.replica.changes_since(self.journal_seq)
+            self.journal_seq = batch.seq
+            policy.local_changes(batch.changes, reset=batch.reset)
+            if not batch.changes:
+                break
         self._settle()
 
     # ------------------------------------------------------------------ links

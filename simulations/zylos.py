@@ -4,9 +4,12 @@ The pattern of the seed project (three instances of one agent on different machi
 
 * ``prefs``: user preferences, last-writer-wins (``policy="lww"``), flagged priority
   and pushed on every open link the moment they are written;
-* ``project``: project state, multi-value (``policy="mv"``), *not* pushed: peers only
-  get it by pulling in the anti-entropy rounds; concurrent edits stand side by side
-  until the elected arbiter (``memmesh.merge.Election``) resolves them;
+* ``project``: project state, multi-value (``policy="mv"``), written with
+  ``sync="pull"``, *not* pushed: peers only get it by pulling in the anti-entropy rounds
+  (the mode is stored with each write; the writer's later updates keep it, an instance
+  that got the memory from a peer is told ``sync="pull"`` again by the workload);
+  concurrent edits stand side by side until the elected arbiter
+  (``memmesh.merge.Election``) resolves them;
 * ``session``: session state, private (``tier="private"``), never leaves its instance.
 
 Writes and reads arrive at random instants; the report's ``staleness_ms`` per class is
@@ -39,7 +42,7 @@ def zylos(ctx: RunContext) -> dict[str, Any]:
     prefs = [cluster.add(names[0], f"prefs-init-{k}", klass="prefs", policy="lww",
                          priority=True, **app) for k in range(2)]
     project = [cluster.add(names[k % INSTANCES], f"project-init-{k}", klass="project",
-                           push=False, **app) for k in range(3)]
+                           sync="pull", **app) for k in range(3)]
     session = {
         name: cluster.add(name, f"session-init-{name}", klass="session", tier="private",
                           run_id=f"run-{name}", **app)
@@ -54,12 +57,9 @@ def zylos(ctx: RunContext) -> dict[str, Any]:
     def write(klass: str, node: str, memory_id: str) -> None:
         counter[0] += 1
         text = f"{klass}-{counter[0]}"
-        if klass == "prefs":
-            cluster.update(node, memory_id, text, priority=True)
-        elif klass == "project":
-            cluster.update(node, memory_id, text, push=False)
-        else:
-            cluster.update(node, memory_id, text)
+        # prefs are priority (pushed); an instance that got a project memory from a
+        # peer remembers no mode for it, so the workload names it on every update
+        cluster.update(node, memory_id, text, sync="pull" if klass == "project" else None)
 
     def read(klass: str, node: str, memory_id: str) -> None:
         cluster.read(node, memory_id)

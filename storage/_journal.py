@@ -5,6 +5,13 @@ The gossip node polls it to push fresh writes (priority first); the semantic ind
 polls it to re-embed. Because it lives in the LMDB environment, writes made by another
 process on the same path appear here too.
 
+A local write may carry its delivery mode (``sync="push"|"pull"``, issue 15): the entry
+is then ``(key, local, priority, scope_or_None, mode)``. A mode given explicitly is
+remembered for the memory in the local-only ``aux`` store (namespace ``sync``), so a
+later local write without ``sync=`` keeps it; a write with neither leaves the mode out
+and the node's default applies (:func:`memmesh.gossip.protocol.push_decision`). Entries
+without the field (all older ones) read as "no mode".
+
 Truncation rule: at most :data:`JOURNAL_MAX` entries are kept; older ones are dropped
 as new ones arrive (by count only, never by age), and a consumer asking for entries
 older than the oldest kept one gets ``reset=True`` (it should rescan). The entry of a
@@ -14,6 +21,7 @@ key removed whole (TTL collection) also carries its scope, ``(key, local, priori
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from memmesh.crdt import InvalidArgumentError, pack_canonical, unpackb
@@ -22,30 +30,66 @@ from memmesh.crdt.keystate import Header
 from ._env import Env, Txn
 from ._records import Change, ChangeBatch
 
-__all__ = ["JOURNAL_MAX", "Journal", "append", "append_many", "changes_since", "last_seq"]
+__all__ = ["JOURNAL_MAX", "SYNC_MODES", "Journal", "append", "append_many", "changes_since",
+           "check_sync", "last_seq"]
 
 JOURNAL_MAX = 200_000
+#: the delivery modes of a local write: pushed to peers at once, or left to pulls
+SYNC_MODES = ("push", "pull")
 _SEQ = b"jseq"
 _FIRST = b"jfirst"
 
 
+def check_sync(sync: object) -> str | None:
+    """``sync`` if it is None, "push" or "pull"; else ``InvalidArgumentError``."""
+    if sync is not None and (type(sync) is not str or sync not in SYNC_MODES):
+        raise InvalidArgumentError('sync must be "push", "pull" or None')
+    return sync
+
+
+def _mode_key(key: str) -> bytes:
+    """The aux row remembering ``key``'s delivery mode (fixed size: any key fits)."""
+    return b"sync\x00" + hashlib.blake2b(key.encode(), digest_size=16).digest()
+
+
+def _mode(txn: Txn, key: str, sync: str | None) -> str | None:
+    """The mode a local write of ``key`` records: ``sync`` (remembered), else the one
+    remembered for ``key``, else None."""
+    mkey = _mode_key(key)
+    stored = txn.get("aux", mkey)
+    if sync is None:
+        return None if stored is None else bytes(stored).decode()
+    if stored is None or bytes(stored).decode() != sync:
+        txn.put("aux", mkey, sync.encode())
+    return sync
+
+
 def append(txn: Txn, key: str, *, local: bool, priority: bool,
-           removed: Header | None = None) -> int:
-    """Append one change; ``removed``: the header of a key removed whole."""
+           removed: Header | None = None, sync: str | None = None) -> int:
+    """Append one change; ``removed``: the header of a key removed whole (its
+    remembered mode goes with it); ``sync``: a local write's delivery mode."""
     if removed is None:
-        return append_many(txn, [(key, local, priority)])
+        return append_many(txn, [(key, local, priority)], sync=sync)
+    txn.delete("aux", _mode_key(key))
     scope = (removed.app_id, removed.user_id, removed.agent_id, removed.run_id)
     return append_many(txn, [(key, local, priority, scope)])
 
 
-def append_many(txn: Txn, changes: list[tuple[Any, ...]]) -> int:
-    """Append ``(key, local, priority[, scope])`` changes in order; return the last seq."""
+def append_many(txn: Txn, changes: list[tuple[Any, ...]], *, sync: str | None = None) -> int:
+    """Append ``(key, local, priority[, scope])`` changes in order; return the last seq.
+
+    A local change of a key with a delivery mode (``sync``, else the remembered one)
+    gets it as a fifth field."""
     seq = txn.counter(_SEQ)
     if not changes:
         return seq
     rows = []
     for change in changes:
         seq += 1
+        if change[1] and len(change) == 3:
+            mode = _mode(txn, change[0], sync)
+            if mode is not None:
+                change = (*change, None, mode)
         # local-only bytes of validated data: plain msgpack (no canonical walk needed)
         rows.append((seq.to_bytes(8, "big"), pack_canonical(change)))
     txn.set_counter(_SEQ, seq)
@@ -81,7 +125,8 @@ def changes_since(txn: Txn, since: int, limit: int) -> ChangeBatch:
                 break
             seq = int.from_bytes(raw_key, "big")
             key, local, priority, *rest = unpackb(bytes(raw))  # type: ignore[misc, unused-ignore]
-            out.append(Change(seq, key, local, priority, rest[0] if rest else None))
+            mode = rest[1] if len(rest) > 1 and rest[1] in SYNC_MODES else None
+            out.append(Change(seq, key, local, priority, rest[0] if rest else None, mode))
     if not out:
         seq = max(since, last_seq(txn)) if reset else since
     return ChangeBatch(seq, tuple(out), reset)

@@ -55,11 +55,13 @@ def _entries(new: KeyState, events: list[dict[str, Any]]) -> list[bytes]:
 
 def store(txn: Txn, key: str, skey: bytes, old_raw: bytes | None, old: KeyState | None,
           new: KeyState, *, local: bool, events: list[dict[str, Any]],
-          new_raw: bytes | None = None) -> bool:
-    """Replace ``old`` by ``new`` with every derived structure; False if unchanged."""
+          new_raw: bytes | None = None, sync: str | None = None) -> bool:
+    """Replace ``old`` by ``new`` with every derived structure; False if unchanged.
+    ``sync``: a local write's delivery mode, for its journal entry."""
     raw = encode(new) if new_raw is None else new_raw
     if old is None and not new.forgotten:
-        store_new(txn, [(key, skey, raw, new, _entries(new, events))], local=local)
+        store_new(txn, [(key, skey, raw, new, _entries(new, events))], local=local,
+                  sync=sync)
         return True
     if local:
         _check_storable(new, raw)
@@ -70,14 +72,14 @@ def store(txn: Txn, key: str, skey: bytes, old_raw: bytes | None, old: KeyState 
                        old_raw if old is not None and old.header.shareable else None,
                        raw if new.header.shareable else None)
     update_indexes(txn, key, old, new)
-    journal.append(txn, key, local=local, priority=new.header.priority)
+    journal.append(txn, key, local=local, priority=new.header.priority, sync=sync)
     if new.forgotten and not (old is not None and old.forgotten):
         history.purge(txn, key)
     history.record_many(txn, [(key, e) for e in _entries(new, events)])
     return True
 
 
-def store_new(txn: Txn, items: list[NewKey], *, local: bool) -> None:
+def store_new(txn: Txn, items: list[NewKey], *, local: bool, sync: str | None = None) -> None:
     """Store keys absent here, not forgotten: the records :func:`store` writes for them,
     the index, journal and history rows deferred (``Txn.defer_rows``) so that a batch of
     many keys writes each sub-database with one cursor call."""
@@ -99,7 +101,7 @@ def store_new(txn: Txn, items: list[NewKey], *, local: bool) -> None:
     for db, db_rows in rows.items():
         txn.defer_rows(db, db_rows)
     digest.note_added(txn, shared)
-    journal.append_many(txn, changes)
+    journal.append_many(txn, changes, sync=sync)
     history.record_many(txn, histories)
 
 

@@ -26,6 +26,7 @@ from . import _history as history
 from ._digest import state_key
 from ._env import Env, Txn
 from ._errors import UnknownMemoryError
+from ._journal import check_sync
 from ._keycodec import encode
 from ._keystore import collect_expired, load, store, store_new
 from ._records import Version
@@ -130,14 +131,18 @@ class Memory:
             metadata: Mapping[str, Any] | None = None, confidence: float = 1.0,
             ttl: float | None = None, policy: str = "mv", tier: str | None = None,
             role: str | None = None, priority: bool = False,
-            detail: Mapping[str, Any] | None = None) -> str:
+            detail: Mapping[str, Any] | None = None, sync: str | None = None) -> str:
         """Create a memory; return its id (a random 128-bit hex string).
 
         ``tier`` defaults to "shared", except for run-scoped memories (``run_id`` set),
         which stay private unless ``tier="shared"`` is given explicitly. ``ttl`` (seconds)
         makes the memory expire at its creation time plus ``ttl`` on every replica.
         ``detail`` (plain data: why) goes on the ADD event, as for :meth:`record_noop`.
+        ``sync``: how the node delivers this write and, remembered, the memory's later
+        ones: "push" (at once) or "pull" (by anti-entropy); None: the remembered mode,
+        else push for a priority memory, else the node's default (docs/guide.md).
         """
+        check_sync(sync)
         _check_str(text, "text", optional=False, limit=MAX_TEXT)
         scope = check_scope({"app_id": app_id, "user_id": user_id, "agent_id": agent_id,
                              "run_id": run_id})
@@ -178,7 +183,8 @@ class Memory:
             new = ks.create(header, dot, version)
             entry = history.version_entry("ADD", dot, version, ctx=new.ctx, standing=[dot],
                                           detail=why, recorded_at=ts)
-            store_new(txn, [(memory_id, skey, encode(new), new, [entry])], local=True)
+            store_new(txn, [(memory_id, skey, encode(new), new, [entry])], local=True,
+                      sync=sync)
             return memory_id
 
         return self._env.write(write)
@@ -198,15 +204,17 @@ class Memory:
 
     def update(self, memory_id: str, text: str, *, actor: str | None = None,
                confidence: float | None = None, metadata: Mapping[str, Any] | None = None,
-               role: str | None = None, detail: Mapping[str, Any] | None = None) -> None:
+               role: str | None = None, detail: Mapping[str, Any] | None = None,
+               sync: str | None = None) -> None:
         """Write a new version superseding every version this replica has seen.
 
         ``confidence``/``metadata``/``role`` left None keep those of the newest standing
         version.
         Writing the text that already stands alone, with nothing else changed, records
         a NOOP event and changes no state. ``detail`` goes on the event, as for
-        :meth:`record_noop`.
+        :meth:`record_noop`. ``sync`` as for :meth:`add`.
         """
+        check_sync(sync)
         _check_str(memory_id, "memory_id", optional=False)
         _check_str(text, "text", optional=False, limit=MAX_TEXT)
         _check_str(actor, "actor")
@@ -233,7 +241,7 @@ class Memory:
             version = make_version(text, actor, new_role, ts, new_conf, new_meta, "UPDATE")
             dot = self._stamps.mint(txn, old.ctx)
             new = ks.write(old, dot, version)
-            store(txn, memory_id, skey, raw, old, new, local=True,
+            store(txn, memory_id, skey, raw, old, new, local=True, sync=sync,
                         events=[history.version_event("UPDATE", dot, version, ts, why)])
 
         self._env.write(write)
@@ -265,12 +273,14 @@ class Memory:
                        version=None)
 
     def delete(self, memory_id: str, *, actor: str | None = None,
-               detail: Mapping[str, Any] | None = None) -> bool:
+               detail: Mapping[str, Any] | None = None, sync: str | None = None) -> bool:
         """Observed-remove every standing version; False if nothing was live here.
 
         A concurrent update on another replica survives the delete (add-wins).
         ``actor`` and ``detail`` (as for :meth:`record_noop`) go on the DELETE event.
+        ``sync`` as for :meth:`add`.
         """
+        check_sync(sync)
         _check_str(memory_id, "memory_id", optional=False)
         _check_str(actor, "actor")
         why = _metadata(detail)
@@ -292,7 +302,7 @@ class Memory:
                 version = make_version(None, actor, None, ts, 1.0, {}, "DELETE")
                 new = ks.write(old, dot, version)
                 event = history.version_event("DELETE", dot, version, ts, why)
-            store(txn, memory_id, skey, raw, old, new, local=True, events=[event])
+            store(txn, memory_id, skey, raw, old, new, local=True, events=[event], sync=sync)
             return True
 
         return self._env.write(write)
@@ -324,8 +334,11 @@ class Memory:
 
     def resolve(self, memory_id: str, text: str, *, resolver: str, inputs: tuple[Dot, ...],
                 actor: str | None = None, confidence: float | None = None,
-                metadata: Mapping[str, Any] | None = None, role: str | None = None) -> Version:
-        """Write a RESOLVE version that dominates exactly the ``inputs`` versions."""
+                metadata: Mapping[str, Any] | None = None, role: str | None = None,
+                sync: str | None = None) -> Version:
+        """Write a RESOLVE version that dominates exactly the ``inputs`` versions.
+        ``sync`` as for :meth:`add`."""
+        check_sync(sync)
         _check_str(text, "text", optional=False, limit=MAX_TEXT)
         _check_str(resolver, "resolver", optional=False)
         _check_str(actor, "actor")
@@ -347,7 +360,7 @@ class Memory:
                                    resolver, tuple(inputs))
             dot = self._stamps.mint(txn, old.ctx)
             new = ks.write(old, dot, version)
-            store(txn, memory_id, skey, raw, old, new, local=True,
+            store(txn, memory_id, skey, raw, old, new, local=True, sync=sync,
                         events=[history.version_event("RESOLVE", dot, version, ts, {})])
             return to_version(dot, version)
 

@@ -173,13 +173,16 @@ class Change:
     """One journal entry: key ``memory_id`` changed in transaction-order ``seq``.
 
     ``scope`` is the ``(app_id, user_id, agent_id, run_id)`` of a key removed whole (TTL
-    collection), whose state can no longer tell it; None for every other change."""
+    collection), whose state can no longer tell it; None for every other change.
+    ``sync`` is a local write's delivery mode, "push" or "pull" (given with ``sync=`` or
+    remembered for the memory); None: none chosen, the node's default applies."""
 
     seq: int
     memory_id: str
     local: bool
     priority: bool
     scope: tuple[str | None, str | None, str | None, str | None] | None = None
+    sync: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -235,18 +235,19 @@ class Replica:
             metadata: Mapping[str, Any] | None = None, confidence: float = 1.0,
             ttl: float | None = None, policy: str = "mv", tier: str | None = None,
             role: str | None = None, priority: bool = False,
-            detail: Mapping[str, Any] | None = None) -> str:
+            detail: Mapping[str, Any] | None = None, sync: str | None = None) -> str:
         return self._memory.add(text, app_id=app_id, user_id=user_id, agent_id=agent_id,
                                 run_id=run_id, actor=actor, metadata=metadata,
                                 confidence=confidence, ttl=ttl, policy=policy, tier=tier,
-                                role=role, priority=priority, detail=detail)
+                                role=role, priority=priority, detail=detail, sync=sync)
 
     @_doc(Memory.update)
     def update(self, memory_id: str, text: str, *, actor: str | None = None,
                confidence: float | None = None, metadata: Mapping[str, Any] | None = None,
-               role: str | None = None, detail: Mapping[str, Any] | None = None) -> None:
+               role: str | None = None, detail: Mapping[str, Any] | None = None,
+               sync: str | None = None) -> None:
         self._memory.update(memory_id, text, actor=actor, confidence=confidence,
-                            metadata=metadata, role=role, detail=detail)
+                            metadata=metadata, role=role, detail=detail, sync=sync)
 
     @_doc(Memory.record_noop)
     def record_noop(self, memory_id: str, *, actor: str | None = None,
@@ -255,8 +256,8 @@ class Replica:
 
     @_doc(Memory.delete)
     def delete(self, memory_id: str, *, actor: str | None = None,
-               detail: Mapping[str, Any] | None = None) -> bool:
-        return self._memory.delete(memory_id, actor=actor, detail=detail)
+               detail: Mapping[str, Any] | None = None, sync: str | None = None) -> bool:
+        return self._memory.delete(memory_id, actor=actor, detail=detail, sync=sync)
 
     def delete_all(self, *, actor: str | None = None, everything: bool = False,
                    **scope: str | None) -> int:
@@ -298,10 +299,11 @@ class Replica:
     @_doc(Memory.resolve)
     def resolve(self, memory_id: str, text: str, *, resolver: str, inputs: tuple[Dot, ...],
                 actor: str | None = None, confidence: float | None = None,
-                metadata: Mapping[str, Any] | None = None, role: str | None = None) -> Version:
+                metadata: Mapping[str, Any] | None = None, role: str | None = None,
+                sync: str | None = None) -> Version:
         return self._memory.resolve(memory_id, text, resolver=resolver, inputs=inputs,
                                     actor=actor, confidence=confidence, metadata=metadata,
-                                    role=role)
+                                    role=role, sync=sync)
 
     @_doc(Memory.set_add)
     def set_add(self, key: str, element: Hashable, *, tier: str | None = None,

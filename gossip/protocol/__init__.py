@@ -26,12 +26,14 @@ from ._frames import FrameDecoder, encode_frame
 from ._handshake import Phase, State
 from ._peerlink import PeerLink
 from ._policy import Notice, PolicyConfig, SyncPolicy
+from ._pushes import SYNC_MODES, PushDecision, push_decision
 from ._replica import NodeReplica, SyncReplica
 from ._requests import Apply, Changes, Fence, Outcome, StorageRequest, Summary, perform
 from ._session import Session
 from ._summary import advance_summary, changes_empty, summary_lag, watermarks
 
 __all__ = [
+    "SYNC_MODES",
     "AccessList",
     "Apply",
     "Changes",
@@ -47,6 +49,7 @@ __all__ = [
     "Phase",
     "PolicyConfig",
     "ProtocolError",
+    "PushDecision",
     "RemoteProtocolError",
     "Session",
     "SessionConfig",
@@ -61,6 +64,7 @@ __all__ = [
     "events",
     "messages",
     "perform",
+    "push_decision",
     "summary_lag",
     "watermarks",
 ]

@@ -27,6 +27,7 @@ from ._config import SessionConfig
 from ._errors import LocalProtocolError, RemoteProtocolError
 from ._peerlink import PeerLink
 from ._peerstats import PeerStats, PeerTable
+from ._pushes import SYNC_MODES, PushDecision, push_decision
 from ._repair import PeerRepair, PullRecord, RepairPlan
 from ._replica import ApplyReport
 from ._requests import Apply, Changes, Fence, Outcome, StorageRequest, Summary
@@ -71,6 +72,9 @@ class PolicyConfig:
     repair_min_gap: float = 2.0
     #: keys asked for per pull (the rest next time): their states fit one chunk
     repair_want: int = 256
+    #: delivery of a local write that names no mode and is not priority: "push" (at
+    #: once, on every link) or "pull" (left to anti-entropy rounds); see _pushes.py
+    sync_default: str = "push"
 
     def __post_init__(self) -> None:
         if not self.interval > 0 or not 0 <= self.jitter < 1:
@@ -85,6 +89,8 @@ class PolicyConfig:
                 not 1 <= self.repair_want <= 4096:
             raise LocalProtocolError("0 < repair_min_gap <= repair_interval and "
                                      "1 <= repair_want <= 4096")
+        if self.sync_default not in SYNC_MODES:
+            raise LocalProtocolError('sync_default must be "push" or "pull"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,6 +340,19 @@ class SyncPolicy:
         """Pull on every open link at once (``Node.sync_now``)."""
         for link in self._by_peer.values():
             self._pull(link, now)
+
+    def local_changes(self, changes: Iterable[object], *, reset: bool = False
+                      ) -> PushDecision:
+        """A page of the change journal (``changes_since``): push now when a local
+        write in it asks to (:func:`._pushes.push_decision`, modes per write, else
+        ``config.sync_default``), counting local writes by mode (``writes:push``,
+        ``writes:pull``).  Pull-mode writes wait for anti-entropy."""
+        decision = push_decision(changes, reset=reset, default=self.config.sync_default)
+        self.counters["writes:push"] += decision.pushed
+        self.counters["writes:pull"] += decision.pulled
+        if decision.push and self._by_peer:
+            self.local_writes(priority=decision.priority)
+        return decision
 
     def local_writes(self, *, priority: bool = False) -> None:
         """New local writes: push them on every link (pull where the peer's summary is
