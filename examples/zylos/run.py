@@ -6,12 +6,14 @@ its own replica and gossip node (TLS, one cluster key). Each is an agent of the 
 session tiers; docs/memory-model.md). This script drives them through the pattern
 memmesh was built for and prints what happened:
 
-1. a user preference, written on telegram as LWW with ``priority=True``, is pushed at
-   once; slack and web are told by their subscriptions (``BackgroundNode.subscribe`` on
-   their views), not by polling, and see it in their own agent views as a user-tier
-   memory;
-2. project state is an MV memory: while the web instance is offline, the slack instance
-   (role "lead") and the web instance (role "worker") change it; when web comes back,
+1. a user preference, written on telegram as LWW with ``priority=True`` and
+   ``sync="push"``, is pushed at once; slack and web are told by their subscriptions
+   (``BackgroundNode.subscribe`` on their views), not by polling, and see it in their
+   own agent views as a user-tier memory;
+2. project state is an MV memory written with ``sync="pull"`` (it reaches the others by
+   the anti-entropy rounds, not by a push of its own); while the web instance is
+   offline, the slack instance (role "lead") and the web instance (role "worker")
+   change it; when web comes back,
    anti-entropy pulls the two versions together, the node's resolver (role priority,
    then last-writer-wins) settles the contradiction — once, on the elected arbiter —
    and every instance ends with the same text;
@@ -97,7 +99,7 @@ def main() -> int:
                 i("subscribe", ops=["ADD", "UPDATE"])
             start = time.monotonic()
             pref = tg("add", text="Alice wants short answers, no emoji", user_id="alice",
-                      policy="lww", priority=True, actor="telegram")
+                      policy="lww", priority=True, sync="push", actor="telegram")
             arrived = {n: inst[n]("next_change", id=pref, timeout=30) for n in ("slack", "web")}
             seen = time.monotonic() - start
             print(f"1. preference written on telegram, visible on slack and web after "
@@ -109,12 +111,14 @@ def main() -> int:
 
             # 2. project state: MV, contradiction resolved by the arbiter
             plan = slack("add", text="launch on friday", app_id="zylos", actor="slack",
-                         role="lead")
-            wait("project state", lambda: web("get", id=plan) is not None)
+                         role="lead", sync="pull")  # remembered: slack's updates pull too
+            pulled = wait("project state", lambda: web("get", id=plan) is not None)
+            print(f"2. project state written on slack with sync='pull' (no push: the "
+                  f"anti-entropy rounds carry it): on web after {pulled:.1f} s")
             web("stop_node")
             slack("update", id=plan, text="launch on monday", actor="slack", role="lead")
             web("update", id=plan, text="launch on tuesday", actor="web", role="worker")
-            print("2. web offline; slack (lead) says 'launch on monday', "
+            print("   web offline; slack (lead) says 'launch on monday', "
                   "web (worker) says 'launch on tuesday'")
             web("start_node", seeds=ports)
 

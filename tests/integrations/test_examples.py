@@ -47,6 +47,7 @@ def test_zylos_example() -> None:
     for name in ("slack", "web"):  # told by a subscription, seen in its own agent view
         assert f"{name}'s subscription: ADD from a peer, in its agent view as a " \
             "user-tier memory" in out
+    assert "2. project state written on slack with sync='pull' (no push" in out
     assert "every instance reads 'launch on monday'" in out
     assert "tasks on every instance: ['book flights', 'draft launch post']" in out
     assert "on slack: None, on web: None" in out
