@@ -44,9 +44,17 @@ def test_langmem_two_agents_example() -> None:
 def test_zylos_example() -> None:
     out = run_example("zylos/run.py")
     assert "visible on slack and web after" in out
+    for name in ("slack", "web"):  # told by a subscription, seen in its own agent view
+        assert f"{name}'s subscription: ADD from a peer, in its agent view as a " \
+            "user-tier memory" in out
+    assert "2. project state written on slack with sync='pull' (no push" in out
     assert "every instance reads 'launch on monday'" in out
     assert "tasks on every instance: ['book flights', 'draft launch post']" in out
     assert "on slack: None, on web: None" in out
+    assert "end_run discarded 1 session memory; on telegram: None" in out
+    assert "   slack: [('slack: reply in the thread', 'agent'), ('Alice wants short " \
+        "answers, no emoji', 'user'), ('telegram session ended', 'user'), " \
+        "('launch on monday', 'app')]" in out
     assert "converged: True" in out
 
 
