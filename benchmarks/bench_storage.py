@@ -9,7 +9,11 @@ Figures (targets from issue 3):
 3. ``sync_apply`` rate of a 20k-memory change set into an empty replica (>= 100k/s);
 4. bytes of ``sync_changes`` for 100 changed memories out of 20k / raw msgpack size of
    those memories' payload (each memory as a map of id, text, actor, app_id, user_id,
-   metadata, confidence and wall-clock timestamp) (<= 1.2);
+   metadata, confidence and wall-clock timestamp) (<= 1.2), measured twice: with the
+   default ``history_limit=32`` (``sync``: each updated memory ships its replicated
+   timeline, the superseded version's event included, so the ratio is above the
+   target) and with ``history_limit=0`` (``sync_history_limit_0``: only the events of
+   the standing versions travel, no past for ``history``/``as_of``);
 5. peak RSS of a process holding 1M memories open and serving ``get``/``list``
    (<= 300 MB; full mode only).
 
@@ -36,6 +40,7 @@ from typing import Any
 import lmdb
 
 from memmesh.crdt import packb, unpackb
+from memmesh.crdt.keystate import DEFAULT_KEEP
 from memmesh.storage import MemoryRecord, Replica
 
 TOPICS = ("prefers dark mode in every editor", "is allergic to peanuts and shellfish",
@@ -111,10 +116,11 @@ def metadata_for(i: int) -> dict[str, Any]:
     return {"source": ("chat", "tool", "email")[i % 3], "turn": i % 50}
 
 
-def build_source(path: Path, n: int, *, metadata: bool = False) -> tuple[Replica, list[str]]:
+def build_source(path: Path, n: int, *, metadata: bool = False,
+                 history_limit: int = DEFAULT_KEEP) -> tuple[Replica, list[str]]:
     """A write-behind replica holding ``n`` memories (``text_for``; 997 users; 8 actors;
     ``metadata_for`` too if ``metadata``) and their ids in creation order."""
-    replica = Replica.open(path, durable=False)
+    replica = Replica.open(path, durable=False, history_limit=history_limit)
     ids: list[str] = []
     chunk = 5000
     for start in range(0, n, chunk):
@@ -134,8 +140,13 @@ def raw_record(rec: MemoryRecord) -> dict[str, Any]:
             "confidence": rec.confidence, "timestamp": rec.updated_at.wall_ms}
 
 
-def bench_sync(root: Path, n: int, changed: int) -> dict[str, float]:
-    src, ids = build_source(root / "sync-src", n)
+def bench_sync(root: Path, n: int, changed: int,
+               history_limit: int = DEFAULT_KEEP) -> dict[str, float]:
+    """Figures 3 and 4 for memories added with ``history_limit`` (the timeline's bound:
+    the default keeps superseded events, which an updated memory then ships)."""
+    root = root / f"sync-keep{history_limit}"
+    root.mkdir()
+    src, ids = build_source(root / "sync-src", n, history_limit=history_limit)
     payload = src.sync_changes(Replica.open(root / "sync-empty", durable=False).sync_summary())
     # three applies into fresh empty replicas, medians of wall and CPU time (the CPU
     # time of this process is less disturbed by other load on a shared machine)
@@ -169,7 +180,8 @@ def bench_sync(root: Path, n: int, changed: int) -> dict[str, float]:
     assert src.state_digest() == dst.state_digest()
     for r in (src, *replicas):
         r.close()
-    return {"memories": n, "sync_apply_per_s": rate(n, apply_s),
+    return {"memories": n, "history_limit": history_limit,
+            "sync_apply_per_s": rate(n, apply_s),
             "sync_apply_s": apply_s, "sync_apply_cpu_per_s": rate(n, _median(cpus)),
             "sync_apply_onto_equal_per_s": rate(n, rejoin_s),
             "full_payload_bytes": len(payload), "changed": shipped,
@@ -233,6 +245,8 @@ def main() -> None:
             figures["durable_add"] = bench_durable(root, 100 if args.quick else 300)
             figures["batched_add"] = bench_batched(root, 5000 if args.quick else 20_000)
             figures["sync"] = bench_sync(root, 5000 if args.quick else 20_000, 100)
+            figures["sync_history_limit_0"] = bench_sync(
+                root, 5000 if args.quick else 20_000, 100, history_limit=0)
         if not args.quick:
             figures["rss"] = bench_rss(root, 1_000_000)
     finally:

@@ -31,15 +31,21 @@ from ._lwwregister import LWWRegister
 from ._mvregister import MVRegister
 from ._orset import ORSet
 from .keystate import (
+    DEFAULT_KEEP,
     KIND_MEMORY,
     KIND_SET,
     OP_ADD,
     OP_DELETE,
+    OP_FORGET,
+    OP_NOOP,
     OP_RESOLVE,
     OP_UPDATE,
+    EventData,
     Header,
     KeyState,
     VersionData,
+    compact,
+    version_event,
 )
 
 __all__ = [
@@ -461,7 +467,30 @@ def _key_version(draw: st.DrawFn, policy: str, ctx: dict[str, int]) -> VersionDa
     return VersionData(text, draw(st.sampled_from((None, "alice", "bob"))),
                        draw(st.sampled_from((None, "planner"))), draw(_WALLS), draw(_LOGICALS),
                        draw(st.sampled_from((1.0, 0.5, 0.0))), draw(_METADATA), op, resolver,
-                       inputs)
+                       inputs, draw(st.sampled_from((None, None, 0.25, 1.0))))
+
+
+_KEEPS = st.sampled_from((1, 2, 3, DEFAULT_KEEP))
+
+
+@st.composite
+def _key_event(draw: st.DrawFn, policy: str, ctx: dict[str, int], forgotten: bool
+               ) -> EventData:
+    """One event of a memory's timeline whose context is within ``ctx``."""
+    seen = {r: draw(st.integers(0, n)) for r, n in sorted(ctx.items())}
+    pairs = {r: n for r, n in seen.items() if n}
+    if not forgotten and draw(st.booleans()):
+        return version_event(draw(_key_version(policy, ctx)), pairs,
+                             draw(st.sampled_from(({}, {"why": "x"}))))
+    ops = [OP_FORGET] if forgotten else [OP_NOOP] + ([OP_DELETE] if policy == "mv" else [])
+    return EventData(draw(st.sampled_from(ops)), draw(st.sampled_from((None, "alice"))),
+                     draw(st.sampled_from((None, "lead"))), draw(_WALLS), draw(_LOGICALS),
+                     tuple(sorted(pairs.items())), draw(st.sampled_from(({}, {"why": "y"}))))
+
+
+def _compacted(state: KeyState) -> KeyState:
+    state.events = compact(state.events, state.keep, state.protected())
+    return state
 
 
 @st.composite
@@ -490,15 +519,24 @@ def key_states(draw: st.DrawFn, policy: str | None = None, *, key: str = _KEY,
         chosen = draw(st.sets(st.sampled_from(all_dots), max_size=1 if policy == "lww" else 3))
         for dot in sorted(chosen):
             body[dot] = draw(_key_version(policy, ctx))
-    return KeyState(header, ctx, forgotten, body)
+    events: dict[Dot, EventData] = {}
+    keep = DEFAULT_KEEP
+    if kind == KIND_MEMORY:
+        keep = draw(_KEEPS)
+        for dot in sorted(draw(st.sets(st.sampled_from(all_dots), max_size=5))):
+            events[dot] = draw(_key_event(policy, ctx, forgotten))
+    return _compacted(KeyState(header, ctx, forgotten, body, events, keep))
 
 
 def _with(state: KeyState, *, header: Header | None = None, ctx: dict[str, int] | None = None,
-          forgotten: bool | None = None, body: dict[Any, Any] | None = None) -> KeyState:
+          forgotten: bool | None = None, body: dict[Any, Any] | None = None,
+          events: dict[Dot, EventData] | None = None) -> KeyState:
+    forgotten = state.forgotten if forgotten is None else forgotten
+    if events is None:
+        events = state.events if forgotten == state.forgotten else {}
     return KeyState(state.header if header is None else header,
-                    dict(state.ctx) if ctx is None else ctx,
-                    state.forgotten if forgotten is None else forgotten,
-                    dict(state.body) if body is None else body)
+                    dict(state.ctx) if ctx is None else ctx, forgotten,
+                    dict(state.body) if body is None else body, dict(events), state.keep)
 
 
 def _floor(state: KeyState, replica: str) -> int:
@@ -506,6 +544,9 @@ def _floor(state: KeyState, replica: str) -> int:
     found = [d.counter for d in state.body if isinstance(d, Dot) and d.replica == replica]
     if state.header.kind == KIND_SET:
         found = [d.counter for ds in state.body.values() for d in ds if d.replica == replica]
+    for dot, event in state.events.items():  # the events' dots and contexts too
+        found += [dot.counter] if dot.replica == replica else []
+        found += [c for r, c in event.ctx if r == replica]
     return max(found, default=1)
 
 
@@ -540,9 +581,10 @@ def key_state_variants(draw: st.DrawFn, base: KeyState,
             lambda: _with(base, header=h._replace(created=Timestamp(
                 c.wall_ms, draw(_LOGICALS), c.replica))),
         ]
-        if len(base.body) <= 1 and not any(v.op == OP_DELETE for v in base.body.values()):
+        if len(base.body) <= 1 and not any(v.op == OP_DELETE for v in base.body.values()) \
+                and not any(e.op == OP_DELETE for e in base.events.values()):
             other = "lww" if h.policy == "mv" else "mv"
-            mutations.append(lambda: _with(base, header=h._replace(policy=other)))
+            mutations.append(lambda: _compacted(_with(base, header=h._replace(policy=other))))
     if base.body and h.kind == KIND_MEMORY:
         first = sorted(base.body)[0]
         version: VersionData = base.body[first]
@@ -568,6 +610,19 @@ def key_state_variants(draw: st.DrawFn, base: KeyState,
                 lambda: changed(resolver=draw(st.sampled_from(("vote", "lww")))),
                 lambda: changed(inputs=()),
             ]
+    if h.kind == KIND_MEMORY:
+        all_dots = [Dot(r, c) for r, n in sorted(base.ctx.items()) for c in range(1, n + 1)]
+        at = draw(st.sampled_from(all_dots))
+        mutations += [
+            lambda: _compacted(_with(base, events={
+                **base.events, at: draw(_key_event(h.policy, base.ctx, base.forgotten))})),
+            lambda: _compacted(KeyState(base.header, dict(base.ctx), base.forgotten,
+                                        dict(base.body), dict(base.events), draw(_KEEPS))),
+        ]
+        if base.events:
+            first_event = sorted(base.events)[0]
+            mutations.append(lambda: _with(base, events={
+                d: e for d, e in base.events.items() if d != first_event}))
     if h.kind == KIND_SET and not base.forgotten:
         all_dots = [Dot(r, c) for r, n in sorted(base.ctx.items()) for c in range(1, n + 1)]
         element = draw(st.sampled_from(_KEY_ELEMENTS))

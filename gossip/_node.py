@@ -24,7 +24,7 @@ from typing import Any
 import trio
 
 from memmesh.crdt import InvalidArgumentError, MemmeshError
-from memmesh.merge import resolve_conflicts
+from memmesh.merge import DEFAULT_IMPORTANCE_THRESHOLD, resolve_conflicts
 
 from ._dialer import Dialer
 from ._link import Link, peer_address
@@ -67,6 +67,7 @@ class ShellOptions:
     resolver_interval: float = 1.0
     resolve_deadline_ms: int = 2000
     storage_threads: bool = True
+    importance_threshold: float = DEFAULT_IMPORTANCE_THRESHOLD
 
 
 class Node:
@@ -100,6 +101,11 @@ class Node:
         this replica is the elected arbiter for, through
         :func:`memmesh.merge.resolve_conflicts`: the resolution is written as a RESOLVE
         that dominates the versions; None leaves the conflict for later.
+    ``escalate``, ``importance_threshold``
+        A second resolver (e.g. an ``LLMArbiter``) asked only when ``resolver`` has no
+        opinion and the conflict's importance (None counts as 0) is at least
+        ``importance_threshold`` (default ``DEFAULT_IMPORTANCE_THRESHOLD``, 0.5): cheap
+        resolvers for every conflict, the expensive one for those that matter.
 
     Options: ``insecure``, ``acl`` (``{peer replica id: scope}``, the scope handed to
     ``sync_changes(peer=...)``), ``acl_default`` (scope of peers not in ``acl``; None:
@@ -149,6 +155,8 @@ class Node:
         storage_threads: bool = True,
         rng: random.Random | None = None,
         repair_interval: float = 30.0,
+        escalate: Resolver | None = None,
+        importance_threshold: float = DEFAULT_IMPORTANCE_THRESHOLD,
         sync_default: str = "push",
     ) -> None:
         if cluster_key is None and not insecure:
@@ -157,6 +165,11 @@ class Node:
                 "pass insecure=True only for tests on a trusted machine")
         if interval <= 0 or poll_interval <= 0:
             raise MemmeshError("interval and poll_interval must be > 0")
+        if type(importance_threshold) not in (int, float) or \
+                not 0.0 <= importance_threshold <= 1.0:
+            raise InvalidArgumentError("importance_threshold must be a number in [0, 1]")
+        if escalate is not None and resolver is None:
+            raise InvalidArgumentError("escalate needs a resolver (it is asked only after one)")
         if sync_default not in SYNC_MODES:
             raise InvalidArgumentError('sync_default must be "push" or "pull"')
         self.options = ShellOptions(
@@ -164,7 +177,8 @@ class Node:
             tls_timeout=tls_timeout, send_timeout=send_timeout, backoff=backoff,
             mdns_interfaces=tuple(mdns_interfaces) if mdns_interfaces else None,
             remember_peers=remember_peers, resolver_interval=resolver_interval,
-            resolve_deadline_ms=resolve_deadline_ms, storage_threads=storage_threads)
+            resolve_deadline_ms=resolve_deadline_ms, storage_threads=storage_threads,
+            importance_threshold=float(importance_threshold))
         self.replica = replica
         self.replica_id: str = replica.replica_id
         self.seeds = tuple((str(h), check_port(int(p))) for h, p in seeds)
@@ -173,6 +187,7 @@ class Node:
         self.port = check_port(port)
         self.mdns = mdns
         self.resolver = resolver
+        self.escalate = escalate
         self.resolved = 0
         self.fingerprint = cluster_fingerprint(cluster_key)
         self.rng = rng or random.Random()
@@ -460,7 +475,8 @@ class Node:
             try:
                 outcomes = await trio.to_thread.run_sync(functools.partial(
                     resolve_conflicts, self.replica, self.resolver,
-                    deadline_ms=opts.resolve_deadline_ms))
+                    deadline_ms=opts.resolve_deadline_ms, escalate=self.escalate,
+                    importance_threshold=opts.importance_threshold))
                 self.resolved += sum(1 for o in outcomes if o.version is not None)
             except Exception:  # a user's resolver must not stop the node
                 log.exception("conflict resolution failed")

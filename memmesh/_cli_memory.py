@@ -39,7 +39,8 @@ def _cmd_add(args: argparse.Namespace) -> int:
         memory_id = replica.add(
             text, actor=args.actor, confidence=args.confidence, ttl=args.ttl,
             policy=args.policy, tier=args.tier, role=args.role, priority=args.priority,
-            metadata=metadata(args.metadata), sync=args.sync, **scope(args))
+            metadata=metadata(args.metadata), importance=args.importance, sync=args.sync,
+            **scope(args))
     print(memory_id)
     return 0
 
@@ -49,20 +50,21 @@ def _cmd_update(args: argparse.Namespace) -> int:
     with existing_replica(args) as replica:
         _live(replica, args.memory_id)
         replica.update(args.memory_id, text, actor=args.actor, confidence=args.confidence,
-                       metadata=metadata(args.metadata), role=args.role, sync=args.sync)
+                       metadata=metadata(args.metadata), role=args.role,
+                       importance=args.importance, sync=args.sync)
     return 0
 
 
 def _cmd_delete(args: argparse.Namespace) -> int:
     with existing_replica(args) as replica:
         _live(replica, args.memory_id)
-        replica.delete(args.memory_id)
+        replica.delete(args.memory_id, actor=args.actor, role=args.role)
     return 0
 
 
 def _cmd_forget(args: argparse.Namespace) -> int:
     with existing_replica(args) as replica:
-        if not replica.forget(args.memory_id):
+        if not replica.forget(args.memory_id, actor=args.actor, role=args.role):
             raise CliError(f"no memory {args.memory_id} in {replica.path}; list the ids "
                            "with memmesh list")
     return 0
@@ -112,11 +114,20 @@ def _add_write_options(p: argparse.ArgumentParser, *, new: bool) -> None:
                    + ("" if new else "; default: the role of the version it replaces"))
     p.add_argument("--confidence", type=float, default=1.0 if new else None,
                    help="0..1" + ("" if new else "; default: that of the version it replaces"))
+    p.add_argument("--importance", type=float, default=None,
+                   help="0..1: conflicts at or above the importance threshold go to the LLM"
+                   " arbiter" + ("" if new else "; default: that of the version it replaces"))
     p.add_argument("--sync", choices=("push", "pull"), default=None,
                    help="push: a running node sends it to peers at once; pull: peers get it"
                    " by anti-entropy. Remembered for the memory; default: the remembered"
                    " mode, else push for --priority, else the node's default (push)")
     add_metadata_option(p)
+
+
+def _add_remover_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("memory_id")
+    p.add_argument("--actor", default=None, help="who removes it (recorded on the event)")
+    p.add_argument("--role", default=None, help="the remover's role (recorded on the event)")
 
 
 def add_commands(sub: Any) -> None:
@@ -134,10 +145,10 @@ def add_commands(sub: Any) -> None:
     p.add_argument("text", help="the new text, or - to read it from stdin")
     _add_write_options(p, new=False)
 
-    command(sub, "delete", "delete a memory (a concurrent edit elsewhere survives)",
-            _cmd_delete).add_argument("memory_id")
-    command(sub, "forget", "erase a memory and its history on every replica",
-            _cmd_forget).add_argument("memory_id")
+    _add_remover_options(command(
+        sub, "delete", "delete a memory (a concurrent edit elsewhere survives)", _cmd_delete))
+    _add_remover_options(command(
+        sub, "forget", "erase a memory and its history on every replica", _cmd_forget))
 
     p = command(sub, "get", "show one memory as JSON", _cmd_get)
     p.add_argument("memory_id")

@@ -6,13 +6,20 @@
 * The arbiter election (:func:`arbiter_rank`, :class:`Election`): which member resolves
   a conflict, and when another may take over.
 * :func:`resolve_conflicts`: the elected-arbiter loop; ``memmesh.gossip.Node(resolver=)``
-  runs it every ``resolver_interval``. It needs of the replica only
-  :class:`ConflictReplica` (storage lists conflicts and writes the resolution).
+  runs it every ``resolver_interval``. Conflicts whose importance reaches a threshold go
+  on to an ``escalate`` resolver (the LLM arbiter) when the cheap one has no opinion.
+  It needs of the replica only :class:`ConflictReplica` (storage lists conflicts and
+  writes the resolution).
 """
 
 from __future__ import annotations
 
-from ._arbiter import DEFAULT_DEADLINE_MS, ResolveOutcome, resolve_conflicts
+from ._arbiter import (
+    DEFAULT_DEADLINE_MS,
+    DEFAULT_IMPORTANCE_THRESHOLD,
+    ResolveOutcome,
+    resolve_conflicts,
+)
 from ._election import MAX_BACKOFF, Election, arbiter_rank, takeover_wait
 from ._replica import ConflictReplica
 from ._resolution import (
@@ -29,6 +36,7 @@ from ._resolution import (
 
 __all__ = [
     "DEFAULT_DEADLINE_MS",
+    "DEFAULT_IMPORTANCE_THRESHOLD",
     "MAX_BACKOFF",
     "MAX_RESOLUTION_CHARS",
     "Conflict",

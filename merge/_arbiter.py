@@ -5,7 +5,13 @@ replicas would write N different resolutions, concurrent with each other: a new
 conflict, resolved again N ways, and so on. So each conflict is resolved only by its
 elected arbiter (:mod:`._election`). The resolution is an ordinary write whose causal
 context covers exactly the input dots, so it dominates them on every replica it
-reaches, recorded as a RESOLVE event naming the resolver and its inputs.
+reaches, recorded as a RESOLVE event naming the resolver and its inputs, written as
+the arbiter's actor and role so that a role-ranked resolver ranks it in a later conflict.
+
+The importance threshold (the brief's): every conflict goes to the cheap ``resolver``;
+only a conflict whose importance (the greatest of its versions') reaches
+``importance_threshold`` and that the cheap one left open goes on to ``escalate``
+(typically an LLM arbiter), so the expensive call is paid for what matters.
 """
 
 from __future__ import annotations
@@ -16,18 +22,22 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+from memmesh.crdt import InvalidArgumentError
 from memmesh.storage import Version
 
 from ._election import Election
 from ._replica import ConflictReplica
 from ._resolution import Conflict, InvalidResolutionError, Resolution, Resolver, resolver_name
 
-__all__ = ["DEFAULT_DEADLINE_MS", "ResolveOutcome", "resolve_conflicts"]
+__all__ = ["DEFAULT_DEADLINE_MS", "DEFAULT_IMPORTANCE_THRESHOLD", "ResolveOutcome",
+           "resolve_conflicts"]
 
 log = logging.getLogger(__name__)
 
 #: How long the elected arbiter has before the next candidate may take over.
 DEFAULT_DEADLINE_MS = 30_000
+#: The importance from which a conflict also goes to the ``escalate`` resolver.
+DEFAULT_IMPORTANCE_THRESHOLD = 0.5
 
 # the election each replica object runs, kept as long as the replica lives, so every
 # pass of the loop (the node's, a user's) measures waits from the same first sightings
@@ -74,15 +84,24 @@ def resolve_conflicts(
     deadline_ms: int = DEFAULT_DEADLINE_MS,
     now_ms: int | None = None,
     actor: str | None = None,
+    role: str | None = None,
+    escalate: Resolver | None = None,
+    importance_threshold: float = DEFAULT_IMPORTANCE_THRESHOLD,
     **scope_filters: str | None,
 ) -> list[ResolveOutcome]:
     """Resolve the conflicts (within ``scope_filters``) this replica is the arbiter for.
 
-    Calls ``resolver`` once per such conflict and writes its resolution with
-    ``replica.resolve(...)``. A resolver that raises or returns something invalid is
-    logged and reported in the outcome; the conflict then stays, nothing is written.
-    Returns one :class:`ResolveOutcome` per conflict the resolver was asked about.
+    Calls ``resolver`` once per such conflict and, when it has no opinion and the
+    conflict's importance (None counts as 0) is at least ``importance_threshold`` (in
+    [0, 1]), ``escalate`` if given; writes the answer with ``replica.resolve(...)`` as
+    ``actor`` with ``role`` (a pick without ``role`` keeps the picked version's role).
+    A resolver that raises or returns something invalid is logged and reported in the
+    outcome; the conflict then stays, nothing is written. Returns one
+    :class:`ResolveOutcome` per conflict a resolver was asked about.
     """
+    if type(importance_threshold) not in (int, float) or \
+            not 0.0 <= importance_threshold <= 1.0:
+        raise InvalidArgumentError("importance_threshold must be a number in [0, 1]")
     now = replica.clock() if now_ms is None else now_ms
     election = _election_of(replica)
     fallback_name = resolver_name(resolver)
@@ -93,29 +112,36 @@ def resolve_conflicts(
         if not election.may_resolve(record, now, deadline_ms=deadline_ms):
             continue
         conflict = Conflict.from_record(record)
+        name = fallback_name
         try:
             answer = resolver(conflict)
+            if answer is None and escalate is not None and \
+                    (conflict.importance or 0.0) >= importance_threshold:
+                name = resolver_name(escalate)
+                answer = escalate(conflict)
             if answer is None:
                 outcomes.append(ResolveOutcome(record.id, None))
                 continue
             resolution = _check(answer, conflict)
         except InvalidResolutionError as exc:
             log.warning("resolver %s returned an invalid resolution for %s: %s",
-                        fallback_name, record.id, exc)
+                        name, record.id, exc)
             outcomes.append(ResolveOutcome(record.id, None, error=exc))
             continue
         except Exception as exc:
-            log.exception("resolver %s failed on %s", fallback_name, record.id)
+            log.exception("resolver %s failed on %s", name, record.id)
             outcomes.append(ResolveOutcome(record.id, None, error=exc))
             continue
         version = replica.resolve(
             record.id,
             resolution.text,
-            resolver=resolution.resolver or fallback_name,
+            resolver=resolution.resolver or name,
             inputs=conflict.dots,
             actor=actor,
             confidence=resolution.confidence,
             metadata=_metadata(resolution),
+            role=role if role is not None or resolution.picked is None
+            else resolution.picked.role,
         )
         outcomes.append(ResolveOutcome(record.id, resolution, version))
     return outcomes

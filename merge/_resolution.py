@@ -50,6 +50,7 @@ class ConflictVersion:
     dot: Dot
     replica: str = ""
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    importance: float | None = None
 
     @classmethod
     def from_version(cls, version: Version) -> ConflictVersion:
@@ -64,6 +65,7 @@ class ConflictVersion:
             dot=version.dot,
             replica=version.replica,
             metadata=_freeze(metadata),
+            importance=version.importance,
         )
 
     @property
@@ -106,6 +108,13 @@ class Conflict:
     @property
     def dots(self) -> tuple[Dot, ...]:
         return tuple(v.dot for v in self.versions)
+
+    @property
+    def importance(self) -> float | None:
+        """The greatest importance among the versions (a conflict matters as much as
+        its most important side); None when no version has one."""
+        return max((v.importance for v in self.versions if v.importance is not None),
+                   default=None)
 
 
 def format_alternatives(versions: Iterable[ConflictVersion]) -> str:

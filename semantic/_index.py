@@ -509,7 +509,8 @@ class SemanticIndex:
         Concurrent near-duplicate adds on two replicas create two memories; after sync,
         each replica finds the same groups (single-version memories in the same exact
         scope and tier, cosine >= ``threshold``, linked transitively) and keeps the one
-        created first (hybrid timestamp, then id), deleting the others and recording a
+        created first (hybrid timestamp, then id), deleting the others (DELETE events by
+        ``actor``, naming the survivor in ``detail["merged_into"]``) and recording a
         NOOP on the survivor. Returns ``(kept_id, dropped_id)`` pairs.
         """
         now = float(self._clock() if now_ms is None else now_ms)
@@ -524,7 +525,9 @@ class SemanticIndex:
             records.sort(key=lambda r: (r.created_at, r.id))
             keeper = records[0]
             for duplicate in records[1:]:
-                self.replica.delete(duplicate.id)
+                self.replica.delete(duplicate.id, actor=actor,
+                                    detail={"reason": "near-duplicate",
+                                            "merged_into": keeper.id})
                 self._record_noop(
                     keeper.id, actor,
                     {"reason": "near-duplicate", "merged": duplicate.id,

@@ -2,8 +2,9 @@
 
 The journal records only which key changed (``storage/_journal.py``), so an event
 reports the key as read when its page is read, at or after the change: the op that
-describes that state (the newest standing version's ADD, UPDATE or RESOLVE; DELETE when
-nothing stands; FORGET, EXPIRE, SET for sets), its scope and standing versions. A key
+describes that state (the newest standing version's ADD, UPDATE or RESOLVE, or NOOP
+when the timeline's newest event is a NOOP logged after it; DELETE when nothing stands;
+FORGET, EXPIRE, SET for sets), its scope and standing versions. A key
 named several times in one page is reported once, at its last change (the earlier
 events would carry the same state). A page's states are read in one read transaction
 after the page, so each event shows its key at or after its cursor's change. A page
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memmesh.crdt import InvalidArgumentError
-from memmesh.crdt.keystate import KIND_SET, OPS, KeyState
+from memmesh.crdt.keystate import KIND_SET, OP_NOOP, OPS, KeyState
 
 from ._follow import FollowPage
 from ._keystore import load
@@ -29,8 +30,8 @@ from ._records import Change, Version
 __all__ = ["EVENT_OPS", "ChangeEvent", "WatchFilter", "event_of", "page_events", "reset_event"]
 
 #: The ops a change event may report (RESET is never filtered out).
-EVENT_OPS = frozenset({"ADD", "UPDATE", "RESOLVE", "DELETE", "FORGET", "EXPIRE", "SET",
-                       "RESET"})
+EVENT_OPS = frozenset({"ADD", "UPDATE", "RESOLVE", "NOOP", "DELETE", "FORGET", "EXPIRE",
+                       "SET", "RESET"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +39,14 @@ class ChangeEvent:
     """One change a watcher sees.
 
     ``cursor``: the journal position of the change; pass it as ``since`` to resume after
-    it. ``op``: ADD, UPDATE or RESOLVE (the newest standing version's op), DELETE
+    it. ``op``: ADD, UPDATE or RESOLVE (the newest standing version's op), NOOP (the
+    memory's newest timeline event is a NOOP, newer than every standing version: a
+    write absorbed without a new version, replicated like any event), DELETE
     (nothing stands), FORGET, EXPIRE (the TTL passed or the key was collected), SET (an
     add-wins set changed), or RESET (the journal no longer holds every change after the
     watcher's cursor: re-read what you derive; ``memory_id`` is then None). ``versions``:
-    the versions standing when the event was read (empty unless ADD, UPDATE, RESOLVE).
+    the versions standing when the event was read (empty unless ADD, UPDATE, RESOLVE,
+    NOOP).
     ``local``: written through this directory (any process), not merged from a peer.
     """
 
@@ -87,8 +91,13 @@ def _op_versions(state: KeyState, now_ms: int) -> tuple[str, tuple[Version, ...]
     standing = state.standing()
     if not standing:
         return "DELETE", ()
-    newest = max(standing, key=lambda item: item[1].stamp(item[0]))
-    return OPS[newest[1].op], tuple(to_version(d, v) for d, v in standing)
+    versions = tuple(to_version(d, v) for d, v in standing)
+    dot, newest = max(standing, key=lambda item: item[1].stamp(item[0]))
+    if state.events:
+        edot, event = max(state.events.items(), key=lambda item: item[1].stamp(item[0]))
+        if event.op == OP_NOOP and event.stamp(edot) > newest.stamp(dot):
+            return "NOOP", versions
+    return OPS[newest.op], versions
 
 
 class WatchFilter:

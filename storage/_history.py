@@ -1,144 +1,97 @@
-"""The event history of each memory: local events and remote merges, in record order.
+"""A memory's history, read from its replicated timeline, and the upgrade of the local
+history rows written before the timeline existed.
 
-An entry (``key + 0x00 + seq(8) -> event``, layout: docs/internals.md, section 2) keeps
-the event's op, actor, origin, own hybrid time, dot, the key's context after it, the
-dots standing after it and the version it created, and ``recorded_at``, this replica's
-time when it recorded the event. That makes ``as_of(t)`` a lookup: the standing dots of
-the last event recorded at or before ``t``, each resolved to the version that created
-it. ``forget`` deletes every entry of the key (the content must not survive anywhere)
-and leaves one content-free FORGET entry.
+The timeline is part of the key state (:mod:`memmesh.crdt.keystate`, the events of
+``crdt/_eventlog.py``): every replica holding the same state returns the same
+``history(id)``, oldest first by the events' own hybrid timestamps, and ``as_of(t)`` is
+a pure function of those events (``keystate.standing_at``), so converged replicas
+agree on the past too. ``forget`` leaves only the content-free FORGET events.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from memmesh.crdt import CausalContext, Dot, Timestamp, base_replica, pack_canonical, unpackb
-from memmesh.crdt.keystate import VersionData
+from memmesh.crdt import CausalContext, Dot, Timestamp, base_replica, unpackb
+from memmesh.crdt.keystate import (
+    EVENT_OPS,
+    KIND_MEMORY,
+    EventData,
+    KeyState,
+    VersionData,
+    standing_at,
+    version_event,
+)
 
 from ._env import Txn
 from ._records import Event
 
-__all__ = ["as_of_versions", "entry", "event_detail", "events", "purge", "record",
-           "record_many", "version_entry", "version_event"]
-
-_SEQ = b"hseq"
+__all__ = ["as_of_versions", "events", "legacy_events"]
 
 
-def _ts(ts: Timestamp) -> tuple[int, int, str]:
-    return (ts.wall_ms, ts.logical, ts.replica)
+def _event(key: str, dot: Dot, e: EventData) -> Event:
+    ts = e.stamp(dot)
+    detail = dict(e.detail)
+    version = e.version
+    if version is not None and version.resolver is not None:
+        detail.setdefault("resolver", version.resolver)
+    # the dot names the origin; an Event names the member (its base replica id)
+    return Event(op=EVENT_OPS[e.op], memory_id=key, actor=e.actor,
+                 replica=base_replica(dot.replica), timestamp=ts, dot=dot,
+                 context=CausalContext(dict(e.ctx)),
+                 text=None if version is None else version.text, detail=detail,
+                 recorded_at=ts, role=e.role,
+                 importance=None if version is None else version.importance)
 
 
-def entry(*, op: str, actor: str | None, replica: str, ts: Timestamp, dot: Dot | None,
-          ctx: dict[str, int], text: str | None, detail: dict[str, Any],
-          recorded_at: Timestamp, standing: list[Dot], version: VersionData | None) -> bytes:
-    """The stored bytes of one event (local-only bytes of already validated data: plain
-    msgpack, no canonical walk)."""
-    out: bytes = pack_canonical((op, actor, replica, _ts(ts),
-                                 None if dot is None else (dot.replica, dot.counter),
-                                 tuple(sorted(ctx.items())), text, detail, _ts(recorded_at),
-                                 tuple((d.replica, d.counter) for d in standing), version))
-    return out
+def events(state: KeyState | None) -> list[Event]:
+    """The timeline of a memory, oldest first (by hybrid timestamp, then dot)."""
+    if state is None or state.header.kind != KIND_MEMORY:
+        return []
+    key = state.header.key
+    ordered = sorted(state.events.items(), key=lambda item: (item[1].stamp(item[0]), item[0]))
+    return [_event(key, dot, e) for dot, e in ordered]
 
 
-def version_entry(op: str, dot: Dot, version: VersionData, *, ctx: dict[str, int],
-                  standing: list[Dot], detail: dict[str, Any],
-                  recorded_at: Timestamp) -> bytes:
-    """:func:`entry` of the event that created ``version`` with ``dot`` (its actor, text
-    and own hybrid time come from the version), without building the event first."""
-    out: bytes = pack_canonical((op, version.actor, dot.replica,
-                                 (version.wall_ms, version.logical, dot.replica),
-                                 (dot.replica, dot.counter), tuple(sorted(ctx.items())),
-                                 version.text, detail, _ts(recorded_at),
-                                 tuple((d.replica, d.counter) for d in standing), version))
-    return out
-
-
-def event_detail(version: VersionData, detail: dict[str, Any]) -> dict[str, Any]:
-    """``detail`` of a version's event: a RESOLVE names its resolver, on the replica
-    that wrote it and on every replica that merges it."""
-    if version.resolver is not None and "resolver" not in detail:
-        return {**detail, "resolver": version.resolver}
-    return detail
-
-
-def version_event(op: str, dot: Dot, version: VersionData, recorded_at: Timestamp,
-                  detail: dict[str, Any]) -> dict[str, Any]:
-    """The event (the keyword arguments of :func:`entry` but the key's context and
-    standing dots) that recorded ``version``."""
-    return {"op": op, "actor": version.actor, "replica": dot.replica,
-            "ts": version.stamp(dot), "dot": dot, "text": version.text,
-            "detail": event_detail(version, detail), "recorded_at": recorded_at,
-            "version": version}
-
-
-def record(txn: Txn, key: str, **event: Any) -> None:
-    """Append one event (the keyword arguments of :func:`entry`) to ``key``'s history."""
-    record_many(txn, [(key, entry(**event))])
-
-
-def record_many(txn: Txn, entries: list[tuple[str, bytes]]) -> None:
-    """Append already encoded events, in order, with one cursor call."""
-    if not entries:
-        return
-    seq = txn.counter(_SEQ)
-    rows = []
-    for key, value in entries:
-        seq += 1
-        rows.append((key.encode() + b"\x00" + seq.to_bytes(8, "big"), value))
-    txn.set_counter(_SEQ, seq)
-    txn.defer_rows("history", rows)
-
-
-def purge(txn: Txn, key: str) -> int:
-    """Delete every history entry of ``key``; return how many."""
-    doomed = [k for k, _ in txn.prefix("history", key.encode() + b"\x00")]
-    for k in doomed:
-        txn.delete("history", k)
-    return len(doomed)
-
-
-def _raw(txn: Txn, key: str) -> list[tuple[Any, ...]]:
-    entries: list[tuple[Any, ...]] = [
-        unpackb(v)  # type: ignore[misc, unused-ignore]
-        for _, v in txn.prefix("history", key.encode() + b"\x00")]
-    return entries
-
-
-def _event(key: str, e: tuple[Any, ...]) -> Event:
-    op, actor, replica, ts, dot, ctx, text, detail, rec, _standing, _version = e
-    # entries name the origin of a version's dot; an Event names the member (its base)
-    return Event(op=op, memory_id=key, actor=actor, replica=base_replica(replica),
-                 timestamp=Timestamp(*ts),
-                 dot=None if dot is None else Dot(*dot), context=CausalContext(dict(ctx)),
-                 text=text, detail=dict(detail), recorded_at=Timestamp(*rec))
-
-
-def events(txn: Txn, key: str) -> list[Event]:
-    return [_event(key, e) for e in _raw(txn, key)]
-
-
-def as_of_versions(txn: Txn, key: str, at: tuple[int, int, str]
+def as_of_versions(state: KeyState, at: tuple[int, int, str]
                    ) -> list[tuple[Dot, VersionData]] | None:
-    """The versions of ``key`` standing at hybrid time ``at`` (wall, logical, replica)
-    on this replica (events are compared by when this replica recorded them).
+    """The versions of the memory standing at hybrid time ``at`` (wall, logical,
+    origin), by its timeline; None if it had no event by then (or is forgotten).
 
-    None if the key had no recorded event by then.
+    A state written before the timeline (no events) answers with its standing
+    versions written by ``at``.
     """
-    raws = _raw(txn, key)
-    created: dict[tuple[str, int], VersionData] = {}
-    standing: tuple[tuple[str, int], ...] | None = None
-    for _, _, _, _, dot, _, _, _, recorded_at, after, version in raws:
-        if tuple(recorded_at) > at:
-            break
-        if version is not None and dot is not None:
-            created[tuple(dot)] = VersionData._make(version)
-        standing = after
-    if standing is None:
+    if state.forgotten or state.header.kind != KIND_MEMORY:
         return None
-    out = []
-    for pair in standing:
-        version = created.get((pair[0], pair[1]))
+    if not state.events:
+        created = state.header.created
+        if created is None or (created.wall_ms, created.logical, created.replica) > at:
+            return None
+        return [(d, v) for d, v in state.standing() if (v.wall_ms, v.logical, d.replica) <= at]
+    past: list[tuple[Dot, VersionData]] | None = standing_at(state.events,
+                                                             state.header.policy, at)
+    return past
+
+
+_LOCAL_ONLY = ("remote", "from", "resolver")
+
+
+def legacy_events(txn: Txn, key: str) -> dict[Dot, EventData]:
+    """The events of ``key``'s local history rows (layout 2), as timeline events: every
+    entry that names its dot (local events, and versions merged from peers); NOOPs and
+    a peer's DELETE or FORGET were recorded without one and are left out."""
+    out: dict[Dot, EventData] = {}
+    for _, raw in txn.prefix("history", key.encode() + b"\x00"):
+        entry: Any = unpackb(raw)
+        op, actor, _replica, ts, dot, ctx, _text, detail, _rec, _standing, version = entry
+        if dot is None or op not in EVENT_OPS:
+            continue
+        pairs = dict(ctx)
+        extra = {k: v for k, v in dict(detail).items() if k not in _LOCAL_ONLY}
         if version is not None:
-            out.append((Dot(*pair), version))
+            out[Dot(*dot)] = version_event(VersionData(*version), pairs, extra)
+        else:
+            stamp = Timestamp(*ts)
+            out[Dot(*dot)] = EventData(EVENT_OPS.index(op), actor, None, stamp.wall_ms,
+                                       stamp.logical, tuple(sorted(pairs.items())), extra)
     return out

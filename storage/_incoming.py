@@ -106,8 +106,8 @@ def read_changes(data: bytes, *, wall: int, max_drift_ms: int) -> Incoming:
 def _judge(state: KeyState, size: int, wall: int, limit: int
            ) -> tuple[tuple[str, str] | None, tuple[int, int, str] | None]:
     """``(reason, detail)`` if the decoded ``state`` (``size`` bytes) must be refused,
-    else None; and the newest hybrid timestamp it carries (the header's ``created`` and
-    each version's), as a plain ``(wall, logical, replica)`` tuple."""
+    else None; and the newest hybrid timestamp it carries (the header's ``created``, each
+    version's and each event's), as a plain ``(wall, logical, replica)`` tuple."""
     h = state.header
     if not h.shareable:
         return ("private", "a private key state cannot be received"), None
@@ -117,8 +117,8 @@ def _judge(state: KeyState, size: int, wall: int, limit: int
     created = h.created
     newest = None if created is None else (created.wall_ms, created.logical, created.replica)
     logical = -1 if created is None else created.logical
-    if h.kind == KIND_MEMORY:
-        for dot, v in state.body.items():
+    if h.kind == KIND_MEMORY:  # the versions, and the events of the timeline
+        for dot, v in (*state.body.items(), *state.events.items()):
             stamp = (v.wall_ms, v.logical, dot.replica)
             if newest is None or stamp > newest:
                 newest = stamp

@@ -25,13 +25,18 @@ from memmesh.crdt import (
     unpack_unchecked,
 )
 from memmesh.crdt.keystate import (
+    DEFAULT_KEEP,
     KIND_MEMORY,
     KIND_SET,
+    MAX_KEEP,
     OP_DELETE,
+    OP_FORGET,
+    OP_NOOP,
     OP_RESOLVE,
     OPS,
     POLICIES,
     TIERS,
+    EventData,
     Header,
     KeyState,
     VersionData,
@@ -72,6 +77,11 @@ def _replicas(state: KeyState) -> list[str]:
         for dot, version in state.body.items():
             names.add(dot.replica)
             names.update(r for r, _ in version.inputs)
+    for dot, event in state.events.items():
+        names.add(dot.replica)
+        names.update(r for r, _ in event.ctx)
+        if event.version is not None:
+            names.update(r for r, _ in event.version.inputs)
     return sorted(names)
 
 
@@ -84,16 +94,43 @@ def _flat(pairs: Any, index: dict[str, int]) -> tuple[int, ...]:
     return tuple(out)
 
 
+def _version_plain(v: VersionData, index: dict[str, int]) -> tuple[Any, ...]:
+    """A version as stored: 8 fields, 10 for a RESOLVE (resolver, inputs), 11 when it
+    carries an importance."""
+    plain: tuple[Any, ...] = v[:8]  # all but resolver, inputs and importance
+    if v.op == OP_RESOLVE or v.importance is not None:
+        plain = (*plain, v.resolver, _flat(v.inputs, index))
+        if v.importance is not None:
+            plain = (*plain, v.importance)
+    return plain
+
+
+def _event_plain(dot: Dot, e: EventData, index: dict[str, int],
+                 body: dict[Any, Any]) -> tuple[Any, ...]:
+    """An event as stored: ``(ri, counter, ctx, detail)`` when it wrote the version
+    standing in the body under its dot (not stored twice), ``(ri, counter, ctx, detail,
+    version)`` when it wrote another version (its op, actor, role and time are the
+    version's), else ``(ri, counter, op, actor, role, wall_ms, logical, ctx, detail)``."""
+    ctx = _flat(e.ctx, index)
+    if e.version is not None:
+        if body.get(dot) == e.version:
+            return (index[dot.replica], dot.counter, ctx, e.detail)
+        return (index[dot.replica], dot.counter, ctx, e.detail, _version_plain(e.version, index))
+    return (index[dot.replica], dot.counter, e.op, e.actor, e.role, e.wall_ms, e.logical, ctx,
+            e.detail)
+
+
 def encode(state: KeyState) -> bytes:
     """The canonical bytes of ``state``."""
     h = state.header
-    if h.kind == KIND_MEMORY and len(state.ctx) == 1 and len(state.body) == 1:
-        # the commonest state (a memory one replica wrote once, e.g. a fresh add): the
+    if h.kind == KIND_MEMORY and len(state.ctx) == 1 and len(state.body) == 1 \
+            and not state.events and state.keep == DEFAULT_KEEP:
+        # the commonest state before the timeline (a memory one replica wrote once): the
         # general layout below with a single replica id at index 0, built directly
         ((origin, counter),) = state.ctx.items()
         ((dot, v),) = state.body.items()
-        if counter and dot.replica == origin and v.op != OP_RESOLVE and \
-                (h.created is None or h.created.replica == origin):
+        if counter and dot.replica == origin and v.op != OP_RESOLVE \
+                and v.importance is None and (h.created is None or h.created.replica == origin):
             fresh: bytes = pack_canonical((1, (origin,), _header_plain(h, {origin: 0}),
                                            (0, counter), state.forgotten,
                                            ((0, dot.counter, v[:8]),)))
@@ -112,14 +149,18 @@ def encode(state: KeyState) -> bytes:
                        for e, dots in state.body.items()),
                       key=lambda item: packb(item[0]))
     else:
-        body = []
-        for dot, v in sorted(state.body.items()):
-            version: tuple[Any, ...] = v[:8]  # all but resolver and inputs
-            if v.op == OP_RESOLVE:
-                version = (*version, v.resolver, _flat(v.inputs, index))
-            body.append((index[dot.replica], dot.counter, version))
-    plain = (1, tuple(rids), _header_plain(state.header, index), tuple(ctx),
-             state.forgotten, tuple(body))
+        body = [(index[dot.replica], dot.counter, _version_plain(v, index))
+                for dot, v in sorted(state.body.items())]
+    plain: tuple[Any, ...] = (1, tuple(rids), _header_plain(state.header, index), tuple(ctx),
+                              state.forgotten, tuple(body))
+    if state.events or state.keep != DEFAULT_KEEP:
+        # format 2 (the timeline): format 1 plus keep and the events by dot; a state
+        # without events and with the default keep is written as format 1, so states
+        # written before the timeline keep their bytes (and their digest)
+        events = tuple(_event_plain(d, e, index, state.body) for d, e in
+                       sorted(state.events.items(), key=lambda item: (index[item[0].replica],
+                                                                       item[0].counter)))
+        plain = (2, *plain[1:], state.keep, events)
     # Every part is already canonical plain data (metadata maps are key-sorted by the
     # memory model and checked sorted on decode; floats are never -0.0), so msgpack's
     # own packing is exactly codec.packb here, without its validation walk.
@@ -170,8 +211,8 @@ _MAX_LOGICAL = 2**32 - 1
 
 
 def _version(raw: Any, rids: tuple[str, ...], used: set[int], policy: str) -> VersionData:
-    if type(raw) is not tuple or len(raw) not in (8, 10):
-        raise _bad("a version is a tuple of 8 or 10 fields")
+    if type(raw) is not tuple or len(raw) not in (8, 10, 11):
+        raise _bad("a version is a tuple of 8, 10 or 11 fields")
     text, actor, role, wall, logical, confidence, metadata, op = raw[:8]
     if type(op) is not int or not 0 <= op < len(OPS):
         raise _bad("unknown version op")
@@ -194,18 +235,107 @@ def _version(raw: Any, rids: tuple[str, ...], used: set[int], policy: str) -> Ve
         raise _bad("metadata must be a map")
     if logical > _MAX_LOGICAL:
         raise _bad("logical clock out of range")
+    importance: float | None = None
+    if len(raw) == 11:
+        importance = raw[10]
+        if type(importance) is not float or not 0.0 <= importance <= 1.0:
+            raise _bad("importance must be a float in [0, 1]")
     if op == OP_RESOLVE:
-        if len(raw) != 10:
+        if len(raw) == 8:
             raise _bad("RESOLVE versions carry resolver and inputs")
-        _, _, _, _, _, _, _, _, raw_resolver, raw_inputs = raw
+        raw_resolver, raw_inputs = raw[8], raw[9]
         resolver = _opt_str(raw_resolver, "resolver")
         inputs = tuple((d.replica, d.counter) for d in _dots(raw_inputs, rids, used))
         return VersionData(text, actor, role, wall, logical, confidence, metadata, op,
-                           resolver, inputs)
-    if len(raw) != 8:
+                           resolver, inputs, importance)
+    if len(raw) == 10 or (len(raw) == 11 and (raw[8] is not None or raw[9] != ())):
         raise _bad("only RESOLVE versions carry resolver and inputs")
-    version: VersionData = _new_version(VersionData, (*raw, None, ()))
+    if importance is not None:
+        return VersionData(text, actor, role, wall, logical, confidence, metadata, op,
+                           None, (), importance)
+    version: VersionData = _new_version(VersionData, (*raw, None, (), None))
     return version
+
+
+def _event_ctx(flat: Any, rids: tuple[str, ...], used: set[int], ctx: dict[str, int]
+               ) -> tuple[tuple[str, int], ...]:
+    """An event's context: ``(ri, counter, ...)`` by ascending ri, one entry per origin,
+    each within the key's context (inline: one per event of every state decoded)."""
+    if type(flat) is not tuple or len(flat) % 2:
+        raise _bad("dot list must be a flat tuple of (ri, counter) pairs")
+    pairs: list[tuple[str, int]] = []
+    prev = -1
+    nrids = len(rids)
+    for i in range(0, len(flat), 2):
+        ri, counter = flat[i], flat[i + 1]
+        if type(ri) is not int or not prev < ri < nrids:
+            raise _bad("an event's context is one entry per origin, by replica index")
+        origin = rids[ri]
+        if type(counter) is not int or not 1 <= counter <= ctx.get(origin, 0):
+            raise _bad("an event's context is within the key's")
+        prev = ri
+        used.add(ri)
+        pairs.append((origin, counter))
+    return tuple(pairs)
+
+
+def _events(raw: Any, rids: tuple[str, ...], used: set[int], header: Header,
+            ctx: dict[str, int], forgotten: bool, body: dict[Any, Any]
+            ) -> dict[Dot, EventData]:
+    """The events of a format-2 state: sorted by dot, each covered by the key's context
+    with a context of its own no greater; a tombstone keeps FORGET events only, a set
+    none; versions follow :func:`_version`."""
+    if type(raw) is not tuple:
+        raise _bad("events must be a tuple")
+    if raw and header.kind != KIND_MEMORY:
+        raise _bad("only memories log events")
+    out: dict[Dot, EventData] = {}
+    last = (-1, 0)
+    for item in raw:
+        if type(item) is not tuple or len(item) not in (4, 5, 9):
+            raise _bad("an event is a tuple of 4, 5 or 9 fields")
+        ri, counter = item[0], item[1]
+        if type(ri) is not int or not 0 <= ri < len(rids):
+            raise _bad("replica index out of range")
+        _int(counter, "counter", 1)
+        if (ri, counter) <= last:
+            raise _bad("events must be sorted by dot and unique")
+        last = (ri, counter)
+        used.add(ri)
+        dot = Dot(rids[ri], counter)
+        if counter > ctx.get(dot.replica, 0):
+            raise _bad("an event's dot is not covered by the key's context")
+        if len(item) in (4, 5):
+            if len(item) == 4:
+                _, _, raw_ctx, detail = item
+                version = body.get(dot)
+                if version is None:
+                    raise _bad("an event refers to a version the body does not hold")
+            else:
+                _, _, raw_ctx, detail, raw_version = item
+                version = _version(raw_version, rids, used, header.policy)
+                if body.get(dot) == version:
+                    raise _bad("an event repeats the version the body holds")
+            op, actor, role, wall, logical = (version.op, version.actor, version.role,
+                                              version.wall_ms, version.logical)
+        else:
+            _, _, op, actor, role, wall, logical, raw_ctx, detail = item
+            version = None
+            if type(op) is not int or op not in (OP_DELETE, OP_NOOP, OP_FORGET) or \
+                    (op == OP_DELETE and header.policy != "mv"):
+                raise _bad("an event without a version is an mv DELETE, a NOOP or a FORGET")
+            _opt_str(actor, "actor")
+            _opt_str(role, "role")
+            _int(wall, "wall_ms")
+            if type(logical) is not int or not 0 <= logical <= _MAX_LOGICAL:
+                raise _bad("logical clock out of range")
+        if forgotten != (op == OP_FORGET):
+            raise _bad("a tombstone logs FORGET events only, and only a tombstone does")
+        if type(detail) is not dict:
+            raise _bad("an event's detail must be a map")
+        out[dot] = EventData(op, actor, role, wall, logical,
+                             _event_ctx(raw_ctx, rids, used, ctx), detail, version)
+    return out
 
 
 def decode(data: bytes, *, check_canonical: bool = True) -> KeyState:
@@ -227,10 +357,17 @@ def decode(data: bytes, *, check_canonical: bool = True) -> KeyState:
         # what is left is msgpack's own freedom (integer widths, float sizes, str vs bin,
         # map key order, -0.0), which re-packing the decoded data and the metadata walk
         # below pin down: msgpack.packb of sorted-key plain data is exactly codec.packb.
-        for version in state.body.values() if state.header.kind == KIND_MEMORY else ():
+        versions = list(state.body.values()) if state.header.kind == KIND_MEMORY else []
+        for event in state.events.values():
+            _check_meta(event.detail, 0)
+            if event.version is not None:
+                versions.append(event.version)
+        for version in versions:
             _check_meta(version.metadata, 0)
             if math.copysign(1.0, version.confidence) < 0:
                 raise _bad("confidence is negative zero")
+            if version.importance is not None and math.copysign(1.0, version.importance) < 0:
+                raise _bad("importance is negative zero")
         try:
             again = pack_canonical(plain)
         except ValueError as exc:
@@ -282,9 +419,10 @@ def _from_plain(plain: Any) -> KeyState:
     Hot path of ``sync_apply`` (every shipped state goes through it), so the checks of
     the common case (a memory) are written inline rather than through helpers.
     """
-    if type(plain) is not tuple or len(plain) != 6 or plain[0] != 1:
-        raise _bad("expected (1, rids, header, ctx, forgotten, body)")
-    _, rids, raw_header, raw_ctx, forgotten, raw_body = plain
+    if type(plain) is not tuple or (len(plain), plain[0]) not in ((6, 1), (8, 2)):
+        raise _bad("expected (1, rids, header, ctx, forgotten, body) or"
+                   " (2, rids, header, ctx, forgotten, body, keep, events)")
+    _, rids, raw_header, raw_ctx, forgotten, raw_body = plain[:6]
     if type(rids) is not tuple:
         raise _bad("rids must be a tuple of str")
     prev_rid: str | None = None
@@ -363,9 +501,21 @@ def _from_plain(plain: Any) -> KeyState:
             if counter > ctx.get(replica, 0):
                 raise _bad("a dot of the body is not covered by the key's context")
             body[Dot(replica, counter)] = _version(raw_version, rids, used, policy)
+    events: dict[Dot, EventData] = {}
+    keep = DEFAULT_KEEP
+    if len(plain) == 8:
+        keep = plain[6]
+        if type(keep) is not int or not 0 <= keep <= MAX_KEEP:
+            raise _bad(f"keep must be an int in [0, {MAX_KEEP}]")
+        events = _events(plain[7], rids, used, header, ctx, forgotten, body)
+        if not events and keep == DEFAULT_KEEP:
+            raise _bad("a state without events and with the default keep is format 1")
+        protected = body.keys() if header.policy == "mv" and not forgotten else ()
+        if sum(1 for d in events if d not in protected) > keep:
+            raise _bad("the events are not compacted to keep")
     if len(used) != nrids:
         raise _bad("unused replica id in rids")
-    return KeyState(header, ctx, forgotten, body)
+    return KeyState(header, ctx, forgotten, body, events, keep)
 
 
 def _covered(dots: tuple[Dot, ...], ctx: dict[str, int]) -> None:

@@ -1,7 +1,8 @@
 """The one write path of a key: its state and everything derived from it, in step.
 
 :func:`store` writes a key's new canonical bytes and, in the same transaction, keeps
-the digest, the indexes, the journal and the history in step with it; :func:`store_new`
+the digest, the indexes and the journal in step with it (the history is the timeline
+inside the state: ``crdt/_eventlog.py``); :func:`store_new`
 does the same for keys absent here in bulk (one cursor call per sub-database), and
 :func:`remove` drops a key whole (TTL collection). They run inside a replayable write
 function (:mod:`._env`) and read everything they depend on from the transaction.
@@ -9,13 +10,10 @@ function (:mod:`._env`) and read everything they depend on from the transaction.
 
 from __future__ import annotations
 
-from typing import Any
-
 from memmesh.crdt import InvalidArgumentError
 from memmesh.crdt.keystate import KeyState
 
 from . import _digest as digest
-from . import _history as history
 from . import _journal as journal
 from ._env import Env, Txn
 from ._indexes import add_index_rows, unstorable, update_indexes
@@ -24,8 +22,8 @@ from ._keycodec import decode, encode
 __all__ = ["NewKey", "collect_expired", "load", "remove", "store", "store_new"]
 
 #: A key absent here, ready for :func:`store_new`: (key, state key, canonical bytes,
-#: state, history entries).
-NewKey = tuple[str, bytes, bytes, KeyState, list[bytes]]
+#: state).
+NewKey = tuple[str, bytes, bytes, KeyState]
 
 
 def _check_storable(state: KeyState, raw: bytes) -> None:
@@ -45,23 +43,14 @@ def load(txn: Txn, key: str) -> tuple[bytes, bytes | None, KeyState | None]:
     return skey, raw, decode(raw, check_canonical=False)
 
 
-def _entries(new: KeyState, events: list[dict[str, Any]]) -> list[bytes]:
-    """The history bytes of ``events`` (each closed over the key's new state)."""
-    if not events:
-        return []
-    standing = [d for d, _ in new.standing()]
-    return [history.entry(ctx=new.ctx, standing=standing, **event) for event in events]
-
-
 def store(txn: Txn, key: str, skey: bytes, old_raw: bytes | None, old: KeyState | None,
-          new: KeyState, *, local: bool, events: list[dict[str, Any]],
-          new_raw: bytes | None = None, sync: str | None = None) -> bool:
+          new: KeyState, *, local: bool, new_raw: bytes | None = None,
+          sync: str | None = None) -> bool:
     """Replace ``old`` by ``new`` with every derived structure; False if unchanged.
     ``sync``: a local write's delivery mode, for its journal entry."""
     raw = encode(new) if new_raw is None else new_raw
     if old is None and not new.forgotten:
-        store_new(txn, [(key, skey, raw, new, _entries(new, events))], local=local,
-                  sync=sync)
+        store_new(txn, [(key, skey, raw, new)], local=local, sync=sync)
         return True
     if local:
         _check_storable(new, raw)
@@ -73,22 +62,18 @@ def store(txn: Txn, key: str, skey: bytes, old_raw: bytes | None, old: KeyState 
                        raw if new.header.shareable else None)
     update_indexes(txn, key, old, new)
     journal.append(txn, key, local=local, priority=new.header.priority, sync=sync)
-    if new.forgotten and not (old is not None and old.forgotten):
-        history.purge(txn, key)
-    history.record_many(txn, [(key, e) for e in _entries(new, events)])
     return True
 
 
 def store_new(txn: Txn, items: list[NewKey], *, local: bool, sync: str | None = None) -> None:
     """Store keys absent here, not forgotten: the records :func:`store` writes for them,
-    the index, journal and history rows deferred (``Txn.defer_rows``) so that a batch of
+    the index and journal rows deferred (``Txn.defer_rows``) so that a batch of
     many keys writes each sub-database with one cursor call."""
     rows: dict[str, list[tuple[bytes, bytes]]] = {
         "state": [], "scope": [], "expiry": [], "conflict": [], "origin": []}
     changes: list[tuple[str, bool, bool]] = []
-    histories: list[tuple[str, bytes]] = []
     shared: list[tuple[bytes, bytes]] = []
-    for key, skey, raw, state, entries in items:
+    for key, skey, raw, state in items:
         if local:
             _check_storable(state, raw)
         rows["state"].append((skey, raw))
@@ -96,21 +81,18 @@ def store_new(txn: Txn, items: list[NewKey], *, local: bool, sync: str | None = 
             shared.append((skey, raw))
         add_index_rows(key, state, rows)
         changes.append((key, local, state.header.priority))
-        histories.extend((key, e) for e in entries)
     txn.put_rows("state", rows.pop("state"))  # read raw (txn.txn.stat): never deferred
     for db, db_rows in rows.items():
         txn.defer_rows(db, db_rows)
     digest.note_added(txn, shared)
     journal.append_many(txn, changes, sync=sync)
-    history.record_many(txn, histories)
 
 
 def remove(txn: Txn, key: str, skey: bytes, old_raw: bytes, old: KeyState) -> None:
-    """Drop a key entirely (TTL collection): state, digest, indexes, history."""
+    """Drop a key entirely (TTL collection): state (with its timeline), digest, indexes."""
     txn.delete("state", skey)
     digest.note_change(txn, skey, old_raw if old.header.shareable else None, None)
     update_indexes(txn, key, old, None)
-    history.purge(txn, key)
     journal.append(txn, key, local=True, priority=old.header.priority, removed=old.header)
 
 

@@ -1,5 +1,5 @@
-"""The memory model: local mutators of memories and sets (add, update, delete, forget,
-resolve, set_add, set_remove) and TTL collection.
+"""The memory model: local mutators of memories and sets (add, update, record_noop,
+delete, forget, resolve, set_add, set_remove) and TTL collection.
 
 Every mutator is one replayable write function (:mod:`._env`) that mints a fresh dot of
 this object's origin and a fresh hybrid timestamp (:mod:`._stamps`), applies the pure
@@ -8,7 +8,8 @@ mutator of :mod:`memmesh.crdt.keystate` and stores the result (:mod:`._keystore`
 concurrent update survives it (add-wins); under "lww" both are writes at the hybrid
 timestamp; ``forget`` is the tombstone that absorbs every concurrent and later state
 and purges the history; ``resolve`` dominates exactly its input versions (Almeida,
-Shoker, Baquero 2018 for the delta mutators).
+Shoker, Baquero 2018 for the delta mutators). Every event on a memory, a NOOP included,
+is logged in its replicated timeline with its actor and role (``crdt/_eventlog.py``).
 """
 
 from __future__ import annotations
@@ -20,9 +21,20 @@ from typing import Any
 
 from memmesh.crdt import Dot, InvalidArgumentError, Timestamp, base_replica, freeze
 from memmesh.crdt import keystate as ks
-from memmesh.crdt.keystate import KIND_MEMORY, KIND_SET, OPS, Header, KeyState, VersionData
+from memmesh.crdt.keystate import (
+    DEFAULT_KEEP,
+    KIND_MEMORY,
+    KIND_SET,
+    MAX_KEEP,
+    OP_DELETE,
+    OP_FORGET,
+    OP_NOOP,
+    OPS,
+    Header,
+    KeyState,
+    VersionData,
+)
 
-from . import _history as history
 from ._digest import state_key
 from ._env import Env, Txn
 from ._errors import UnknownMemoryError
@@ -32,7 +44,7 @@ from ._keystore import collect_expired, load, store, store_new
 from ._records import Version
 from ._stamps import Stamps
 
-__all__ = ["Memory", "check_scope", "new_memory_id", "to_version"]
+__all__ = ["Memory", "check_keep", "check_scope", "new_memory_id", "to_version"]
 
 MAX_TEXT = 1 << 20
 MAX_FIELD = 256
@@ -59,6 +71,22 @@ def _confidence(value: object) -> float:
     if type(value) not in (int, float) or not 0.0 <= float(value) <= 1.0:  # type: ignore[arg-type]
         raise InvalidArgumentError("confidence must be a number in [0, 1]")
     return float(value) + 0.0  # type: ignore[arg-type]  # + 0.0 turns -0.0 into 0.0
+
+
+def _importance(value: object) -> float | None:
+    if value is None:
+        return None
+    if type(value) not in (int, float) or not 0.0 <= float(value) <= 1.0:  # type: ignore[arg-type]
+        raise InvalidArgumentError("importance must be a number in [0, 1] or None")
+    return float(value) + 0.0  # type: ignore[arg-type]
+
+
+def check_keep(value: object) -> int:
+    """A timeline bound (``history_limit``): an int in [0, MAX_KEEP] (0: only the
+    events of the standing versions)."""
+    if type(value) is not int or not 0 <= value <= MAX_KEEP:
+        raise InvalidArgumentError(f"history_limit must be an int in [0, {MAX_KEEP}]")
+    return value
 
 
 def _metadata(value: object) -> dict[str, Any]:
@@ -92,10 +120,11 @@ def new_memory_id() -> str:
 
 def make_version(text: str | None, actor: str | None, role: str | None, ts: Timestamp,
                  confidence: float, metadata: dict[str, Any], op: str,
-                 resolver: str | None = None, inputs: tuple[Dot, ...] = ()) -> VersionData:
+                 resolver: str | None = None, inputs: tuple[Dot, ...] = (),
+                 importance: float | None = None) -> VersionData:
     pairs = tuple(sorted((d.replica, d.counter) for d in inputs))
     return VersionData(text, actor, role, ts.wall_ms, ts.logical, confidence, metadata,
-                       OPS.index(op), resolver, pairs)
+                       OPS.index(op), resolver, pairs, importance)
 
 
 def to_version(dot: Dot, v: VersionData) -> Version:
@@ -104,16 +133,18 @@ def to_version(dot: Dot, v: VersionData) -> Version:
     return Version(text=v.text, actor=v.actor, role=v.role, replica=base_replica(dot.replica),
                    timestamp=v.stamp(dot), confidence=v.confidence,
                    metadata=dict(v.metadata), dot=dot, op=OPS[v.op], resolver=v.resolver,
-                   inputs=tuple(Dot(r, c) for r, c in v.inputs))
+                   inputs=tuple(Dot(r, c) for r, c in v.inputs), importance=v.importance)
 
 
 class Memory:
     """Local writes of memories and sets, and TTL collection."""
 
-    def __init__(self, env: Env, stamps: Stamps, new_id: Callable[[], str]) -> None:
+    def __init__(self, env: Env, stamps: Stamps, new_id: Callable[[], str],
+                 keep: int = DEFAULT_KEEP) -> None:
         self._env = env
         self._stamps = stamps
         self._new_id = new_id
+        self._keep = check_keep(keep)
 
     def collect_expired(self, now_ms: int | None = None, *, limit: int = 10_000) -> int:
         """Remove memories whose TTL has passed (state, indexes, history); how many.
@@ -131,13 +162,18 @@ class Memory:
             metadata: Mapping[str, Any] | None = None, confidence: float = 1.0,
             ttl: float | None = None, policy: str = "mv", tier: str | None = None,
             role: str | None = None, priority: bool = False,
+            importance: float | None = None,
             detail: Mapping[str, Any] | None = None, sync: str | None = None) -> str:
         """Create a memory; return its id (a random 128-bit hex string).
 
         ``tier`` defaults to "shared", except for run-scoped memories (``run_id`` set),
         which stay private unless ``tier="shared"`` is given explicitly. ``ttl`` (seconds)
         makes the memory expire at its creation time plus ``ttl`` on every replica.
-        ``detail`` (plain data: why) goes on the ADD event, as for :meth:`record_noop`.
+        ``importance`` (None or a number in [0, 1]) is replicated with the version; the
+        merge chain escalates conflicts by it (``memmesh.merge.resolve_conflicts``). The
+        memory's timeline keeps this replica's ``history_limit`` superseded events.
+        ``detail`` (plain data: why) goes on the ADD event and replicates with it, as for
+        :meth:`record_noop`.
         ``sync``: how the node delivers this write and, remembered, the memory's later
         ones: "push" (at once) or "pull" (by anti-entropy); None: the remembered mode,
         else push for a priority memory, else the node's default (docs/guide.md).
@@ -150,6 +186,7 @@ class Memory:
         _check_str(role, "role")
         conf = _confidence(confidence)
         meta = _metadata(metadata)
+        weight = _importance(importance)
         why = _metadata(detail)
         if policy not in ("mv", "lww"):
             raise InvalidArgumentError('policy must be "mv" or "lww"')
@@ -179,11 +216,10 @@ class Memory:
                             scope["agent_id"], scope["run_id"], policy, tier, priority, ts,
                             expires)
             dot = self._stamps.mint(txn, {})
-            version = make_version(text, actor, role, ts, conf, meta, "ADD")
-            new = ks.create(header, dot, version)
-            entry = history.version_entry("ADD", dot, version, ctx=new.ctx, standing=[dot],
-                                          detail=why, recorded_at=ts)
-            store_new(txn, [(memory_id, skey, encode(new), new, [entry])], local=True,
+            version = make_version(text, actor, role, ts, conf, meta, "ADD",
+                                   importance=weight)
+            new = ks.create(header, dot, version, keep=self._keep, detail=why)
+            store_new(txn, [(memory_id, skey, encode(new), new)], local=True,
                       sync=sync)
             return memory_id
 
@@ -204,15 +240,15 @@ class Memory:
 
     def update(self, memory_id: str, text: str, *, actor: str | None = None,
                confidence: float | None = None, metadata: Mapping[str, Any] | None = None,
-               role: str | None = None, detail: Mapping[str, Any] | None = None,
-               sync: str | None = None) -> None:
+               role: str | None = None, importance: float | None = None,
+               detail: Mapping[str, Any] | None = None, sync: str | None = None) -> None:
         """Write a new version superseding every version this replica has seen.
 
-        ``confidence``/``metadata``/``role`` left None keep those of the newest standing
-        version.
-        Writing the text that already stands alone, with nothing else changed, records
-        a NOOP event and changes no state. ``detail`` goes on the event, as for
-        :meth:`record_noop`. ``sync`` as for :meth:`add`.
+        ``confidence``/``metadata``/``role``/``importance`` left None keep those of the
+        newest standing version. Writing the text that already stands alone, with
+        nothing else changed, logs a NOOP event instead (replicated; no new version).
+        ``detail`` goes on the event and replicates with it, as for :meth:`record_noop`.
+        ``sync`` as for :meth:`add`.
         """
         check_sync(sync)
         _check_str(memory_id, "memory_id", optional=False)
@@ -221,6 +257,7 @@ class Memory:
         _check_str(role, "role")
         conf = None if confidence is None else _confidence(confidence)
         meta = None if metadata is None else _metadata(metadata)
+        weight = _importance(importance)
         why = _metadata(detail)
         wall = self._stamps.write_clock()
 
@@ -231,58 +268,57 @@ class Memory:
             new_conf = newest.confidence if conf is None else conf
             new_meta = newest.metadata if meta is None else meta
             new_role = newest.role if role is None else role
-            if len(standing) == 1 and (text, actor, new_role, new_conf) == \
-                    (newest.text, newest.actor, newest.role, newest.confidence) \
-                    and new_meta == newest.metadata:
-                self._record_noop(txn, memory_id, old, self._stamps.stamp(txn, wall), actor,
-                                  why)
-                return
+            new_weight = newest.importance if weight is None else weight
             ts = self._stamps.now(txn, wall)
-            version = make_version(text, actor, new_role, ts, new_conf, new_meta, "UPDATE")
             dot = self._stamps.mint(txn, old.ctx)
-            new = ks.write(old, dot, version)
-            store(txn, memory_id, skey, raw, old, new, local=True, sync=sync,
-                        events=[history.version_event("UPDATE", dot, version, ts, why)])
+            if len(standing) == 1 and (text, actor, new_role, new_conf, new_weight) == \
+                    (newest.text, newest.actor, newest.role, newest.confidence,
+                     newest.importance) and new_meta == newest.metadata:
+                new = ks.noop(old, dot, ks.mark(OP_NOOP, actor, role, ts, why))
+            else:
+                version = make_version(text, actor, new_role, ts, new_conf, new_meta, "UPDATE",
+                                       importance=new_weight)
+                new = ks.write(old, dot, version, why)
+            store(txn, memory_id, skey, raw, old, new, local=True, sync=sync)
 
         self._env.write(write)
 
     def record_noop(self, memory_id: str, *, actor: str | None = None,
-                    detail: Mapping[str, Any] | None = None) -> None:
-        """Record a NOOP event on a live memory: a write that was absorbed (e.g. a
-        near-duplicate add folded into this memory) and changes no state.
+                    detail: Mapping[str, Any] | None = None, role: str | None = None) -> None:
+        """Log a NOOP event on a live memory: a write that was absorbed (e.g. a
+        near-duplicate add folded into this memory); the standing versions stay.
 
-        ``detail`` (plain data: why, the absorbed text...) is kept in the local history
-        only; it is purged with the rest of the history by :meth:`forget`.
+        The event (``actor``, ``role``, ``detail``: plain data, why, the absorbed
+        text...) is replicated with the memory's timeline and purged by :meth:`forget`.
         """
         _check_str(memory_id, "memory_id", optional=False)
         _check_str(actor, "actor")
+        _check_str(role, "role")
         extra = {} if detail is None else dict(_metadata(detail))
         wall = self._stamps.write_clock()
 
         def write(txn: Txn) -> None:
-            _, _, state = self._live_memory(txn, memory_id)
-            self._record_noop(txn, memory_id, state, self._stamps.stamp(txn, wall), actor, extra)
+            skey, raw, old = self._live_memory(txn, memory_id)
+            ts = self._stamps.now(txn, wall)
+            dot = self._stamps.mint(txn, old.ctx)
+            new = ks.noop(old, dot, ks.mark(OP_NOOP, actor, role, ts, extra))
+            store(txn, memory_id, skey, raw, old, new, local=True)
 
         self._env.write(write)
 
-    def _record_noop(self, txn: Txn, key: str, state: KeyState, ts: Timestamp,
-                     actor: str | None, detail: dict[str, Any] | None = None) -> None:
-        history.record(txn, key, op="NOOP", actor=actor, replica=self._stamps.replica_id, ts=ts,
-                       dot=None, ctx=state.ctx, text=None, detail=detail or {},
-                       recorded_at=ts, standing=[d for d, _ in state.standing()],
-                       version=None)
-
     def delete(self, memory_id: str, *, actor: str | None = None,
-               detail: Mapping[str, Any] | None = None, sync: str | None = None) -> bool:
+               role: str | None = None, detail: Mapping[str, Any] | None = None,
+               sync: str | None = None) -> bool:
         """Observed-remove every standing version; False if nothing was live here.
 
-        A concurrent update on another replica survives the delete (add-wins).
-        ``actor`` and ``detail`` (as for :meth:`record_noop`) go on the DELETE event.
-        ``sync`` as for :meth:`add`.
+        A concurrent update on another replica survives the delete (add-wins). The
+        DELETE event names ``actor`` and ``role`` and carries ``detail`` (plain data, as
+        for :meth:`record_noop`), replicated with the timeline. ``sync`` as for :meth:`add`.
         """
         check_sync(sync)
         _check_str(memory_id, "memory_id", optional=False)
         _check_str(actor, "actor")
+        _check_str(role, "role")
         why = _metadata(detail)
         wall = self._stamps.write_clock()
 
@@ -294,26 +330,26 @@ class Memory:
             ts = self._stamps.now(txn, wall)
             dot = self._stamps.mint(txn, old.ctx)
             if old.header.policy == "mv":
-                new = ks.clear(old, dot)
-                event = {"op": "DELETE", "actor": actor, "replica": dot.replica, "ts": ts,
-                         "dot": dot, "text": None, "detail": why, "recorded_at": ts,
-                         "version": None}
+                new = ks.clear(old, dot, ks.mark(OP_DELETE, actor, role, ts, why))
             else:
-                version = make_version(None, actor, None, ts, 1.0, {}, "DELETE")
-                new = ks.write(old, dot, version)
-                event = history.version_event("DELETE", dot, version, ts, why)
-            store(txn, memory_id, skey, raw, old, new, local=True, events=[event], sync=sync)
+                version = make_version(None, actor, role, ts, 1.0, {}, "DELETE")
+                new = ks.write(old, dot, version, why)
+            store(txn, memory_id, skey, raw, old, new, local=True, sync=sync)
             return True
 
         return self._env.write(write)
 
-    def forget(self, memory_id: str) -> bool:
+    def forget(self, memory_id: str, *, actor: str | None = None,
+               role: str | None = None) -> bool:
         """Erase a memory (or set): the tombstone wins over every concurrent update and
         the content and its history are purged here and on every replica it reaches.
+        The tombstone keeps only the FORGET event: who (``actor``, ``role``) and when.
 
         False if the key is unknown here or already forgotten.
         """
         _check_str(memory_id, "memory_id", optional=False)
+        _check_str(actor, "actor")
+        _check_str(role, "role")
         wall = self._stamps.write_clock()
 
         def write(txn: Txn) -> bool:
@@ -322,12 +358,8 @@ class Memory:
                 return False
             ts = self._stamps.now(txn, wall)
             dot = self._stamps.mint(txn, old.ctx)
-            new = ks.forget(old, dot)
-            event = {"op": "FORGET", "actor": None, "replica": dot.replica, "ts": ts,
-                     "dot": dot, "text": None, "detail": {}, "recorded_at": ts,
-                     "version": None}
-            store(txn, memory_id, skey, raw, old, new, local=True,
-                        events=[event] if old.header.kind == KIND_MEMORY else [])
+            new = ks.forget(old, dot, ks.mark(OP_FORGET, actor, role, ts))
+            store(txn, memory_id, skey, raw, old, new, local=True)
             return True
 
         return self._env.write(write)
@@ -336,8 +368,10 @@ class Memory:
                 actor: str | None = None, confidence: float | None = None,
                 metadata: Mapping[str, Any] | None = None, role: str | None = None,
                 sync: str | None = None) -> Version:
-        """Write a RESOLVE version that dominates exactly the ``inputs`` versions.
-        ``sync`` as for :meth:`add`."""
+        """Write a RESOLVE version that dominates exactly the ``inputs`` versions, as
+        ``actor`` with ``role`` (the resolver's: a role-ranked resolver ranks the
+        resolution by it in a later conflict); its importance is the greatest of its
+        inputs'. ``sync`` as for :meth:`add`."""
         check_sync(sync)
         _check_str(text, "text", optional=False, limit=MAX_TEXT)
         _check_str(resolver, "resolver", optional=False)
@@ -355,13 +389,13 @@ class Memory:
             standing = [v for d, v in old.standing() if d in inputs] or \
                 [v for _, v in old.standing()]
             new_conf = max(v.confidence for v in standing) if conf is None else conf
+            weights = [v.importance for v in standing if v.importance is not None]
             ts = self._stamps.now(txn, wall)
             version = make_version(text, actor, role, ts, new_conf, meta or {}, "RESOLVE",
-                                   resolver, tuple(inputs))
+                                   resolver, tuple(inputs), max(weights, default=None))
             dot = self._stamps.mint(txn, old.ctx)
             new = ks.write(old, dot, version)
-            store(txn, memory_id, skey, raw, old, new, local=True, sync=sync,
-                        events=[history.version_event("RESOLVE", dot, version, ts, {})])
+            store(txn, memory_id, skey, raw, old, new, local=True, sync=sync)
             return to_version(dot, version)
 
         return self._env.write(write)
@@ -395,8 +429,7 @@ class Memory:
                 raise UnknownMemoryError(f"set {key!r} was forgotten")
             self._stamps.now(txn, wall)
             new = ks.set_add(old, element, self._stamps.mint(txn, old.ctx))
-            store(txn, key, skey, raw, None if raw is None else old, new, local=True,
-                        events=[])
+            store(txn, key, skey, raw, None if raw is None else old, new, local=True)
 
         self._env.write(write)
 
@@ -417,7 +450,7 @@ class Memory:
                 return False
             self._stamps.now(txn, wall)
             new = ks.set_remove(old, element, self._stamps.mint(txn, old.ctx))
-            store(txn, key, skey, raw, old, new, local=True, events=[])
+            store(txn, key, skey, raw, old, new, local=True)
             return True
 
         return self._env.write(write)

@@ -139,13 +139,19 @@ class Reads:
         return frozenset(state.body)
 
     def history(self, memory_id: str) -> builtins.list[Event]:
-        """Every recorded event of ``memory_id``, oldest first (local and remote)."""
+        """The timeline of ``memory_id``, oldest first by the events' own hybrid
+        timestamps: every event of every replica this one has merged (intermediate
+        updates and NOOPs included), the same list on replicas holding the same state;
+        compacted to the memory's ``history_limit`` (docs/internals.md, "The
+        timeline"). A forgotten memory keeps only its FORGET events."""
         with self._env.read() as txn:
-            return history.events(txn, memory_id)
+            _, _, state = load(txn, memory_id)
+        return history.events(state)
 
     def as_of(self, timestamp: Timestamp | int) -> AsOfView:
-        """A read-only view of the memories as this replica held them at ``timestamp``
-        (a hybrid :class:`Timestamp` or wall-clock milliseconds)."""
+        """A read-only view of the memories as they stood at ``timestamp`` (a hybrid
+        :class:`Timestamp` or wall-clock milliseconds) by their timelines, so replicas
+        holding the same states agree on it."""
         if isinstance(timestamp, Timestamp):
             at = (timestamp.wall_ms, timestamp.logical, timestamp.replica)
         elif type(timestamp) is int:
@@ -163,7 +169,7 @@ class AsOfView:
         self._at = at
 
     def _record(self, txn: Txn, state: KeyState) -> MemoryRecord | None:
-        standing = history.as_of_versions(txn, state.header.key, self._at)
+        standing = history.as_of_versions(state, self._at)
         if standing is None:
             return None
         return to_record(state, standing, self._at[0])

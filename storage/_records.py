@@ -45,6 +45,7 @@ class Version:
     op: str  # "ADD" | "UPDATE" | "RESOLVE"
     resolver: str | None = None
     inputs: tuple[Dot, ...] = ()
+    importance: float | None = None  # in [0, 1]; None when the writer gave none
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +101,13 @@ class MemoryRecord:
         return max(self.versions, key=lambda v: v.timestamp).confidence
 
     @property
+    def importance(self) -> float | None:
+        """The greatest importance among the standing versions (a conflict matters as
+        much as its most important side); None when no version has one."""
+        return max((v.importance for v in self.versions if v.importance is not None),
+                   default=None)
+
+    @property
     def scope_tier(self) -> str | None:
         """The view tier this memory belongs to: the most specific scope field it sets
         (``"run"`` > ``"agent"`` > ``"user"`` > ``"app"``), None when it sets none (see
@@ -122,11 +130,13 @@ def scope_tier(app_id: str | None, user_id: str | None, agent_id: str | None,
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One entry of a memory's history (local events and remote merges alike).
+    """One event of a memory's replicated timeline (the same on every replica).
 
-    ``timestamp`` is the event's own hybrid time (for a remote version: when its writer
-    wrote it); ``recorded_at`` is when this replica recorded it, which is what
-    ``as_of`` goes by. ``context`` is the key's causal context after the event.
+    ``timestamp`` is the event's own hybrid time, minted by the replica that made it
+    (``as_of`` goes by it); ``recorded_at`` equals it (kept for callers of the
+    per-replica history it replaced). ``context`` is the key's causal context after
+    the event; ``role`` the actor's role; ``importance`` the importance of the version
+    the event wrote.
     """
 
     op: str  # ADD | UPDATE | DELETE | NOOP | RESOLVE | FORGET
@@ -139,6 +149,8 @@ class Event:
     text: str | None
     detail: Mapping[str, Any] = field(default_factory=dict)
     recorded_at: Timestamp | None = None
+    role: str | None = None
+    importance: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from memmesh.crdt import ORIGIN_SEP, Dot, InvalidArgumentError, Timestamp, check_replica
+from memmesh.crdt.keystate import DEFAULT_KEEP
 
 from . import _layout as layout
 from ._aux import Aux
@@ -29,7 +30,7 @@ from ._env import DEFAULT_MAP_SIZE, Env, Txn
 from ._errors import ReplicaIdMismatchError
 from ._incarnation import MAX_BASE_LEN, new_incarnation
 from ._journal import Journal
-from ._memory import Memory, new_memory_id
+from ._memory import Memory, check_keep, new_memory_id
 from ._reads import AsOfView, Reads, scope_filters
 from ._records import ApplyResult, ChangeBatch, Event, MemoryRecord, Version
 from ._signal import CommitSignal
@@ -69,13 +70,14 @@ class Replica:
 
     def __init__(self, env: Env, replica_id: str, *, clock: Callable[[], int],
                  max_drift_ms: int, id_factory: Callable[[], str] | None = None,
-                 incarnation_factory: Callable[[], str] | None = None) -> None:
+                 incarnation_factory: Callable[[], str] | None = None,
+                 history_limit: int = DEFAULT_KEEP) -> None:
         self.replica_id = replica_id
         self.max_drift_ms = max_drift_ms
         self._env = env
         self._stamps = Stamps(replica_id, clock=clock, max_drift_ms=max_drift_ms,
                               incarnation_factory=incarnation_factory or new_incarnation)
-        self._memory = Memory(env, self._stamps, id_factory or new_memory_id)
+        self._memory = Memory(env, self._stamps, id_factory or new_memory_id, history_limit)
         self._reads = Reads(env, clock)
         self._conflicts = Conflicts(env, clock)
         self._sync = Sync(env, self._stamps, self._memory.collect_expired)
@@ -89,7 +91,8 @@ class Replica:
              durable: bool = True, max_drift_ms: int = 600_000,
              clock: Callable[[], int] | None = None, map_size: int = DEFAULT_MAP_SIZE,
              id_factory: Callable[[], str] | None = None,
-             incarnation_factory: Callable[[], str] | None = None, **options: Any) -> Replica:
+             incarnation_factory: Callable[[], str] | None = None,
+             history_limit: int = DEFAULT_KEEP, **options: Any) -> Replica:
         """Open (creating if needed) the replica stored at directory ``path``.
 
         The replica id is created once (random, 16 hex digits) and persisted; passing
@@ -105,6 +108,14 @@ class Replica:
         copied or restored directory never reuses a dot. ``incarnation_factory`` draws it
         (default: 8 random base32 characters); simulations pass a seeded one. A replica
         id must not contain ``#`` and has at most 119 characters.
+
+        ``history_limit`` bounds the timeline of each memory this replica creates: the
+        ADD, the events of the versions still standing (policy "mv") and the newest
+        ``history_limit - 1`` other events (fixed in the memory when it is created, so
+        every replica compacts it alike; docs/internals.md, "The timeline").
+        ``history_limit=0`` keeps only the events of the standing versions (no ADD once
+        superseded, no NOOP, DELETE or superseded update): the smallest sync payload,
+        no past for ``history``/``as_of``.
         """
         if options:
             raise InvalidArgumentError(f"unknown options {sorted(options)}")
@@ -119,6 +130,7 @@ class Replica:
             raise InvalidArgumentError("incarnation_factory must be callable")
         if type(max_drift_ms) is not int or max_drift_ms < 0:
             raise InvalidArgumentError("max_drift_ms must be a non-negative int")
+        check_keep(history_limit)
         env = Env(path, durable=durable, map_size=map_size)
         try:
             def ensure_id(txn: Txn) -> str:
@@ -144,7 +156,8 @@ class Replica:
                     f"{os.fspath(path)!r} holds replica id {rid!r}, which contains"
                     f" {ORIGIN_SEP!r}: it cannot name dot origins unambiguously")
             replica = cls(env, rid, clock=clock or _wall_ms, max_drift_ms=max_drift_ms,
-                          id_factory=id_factory, incarnation_factory=incarnation_factory)
+                          id_factory=id_factory, incarnation_factory=incarnation_factory,
+                          history_limit=history_limit)
             if layout.upgrade(env):
                 log.warning("replica %s: indexes rebuilt for storage layout %d", rid,
                             layout.LAYOUT)
@@ -235,35 +248,40 @@ class Replica:
             metadata: Mapping[str, Any] | None = None, confidence: float = 1.0,
             ttl: float | None = None, policy: str = "mv", tier: str | None = None,
             role: str | None = None, priority: bool = False,
+            importance: float | None = None,
             detail: Mapping[str, Any] | None = None, sync: str | None = None) -> str:
         return self._memory.add(text, app_id=app_id, user_id=user_id, agent_id=agent_id,
                                 run_id=run_id, actor=actor, metadata=metadata,
                                 confidence=confidence, ttl=ttl, policy=policy, tier=tier,
-                                role=role, priority=priority, detail=detail, sync=sync)
+                                role=role, priority=priority, importance=importance,
+                                detail=detail, sync=sync)
 
     @_doc(Memory.update)
     def update(self, memory_id: str, text: str, *, actor: str | None = None,
                confidence: float | None = None, metadata: Mapping[str, Any] | None = None,
-               role: str | None = None, detail: Mapping[str, Any] | None = None,
-               sync: str | None = None) -> None:
+               role: str | None = None, importance: float | None = None,
+               detail: Mapping[str, Any] | None = None, sync: str | None = None) -> None:
         self._memory.update(memory_id, text, actor=actor, confidence=confidence,
-                            metadata=metadata, role=role, detail=detail, sync=sync)
+                            metadata=metadata, role=role, importance=importance,
+                            detail=detail, sync=sync)
 
     @_doc(Memory.record_noop)
     def record_noop(self, memory_id: str, *, actor: str | None = None,
-                    detail: Mapping[str, Any] | None = None) -> None:
-        self._memory.record_noop(memory_id, actor=actor, detail=detail)
+                    detail: Mapping[str, Any] | None = None, role: str | None = None) -> None:
+        self._memory.record_noop(memory_id, actor=actor, detail=detail, role=role)
 
     @_doc(Memory.delete)
     def delete(self, memory_id: str, *, actor: str | None = None,
-               detail: Mapping[str, Any] | None = None, sync: str | None = None) -> bool:
-        return self._memory.delete(memory_id, actor=actor, detail=detail, sync=sync)
+               role: str | None = None, detail: Mapping[str, Any] | None = None,
+               sync: str | None = None) -> bool:
+        return self._memory.delete(memory_id, actor=actor, role=role, detail=detail,
+                                   sync=sync)
 
-    def delete_all(self, *, actor: str | None = None, everything: bool = False,
-                   **scope: str | None) -> int:
+    def delete_all(self, *, actor: str | None = None, role: str | None = None,
+                   everything: bool = False, **scope: str | None) -> int:
         """Delete every live memory whose scope matches ``scope`` (each given field equal,
         None matching an absent field, as in :meth:`list`), as ordinary deletes in one
-        transaction (each recorded in history with ``actor``, each replicated); return
+        transaction (each recorded in history with ``actor`` and ``role``, each replicated); return
         how many were deleted. A scope without one field set to a value is refused
         (it would reach memories of every user) unless ``everything=True``, which takes
         no scope and deletes every memory. Sets are not touched."""
@@ -275,26 +293,31 @@ class Replica:
             raise InvalidArgumentError(
                 "delete_all needs a scope field with a value (app_id, user_id, agent_id,"
                 " run_id), or everything=True")
-        return self._delete_matching(fields, actor)
+        return self._delete_matching(fields, actor, role)
 
-    def end_run(self, run_id: str, *, actor: str | None = None, **scope: str | None) -> int:
+    def end_run(self, run_id: str, *, actor: str | None = None, role: str | None = None,
+                **scope: str | None) -> int:
         """Discard a session: delete every live memory of run ``run_id`` (narrowed by
         the given ``scope`` fields) as :meth:`delete_all` does; return the count."""
         if type(run_id) is not str or not run_id:
             raise InvalidArgumentError("run_id must be a non-empty str")
         fields = scope_filters(scope)
-        return self._delete_matching({**fields, "run_id": run_id}, actor)
+        return self._delete_matching({**fields, "run_id": run_id}, actor, role)
 
-    def _delete_matching(self, fields: dict[str, str | None], actor: str | None) -> int:
-        if actor is not None and type(actor) is not str:
-            raise InvalidArgumentError("actor must be a str or None")
+    def _delete_matching(self, fields: dict[str, str | None], actor: str | None,
+                         role: str | None) -> int:
+        for name, value in (("actor", actor), ("role", role)):
+            if value is not None and type(value) is not str:
+                raise InvalidArgumentError(f"{name} must be a str or None")
         ids = [record.id for record in self._reads.matching(fields)]
         with self._env.batch():
-            return sum(self._memory.delete(memory_id, actor=actor) for memory_id in ids)
+            return sum(self._memory.delete(memory_id, actor=actor, role=role)
+                       for memory_id in ids)
 
     @_doc(Memory.forget)
-    def forget(self, memory_id: str) -> bool:
-        return self._memory.forget(memory_id)
+    def forget(self, memory_id: str, *, actor: str | None = None,
+               role: str | None = None) -> bool:
+        return self._memory.forget(memory_id, actor=actor, role=role)
 
     @_doc(Memory.resolve)
     def resolve(self, memory_id: str, text: str, *, resolver: str, inputs: tuple[Dot, ...],

@@ -3,8 +3,9 @@
 Scuttlebutt-style watermarks (van Renesse et al. 2008) over full per-key states, so any
 subset of keys may ship in any order. A summary says how far this replica holds each
 origin; the answer carries the states of the keys with events beyond those marks that
-the peer may see (priority first) and ``through`` claims that let the peer raise its
-marks past events it will never get. A claim is taken only without gaps, and scoped
+the peer may see (priority first; without the timeline events of the origins the marks
+show the peer holds: ``keystate.unseen_by``) and ``through`` claims that let the peer
+raise its marks past events it will never get. A claim is taken only without gaps, and scoped
 claims stay scoped (a complete and a scoped watermark per origin, only the complete one
 claimed to others), so a claim never vouches for events its receiver lacks. Lying
 claims are bounded by :mod:`._watermarks` and what they hid is found by digest repair
@@ -14,15 +15,13 @@ claims are bounded by :mod:`._watermarks` and what they hid is found by digest r
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
 
-from memmesh.crdt import DecodeError, Dot, InvalidArgumentError, Timestamp
-from memmesh.crdt.keystate import OPS, KeyState, join
+from memmesh.crdt import DecodeError, InvalidArgumentError
+from memmesh.crdt.keystate import join, unseen_by
 
 from . import _digest as stored_digest
-from . import _history as history
 from ._env import Env, Txn
 from ._gcpause import gc_paused
 from ._incarnation import counter_key, own_counters
@@ -154,8 +153,10 @@ class Sync:
             full = False
             unshipped: dict[str, int] = {}
 
-            def take(key: bytes) -> bool:
-                """Ship ``key`` if it belongs; False when the budget is spent."""
+            def take(key: bytes, *, whole: bool = False) -> bool:
+                """Ship ``key`` if it belongs (without the timeline events the peer's
+                watermarks show it holds, unless ``whole``); False when the budget is
+                spent."""
                 nonlocal size, full
                 if key in seen:
                     return True
@@ -169,6 +170,10 @@ class Sync:
                         or (h.expires_at is not None and h.expires_at <= now):
                     seen.add(key)
                     return True
+                if state.events and not whole:
+                    delta = unseen_by(state, peer_wm)
+                    if delta is not state:
+                        raw = encode(delta)
                 cost = len(raw) + _STATE_OVERHEAD
                 if max_bytes is not None and shipped and size + cost > max_bytes:
                     full = True
@@ -178,8 +183,8 @@ class Sync:
                 size += cost
                 return True
 
-            for wanted_key in parsed.want:
-                if not take(wanted_key.encode()):
+            for wanted_key in parsed.want:  # repair: the whole state, whatever the marks say
+                if not take(wanted_key.encode(), whole=True):
                     break
             for priority in (True, False):
                 for origin in origins(txn, priority):
@@ -244,21 +249,19 @@ class Sync:
     def _sync_apply(self, changes: bytes) -> ApplyResult:
         wall = self._stamps.clock()
         parsed = read_changes(changes, wall=wall, max_drift_ms=self._stamps.max_drift_ms)
-        sender, states, through, newest = parsed.sender, parsed.states, parsed.through, \
-            parsed.newest
+        states, through, newest = parsed.states, parsed.through, parsed.newest
         scoped = parsed.scope is not None
         me = self._stamps.origin  # the current origin: only this object mints under it
 
         def write(txn: Txn) -> ApplyResult:
-            recorded = self._stamps.hlc(txn).observe(newest, wall) if newest is not None \
-                else self._stamps.stamp(txn, wall)
+            if newest is not None:  # the events keep their own stamps; the clock moves on
+                self._stamps.hlc(txn).observe(newest, wall)
             changed: list[str] = []
             conflicts: list[str] = []
             fresh: list[NewKey] = []
             table = Table(txn)
             refused = list(parsed.refused)
             caps = dict(parsed.caps)  # claims may not vouch for refused keys' events
-            detail = {"remote": True, "from": sender}
             ctr = None if me is None else counter_key(me, self.replica_id)
             top = 0 if ctr is None else txn.counter(ctr)
             # an empty replica holds none of the (unique) keys: no lookup per key
@@ -274,8 +277,7 @@ class Sync:
                     # bulk path: a key new here keeps the validated bytes as they came
                     if h.expires_at is None:  # (TTL keys: see _watermarks.py)
                         table.detect_lie(incoming.ctx, {}, me)
-                    fresh.append((key, skey, raw, incoming,
-                                  self._fresh_entries(incoming, recorded, detail)))
+                    fresh.append((key, skey, raw, incoming))
                     changed.append(key)
                     if me is not None:
                         top = max(top, incoming.ctx.get(me, 0))
@@ -299,15 +301,13 @@ class Sync:
                     why = unstorable(new)
                     if why is not None:
                         raise DecodeError(why)
-                    events = self._merge_events(old, new, recorded, sender)
                 except Exception as exc:  # any failure of the pure step refuses this key only
                     refused.append(Refusal(key, "join-failed", f"{type(exc).__name__}: {exc}"))
                     cap(caps, incoming.ctx)
                     continue
                 if h.expires_at is None:
                     table.detect_lie(incoming.ctx, {} if old is None else old.ctx, me)
-                if store(txn, key, skey, old_raw, old, new, local=False, events=events,
-                               new_raw=new_raw):
+                if store(txn, key, skey, old_raw, old, new, local=False, new_raw=new_raw):
                     changed.append(key)
                     self._stamps.raise_counter(txn, new.ctx)
                     if len(new.standing()) > 1:
@@ -353,40 +353,3 @@ class Sync:
             with self._env.read() as txn:
                 result = replace(result, wanted=wanted(txn, parsed.hashes))
         return result
-
-    def _fresh_entries(self, new: KeyState, recorded: Timestamp,
-                       detail: dict[str, Any]) -> list[bytes]:
-        """The history entries of a key new here: what :meth:`_merge_events` gives for
-        it (one per version), encoded directly."""
-        if new.header.kind != 0:
-            return []
-        standing = [d for d, _ in new.standing()]
-        return [history.version_entry(OPS[version.op], dot, version, ctx=new.ctx,
-                                      standing=standing,
-                                      detail=history.event_detail(version, detail),
-                                      recorded_at=recorded)
-                for dot, version in sorted(new.body.items())]
-
-    def _merge_events(self, old: KeyState | None, new: KeyState, recorded: Timestamp,
-                      sender: str) -> list[dict[str, Any]]:
-        """History entries for a remote merge: one per version learned, or a DELETE."""
-        if new.header.kind != 0:
-            return []
-        detail = {"remote": True, "from": sender}
-        if new.forgotten:
-            if old is not None and old.forgotten:
-                return []
-            return [{"op": "FORGET", "actor": None, "replica": sender, "ts": recorded,
-                     "dot": None, "text": None, "detail": detail, "recorded_at": recorded,
-                     "version": None}]
-        before: Mapping[Dot, Any] = {} if old is None else old.body
-        events: list[dict[str, Any]] = []
-        for dot, version in sorted(new.body.items()):
-            if dot not in before:
-                events.append(history.version_event(OPS[version.op], dot, version, recorded,
-                                                  detail))
-        if not events and old is not None and set(before) - set(new.body):
-            events.append({"op": "DELETE", "actor": None, "replica": sender, "ts": recorded,
-                           "dot": None, "text": None, "detail": detail,
-                           "recorded_at": recorded, "version": None})
-        return events

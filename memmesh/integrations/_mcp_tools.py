@@ -52,6 +52,14 @@ Role = Annotated[str | None, Field(
     description="the writer's role (e.g. lead, worker), which role-priority resolvers "
                 "rank; on update, omitted keeps the role of the version replaced",
     min_length=1, max_length=MAX_FIELD)]
+Importance = Annotated[float | None, Field(
+    description="how much the memory matters, from 0 to 1: conflicts at or above the "
+                "importance threshold go to the LLM arbiter, below it to cheap "
+                "resolvers only (omitted: none; on update, keeps that of the version "
+                "replaced)", ge=0.0, le=1.0, allow_inf_nan=False)]
+ActorRole = Annotated[str | None, Field(
+    description="the role of the agent doing this (e.g. lead, worker), recorded with "
+                "the event in the memory's history", min_length=1, max_length=MAX_FIELD)]
 Detail = Annotated[bool, Field(
     description="false (default): text, scope and conflicted flag; true: the full "
                 "record, every version with actor, role, confidence, replica and "
@@ -133,11 +141,13 @@ def build_server(replica: Replica, *, app_id: str | None = None, user_id: str | 
             priority: Annotated[bool, Field(
                 description="push the memory to peers before others (an urgent "
                             "fact, e.g. a user's correction)")] = False,
+            importance: Importance = None,
             detail: Detail = False) -> dict[str, Any]:
         """Store one durable fact, preference or decision; returns the new memory."""
         memory_id = await guarded(memory.add(
             text, metadata=metadata, confidence=confidence, ttl=ttl_seconds, policy=policy,
-            tier=tier, run_id=run_id, role=role, priority=priority, actor=who, **scope))
+            tier=tier, run_id=run_id, role=role, priority=priority, actor=who,
+            importance=importance, **scope))
         return shown(await scoped(memory_id), detail)
 
     @server.tool()
@@ -169,26 +179,27 @@ def build_server(replica: Replica, *, app_id: str | None = None, user_id: str | 
             memory_id: MemoryId, text: Text,
             confidence: Annotated[float | None, _confidence(
                 "omitted keeps that of the version replaced")] = None,
-            metadata: Metadata = None, role: Role = None,
+            metadata: Metadata = None, role: Role = None, importance: Importance = None,
             detail: Detail = False) -> dict[str, Any]:
         """Replace a memory's text (supersedes every version this replica has seen)."""
         await scoped(memory_id, write=True)
         await guarded(memory.update(memory_id, text, actor=who, confidence=confidence,
-                                    metadata=metadata, role=role))
+                                    metadata=metadata, role=role, importance=importance))
         return shown(await scoped(memory_id), detail)
 
     @server.tool()
-    async def delete_memory(memory_id: MemoryId) -> dict[str, Any]:
+    async def delete_memory(memory_id: MemoryId, role: ActorRole = None) -> dict[str, Any]:
         """Delete a memory (a concurrent edit elsewhere survives; history is kept)."""
         await scoped(memory_id, write=True)
         return {"id": memory_id,
-                "deleted": await guarded(memory.delete(memory_id, actor=who))}
+                "deleted": await guarded(memory.delete(memory_id, actor=who, role=role))}
 
     @server.tool()
-    async def forget_memory(memory_id: MemoryId) -> dict[str, Any]:
+    async def forget_memory(memory_id: MemoryId, role: ActorRole = None) -> dict[str, Any]:
         """Erase a memory and its history on every replica (wins over concurrent edits)."""
         await scoped(memory_id, write=True)
-        return {"id": memory_id, "forgotten": await guarded(memory.forget(memory_id))}
+        return {"id": memory_id,
+                "forgotten": await guarded(memory.forget(memory_id, actor=who, role=role))}
 
     @server.tool()
     async def memory_history(memory_id: MemoryId) -> dict[str, Any]:

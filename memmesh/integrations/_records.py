@@ -46,7 +46,7 @@ def version_json(version: Version) -> dict[str, Any]:
             "actor": version.actor, "role": version.role, "replica": version.replica,
             "timestamp": iso(version.timestamp), "timestamp_ms": version.timestamp.wall_ms,
             "confidence": version.confidence, "metadata": plain(version.metadata),
-            "op": version.op}
+            "op": version.op, "importance": version.importance}
 
 
 def record_json(record: MemoryRecord) -> dict[str, Any]:
@@ -84,7 +84,8 @@ def concise_json(record: MemoryRecord) -> dict[str, Any]:
 
 def event_json(event: Event) -> dict[str, Any]:
     """A history ``Event``."""
-    return {"op": event.op, "actor": event.actor, "replica": event.replica,
+    return {"op": event.op, "actor": event.actor, "role": event.role,
+            "replica": event.replica,
             "timestamp": iso(event.timestamp), "timestamp_ms": event.timestamp.wall_ms,
             "text": event.text,
             "version_id": None if event.dot is None else version_id(event.dot),

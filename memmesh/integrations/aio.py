@@ -182,8 +182,8 @@ class AsyncMemory:
 
     async def add(self, text: str, **options: Any) -> str:
         """``replica.add``: create a memory, return its id once durable. Options as
-        ``Replica.add`` (scope fields, ``actor``, ``metadata``, ``confidence``, ``ttl``,
-        ``policy``, ``tier``)."""
+        ``Replica.add`` (scope fields, ``actor``, ``role``, ``metadata``, ``confidence``,
+        ``ttl``, ``policy``, ``tier``, ``importance``, ``detail``)."""
         return str(await self.run(self.replica.add, text, **options))
 
     async def get(self, memory_id: str) -> Any:
@@ -191,12 +191,14 @@ class AsyncMemory:
         return await self.run(self.replica.get, memory_id)
 
     async def update(self, memory_id: str, text: str, **options: Any) -> None:
-        """``replica.update``: a new version superseding the ones seen here."""
+        """``replica.update``: a new version superseding the ones seen here (options as
+        ``Replica.update``: ``actor``, ``role``, ``confidence``, ``metadata``,
+        ``importance``, ``detail``)."""
         await self.run(self.replica.update, memory_id, text, **options)
 
     async def delete(self, memory_id: str, **options: Any) -> bool:
         """``replica.delete`` (observed-remove; False if nothing was live here);
-        ``actor`` is recorded on the DELETE."""
+        ``actor``, ``role`` and ``detail`` are recorded on the replicated DELETE event."""
         return bool(await self.run(self.replica.delete, memory_id, **options))
 
     async def delete_all(self, **options: Any) -> int:
@@ -228,9 +230,11 @@ class AsyncMemory:
         scope sees (app, user, agent and run tiers), with ``list``, ``get``, ``search``."""
         return AsyncView(self, self.replica.view(**scope))
 
-    async def forget(self, memory_id: str) -> bool:
-        """``replica.forget``: erase content and history here and on every replica."""
-        return bool(await self.run(self.replica.forget, memory_id))
+    async def forget(self, memory_id: str, *, actor: str | None = None,
+                     role: str | None = None) -> bool:
+        """``replica.forget``: erase content and history here and on every replica; the
+        tombstone keeps only who (``actor``, ``role``) and when."""
+        return bool(await self.run(self.replica.forget, memory_id, actor=actor, role=role))
 
     async def history(self, memory_id: str) -> list[Any]:
         """``replica.history``: the memory's events, oldest first."""

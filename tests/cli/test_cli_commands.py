@@ -91,13 +91,32 @@ def test_list_cuts_texts_to_the_terminal_width_unless_full(tmp_path: Path) -> No
 def test_delete_and_forget_and_their_history(tmp_path: Path) -> None:
     data = tmp_path / "r"
     kept, erased = add(data, "to delete"), add(data, "to forget")
-    assert memmesh("delete", kept, "--data", str(data)).returncode == 0
+    assert memmesh("delete", kept, "--actor", "ops", "--role", "admin", "--data",
+                   str(data)).returncode == 0
     assert memmesh("get", kept, "--data", str(data)).returncode == 1
-    ops = [e["op"] for e in json.loads(memmesh("history", kept, "--json", "--data",
-                                               str(data)).stdout)]
-    assert ops == ["ADD", "DELETE"]
-    assert memmesh("forget", erased, "--data", str(data)).returncode == 0
+    events = json.loads(memmesh("history", kept, "--json", "--data", str(data)).stdout)
+    assert [(e["op"], e["actor"], e["role"]) for e in events][-1] == \
+        ("DELETE", "ops", "admin")
+    assert [e["op"] for e in events] == ["ADD", "DELETE"]
+    assert memmesh("forget", erased, "--actor", "ops", "--role", "admin", "--data",
+                   str(data)).returncode == 0
     assert memmesh("list", "--data", str(data)).stdout == ""
+    events = json.loads(memmesh("history", erased, "--json", "--data", str(data)).stdout)
+    assert [(e["op"], e["actor"], e["role"]) for e in events] == [("FORGET", "ops", "admin")]
+
+
+def test_importance_is_set_on_add_and_kept_or_changed_by_update(tmp_path: Path) -> None:
+    data = tmp_path / "r"
+    memory_id = add(data, "the deploy key rotates monthly", "--importance", "0.9")
+    assert get(data, memory_id)["versions"][0]["importance"] == 0.9
+    assert memmesh("update", memory_id, "weekly", "--data", str(data)).returncode == 0
+    assert get(data, memory_id)["versions"][0]["importance"] == 0.9
+    assert memmesh("update", memory_id, "daily", "--importance", "0.2", "--data",
+                   str(data)).returncode == 0
+    assert get(data, memory_id)["versions"][0]["importance"] == 0.2
+    refused = memmesh("update", memory_id, "hourly", "--importance", "2", "--data", str(data))
+    assert refused.returncode != 0 and "importance" in refused.stderr
+    assert get(data, memory_id)["versions"][0]["text"] == "daily"
 
 
 def test_conflicts_list_every_version_and_resolve_picks_by_index(tmp_path: Path) -> None:

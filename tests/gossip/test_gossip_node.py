@@ -14,6 +14,7 @@ from gossip_fakes import FakeReplica, converged
 from gossip_procs import TcpProxy
 from node_helpers import connect, mem_node, wait_for
 
+from memmesh.crdt import InvalidArgumentError
 from memmesh.gossip import Node, SecurityError
 from memmesh.gossip._link import Link
 from memmesh.gossip._peers import load_peers
@@ -179,6 +180,41 @@ async def test_the_resolver_hook_settles_a_concurrent_conflict_everywhere(
         assert 1 <= len(calls) <= 2 and set(calls) == {mid}
         winner = ra.get(mid).versions[0]  # type: ignore[union-attr]
         assert winner.op == "RESOLVE" and winner.resolver.endswith("merge_texts")
+
+
+async def test_the_node_escalates_only_important_conflicts_its_resolver_leaves(
+        tmp_path: Path) -> None:
+    cheap: list[str] = []
+    escalated: list[str] = []
+
+    def no_opinion(conflict: Conflict) -> None:
+        cheap.append(conflict.memory_id)
+
+    def arbiter(conflict: Conflict) -> Resolution:
+        escalated.append(conflict.memory_id)
+        return Resolution.merged(" / ".join(sorted(v.text for v in conflict.versions)))
+
+    with Replica.open(tmp_path / "a") as ra, Replica.open(tmp_path / "b") as rb:
+        key = ra.add("rotate the deploy key", importance=0.8)
+        lunch = ra.add("lunch at noon")
+        rb.sync_apply(ra.sync_changes(rb.sync_summary()))
+        for mid in (key, lunch):
+            ra.update(mid, "from a")
+            rb.update(mid, "from b")
+        ra.sync_apply(rb.sync_changes(ra.sync_summary()))
+        with pytest.raises(InvalidArgumentError):
+            Node(ra, cluster_key=KEY, mdns=False, resolver=no_opinion,
+                 importance_threshold=1.5)
+        with pytest.raises(InvalidArgumentError):
+            Node(ra, cluster_key=KEY, mdns=False, escalate=arbiter)
+        async with Node(ra, cluster_key=KEY, mdns=False, resolver=no_opinion,
+                        escalate=arbiter, importance_threshold=0.7,
+                        resolver_interval=0.1, resolve_deadline_ms=0):
+            await wait_for(lambda: {key, lunch} <= set(cheap)
+                           and not ra.get(key).conflicted, 60)  # type: ignore[union-attr]
+        assert ra.get(key).text == "from a / from b"  # type: ignore[union-attr]
+        assert ra.get(lunch).conflicted  # type: ignore[union-attr]  # below the threshold
+        assert set(escalated) == {key}
 
 
 async def test_tls_nodes_bind_peer_ids_to_certificates_and_report_status(

@@ -108,6 +108,23 @@ def test_bulk_deletes_through_the_facade_record_the_actor(tmp_path: Path) -> Non
     run(main())
 
 
+def test_writes_through_the_facade_carry_importance_and_removals_actor_and_role(
+        tmp_path: Path) -> None:
+    async def main() -> None:
+        async with await AsyncMemory.open(tmp_path / "r", embedder=HashingEmbedder()) as mem:
+            memory_id = await mem.add("rotate the deploy key", importance=0.9)
+            await mem.update(memory_id, "rotate the deploy key weekly", importance=0.4)
+            assert (await mem.get(memory_id)).importance == 0.4
+            other = await mem.add("lunch at noon")
+            assert await mem.delete(memory_id, actor="ops", role="admin") is True
+            assert await mem.forget(other, actor="ops", role="admin") is True
+            for mid, op in ((memory_id, "DELETE"), (other, "FORGET")):
+                last = (await mem.history(mid))[-1]
+                assert (last.op, last.actor, last.role) == (op, "ops", "admin")
+
+    run(main())
+
+
 def test_replica_work_runs_off_the_event_loop_thread(tmp_path: Path) -> None:
     """An add blocked inside the replica does not stop the loop: the loop itself is what
     releases it (if the call ran on the loop thread this would time out)."""

@@ -153,6 +153,31 @@ def test_role_priority_and_confidence_are_set_and_update_keeps_the_role(
     with_client(serve(tmp_path / "d", "--user-id", "alice", "--no-node"), body)
 
 
+def test_importance_is_set_and_kept_and_deletes_record_the_agent_and_its_role(
+        tmp_path: Path) -> None:
+    ids: list[str] = []
+
+    async def body(client: Client, call: Call, fails: Call) -> None:
+        added = await call("add_memory", text="the deploy key rotates monthly",
+                           importance=0.9, detail=True)
+        assert added["versions"][0]["importance"] == 0.9
+        kept = await call("update_memory", memory_id=added["id"],
+                          text="the deploy key rotates weekly", detail=True)
+        assert kept["versions"][0]["importance"] == 0.9
+        assert "importance" in await fails("add_memory", text="x", importance=1.5)
+        other = (await call("add_memory", text="lunch is at noon"))["id"]
+        assert (await call("delete_memory", memory_id=added["id"], role="lead"))["deleted"]
+        assert (await call("forget_memory", memory_id=other, role="lead"))["forgotten"]
+        ids.extend((added["id"], other))
+
+    with_client(serve(tmp_path / "d", "--user-id", "alice", "--agent-id", "a1",
+                      "--no-node"), body)
+    with Replica.open(tmp_path / "d") as replica:
+        deleted, forgotten = (replica.history(memory_id)[-1] for memory_id in ids)
+        assert (deleted.op, deleted.actor, deleted.role) == ("DELETE", "a1", "lead")
+        assert (forgotten.op, forgotten.actor, forgotten.role) == ("FORGET", "a1", "lead")
+
+
 def test_memory_lifecycle_through_the_tools(tmp_path: Path) -> None:
     async def body(client: Client, call: Call, fails: Call) -> None:
         added = await call("add_memory", text="alice prefers dark mode in the editor",

@@ -86,6 +86,23 @@ def test_concurrent_near_duplicates_merge_to_the_same_memory_everywhere(
     assert index_for(c, clock).merge_near_duplicates(threshold=0.9) == []
 
 
+def test_a_merged_duplicate_is_deleted_by_the_merging_actor_naming_the_survivor(
+    open_replica: Opener, clock: Clock
+) -> None:
+    a, b = open_replica("r1"), open_replica("r2")
+    first = a.add("the office wifi is called meshnet", user_id="u1")
+    clock.advance(10)
+    dropped = b.add("The office wifi is called meshnet.", user_id="u1")
+    sync_all([a, b])
+    assert index_for(a, clock).merge_near_duplicates(
+        threshold=0.9, actor="curator") == [(first, dropped)]
+    sync_all([a, b])
+    for replica in (a, b):
+        last = replica.history(dropped)[-1]
+        assert (last.op, last.actor) == ("DELETE", "curator")
+        assert dict(last.detail) == {"reason": "near-duplicate", "merged_into": first}
+
+
 @pytest.mark.model
 def test_dedupe_with_the_real_model_catches_paraphrases_only(
     open_replica: Opener, clock: Clock, model_embedder: SentenceTransformerEmbedder

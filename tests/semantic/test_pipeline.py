@@ -244,9 +244,12 @@ def test_prompts_are_overridable(open_replica: Callable[..., Any], clock: Clock)
 
 def test_another_replica_sees_the_pipelines_decisions_after_sync(
         open_replica: Callable[..., Any], clock: Clock) -> None:
+    """Each decision's fact and reason ride on its timeline event, so a peer's history
+    shows them (NOOP included), not only the writer's."""
     a, b = open_replica("a"), open_replica("b")
     paris = a.add("alice lives in Paris", **ALICE)
     dog = a.add("alice has a dog", **ALICE)
+    tea = a.add("alice likes tea", **ALICE)
     sync_pair(a, b)
 
     def choose(memories: dict[str, int], new: dict[str, int]) -> list[dict[str, Any]]:
@@ -254,18 +257,30 @@ def test_another_replica_sees_the_pipelines_decisions_after_sync(
                  "text": "alice lives in Berlin", "reason": "moved"},
                 {"fact": 1, "event": "DELETE", "id": memories["alice has a dog"],
                  "reason": "contradicted"},
-                {"fact": 2, "event": "ADD", "reason": "new"}]
+                {"fact": 2, "event": "ADD", "reason": "new"},
+                {"fact": 3, "event": "NOOP", "id": memories["alice likes tea"],
+                 "reason": "known"}]
 
-    llm = ScriptedLLM(facts("alice lives in Berlin", "alice has no dog", "alice plays chess"),
+    llm = ScriptedLLM(facts("alice lives in Berlin", "alice has no dog", "alice plays chess",
+                            "alice likes tea"),
                       decide(choose))
-    result = pipeline(a, clock, llm).add_messages(said("moved; no dog; chess"), **ALICE)
+    result = pipeline(a, clock, llm).add_messages(
+        said("moved; no dog; chess; tea"), **ALICE)
     sync_pair(a, b)
     assert b.state_digest() == a.state_digest()
     assert b.get(paris).text == "alice lives in Berlin" and b.get(dog) is None
     chess = result[2].memory_id
     for memory_id, ops in ((paris, ["ADD", "UPDATE"]), (dog, ["ADD", "DELETE"]),
-                           (chess, ["ADD"])):
+                           (chess, ["ADD"]), (tea, ["ADD", "NOOP"])):
         assert [e.op for e in b.history(memory_id)] == ops
     update = b.history(paris)[-1]
     assert (update.actor, update.text) == ("memory-pipeline", "alice lives in Berlin")
     assert b.history(chess)[0].actor == "memory-pipeline"
+    for memory_id, fact, reason in ((paris, "alice lives in Berlin", "moved"),
+                                    (dog, "alice has no dog", "contradicted"),
+                                    (chess, "alice plays chess", "new"),
+                                    (tea, "alice likes tea", "known")):
+        event = b.history(memory_id)[-1]
+        assert event.actor == "memory-pipeline"
+        assert dict(event.detail) == {"fact": fact, "reason": reason, "pipeline": "llm"}
+        assert b.history(memory_id) == a.history(memory_id)

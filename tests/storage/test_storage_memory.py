@@ -85,28 +85,34 @@ def test_concurrent_updates_conflict_and_resolve_dominates_only_its_inputs(pair,
     c.close()
 
 
-def test_update_with_same_text_is_a_noop_event(pair) -> None:  # type: ignore[no-untyped-def]
-    a, _ = pair
+def test_update_with_same_text_is_a_replicated_noop_event(pair) -> None:  # type: ignore[no-untyped-def]
+    a, b = pair
     mid = a.add("same")
-    seq = a.journal_seq()
+    before = a.get(mid)
     a.update(mid, "same")
-    assert a.journal_seq() == seq
-    assert [e.op for e in a.history(mid)] == ["ADD", "NOOP"]
+    a.record_noop(mid, actor="bot", role="dedupe", detail={"absorbed": "same."})
+    assert a.get(mid) == before  # no new version
+    assert [e.op for e in a.history(mid)] == ["ADD", "NOOP", "NOOP"]
+    sync_pair(a, b)  # a NOOP is an event of the shared timeline: it replicates
+    assert b.history(mid) == a.history(mid)
+    last = b.history(mid)[-1]
+    assert (last.actor, last.role, dict(last.detail)) == ("bot", "dedupe", {"absorbed": "same."})
 
 
-def test_history_records_local_events_and_remote_merges(pair) -> None:  # type: ignore[no-untyped-def]
+def test_history_is_one_timeline_on_every_replica(pair) -> None:  # type: ignore[no-untyped-def]
     a, b = pair
     mid = a.add("one", actor="alice")
     a.update(mid, "two", actor="alice")
     sync_pair(a, b)
-    b.delete(mid)
+    b.delete(mid, actor="bob", role="lead")
     sync_pair(a, b)
-    ops_a = [(e.op, e.replica, e.detail.get("remote", False)) for e in a.history(mid)]
-    assert ops_a == [("ADD", "ra", False), ("UPDATE", "ra", False), ("DELETE", "rb", True)]
-    hb = b.history(mid)
-    assert [e.op for e in hb] == ["UPDATE", "DELETE"]
-    assert hb[0].detail["remote"] and hb[0].text == "two" and hb[0].actor == "alice"
-    assert all(e.context.vv for e in hb)
+    ha = a.history(mid)
+    assert [(e.op, e.replica, e.actor) for e in ha] == \
+        [("ADD", "ra", "alice"), ("UPDATE", "ra", "alice"), ("DELETE", "rb", "bob")]
+    assert ha[-1].role == "lead"
+    assert b.history(mid) == ha
+    assert ha[1].text == "two" and all(e.context.vv for e in ha)
+    assert [e.timestamp for e in ha] == sorted(e.timestamp for e in ha)
 
 
 def test_as_of_shows_the_past_and_is_read_only(pair, clock) -> None:  # type: ignore[no-untyped-def]

@@ -213,14 +213,17 @@ def test_structural_lies_are_refused_key_by_key(hostile_setup) -> None:  # type:
     state = unpackb(plain["states"][0])
     lies = []
     # a dot beyond the key's context
-    v, rids, header, ctx, forgotten, body = state  # type: ignore[misc]
-    lies.append(((v, rids, header, (0, 1), forgotten, body), "invalid"))
+    v, rids, header, ctx, forgotten, body, *timeline = state  # type: ignore[misc]
+    lies.append(((v, rids, header, (0, 1), forgotten, body, *timeline), "invalid"))
     # the private tier
-    lies.append(((v, rids, (*header[:7], 1, *header[8:]), ctx, forgotten, body), "private"))
+    lies.append(((v, rids, (*header[:7], 1, *header[8:]), ctx, forgotten, body, *timeline),
+                 "private"))
     # forgotten yet carrying text
-    lies.append(((v, rids, header, ctx, True, body), "invalid"))
+    lies.append(((v, rids, header, ctx, True, body, *timeline), "invalid"))
     # unknown replica index
-    lies.append(((v, rids, header, (5, 1), forgotten, body), "invalid"))
+    lies.append(((v, rids, header, (5, 1), forgotten, body, *timeline), "invalid"))
+    # a timeline listing one event twice
+    lies.append(((v, rids, header, ctx, forgotten, body, 1, timeline[1] * 2), "invalid"))
     digest = dst.state_digest()
     for lie, reason in lies:
         forged = dict(plain)
@@ -232,8 +235,8 @@ def test_structural_lies_are_refused_key_by_key(hostile_setup) -> None:  # type:
     result = dst.sync_apply(packb(duplicate))
     assert [(r.key, r.reason) for r in result.refused] == [(header[0], "duplicate")]
     raw = plain["states"][0]
-    assert raw[:2] == b"\x96\x01"
-    wide = b"\x96\xcc\x01" + raw[2:]  # same data, non-minimal integer encoding
+    assert raw[:2] == b"\x98\x02"  # format 2: the state with its timeline
+    wide = b"\x98\xcc\x02" + raw[2:]  # same data, non-minimal integer encoding
     assert unpackb(wide) == unpackb(raw)
     result = dst.sync_apply(packb(dict(plain, states=(wide,))))
     assert [r.reason for r in result.refused] == ["invalid"]

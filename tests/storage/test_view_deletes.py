@@ -27,13 +27,14 @@ def test_delete_all_deletes_exactly_the_matching_memories_and_counts_them(
     bob = replica.add("b", user_id="bob")
     other_app = replica.add("a3", user_id="alice", app_id="other")
     replica.set_add("tags", "x", user_id="alice")
-    assert replica.delete_all(user_id="alice", app_id=None, actor="admin") == 2
+    assert replica.delete_all(user_id="alice", app_id=None, actor="admin",
+                              role="operator") == 2
     assert replica.get(a1) is None and replica.get(a2) is None
     assert replica.get(bob) is not None and replica.get(other_app) is not None
     assert replica.set_members("tags") == frozenset({"x"})  # sets are not memories
     for mid in (a1, a2):
         last = replica.history(mid)[-1]
-        assert (last.op, last.actor) == ("DELETE", "admin")
+        assert (last.op, last.actor, last.role) == ("DELETE", "admin", "operator")
     assert replica.delete_all(user_id="alice", app_id=None) == 0  # nothing live is left
 
 
@@ -48,6 +49,8 @@ def test_delete_all_refuses_a_scope_that_reaches_every_user(replica: Replica) ->
         replica.delete_all(user="alice")  # an unknown field, not a typo deleting nothing
     with pytest.raises(InvalidArgumentError):
         replica.delete_all(user_id="alice", actor=3)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError):
+        replica.delete_all(user_id="alice", role=3)  # type: ignore[arg-type]
     assert replica.get(mid) is not None  # every refusal changed nothing
 
 
@@ -64,11 +67,12 @@ def test_end_run_discards_a_sessions_memories_only(replica: Replica) -> None:
     other_run = replica.add("scratch", user_id="alice", agent_id="g", run_id="r2")
     other_agent = replica.add("scratch", user_id="alice", agent_id="h", run_id="r1")
     durable = replica.add("alice speaks French", user_id="alice")
-    assert replica.end_run("r1", agent_id="g", actor="g") == 3
+    assert replica.end_run("r1", agent_id="g", actor="g", role="agent") == 3
     assert all(replica.get(mid) is None for mid in run)
     for mid in (other_run, other_agent, durable):
         assert replica.get(mid) is not None
-    assert replica.history(run[0])[-1].actor == "g"
+    assert (replica.history(run[0])[-1].actor, replica.history(run[0])[-1].role) == \
+        ("g", "agent")
     with pytest.raises(InvalidArgumentError):
         replica.end_run("")
 
@@ -94,11 +98,12 @@ def test_a_bulk_delete_is_one_transaction(replica: Replica,
     original = replica._memory.delete
     calls = []
 
-    def failing(memory_id: str, *, actor: str | None = None) -> bool:
+    def failing(memory_id: str, *, actor: str | None = None,
+                role: str | None = None) -> bool:
         calls.append(memory_id)
         if len(calls) == 2:
             raise RuntimeError("disk on fire")
-        return original(memory_id, actor=actor)
+        return original(memory_id, actor=actor, role=role)
 
     monkeypatch.setattr(replica._memory, "delete", failing)
     with pytest.raises(RuntimeError):

@@ -83,6 +83,26 @@ def test_peer_changes_arrive_with_local_ones_in_commit_order(tmp_path: Path) -> 
         assert events[-1].versions[0].text == "updated on a"
 
 
+def test_a_noop_is_reported_as_noop_locally_and_from_a_peer(tmp_path: Path) -> None:
+    """A NOOP mints a journal entry (it replicates): the watch names it NOOP, with the
+    standing versions, not as the version's old op; a later update is UPDATE again."""
+    clock = ticking()
+    with Replica.open(tmp_path / "a", clock=clock, durable=False) as a, \
+            Replica.open(tmp_path / "b", clock=clock, durable=False) as b:
+        mid = a.add("speaks French", user_id="alice")
+        sync_once(a, b)
+        on_a = a.watch(since=a.journal_seq(), timeout=0, page=1)
+        on_b = b.watch(since=b.journal_seq(), timeout=0, page=1, ops={"NOOP"})
+        a.update(mid, "speaks French")  # unchanged: a NOOP event
+        a.record_noop(mid, actor="pipeline", detail={"fact": "speaks French"})
+        sync_once(a, b)
+        assert [(e.op, e.memory_id, [v.text for v in e.versions]) for e in drain(on_a)] == [
+            ("NOOP", mid, ["speaks French"]), ("NOOP", mid, ["speaks French"])]
+        assert [(e.op, e.local) for e in drain(on_b)] == [("NOOP", False)]
+        a.update(mid, "speaks French and German")
+        assert [e.op for e in drain(on_a)] == ["UPDATE"]
+
+
 def test_a_watch_resumes_from_its_cursor_after_the_replica_is_closed_and_reopened(
         tmp_path: Path) -> None:
     path = tmp_path / "r"
