@@ -4,14 +4,18 @@ AutoGen agents (``AssistantAgent(memory=[...])``) call ``update_context`` before
 model call; like autogen-ext's ChromaDB memory, ``MemmeshMemory`` searches by the
 context's last message and adds one ``SystemMessage`` listing the relevant memories.
 Each ``add`` is one memmesh memory in the memory's scope (``app_id``, ``user_id``,
-``agent_id``, ``run_id``; exact match, also for ``query`` and ``clear``), durable before
-``add`` returns and replicated by the replica's gossip node, so every agent whose
-replica shares the scope finds it. ``query`` ranks with a ``SemanticIndex``; each
-result carries its memory ``id`` and ``score`` (the cosine similarity) in its metadata,
+``agent_id``, ``run_id``; written exactly there), durable before ``add`` returns and
+replicated by the replica's gossip node. ``query`` reads through the scope's view
+(``replica.view``: the app-wide, user, agent and run tiers that apply, as in Mem0's
+tiered scopes and Letta's shared blocks), so an agent-scoped memory also finds its
+user's and app's facts, most specific tier first on equal score; ``reads="exact"``
+keeps to the exact scope. ``query`` ranks with a ``SemanticIndex``; each result carries
+its memory ``id``, ``score`` (the cosine similarity) and ``scope_tier`` in its metadata,
 and a memory holding concurrent versions (a memmesh conflict) lists the others under
-``conflict``. ``clear`` is a replicated delete of this scope's memories only. The
-component config (replica path, scope, k, threshold, embedder) serialises as AutoGen's
-own memories do. Content rules: :mod:`._autogen_content`; docs/autogen.md.
+``conflict``. ``clear`` is a replicated delete of exactly this scope's memories (never
+the wider tiers it reads). The component config (replica path, scope, reads, k,
+threshold, embedder) serialises as AutoGen's own memories do. Content rules:
+:mod:`._autogen_content`; docs/autogen.md.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from memmesh.semantic import (
     SemanticIndex,
     SentenceTransformerEmbedder,
 )
-from memmesh.storage import MemoryRecord, Replica
+from memmesh.storage import MemoryRecord, Replica, ScopedView
 
 from ._autogen_content import (
     UnsupportedContentError,
@@ -57,6 +61,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+Reads: TypeAlias = Literal["view", "exact"]
 SCOPE_FIELDS = ("app_id", "user_id", "agent_id", "run_id")
 
 
@@ -102,6 +107,8 @@ class MemmeshMemoryConfig(BaseModel):
         default=None, description="None: storage's default (run-scoped memories private)")
     actor: str | None = Field(default=None, description="writer recorded on each add; "
                               "None: the agent_id")
+    reads: Reads = Field(default="view", description="view: query the scope's view (app,"
+                         " user, agent, run tiers); exact: the exact scope only")
     k: int = Field(default=3, ge=1, description="results per query")
     score_threshold: float | None = Field(default=None,
                                           description="minimum cosine similarity")
@@ -146,11 +153,16 @@ class MemmeshMemory(Memory, Component[MemmeshMemoryConfig]):
     :class:`memmesh.semantic.SemanticIndex` over it, or None to build one on the first
     query with ``embedder`` (an ``Embedder``, or a ``HashingEmbedderConfig`` /
     ``SentenceTransformerEmbedderConfig`` built then; default: the bundled model). The
-    scope fields select exactly this memory's memories (a field left None matches
-    memories without it). ``k`` and ``score_threshold`` (minimum cosine) are the query
-    defaults; ``query(..., k=, score_threshold=)`` overrides them per call. ``actor``
-    is recorded as the writer (default: ``agent_id``). ``own_replica=True`` makes
-    :meth:`close` close the replica (as a memory loaded from its config does).
+    scope fields say where :meth:`add` writes and what :meth:`clear` deletes, exactly (a
+    field left None: memories without it). ``reads="view"`` (default) makes
+    :meth:`query` and :meth:`update_context` read the scope's view, the memories of every
+    tier that applies to it (app-wide, user, agent, run; never another user's, agent's
+    or run's); ``reads="exact"`` reads the exact scope only. A memory whose four scope
+    fields are all None has no view and reads exactly. ``k`` and ``score_threshold``
+    (minimum cosine) are the query defaults; ``query(..., k=, score_threshold=)``
+    overrides them per call. ``actor`` is recorded as the writer (default:
+    ``agent_id``). ``own_replica=True`` makes :meth:`close` close the replica (as a
+    memory loaded from its config does).
     """
 
     component_type = "memory"
@@ -163,7 +175,7 @@ class MemmeshMemory(Memory, Component[MemmeshMemoryConfig]):
                  agent_id: str | None = None, run_id: str | None = None,
                  tier: Literal["shared", "private"] | None = None, actor: str | None = None,
                  k: int = 3, score_threshold: float | None = None,
-                 own_replica: bool = False) -> None:
+                 reads: Reads = "view", own_replica: bool = False) -> None:
         if index is not None and embedder is not None:
             raise InvalidArgumentError("pass index or embedder, not both")
         if index is not None and index.replica is not replica:
@@ -175,6 +187,8 @@ class MemmeshMemory(Memory, Component[MemmeshMemoryConfig]):
                 raise InvalidArgumentError(f"{field} must be a non-empty str or None")
         if tier not in (None, "shared", "private"):
             raise InvalidArgumentError('tier must be "shared", "private" or None')
+        if reads not in ("view", "exact"):
+            raise InvalidArgumentError('reads must be "view" or "exact"')
         self.k = self._check_k(k)
         self.score_threshold = self._check_threshold(score_threshold)
         self.replica = replica
@@ -182,6 +196,11 @@ class MemmeshMemory(Memory, Component[MemmeshMemoryConfig]):
         self._embedder = embedder
         self._name = name or "memmesh_memory"
         self._tier = tier
+        self._reads: Reads = reads
+        self._view: ScopedView | None = (
+            replica.view(**self._scope)
+            if reads == "view" and any(v is not None for v in self._scope.values())
+            else None)
         self._actor = actor if actor is not None else agent_id
         self._own_replica = own_replica
         self._closed = False
@@ -196,6 +215,11 @@ class MemmeshMemory(Memory, Component[MemmeshMemoryConfig]):
     def scope(self) -> dict[str, str | None]:
         """The memmesh scope of this memory's contents."""
         return dict(self._scope)
+
+    @property
+    def reads(self) -> Reads:
+        """``"view"``: queries read the scope's view; ``"exact"``: the exact scope."""
+        return self._reads
 
     # -- arguments --------------------------------------------------------------------
 
@@ -249,9 +273,10 @@ class MemmeshMemory(Memory, Component[MemmeshMemoryConfig]):
     async def query(self, query: str | MemoryContent = "",
                     cancellation_token: CancellationToken | None = None,
                     **kwargs: Any) -> MemoryQueryResult:
-        """The memories of this scope most relevant to ``query`` (a str, or a
-        ``MemoryContent`` read as :meth:`add` stores it), best first; at most ``k``
-        (keyword, default the memory's), each with cosine >= ``score_threshold``."""
+        """The memories most relevant to ``query`` (a str, or a ``MemoryContent`` read
+        as :meth:`add` stores it) in this memory's view (or exact scope, see ``reads``),
+        best first, the most specific tier first on equal score; at most ``k`` (keyword,
+        default the memory's), each with cosine >= ``score_threshold``."""
         k = self._check_k(kwargs.pop("k", self.k))
         threshold = self._check_threshold(kwargs.pop("score_threshold", self.score_threshold))
         if kwargs:
@@ -260,7 +285,9 @@ class MemmeshMemory(Memory, Component[MemmeshMemoryConfig]):
         text = query_text(query)
 
         def search() -> list[MemoryContent]:
-            hits = self._search_index().search(text, k, **self._scope)
+            index = self._search_index()
+            hits = (index.search(text, k, view=self._view) if self._view is not None
+                    else index.search(text, k, **self._scope))
             return [self._content(hit) for hit in hits
                     if threshold is None or hit.similarity >= threshold]
 
@@ -280,8 +307,9 @@ class MemmeshMemory(Memory, Component[MemmeshMemoryConfig]):
 
     async def clear(self) -> None:
         """Delete every memory of this scope (exactly: never a neighbouring user's,
-        agent's or run's). A delete is replicated, and an observed remove: a memory
-        added or updated concurrently on another replica survives (add-wins)."""
+        agent's or run's, nor the user- or app-level memories a view reads). A delete
+        is replicated, and an observed remove: a memory added or updated concurrently on
+        another replica survives (add-wins)."""
 
         def delete_all() -> None:
             with self.replica.batch():
@@ -304,7 +332,7 @@ class MemmeshMemory(Memory, Component[MemmeshMemoryConfig]):
     def _content(hit: Hit) -> MemoryContent:
         record: MemoryRecord = hit.record
         content, mime, metadata = decode(hit.version.text, hit.version.metadata)
-        metadata.update(id=record.id, score=hit.similarity)
+        metadata.update(id=record.id, score=hit.similarity, scope_tier=record.scope_tier)
         others = [v for v in record.versions if v.dot != hit.version.dot]
         if others:
             metadata["conflict"] = [
@@ -320,8 +348,8 @@ class MemmeshMemory(Memory, Component[MemmeshMemoryConfig]):
         embedder_config = _config_of(embedder)
         return MemmeshMemoryConfig(
             path=self.replica.path, name=self._name, tier=self._tier, actor=self._actor,
-            k=self.k, score_threshold=self.score_threshold, embedder=embedder_config,
-            **self._scope)
+            reads=self._reads, k=self.k, score_threshold=self.score_threshold,
+            embedder=embedder_config, **self._scope)
 
     @classmethod
     def _from_config(cls, config: MemmeshMemoryConfig) -> Self:
@@ -331,8 +359,8 @@ class MemmeshMemory(Memory, Component[MemmeshMemoryConfig]):
             return cls(replica, embedder=config.embedder, name=config.name,
                        app_id=config.app_id, user_id=config.user_id,
                        agent_id=config.agent_id, run_id=config.run_id, tier=config.tier,
-                       actor=config.actor, k=config.k, score_threshold=config.score_threshold,
-                       own_replica=True)
+                       actor=config.actor, reads=config.reads, k=config.k,
+                       score_threshold=config.score_threshold, own_replica=True)
         except BaseException:
             replica.close()
             raise

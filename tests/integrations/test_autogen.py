@@ -6,6 +6,7 @@ Fast: the word-hashing embedder, real autogen_core model contexts, no model.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +190,7 @@ def test_bad_query_options_are_refused(tmp_path: Path, options: dict[str, Any]) 
 def test_bad_construction_arguments_are_refused(tmp_path: Path) -> None:
     with Replica.open(tmp_path / "r") as replica, Replica.open(tmp_path / "s") as other:
         for options in ({"k": -1}, {"user_id": ""}, {"agent_id": 7}, {"tier": "public"},
+                        {"reads": "union"},
                         {"index": SemanticIndex(other, HashingEmbedder())},
                         {"index": SemanticIndex(replica, HashingEmbedder()),
                          "embedder": HashingEmbedder()}):
@@ -281,12 +283,15 @@ def test_a_closed_memory_refuses_calls_and_close_is_idempotent(tmp_path: Path) -
 # -- scopes ---------------------------------------------------------------------------
 
 
-def test_queries_see_only_the_memorys_own_scope(tmp_path: Path) -> None:
+def test_queries_read_the_view_of_the_scope_and_exact_reads_keep_to_the_scope(
+        tmp_path: Path) -> None:
     async def main() -> None:
         with Replica.open(tmp_path / "r") as replica:
             alice = memory(replica, user_id="alice")
             bob = memory(replica, user_id="bob")
             alice_agent = memory(replica, user_id="alice", agent_id="planner")
+            exact_agent = memory(replica, user_id="alice", agent_id="planner",
+                                 reads="exact")
             await alice.add(text("prefers dark mode"))
             await bob.add(text("prefers light mode"))
             await alice_agent.add(text("prefers tabs"))
@@ -294,10 +299,95 @@ def test_queries_see_only_the_memorys_own_scope(tmp_path: Path) -> None:
                 == ["prefers dark mode"]
             assert [r.content for r in (await bob.query("prefers mode tabs")).results] \
                 == ["prefers light mode"]
-            assert [r.content for r in (await alice_agent.query("prefers")).results] \
+            assert sorted(r.content for r in (await alice_agent.query("prefers")).results) \
+                == ["prefers dark mode", "prefers tabs"]
+            assert [r.content for r in (await exact_agent.query("prefers")).results] \
                 == ["prefers tabs"]
+            assert (alice_agent.reads, exact_agent.reads) == ("view", "exact")
             record = replica.list(user_id="alice", agent_id="planner")[0]
             assert (record.app_id, record.versions[0].actor) == ("autogen", "planner")
+
+    run(main())
+
+
+def test_an_agent_scoped_memory_finds_the_user_level_fact_and_says_its_tier(
+        tmp_path: Path) -> None:
+    async def main() -> None:
+        with Replica.open(tmp_path / "r") as replica:
+            await memory(replica, user_id="alice").add(text("alice speaks French"))
+            replica.add("every reply is polite", app_id="autogen")
+            billing = memory(replica, user_id="alice", agent_id="billing", k=5)
+            results = (await billing.query("which language does alice speak")).results
+            tiers = {r.content: r.metadata["scope_tier"] for r in results}
+            assert tiers == {"alice speaks French": "user", "every reply is polite": "app"}
+            added, _ = await ask(billing, "which language does alice speak?")
+            assert "alice speaks French" in added
+
+    run(main())
+
+
+def test_on_equal_score_the_most_specific_tier_comes_first(tmp_path: Path) -> None:
+    async def main() -> None:
+        with Replica.open(tmp_path / "r") as replica:
+            replica.add("the invoice is due friday", app_id="autogen")
+            await memory(replica, user_id="alice").add(text("the invoice is due friday"))
+            billing = memory(replica, user_id="alice", agent_id="billing", k=5)
+            await billing.add(text("the invoice is due friday"))
+            results = (await billing.query("the invoice is due friday")).results
+            assert [r.metadata["scope_tier"] for r in results] == ["agent", "user", "app"]
+
+    run(main())
+
+
+def test_a_view_never_shows_a_memory_of_another_app_user_agent_or_run(
+        tmp_path: Path) -> None:
+    values = {"app_id": (None, "autogen", "crm"), "user_id": (None, "alice", "bob"),
+              "agent_id": (None, "billing", "support"), "run_id": (None, "r1")}
+    view = {"app_id": "autogen", "user_id": "alice", "agent_id": "billing", "run_id": None}
+
+    async def main() -> None:
+        with Replica.open(tmp_path / "r") as replica:
+            expected = set()
+            for scope in itertools.product(*values.values()):
+                fields = dict(zip(values, scope, strict=True))
+                if all(v is None for v in scope):
+                    continue
+                memory_id = replica.add(f"fact {sorted(fields.items())}", **fields)
+                if all(v is None or v == view[name] for name, v in fields.items()):
+                    expected.add(memory_id)
+            billing = memory(replica, k=100, **view)
+            results = (await billing.query("fact")).results
+            assert {r.metadata["id"] for r in results} == expected
+            assert len(expected) == 7
+
+    run(main())
+
+
+def test_clear_removes_the_own_scope_and_leaves_the_user_level_memories_it_reads(
+        tmp_path: Path) -> None:
+    async def main() -> None:
+        with Replica.open(tmp_path / "r") as replica:
+            await memory(replica, user_id="alice").add(text("alice speaks French"))
+            billing = memory(replica, user_id="alice", agent_id="billing", k=5)
+            await billing.add(text("alice pays by card"))
+            assert len((await billing.query("alice")).results) == 2
+            await billing.clear()
+            assert [r.content for r in (await billing.query("alice")).results] == [
+                "alice speaks French"]
+            assert [r.versions[0].text for r in replica.list(user_id="alice")] == [
+                "alice speaks French"]
+
+    run(main())
+
+
+def test_a_memory_without_scope_fields_reads_exactly(tmp_path: Path) -> None:
+    async def main() -> None:
+        with Replica.open(tmp_path / "r") as replica:
+            replica.add("an unscoped note")
+            replica.add("a note of the autogen app", app_id="autogen")
+            bare = memory(replica, app_id=None)
+            assert [r.content for r in (await bare.query("note", k=5)).results] == [
+                "an unscoped note"]
 
     run(main())
 
@@ -428,19 +518,24 @@ def test_dump_and_load_component_reopen_the_replica_with_scope_and_settings(
         with Replica.open(tmp_path / "r") as replica:
             mem = MemmeshMemory(replica, embedder=HashingEmbedderConfig(dimension=128),
                                 name="prefs", user_id="alice", agent_id="planner", k=4,
-                                score_threshold=0.1, tier="shared")
+                                score_threshold=0.1, tier="shared", reads="exact")
             await mem.add(text("alice prefers dark mode"))
             model = mem.dump_component()
+            default = MemmeshMemoryConfig.model_validate(
+                MemmeshMemory(replica, embedder=HashingEmbedder()).dump_component().config)
+            assert default.reads == "view"
         assert model.provider == "memmesh.integrations.autogen.MemmeshMemory"
         config = MemmeshMemoryConfig.model_validate(model.config)
         assert (config.path, config.name, config.user_id, config.agent_id, config.k,
-                config.score_threshold, config.tier, config.actor) == (
-            str(tmp_path / "r"), "prefs", "alice", "planner", 4, 0.1, "shared", "planner")
+                config.score_threshold, config.tier, config.actor, config.reads) == (
+            str(tmp_path / "r"), "prefs", "alice", "planner", 4, 0.1, "shared", "planner",
+            "exact")
         assert config.embedder == HashingEmbedderConfig(dimension=128)
 
         loaded = MemmeshMemory.load_component(model.model_dump(mode="json"))
         assert isinstance(loaded, MemmeshMemory)
-        assert (loaded.name, loaded.k, loaded.scope["user_id"]) == ("prefs", 4, "alice")
+        assert (loaded.name, loaded.k, loaded.scope["user_id"], loaded.reads) == (
+            "prefs", 4, "alice", "exact")
         assert [r.content for r in (await loaded.query("dark mode")).results] == [
             "alice prefers dark mode"]
         await loaded.close()
