@@ -20,6 +20,7 @@ from autogen_core.memory import MemoryContent, MemoryMimeType
 from autogen_core.models import LLMMessage
 
 from memmesh.crdt import MemmeshError
+from memmesh.integrations._records import plain
 
 __all__ = [
     "MARK",
@@ -94,14 +95,6 @@ def query_text(query: str | MemoryContent) -> str:
         f"query must be a str or a MemoryContent, not {type(query).__name__}")
 
 
-def _thaw(value: Any) -> Any:
-    """Stored plain data back to JSON-like Python (stored tuples become lists)."""
-    if isinstance(value, tuple | list):
-        return [_thaw(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items()}
-    return value
-
 
 def decode(text: str, metadata: Mapping[str, Any]) -> tuple[Any, MemoryMimeType,
                                                              dict[str, Any]]:
@@ -110,8 +103,8 @@ def decode(text: str, metadata: Mapping[str, Any]) -> tuple[Any, MemoryMimeType,
     a marked JSON text that does not parse (written by hand) reads as text/plain."""
     mark = metadata.get(MARK)
     if not isinstance(mark, Mapping):
-        return text, MemoryMimeType.TEXT, _thaw(metadata)
-    meta = _thaw(mark.get("metadata") or {})
+        return text, MemoryMimeType.TEXT, plain(metadata)
+    meta = plain(mark.get("metadata") or {})
     mime_value = mark.get("mime_type")
     if mime_value == MemoryMimeType.JSON.value:
         try:

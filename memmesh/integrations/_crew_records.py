@@ -20,6 +20,7 @@ import numpy as np
 from crewai.memory.types import MemoryRecord
 
 from memmesh.crdt import InvalidArgumentError, freeze
+from memmesh.integrations._records import plain
 from memmesh.storage import MemoryRecord as StoredRecord
 from memmesh.storage import Version
 
@@ -29,14 +30,6 @@ __all__ = ["MARK", "CrewEntry", "in_scope", "mark_of", "matches", "normalise_pre
 #: The metadata key under which a version keeps its crewai fields.
 MARK = "crewai"
 
-
-def _thaw(value: Any) -> Any:
-    """Stored plain data back to JSON-like Python (tuples become lists)."""
-    if isinstance(value, tuple | list):
-        return [_thaw(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items()}
-    return value
 
 
 def vector_of(embedding: list[float] | None) -> np.ndarray | None:
@@ -102,7 +95,7 @@ class CrewEntry:
         self.scope = _typed(mark.get("scope", "/"), str)
         categories = _typed(mark.get("categories", ()), tuple)
         self.categories: list[str] = [_typed(c, str) for c in categories]
-        self.metadata: dict[str, Any] = _thaw(_typed(mark.get("metadata", {}), dict))
+        self.metadata: dict[str, Any] = plain(_typed(mark.get("metadata", {}), dict))
         self.created_at = datetime.fromisoformat(_typed(mark["created_at"], str))
         self.last_accessed = datetime.fromisoformat(
             _typed(mark.get("last_accessed", mark["created_at"]), str))
@@ -135,7 +128,7 @@ class CrewEntry:
             seen = last_accessed
         return MemoryRecord(
             id=self.crew_id, content=self.content, scope=self.scope,
-            categories=list(self.categories), metadata=_thaw(self.metadata),
+            categories=list(self.categories), metadata=plain(self.metadata),
             importance=min(max(self.importance, 0.0), 1.0), created_at=self.created_at,
             last_accessed=seen,
             embedding=None if self.vector is None else [float(x) for x in self.vector],
