@@ -3,28 +3,14 @@ fresh replica, so the guide cannot drift from the code."""
 
 from __future__ import annotations
 
-import doctest
-import re
 from pathlib import Path
 
+from guide_doctests import run_guide_section
 from storage_helpers import ticking
 
 from memmesh.storage import Replica
 
-GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guide.md"
-SECTION = "## Subscriptions"
-
 
 def test_the_guides_subscriptions_section_runs_as_written(tmp_path: Path) -> None:
-    text = GUIDE.read_text()
-    start = text.index(SECTION)
-    end = text.index("\n## ", start + len(SECTION))
-    examples = "\n".join(re.findall(r"```pycon\n(.*?)```", text[start:end], re.S))
-    assert examples.count(">>>") >= 8
     with Replica.open(tmp_path / "r", replica_id="r", clock=ticking()) as replica:
-        test = doctest.DocTestParser().get_doctest(
-            examples, {"replica": replica}, SECTION, str(GUIDE), 0)
-        runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-        runner.run(test)
-        result = runner.summarize(verbose=False)
-    assert result.failed == 0 and result.attempted >= 8
+        run_guide_section("## Subscriptions", {"replica": replica}, at_least=8)
