@@ -44,7 +44,7 @@ test-crewai: $(CREWAI_STAMP)
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy --strict crdt storage merge gossip semantic
+	$(BIN)/mypy --strict crdt trust storage merge gossip semantic
 
 bench: install
 	$(BIN)/memmesh bench --quick

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: folder -> the layer its modules belong to (``memmesh.<layer>``)
 FOLDERS = {
     "crdt": "crdt",
+    "trust": "trust",
     "storage": "storage",
     "merge": "merge",
     "gossip/protocol": "gossip.protocol",
@@ -29,13 +30,15 @@ FOLDERS = {
 #: layer -> the layers it may import (besides itself)
 ALLOWED: dict[str, set[str]] = {
     "crdt": set(),
-    "storage": {"crdt"},
-    "merge": {"crdt", "storage"},
-    "gossip.protocol": {"crdt", "storage.wire"},
-    "gossip": {"crdt", "storage", "merge", "gossip.protocol"},
-    "semantic": {"crdt", "storage", "merge"},
-    "integrations": {"crdt", "storage", "merge", "gossip.protocol", "gossip", "semantic"},
-    "cli": {"crdt", "storage", "merge", "gossip.protocol", "gossip", "semantic",
+    "trust": {"crdt"},
+    "storage": {"crdt", "trust"},
+    "merge": {"crdt", "trust", "storage"},
+    "gossip.protocol": {"crdt", "trust", "storage.wire"},
+    "gossip": {"crdt", "trust", "storage", "merge", "gossip.protocol"},
+    "semantic": {"crdt", "trust", "storage", "merge"},
+    "integrations": {"crdt", "trust", "storage", "merge", "gossip.protocol", "gossip",
+                     "semantic"},
+    "cli": {"crdt", "trust", "storage", "merge", "gossip.protocol", "gossip", "semantic",
             "integrations", "simulations", "benchmarks", "cli"},
 }
 
@@ -65,7 +68,7 @@ def _target_layer(module: str) -> str | None:
         return "gossip.protocol"
     if rest[:2] == ["storage", "wire"]:
         return "storage.wire"
-    if rest[0] in {"crdt", "storage", "merge", "gossip", "semantic", "integrations",
+    if rest[0] in {"crdt", "trust", "storage", "merge", "gossip", "semantic", "integrations",
                    "simulations", "benchmarks"}:
         return rest[0]
     return "cli"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-MAPPED = ("crdt", "storage", "merge", "gossip/protocol", "gossip", "semantic",
+MAPPED = ("crdt", "trust", "storage", "merge", "gossip/protocol", "gossip", "semantic",
           "memmesh/integrations", "memmesh")
 
 
