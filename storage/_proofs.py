@@ -19,20 +19,22 @@ remove, a forget) can still be checked. Layout: docs/internals.md, "Signed write
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from hashlib import blake2b
 from typing import Any, NamedTuple
 
-from memmesh.crdt import DecodeError, Dot, pack_canonical, packb, unpackb
+from memmesh.crdt import DecodeError, pack_canonical, packb, unpackb
 from memmesh.crdt.keystate import KIND_SET, Header, KeyState, VersionData
 from memmesh.crdt.keystate import _header_order as header_order
+
+from .wire import MAX_CRED_LEN, MAX_CREDS, MAX_PROOF_LEN, MAX_PROOFS
 
 __all__ = [
     "CHUNK",
     "CRED_ID_LEN",
     "DIGEST_LEN",
-    "MAX_CRED_LEN",
     "MAX_CREDS",
+    "MAX_CRED_LEN",
     "MAX_PATH",
     "MAX_PROOFS",
     "MAX_PROOF_LEN",
@@ -42,7 +44,6 @@ __all__ = [
     "Proof",
     "build_tree",
     "climb",
-    "dot_contents",
     "event_content",
     "header_digest",
     "leaf_hash",
@@ -64,11 +65,7 @@ SIG_LEN = 64
 #: Longest sibling path a proof may carry (trees of up to 256 leaves).
 MAX_PATH = 8
 _FIXED = CRED_ID_LEN + SIG_LEN + 1 + 8 + DIGEST_LEN + 1
-MAX_PROOF_LEN = _FIXED + MAX_PATH * DIGEST_LEN
-#: Most proofs one shipped state may carry, and most credentials one payload may.
-MAX_PROOFS = 4096
-MAX_CREDS = 1024
-MAX_CRED_LEN = 4096
+assert MAX_PROOF_LEN == _FIXED + MAX_PATH * DIGEST_LEN  # the wire's bound is this layout's
 #: Ops beyond the timeline's (``keystate.EVENT_OPS``: 0..5) for set events.
 OP_SET_ADD, OP_SET_REMOVE = 6, 7
 
@@ -133,16 +130,20 @@ def build_tree(leaves: Sequence[bytes]) -> tuple[bytes, list[tuple[bytes, ...]]]
     return level[0], [tuple(p) for p in paths]
 
 
-def climb(leaf: bytes, index: int, path: Sequence[bytes], known: set[bytes]) -> bytes | None:
-    """Hash ``leaf`` up its path; the root, or None as soon as a node in ``known`` (nodes
-    already proven to lie under a verified root of the same credential) is reached."""
+def climb(leaf: bytes, index: int, path: Sequence[bytes], known: set[bytes]
+          ) -> tuple[list[bytes], bool]:
+    """Hash ``leaf`` up its path: the nodes from the leaf to the root, and False; or the
+    nodes up to the first one in ``known`` (nodes already proven to lie under a verified
+    root of the same credential), and True."""
     node = leaf
+    nodes = [node]
     for sibling in path:
         if node in known:
-            return None
+            return nodes, True
         node = _node(sibling, node) if index & 1 else _node(node, sibling)
+        nodes.append(node)
         index >>= 1
-    return node
+    return nodes, node in known
 
 
 class Proof(NamedTuple):
@@ -154,7 +155,7 @@ class Proof(NamedTuple):
     op: int
     wall_ms: int
     content: bytes
-    index: int
+    leaf: int
     path: tuple[bytes, ...]
 
 
@@ -162,7 +163,7 @@ def pack_proof(proof: Proof) -> bytes:
     """``cred id (16) | signature (64) | op (1) | wall_ms (8) | content (16) | index (1)
     | path (16 each, at most 8)``."""
     return b"".join((proof.credential_id, proof.signature, bytes((proof.op,)),
-                     proof.wall_ms.to_bytes(8, "big"), proof.content, bytes((proof.index,)),
+                     proof.wall_ms.to_bytes(8, "big"), proof.content, bytes((proof.leaf,)),
                      *proof.path))
 
 
@@ -197,37 +198,17 @@ def needed(state: KeyState) -> set[tuple[str, int]]:
     return out
 
 
-def dot_contents(state: KeyState) -> Iterator[tuple[Dot, int, int, bytes]]:
-    """``(dot, op, wall_ms, content digest)`` of every dot whose content ``state`` holds
-    (a dot held as a body version and as its event may come twice, with equal data for
-    an honest writer)."""
-    if state.header.kind == KIND_SET:
-        for element, dots in state.body.items():
-            content = set_content(element)
-            for dot in dots:
-                yield dot, OP_SET_ADD, -1, content
-        return
-    done: dict[int, bytes] = {}
-    for dot, v in state.body.items():
-        content = done[id(v)] = event_content(v.op, v.actor, v.role, v.wall_ms, v.logical, v)
-        yield dot, v.op, v.wall_ms, content
-    for dot, e in state.events.items():
-        version = e.version
-        content = done.get(id(version), b"") if version is not None else b""
-        if not content:
-            content = event_content(e.op, e.actor, e.role, e.wall_ms, e.logical, version)
-        yield dot, e.op, e.wall_ms, content
-
-
 # ------------------------------------------------------------------- stored rows
 
 
 def pack_row(proofs: Mapping[tuple[str, int], bytes]) -> bytes:
     """A key's proof row: its proofs by dot, sorted."""
-    return pack_canonical(tuple((o, c, p) for (o, c), p in sorted(proofs.items())))
+    row: bytes = pack_canonical(tuple((o, c, p) for (o, c), p in sorted(proofs.items())))
+    return row
 
 
 def unpack_row(raw: bytes | None) -> dict[tuple[str, int], bytes]:
     if not raw:
         return {}
-    return {(o, c): p for o, c, p in unpackb(raw)}
+    rows: Any = unpackb(raw)
+    return {(o, c): p for o, c, p in rows}

@@ -12,15 +12,14 @@ name live in ``cred`` (id -> credential bytes), so a replica can relay them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Protocol
-
 from memmesh.crdt import Dot
 from memmesh.crdt.keystate import Header
+from memmesh.trust import MemberIdentity, PermissionDeniedError, TrustStore
 
 from . import _digest as digest
 from ._env import Txn
 from ._keycodec import decode
+from ._proofrows import store_proofs
 from ._proofs import (
     CHUNK,
     Proof,
@@ -29,50 +28,53 @@ from ._proofs import (
     leaf_hash,
     needed,
     pack_proof,
-    pack_row,
     root_message,
     unpack_row,
 )
 
-__all__ = ["Signer", "Signing", "store_proofs"]
+__all__ = ["Signing"]
 
 _LEAVES = "signing.leaves"
 
 
-class Signer(Protocol):
-    """What signs this replica's writes (a member identity)."""
-
-    @property
-    def credential_id(self) -> bytes: ...
-
-    @property
-    def credential_bytes(self) -> bytes: ...
-
-    def sign(self, message: bytes) -> bytes: ...
-
-
-def store_proofs(txn: Txn, skey: bytes, proofs: Mapping[tuple[str, int], bytes],
-                 keep: set[tuple[str, int]] | None) -> None:
-    """Write a key's proof row: ``proofs`` restricted to ``keep`` (None: all of them);
-    the row is deleted when nothing is left."""
-    rows = proofs if keep is None else {d: p for d, p in proofs.items() if d in keep}
-    if rows:
-        txn.put("proof", skey, pack_row(rows))
-    else:
-        txn.delete("proof", skey)
+def _only(names: frozenset[str] | None) -> str | None:
+    return next(iter(names)) if names is not None and len(names) == 1 else None
 
 
 class Signing:
-    """Notes the leaves of local writes and signs them at commit (see module doc)."""
+    """A member's local side of signed writes: the write check of its own credential,
+    the actor and role defaults, and the leaves signed at commit (see module doc)."""
 
-    def __init__(self, signer: Signer) -> None:
-        self.signer = signer
-        self.credential_id = signer.credential_id
+    def __init__(self, identity: MemberIdentity, trust: TrustStore) -> None:
+        self.identity = identity
+        self.trust = trust
+        credential = trust.admit(identity.credential)
+        self.credential_id = credential.id
+        self.replica_id = credential.replica_id
+        self._actor, self._role = _only(credential.actors), _only(credential.roles)
 
     def save_credential(self, txn: Txn) -> None:
         """Keep this member's own credential among the relayable ones."""
         if txn.get("cred", self.credential_id) is None:
-            txn.put("cred", self.credential_id, self.signer.credential_bytes)
+            txn.put("cred", self.credential_id, self.identity.credential.to_bytes())
+
+    def defaults(self, actor: str | None, role: str | None) -> tuple[str | None, str | None]:
+        """The actor and role a write claims: the caller's, else the credential's when it
+        names exactly one."""
+        return (self._actor if actor is None else actor,
+                self._role if role is None else role)
+
+    def authorize(self, scope: tuple[str | None, str | None, str | None, str | None],
+                  role: str | None, actor: str | None, stamp_ms: int) -> None:
+        """Raise :class:`PermissionDeniedError` unless this member's credential allows a
+        write on ``scope`` (app, user, agent, run) claiming ``role`` and ``actor`` at
+        ``stamp_ms`` (the rule every receiver applies: ``TrustStore.check_write``)."""
+        app, user, agent, run = scope
+        why = self.trust.check_write(self.credential_id, replica_id=self.replica_id,
+                                     app_id=app, user_id=user, agent_id=agent, run_id=run,
+                                     role=role, actor=actor, stamp_ms=stamp_ms)
+        if why is not None:
+            raise PermissionDeniedError(f"this member may not write here: {why}")
 
     def note(self, txn: Txn, header: Header, dot: Dot, op: int, wall_ms: int,
              content: bytes) -> None:
@@ -86,12 +88,13 @@ class Signing:
 
     def _commit(self, txn: Txn) -> None:
         leaves: list[tuple[str, Dot, int, int, bytes, bytes]] = txn.scratch.pop(_LEAVES)
+        self.save_credential(txn)
         cid = self.credential_id
         minted: dict[str, dict[tuple[str, int], bytes]] = {}
         for start in range(0, len(leaves), CHUNK):
             chunk = leaves[start:start + CHUNK]
             root, paths = build_tree([leaf[-1] for leaf in chunk])
-            signature = self.signer.sign(root_message(cid, root))
+            signature = self.identity.sign(root_message(cid, root))
             for index, ((key, dot, op, wall, content, _), path) in enumerate(zip(chunk, paths,
                                                                                  strict=True)):
                 proof = Proof(cid, signature, op, wall, content, index, path)
@@ -102,6 +105,7 @@ class Signing:
             if raw is None:  # removed again in the same transaction
                 txn.delete("proof", skey)
                 continue
-            rows = unpack_row(txn.get("proof", skey))
+            old_row = txn.get("proof", skey)
+            rows = unpack_row(old_row)
             rows.update(proofs)
-            store_proofs(txn, skey, rows, needed(decode(raw, check_canonical=False)))
+            store_proofs(txn, skey, rows, needed(decode(raw, check_canonical=False)), old_row)
