@@ -2,7 +2,7 @@
 the proof bytes that travel beside a key state.
 
 A proof speaks for one dot of one key. Its *leaf* hashes the key's header (every field,
-``keystate._header_order``'s bytes), the dot (origin, counter), what the dot did (``op``:
+``keystate.header_order``), the dot (origin, counter), what the dot did (``op``:
 an event op of the timeline, or :data:`OP_SET_ADD` / :data:`OP_SET_REMOVE`), its wall
 time and a *content digest* of what it wrote: for a memory event or version ``(op,
 actor, role, wall_ms, logical, version or None)`` (the same for a version in the body
@@ -24,8 +24,7 @@ from hashlib import blake2b
 from typing import Any, NamedTuple
 
 from memmesh.crdt import DecodeError, pack_canonical, packb, unpackb
-from memmesh.crdt.keystate import KIND_SET, Header, KeyState, VersionData
-from memmesh.crdt.keystate import _header_order as header_order
+from memmesh.crdt.keystate import KIND_SET, Header, KeyState, VersionData, header_order
 
 from .wire import MAX_CRED_LEN, MAX_CREDS, MAX_PROOF_LEN, MAX_PROOFS
 
