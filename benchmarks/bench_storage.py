@@ -117,10 +117,12 @@ def metadata_for(i: int) -> dict[str, Any]:
 
 
 def build_source(path: Path, n: int, *, metadata: bool = False,
-                 history_limit: int = DEFAULT_KEEP) -> tuple[Replica, list[str]]:
+                 history_limit: int = DEFAULT_KEEP, **options: Any
+                 ) -> tuple[Replica, list[str]]:
     """A write-behind replica holding ``n`` memories (``text_for``; 997 users; 8 actors;
-    ``metadata_for`` too if ``metadata``) and their ids in creation order."""
-    replica = Replica.open(path, durable=False, history_limit=history_limit)
+    ``metadata_for`` too if ``metadata``) and their ids in creation order; ``options``
+    go to ``Replica.open`` (e.g. an ``identity`` that signs them)."""
+    replica = Replica.open(path, durable=False, history_limit=history_limit, **options)
     ids: list[str] = []
     chunk = 5000
     for start in range(0, n, chunk):

@@ -66,6 +66,7 @@ __all__ = [
     "compact",
     "create",
     "forget",
+    "header_order",
     "join",
     "join_events",
     "mark",
@@ -197,6 +198,10 @@ def _header_order(header: Header) -> bytes:
                   header.run_id, header.policy, header.tier, header.priority,
                   None if created is None else
                   (created.wall_ms, created.logical, created.replica), header.expires_at))
+
+
+#: The bytes of every field of a header (what signed writes sign: storage/_proofs.py).
+header_order = _header_order
 
 
 def join(a: KeyState, b: KeyState) -> KeyState:

@@ -36,6 +36,8 @@ DB_NAMES: tuple[str, ...] = (
     "history",  # key + 0x00 + seq(8) -> event
     "journal",  # seq(8) -> change
     "aux",  # namespace + 0x00 + key -> value (never replicated)
+    "proof",  # bucket(1) + key -> the proofs of the key's dots (signed writes)
+    "cred",  # credential id(16) -> credential bytes (the origins of stored proofs)
 )
 
 DEFAULT_MAP_SIZE = 64 * 1024 * 1024

@@ -48,6 +48,8 @@ class Incoming:
     refused: list[Refusal] = field(default_factory=list)
     caps: dict[str, int] = field(default_factory=dict)  # origin -> highest claim allowed
     blind: bool = False  # a state could not be decoded: accept no claims at all
+    proofs: dict[str, tuple[tuple[str, int, bytes], ...]] = field(default_factory=dict)
+    creds: tuple[bytes, ...] = ()  # credentials the proofs name (signed writes)
 
     def refuse(self, refusal: Refusal, ctx: Mapping[str, int]) -> None:
         self.refused.append(refusal)
@@ -68,10 +70,12 @@ def read_changes(data: bytes, *, wall: int, max_drift_ms: int) -> Incoming:
     """Validate a changes payload: the envelope raises :class:`DecodeError`; each key
     state is accepted or refused on its own (see module doc)."""
     envelope = parse_changes(data)
-    out = Incoming(envelope.rid, envelope.scope, envelope.through, [], None, envelope.hashes)
+    out = Incoming(envelope.rid, envelope.scope, envelope.through, [], None, envelope.hashes,
+                   creds=envelope.creds)
     decoded: list[tuple[bytes, KeyState]] = []
     count: dict[str, int] = {}
-    for raw in envelope.states:
+    proofs = envelope.proofs
+    for i, raw in enumerate(envelope.states):
         try:
             state = decode(raw)
         except DecodeError as exc:
@@ -80,6 +84,8 @@ def read_changes(data: bytes, *, wall: int, max_drift_ms: int) -> Incoming:
             continue
         decoded.append((raw, state))
         count[state.header.key] = count.get(state.header.key, 0) + 1
+        if proofs and proofs[i]:
+            out.proofs[state.header.key] = proofs[i]
     limit = wall + max_drift_ms
     newest: tuple[int, int, str] | None = None
     reported: set[str] = set()

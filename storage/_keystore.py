@@ -91,6 +91,7 @@ def store_new(txn: Txn, items: list[NewKey], *, local: bool, sync: str | None = 
 def remove(txn: Txn, key: str, skey: bytes, old_raw: bytes, old: KeyState) -> None:
     """Drop a key entirely (TTL collection): state (with its timeline), digest, indexes."""
     txn.delete("state", skey)
+    txn.delete("proof", skey)
     digest.note_change(txn, skey, old_raw if old.header.shareable else None, None)
     update_indexes(txn, key, old, None)
     journal.append(txn, key, local=True, priority=old.header.priority, removed=old.header)

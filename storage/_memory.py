@@ -41,7 +41,9 @@ from ._errors import UnknownMemoryError
 from ._journal import check_sync
 from ._keycodec import encode
 from ._keystore import collect_expired, load, store, store_new
+from ._proofs import OP_SET_ADD, OP_SET_REMOVE, event_content, set_content
 from ._records import Version
+from ._signing import Signing
 from ._stamps import Stamps
 
 __all__ = ["Memory", "check_keep", "check_scope", "new_memory_id", "to_version"]
@@ -140,11 +142,47 @@ class Memory:
     """Local writes of memories and sets, and TTL collection."""
 
     def __init__(self, env: Env, stamps: Stamps, new_id: Callable[[], str],
-                 keep: int = DEFAULT_KEEP) -> None:
+                 keep: int = DEFAULT_KEEP, signing: Signing | None = None) -> None:
         self._env = env
         self._stamps = stamps
         self._new_id = new_id
         self._keep = check_keep(keep)
+        self._signing = signing
+
+    # -- signed writes (only with an identity: see _signing.py) ---------------------
+
+    def _who(self, actor: str | None, role: str | None) -> tuple[str | None, str | None]:
+        """``actor`` and ``role``, defaulted from the credential when it names one."""
+        if self._signing is None:
+            return actor, role
+        return self._signing.defaults(actor, role)
+
+    def _authorize(self, header: Header | dict[str, str | None], role: str | None,
+                   actor: str | None, wall_ms: int) -> None:
+        """Raise ``PermissionDeniedError`` unless this member may write there."""
+        if self._signing is not None:
+            if isinstance(header, Header):
+                scope = (header.app_id, header.user_id, header.agent_id, header.run_id)
+            else:
+                scope = (header["app_id"], header["user_id"], header["agent_id"],
+                         header["run_id"])
+            self._signing.authorize(scope, role, actor, wall_ms)
+
+    def _sign_version(self, txn: Txn, header: Header, dot: Dot, v: VersionData) -> None:
+        if self._signing is not None:
+            self._signing.note(txn, header, dot, v.op, v.wall_ms, event_content(
+                v.op, v.actor, v.role, v.wall_ms, v.logical, v))
+
+    def _sign_mark(self, txn: Txn, header: Header, dot: Dot, op: int, actor: str | None,
+                   role: str | None, ts: Timestamp) -> None:
+        if self._signing is not None:
+            self._signing.note(txn, header, dot, op, ts.wall_ms, event_content(
+                op, actor, role, ts.wall_ms, ts.logical, None))
+
+    def _sign_set(self, txn: Txn, header: Header, dot: Dot, op: int, ts: Timestamp,
+                  element: Any) -> None:
+        if self._signing is not None:
+            self._signing.note(txn, header, dot, op, ts.wall_ms, set_content(element))
 
     def collect_expired(self, now_ms: int | None = None, *, limit: int = 10_000) -> int:
         """Remove memories whose TTL has passed (state, indexes, history); how many.
@@ -179,6 +217,7 @@ class Memory:
         else push for a priority memory, else the node's default (docs/guide.md).
         """
         check_sync(sync)
+        actor, role = self._who(actor, role)
         _check_str(text, "text", optional=False, limit=MAX_TEXT)
         scope = check_scope({"app_id": app_id, "user_id": user_id, "agent_id": agent_id,
                              "run_id": run_id})
@@ -210,6 +249,7 @@ class Memory:
             # a custom id_factory is checked, since _store_new would overwrite blindly
             if self._new_id is not new_memory_id and txn.get("state", skey) is not None:
                 raise InvalidArgumentError(f"id_factory returned {memory_id!r}, already used")
+            self._authorize(scope, role, actor, wall)
             ts = self._stamps.now(txn, wall)
             expires = None if ttl is None else ts.wall_ms + max(1, int(ttl * 1000))
             header = Header(memory_id, KIND_MEMORY, scope["app_id"], scope["user_id"],
@@ -219,6 +259,7 @@ class Memory:
             version = make_version(text, actor, role, ts, conf, meta, "ADD",
                                    importance=weight)
             new = ks.create(header, dot, version, keep=self._keep, detail=why)
+            self._sign_version(txn, header, dot, version)
             store_new(txn, [(memory_id, skey, encode(new), new)], local=True,
                       sync=sync)
             return memory_id
@@ -251,6 +292,7 @@ class Memory:
         ``sync`` as for :meth:`add`.
         """
         check_sync(sync)
+        actor, role = self._who(actor, role)
         _check_str(memory_id, "memory_id", optional=False)
         _check_str(text, "text", optional=False, limit=MAX_TEXT)
         _check_str(actor, "actor")
@@ -269,16 +311,19 @@ class Memory:
             new_meta = newest.metadata if meta is None else meta
             new_role = newest.role if role is None else role
             new_weight = newest.importance if weight is None else weight
+            self._authorize(old.header, new_role, actor, wall)
             ts = self._stamps.now(txn, wall)
             dot = self._stamps.mint(txn, old.ctx)
             if len(standing) == 1 and (text, actor, new_role, new_conf, new_weight) == \
                     (newest.text, newest.actor, newest.role, newest.confidence,
                      newest.importance) and new_meta == newest.metadata:
                 new = ks.noop(old, dot, ks.mark(OP_NOOP, actor, role, ts, why))
+                self._sign_mark(txn, old.header, dot, OP_NOOP, actor, role, ts)
             else:
                 version = make_version(text, actor, new_role, ts, new_conf, new_meta, "UPDATE",
                                        importance=new_weight)
                 new = ks.write(old, dot, version, why)
+                self._sign_version(txn, old.header, dot, version)
             store(txn, memory_id, skey, raw, old, new, local=True, sync=sync)
 
         self._env.write(write)
@@ -291,6 +336,7 @@ class Memory:
         The event (``actor``, ``role``, ``detail``: plain data, why, the absorbed
         text...) is replicated with the memory's timeline and purged by :meth:`forget`.
         """
+        actor, role = self._who(actor, role)
         _check_str(memory_id, "memory_id", optional=False)
         _check_str(actor, "actor")
         _check_str(role, "role")
@@ -299,9 +345,11 @@ class Memory:
 
         def write(txn: Txn) -> None:
             skey, raw, old = self._live_memory(txn, memory_id)
+            self._authorize(old.header, role, actor, wall)
             ts = self._stamps.now(txn, wall)
             dot = self._stamps.mint(txn, old.ctx)
             new = ks.noop(old, dot, ks.mark(OP_NOOP, actor, role, ts, extra))
+            self._sign_mark(txn, old.header, dot, OP_NOOP, actor, role, ts)
             store(txn, memory_id, skey, raw, old, new, local=True)
 
         self._env.write(write)
@@ -316,6 +364,7 @@ class Memory:
         for :meth:`record_noop`), replicated with the timeline. ``sync`` as for :meth:`add`.
         """
         check_sync(sync)
+        actor, role = self._who(actor, role)
         _check_str(memory_id, "memory_id", optional=False)
         _check_str(actor, "actor")
         _check_str(role, "role")
@@ -327,13 +376,16 @@ class Memory:
                 skey, raw, old = self._live_memory(txn, memory_id)
             except UnknownMemoryError:
                 return False
+            self._authorize(old.header, role, actor, wall)
             ts = self._stamps.now(txn, wall)
             dot = self._stamps.mint(txn, old.ctx)
             if old.header.policy == "mv":
                 new = ks.clear(old, dot, ks.mark(OP_DELETE, actor, role, ts, why))
+                self._sign_mark(txn, old.header, dot, OP_DELETE, actor, role, ts)
             else:
                 version = make_version(None, actor, role, ts, 1.0, {}, "DELETE")
                 new = ks.write(old, dot, version, why)
+                self._sign_version(txn, old.header, dot, version)
             store(txn, memory_id, skey, raw, old, new, local=True, sync=sync)
             return True
 
@@ -347,6 +399,7 @@ class Memory:
 
         False if the key is unknown here or already forgotten.
         """
+        actor, role = self._who(actor, role)
         _check_str(memory_id, "memory_id", optional=False)
         _check_str(actor, "actor")
         _check_str(role, "role")
@@ -356,9 +409,11 @@ class Memory:
             skey, raw, old = load(txn, memory_id)
             if old is None or old.forgotten:
                 return False
+            self._authorize(old.header, role, actor, wall)
             ts = self._stamps.now(txn, wall)
             dot = self._stamps.mint(txn, old.ctx)
             new = ks.forget(old, dot, ks.mark(OP_FORGET, actor, role, ts))
+            self._sign_mark(txn, old.header, dot, OP_FORGET, actor, role, ts)
             store(txn, memory_id, skey, raw, old, new, local=True)
             return True
 
@@ -373,6 +428,7 @@ class Memory:
         resolution by it in a later conflict); its importance is the greatest of its
         inputs'. ``sync`` as for :meth:`add`."""
         check_sync(sync)
+        actor, role = self._who(actor, role)
         _check_str(text, "text", optional=False, limit=MAX_TEXT)
         _check_str(resolver, "resolver", optional=False)
         _check_str(actor, "actor")
@@ -390,11 +446,13 @@ class Memory:
                 [v for _, v in old.standing()]
             new_conf = max(v.confidence for v in standing) if conf is None else conf
             weights = [v.importance for v in standing if v.importance is not None]
+            self._authorize(old.header, role, actor, wall)
             ts = self._stamps.now(txn, wall)
             version = make_version(text, actor, role, ts, new_conf, meta or {}, "RESOLVE",
                                    resolver, tuple(inputs), max(weights, default=None))
             dot = self._stamps.mint(txn, old.ctx)
             new = ks.write(old, dot, version)
+            self._sign_version(txn, old.header, dot, version)
             store(txn, memory_id, skey, raw, old, new, local=True, sync=sync)
             return to_version(dot, version)
 
@@ -427,8 +485,11 @@ class Memory:
                 raise InvalidArgumentError(f"{key!r} is a memory, not a set")
             elif old.forgotten:
                 raise UnknownMemoryError(f"set {key!r} was forgotten")
-            self._stamps.now(txn, wall)
-            new = ks.set_add(old, element, self._stamps.mint(txn, old.ctx))
+            self._authorize(old.header, None, None, wall)
+            ts = self._stamps.now(txn, wall)
+            dot = self._stamps.mint(txn, old.ctx)
+            new = ks.set_add(old, element, dot)
+            self._sign_set(txn, old.header, dot, OP_SET_ADD, ts, element)
             store(txn, key, skey, raw, None if raw is None else old, new, local=True)
 
         self._env.write(write)
@@ -448,8 +509,11 @@ class Memory:
                 present = False
             if not present:
                 return False
-            self._stamps.now(txn, wall)
-            new = ks.set_remove(old, element, self._stamps.mint(txn, old.ctx))
+            self._authorize(old.header, None, None, wall)
+            ts = self._stamps.now(txn, wall)
+            dot = self._stamps.mint(txn, old.ctx)
+            new = ks.set_remove(old, element, dot)
+            self._sign_set(txn, old.header, dot, OP_SET_REMOVE, ts, element)
             store(txn, key, skey, raw, old, new, local=True)
             return True
 

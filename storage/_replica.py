@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from memmesh.crdt import ORIGIN_SEP, Dot, InvalidArgumentError, Timestamp, check_replica
 from memmesh.crdt.keystate import DEFAULT_KEEP
+from memmesh.trust import MemberIdentity, TrustStore
 
 from . import _layout as layout
 from ._aux import Aux
@@ -34,6 +35,7 @@ from ._memory import Memory, check_keep, new_memory_id
 from ._reads import AsOfView, Reads, scope_filters
 from ._records import ApplyResult, ChangeBatch, Event, MemoryRecord, Version
 from ._signal import CommitSignal
+from ._signing import Signing
 from ._stamps import Stamps
 from ._sync import Sync
 from ._view import ScopedView
@@ -71,16 +73,23 @@ class Replica:
     def __init__(self, env: Env, replica_id: str, *, clock: Callable[[], int],
                  max_drift_ms: int, id_factory: Callable[[], str] | None = None,
                  incarnation_factory: Callable[[], str] | None = None,
-                 history_limit: int = DEFAULT_KEEP) -> None:
+                 history_limit: int = DEFAULT_KEEP, identity: MemberIdentity | None = None,
+                 trust: TrustStore | None = None) -> None:
         self.replica_id = replica_id
+        if identity is not None and trust is None:
+            trust = TrustStore(identity.authority)
+        self.identity = identity
+        self.trust = trust
+        signing = None if identity is None or trust is None else Signing(identity, trust)
         self.max_drift_ms = max_drift_ms
         self._env = env
         self._stamps = Stamps(replica_id, clock=clock, max_drift_ms=max_drift_ms,
                               incarnation_factory=incarnation_factory or new_incarnation)
-        self._memory = Memory(env, self._stamps, id_factory or new_memory_id, history_limit)
+        self._memory = Memory(env, self._stamps, id_factory or new_memory_id, history_limit,
+                              signing)
         self._reads = Reads(env, clock)
         self._conflicts = Conflicts(env, clock)
-        self._sync = Sync(env, self._stamps, self._memory.collect_expired)
+        self._sync = Sync(env, self._stamps, self._memory.collect_expired, trust)
         self._journal = Journal(env)
         self._aux = Aux(env)
         self._signal = CommitSignal()  # wakes watchers after each commit (see watch)
@@ -92,7 +101,8 @@ class Replica:
              clock: Callable[[], int] | None = None, map_size: int = DEFAULT_MAP_SIZE,
              id_factory: Callable[[], str] | None = None,
              incarnation_factory: Callable[[], str] | None = None,
-             history_limit: int = DEFAULT_KEEP, **options: Any) -> Replica:
+             history_limit: int = DEFAULT_KEEP, identity: MemberIdentity | None = None,
+             trust: TrustStore | None = None, **options: Any) -> Replica:
         """Open (creating if needed) the replica stored at directory ``path``.
 
         The replica id is created once (random, 16 hex digits) and persisted; passing
@@ -116,9 +126,29 @@ class Replica:
         ``history_limit=0`` keeps only the events of the standing versions (no ADD once
         superseded, no NOOP, DELETE or superseded update): the smallest sync payload,
         no past for ``history``/``as_of``.
+
+        ``identity`` (a :class:`memmesh.trust.MemberIdentity`) signs every local write
+        (one Ed25519 signature per commit chunk) and refuses local writes outside its
+        credential's write grant, roles and actors (``PermissionDeniedError``; a write
+        that names no actor or role claims the credential's when it names exactly
+        one). The replica id must be the credential's (a fresh directory takes it;
+        another stored id raises ``ReplicaIdMismatchError``). ``trust`` (default with
+        an identity: ``TrustStore(identity.authority)``) makes ``sync_apply`` check
+        every received write's proof and its origin's grants (docs/internals.md,
+        "Signed writes"); keys that fail are refused one by one.
         """
         if options:
             raise InvalidArgumentError(f"unknown options {sorted(options)}")
+        if identity is not None and not isinstance(identity, MemberIdentity):
+            raise InvalidArgumentError("identity must be a MemberIdentity or None")
+        if trust is not None and not isinstance(trust, TrustStore):
+            raise InvalidArgumentError("trust must be a TrustStore or None")
+        if identity is not None:
+            if replica_id is not None and replica_id != identity.replica_id:
+                raise ReplicaIdMismatchError(
+                    f"replica_id {replica_id!r} is not the identity's"
+                    f" {identity.replica_id!r}")
+            replica_id = identity.replica_id
         if replica_id is not None:
             check_replica(replica_id)
             if "\x00" in replica_id or ORIGIN_SEP in replica_id \
@@ -157,7 +187,7 @@ class Replica:
                     f" {ORIGIN_SEP!r}: it cannot name dot origins unambiguously")
             replica = cls(env, rid, clock=clock or _wall_ms, max_drift_ms=max_drift_ms,
                           id_factory=id_factory, incarnation_factory=incarnation_factory,
-                          history_limit=history_limit)
+                          history_limit=history_limit, identity=identity, trust=trust)
             if layout.upgrade(env):
                 log.warning("replica %s: indexes rebuilt for storage layout %d", rid,
                             layout.LAYOUT)

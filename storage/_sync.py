@@ -20,6 +20,7 @@ from dataclasses import replace
 
 from memmesh.crdt import DecodeError, InvalidArgumentError
 from memmesh.crdt.keystate import join, unseen_by
+from memmesh.trust import TrustStore
 
 from . import _digest as stored_digest
 from ._env import Env, Txn
@@ -29,6 +30,7 @@ from ._incoming import cap, read_changes
 from ._indexes import latest_counter, origin_entries, origins, unstorable
 from ._keycodec import decode, encode
 from ._keystore import NewKey, store, store_new
+from ._proofrows import Intake, Outbox
 from ._records import ApplyResult, Refusal
 from ._repair import bucket_listing, differing, scope_sums, wanted
 from ._stamps import Stamps
@@ -54,14 +56,18 @@ log = logging.getLogger(__name__)
 _STATE_OVERHEAD = 5  # msgpack bin header of one shipped state, at most
 _HASH_OVERHEAD = 14  # msgpack of one (key, 8-byte hash) pair beyond the key's bytes
 _HASHES_OVERHEAD = 16  # the "hashes" field name and its array header
+_PROOF_OVERHEAD = 16  # msgpack of one (origin, counter, proof) beyond the origin and proof
 
 
 class Sync:
     """The sync primitives of a replica. ``collect`` removes expired memories: a
     summary and a digest describe the state after collection."""
 
-    def __init__(self, env: Env, stamps: Stamps, collect: Callable[[], int]) -> None:
+    def __init__(self, env: Env, stamps: Stamps, collect: Callable[[], int],
+                 trust: TrustStore | None = None) -> None:
         self._env = env
+        self._trust = trust
+        self._refusals: dict[tuple[str, str], int] = {}  # (origin, reason) -> count
         self._stamps = stamps
         self._collect = collect
         self.replica_id = stamps.replica_id
@@ -148,6 +154,8 @@ class Sync:
             base = len(Changes(self.replica_id, peer, (), dict.fromkeys(
                 claimable, (MAX_COUNTER, MAX_COUNTER))).pack()) + 5
             shipped: list[bytes] = []
+            proofs: list[tuple[tuple[str, int, bytes], ...]] = []
+            outbox = Outbox(txn)
             seen: set[bytes] = set()
             size = base
             full = False
@@ -160,7 +168,8 @@ class Sync:
                 nonlocal size, full
                 if key in seen:
                     return True
-                raw = txn.get("state", stored_digest.state_key(key.decode()))
+                skey = stored_digest.state_key(key.decode())
+                raw = txn.get("state", skey)
                 if raw is None:
                     seen.add(key)
                     return True
@@ -170,16 +179,20 @@ class Sync:
                         or (h.expires_at is not None and h.expires_at <= now):
                     seen.add(key)
                     return True
+                delta = state
                 if state.events and not whole:
                     delta = unseen_by(state, peer_wm)
                     if delta is not state:
                         raw = encode(delta)
-                cost = len(raw) + _STATE_OVERHEAD
+                signed = outbox.proofs(skey, delta)
+                cost = len(raw) + _STATE_OVERHEAD + sum(len(p) + _PROOF_OVERHEAD + len(o)
+                                                        for o, _, p in signed)
                 if max_bytes is not None and shipped and size + cost > max_bytes:
                     full = True
                     return False
                 seen.add(key)
                 shipped.append(raw)
+                proofs.append(signed)
                 size += cost
                 return True
 
@@ -214,7 +227,8 @@ class Sync:
             claim = min(counter, unshipped[origin] - 1) if origin in unshipped else counter
             if claim > peer_wm.get(origin, 0):
                 through[origin] = (peer_wm.get(origin, 0), claim)
-        return Changes(self.replica_id, peer, tuple(shipped), through, tuple(hashes)).pack()
+        return Changes(self.replica_id, peer, tuple(shipped), through, tuple(hashes),
+                       tuple(proofs), outbox.credentials()).pack()
 
     def _defer_to_origin(self, origin: str, counter: int) -> None:
         """The origin is the authority on its own counter (see _watermarks.py): lower our
@@ -266,6 +280,7 @@ class Sync:
             top = 0 if ctr is None else txn.counter(ctr)
             # an empty replica holds none of the (unique) keys: no lookup per key
             empty = txn.txn.stat(txn.dbs["state"])["entries"] == 0
+            intake = Intake(txn, self._trust, parsed.proofs, parsed.creds, self._refusals)
             for raw, incoming in states:
                 h = incoming.header
                 key = h.key
@@ -275,6 +290,12 @@ class Sync:
                 old_raw = None if empty else txn.get("state", skey)
                 if old_raw is None and not incoming.forgotten:
                     # bulk path: a key new here keeps the validated bytes as they came
+                    refusal, signed = intake.judge(incoming, None)
+                    if refusal is not None:
+                        refused.append(refusal)
+                        cap(caps, intake.unproven(incoming, None))
+                        continue
+                    intake.keep_fresh(skey, incoming, signed)
                     if h.expires_at is None:  # (TTL keys: see _watermarks.py)
                         table.detect_lie(incoming.ctx, {}, me)
                     fresh.append((key, skey, raw, incoming))
@@ -293,6 +314,11 @@ class Sync:
                         refused.append(Refusal(key, "private", "the key is private here"))
                         cap(caps, incoming.ctx)
                         continue
+                    refusal, signed = intake.judge(incoming, old)
+                    if refusal is not None:
+                        refused.append(refusal)
+                        cap(caps, intake.unproven(incoming, old))
+                        continue
                     if old is None:
                         new, new_raw = incoming, raw
                     else:
@@ -307,11 +333,13 @@ class Sync:
                     continue
                 if h.expires_at is None:
                     table.detect_lie(incoming.ctx, {} if old is None else old.ctx, me)
+                intake.keep_joined(skey, new, signed)
                 if store(txn, key, skey, old_raw, old, new, local=False, new_raw=new_raw):
                     changed.append(key)
                     self._stamps.raise_counter(txn, new.ctx)
                     if len(new.standing()) > 1:
                         conflicts.append(key)
+            intake.finish()
             if fresh:
                 store_new(txn, fresh, local=False)
                 if ctr is not None and top > txn.counter(ctr):

@@ -28,8 +28,12 @@ __all__ = [
     "DIGEST_BUCKETS",
     "DIGEST_BUCKET_BYTES",
     "MAX_COUNTER",
+    "MAX_CREDS",
+    "MAX_CRED_LEN",
     "MAX_HASHES",
     "MAX_KEY_LEN",
+    "MAX_PROOFS",
+    "MAX_PROOF_LEN",
     "MAX_SCOPE_VALUES",
     "MAX_WANT",
     "MAX_WANT_BYTES",
@@ -61,8 +65,16 @@ MAX_SCOPE_VALUES = 256
 #: Most ``(key, hash)`` pairs one payload may list (a 4 MiB frame holds about 90k).
 MAX_HASHES = 131_072
 
+#: Signed writes: most proofs per shipped state, longest proof (bytes: the layout is
+#: ``storage/_proofs.py``'s), most credentials per payload and longest credential.
+MAX_PROOFS = 4096
+MAX_PROOF_LEN = 234
+MAX_CREDS = 1024
+MAX_CRED_LEN = 4096
+
 _SUMMARY_FIELDS = frozenset({"v", "rid", "wm", "root", "me", "digest", "want"})
 _CHANGES_FIELDS = frozenset({"v", "rid", "scope", "states", "through"})
+_OPTIONAL_CHANGES = frozenset({"hashes", "proofs", "creds"})
 
 
 def bad(message: str) -> DecodeError:
@@ -290,7 +302,13 @@ class Changes:
     """A changes payload; ``states`` are key-state bytes, undecoded. On the wire::
 
         {"v": 1, "rid", "scope", "states": (bytes, ...), "through":
-         {origin: (base, counter)}[, "hashes": ((key, 8 bytes), ...)]}
+         {origin: (base, counter)}[, "hashes": ((key, 8 bytes), ...)]
+         [, "proofs": (((origin, counter, proof bytes), ...) per state, ...)]
+         [, "creds": (credential bytes, ...)]}
+
+    ``proofs`` (signed writes) is absent or runs parallel to ``states``; ``creds`` holds
+    the credentials of the origins those proofs name, so a relay passes on third
+    parties' writes (docs/internals.md, "Signed writes").
     """
 
     rid: str
@@ -298,12 +316,18 @@ class Changes:
     states: tuple[bytes, ...]
     through: dict[str, tuple[int, int]]  # origin -> (base, counter) claims
     hashes: tuple[tuple[str, bytes], ...] = ()  # digest repair's (key, hash8) listing
+    proofs: tuple[tuple[tuple[str, int, bytes], ...], ...] = ()  # () or one per state
+    creds: tuple[bytes, ...] = ()
 
     def pack(self) -> bytes:
         plain: dict[str, Any] = {"v": 1, "rid": self.rid, "scope": scope_plain(self.scope),
                                  "states": self.states, "through": self.through}
         if self.hashes:
             plain["hashes"] = self.hashes
+        if any(self.proofs):
+            plain["proofs"] = self.proofs
+        if self.creds:
+            plain["creds"] = self.creds
         packed: bytes = packb(plain)
         return packed
 
@@ -317,7 +341,7 @@ def parse_changes(data: bytes) -> Changes:
     """A peer's changes payload, its envelope validated (DecodeError if malformed)."""
     plain = unpackb(data)
     if type(plain) is not dict or plain.get("v") != 1 or \
-            not _CHANGES_FIELDS <= set(plain) <= _CHANGES_FIELDS | {"hashes"}:
+            not _CHANGES_FIELDS <= set(plain) <= _CHANGES_FIELDS | _OPTIONAL_CHANGES:
         raise bad("expected a version-1 changes map")
     scope = parse_scope(plain["scope"])
     hashes = _hashes(plain.get("hashes", ()))
@@ -325,4 +349,30 @@ def parse_changes(data: bytes) -> Changes:
     through = _claim_map(plain["through"])
     if type(states) is not tuple or any(type(r) is not bytes for r in states):
         raise bad("states must be an array of byte strings")
-    return Changes(rid, scope, states, through, hashes)
+    proofs = _proofs(plain.get("proofs", ()), len(states))
+    creds = plain.get("creds", ())
+    if type(creds) is not tuple or len(creds) > MAX_CREDS or any(
+            type(c) is not bytes or not 0 < len(c) <= MAX_CRED_LEN for c in creds):
+        raise bad(f"creds must be at most {MAX_CREDS} credentials of at most"
+                  f" {MAX_CRED_LEN} bytes")
+    return Changes(rid, scope, states, through, hashes, proofs, creds)
+
+
+def _proofs(plain: Any, count: int) -> tuple[tuple[tuple[str, int, bytes], ...], ...]:
+    """The ``proofs`` field: absent, or one tuple per state of ``(origin, counter,
+    proof)`` triples (the proof bytes are parsed where they are checked)."""
+    if plain == ():
+        return ()
+    if type(plain) is not tuple or len(plain) != count:
+        raise bad("proofs must run parallel to states")
+    for entry in plain:
+        if type(entry) is not tuple or len(entry) > MAX_PROOFS:
+            raise bad(f"a state carries at most {MAX_PROOFS} proofs")
+        for item in entry:
+            if type(item) is not tuple or len(item) != 3 or type(item[0]) is not str \
+                    or type(item[1]) is not int or not 0 < item[1] <= MAX_COUNTER \
+                    or type(item[2]) is not bytes or len(item[2]) > MAX_PROOF_LEN:
+                raise bad("a proof is (origin, counter, at most"
+                          f" {MAX_PROOF_LEN} bytes)")
+    proofs: tuple[tuple[tuple[str, int, bytes], ...], ...] = plain
+    return proofs
