@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from ._changes import EVENT_OPS, ChangeEvent
 from ._errors import (
+    AtRestKeyError,
+    ReplicaBusyError,
     ReplicaIdMismatchError,
     StorageError,
     UnknownMemoryError,
@@ -23,6 +25,7 @@ from ._errors import (
 )
 from ._filters import OPERATORS, InvalidFilterError, MetadataFilter, compile_filter
 from ._follow import FollowPage, JournalFollower, JournalSource
+from ._keyslots import at_rest_key_file
 from ._memory import MAX_FIELD, MAX_TEXT
 from ._reads import AsOfView
 from ._records import (
@@ -48,6 +51,7 @@ __all__ = [
     "SCOPE_TIERS",
     "ApplyResult",
     "AsOfView",
+    "AtRestKeyError",
     "Change",
     "ChangeBatch",
     "ChangeEvent",
@@ -61,6 +65,7 @@ __all__ = [
     "PeerScope",
     "Refusal",
     "Replica",
+    "ReplicaBusyError",
     "ReplicaIdMismatchError",
     "ScopedView",
     "StorageError",
@@ -69,5 +74,6 @@ __all__ = [
     "Version",
     "Watch",
     "WritesFencedError",
+    "at_rest_key_file",
     "compile_filter",
 ]
