@@ -15,6 +15,7 @@ of the app, user, agent and run tiers one agent sees; ``list`` takes metadata
 from __future__ import annotations
 
 from ._changes import EVENT_OPS, ChangeEvent
+from ._compact import compact
 from ._errors import (
     AtRestKeyError,
     ReplicaBusyError,
@@ -75,5 +76,6 @@ __all__ = [
     "Watch",
     "WritesFencedError",
     "at_rest_key_file",
+    "compact",
     "compile_filter",
 ]

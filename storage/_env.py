@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar, cast
 
 import lmdb
 
+from ._compact import share_lock
 from ._rss import MapTrimmer
 
 T = TypeVar("T")
@@ -233,23 +234,29 @@ class Env:
                  map_size: int = DEFAULT_MAP_SIZE) -> None:
         self.path = os.fspath(path)
         os.makedirs(self.path, exist_ok=True)
+        self._lock_fd = share_lock(self.path)  # held while open: see _compact.py
         self.durable = durable
         #: seals sub-databases at rest (set by :func:`._at_rest.attach`), else None
         self.sealer: Sealer | None = None
         self._trimmer = MapTrimmer(os.path.join(self.path, "data.mdb"))
-        self._env = self._trimmer.track(lambda: lmdb.open(
-            self.path,
-            map_size=map_size,
-            max_dbs=len(DB_NAMES) + 2,
-            subdir=True,
-            sync=durable,
-            metasync=durable,
-            readahead=False,
-            max_readers=256,
-            lock=True,
-        ))
+        try:
+            self._env = self._trimmer.track(lambda: lmdb.open(
+                self.path,
+                map_size=map_size,
+                max_dbs=len(DB_NAMES) + 2,
+                subdir=True,
+                sync=durable,
+                metasync=durable,
+                readahead=False,
+                max_readers=256,
+                lock=True,
+            ))
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
         # every unmap of the map happens under rss.MAP_LOCK, an unclosed Env's included
-        self._finalizer = weakref.finalize(self, _close_env, self._env, self._trimmer)
+        self._finalizer = weakref.finalize(self, _close_env, self._env, self._trimmer,
+                                           self._lock_fd)
         self.dbs: dict[str, Any] = {}
         self._run(lambda: self._open_dbs())
         self._local = threading.local()
@@ -379,8 +386,9 @@ class Env:
         return dict(self._env.info()) | dict(self._env.stat())
 
 
-def _close_env(env: lmdb.Environment, trimmer: MapTrimmer) -> None:
+def _close_env(env: lmdb.Environment, trimmer: MapTrimmer, lock_fd: int) -> None:
     trimmer.untrack(env.close)
+    os.close(lock_fd)
 
 
 class _Batch:

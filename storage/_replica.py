@@ -434,6 +434,11 @@ class Replica:
         """Store a local-only value under ``namespace`` and ``key``."""
         self._aux.put(namespace, key, value)
 
+    def aux_delete(self, namespace: str, key: bytes) -> bool:
+        """Drop a local-only value; whether there was one (e.g. the cached embedding of a
+        forgotten text)."""
+        return self._aux.delete(namespace, key)
+
     # -- subscriptions -------------------------------------------------------------------
 
     def watch(self, since: int | None = None, *, ops: Iterable[str] | None = None,
