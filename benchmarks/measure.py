@@ -119,10 +119,17 @@ def _spread(root: Path, s: Sizes) -> dict[str, Any]:
             "converged": report["converged"]}
 
 
+def _at_rest(root: Path, s: Sizes) -> dict[str, Any]:
+    from memmesh.benchmarks.bench_at_rest import run
+
+    n, searches = (2_000, 200) if s.mode == "full" else (200, 20)
+    return run(n, searches, root)
+
+
 SECTIONS: dict[str, Callable[[Path, Sizes], Any]] = {
     "storage": _storage, "reads": _reads, "sync": _sync, "codec": _codec,
     "search": _search, "embedding": _embedding, "rss": _rss, "repair": _repair,
-    "propagation": _propagation, "spread": _spread,
+    "propagation": _propagation, "spread": _spread, "at_rest": _at_rest,
 }
 
 

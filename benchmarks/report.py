@@ -137,8 +137,18 @@ def _gossip_rows(r: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _at_rest_rows(r: dict[str, Any]) -> list[Row]:
+    a = r["at_rest"]
+    n = a["n"]
+    return [Row(f"{what}, {n:,} memories encrypted at rest — plaintext", a["encrypted"][key]
+                * 1e6, "us", a["plaintext"][key] * 1e6)
+            for what, key in (("durable add", "add_s"), ("get", "get_s"),
+                              ("semantic search (hash embedder)", "search_s"))]
+
+
 def build_rows(results: dict[str, Any]) -> list[Row]:
     """The report's rows, in the order of the table."""
     return (_storage_rows(results) + _read_rows(results) + _sync_rows(results)
             + _codec_rows(results) + _search_rows(results) + _embedding_rows(results)
-            + _rss_rows(results) + _repair_rows(results) + _gossip_rows(results))
+            + _rss_rows(results) + _repair_rows(results) + _gossip_rows(results)
+            + _at_rest_rows(results))

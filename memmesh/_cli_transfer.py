@@ -1,5 +1,6 @@
 """Moving memories in and out: ``export``/``import`` (JSONL, and Mem0's export shape) and
-``backup``/``restore`` (a consistent, compacted LMDB copy of the whole replica)."""
+``backup``/``restore`` (a consistent, compacted LMDB copy of the whole replica) and
+``compact`` (the replica rewritten in place without free pages)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any, TextIO
 
 from memmesh.integrations._options import SCOPE_FIELDS, add_scope_options, data_dir, scope
 from memmesh.integrations._records import record_json
-from memmesh.storage import Replica
+from memmesh.storage import Replica, compact
 
 from ._cli_common import DATA_FILE, CliError, command, existing_replica, open_replica
 
@@ -145,6 +146,15 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compact(args: argparse.Namespace) -> int:
+    if not (Path(args.data) / DATA_FILE).is_file():
+        raise CliError(f"no replica at {args.data}; name a replica's data directory")
+    before, after = compact(args.data)
+    print(f"compacted {args.data}: {before} -> {after} bytes (freed pages dropped)",
+          file=sys.stderr)
+    return 0
+
+
 def add_commands(sub: Any) -> None:
     p = command(sub, "export", "memories as JSON Lines (scope, versions, metadata)",
                 _cmd_export)
@@ -165,3 +175,7 @@ def add_commands(sub: Any) -> None:
                 _cmd_restore)
     p.add_argument("backup", help="a directory written by memmesh backup")
     p.add_argument("--force", action="store_true", help="replace the replica on --data")
+
+    p = command(sub, "compact", "rewrite a replica without free pages, so forgotten texts "
+                "leave the disk (no process may have it open)", _cmd_compact, data=False)
+    p.add_argument("data", help="the replica's data directory")

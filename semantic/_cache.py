@@ -3,7 +3,10 @@
 A text is embedded at most once per model: vectors are stored under
 ``sha256(utf-8 text)`` in the aux namespace ``emb/<embedder name>`` (local, never
 replicated), so a restarted process rebuilds its index from the cache without running
-the model, and a text that arrives from ten peers is embedded once.
+the model, and a text that arrives from ten peers is embedded once. :meth:`forget`
+drops the vectors of texts that left the replica (a forgotten memory's); an index over a
+replica encrypted at rest passes no store, so vectors stay in memory only
+(docs/security-at-rest.md).
 """
 
 from __future__ import annotations
@@ -59,6 +62,16 @@ class CachedEmbedder:
         if self.dimension is not None and vector.shape[0] != self.dimension:
             return None
         return vector
+
+    def forget(self, keys: Sequence[bytes]) -> None:
+        """Drop the cached vectors under ``keys`` (content keys) from the store."""
+        delete = getattr(self.store, "aux_delete", None)
+        if not keys or not callable(delete):
+            return
+        batch = getattr(self.store, "batch", None)
+        with batch() if callable(batch) else contextlib.nullcontext():
+            for key in set(keys):
+                delete(self.namespace, key)
 
     def embed(self, texts: Sequence[str]) -> FloatMatrix:
         """Embed ``texts``, running the model only on texts never seen before."""

@@ -28,7 +28,7 @@ import numpy.typing as npt
 from memmesh.crdt import base_replica
 from memmesh.storage import SCOPE_TIERS, JournalFollower, compile_filter
 
-from ._cache import CachedEmbedder
+from ._cache import CachedEmbedder, content_key
 from ._embedding import Embedder, check_embeddings
 from ._errors import InvalidQueryError
 from ._replica import IndexedReplica
@@ -116,7 +116,9 @@ class SemanticIndex:
 
             embedder = SentenceTransformerEmbedder()
         self.replica = replica
-        self.embedder = CachedEmbedder(embedder, replica)
+        # encrypted at rest: vectors are content too, kept in memory only (no aux rows)
+        encrypted = bool(getattr(replica, "encrypted_at_rest", False))
+        self.embedder = CachedEmbedder(embedder, None if encrypted else replica)
         self.weights = weights or ScoreWeights()
         self._clock: Callable[[], int] = clock or replica.clock
         self._rows: RowStore | None = None
@@ -169,14 +171,19 @@ class SemanticIndex:
         return len(records)
 
     def _reindex(self, memory_ids: Sequence[str]) -> None:
+        """Re-read changed memories; one that left (forgotten, deleted, expired) takes
+        its cached vectors off the disk too."""
         records = []
+        gone: list[bytes] = []
         for memory_id in memory_ids:
-            if self._rows is not None:
-                self._rows.remove(memory_id)
+            dropped = [] if self._rows is None else self._rows.remove(memory_id)
             record = self.replica.get(memory_id)
             if record is not None and getattr(record, "versions", None):
                 records.append(record)
+            else:
+                gone.extend(dropped)
         self._put(records)
+        self.embedder.forget(gone)
 
     def _hidden(self, record: Any) -> bool:
         """A private memory that another replica created: never searchable here."""
@@ -215,6 +222,7 @@ class SemanticIndex:
                         single=len(record.versions) == 1,
                         dot=version.dot,
                         metadata=version.metadata,
+                        content=content_key(version.text),
                     )
                 )
                 position += 1

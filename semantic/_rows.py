@@ -33,6 +33,7 @@ class RowData:
     single: bool
     dot: Any
     metadata: Any = None  # the version's metadata mapping, for metadata filters
+    content: bytes = b""  # the text's content key (its embedding cache entry)
 
 
 class RowStore:
@@ -54,6 +55,7 @@ class RowStore:
         self.owner: list[str | None] = [None] * capacity
         self.dots: list[Any] = [None] * capacity
         self.metadata: list[Any] = [None] * capacity
+        self.content: list[bytes] = [b""] * capacity
         self.rows_of: dict[str, list[int]] = {}
         self.codes: list[dict[str | None, int]] = [
             {None: NONE_CODE} for _ in range(len(SCOPE_FIELDS) + 1)
@@ -91,6 +93,7 @@ class RowStore:
         self.owner.extend([None] * pad)
         self.dots.extend([None] * pad)
         self.metadata.extend([None] * pad)
+        self.content.extend([b""] * pad)
 
     def _slot(self) -> int:
         if self.free:
@@ -100,14 +103,20 @@ class RowStore:
         self.size += 1
         return self.size - 1
 
-    def remove(self, memory_id: str) -> None:
-        """Drop every row of ``memory_id`` (no-op when it has none)."""
+    def remove(self, memory_id: str) -> list[bytes]:
+        """Drop every row of ``memory_id`` (no-op when it has none), its vectors zeroed;
+        the content keys of its texts."""
+        dropped = []
         for row in self.rows_of.pop(memory_id, ()):
             self.alive[row] = False
+            self.vectors[row] = 0.0
             self.owner[row] = None
             self.dots[row] = None
             self.metadata[row] = None
+            dropped.append(self.content[row])
+            self.content[row] = b""
             self.free.append(row)
+        return dropped
 
     def put(self, memory_id: str, rows: list[RowData]) -> None:
         """Replace the rows of ``memory_id`` with ``rows``."""
@@ -131,6 +140,7 @@ class RowStore:
             self.owner[row] = memory_id
             self.dots[row] = data.dot
             self.metadata[row] = data.metadata
+            self.content[row] = data.content
         if slots:
             self.rows_of[memory_id] = slots
 

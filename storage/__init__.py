@@ -15,7 +15,10 @@ of the app, user, agent and run tiers one agent sees; ``list`` takes metadata
 from __future__ import annotations
 
 from ._changes import EVENT_OPS, ChangeEvent
+from ._compact import compact
 from ._errors import (
+    AtRestKeyError,
+    ReplicaBusyError,
     ReplicaIdMismatchError,
     StorageError,
     UnknownMemoryError,
@@ -23,6 +26,7 @@ from ._errors import (
 )
 from ._filters import OPERATORS, InvalidFilterError, MetadataFilter, compile_filter
 from ._follow import FollowPage, JournalFollower, JournalSource
+from ._keyslots import at_rest_key_file
 from ._memory import MAX_FIELD, MAX_TEXT
 from ._reads import AsOfView
 from ._records import (
@@ -48,6 +52,7 @@ __all__ = [
     "SCOPE_TIERS",
     "ApplyResult",
     "AsOfView",
+    "AtRestKeyError",
     "Change",
     "ChangeBatch",
     "ChangeEvent",
@@ -61,6 +66,7 @@ __all__ = [
     "PeerScope",
     "Refusal",
     "Replica",
+    "ReplicaBusyError",
     "ReplicaIdMismatchError",
     "ScopedView",
     "StorageError",
@@ -69,5 +75,7 @@ __all__ = [
     "Version",
     "Watch",
     "WritesFencedError",
+    "at_rest_key_file",
+    "compact",
     "compile_filter",
 ]

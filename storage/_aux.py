@@ -34,3 +34,7 @@ class Aux:
         if type(value) is not bytes:
             raise InvalidArgumentError("aux value must be bytes")
         self._env.write(lambda txn: txn.put("aux", akey, value))
+
+    def delete(self, namespace: str, key: bytes) -> bool:
+        akey = _aux_key(namespace, key)
+        return self._env.write(lambda txn: txn.delete("aux", akey))

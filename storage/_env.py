@@ -17,10 +17,11 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import lmdb
 
+from ._compact import share_lock
 from ._rss import MapTrimmer
 
 T = TypeVar("T")
@@ -44,6 +45,26 @@ DEFAULT_MAP_SIZE = 64 * 1024 * 1024
 _GROW_LIMIT = 1 << 40  # 1 TiB: beyond this a MapFullError is genuinely fatal
 
 
+class Sealer(Protocol):
+    """Seals the values of some sub-databases at rest (:mod:`._at_rest`)."""
+
+    dbs: frozenset[str]
+
+    def seal(self, txn: Txn, db: str, key: bytes, value: bytes) -> bytes: ...
+
+    def open(self, txn: Txn, db: str, key: bytes, stored: bytes) -> bytes | None: ...
+
+    def shred(self, txn: Txn, skey: bytes) -> None: ...
+
+    def finish(self, txn: Txn) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def copy_to(self, directory: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Txn:
     """One write transaction plus the sub-database handles and per-transaction scratch.
 
@@ -52,13 +73,19 @@ class Txn:
     keeps replays exact. ``deferred`` holds rows queued by :meth:`defer_rows`, written
     by one cursor call per sub-database before anything reads or changes that
     sub-database through this object, and at the latest just before commit.
+    ``sealer`` (an encrypted replica's, else None) seals the values of its sub-databases
+    on every put and opens them on every get and prefix scan (a row whose data key was
+    destroyed reads as absent); ``txn.txn`` and :meth:`cursor` see sealed bytes.
     """
 
-    __slots__ = ("counters", "dbs", "deferred", "dirty", "pre_commit", "scratch", "tick", "txn")
+    __slots__ = ("counters", "dbs", "deferred", "dirty", "pre_commit", "scratch", "sealer",
+                 "tick", "txn")
 
     def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any],
-                 tick: Callable[..., None] = lambda n=1: None) -> None:
+                 tick: Callable[..., None] = lambda n=1: None,
+                 sealer: Sealer | None = None) -> None:
         self.txn = txn
+        self.sealer = sealer
         self.dbs = dbs
         self.scratch: dict[str, Any] = {}
         self.pre_commit: list[Callable[[Txn], None]] = []
@@ -94,11 +121,19 @@ class Txn:
             self.settle(db)
         value = self.txn.get(key, db=self.dbs[db])
         self.tick()
-        return None if value is None else bytes(value)
+        if value is None:
+            return None
+        sealer = self.sealer
+        if sealer is not None and db in sealer.dbs:
+            return sealer.open(self, db, key, bytes(value))
+        return bytes(value)
 
     def put(self, db: str, key: bytes, value: bytes) -> None:
         if self.deferred:
             self.settle(db)
+        sealer = self.sealer
+        if sealer is not None and db in sealer.dbs:
+            value = sealer.seal(self, db, key, value)
         self.txn.put(key, value, db=self.dbs[db])
         self.tick()
 
@@ -110,6 +145,9 @@ class Txn:
         self._put_rows(db, rows)
 
     def _put_rows(self, db: str, rows: list[tuple[bytes, bytes]]) -> None:
+        sealer = self.sealer
+        if sealer is not None and db in sealer.dbs:
+            rows = [(key, sealer.seal(self, db, key, value)) for key, value in rows]
         if len(rows) == 1:
             self.txn.put(rows[0][0], rows[0][1], db=self.dbs[db])
         elif rows:
@@ -119,7 +157,16 @@ class Txn:
     def delete(self, db: str, key: bytes) -> bool:
         if self.deferred:
             self.settle(db)
+        if db == "state":
+            self.shred(key)
         return bool(self.txn.delete(key, db=self.dbs[db]))
+
+    def shred(self, skey: bytes) -> None:
+        """Destroy the data key of the state key ``skey`` as this transaction commits
+        (an encrypted replica; nothing otherwise): called before a key is forgotten or
+        removed, so no sealed copy of its content opens again."""
+        if self.sealer is not None:
+            self.sealer.shred(self, skey)
 
     def cursor(self, db: str) -> lmdb.Cursor:
         if self.deferred:
@@ -134,12 +181,18 @@ class Txn:
         if not cur.set_range(prefix):
             return
         tick = self.tick
+        sealer = self.sealer if self.sealer is not None and db in self.sealer.dbs else None
         rows = cast(Iterator[tuple[bytes, bytes]], iter(cur))  # buffers=False: bytes
         for key, value in rows:
             if not key.startswith(prefix):
                 return
             tick()
-            yield bytes(key), bytes(value)
+            if sealer is None:
+                yield bytes(key), bytes(value)
+                continue
+            plain = sealer.open(self, db, bytes(key), bytes(value))
+            if plain is not None:
+                yield bytes(key), plain
 
     def counter(self, name: bytes) -> int:
         """A non-negative integer kept in ``meta`` under ``name``, cached for this txn."""
@@ -161,6 +214,8 @@ class Txn:
         hooks, self.pre_commit = self.pre_commit, []
         for hook in hooks:
             hook(self)
+        if self.sealer is not None:
+            self.sealer.finish(self)  # last: nothing after it can fail but the commit
 
 
 def _flush_deferred(txn: Txn) -> None:
@@ -181,21 +236,29 @@ class Env:
                  map_size: int = DEFAULT_MAP_SIZE) -> None:
         self.path = os.fspath(path)
         os.makedirs(self.path, exist_ok=True)
+        self._lock_fd = share_lock(self.path)  # held while open: see _compact.py
         self.durable = durable
+        #: seals sub-databases at rest (set by :func:`._at_rest.attach`), else None
+        self.sealer: Sealer | None = None
         self._trimmer = MapTrimmer(os.path.join(self.path, "data.mdb"))
-        self._env = self._trimmer.track(lambda: lmdb.open(
-            self.path,
-            map_size=map_size,
-            max_dbs=len(DB_NAMES) + 2,
-            subdir=True,
-            sync=durable,
-            metasync=durable,
-            readahead=False,
-            max_readers=256,
-            lock=True,
-        ))
+        try:
+            self._env = self._trimmer.track(lambda: lmdb.open(
+                self.path,
+                map_size=map_size,
+                max_dbs=len(DB_NAMES) + 2,
+                subdir=True,
+                sync=durable,
+                metasync=durable,
+                readahead=False,
+                max_readers=256,
+                lock=True,
+            ))
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
         # every unmap of the map happens under rss.MAP_LOCK, an unclosed Env's included
-        self._finalizer = weakref.finalize(self, _close_env, self._env, self._trimmer)
+        self._finalizer = weakref.finalize(self, _close_env, self._env, self._trimmer,
+                                           self._lock_fd)
         self.dbs: dict[str, Any] = {}
         self._run(lambda: self._open_dbs())
         self._local = threading.local()
@@ -245,7 +308,7 @@ class Env:
             return
         txn = self._run(lambda: self._env.begin(write=False, buffers=False))
         try:
-            yield Txn(txn, self.dbs, self._trimmer.tick)
+            yield Txn(txn, self.dbs, self._trimmer.tick, self.sealer)
         finally:
             txn.abort()
 
@@ -262,7 +325,7 @@ class Env:
             return batch.run(fn)
         while True:
             txn = self._run(lambda: self._env.begin(write=True, buffers=False))
-            wrapped = Txn(txn, self.dbs, self._trimmer.tick)
+            wrapped = Txn(txn, self.dbs, self._trimmer.tick, self.sealer)
             try:
                 result = fn(wrapped)
                 wrapped.finish()
@@ -302,6 +365,8 @@ class Env:
     def flush(self) -> None:
         """Force buffered commits to disk (meaningful in write-behind mode)."""
         self._env.sync(True)
+        if self.sealer is not None:
+            self.sealer.flush()
 
     def copy(self, path: str | os.PathLike[str]) -> None:
         """A consistent, compacted copy of the environment into the new or empty
@@ -309,18 +374,23 @@ class Env:
         transaction, so writers, this process's or another's, go on meanwhile)."""
         os.makedirs(path, exist_ok=True)
         self._env.copy(os.fspath(path), compact=True)
+        if self.sealer is not None:  # after the pages: keys destroyed meanwhile stay so
+            self.sealer.copy_to(os.fspath(path))
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             self._finalizer()
+            if self.sealer is not None:
+                self.sealer.close()
 
     def stat(self) -> dict[str, Any]:
         return dict(self._env.info()) | dict(self._env.stat())
 
 
-def _close_env(env: lmdb.Environment, trimmer: MapTrimmer) -> None:
+def _close_env(env: lmdb.Environment, trimmer: MapTrimmer, lock_fd: int) -> None:
     trimmer.untrack(env.close)
+    os.close(lock_fd)
 
 
 class _Batch:
@@ -333,7 +403,7 @@ class _Batch:
 
     def _begin(self) -> Txn:
         raw = self.env._run(lambda: self.env._env.begin(write=True, buffers=False))
-        self.txn = Txn(raw, self.env.dbs, self.env._trimmer.tick)
+        self.txn = Txn(raw, self.env.dbs, self.env._trimmer.tick, self.env.sealer)
         return self.txn
 
     def run(self, fn: Callable[[Txn], T]) -> T:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from memmesh.crdt import InvalidArgumentError, MemmeshError
 
 __all__ = [
+    "AtRestKeyError",
+    "ReplicaBusyError",
     "ReplicaIdMismatchError",
     "StorageError",
     "UnknownMemoryError",
@@ -30,3 +32,13 @@ class ReplicaIdMismatchError(StorageError, InvalidArgumentError):  # type: ignor
 class WritesFencedError(StorageError):
     """Local writes are fenced off (e.g. this member's clock runs ahead of its peers');
     the message says why and what to do. Nothing was written; sync keeps working."""
+
+
+class AtRestKeyError(StorageError):
+    """An encrypted replica opened without its at-rest key or with another one, a
+    plaintext replica opened with a key, or a key file that is not one. Nothing changed."""
+
+
+class ReplicaBusyError(StorageError):
+    """The operation needs the replica directory to itself (``memmesh compact``) while
+    another process or object has it open. Nothing changed."""

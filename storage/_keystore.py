@@ -56,6 +56,8 @@ def store(txn: Txn, key: str, skey: bytes, old_raw: bytes | None, old: KeyState 
         _check_storable(new, raw)
     if raw == old_raw:
         return False
+    if new.forgotten:
+        txn.shred(skey)  # encrypted at rest: the content's data key dies with this commit
     txn.put("state", skey, raw)
     digest.note_change(txn, skey,
                        old_raw if old is not None and old.header.shareable else None,

@@ -23,6 +23,7 @@ from memmesh.crdt import ORIGIN_SEP, Dot, InvalidArgumentError, Timestamp, check
 from memmesh.crdt.keystate import DEFAULT_KEEP
 from memmesh.trust import MemberIdentity, TrustStore
 
+from . import _at_rest as at_rest
 from . import _layout as layout
 from ._aux import Aux
 from ._changes import ChangeEvent, WatchFilter
@@ -102,7 +103,8 @@ class Replica:
              id_factory: Callable[[], str] | None = None,
              incarnation_factory: Callable[[], str] | None = None,
              history_limit: int = DEFAULT_KEEP, identity: MemberIdentity | None = None,
-             trust: TrustStore | None = None, **options: Any) -> Replica:
+             trust: TrustStore | None = None, at_rest_key: bytes | None = None,
+             **options: Any) -> Replica:
         """Open (creating if needed) the replica stored at directory ``path``.
 
         The replica id is created once (random, 16 hex digits) and persisted; passing
@@ -136,6 +138,13 @@ class Replica:
         an identity: ``TrustStore(identity.authority)``) makes ``sync_apply`` check
         every received write's proof and its origin's grants (docs/internals.md,
         "Signed writes"); keys that fail are refused one by one.
+
+        ``at_rest_key`` (32 bytes, e.g. from :func:`at_rest_key_file`) encrypts the
+        replica at rest: texts, metadata and every other content row are sealed with
+        AES-GCM under a data key per memory, destroyed by ``forget`` (docs/internals.md,
+        "Encryption at rest"). It is fixed when the replica is created: opening an
+        encrypted replica without it or with another key, or a plaintext replica with
+        one, raises :class:`AtRestKeyError` and changes nothing.
         """
         if options:
             raise InvalidArgumentError(f"unknown options {sorted(options)}")
@@ -161,8 +170,10 @@ class Replica:
         if type(max_drift_ms) is not int or max_drift_ms < 0:
             raise InvalidArgumentError("max_drift_ms must be a non-negative int")
         check_keep(history_limit)
+        at_rest.check_openable(path, at_rest_key)
         env = Env(path, durable=durable, map_size=map_size)
         try:
+            at_rest.attach(env, at_rest_key)
             def ensure_id(txn: Txn) -> str:
                 stored = txn.get("meta", _RID)
                 if stored is not None:
@@ -211,8 +222,15 @@ class Replica:
         """Write a consistent, compacted copy of this replica into the new or empty
         directory ``path``, safe while others (a running node) write. Opening the copy
         mints under a new incarnation like any open, so a restored backup never reuses
-        a dot (docs/faulty-members.md, "Restored and copied replicas")."""
+        a dot (docs/faulty-members.md, "Restored and copied replicas"). An encrypted
+        replica's copy takes the key slots live when it ends: a memory forgotten
+        before (or while) it is taken cannot be decrypted from it."""
         self._env.copy(path)
+
+    @property
+    def encrypted_at_rest(self) -> bool:
+        """Whether this replica was opened with an ``at_rest_key``."""
+        return self._env.sealer is not None
 
     def __enter__(self) -> Replica:
         return self
@@ -445,6 +463,11 @@ class Replica:
     def aux_put(self, namespace: str, key: bytes, value: bytes) -> None:
         """Store a local-only value under ``namespace`` and ``key``."""
         self._aux.put(namespace, key, value)
+
+    def aux_delete(self, namespace: str, key: bytes) -> bool:
+        """Drop a local-only value; whether there was one (e.g. the cached embedding of a
+        forgotten text)."""
+        return self._aux.delete(namespace, key)
 
     # -- subscriptions -------------------------------------------------------------------
 
