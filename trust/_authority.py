@@ -108,10 +108,23 @@ class Authority:
               write: tuple[Grant, ...] | list[Grant] = (),
               roles: frozenset[str] | set[str] | tuple[str, ...] = (),
               actors: frozenset[str] | set[str] | tuple[str, ...] | None = None,
-              expires_ms: int, now_ms: int) -> MemberIdentity:
-        """A fresh member key and its credential and TLS certificate, valid from
-        ``now_ms`` (less a day, for clock skew) until ``expires_ms``."""
-        key = Ed25519PrivateKey.generate()
+              expires_ms: int, now_ms: int,
+              renew: MemberIdentity | None = None) -> MemberIdentity:
+        """A member key and its credential and TLS certificate, valid from ``now_ms``
+        (less a day, for clock skew) until ``expires_ms``. The key is fresh, or with
+        ``renew`` (the member's current identity, same replica id) the member's own:
+        a renewed credential (new expiry or grants) keeps the key, so everything
+        derived from it (the at-rest key: :meth:`MemberIdentity.at_rest_key`) stays.
+        Revoke the old credential if its grants were wider."""
+        if renew is not None:
+            if renew.replica_id != replica_id:
+                raise InvalidArgumentError(f"cannot renew {renew.replica_id!r}'s key for "
+                                           f"{replica_id!r}")
+            if renew.authority != self.public:
+                raise InvalidArgumentError("the identity to renew is another authority's")
+            key = renew._key
+        else:
+            key = Ed25519PrivateKey.generate()
         public = raw_public(key.public_key())
         not_before = max(0, now_ms - 86_400_000)
         if expires_ms <= now_ms:

@@ -74,8 +74,10 @@ class MemberIdentity:
                                        serialization.NoEncryption())
 
     def at_rest_key(self) -> bytes:
-        """32 bytes derived from the member key (HKDF-SHA256), for encryption at rest:
-        a replica's data is readable only with its member's key."""
+        """32 bytes derived from the member key (HKDF-SHA256), for encryption at rest
+        (``Replica.open(at_rest_key=...)``): a replica's data is readable only with its
+        member's key. A renewed credential (``Authority.issue(renew=...)``) keeps the
+        key and so this value; a credential with a new key needs a new replica."""
         raw = self._key.private_bytes(serialization.Encoding.Raw,
                                       serialization.PrivateFormat.Raw,
                                       serialization.NoEncryption())

@@ -193,3 +193,17 @@ def test_verified_roots_are_cached_and_bad_signatures_are_not(
     assert not store.verify_root(cid, root, b"\x00" * 64)
     assert not store.verify_root(cid, b"x" * 16, sig)
     assert not store.verify_root(b"\x01" * 16, root, sig)  # unknown credential
+
+
+def test_a_renewed_credential_keeps_the_member_key_and_its_at_rest_key(
+        authority: Authority, alice: MemberIdentity) -> None:
+    renewed = authority.issue("alice-laptop", read=alice.credential.read,
+                              write=parse_grants(["users=alice", "apps=crm"]),
+                              expires_ms=NOW + 400 * DAY, now_ms=NOW + 80 * DAY, renew=alice)
+    assert renewed.credential.id != alice.credential.id
+    assert renewed.credential.public_key == alice.credential.public_key
+    assert renewed.at_rest_key() == alice.at_rest_key()
+    fresh = authority.issue("alice-laptop", expires_ms=NOW + DAY, now_ms=NOW)
+    assert fresh.at_rest_key() != alice.at_rest_key()
+    with pytest.raises(ValueError, match="cannot renew"):
+        authority.issue("bob-laptop", expires_ms=NOW + DAY, now_ms=NOW, renew=alice)
