@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from memmesh.storage import Replica
-from memmesh.trust import MemberIdentity
-
 from at_rest_helpers import files_holding
 from signed_helpers import NOW, member, pull
+
+from memmesh.storage import Replica
+from memmesh.trust import MemberIdentity
 
 CANARY = "canary-7f3a-the-patient-is-allergic-to-penicillin"
 
