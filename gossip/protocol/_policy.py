@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, TypeVar
 
+from memmesh.storage.wire import PeerScope, normal
+
 from . import events as ev
 from ._admission import HandshakeGate, expendable, hoarders
 from ._clockwatch import ClockWatch
@@ -120,23 +122,20 @@ class Notice:
 
 def _unrestricted(scope: object) -> bool:
     """A scope that lets the peer receive every shareable key (None, or a PeerScope
-    restricting neither apps nor users)."""
-    return scope is None or (getattr(scope, "apps", 0) is None
-                             and getattr(scope, "users", 0) is None)
+    restricting nothing)."""
+    return scope is None or (isinstance(scope, PeerScope) and normal(scope) is None)
 
 
 def _covers(wide: object, narrow: object) -> bool:
-    """Scope ``wide`` allows every key scope ``narrow`` allows (PeerScope-like: ``apps``
-    and ``users``, each None for all or a collection of allowed values)."""
+    """Scope ``wide`` allows every key scope ``narrow`` allows (:meth:`PeerScope.covers`;
+    a scope of another type is judged to cover only itself)."""
     if _unrestricted(wide):
         return True
     if _unrestricted(narrow):
         return False
-    for name in ("apps", "users"):
-        w, n = getattr(wide, name, None), getattr(narrow, name, None)
-        if w is not None and (n is None or not set(n) <= set(w)):
-            return False
-    return True
+    if isinstance(wide, PeerScope) and isinstance(narrow, PeerScope):
+        return bool(wide.covers(narrow))
+    return bool(wide == narrow)
 
 
 def _no_scope(peer_id: str) -> object:
