@@ -142,3 +142,10 @@ def test_two_nodes_on_credential_files_sync_what_their_grants_allow(tmp_path: Pa
             proc.wait(30)
     assert "CANARY" not in memmesh("list", "--data", str(b)).stdout
     assert "credentials of" in b.with_suffix(".log").read_text()
+
+
+def test_the_demo_runs_its_agents_on_credentials_it_issues() -> None:
+    out = _ok("demo", "--no-semantic")
+    assert "authority 'demo-fleet' made in" in out and "runs on its own credential" in out
+    assert "TLS 1.3 on member credentials" in out
+    assert "both conflicts resolved and converged" in out
