@@ -169,7 +169,7 @@ class Dialer:
             record.failed("unreachable", f"no answer within {node.options.connect_timeout:g} s")
             return None
         try:
-            wrapped, peer_id = await node.tls.connect(sock)
+            wrapped, peer_id, peer_key = await node.tls.connect(sock)
         except HandshakeFailed as failed:
             record.failed("refused", f"TLS handshake: {failed}")
             return None
@@ -179,7 +179,8 @@ class Dialer:
             assert peer_id is not None
             self._addr_rid[addr] = peer_id
             return None
-        return await node.handle_stream(wrapped, outbound=True, peer_id=peer_id, address=addr)
+        return await node.handle_stream(wrapped, outbound=True, peer_id=peer_id, address=addr,
+                                        peer_key=peer_key)
 
     def _log_failure(self, record: DialRecord, pause: float) -> None:
         level = logging.WARNING if record.seed else logging.INFO

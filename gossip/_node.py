@@ -25,6 +25,7 @@ import trio
 
 from memmesh.crdt import InvalidArgumentError, MemmeshError
 from memmesh.merge import DEFAULT_IMPORTANCE_THRESHOLD, resolve_conflicts
+from memmesh.trust import MemberIdentity, TrustStore
 
 from ._dialer import Dialer
 from ._link import Link, peer_address
@@ -86,8 +87,18 @@ class Node:
     ``cluster_key``
         Shared secret of the cluster (>= 16 bytes): links are TLS 1.3 with mutual
         certificate authentication under a CA derived from it (:mod:`._security`).
-        Without it the node refuses to start unless ``insecure=True`` (plain TCP,
-        for tests on one machine only).
+        Without it (or an ``identity``) the node refuses to start unless
+        ``insecure=True`` (plain TCP, for tests on one machine only).
+    ``identity``
+        A fleet on credentials instead of a cluster key (the two exclude each other): the
+        member's :class:`memmesh.trust.MemberIdentity` (``MemberIdentity.load(path)`` of
+        a file made by ``memmesh authority issue``). TLS trusts only its authority's CA
+        and presents the member's certificate; each peer's HELLO must carry a credential
+        of that authority, for the key of its TLS certificate and the replica id it
+        claims, valid now and not revoked (``trust``: the :class:`TrustStore` to admit
+        them with and check revocations in; default a fresh one of the authority). What
+        a peer receives follows its credential's read grants (intersected with ``acl``).
+        The identity's replica id must be the replica's.
     ``seeds``
         ``(host, port)`` pairs always dialled (work with ``mdns=False``).
     ``mdns``
@@ -130,6 +141,8 @@ class Node:
         host: str | None = None,
         port: int = 0,
         cluster_key: bytes | None = None,
+        identity: MemberIdentity | None = None,
+        trust: TrustStore | None = None,
         seeds: Sequence[tuple[str, int]] = (),
         mdns: bool = True,
         interval: float = 1.0,
@@ -159,10 +172,18 @@ class Node:
         importance_threshold: float = DEFAULT_IMPORTANCE_THRESHOLD,
         sync_default: str = "push",
     ) -> None:
-        if cluster_key is None and not insecure:
+        if cluster_key is not None and identity is not None:
+            raise SecurityError("pass a cluster_key or an identity (member credentials), "
+                                "not both")
+        if identity is not None and not isinstance(identity, MemberIdentity):
+            raise SecurityError("identity must be a memmesh.trust.MemberIdentity")
+        if identity is not None and identity.replica_id != replica.replica_id:
+            raise SecurityError(f"the credential is {identity.replica_id!r}'s, but the replica "
+                                f"is {replica.replica_id!r}")
+        if cluster_key is None and identity is None and not insecure:
             raise SecurityError(
-                "a cluster_key is required (links are authenticated and encrypted); "
-                "pass insecure=True only for tests on a trusted machine")
+                "a cluster_key or an identity is required (links are authenticated and "
+                "encrypted); pass insecure=True only for tests on a trusted machine")
         if interval <= 0 or poll_interval <= 0:
             raise MemmeshError("interval and poll_interval must be > 0")
         if type(importance_threshold) not in (int, float) or \
@@ -189,7 +210,9 @@ class Node:
         self.resolver = resolver
         self.escalate = escalate
         self.resolved = 0
-        self.fingerprint = cluster_fingerprint(cluster_key)
+        self.identity = identity
+        self.fingerprint = cluster_fingerprint(cluster_key) if identity is None \
+            else identity.authority.fingerprint
         self.rng = rng or random.Random()
         self.policy = SyncPolicy(
             self.replica_id, fingerprint=self.fingerprint, rng=self.rng, now=0.0,
@@ -200,9 +223,11 @@ class Node:
                 max_buffered=max_buffered, repair_interval=repair_interval,
                 sync_default=sync_default),
             session_config=session_config or SessionConfig(retransmit=False),
-            scope_of=AccessList(acl or {}, acl_default), report=_log_notice)
+            scope_of=AccessList(acl or {}, acl_default), report=_log_notice,
+            identity=identity, trust=trust)
         self.tls = TlsLayer(cluster_key, gate=self.policy.handshakes,
-                            counters=self.policy.counters, timeout=tls_timeout)
+                            counters=self.policy.counters, timeout=tls_timeout,
+                            identity=identity)
         self.dialer = Dialer(self)
         self.peer_book = PeerBook(self.replica_id)
         self._links: dict[PeerLink, Link] = {}
@@ -240,8 +265,14 @@ class Node:
         TLS or not, its seeds and mDNS."""
         seeds = ", ".join(format_address(h, p) for h, p in self.seeds) or "none"
         return (f"node {self.replica_id} listening on {format_address(self.host, self.port)} "
-                f"({self.bind.why}); {'TLS 1.3' if self.tls.secure else 'INSECURE plain TCP'}"
+                f"({self.bind.why}); {self._security_words()}"
                 f"; seeds: {seeds}; mDNS {'on' if self.mdns else 'off'}")
+
+    def _security_words(self) -> str:
+        if self.identity is not None:
+            return (f"TLS 1.3 on credentials of {self.identity.authority.name!r} "
+                    f"(fingerprint {self.fingerprint.hex()})")
+        return "TLS 1.3" if self.tls.secure else "INSECURE plain TCP"
 
     def add_seed(self, host: str, port: int) -> None:
         """Dial ``(host, port)`` from now on, like a seed."""
@@ -286,16 +317,18 @@ class Node:
     async def handle_stream(self, stream: trio.abc.Stream, *, outbound: bool,
                             peer_id: str | None = None,
                             address: tuple[str, int] | None = None,
-                            host: str | None = None) -> Link:
+                            host: str | None = None, peer_key: bytes | None = None) -> Link:
         """Run a link over an already connected (and, if secure, authenticated) stream.
 
         ``peer_id`` is the authenticated identity the peer's HELLO must match; ``host``
-        the peer's address for the per-address cap (``address[0]`` when dialled).  Used
+        the peer's address for the per-address cap (``address[0]`` when dialled);
+        ``peer_key`` the key of its TLS certificate (on credentials).  Used
         by the TCP listener and dialers, and by tests with ``trio.testing`` streams.
         """
         plink = self.policy.open_link(
             trio.current_time(), self.wall_ms(), outbound=outbound, expected_peer_id=peer_id,
-            address=host or (address[0] if address is not None else None))
+            address=host or (address[0] if address is not None else None),
+            expected_peer_key=peer_key)
         link = Link(self, stream, plink, address=address, send_timeout=self.options.send_timeout)
         self._links[plink] = link
         self.after_policy()
@@ -417,10 +450,11 @@ class Node:
     async def _inbound(self, stream: trio.SocketStream) -> None:
         try:
             peer = peer_address(stream)
-            wrapped, peer_id = await self.tls.accept(stream, peer)
+            wrapped, peer_id, peer_key = await self.tls.accept(stream, peer)
             if wrapped is not None:
                 await self.handle_stream(wrapped, outbound=False, peer_id=peer_id,
-                                         host=None if peer is None else peer[0])
+                                         host=None if peer is None else peer[0],
+                                         peer_key=peer_key)
         except Exception as exc:  # one bad connection must never take the listener down
             log.warning("inbound connection failed: %s", type(exc).__name__)
 

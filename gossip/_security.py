@@ -7,6 +7,10 @@ replica id as the name, and a peer's HELLO must name the id its certificate prov
 A node with another key has another CA, so its handshake fails before any protocol
 byte flows. A public fingerprint (another HKDF output) names the cluster in mDNS and
 the HELLO. The derivation step by step: docs/internals.md, section 3, "Cluster keys".
+A fleet on credentials (:mod:`memmesh.trust`) uses the same contexts with the
+authority's CA and the member's issued certificate instead (:meth:`ClusterCredentials.
+from_identity`); the peer's HELLO then carries its credential, bound to the key of its
+TLS certificate (:func:`peer_public_key`).
 """
 
 from __future__ import annotations
@@ -20,9 +24,14 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.x509.oid import NameOID
+
+from memmesh.trust import MemberIdentity
 
 from .protocol import GossipError
 
@@ -33,6 +42,7 @@ __all__ = [
     "cluster_fingerprint",
     "new_cluster_key",
     "peer_identity",
+    "peer_public_key",
 ]
 
 #: Fingerprint used by nodes started with ``insecure=True`` and no key.
@@ -133,6 +143,14 @@ class ClusterCredentials:
                                            serialization.NoEncryption()),
         )
 
+    @classmethod
+    def from_identity(cls, identity: MemberIdentity) -> ClusterCredentials:
+        """A fleet on credentials: the authority's CA certificate is the only trust
+        anchor, the member's own certificate (issued by it, subject an opaque
+        ``memmesh member <credential id>``) and key its chain."""
+        return cls(replica_id=identity.replica_id, ca_pem=identity.authority.ca_pem,
+                   cert_pem=identity.cert_pem, key_pem=identity.key_pem())
+
     def _context(self, purpose: ssl.Purpose, protocol: int) -> ssl.SSLContext:
         ctx = ssl.SSLContext(protocol)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
@@ -173,3 +191,15 @@ def peer_identity(tls: Any) -> str:
                     and isinstance(attribute[1], str):
                 return attribute[1]
     raise SecurityError("peer certificate has no common name")
+
+
+def peer_public_key(tls: Any) -> bytes:
+    """The raw Ed25519 key of a verified TLS peer's certificate (on credentials, the key
+    its HELLO credential must be for)."""
+    der = tls.getpeercert(binary_form=True)
+    if not der:
+        raise SecurityError("peer presented no certificate")
+    key = x509.load_der_x509_certificate(der).public_key()
+    if not isinstance(key, Ed25519PublicKey):
+        raise SecurityError("peer certificate key is not Ed25519")
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)

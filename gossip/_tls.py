@@ -1,16 +1,19 @@
 """TLS 1.3 on a node's connections (:mod:`._security` makes the contexts).
 
 ``accept`` runs the server side of an inbound handshake under the policy's
-:class:`~.protocol.HandshakeGate`: beyond ``max_handshakes`` pending ones the
-oldest is cancelled, so connections that never finish their handshake cannot lock a
-real peer out; each drop is counted (``dropped:handshakes``) and logged at most once a
-second.  ``connect`` is the client side of a dialled connection.  Both are bounded by
-``timeout``.  ``connect`` returns the stream with the peer's certified replica id or
-raises :class:`HandshakeFailed` (the dialer logs it per address, once per back-off
-doubling); ``accept`` returns ``(None, None)`` on a failure and logs it itself, naming
-the peer's address and the cause (``wrong-key``: the peer holds another cluster key;
-``not-tls``: it does not speak TLS), once per doubling of that host's failures.
-Without a cluster key (``insecure``) streams pass through unauthenticated.
+:class:`~.protocol.HandshakeGate`: beyond ``max_handshakes`` pending ones the oldest is
+cancelled, so connections that never finish their handshake cannot lock a real peer out;
+each drop is counted (``dropped:handshakes``) and logged at most once a second.
+``connect`` is the client side of a dialled connection. Both are bounded by ``timeout``.
+``connect`` returns the stream with the peer's certified replica id or raises
+:class:`HandshakeFailed` (the dialer logs it per address, once per back-off doubling);
+``accept`` returns ``(None, None, None)`` on a failure and logs it itself, naming the
+peer's address and the cause (``wrong-key``: the peer holds another cluster key, or on
+credentials a certificate not issued by this fleet's authority; ``not-tls``: it does not
+speak TLS), once per doubling of that host's failures. On credentials the replica id is
+not in the certificate: the handshake returns the peer certificate's key, which the
+HELLO's credential must be for. Without a cluster key or an identity (``insecure``)
+streams pass through unauthenticated.
 """
 
 from __future__ import annotations
@@ -23,15 +26,19 @@ from collections import Counter
 
 import trio
 
+from memmesh.trust import MemberIdentity
+
 from ._peers import at_doubling, format_address
-from ._security import ClusterCredentials, SecurityError, peer_identity
+from ._security import ClusterCredentials, SecurityError, peer_identity, peer_public_key
 from .protocol import GossipError, HandshakeGate
 
 __all__ = ["HandshakeFailed", "TlsLayer", "handshake_failure"]
 
 log = logging.getLogger("memmesh.gossip")
 
-Secured = tuple[trio.abc.Stream | None, str | None]
+#: (the stream, the peer's certified replica id (cluster key), the raw key of its
+#: certificate (credentials: its HELLO credential must be for that key))
+Secured = tuple[trio.abc.Stream | None, str | None, bytes | None]
 
 #: OpenSSL reasons meaning the peer refused our certificate (it holds another key).
 _REFUSED_OURS = frozenset({"TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE",
@@ -45,6 +52,8 @@ _NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNEXPECTED_MESSAG
 #: connection: scanners, restarts) are INFO.
 _WARN = frozenset({"wrong-key", "not-tls", "identity"})
 _MAX_HOSTS = 1024
+#: X509_V_ERR_CERT_NOT_YET_VALID, X509_V_ERR_CERT_HAS_EXPIRED
+_OUT_OF_DATE = frozenset({9, 10})
 
 
 class HandshakeFailed(GossipError):
@@ -59,18 +68,26 @@ class HandshakeFailed(GossipError):
         self.detail = detail
 
 
-def handshake_failure(exc: BaseException) -> HandshakeFailed:
+def handshake_failure(exc: BaseException, *, fleet: bool = False) -> HandshakeFailed:
     """What a handshake exception means, for an operator (trio reports TLS errors as a
-    ``BrokenResourceError`` caused by the ``ssl.SSLError``)."""
+    ``BrokenResourceError`` caused by the ``ssl.SSLError``); ``fleet``: the node runs on
+    credentials (its trust anchor is the fleet's authority, not a cluster key)."""
     if isinstance(exc, trio.BrokenResourceError) and isinstance(exc.__cause__, ssl.SSLError):
         exc = exc.__cause__
+    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_code in _OUT_OF_DATE:
+        return HandshakeFailed("identity", f"its certificate is not valid now "
+                                           f"({exc.verify_message}): an expired member?")
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return HandshakeFailed("wrong-key", "its certificate is not signed by this cluster's "
+        return HandshakeFailed("wrong-key", "its certificate is not issued by this fleet's "
+                                            "authority" if fleet else
+                                            "its certificate is not signed by this cluster's "
                                             "CA: it holds another cluster key")
     if isinstance(exc, ssl.SSLError):
         reason = exc.reason or ""
         if reason in _REFUSED_OURS:
-            return HandshakeFailed("wrong-key", "it refused our certificate: it holds "
+            return HandshakeFailed("wrong-key", "it refused our certificate: ours is not "
+                                                "issued by its fleet's authority" if fleet else
+                                                "it refused our certificate: it holds "
                                                 "another cluster key")
         if reason in _NOT_TLS:
             return HandshakeFailed("not-tls", "it does not speak TLS (an --insecure node, "
@@ -89,12 +106,14 @@ def handshake_failure(exc: BaseException) -> HandshakeFailed:
 class TlsLayer:
     """The node's TLS handshakes; see the module docstring."""
 
-    __slots__ = ("_cancel", "_client", "_counters", "_drops", "_failures", "_gate", "_key",
-                 "_logged", "_server", "timeout")
+    __slots__ = ("_cancel", "_client", "_counters", "_drops", "_failures", "_gate",
+                 "_identity", "_key", "_logged", "_server", "timeout")
 
     def __init__(self, cluster_key: bytes | None, *, gate: HandshakeGate,
-                 counters: Counter[str], timeout: float) -> None:
+                 counters: Counter[str], timeout: float,
+                 identity: MemberIdentity | None = None) -> None:
         self._key = cluster_key
+        self._identity = identity
         self._gate = gate
         self._counters = counters
         self.timeout = timeout
@@ -107,13 +126,17 @@ class TlsLayer:
 
     @property
     def secure(self) -> bool:
-        return self._key is not None
+        return self._key is not None or self._identity is not None
 
     async def start(self, replica_id: str) -> None:
-        """Make this node's certificate under the cluster CA (off the event loop)."""
-        if self._key is not None:
+        """Make this node's certificate under the cluster CA (off the event loop), or
+        take the member's own on credentials."""
+        if self._identity is not None:
+            creds = ClusterCredentials.from_identity(self._identity)
+        elif self._key is not None:
             creds = await trio.to_thread.run_sync(ClusterCredentials.create, self._key,
                                                   replica_id)
+        if self.secure:
             self._server = creds.server_context()
             self._client = creds.client_context()
 
@@ -122,7 +145,7 @@ class TlsLayer:
         """The server side of an inbound connection from ``peer`` (host, port), under the
         handshake gate; a failure is logged and gives ``(None, None)``."""
         if self._server is None:
-            return stream, None
+            return stream, None, None
         key = object()
         with trio.CancelScope() as scope:
             self._cancel[key] = scope
@@ -134,17 +157,17 @@ class TlsLayer:
                 return await self._handshake(stream, self._server, server=True)
             except HandshakeFailed as failed:
                 self._log_inbound(peer, failed)
-                return None, None
+                return None, None, None
             finally:
                 self._gate.done(key)
                 self._cancel.pop(key, None)
         await trio.aclose_forcefully(stream)
-        return None, None
+        return None, None, None
 
     async def connect(self, stream: trio.SocketStream) -> Secured:
         """The client side of a dialled connection (raises :class:`HandshakeFailed`)."""
         if self._client is None:
-            return stream, None
+            return stream, None, None
         return await self._handshake(stream, self._client, server=False)
 
     async def _handshake(self, stream: trio.SocketStream, ctx: ssl.SSLContext, *,
@@ -154,12 +177,14 @@ class TlsLayer:
         try:
             with trio.fail_after(self.timeout):
                 await tls.do_handshake()
-            return tls, peer_identity(tls)
+            if self._identity is not None:  # the replica id comes with the credential
+                return tls, None, peer_public_key(tls)
+            return tls, peer_identity(tls), None
         except (trio.TooSlowError, trio.BrokenResourceError, ssl.SSLError, OSError,
                 SecurityError) as exc:
             await _send_alert(tls)
             await trio.aclose_forcefully(tls)
-            raise handshake_failure(exc) from None
+            raise handshake_failure(exc, fleet=self._identity is not None) from None
 
     def _log_inbound(self, peer: tuple[str, int] | None, failed: HandshakeFailed) -> None:
         """One line per doubling of a host's failures: a member with the wrong key that

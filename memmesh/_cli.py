@@ -22,7 +22,14 @@ from importlib.metadata import PackageNotFoundError, version
 from memmesh.crdt import MemmeshError
 from memmesh.integrations._options import add_logging_options, configure_logging, error_line
 
-from . import _cli_conflicts, _cli_memory, _cli_node, _cli_search, _cli_transfer
+from . import (
+    _cli_authority,
+    _cli_conflicts,
+    _cli_memory,
+    _cli_node,
+    _cli_search,
+    _cli_transfer,
+)
 from ._cli_common import CliError
 
 
@@ -42,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_transfer.add_commands(sub)
     _cli_search.add_commands(sub)
     _cli_node.add_commands(sub)
+    _cli_authority.add_commands(sub)
     add_logging_options(parser)
     for command in sub.choices.values():
         add_logging_options(command, sub=True)

@@ -2,7 +2,10 @@
 
 A planner, a coder and a reviewer each open an LMDB replica in a temporary directory
 and run a gossip ``Node`` on 127.0.0.1, linked by seeds (or mDNS on loopback with
-``--mdns``) over TLS 1.3 under a fresh cluster key. The demo writes memories in several
+``--mdns``) over TLS 1.3 on member credentials: the demo makes an authority in its
+temporary directory and issues each agent a credential file (read and write grants on
+the demo's app and user, its role, its own name as its actor), as an operator would
+with ``memmesh authority init`` and ``issue``. The demo writes memories in several
 scopes and tiers (the private note stays home), makes two agents rewrite the same memory
 at the same instant twice (two wordings of one fact, then a contradiction), shows both
 versions standing everywhere, lets the fleet's resolver (near-duplicate, then role
@@ -26,6 +29,7 @@ import trio
 AGENTS = (("planner", "lead"), ("coder", "engineer"), ("reviewer", "reviewer"))
 USER = "alice"
 APP = "shop-redesign"
+GRANT = f"apps={APP};users={USER}"  # what each agent's credential reads and writes
 
 
 class _Clock:
@@ -86,10 +90,12 @@ def build_resolver(embedder: Any | None) -> Any:
 
 
 async def _demo(root: Path, *, mdns: bool, semantic: bool, clock: _Clock) -> None:
-    from memmesh.gossip import Node, new_cluster_key
+    from memmesh.gossip import Node
     from memmesh.storage import Replica
 
-    key = new_cluster_key()
+    identities = _issue_credentials(root)
+    _say(clock, f"authority 'demo-fleet' made in {root / 'issuer.key'}; each agent runs on "
+         f"its own credential ({GRANT}, roles {', '.join(r for _, r in AGENTS)})")
     embedder = None
     if semantic:
         from memmesh.semantic import SentenceTransformerEmbedder
@@ -106,7 +112,7 @@ async def _demo(root: Path, *, mdns: bool, semantic: bool, clock: _Clock) -> Non
             first_port: list[int] = []
             for i, (name, _role) in enumerate(AGENTS):
                 seeds = [] if mdns or i == 0 else [("127.0.0.1", first_port[0])]
-                node = Node(by_name[name], cluster_key=key, seeds=seeds, mdns=mdns,
+                node = Node(by_name[name], identity=identities[name], seeds=seeds, mdns=mdns,
                             interval=0.5, resolver=resolver, resolver_interval=0.2,
                             resolve_deadline_ms=3000, remember_peers=False)
                 ready = trio.Event()
@@ -118,7 +124,7 @@ async def _demo(root: Path, *, mdns: bool, semantic: bool, clock: _Clock) -> Non
             how = "mDNS on loopback" if mdns else f"seed 127.0.0.1:{first_port[0]}"
             _say(clock, "3 agent nodes up: " + ", ".join(
                 f"{n.replica_id}@127.0.0.1:{n.port}" for n in nodes)
-                + f" (TLS 1.3, cluster key generated; discovery: {how})")
+                + f" (TLS 1.3 on member credentials; discovery: {how})")
             await _wait_until(lambda: all(len(n.peers) >= (2 if mdns else 1) for n in nodes))
             _say(clock, "links up: " + "; ".join(f"{n.replica_id} <-> {', '.join(n.peers)}"
                                                  for n in nodes))
@@ -127,6 +133,24 @@ async def _demo(root: Path, *, mdns: bool, semantic: bool, clock: _Clock) -> Non
     finally:
         for replica in replicas:
             replica.close()
+
+
+def _issue_credentials(root: Path) -> dict[str, Any]:
+    """An authority in ``root`` and a credential file per agent, read back as a member
+    would (``MemberIdentity.load``)."""
+    from memmesh.trust import Authority, Grant, MemberIdentity
+
+    authority = Authority.create("demo-fleet")
+    authority.save(root / "issuer.key")
+    now = int(time.time() * 1000)
+    grant = (Grant.parse(GRANT),)
+    out = {}
+    for name, role in AGENTS:
+        path = root / f"{name}.cred"
+        authority.issue(name, read=grant, write=grant, roles=(role,), actors=(name,),
+                        expires_ms=now + 86_400_000, now_ms=now).save(path)
+        out[name] = MemberIdentity.load(path)
+    return out
 
 
 async def _run_node(node: Any, ready: trio.Event) -> None:

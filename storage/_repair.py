@@ -35,15 +35,27 @@ def hash8(skey: bytes, raw: bytes) -> bytes:
 def scope_sums(txn: Txn, scope: PeerScope | None) -> bytes:
     """The 256 bucket sums (8 bytes each, concatenated) over the shareable keys inside
     ``scope`` (None: all of them, from the sums the digest keeps; a restricted scope
-    walks the peer-scope index: cost proportional to what it holds)."""
+    walks the peer-scope index for each of its patterns, reading the header of a key
+    only where a pattern restricts agents or runs: cost proportional to what it holds)."""
     scope = normal(scope)
     if scope is None:
         return b"".join(s[-DIGEST_BUCKET_BYTES:] for s in digest.bucket_sums(txn))
     sums = [0] * DIGEST_BUCKETS
-    for kb in peer_keys(txn, scope.apps, scope.users):
-        skey = bytes((digest.bucket_of(kb),)) + kb
-        raw = txn.get("state", skey)
-        if raw is not None:
+    counted: set[bytes] = set()
+    for pattern in scope.patterns():  # a union: each key counted once
+        by_header = pattern.agents is not None or pattern.runs is not None
+        for kb in peer_keys(txn, pattern.apps, pattern.users):
+            if kb in counted:
+                continue
+            skey = bytes((digest.bucket_of(kb),)) + kb
+            raw = txn.get("state", skey)
+            if raw is None:
+                continue
+            if by_header:  # the index knows apps and users; agents and runs: the header
+                h = decode(raw, check_canonical=False).header
+                if not pattern.covers(h.app_id, h.user_id, h.agent_id, h.run_id):
+                    continue
+            counted.add(kb)
             sums[skey[0]] = (sums[skey[0]] + digest.item_hash(skey, raw)) & _MASK
     return b"".join(s.to_bytes(DIGEST_BUCKET_BYTES, "big") for s in sums)
 
@@ -61,7 +73,8 @@ def bucket_listing(txn: Txn, bucket: int, scope: PeerScope | None) -> list[tuple
     out = []
     for skey, raw in txn.prefix("state", bytes((bucket,))):
         h = decode(raw, check_canonical=False).header
-        if h.shareable and (scope is None or scope.allows(h.app_id, h.user_id)):
+        if h.shareable and (scope is None or scope.allows(h.app_id, h.user_id,
+                                                             h.agent_id, h.run_id)):
             out.append((h.key, hash8(skey, raw)))
     return out
 

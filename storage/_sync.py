@@ -175,7 +175,8 @@ class Sync:
                     return True
                 state = decode(raw, check_canonical=False)
                 h = state.header
-                if not h.shareable or (peer is not None and not peer.allows(h.app_id, h.user_id)) \
+                if not h.shareable or (peer is not None and not peer.allows(
+                        h.app_id, h.user_id, h.agent_id, h.run_id)) \
                         or (h.expires_at is not None and h.expires_at <= now):
                     seen.add(key)
                     return True

@@ -12,7 +12,7 @@ docs/internals.md, "Sync primitives".
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from memmesh.crdt import (
@@ -23,6 +23,7 @@ from memmesh.crdt import (
     packb,
     unpackb,
 )
+from memmesh.trust import Grant
 
 __all__ = [
     "DIGEST_BUCKETS",
@@ -34,6 +35,8 @@ __all__ = [
     "MAX_KEY_LEN",
     "MAX_PROOFS",
     "MAX_PROOF_LEN",
+    "MAX_SCOPE_GRANTS",
+    "MAX_SCOPE_GRANT_BYTES",
     "MAX_SCOPE_VALUES",
     "MAX_WANT",
     "MAX_WANT_BYTES",
@@ -47,6 +50,7 @@ __all__ = [
     "parse_changes",
     "parse_scope",
     "parse_summary",
+    "restrict",
     "scope_plain",
 ]
 
@@ -62,6 +66,9 @@ MAX_WANT = 4096
 MAX_WANT_BYTES = 512 * 1024
 #: Most apps or users a scope names.
 MAX_SCOPE_VALUES = 256
+#: Most read grants a scope lists, and most bytes of them (a credential's read grants).
+MAX_SCOPE_GRANTS = 256
+MAX_SCOPE_GRANT_BYTES = 64 * 1024
 #: Most ``(key, hash)`` pairs one payload may list (a 4 MiB frame holds about 90k).
 MAX_HASHES = 131_072
 
@@ -84,64 +91,155 @@ def bad(message: str) -> DecodeError:
 # -- scopes -----------------------------------------------------------------------
 
 
+Values = frozenset[str | None] | None
+
+
 @dataclass(frozen=True, slots=True)
 class PeerScope:
-    """What a peer may receive: allowed apps and users (``None`` = no restriction).
+    """What a peer may receive: allowed apps, users, agents and runs (``None`` = no
+    restriction), all of which must hold, and, when ``grants`` is given, at least one of
+    those :class:`memmesh.trust.Grant` s (a credential's read grants: a union).
 
-    A key is shipped only if its ``app_id`` is in ``apps`` and its ``user_id`` in
-    ``users`` (for each restriction given); a key without that field is withheld from a
-    restricted peer unless ``None`` is listed.
+    A key is shipped only if its ``app_id`` is in ``apps``, its ``user_id`` in ``users``
+    and so on (for each restriction given); a key without that field is withheld from a
+    restricted peer unless ``None`` is listed. ``grants=()`` allows nothing. A
+    hand-written scope (``Node(acl=...)``) intersected with a peer's credential is
+    :meth:`restricted_to`.
     """
 
-    apps: frozenset[str | None] | None = None
-    users: frozenset[str | None] | None = None
+    apps: Values = None
+    users: Values = None
+    agents: Values = None
+    runs: Values = None
+    grants: tuple[Grant, ...] | None = None
 
-    def allows(self, app_id: str | None, user_id: str | None) -> bool:
-        if self.apps is not None and app_id not in self.apps:
+    def __post_init__(self) -> None:
+        for tier in ("apps", "users", "agents", "runs"):
+            values = getattr(self, tier)
+            if values is not None and not isinstance(values, frozenset):
+                object.__setattr__(self, tier, frozenset(values))
+        if self.grants is not None:
+            grants = tuple(self.grants)
+            if any(not isinstance(g, Grant) for g in grants):
+                raise InvalidArgumentError("PeerScope grants must be memmesh.trust.Grant s")
+            # canonical: sorted, unique, so equal unions compare (and travel) equal
+            unique = {packb(g.plain()): g for g in grants}
+            object.__setattr__(self, "grants", tuple(unique[k] for k in sorted(unique)))
+
+    def patterns(self) -> tuple[Grant, ...]:
+        """The scope as a union of conjunctions: each grant intersected with the tier
+        restrictions (empty intersections left out)."""
+        base = Grant(self.apps, self.users, self.agents, self.runs)
+        if self.grants is None:
+            return (base,)
+        return tuple(p for g in self.grants if (p := base.intersect(g)) is not None)
+
+    def allows(self, app_id: str | None, user_id: str | None, agent_id: str | None = None,
+               run_id: str | None = None) -> bool:
+        if self.grants is None:
+            return ((self.apps is None or app_id in self.apps)
+                    and (self.users is None or user_id in self.users)
+                    and (self.agents is None or agent_id in self.agents)
+                    and (self.runs is None or run_id in self.runs))
+        return any(p.covers(app_id, user_id, agent_id, run_id) for p in self.patterns())
+
+    def restricted_to(self, grants: tuple[Grant, ...]) -> PeerScope:
+        """This scope, further restricted to what ``grants`` (a union) cover."""
+        if self.grants is None:
+            return replace(self, grants=tuple(grants))
+        both = (a.intersect(b) for a in self.grants for b in grants)
+        return replace(self, grants=tuple(g for g in both if g is not None))
+
+    def covers(self, other: PeerScope | None) -> bool:
+        """Whether this scope allows every key ``other`` allows (None: every key).
+        Conservative: each pattern of ``other`` must lie within one pattern of ours."""
+        mine = normal(self)
+        if mine is None:
+            return True
+        if normal(other) is None:
             return False
-        return self.users is None or user_id in self.users
+        assert other is not None
+        ours = mine.patterns()
+        return all(any(p.within(q) for q in ours) for p in other.patterns())
 
 
 def normal(scope: PeerScope | None) -> PeerScope | None:
     """``scope`` with an unrestricted PeerScope as None (they allow the same keys)."""
-    if scope is not None and scope.apps is None and scope.users is None:
+    if scope is not None and scope.apps is None and scope.users is None \
+            and scope.agents is None and scope.runs is None \
+            and (scope.grants is None or Grant() in scope.grants):
         return None
     return scope
+
+
+def restrict(scope: PeerScope | None, grants: tuple[Grant, ...] | None) -> PeerScope | None:
+    """``scope`` (None: everything) intersected with a credential's read ``grants``
+    (None: no credential, no further restriction)."""
+    if grants is None:
+        return scope
+    return normal((scope or PeerScope()).restricted_to(grants))
 
 
 def _sorted_values(values: frozenset[str | None]) -> tuple[str | None, ...]:
     return tuple(sorted(values, key=lambda v: (v is not None, v or "")))
 
 
-def scope_plain(scope: PeerScope | None) -> tuple[Any, Any] | None:
-    """The wire form of a peer scope: None (unrestricted) or ``(apps, users)``, each
-    None or sorted values (None first)."""
+def _tier_plain(values: Values) -> tuple[str | None, ...] | None:
+    return None if values is None else _sorted_values(values)
+
+
+def scope_plain(scope: PeerScope | None) -> tuple[Any, ...] | None:
+    """The wire form of a peer scope: None (unrestricted), ``(apps, users)`` when only
+    those are restricted (each None or sorted values, None first), else ``(apps, users,
+    agents, runs, grants)`` with ``grants`` None or the canonical forms of the grants."""
     scope = normal(scope)
     if scope is None:
         return None
-    return (None if scope.apps is None else _sorted_values(scope.apps),
-            None if scope.users is None else _sorted_values(scope.users))
+    head = (_tier_plain(scope.apps), _tier_plain(scope.users))
+    if scope.agents is None and scope.runs is None and scope.grants is None:
+        return head
+    return (*head, _tier_plain(scope.agents), _tier_plain(scope.runs),
+            None if scope.grants is None else tuple(g.plain() for g in scope.grants))
+
+
+def _tier(values: Any) -> frozenset[str | None] | None:
+    if values is None:
+        return None
+    if type(values) is not tuple or len(values) > MAX_SCOPE_VALUES or any(
+            v is not None and (type(v) is not str or len(v) > MAX_KEY_LEN or "\x00" in v)
+            for v in values):
+        raise bad(f"scope values are at most {MAX_SCOPE_VALUES} ids or None")
+    if _sorted_values(frozenset(values)) != values:
+        raise bad("scope values must be sorted and unique")
+    return frozenset(values)
+
+
+def _grants(plain: Any) -> tuple[Grant, ...] | None:
+    if plain is None:
+        return None
+    if type(plain) is not tuple or len(plain) > MAX_SCOPE_GRANTS \
+            or len(packb(plain)) > MAX_SCOPE_GRANT_BYTES:
+        raise bad(f"scope grants are at most {MAX_SCOPE_GRANTS} grants and "
+                  f"{MAX_SCOPE_GRANT_BYTES} bytes")
+    grants = tuple(Grant.from_plain(g) for g in plain)  # DecodeError if malformed
+    if PeerScope(grants=grants).grants != grants:
+        raise bad("scope grants must be sorted and unique")
+    return grants
 
 
 def parse_scope(plain: Any) -> PeerScope | None:
     """The peer scope of :func:`scope_plain`'s wire form (DecodeError if malformed)."""
     if plain is None:
         return None
-    if type(plain) is not tuple or len(plain) != 2:
-        raise bad("a scope is None or (apps, users)")
-    fields: list[frozenset[str | None] | None] = []
-    for values in plain:
-        if values is None:
-            fields.append(None)
-            continue
-        if type(values) is not tuple or len(values) > MAX_SCOPE_VALUES or any(
-                v is not None and (type(v) is not str or len(v) > MAX_KEY_LEN or "\x00" in v)
-                for v in values):
-            raise bad(f"scope values are at most {MAX_SCOPE_VALUES} ids or None")
-        if _sorted_values(frozenset(values)) != values:
-            raise bad("scope values must be sorted and unique")
-        fields.append(frozenset(values))
-    return normal(PeerScope(fields[0], fields[1]))
+    if type(plain) is not tuple or len(plain) not in (2, 5):
+        raise bad("a scope is None, (apps, users) or (apps, users, agents, runs, grants)")
+    if len(plain) == 2:
+        return normal(PeerScope(_tier(plain[0]), _tier(plain[1])))
+    scope = PeerScope(_tier(plain[0]), _tier(plain[1]), _tier(plain[2]), _tier(plain[3]),
+                      _grants(plain[4]))
+    if scope.agents is None and scope.runs is None and scope.grants is None:
+        raise bad("a scope restricting only apps and users is (apps, users)")
+    return normal(scope)
 
 
 # -- fields -----------------------------------------------------------------------

@@ -86,6 +86,31 @@ class Grant:
                 and (self.agents is None or agent_id in self.agents)
                 and (self.runs is None or run_id in self.runs))
 
+    def intersect(self, other: Grant) -> Grant | None:
+        """The grant covering exactly what both cover (None: nothing)."""
+        fields: dict[str, frozenset[str | None]] = {}
+        for tier in TIERS:
+            mine, theirs = getattr(self, tier), getattr(other, tier)
+            both = theirs if mine is None else mine if theirs is None else mine & theirs
+            if both is not None:
+                if not both:
+                    return None
+                fields[tier] = both
+        return Grant(**fields)
+
+    def within(self, other: Grant) -> bool:
+        """Whether ``other`` covers every memory this grant covers."""
+        for tier in TIERS:
+            mine, theirs = getattr(self, tier), getattr(other, tier)
+            if theirs is not None and (mine is None or not mine <= theirs):
+                return False
+        return True
+
+    @property
+    def tiers_restricted(self) -> tuple[str, ...]:
+        """The tiers this grant constrains (``()``: it covers every memory)."""
+        return tuple(tier for tier in TIERS if getattr(self, tier) is not None)
+
     def __str__(self) -> str:
         parts = [f"{tier}={','.join(_UNSET if v is None else v for v in _sorted(values))}"
                  for tier in TIERS if (values := getattr(self, tier)) is not None]

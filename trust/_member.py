@@ -91,6 +91,20 @@ class MemberIdentity:
                 + self.key_pem() + self.authority.ca_pem)
         write_private(path, data, private=True)
 
+    @staticmethod
+    def load_credential(path: str | os.PathLike[str]) -> Credential:
+        """Only the credential of a member file (no private key needed: what an issuer
+        keeps to revoke it, or an operator reads to see what it grants)."""
+        where = os.fspath(path)
+        for label, data, _block in blocks(read_file(path, "member credential file"), where):
+            if label == _LABEL:
+                try:
+                    return Credential.from_bytes(data)
+                except ValueError as exc:
+                    raise CredentialError(f"{where}: bad credential: {exc}") from None
+        raise CredentialError(f"{where} holds no member credential (made by 'memmesh "
+                              "authority issue')")
+
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> MemberIdentity:
         """Read a member file; :class:`CredentialError` with one clear line if it is not

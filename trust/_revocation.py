@@ -7,17 +7,20 @@ ones in ``audit()``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from memmesh.crdt import DecodeError, packb
 
 from ._credential import AuthorityKey
 from ._errors import CredentialError
+from ._pem import blocks, pem_block, read_file, write_private
 from ._signed import open_envelope, verify_signature
 
 __all__ = ["Revocation", "revocation_body"]
 
 TAG = "memmesh-revocation"
+_LABEL = "MEMMESH REVOCATION"
 _MAX_REASON = 512
 
 
@@ -59,6 +62,23 @@ class Revocation:
 
     def to_bytes(self) -> bytes:
         return self.raw
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write it as a PEM-style file (public: anyone may relay it; never overwrites)."""
+        write_private(path, pem_block(_LABEL, self.raw), private=False)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Revocation:
+        """Read a revocation file (:class:`CredentialError` if it holds none)."""
+        where = os.fspath(path)
+        for label, data, _block in blocks(read_file(path, "revocation file"), where):
+            if label == _LABEL:
+                try:
+                    return cls.from_bytes(data)
+                except ValueError as exc:
+                    raise CredentialError(f"{where}: bad revocation: {exc}") from None
+        raise CredentialError(f"{where} is not a revocation file (made by 'memmesh "
+                              "authority revoke')")
 
     def verify(self, authority: AuthorityKey) -> None:
         """Raise :class:`CredentialError` unless ``authority`` made this revocation."""

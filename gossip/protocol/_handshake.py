@@ -2,11 +2,12 @@
 
 Both ends send ``HELLO`` at once; the link opens when the peer's HELLO is in and valid
 (same protocol version and cluster fingerprint, not ourselves, the identity the TLS
-certificate proved).  The sub-states are named :class:`Phase` values, never inferred
-from optional fields: ``HELLO_IN`` (open, the peer may still lack our HELLO) and
-``ESTABLISHED`` (the peer sent a frame after its HELLO, so it has ours) differ only on
-a lossy transport, where a repeated HELLO in ``HELLO_IN`` is answered with ours.
-:data:`TRANSITIONS` lists the messages each phase admits and the phase each leads to.
+certificate proved; on credentials, a credential admitted by :mod:`._credentials`). The
+sub-states are named :class:`Phase` values, never inferred from optional fields:
+``HELLO_IN`` (open, the peer may still lack our HELLO) and ``ESTABLISHED`` (the peer
+sent a frame after its HELLO, so it has ours) differ only on a lossy transport, where a
+repeated HELLO in ``HELLO_IN`` is answered with ours. :data:`TRANSITIONS` lists the
+messages each phase admits and the phase each leads to.
 """
 
 from __future__ import annotations
@@ -14,15 +15,21 @@ from __future__ import annotations
 import enum
 from typing import Final
 
+from memmesh.trust import Credential, TrustStore
+
 from . import messages as wire
 from ._config import SessionConfig
+from ._credentials import admit_peer
 from ._errors import RemoteProtocolError
 from ._outbox import Outbox
 
-__all__ = ["HANDSHAKE_FRAME", "TRANSITIONS", "Handshake", "Phase", "State"]
+__all__ = ["CREDENTIAL_HANDSHAKE_FRAME", "HANDSHAKE_FRAME", "TRANSITIONS", "Handshake",
+           "Phase", "State"]
 
-#: Largest frame body accepted before the peer's HELLO (a HELLO or a REJECT fits).
+#: Largest frame body accepted before the peer's HELLO (a HELLO or a REJECT fits); a
+#: node on credentials accepts a HELLO carrying a credential too.
 HANDSHAKE_FRAME: Final = 1024
+CREDENTIAL_HANDSHAKE_FRAME: Final = HANDSHAKE_FRAME + wire.MAX_HELLO_CREDENTIAL
 
 
 class State(enum.Enum):
@@ -79,11 +86,12 @@ TRANSITIONS: Final[dict[Phase, dict[type, Phase]]] = {
 class Handshake:
     """Our HELLO, the peer's, the phase and the HELLO timers of one link."""
 
-    __slots__ = ("_config", "_created", "_expected", "_hello_sent", "_out", "hello", "peer",
-                 "phase")
+    __slots__ = ("_config", "_created", "_expected", "_expected_key", "_hello_sent", "_out",
+                 "_trust", "credential", "hello", "peer", "phase")
 
     def __init__(self, out: Outbox, hello: wire.Hello, *, config: SessionConfig,
-                 expected_peer_id: str | None, now: float) -> None:
+                 expected_peer_id: str | None, now: float, trust: TrustStore | None = None,
+                 expected_peer_key: bytes | None = None) -> None:
         self.phase = Phase.AWAIT_HELLO
         self.hello = hello
         #: the peer's HELLO, set when the link opens (``HELLO_IN``) and kept after
@@ -91,6 +99,12 @@ class Handshake:
         self._out = out
         self._config = config
         self._expected = expected_peer_id
+        #: credential mode: the trust store the peer's HELLO credential is admitted by,
+        #: and the key its TLS certificate proved (see :mod:`._credentials`)
+        self._trust = trust
+        self._expected_key = expected_peer_key
+        #: the peer's admitted credential, once its HELLO is in (credential mode)
+        self.credential: Credential | None = None
         self._created = now
         self._hello_sent = now
         out.send(hello, now)
@@ -142,6 +156,11 @@ class Handshake:
         if self._expected is not None and msg.replica_id != self._expected:
             raise RemoteProtocolError("replica id differs from the certificate",
                                       reason="identity")
+        if self._trust is not None:
+            self.credential = admit_peer(self._trust, msg.credential,
+                                         replica_id=msg.replica_id,
+                                         tls_key=self._expected_key,
+                                         wall_ms=self.hello.wall_ms)
 
     def deadline(self) -> float:
         """While ``AWAIT_HELLO``: the handshake timeout, or our HELLO's resend."""

@@ -20,6 +20,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, TypeVar
 
+from memmesh.storage.wire import PeerScope, normal, restrict
+from memmesh.trust import MemberIdentity, TrustStore
+
 from . import events as ev
 from ._admission import HandshakeGate, expendable, hoarders
 from ._clockwatch import ClockWatch
@@ -120,23 +123,20 @@ class Notice:
 
 def _unrestricted(scope: object) -> bool:
     """A scope that lets the peer receive every shareable key (None, or a PeerScope
-    restricting neither apps nor users)."""
-    return scope is None or (getattr(scope, "apps", 0) is None
-                             and getattr(scope, "users", 0) is None)
+    restricting nothing)."""
+    return scope is None or (isinstance(scope, PeerScope) and normal(scope) is None)
 
 
 def _covers(wide: object, narrow: object) -> bool:
-    """Scope ``wide`` allows every key scope ``narrow`` allows (PeerScope-like: ``apps``
-    and ``users``, each None for all or a collection of allowed values)."""
+    """Scope ``wide`` allows every key scope ``narrow`` allows (:meth:`PeerScope.covers`;
+    a scope of another type is judged to cover only itself)."""
     if _unrestricted(wide):
         return True
     if _unrestricted(narrow):
         return False
-    for name in ("apps", "users"):
-        w, n = getattr(wide, name, None), getattr(narrow, name, None)
-        if w is not None and (n is None or not set(n) <= set(w)):
-            return False
-    return True
+    if isinstance(wide, PeerScope) and isinstance(narrow, PeerScope):
+        return bool(wide.covers(narrow))
+    return bool(wide == narrow)
 
 
 def _no_scope(peer_id: str) -> object:
@@ -163,8 +163,15 @@ class SyncPolicy:
         scope_of: Callable[[str], object] = _no_scope,
         report: Callable[[Notice], None] = _ignore,
         port: int = 0,
+        identity: MemberIdentity | None = None,
+        trust: TrustStore | None = None,
     ) -> None:
         self.replica_id = replica_id
+        #: credential mode: our identity (its credential rides our HELLO) and the trust
+        #: store peers' credentials are admitted by (a fresh one of its authority if None)
+        self.identity = identity
+        self.trust = None if identity is None else (
+            trust if trust is not None else TrustStore(identity.authority))
         self.fingerprint = fingerprint
         self.rng = rng
         self.config = config if config is not None else PolicyConfig()
@@ -193,6 +200,7 @@ class SyncPolicy:
         self._touched: dict[PeerLink, None] = {}
         self._slots_used = 0
         self._skipped = 0
+        self._credential_refusals: Counter[str] = Counter()  # per peer name
 
     # ------------------------------------------------------------------ views
 
@@ -240,15 +248,20 @@ class SyncPolicy:
 
     def open_link(self, now: float, wall_ms: int, *, outbound: bool,
                   expected_peer_id: str | None = None, address: str | None = None,
-                  want_pull: bool = False) -> PeerLink:
-        """A new connection (authenticated as ``expected_peer_id`` when given): its
-        session, whose HELLO is ready to send."""
+                  want_pull: bool = False, expected_peer_key: bytes | None = None
+                  ) -> PeerLink:
+        """A new connection (authenticated as ``expected_peer_id`` when given, or, on
+        credentials, holding the TLS key ``expected_peer_key``): its session, whose HELLO
+        is ready to send."""
         waiting = [lk for lk in self._links if not lk.registered and not lk.closed]
         if len(waiting) >= self.config.max_handshakes:  # the oldest silent one goes
             self._drop(waiting[0], now, "handshakes", "never finished its handshake")
         session = Session(replica_id=self.replica_id, fingerprint=self.fingerprint,
                           now=now, config=self.session_config, port=self.port,
-                          expected_peer_id=expected_peer_id, wall_ms=wall_ms)
+                          expected_peer_id=expected_peer_id, wall_ms=wall_ms,
+                          credential=None if self.identity is None
+                          else self.identity.credential.to_bytes(),
+                          trust=self.trust, expected_peer_key=expected_peer_key)
         link = PeerLink(session, outbound, expected_peer_id, address, opened_at=now,
                         want_pull=want_pull, last_progress=now)
         self._links.append(link)
@@ -484,12 +497,22 @@ class SyncPolicy:
                 self._refuse(link, "busy", now, f"already {len(same)} links from its address")
                 return False
         link.registered = True
-        link.scope = self.scope_of(peer)
+        link.scope = self._scope(link, peer)
         link.last_progress = now
         self._by_peer[peer] = link
         if link.outbound or link.want_pull:
             self._pull(link, now)
         return True
+
+    def _scope(self, link: PeerLink, peer: str) -> object:
+        """What ``peer`` may receive: its access-list scope, intersected with its
+        credential's read grants on credentials (a scope of another type than
+        ``PeerScope`` is kept as it is)."""
+        scope = self.scope_of(peer)
+        cred = link.session.peer_credential
+        if cred is not None and (scope is None or isinstance(scope, PeerScope)):
+            return restrict(scope, cred.read)
+        return scope
 
     def _one_of(self, existing: PeerLink, new: PeerLink) -> PeerLink:
         """Which of two links to one peer survives: on crossed dials the one dialled by
@@ -537,6 +560,16 @@ class SyncPolicy:
             stats.errors[reason] += 1
             stats.last_error = reason
         self.counters[f"error:{reason}"] += 1
+        if reason == "credential":  # a member redialling with a bad credential: one
+            refused = self._credential_refusals  # line per doubling, as for TLS failures
+            who = link.address or link.name
+            if len(refused) >= 1024 and who not in refused:
+                refused.clear()
+            refused[who] += 1
+            count = refused[who]
+            if count & (count - 1):
+                return
+            detail = f"{detail} (from {who}" + (f", {count} times)" if count > 1 else ")")
         self.report(Notice("warning", "error", link.name, reason, detail))
 
     def _call(self, link: PeerLink, reason: str, fn: Callable[[], _T]) -> _T | None:

@@ -13,6 +13,8 @@ error with BYE, or REJECT before the handshake (docs/internals.md, section 3).
 
 from __future__ import annotations
 
+from memmesh.trust import Credential, TrustStore
+
 from . import events as ev
 from . import messages as wire
 from ._config import SessionConfig
@@ -20,7 +22,7 @@ from ._delivery import Delivery
 from ._errors import LocalProtocolError, RemoteProtocolError
 from ._exchange import Chunk, Exchange
 from ._frames import FrameDecoder
-from ._handshake import HANDSHAKE_FRAME, Handshake, Phase, State
+from ._handshake import CREDENTIAL_HANDSHAKE_FRAME, HANDSHAKE_FRAME, Handshake, Phase, State
 from ._outbox import Outbox
 
 __all__ = ["Session"]
@@ -50,6 +52,9 @@ class Session:
         port: int = 0,
         expected_peer_id: str | None = None,
         wall_ms: int = 0,
+        credential: bytes | None = None,
+        trust: TrustStore | None = None,
+        expected_peer_key: bytes | None = None,
     ) -> None:
         if not replica_id:
             raise LocalProtocolError("replica_id must not be empty")
@@ -62,12 +67,15 @@ class Session:
         self._now = now  # the time of the latest call, for the calls that take none
         self._last_recv = now
         self._ping_nonce = 0
-        self._decoder = FrameDecoder(min(HANDSHAKE_FRAME, self.config.max_frame))
+        first = HANDSHAKE_FRAME if trust is None else CREDENTIAL_HANDSHAKE_FRAME
+        self._decoder = FrameDecoder(min(first, self.config.max_frame))
         self._out = Outbox(cap=self.config.max_frame, now=now)
         hello = wire.Hello(wire.PROTOCOL_VERSION, fingerprint, replica_id, port,
-                           self.config.window, self.config.max_frame, max(0, wall_ms))
+                           self.config.window, self.config.max_frame, max(0, wall_ms),
+                           credential)
         self._handshake = Handshake(self._out, hello, config=self.config,
-                                    expected_peer_id=expected_peer_id, now=now)
+                                    expected_peer_id=expected_peer_id, now=now, trust=trust,
+                                    expected_peer_key=expected_peer_key)
         self._delivery: Delivery[Chunk | None] = Delivery(self._out, self.config)
         self._exchange = Exchange(self._out, self._delivery, self.config, replica_id)
 
@@ -113,6 +121,11 @@ class Session:
     def peer(self) -> wire.Hello | None:
         """The peer's HELLO once the link opened."""
         return self._handshake.peer
+
+    @property
+    def peer_credential(self) -> Credential | None:
+        """The peer's admitted credential once the link opened (credential mode)."""
+        return self._handshake.credential
 
     @property
     def peer_summary(self) -> bytes | None:

@@ -18,6 +18,7 @@ from memmesh.crdt import DecodeError, packb, unpackb
 from ._errors import RemoteProtocolError
 
 __all__ = [
+    "MAX_HELLO_CREDENTIAL",
     "PROTOCOL_VERSION",
     "REASONS",
     "Ack",
@@ -52,6 +53,7 @@ REASONS: Final = frozenset(
         "timeout",
         "closing",
         "overload",
+        "credential",
     }
 )
 
@@ -59,6 +61,8 @@ _MAX_U63: Final = 2**63 - 1
 _MAX_ID_LEN: Final = 128
 _MAX_FP_LEN: Final = 64
 _MAX_DETAIL: Final = 200
+#: Largest member credential a HELLO may carry (an issuer-signed envelope's own bound).
+MAX_HELLO_CREDENTIAL: Final = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,8 @@ class Hello:
     window: int
     max_frame: int
     wall_ms: int = 0
+    #: the sender's member credential (credential mode; None with a cluster key)
+    credential: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +154,8 @@ def encode_message(msg: Message) -> bytes:
                 msg.version, msg.fingerprint, msg.replica_id, msg.port, msg.window,
                 msg.max_frame, msg.wall_ms,
             ]
+            if msg.credential is not None:  # absent, not nil: cluster-key HELLOs unchanged
+                fields.append(msg.credential)
         case Reject():
             fields = [msg.reason, msg.sync_id, msg.detail]
         case Syn():
@@ -215,7 +223,7 @@ def decode_message(body: bytes) -> Message:
         raise _bad("unknown message code")
     if code == 1 and f and type(f[0]) is int and f[0] != PROTOCOL_VERSION:
         raise RemoteProtocolError(f"protocol version {f[0]}", reason="version")
-    if len(f) != _ARITY[code]:
+    if len(f) != _ARITY[code] and not (code == 1 and len(f) == _ARITY[1] + 1):
         raise _bad("wrong number of fields")
     if code == 1:
         rid = _str(f[2], _MAX_ID_LEN)
@@ -224,6 +232,7 @@ def decode_message(body: bytes) -> Message:
         return Hello(
             _int(f[0], 0, 2**16), _bytes(f[1], _MAX_FP_LEN), rid, _int(f[3], 0, 65535),
             _int(f[4], 1, 4096), _int(f[5], 64, 2**31), _int(f[6]),
+            _bytes(f[7], MAX_HELLO_CREDENTIAL) if len(f) > 7 else None,
         )
     if code == 2:
         return Reject(_reason(f[0]), _int(f[1]), _str(f[2], _MAX_DETAIL))

@@ -15,9 +15,11 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from memmesh.crdt import MemmeshError
 from memmesh.gossip import AddressError, ListenError, check_port, parse_addresses
+from memmesh.trust import MemberIdentity
 
 SCOPE_FIELDS = ("app_id", "user_id", "agent_id", "run_id")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -117,6 +119,9 @@ def add_node_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-mdns", action="store_true")
     p.add_argument("--interval", type=float, default=1.0)
     p.add_argument("--key-file", default=None, help="file holding the hex cluster key")
+    p.add_argument("--credential", default=None, metavar="FILE",
+                   help="run on this member credential file (made by `memmesh authority "
+                        "issue`) instead of a cluster key")
     p.add_argument("--insecure", action="store_true", help="no TLS (trusted networks only)")
 
 
@@ -167,6 +172,33 @@ def load_cluster_key(args: argparse.Namespace) -> bytes | None:
         raise OperatorError(f"the cluster key in {where} is too short: at least 16 bytes "
                             f"(32 hex digits); `memmesh keygen` makes 32")
     return key
+
+
+def load_identity(args: argparse.Namespace) -> MemberIdentity | None:
+    """The member identity of ``--credential FILE`` (None without one); it excludes
+    ``--key-file`` and ``--insecure``. A file that is not a usable member credential is
+    an :class:`OperatorError` naming it."""
+    path = getattr(args, "credential", None)
+    if path is None:
+        return None
+    if getattr(args, "key_file", None) or getattr(args, "insecure", False):
+        raise OperatorError("--credential runs the node on member credentials: drop "
+                            "--key-file and --insecure")
+    try:
+        return MemberIdentity.load(path)
+    except (ValueError, TypeError) as exc:  # CredentialError, a damaged key block
+        raise OperatorError(f"--credential {path}: {exc}") from None
+
+
+def node_security(args: argparse.Namespace) -> dict[str, Any]:
+    """``Node`` keyword arguments for the security options: ``identity`` on
+    ``--credential``, else ``cluster_key`` (``--key-file`` or ``$MEMMESH_CLUSTER_KEY``),
+    ``insecure`` when neither is given (callers refuse that unless ``--insecure``)."""
+    identity = load_identity(args)
+    if identity is not None:
+        return {"identity": identity}
+    key = load_cluster_key(args)
+    return {"cluster_key": key, "insecure": key is None}
 
 
 def run_entry_point(label: str, parser: argparse.ArgumentParser,

@@ -27,7 +27,7 @@ from memmesh.integrations._options import (
     add_node_options,
     add_scope_options,
     data_dir,
-    load_cluster_key,
+    node_security,
     run_entry_point,
     seeds,
 )
@@ -113,20 +113,22 @@ def run(args: argparse.Namespace) -> int:
         from memmesh.semantic import HashingEmbedder
 
         embedder = HashingEmbedder()
-    key = load_cluster_key(args)  # before anything: a bad key file is one line, rc 2
+    security = node_security(args)  # before anything: a bad key file is one line, rc 2
     seed_list = seeds(args)
     with contextlib.ExitStack() as stack:
-        replica = stack.enter_context(Replica.open(data))
+        identity = security.get("identity")  # on credentials the replica is the member's
+        replica = stack.enter_context(Replica.open(
+            data, replica_id=None if identity is None else identity.replica_id))
         node = None
         if not args.no_node:
-            if key is None and not args.insecure:
-                print("memmesh mcp: no cluster key (--key-file or MEMMESH_CLUSTER_KEY): "
-                      "serving the local replica without a node", file=sys.stderr)
+            if security.get("insecure") and not args.insecure:
+                print("memmesh mcp: no cluster key (--key-file or MEMMESH_CLUSTER_KEY) and no "
+                      "--credential: serving the local replica without a node",
+                      file=sys.stderr)
             elif _lock_for_node(stack, data):
                 from memmesh.integrations.background import BackgroundNode
 
-                node = BackgroundNode(replica, host=args.host, port=args.port,
-                                      cluster_key=key, insecure=key is None,
+                node = BackgroundNode(replica, host=args.host, port=args.port, **security,
                                       seeds=seed_list, mdns=not args.no_mdns,
                                       interval=args.interval).start()
                 stack.callback(node.stop)

@@ -21,6 +21,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -37,7 +38,7 @@ from memmesh.integrations._options import (
     add_data_option,
     add_node_options,
     data_dir,
-    load_cluster_key,
+    node_security,
     run_entry_point,
     seeds,
 )
@@ -65,21 +66,30 @@ def add_runner_options(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run a node on ``args.data`` until SIGTERM/SIGINT; the exit status."""
-    key = load_cluster_key(args)
-    if key is None and not args.insecure:
-        print("memmesh: a cluster key is required: `memmesh keygen > cluster.key` once, "
-              "copy it to every member, then `memmesh node --key-file cluster.key` "
-              "(or set MEMMESH_CLUSTER_KEY); --insecure for a trusted test machine only",
+    security = node_security(args)
+    if security.get("insecure") and not args.insecure:
+        print("memmesh: a cluster key is required, or a member credential: `memmesh keygen >"
+              " cluster.key` once, copy it to every member, then `memmesh node --key-file "
+              "cluster.key` (or set MEMMESH_CLUSTER_KEY), or `memmesh node --credential "
+              "alice.cred` (docs/credentials.md); --insecure for a trusted test machine only",
               file=sys.stderr)
         return 2
+    identity = security.get("identity")
+    replica_id = args.replica_id
+    if identity is not None:
+        if replica_id is not None and replica_id != identity.replica_id:
+            print(f"memmesh: --replica-id {replica_id} differs from the credential's replica "
+                  f"id {identity.replica_id}: drop --replica-id", file=sys.stderr)
+            return 2
+        replica_id = identity.replica_id
     from memmesh.storage import Replica
 
     data = data_dir(args)
     data.mkdir(parents=True, exist_ok=True)
     with RunLock(data):
         try:
-            with Replica.open(data, replica_id=args.replica_id) as replica:
-                trio.run(functools.partial(serve, replica, args, key, data))
+            with Replica.open(data, replica_id=replica_id) as replica:
+                trio.run(functools.partial(serve, replica, args, security, data))
         except KeyboardInterrupt:
             pass
         finally:
@@ -87,11 +97,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def serve(replica: NodeReplica, args: argparse.Namespace, key: bytes | None,
+async def serve(replica: NodeReplica, args: argparse.Namespace, security: dict[str, Any],
                 data: Path) -> None:
-    """The node of :func:`run`, until a signal; status snapshots into ``data``."""
-    async with Node(replica, host=args.host, port=args.port, cluster_key=key,
-                    insecure=key is None, seeds=seeds(args), mdns=not args.no_mdns,
+    """The node of :func:`run`, until a signal; status snapshots into ``data``.
+    ``security``: the ``Node`` keywords of :func:`node_security`."""
+    async with Node(replica, host=args.host, port=args.port, **security,
+                    seeds=seeds(args), mdns=not args.no_mdns,
                     interval=args.interval, poll_interval=args.poll_interval,
                     resolver=build_resolver(args),
                     sync_default=args.sync_default) as node:

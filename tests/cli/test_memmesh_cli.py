@@ -75,6 +75,7 @@ def test_demo_converges_three_agents_and_resolves_both_conflicts_once() -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "converged in" in out and out.count("conflicted=True") == 2
+    assert "runs on its own credential" in out and "TLS 1.3 on member credentials" in out
     assert "resolved by near-duplicate" in out and "resolved by role-priority" in out
     assert out.count("(1 RESOLVE event(s)") == 2
     assert "'The public API is REST over HTTPS, versioned under /v2'" in out
