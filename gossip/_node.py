@@ -96,9 +96,10 @@ class Node:
         and presents the member's certificate; each peer's HELLO must carry a credential
         of that authority, for the key of its TLS certificate and the replica id it
         claims, valid now and not revoked (``trust``: the :class:`TrustStore` to admit
-        them with and check revocations in; default a fresh one of the authority). What
-        a peer receives follows its credential's read grants (intersected with ``acl``).
-        The identity's replica id must be the replica's.
+        them with and check revocations in; default the replica's own, ``replica.trust``,
+        so the revocations it holds apply to links too). What a peer receives follows
+        its credential's read grants (intersected with ``acl``). The identity's replica
+        id must be the replica's.
     ``seeds``
         ``(host, port)`` pairs always dialled (work with ``mdns=False``).
     ``mdns``
@@ -224,7 +225,8 @@ class Node:
                 sync_default=sync_default),
             session_config=session_config or SessionConfig(retransmit=False),
             scope_of=AccessList(acl or {}, acl_default), report=_log_notice,
-            identity=identity, trust=trust)
+            identity=identity,
+            trust=trust if trust is not None else getattr(replica, "trust", None))
         self.tls = TlsLayer(cluster_key, gate=self.policy.handshakes,
                             counters=self.policy.counters, timeout=tls_timeout,
                             identity=identity)

@@ -14,8 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from memmesh.crdt import MemmeshError
-from memmesh.integrations._options import OperatorError, add_data_option, data_dir
-from memmesh.storage import Replica
+from memmesh.integrations._options import (
+    OperatorError,
+    add_credential_option,
+    add_data_option,
+    data_dir,
+    load_identity,
+    member_replica_options,
+)
+from memmesh.storage import AtRestKeyError, Replica
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -38,6 +45,7 @@ def command(sub: Any, name: str, help: str, func: Command, *,
     p.set_defaults(func=func)
     if data:
         add_data_option(p)
+        add_credential_option(p)
     return p
 
 
@@ -63,9 +71,15 @@ def check_data_dir(path: Path) -> None:
                        "writable directory")
 
 
-def _open(path: Path) -> Replica:
+def _open(path: Path, args: argparse.Namespace) -> Replica:
+    identity = load_identity(args)
     try:
-        return Replica.open(path)
+        return Replica.open(path, **member_replica_options(path, identity))
+    except AtRestKeyError as exc:
+        if identity is None:
+            raise CliError(f"{exc}: pass --credential FILE, the member credential it was "
+                           "created with") from None
+        raise
     except MemmeshError:
         raise
     except Exception as exc:  # lmdb.Error, OSError: the directory is not usable
@@ -77,7 +91,7 @@ def open_replica(args: argparse.Namespace) -> Replica:
     """The replica on ``--data``, created if there is none (write commands)."""
     path = data_dir(args)
     check_data_dir(path)
-    return _open(path)
+    return _open(path, args)
 
 
 def existing_replica(args: argparse.Namespace) -> Replica:
@@ -89,7 +103,7 @@ def existing_replica(args: argparse.Namespace) -> Replica:
     if not (path / DATA_FILE).is_file():
         raise CliError(f"no memmesh replica at {path}; create one with memmesh node or "
                        "memmesh add")
-    return _open(path)
+    return _open(path, args)
 
 
 def read_text(value: str) -> str:

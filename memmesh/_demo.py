@@ -104,7 +104,10 @@ async def _demo(root: Path, *, mdns: bool, semantic: bool, clock: _Clock) -> Non
         embedder = SentenceTransformerEmbedder()
         embedder.embed(["warm-up"])
     resolver = _Gate(build_resolver(embedder))
-    replicas = [Replica.open(root / name, replica_id=name) for name, _ in AGENTS]
+    # each agent signs its writes and keeps its replica encrypted under its own key
+    replicas = [Replica.open(root / name, identity=identities[name],
+                             at_rest_key=identities[name].at_rest_key())
+                for name, _ in AGENTS]
     by_name = dict(zip((n for n, _ in AGENTS), replicas, strict=True))
     nodes: list[Any] = []
     try:

@@ -26,7 +26,7 @@ from ._errors import (
 )
 from ._filters import OPERATORS, InvalidFilterError, MetadataFilter, compile_filter
 from ._follow import FollowPage, JournalFollower, JournalSource
-from ._keyslots import at_rest_key_file
+from ._keyslots import at_rest_key_file, holds_plaintext_replica
 from ._memory import MAX_FIELD, MAX_TEXT
 from ._reads import AsOfView
 from ._records import (
@@ -78,4 +78,5 @@ __all__ = [
     "at_rest_key_file",
     "compact",
     "compile_filter",
+    "holds_plaintext_replica",
 ]

@@ -25,7 +25,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ._errors import AtRestKeyError
 
-__all__ = ["HEADER", "SLOT", "SLOTS_FILE", "KeySlots", "at_rest_key_file"]
+__all__ = ["HEADER", "SLOT", "SLOTS_FILE", "KeySlots", "at_rest_key_file",
+           "holds_plaintext_replica"]
 
 #: The key-slot file's name inside the data directory.
 SLOTS_FILE = "keyslots"
@@ -37,6 +38,14 @@ NONCE = 12
 KEY = 32
 _ZERO = bytes(SLOT)
 _CHECK_AAD = b"memmesh at-rest check"
+
+
+def holds_plaintext_replica(path: str | os.PathLike[str]) -> bool:
+    """Whether directory ``path`` holds a replica created without an at-rest key (which
+    can only be opened without one)."""
+    root = os.fspath(path)
+    return os.path.exists(os.path.join(root, "data.mdb")) and \
+        not os.path.exists(os.path.join(root, SLOTS_FILE))
 
 
 def at_rest_key_file(path: str | os.PathLike[str]) -> bytes:

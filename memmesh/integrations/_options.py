@@ -19,6 +19,7 @@ from typing import Any
 
 from memmesh.crdt import MemmeshError
 from memmesh.gossip import AddressError, ListenError, check_port, parse_addresses
+from memmesh.storage import holds_plaintext_replica
 from memmesh.trust import MemberIdentity
 
 SCOPE_FIELDS = ("app_id", "user_id", "agent_id", "run_id")
@@ -119,9 +120,7 @@ def add_node_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-mdns", action="store_true")
     p.add_argument("--interval", type=float, default=1.0)
     p.add_argument("--key-file", default=None, help="file holding the hex cluster key")
-    p.add_argument("--credential", default=None, metavar="FILE",
-                   help="run on this member credential file (made by `memmesh authority "
-                        "issue`) instead of a cluster key")
+    add_credential_option(p)
     p.add_argument("--insecure", action="store_true", help="no TLS (trusted networks only)")
 
 
@@ -172,6 +171,30 @@ def load_cluster_key(args: argparse.Namespace) -> bytes | None:
         raise OperatorError(f"the cluster key in {where} is too short: at least 16 bytes "
                             f"(32 hex digits); `memmesh keygen` makes 32")
     return key
+
+
+def add_credential_option(p: argparse.ArgumentParser) -> None:
+    """``--credential FILE`` (once per parser: memory commands and node commands share it)."""
+    if "--credential" in p._option_string_actions:
+        return
+    p.add_argument("--credential", default=None, metavar="FILE",
+                   help="act as this member (a credential file made by `memmesh authority "
+                        "issue`): writes are signed, the replica is encrypted at rest with "
+                        "the member's key, a node runs TLS on it instead of a cluster key")
+
+
+def member_replica_options(path: str | os.PathLike[str],
+                           identity: MemberIdentity | None) -> dict[str, Any]:
+    """``Replica.open`` keywords for a member: ``identity`` (signed, checked writes) and,
+    for a new replica or one already encrypted, ``at_rest_key`` derived from the
+    member's key (a plaintext replica made before credentials stays plaintext; see
+    docs/security.md)."""
+    if identity is None:
+        return {}
+    options: dict[str, Any] = {"identity": identity}
+    if not holds_plaintext_replica(path):
+        options["at_rest_key"] = identity.at_rest_key()
+    return options
 
 
 def load_identity(args: argparse.Namespace) -> MemberIdentity | None:

@@ -27,6 +27,7 @@ from memmesh.integrations._options import (
     add_node_options,
     add_scope_options,
     data_dir,
+    member_replica_options,
     node_security,
     run_entry_point,
     seeds,
@@ -118,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         identity = security.get("identity")  # on credentials the replica is the member's
         replica = stack.enter_context(Replica.open(
-            data, replica_id=None if identity is None else identity.replica_id))
+            data, replica_id=None if identity is None else identity.replica_id,
+            **member_replica_options(data, identity)))
         node = None
         if not args.no_node:
             if security.get("insecure") and not args.insecure:

@@ -38,6 +38,7 @@ from memmesh.integrations._options import (
     add_data_option,
     add_node_options,
     data_dir,
+    member_replica_options,
     node_security,
     run_entry_point,
     seeds,
@@ -88,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     data.mkdir(parents=True, exist_ok=True)
     with RunLock(data):
         try:
-            with Replica.open(data, replica_id=replica_id) as replica:
+            with Replica.open(data, replica_id=replica_id,
+                              **member_replica_options(data, identity)) as replica:
                 trio.run(functools.partial(serve, replica, args, security, data))
         except KeyboardInterrupt:
             pass

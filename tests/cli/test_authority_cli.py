@@ -149,3 +149,23 @@ def test_the_demo_runs_its_agents_on_credentials_it_issues() -> None:
     assert "authority 'demo-fleet' made in" in out and "runs on its own credential" in out
     assert "TLS 1.3 on member credentials" in out
     assert "both conflicts resolved and converged" in out
+
+
+def test_memory_commands_on_a_credential_sign_encrypt_and_keep_to_the_grants(
+        tmp_path: Path) -> None:
+    key, cred, data = tmp_path / "issuer.key", tmp_path / "alice.cred", tmp_path / "d"
+    _ok("authority", "init", "--out", str(key))
+    _ok("authority", "issue", "--authority", str(key), "--replica-id", "alice-laptop",
+        "--read", "users=alice", "--write", "users=alice", "--expires", "1d", "--out",
+        str(cred))
+    mid = _ok("add", "--data", str(data), "--credential", str(cred), "--user-id", "alice",
+              "canary-c4e1 alice's secret").strip()
+    assert "canary-c4e1" in _ok("get", "--data", str(data), "--credential", str(cred), mid)
+    denied = memmesh("add", "--data", str(data), "--credential", str(cred), "--user-id",
+                     "bob", "for bob")
+    assert denied.returncode != 0 and len(denied.stderr.strip().splitlines()) == 1
+    assert "no write grant" in denied.stderr
+    locked = memmesh("list", "--data", str(data))
+    assert locked.returncode != 0 and "--credential" in locked.stderr
+    assert len(locked.stderr.strip().splitlines()) == 1
+    assert not any(b"canary-c4e1" in p.read_bytes() for p in data.rglob("*") if p.is_file())
