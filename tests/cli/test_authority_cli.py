@@ -130,9 +130,11 @@ def test_two_nodes_on_credential_files_sync_what_their_grants_allow(tmp_path: Pa
         proc, _ = _start(b, "--credential", str(tmp_path / "bob-laptop.cred"), "--seed",
                          f"127.0.0.1:{port}")
         procs.append(proc)
-        _ok("add", "--data", str(a), "--user-id", "alice", "CANARY of alice")
-        _ok("add", "--data", str(a), "--user-id", "bob", "for bob")
-        wait_until(lambda: "for bob" in memmesh("list", "--data", str(b)).stdout, 60,
+        as_a = ("--data", str(a), "--credential", str(tmp_path / "alice-laptop.cred"))
+        as_b = ("--data", str(b), "--credential", str(tmp_path / "bob-laptop.cred"))
+        _ok("add", *as_a, "--user-id", "alice", "CANARY of alice")
+        _ok("add", *as_a, "--user-id", "bob", "for bob")
+        wait_until(lambda: "for bob" in memmesh("list", *as_b).stdout, 60,
                    "bob's memory on bob's laptop")
         assert "alice-laptop" in (a.with_suffix(".log").read_text()
                                   + b.with_suffix(".log").read_text())
@@ -140,7 +142,9 @@ def test_two_nodes_on_credential_files_sync_what_their_grants_allow(tmp_path: Pa
         for proc in procs:
             proc.terminate()
             proc.wait(30)
-    assert "CANARY" not in memmesh("list", "--data", str(b)).stdout
+    listed = memmesh("list", *as_b)
+    assert listed.returncode == 0 and "for bob" in listed.stdout
+    assert "CANARY" not in listed.stdout
     assert "credentials of" in b.with_suffix(".log").read_text()
 
 
