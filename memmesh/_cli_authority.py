@@ -105,10 +105,13 @@ def _cmd_issue(args: argparse.Namespace) -> int:
                        code=2)
     now = _now_ms()
     actors = None if args.actors is None else _names(args.actors)
+    renew = None if args.renew is None else _load(
+        "member credential file to renew", args.renew, MemberIdentity.load)
     try:
         member = authority.issue(args.replica_id, read=read, write=write,
                                  roles=_names(args.roles), actors=actors,
-                                 expires_ms=now + parse_duration(args.expires), now_ms=now)
+                                 expires_ms=now + parse_duration(args.expires), now_ms=now,
+                                 renew=renew)
     except ValueError as exc:  # InvalidArgumentError: a replica id the format cannot hold
         raise CliError(f"cannot issue this credential: {exc}", code=2) from None
     member.save(args.out)
@@ -236,6 +239,10 @@ def add_commands(sub: Any) -> None:
     q.add_argument("--actors", default=None,
                    help="actors its writes may name (comma-separated; default any)")
     q.add_argument("--expires", default="90d", help="validity: 90d, 12h, 30m (default 90d)")
+    q.add_argument("--renew", default=None, metavar="FILE",
+                   help="renew this member credential file: same replica id and member key "
+                        "(so its replica, encrypted under that key, stays readable), new "
+                        "grants and expiry")
     q.add_argument("--out", required=True, help="member credential file to write (0600)")
 
     q = command(asub, "revoke", "revoke a member credential", _cmd_revoke, data=False)

@@ -173,3 +173,22 @@ def test_memory_commands_on_a_credential_sign_encrypt_and_keep_to_the_grants(
     assert locked.returncode != 0 and "--credential" in locked.stderr
     assert len(locked.stderr.strip().splitlines()) == 1
     assert not any(b"canary-c4e1" in p.read_bytes() for p in data.rglob("*") if p.is_file())
+
+
+def test_a_renewed_credential_opens_the_replica_its_predecessor_encrypted(
+        tmp_path: Path) -> None:
+    key, data = tmp_path / "issuer.key", tmp_path / "d"
+    old, new = tmp_path / "alice.cred", tmp_path / "alice-2027.cred"
+    _ok("authority", "init", "--out", str(key))
+    issue = ("authority", "issue", "--authority", str(key), "--replica-id", "alice-laptop",
+             "--read", "users=alice", "--write", "users=alice")
+    _ok(*issue, "--expires", "1d", "--out", str(old))
+    mid = _ok("add", "--data", str(data), "--credential", str(old), "--user-id", "alice",
+              "kept across renewals").strip()
+    _ok(*issue, "--expires", "90d", "--renew", str(old), "--out", str(new))
+    assert MemberIdentity.load(new).credential.id != MemberIdentity.load(old).credential.id
+    assert "kept across renewals" in _ok("get", "--data", str(data), "--credential",
+                                         str(new), mid)
+    wrong = memmesh(*issue[:5], "bob-laptop", *issue[6:], "--renew", str(old), "--out",
+                    str(tmp_path / "bob.cred"))
+    assert wrong.returncode == 2 and "cannot renew" in wrong.stderr
