@@ -5,6 +5,7 @@ from __future__ import annotations
 from memmesh.crdt import InvalidArgumentError, MemmeshError
 
 __all__ = [
+    "NoTrustStoreError",
     "ReplicaIdMismatchError",
     "StorageError",
     "UnknownMemoryError",
@@ -30,3 +31,8 @@ class ReplicaIdMismatchError(StorageError, InvalidArgumentError):  # type: ignor
 class WritesFencedError(StorageError):
     """Local writes are fenced off (e.g. this member's clock runs ahead of its peers');
     the message says why and what to do. Nothing was written; sync keeps working."""
+
+
+class NoTrustStoreError(StorageError):
+    """The replica has no trust store (``Replica.open(identity=...)`` or ``trust=...``),
+    so it cannot check revocations or proofs. Nothing was changed."""
