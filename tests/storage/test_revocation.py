@@ -149,3 +149,29 @@ def test_a_replica_without_a_trust_store_neither_keeps_nor_relays_revocations(
         assert plain.sync_apply(forced).revocations == 0 and plain.revocations() == []
         with open_member(tmp_path, member("z", "all")) as z:
             assert parse_changes(plain.sync_changes(z.sync_summary())).revocations == ()
+
+
+def test_audit_flags_writes_from_before_signing_and_hide_keeps_the_rest_of_a_conflict(
+        tmp_path: Path) -> None:
+    clock = Clock()
+    root = tmp_path / "old"
+    with Replica.open(root, replica_id="old", clock=clock) as plain:
+        old = plain.add("from before signing", user_id="bob")
+    identity, (mallory, _a, b, _c) = _fleet(tmp_path, clock)
+    with Replica.open(root, identity=member("old", "all"), clock=clock) as a, mallory, _a, \
+            b, _c:
+        report = a.audit()
+        assert [(f.memory_id, f.reason, f.replica_id, f.credential_id) for f in
+                report.findings] == [(old, "unsigned", None, None)]
+        mid = b.add("the meeting is at 10", user_id="bob")
+        pull(mallory, b)
+        clock.now = REVOKED_AT + 5
+        b.update(mid, "at 11")
+        mallory.update(mid, "cancelled")  # concurrent: a conflict on a
+        assert not pull(a, b).refused and not pull(a, mallory).refused
+        assert a.get(mid).conflicted
+        a.add_revocation(AUTHORITY.revoke(identity.credential.id, at_ms=REVOKED_AT))
+        found = a.audit(hide=True)
+        assert sorted(f.reason for f in found.findings) == ["revoked", "unsigned"]
+        assert found.hidden == 2 and a.get(old) is None
+        assert a.get(mid).text == "at 11" and a.conflicts() == []
