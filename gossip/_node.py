@@ -260,7 +260,8 @@ class Node:
                            now=trio.current_time(), wall_ms=self.wall_ms(), unix=time.time(),
                            seeds=seeds, closed_bytes=(self._closed_bytes[0],
                                                       self._closed_bytes[1]),
-                           bind=self.bind.why)
+                           bind=self.bind.why,
+                           revocations=int(self.replica.stats().get("revocations", 0)))
 
     def listening_line(self) -> str:
         """One line for logs and start-up messages: where the node listens and why,

@@ -81,7 +81,8 @@ class NodeStatus:
     ``bytes_in``/``bytes_out`` count every link since the node started (they never go
     down when a peer leaves); ``seeds``: each configured seed; ``bind``: why the node
     listens on ``host`` (e.g. loopback only, since no seed is off this machine);
-    ``writes``: local writes seen in the journal by delivery mode (``push``, ``pull``)."""
+    ``writes``: local writes seen in the journal by delivery mode (``push``, ``pull``);
+    ``revocations``: credential revocations the replica holds (and gossips)."""
 
     replica_id: str
     host: str
@@ -103,6 +104,7 @@ class NodeStatus:
     seeds: tuple[SeedStatus, ...] = ()
     bind: str = ""
     writes: dict[str, int] = field(default_factory=dict)
+    revocations: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (tuples become lists)."""
@@ -153,7 +155,8 @@ class SeedView(Protocol):
 def node_status(policy: SyncPolicy, links: Mapping[PeerLink, LinkCounters], *, host: str,
                 port: int, secure: bool, write_fence: str | None, now: float, wall_ms: int,
                 unix: float, seeds: Sequence[tuple[SeedView, str | None]] = (),
-                closed_bytes: tuple[int, int] = (0, 0), bind: str = "") -> NodeStatus:
+                closed_bytes: tuple[int, int] = (0, 0), bind: str = "",
+                revocations: int = 0) -> NodeStatus:
     """The snapshot of a node whose policy is ``policy`` and whose connections are
     ``links``; ``now`` is the policy's clock, ``unix`` the same instant in Unix seconds.
     ``seeds``: each seed's dial record with the replica id last seen there;
@@ -197,7 +200,7 @@ def node_status(policy: SyncPolicy, links: Mapping[PeerLink, LinkCounters], *, h
         repairs=counters["repairs"], repaired=counters["repaired"],
         lowered=counters["lowered"], bind=bind,
         writes={k.split(":", 1)[1]: n for k, n in sorted(counters.items())
-                if k.startswith("writes:")},
+                if k.startswith("writes:")}, revocations=revocations,
         seeds=tuple(_seed_status(record, rid, {p.replica_id: p for p in peers})
                     for record, rid in seeds))
 

@@ -6,7 +6,8 @@ Sub-commands work on a data directory (``--data DIR``, default ``$MEMMESH_DATA``
 notices the write in the replica's change journal and pushes it to its peers. One module
 per command group: ``_cli_memory``, ``_cli_conflicts``, ``_cli_transfer`` (export, import,
 backup, restore), ``_cli_search``, ``_cli_node`` (node, status and mcp wiring; ``node``,
-``mcp``, ``simulate``, ``bench`` and ``demo`` hand over to their own modules). Every
+``mcp``, ``simulate``, ``bench`` and ``demo`` hand over to their own modules),
+``_cli_revocation`` (revocation add/list, audit). Every
 command takes ``-v`` (INFO), ``-vv`` (DEBUG) or ``--log-level LEVEL``, before or after
 its name; the default, WARNING, logs only what needs attention, one line per event.
 """
@@ -27,6 +28,7 @@ from . import (
     _cli_conflicts,
     _cli_memory,
     _cli_node,
+    _cli_revocation,
     _cli_search,
     _cli_transfer,
 )
@@ -50,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_search.add_commands(sub)
     _cli_node.add_commands(sub)
     _cli_authority.add_commands(sub)
+    _cli_revocation.add_commands(sub)
     add_logging_options(parser)
     for command in sub.choices.values():
         add_logging_options(command, sub=True)

@@ -8,16 +8,20 @@ conflicts (``conflicts``) and writes resolutions (``resolve``); who resolves and
 merge policy (:mod:`memmesh.merge`). ``view(...)`` gives a read-only :class:`ScopedView`
 of the app, user, agent and run tiers one agent sees; ``list`` takes metadata
 ``filters`` (:data:`OPERATORS`); ``delete_all`` and ``end_run`` delete by scope.
+``add_revocation`` keeps an authority's revocation (it then gossips), ``audit()``
+re-checks every stored write against the trust store and can hide the lapsed ones.
 ``watch(...)`` follows the changes (local and merged from peers) as change events;
 :class:`JournalFollower` is the journal cursor under it, for anything derived.
 """
 
 from __future__ import annotations
 
+from ._audit import AuditReport, Finding
 from ._changes import EVENT_OPS, ChangeEvent
 from ._compact import compact
 from ._errors import (
     AtRestKeyError,
+    NoTrustStoreError,
     ReplicaBusyError,
     ReplicaIdMismatchError,
     StorageError,
@@ -53,16 +57,19 @@ __all__ = [
     "ApplyResult",
     "AsOfView",
     "AtRestKeyError",
+    "AuditReport",
     "Change",
     "ChangeBatch",
     "ChangeEvent",
     "Event",
+    "Finding",
     "FollowPage",
     "InvalidFilterError",
     "JournalFollower",
     "JournalSource",
     "MemoryRecord",
     "MetadataFilter",
+    "NoTrustStoreError",
     "PeerScope",
     "Refusal",
     "Replica",

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from ._env import Env
 from ._keystore import load
-from ._reads import scope_filters, to_record
+from ._reads import current_record, scope_filters
 from ._records import MemoryRecord
 
 __all__ = ["Conflicts"]
@@ -36,7 +36,7 @@ class Conflicts:
                     continue
                 if any(getattr(state.header, k) != v for k, v in filters.items()):
                     continue
-                record = to_record(state, state.standing(), now)
+                record = current_record(txn, state, now)
                 if record is not None and record.conflicted:
                     out.append(record)
         out.sort(key=lambda r: (r.updated_at, r.id))

@@ -39,6 +39,8 @@ DB_NAMES: tuple[str, ...] = (
     "aux",  # namespace + 0x00 + key -> value (never replicated)
     "proof",  # bucket(1) + key -> the proofs of the key's dots (signed writes)
     "cred",  # credential id(16) -> credential bytes (the origins of stored proofs)
+    "revoke",  # credential id(16) -> the earliest revocation of it held (gossiped)
+    "hidden",  # bucket(1) + key -> dots audit(hide=True) hides from reads (local only)
 )
 
 DEFAULT_MAP_SIZE = 64 * 1024 * 1024

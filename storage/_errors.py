@@ -6,6 +6,7 @@ from memmesh.crdt import InvalidArgumentError, MemmeshError
 
 __all__ = [
     "AtRestKeyError",
+    "NoTrustStoreError",
     "ReplicaBusyError",
     "ReplicaIdMismatchError",
     "StorageError",
@@ -42,3 +43,6 @@ class AtRestKeyError(StorageError):
 class ReplicaBusyError(StorageError):
     """The operation needs the replica directory to itself (``memmesh compact``) while
     another process or object has it open. Nothing changed."""
+class NoTrustStoreError(StorageError):
+    """The replica has no trust store (``Replica.open(identity=...)`` or ``trust=...``),
+    so it cannot check revocations or proofs. Nothing was changed."""

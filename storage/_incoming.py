@@ -50,6 +50,7 @@ class Incoming:
     blind: bool = False  # a state could not be decoded: accept no claims at all
     proofs: dict[str, tuple[tuple[str, int, bytes], ...]] = field(default_factory=dict)
     creds: tuple[bytes, ...] = ()  # credentials the proofs name (signed writes)
+    revocations: tuple[bytes, ...] = ()  # issuer-signed revocations, checked by storage
 
     def refuse(self, refusal: Refusal, ctx: Mapping[str, int]) -> None:
         self.refused.append(refusal)
@@ -71,7 +72,7 @@ def read_changes(data: bytes, *, wall: int, max_drift_ms: int) -> Incoming:
     state is accepted or refused on its own (see module doc)."""
     envelope = parse_changes(data)
     out = Incoming(envelope.rid, envelope.scope, envelope.through, [], None, envelope.hashes,
-                   creds=envelope.creds)
+                   creds=envelope.creds, revocations=envelope.revocations)
     decoded: list[tuple[bytes, KeyState]] = []
     count: dict[str, int] = {}
     proofs = envelope.proofs

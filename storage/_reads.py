@@ -17,13 +17,15 @@ from . import _history as history
 from ._digest import state_key
 from ._env import Env, Txn
 from ._filters import MetadataFilter, check_page, compile_filter, page, record_matches
+from ._hidden import visible
 from ._indexes import SCOPE_FIELDS, scope_prefix
 from ._keycodec import decode
 from ._keystore import load
 from ._memory import check_scope, to_version
 from ._records import Event, MemoryRecord
 
-__all__ = ["AsOfView", "Reads", "scan_states", "scope_filters", "states_under", "to_record"]
+__all__ = ["AsOfView", "Reads", "current_record", "scan_states", "scope_filters",
+           "states_under", "to_record"]
 
 #: Index preference for ``list``: the most selective scope field first.
 _PREFERENCE = ("run_id", "agent_id", "user_id", "app_id")
@@ -42,6 +44,12 @@ def to_record(state: KeyState, standing: list[tuple[Dot, VersionData]],
                         run_id=h.run_id, policy=h.policy, tier=h.tier, priority=h.priority,
                         versions=versions, created_at=h.created,
                         updated_at=max(v.timestamp for v in versions), expires_at=h.expires_at)
+
+
+def current_record(txn: Txn, state: KeyState, now_ms: int) -> MemoryRecord | None:
+    """The record of ``state`` at ``now_ms``, less the versions hidden on this replica
+    (:mod:`._hidden`): what every read of the present hands out."""
+    return to_record(state, visible(txn, state, state.standing()), now_ms)
 
 
 def _matches(state: KeyState, filters: dict[str, str | None]) -> bool:
@@ -99,9 +107,9 @@ class Reads:
         now = self._clock()
         with self._env.read() as txn:
             _, _, state = load(txn, memory_id)
-        if state is None:
-            return None
-        return to_record(state, state.standing(), now)
+            if state is None:
+                return None
+            return current_record(txn, state, now)
 
     def list(self, *, limit: int | None = None, offset: int = 0,
              filters: Mapping[str, Any] | None = None, **scope: str | None
@@ -124,7 +132,7 @@ class Reads:
         out: builtins.list[MemoryRecord] = []
         with self._env.read() as txn:
             for state in scan_states(txn, fields):
-                record = to_record(state, state.standing(), now)
+                record = current_record(txn, state, now)
                 if record is not None and record_matches(record, predicate):
                     out.append(record)
         out.sort(key=lambda r: (r.created_at, r.id))
@@ -172,7 +180,7 @@ class AsOfView:
         standing = history.as_of_versions(state, self._at)
         if standing is None:
             return None
-        return to_record(state, standing, self._at[0])
+        return to_record(state, visible(txn, state, standing), self._at[0])
 
     def get(self, memory_id: str) -> MemoryRecord | None:
         with self._env.read() as txn:

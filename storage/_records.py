@@ -178,6 +178,7 @@ class ApplyResult:
     lowered: Mapping[str, int] = field(default_factory=dict)  # watermarks proved false
     scope: PeerScope | None = None  # the scope the sender says it served us
     wanted: tuple[str, ...] = ()  # listed keys we lack or hold otherwise: ask for them
+    revocations: int = 0  # revocations new here (or earlier than the one held), kept
 
 
 @dataclass(frozen=True, slots=True)

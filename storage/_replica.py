@@ -21,20 +21,22 @@ from typing import Any, TypeVar
 
 from memmesh.crdt import ORIGIN_SEP, Dot, InvalidArgumentError, Timestamp, check_replica
 from memmesh.crdt.keystate import DEFAULT_KEEP
-from memmesh.trust import MemberIdentity, TrustStore
+from memmesh.trust import MemberIdentity, Revocation, TrustStore
 
 from . import _at_rest as at_rest
 from . import _layout as layout
+from ._audit import AuditReport, audit
 from ._aux import Aux
 from ._changes import ChangeEvent, WatchFilter
 from ._conflicts import Conflicts
 from ._env import DEFAULT_MAP_SIZE, Env, Txn
-from ._errors import ReplicaIdMismatchError
+from ._errors import NoTrustStoreError, ReplicaIdMismatchError
 from ._incarnation import MAX_BASE_LEN, new_incarnation
 from ._journal import Journal
 from ._memory import Memory, check_keep, new_memory_id
 from ._reads import AsOfView, Reads, scope_filters
 from ._records import ApplyResult, ChangeBatch, Event, MemoryRecord, Version
+from ._revocations import Revocations, parse_revocation
 from ._signal import CommitSignal
 from ._signing import Signing
 from ._stamps import Stamps
@@ -90,7 +92,9 @@ class Replica:
                               signing)
         self._reads = Reads(env, clock)
         self._conflicts = Conflicts(env, clock)
-        self._sync = Sync(env, self._stamps, self._memory.collect_expired, trust)
+        self._revocations = Revocations(trust)
+        self._sync = Sync(env, self._stamps, self._memory.collect_expired, trust,
+                          self._revocations)
         self._journal = Journal(env)
         self._aux = Aux(env)
         self._signal = CommitSignal()  # wakes watchers after each commit (see watch)
@@ -137,7 +141,8 @@ class Replica:
         another stored id raises ``ReplicaIdMismatchError``). ``trust`` (default with
         an identity: ``TrustStore(identity.authority)``) makes ``sync_apply`` check
         every received write's proof and its origin's grants (docs/internals.md,
-        "Signed writes"); keys that fail are refused one by one.
+        "Signed writes"); keys that fail are refused one by one. The revocations this
+        directory holds are loaded into it (see :meth:`add_revocation`).
 
         ``at_rest_key`` (32 bytes, e.g. from :func:`at_rest_key_file`) encrypts the
         replica at rest: texts, metadata and every other content row are sealed with
@@ -202,6 +207,8 @@ class Replica:
             if layout.upgrade(env):
                 log.warning("replica %s: indexes rebuilt for storage layout %d", rid,
                             layout.LAYOUT)
+            with env.read() as txn:  # the revocations held: refused in local writes too
+                replica._revocations.refresh(txn)
             replica._stamps.restart_if_ahead(env)
         except BaseException:
             env.close()
@@ -250,10 +257,12 @@ class Replica:
         self._env.flush()
 
     def stats(self) -> dict[str, Any]:
-        """Counts of keys and environment figures (map size)."""
+        """Counts of keys and revocations held, and environment figures (map size)."""
         with self._env.read() as txn:
             keys = txn.txn.stat(self._env.dbs["state"])["entries"]
-        return {"keys": keys, "map_size": self._env.map_size, "replica_id": self.replica_id}
+            revocations = self._revocations.count(txn)
+        return {"keys": keys, "map_size": self._env.map_size, "replica_id": self.replica_id,
+                "revocations": revocations}
 
     def __repr__(self) -> str:
         return f"Replica({self.path!r}, replica_id={self.replica_id!r})"
@@ -445,6 +454,62 @@ class Replica:
     @_doc(Sync.state_digest)
     def state_digest(self) -> str:
         return self._sync.state_digest()
+
+    # -- revocations and the retrospective check -------------------------------------------
+
+    def _trust_store(self) -> TrustStore:
+        if self.trust is None:
+            raise NoTrustStoreError(
+                "this replica has no trust store: open it with identity= or trust=")
+        return self.trust
+
+    def add_revocation(self, revocation: Revocation | bytes) -> bool:
+        """Keep an authority's revocation (a :class:`memmesh.trust.Revocation` or its
+        bytes): from now on this replica refuses the credential's writes stamped at or
+        after its time, and gossips it to every peer with a trust store. True if it is
+        new here or earlier than the one held (the earliest revocation of a credential
+        wins). ``NoTrustStoreError`` without a trust store, ``CredentialError`` if this
+        replica's authority did not make it, ``DecodeError`` if malformed; nothing changes
+        then. Writes accepted before it arrived stay: :meth:`audit` finds them."""
+        trust = self._trust_store()
+        rev = parse_revocation(revocation, trust)
+
+        def keep(txn: Txn) -> bool:
+            self._revocations.refresh(txn)
+            return bool(self._revocations.keep(txn, (rev,)))
+
+        return self._env.write(keep)
+
+    def revocations(self) -> builtins.list[Revocation]:
+        """The revocations this replica holds (one per credential: the earliest), by
+        credential id; empty without a trust store."""
+        with self._env.read() as txn:
+            self._revocations.refresh(txn)
+            return self._revocations.listed(txn)
+
+    def audit(self, *, hide: bool = False) -> AuditReport:
+        """The retrospective permission check: judge every stored version, timeline event
+        and set element again against the trust store as it is now (its revocations,
+        expiry, grants, known credentials), by the rule ``sync_apply`` applies on receipt
+        (``TrustStore.check_write``). Each :class:`Finding` names the memory, the dot's
+        origin and counter, actor, role, stamp, the signing credential's replica id and
+        the reason: ``revoked`` (stamped at or after its credential's revocation:
+        accepted before the revocation arrived), ``by-revoked-member`` (stamped before
+        it: kept, flagged), ``expired``, ``unknown-credential``, ``unsigned`` (no proof,
+        e.g. written before signing), ``no-grant``, ``wrong-replica``, ``bad-proof``.
+
+        ``hide=True`` makes the versions of every finding but ``by-revoked-member`` the
+        local quarantine: reads on this replica (``get``, ``list``, views, conflicts,
+        ``as_of``, search) no longer show them; the replicated state, its sync and its
+        digest do not change. The quarantine persists, and each ``audit(hide=True)``
+        rebuilds it (run it again after a new revocation); ``hide=False`` leaves it as
+        it is. ``NoTrustStoreError`` without a trust store."""
+        if type(hide) is not bool:
+            raise InvalidArgumentError("hide must be a bool")
+        trust = self._trust_store()
+        with self._env.read() as txn:
+            self._revocations.refresh(txn)
+        return audit(self._env, trust, hide=hide)
 
     # -- the change journal, local-only aux ---------------------------------------------
 

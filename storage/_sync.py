@@ -33,6 +33,7 @@ from ._keystore import NewKey, store, store_new
 from ._proofrows import Intake, Outbox
 from ._records import ApplyResult, Refusal
 from ._repair import bucket_listing, differing, scope_sums, wanted
+from ._revocations import Revocations
 from ._stamps import Stamps
 from ._watermarks import MAX_SUMMARY_ORIGINS, Table, capped
 from ._watermarks import WM as _WM
@@ -64,9 +65,11 @@ class Sync:
     summary and a digest describe the state after collection."""
 
     def __init__(self, env: Env, stamps: Stamps, collect: Callable[[], int],
-                 trust: TrustStore | None = None) -> None:
+                 trust: TrustStore | None = None,
+                 revocations: Revocations | None = None) -> None:
         self._env = env
         self._trust = trust
+        self._revocations = revocations or Revocations(trust)
         self._refusals: dict[tuple[str, str], int] = {}  # (origin, reason) -> count
         self._stamps = stamps
         self._collect = collect
@@ -111,7 +114,7 @@ class Sync:
                 self.replica_id, wm, stored_digest.root(stored_digest.bucket_sums(txn)),
                 me=me if me is not None and me in wm else None,  # once this object minted
                 digest=(digest_scope, scope_sums(txn, digest_scope)) if digest else None,
-                want=wanted).pack()
+                want=wanted, revoked=self._revocations.held(txn)).pack()
 
     def state_digest(self) -> str:
         """Hex digest of the shareable state: equal exactly when that state is equal."""
@@ -153,11 +156,18 @@ class Sync:
                     claimable[origin] = counter
             base = len(Changes(self.replica_id, peer, (), dict.fromkeys(
                 claimable, (MAX_COUNTER, MAX_COUNTER))).pack()) + 5
+            size = base
+            revocations: list[bytes] = []  # first: the receiver admits them first
+            for rev in self._revocations.missing(txn, parsed.revoked):
+                cost = len(rev) + _STATE_OVERHEAD
+                if max_bytes is not None and revocations and size + cost > max_bytes:
+                    break
+                revocations.append(rev)
+                size += cost
             shipped: list[bytes] = []
             proofs: list[tuple[tuple[str, int, bytes], ...]] = []
             outbox = Outbox(txn)
             seen: set[bytes] = set()
-            size = base
             full = False
             unshipped: dict[str, int] = {}
 
@@ -188,7 +198,8 @@ class Sync:
                 signed = outbox.proofs(skey, delta)
                 cost = len(raw) + _STATE_OVERHEAD + sum(len(p) + _PROOF_OVERHEAD + len(o)
                                                         for o, _, p in signed)
-                if max_bytes is not None and shipped and size + cost > max_bytes:
+                if max_bytes is not None and (shipped or revocations) \
+                        and size + cost > max_bytes:
                     full = True
                     return False
                 seen.add(key)
@@ -218,7 +229,7 @@ class Sync:
                             break
                         listing = listing[:MAX_HASHES]
                     cost = sum(len(k.encode()) + _HASH_OVERHEAD for k, _ in listing)
-                    if max_bytes is not None and (shipped or hashes) and \
+                    if max_bytes is not None and (shipped or hashes or revocations) and \
                             size + cost > max_bytes:
                         break
                     hashes.extend(listing)
@@ -229,7 +240,7 @@ class Sync:
             if claim > peer_wm.get(origin, 0):
                 through[origin] = (peer_wm.get(origin, 0), claim)
         return Changes(self.replica_id, peer, tuple(shipped), through, tuple(hashes),
-                       tuple(proofs), outbox.credentials()).pack()
+                       tuple(proofs), outbox.credentials(), tuple(revocations)).pack()
 
     def _defer_to_origin(self, origin: str, counter: int) -> None:
         """The origin is the authority on its own counter (see _watermarks.py): lower our
@@ -267,8 +278,12 @@ class Sync:
         states, through, newest = parsed.states, parsed.through, parsed.newest
         scoped = parsed.scope is not None
         me = self._stamps.origin  # the current origin: only this object mints under it
+        # verified outside the write lock; kept and trusted before any state is judged
+        revs, bad_revs = self._revocations.admit(parsed.revocations, parsed.sender)
 
         def write(txn: Txn) -> ApplyResult:
+            self._revocations.refresh(txn)
+            kept = self._revocations.keep(txn, revs) if revs else []
             if newest is not None:  # the events keep their own stamps; the clock moves on
                 self._stamps.hlc(txn).observe(newest, wall)
             changed: list[str] = []
@@ -374,8 +389,8 @@ class Sync:
             failed = len(refused) - len(parsed.refused) - (1 if over else 0)
             return ApplyResult(applied=len(states) - failed, changed=tuple(changed),
                                conflicts=tuple(conflicts), through=accepted,
-                               refused=tuple(refused), lowered=dict(table.lowered),
-                               scope=parsed.scope)
+                               refused=(*refused, *bad_revs), lowered=dict(table.lowered),
+                               scope=parsed.scope, revocations=len(kept))
 
         result = self._env.write(write)
         if parsed.hashes:  # compared after the commit, outside the write lock

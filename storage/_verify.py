@@ -37,10 +37,13 @@ from ._proofs import (
     set_content,
 )
 
-__all__ = ["WriteCheck"]
+__all__ = ["Judged", "WriteCheck"]
 
 Why = tuple[str, str]
 _Written = tuple[Dot, int, int, bytes, str | None, str | None]
+_Scope = tuple[str | None, str | None, str | None, str | None]
+#: One dot as :meth:`WriteCheck.each` judges it.
+Judged = tuple[Dot, int, str | None, str | None, Proof | None, Why | None]
 
 
 def _written(incoming: KeyState, old: KeyState | None) -> Iterator[_Written]:
@@ -114,19 +117,8 @@ class WriteCheck:
 
         def proven(origin: str, counter: int, role: str | None, actor: str | None,
                    made: tuple[int, int, bytes] | None = None) -> Why | Proof:
-            """The checked proof of ``(origin, counter)``; ``made``: the (op, wall_ms or
-            -1, content digest) it must speak for, when the content is here."""
-            raw = offered.get((origin, counter))
-            if raw is None:
-                return "unsigned", f"no proof for {Dot(origin, counter)}"
-            try:
-                proof = parse_proof(raw)
-            except DecodeError as exc:
-                return "bad-proof", f"{Dot(origin, counter)}: {exc}"
-            if made is not None and not _matches(proof, *made):
-                return "bad-proof", f"the proof of {Dot(origin, counter)} does not match"
-            why = self._verify(hd, origin, counter, proof, scope, role, actor)
-            return proof if why is None else why
+            found = self._proven(hd, scope, offered, origin, counter, role, actor, made)
+            return found if isinstance(found, Proof) else found[1]
 
         for dot, op, wall, content, role, actor in _written(incoming, base):
             key = (dot.replica, dot.counter)
@@ -159,9 +151,47 @@ class WriteCheck:
                     return ("bad-proof", "a tombstone without a signed FORGET"), {}
         return None, {d: offered[d] for d in checked}
 
+    def _proven(self, hd: bytes, scope: _Scope, offered: Mapping[tuple[str, int], bytes],
+                origin: str, counter: int, role: str | None, actor: str | None,
+                made: tuple[int, int, bytes] | None) -> Proof | tuple[Proof | None, Why]:
+        """The checked proof of ``(origin, counter)``; ``made``: the (op, wall_ms or -1,
+        content digest) it must speak for, when the content is here. Else the proof as
+        parsed (None: none, or malformed) and why it fails."""
+        raw = offered.get((origin, counter))
+        if raw is None:
+            return None, ("unsigned", f"no proof for {Dot(origin, counter)}")
+        try:
+            proof = parse_proof(raw)
+        except DecodeError as exc:
+            return None, ("bad-proof", f"{Dot(origin, counter)}: {exc}")
+        if made is not None and not _matches(proof, *made):
+            return proof, ("bad-proof", f"the proof of {Dot(origin, counter)} does not match")
+        why = self._verify(hd, origin, counter, proof, scope, role, actor)
+        return proof if why is None else (proof, why)
+
+    def each(self, state: KeyState, offered: Mapping[tuple[str, int], bytes]
+             ) -> Iterator[Judged]:
+        """The retrospective check (``Replica.audit``): every body and event dot of a
+        stored ``state`` once (body first), judged now by the same rule as on receipt:
+        ``(dot, wall_ms or -1, role, actor, proof or None, why or None)``."""
+        h = state.header
+        hd = header_digest(h)
+        scope = (h.app_id, h.user_id, h.agent_id, h.run_id)
+        seen: set[tuple[str, int]] = set()
+        for dot, op, wall, content, role, actor in _written(state, None):
+            key = (dot.replica, dot.counter)
+            if key in seen:
+                continue
+            seen.add(key)
+            found = self._proven(hd, scope, offered, dot.replica, dot.counter, role, actor,
+                                 (op, wall, content))
+            if isinstance(found, Proof):
+                yield dot, wall, role, actor, found, None
+            else:
+                yield dot, wall, role, actor, found[0], found[1]
+
     def _verify(self, hd: bytes, origin: str, counter: int, proof: Proof,
-                scope: tuple[str | None, str | None, str | None, str | None],
-                role: str | None, actor: str | None) -> Why | None:
+                scope: _Scope, role: str | None, actor: str | None) -> Why | None:
         cid = proof.credential_id
         if not self._credential_known(cid):
             return "unknown-credential", (f"{Dot(origin, counter)} is signed by credential"

@@ -28,7 +28,7 @@ from ._env import Env, Txn
 from ._filters import check_page, compile_filter, page, record_matches
 from ._keystore import load
 from ._memory import check_scope
-from ._reads import states_under, to_record
+from ._reads import current_record, states_under
 from ._records import SCOPE_TIERS, MemoryRecord, scope_tier
 
 __all__ = ["ScopedView", "view_scope"]
@@ -118,9 +118,9 @@ class ScopedView:
         now = self._clock()
         with self._env.read() as txn:
             _, _, state = load(txn, memory_id)
-        if state is None or not self.visible(state.header):
-            return None
-        return to_record(state, state.standing(), now)
+            if state is None or not self.visible(state.header):
+                return None
+            return current_record(txn, state, now)
 
     def list(self, *, filters: Mapping[str, Any] | None = None, limit: int | None = None,
              offset: int = 0) -> builtins.list[MemoryRecord]:
@@ -133,7 +133,7 @@ class ScopedView:
         out: builtins.list[MemoryRecord] = []
         with self._env.read() as txn:
             for _, states in self._tier_states(txn):
-                records = [r for r in (to_record(s, s.standing(), now) for s in states)
+                records = [r for r in (current_record(txn, s, now) for s in states)
                            if r is not None and record_matches(r, predicate)]
                 records.sort(key=lambda r: (r.created_at, r.id))
                 out.extend(records)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from typing import Any
 
 from memmesh.crdt import (
@@ -35,6 +36,8 @@ __all__ = [
     "MAX_KEY_LEN",
     "MAX_PROOFS",
     "MAX_PROOF_LEN",
+    "MAX_REVOCATIONS",
+    "MAX_REVOCATION_LEN",
     "MAX_SCOPE_GRANTS",
     "MAX_SCOPE_GRANT_BYTES",
     "MAX_SCOPE_VALUES",
@@ -79,9 +82,15 @@ MAX_PROOF_LEN = 234
 MAX_CREDS = 1024
 MAX_CRED_LEN = 4096
 
-_SUMMARY_FIELDS = frozenset({"v", "rid", "wm", "root", "me", "digest", "want"})
+#: Revocations: most a summary lists (and a replica holds), most a payload carries, and
+#: the longest one (a 512-character reason is at most 2048 bytes of UTF-8).
+MAX_REVOCATIONS = 4096
+MAX_REVOCATION_LEN = 4096
+_CRED_ID_LEN = 16
+
+_SUMMARY_FIELDS = frozenset({"v", "rid", "wm", "root", "me", "digest", "want", "revoked"})
 _CHANGES_FIELDS = frozenset({"v", "rid", "scope", "states", "through"})
-_OPTIONAL_CHANGES = frozenset({"hashes", "proofs", "creds"})
+_OPTIONAL_CHANGES = frozenset({"hashes", "proofs", "creds", "revocations"})
 
 
 def bad(message: str) -> DecodeError:
@@ -324,6 +333,28 @@ def _hashes(plain: Any) -> tuple[tuple[str, bytes], ...]:
     return hashes
 
 
+def _revoked(plain: Any) -> tuple[tuple[bytes, int], ...]:
+    """A summary's ``revoked`` list: sorted, unique ``(credential id, revoked_at_ms)``."""
+    if type(plain) is not tuple or len(plain) > MAX_REVOCATIONS or any(
+            type(item) is not tuple or len(item) != 2 or type(item[0]) is not bytes
+            or len(item[0]) != _CRED_ID_LEN or type(item[1]) is not int
+            or not 0 <= item[1] <= MAX_COUNTER for item in plain):
+        raise bad(f"revoked must be at most {MAX_REVOCATIONS} (credential id, ms) pairs")
+    if any(a[0] >= b[0] for a, b in pairwise(plain)):
+        raise bad("revoked must be sorted by credential id, each id once")
+    revoked: tuple[tuple[bytes, int], ...] = plain
+    return revoked
+
+
+def _revocations(plain: Any) -> tuple[bytes, ...]:
+    if type(plain) is not tuple or len(plain) > MAX_REVOCATIONS or any(
+            type(r) is not bytes or not 0 < len(r) <= MAX_REVOCATION_LEN for r in plain):
+        raise bad(f"revocations must be at most {MAX_REVOCATIONS} byte strings of at most"
+                  f" {MAX_REVOCATION_LEN} bytes")
+    revocations: tuple[bytes, ...] = plain
+    return revocations
+
+
 # -- summaries --------------------------------------------------------------------
 
 
@@ -332,7 +363,11 @@ class Summary:
     """A summary: what its sender holds. On the wire::
 
         {"v": 1, "rid", "wm": {origin: counter}, "root": 32 bytes[, "me": origin]
-         [, "digest": {"scope", "sums": 256 x 8 bytes}][, "want": (key, ...)]}
+         [, "digest": {"scope", "sums": 256 x 8 bytes}][, "want": (key, ...)]
+         [, "revoked": ((credential id, revoked_at_ms), ...)]}
+
+    ``revoked`` (a replica with a trust store) lists the revocations its sender holds,
+    sorted by credential id; absent, the sender takes none, and none are shipped to it.
     """
 
     rid: str
@@ -341,9 +376,12 @@ class Summary:
     me: str | None = None  # the sender's minting origin, when it names it
     digest: tuple[PeerScope | None, bytes] | None = None  # (scope, 256 sums of 8 bytes)
     want: tuple[str, ...] = ()  # key ids the sender asks for whatever the watermarks say
+    revoked: tuple[tuple[bytes, int], ...] | None = None  # revocations held, or not taken
 
     def pack(self) -> bytes:
         plain: dict[str, Any] = {"v": 1, "rid": self.rid, "wm": self.wm, "root": self.root}
+        if self.revoked is not None:
+            plain["revoked"] = self.revoked
         if self.me is not None:
             plain["me"] = self.me
         if self.digest is not None:
@@ -389,7 +427,9 @@ def parse_summary(data: bytes) -> Summary:
         check_want(want)
     except InvalidArgumentError as exc:
         raise bad(str(exc)) from None
-    return Summary(rid, wm, root, me, dig, want)
+    found = plain.get("revoked")
+    revoked = None if found is None else _revoked(found)
+    return Summary(rid, wm, root, me, dig, want, revoked)
 
 
 # -- changes payloads ---------------------------------------------------------------
@@ -402,8 +442,10 @@ class Changes:
         {"v": 1, "rid", "scope", "states": (bytes, ...), "through":
          {origin: (base, counter)}[, "hashes": ((key, 8 bytes), ...)]
          [, "proofs": (((origin, counter, proof bytes), ...) per state, ...)]
-         [, "creds": (credential bytes, ...)]}
+         [, "creds": (credential bytes, ...)][, "revocations": (bytes, ...)]}
 
+    ``revocations``: issuer-signed revocations the receiver's summary lacked (or held
+    later), applied before the states are judged.
     ``proofs`` (signed writes) is absent or runs parallel to ``states``; ``creds`` holds
     the credentials of the origins those proofs name, so a relay passes on third
     parties' writes (docs/internals.md, "Signed writes").
@@ -416,6 +458,7 @@ class Changes:
     hashes: tuple[tuple[str, bytes], ...] = ()  # digest repair's (key, hash8) listing
     proofs: tuple[tuple[tuple[str, int, bytes], ...], ...] = ()  # () or one per state
     creds: tuple[bytes, ...] = ()
+    revocations: tuple[bytes, ...] = ()
 
     def pack(self) -> bytes:
         plain: dict[str, Any] = {"v": 1, "rid": self.rid, "scope": scope_plain(self.scope),
@@ -426,13 +469,15 @@ class Changes:
             plain["proofs"] = self.proofs
         if self.creds:
             plain["creds"] = self.creds
+        if self.revocations:
+            plain["revocations"] = self.revocations
         packed: bytes = packb(plain)
         return packed
 
     @property
     def empty(self) -> bool:
         """Whether it carries nothing besides its envelope (``rid`` and ``scope``)."""
-        return not (self.states or self.through or self.hashes)
+        return not (self.states or self.through or self.hashes or self.revocations)
 
 
 def parse_changes(data: bytes) -> Changes:
@@ -453,7 +498,8 @@ def parse_changes(data: bytes) -> Changes:
             type(c) is not bytes or not 0 < len(c) <= MAX_CRED_LEN for c in creds):
         raise bad(f"creds must be at most {MAX_CREDS} credentials of at most"
                   f" {MAX_CRED_LEN} bytes")
-    return Changes(rid, scope, states, through, hashes, proofs, creds)
+    revocations = _revocations(plain.get("revocations", ()))
+    return Changes(rid, scope, states, through, hashes, proofs, creds, revocations)
 
 
 def _proofs(plain: Any, count: int) -> tuple[tuple[tuple[str, int, bytes], ...], ...]:

@@ -9,7 +9,8 @@ test driver inline.
   id, its wall clock and drift bound, and its write fence (a node whose clock runs ahead
   of its peers' fences its own writes).
 * :class:`NodeReplica`: plus what the trio node needs around syncing: the change
-  journal it polls for local writes, and the local-only store its known peers live in.
+  journal it polls for local writes, the local-only store its known peers live in, and
+  the counts its status shows.
 """
 
 from __future__ import annotations
@@ -103,3 +104,7 @@ class NodeReplica(SyncReplica, Protocol):
     def aux_get(self, namespace: str, key: bytes) -> bytes | None: ...
 
     def aux_put(self, namespace: str, key: bytes, value: bytes) -> None: ...
+
+    def stats(self) -> Mapping[str, Any]:
+        """Counts for the node's status (``revocations``: revocations held)."""
+        ...

@@ -30,8 +30,9 @@ def _summary(blob: bytes) -> Summary | None:
 
 
 def _derived(summary: Summary, wm: dict[str, int]) -> bytes:
-    """``summary`` with watermarks ``wm`` and without the once-per-pull repair fields."""
-    packed: bytes = replace(summary, wm=wm, digest=None, want=()).pack()
+    """``summary`` with watermarks ``wm`` and without the once-per-pull fields (repair's,
+    and ``revoked``: the first chunk shipped the revocations the peer lacked)."""
+    packed: bytes = replace(summary, wm=wm, digest=None, want=(), revoked=None).pack()
     return packed
 
 

@@ -89,6 +89,8 @@ def format_status(status: dict[str, Any]) -> str:
         lines.insert(0, f"node running, pid {status['pid']}; status {age:.1f}s old{stale}")
     if status.get("write_fence"):
         lines.append(f"WRITES FENCED: {status['write_fence']}")
+    if status.get("revocations"):
+        lines.append(f"revocations held: {status['revocations']}")
     trouble = {k: status.get(k) for k in ("refusals", "errors", "dropped") if status.get(k)}
     if trouble:
         lines.append("  ".join(f"{k}: {v}" for k, v in trouble.items()))

@@ -228,6 +228,9 @@ class FakeReplica:
     def aux_put(self, namespace: str, key: bytes, value: bytes) -> None:
         self.aux[(namespace, key)] = value
 
+    def stats(self) -> dict[str, object]:
+        return {"keys": len(self.keys), "replica_id": self.replica_id, "revocations": 0}
+
 
 def converged(replicas: Iterable[FakeReplica]) -> bool:
     return len({r.state_digest() for r in replicas}) == 1
