@@ -43,15 +43,22 @@ def store_proofs(txn: Txn, skey: bytes, proofs: Mapping[tuple[str, int], bytes],
         txn.put("proof", skey, raw)
 
 
+#: msgpack framing of one credential in the payload's ``creds`` array (bin header).
+_CRED_OVERHEAD = 5
+
+
 class Outbox:
     """What ``sync_changes`` ships beside the states: their proofs and credentials."""
 
     def __init__(self, txn: Txn) -> None:
         self._txn = txn
         self.creds: dict[bytes, bytes] = {}
+        self.added: list[bytes] = []  # credential ids the last ``proofs`` call added
 
     def proofs(self, skey: bytes, state: KeyState) -> tuple[tuple[str, int, bytes], ...]:
-        """The proofs of ``state`` (as shipped) held here, ``(origin, counter, proof)``."""
+        """The proofs of ``state`` (as shipped) held here, ``(origin, counter, proof)``;
+        the credentials they name join the outbox (``added``: those new to it)."""
+        self.added = []
         raw = self._txn.get("proof", skey)
         if raw is None:
             return ()
@@ -63,7 +70,18 @@ class Outbox:
             if cid not in self.creds:
                 cred = self._txn.get("cred", cid)
                 self.creds[cid] = b"" if cred is None else cred
+                self.added.append(cid)
         return out
+
+    def added_bytes(self) -> int:
+        """Bytes the credentials of the last ``proofs`` call add to the payload."""
+        return sum(len(self.creds[cid]) + _CRED_OVERHEAD for cid in self.added)
+
+    def withdraw(self) -> None:
+        """Drop the credentials the last ``proofs`` call added (its state is not shipped)."""
+        for cid in self.added:
+            del self.creds[cid]
+        self.added = []
 
     def credentials(self) -> tuple[bytes, ...]:
         return tuple(c for _, c in sorted(self.creds.items()) if c)

@@ -198,8 +198,10 @@ class Sync:
                 signed = outbox.proofs(skey, delta)
                 cost = len(raw) + _STATE_OVERHEAD + sum(len(p) + _PROOF_OVERHEAD + len(o)
                                                         for o, _, p in signed)
+                cost += outbox.added_bytes()  # the credentials first named here
                 if max_bytes is not None and (shipped or revocations) \
                         and size + cost > max_bytes:
+                    outbox.withdraw()
                     full = True
                     return False
                 seen.add(key)

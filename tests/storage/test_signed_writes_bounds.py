@@ -12,6 +12,7 @@ from signed_helpers import member, open_member
 from memmesh.crdt import DecodeError
 from memmesh.storage import Replica
 from memmesh.storage.wire import MAX_CRED_LEN, MAX_CREDS, MAX_PROOF_LEN, Changes, parse_changes
+from memmesh.trust import digest16
 
 
 def _payload(tmp_path: Path) -> tuple[bytes, Replica, Replica]:
@@ -81,3 +82,24 @@ def test_proofs_relayed_through_an_untrusting_replica_still_verify(tmp_path: Pat
         assert not relay.sync_apply(payload).refused
         result = b.sync_apply(relay.sync_changes(b.sync_summary()))
         assert not result.refused and len(result.changed) == 2
+
+
+def test_max_bytes_counts_the_credentials_a_payload_names(tmp_path: Path) -> None:
+    writers = [open_member(tmp_path, member(f"w{i}", "all")) for i in range(4)]
+    relay = open_member(tmp_path, member("relay", "all"))
+    sink = open_member(tmp_path, member("sink", "all"))
+    for i, w in enumerate(writers):
+        w.add(f"memory {i} " + "x" * 40)
+        relay.sync_apply(w.sync_changes(relay.sync_summary()))
+    budget = 900
+    for _ in range(20):
+        payload = relay.sync_changes(sink.sync_summary(), max_bytes=budget)
+        c = parse_changes(payload)
+        assert len(c.states) <= 1 or len(payload) <= budget
+        # every credential shipped is named by a shipped proof, and none is missing
+        named = {p[:16] for proofs in c.proofs for _, _, p in proofs}
+        assert {digest16(cred) for cred in c.creds} == named
+        assert not sink.sync_apply(payload).refused
+        if sink.state_digest() == relay.state_digest():
+            break
+    assert sink.state_digest() == relay.state_digest()
