@@ -6,7 +6,7 @@ replicated), so a restarted process rebuilds its index from the cache without ru
 the model, and a text that arrives from ten peers is embedded once. :meth:`forget`
 drops the vectors of texts that left the replica (a forgotten memory's); an index over a
 replica encrypted at rest passes no store, so vectors stay in memory only
-(docs/security-at-rest.md).
+(docs/security.md, "Encryption at rest and erasure").
 """
 
 from __future__ import annotations

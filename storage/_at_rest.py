@@ -13,7 +13,7 @@ salt. Byte formats: docs/internals.md, "Encryption at rest".
 A reader whose snapshot predates a forget, reading after it committed, finds the slot
 destroyed (or reused for another key) and sees the key as absent, as it will once its
 snapshot is renewed. Everything but ``state`` and ``aux`` holds no content: memory ids,
-scope ids, counters, watermarks and digest sums stay plain (docs/security-at-rest.md).
+scope ids, counters, watermarks and digest sums stay plain (docs/security.md).
 """
 
 from __future__ import annotations
