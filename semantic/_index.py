@@ -257,13 +257,14 @@ class SemanticIndex:
                 raise InvalidQueryError(f"{name} must be a str or None")
         return dict(scope_filters)
 
-    def _candidates(
+    def _mask(
         self, filters: dict[str, str | None], now_ms: float, tier: str | None = None
-    ) -> npt.NDArray[np.intp]:
-        """Rows that may be returned: alive, in scope (and tier), unexpired, not hidden."""
+    ) -> npt.NDArray[np.bool_] | None:
+        """Over every row: alive, in scope (and tier), unexpired, not hidden (None: a
+        filter names a value no row holds, so nothing can match)."""
         rows = self._rows
         if rows is None:
-            return np.zeros(0, dtype=np.intp)
+            return None
         n = rows.size
         mask = rows.alive[:n] & ~rows.hidden[:n] & (rows.expires[:n] > now_ms)
         wanted = [(SCOPE_FIELDS.index(name), value) for name, value in filters.items()]
@@ -272,9 +273,16 @@ class SemanticIndex:
         for column, value in wanted:
             code = rows.code(column, value)
             if code is None:
-                return np.zeros(0, dtype=np.intp)
+                return None
             mask &= rows.scope[:n, column] == code
-        return np.flatnonzero(mask)
+        return mask
+
+    def _candidates(
+        self, filters: dict[str, str | None], now_ms: float, tier: str | None = None
+    ) -> npt.NDArray[np.intp]:
+        """The rows of :meth:`_mask`, as indices."""
+        mask = self._mask(filters, now_ms, tier)
+        return np.zeros(0, dtype=np.intp) if mask is None else np.flatnonzero(mask)
 
     def _record_matches(
         self, record: Any, filters: dict[str, str | None], now_ms: float
@@ -382,39 +390,53 @@ class SemanticIndex:
     ) -> list[Hit]:
         now = float(self._clock() if now_ms is None else now_ms)
         rows = self._rows
-        candidates = self._candidates(query.scope, now)
-        if rows is not None and query.view is not None and candidates.size:
-            candidates = candidates[self._view_mask(query.view, rows.size)[candidates]]
-        if rows is not None and query.predicate is not None and candidates.size:
-            predicate = query.predicate
-            keep = np.fromiter((predicate(rows.metadata[int(r)]) for r in candidates),
-                               dtype=bool, count=candidates.size)
-            candidates = candidates[keep]
-        if rows is None or candidates.size == 0:
+        mask = self._mask(query.scope, now)
+        if rows is None or mask is None:
             return []
         n = rows.size
-        if candidates.size * 3 > n:
-            similarity = (rows.vectors[:n] @ vector)[candidates]
+        if query.view is not None:
+            mask &= self._view_mask(query.view, n)
+        if query.predicate is not None:
+            predicate = query.predicate
+            inside = np.flatnonzero(mask)
+            keep = np.fromiter((predicate(rows.metadata[int(r)]) for r in inside),
+                               dtype=bool, count=inside.size)
+            mask[inside[~keep]] = False
+        count = int(np.count_nonzero(mask))
+        if count == 0:
+            return []
+        # Dense (unscoped, or a scope holding a third of the rows and more): score every
+        # row in one matrix-vector product over the contiguous matrix, with no gather, and
+        # rule the rest out by a -inf score. Sparse: gather the in-scope rows and score
+        # only those.
+        chosen = None if count * 3 > n else np.flatnonzero(mask)
+        if chosen is None:
+            similarity = rows.vectors[:n] @ vector
+            secondary = rows.secondary[:n] & mask if count < n else rows.secondary[:n]
         else:
-            similarity = rows.vectors[candidates] @ vector
+            similarity = rows.vectors[chosen] @ vector
+            secondary = rows.secondary[chosen]
         w = self.weights
         scores = similarity * np.float32(w.similarity) if w.similarity != 1.0 else similarity
         if w.recency:
-            recency = w.recency_factor(rows.timestamps[candidates], now)
-            scores = scores + (w.recency * recency).astype(np.float32)
+            stamps = rows.timestamps[:n] if chosen is None else rows.timestamps[chosen]
+            scores = scores + (w.recency * w.recency_factor(stamps, now)).astype(np.float32)
         if w.confidence or w.trust:
-            scores = scores + rows.prior[candidates]
+            scores = scores + (rows.prior[:n] if chosen is None else rows.prior[chosen])
+        if chosen is None and count < n:
+            scores = np.where(mask, scores, np.float32(-np.inf))
         if query.threshold is not None:
-            above = scores >= query.threshold
-            candidates, similarity, scores = candidates[above], similarity[above], scores[above]
+            scores = np.where(scores >= query.threshold, scores, np.float32(-np.inf))
         # Each memory counts once (its best version); fetching `extra` more rows than k,
         # one per secondary version in scope, keeps the top k distinct memories exact.
-        extra = int(np.count_nonzero(rows.secondary[candidates]))
-        order = top_k(scores, k + extra + SLACK)
+        extra = int(np.count_nonzero(secondary))
         hits: list[Hit] = []
         seen: set[str] = set()
-        for position in order:
-            row = int(candidates[position])
+        for position in top_k(scores, k + extra + SLACK).tolist():
+            score = float(scores[position])
+            if score == -np.inf:
+                break  # ruled out, and so is every row after it
+            row = position if chosen is None else int(chosen[position])
             memory_id = rows.owner[row]
             if memory_id is None or memory_id in seen:
                 continue
@@ -433,7 +455,7 @@ class SemanticIndex:
                 w, cosine=cosine, timestamp_ms=_wall_ms(version.timestamp), now_ms=now,
                 confidence=version.confidence, actor=version.actor,
             )
-            hits.append(Hit(record, version, float(scores[position]), cosine, parts))
+            hits.append(Hit(record, version, score, cosine, parts))
             if len(hits) == k:
                 break
         if query.view is not None:  # equal scores: the most specific tier first
