@@ -9,8 +9,10 @@ restart runs no model. Every filter applies *before* ranking: scope, expiry (the
 clock at query time: expiry writes nothing to the journal), privacy (another
 replica's private memory is never a candidate), a ``ScopedView``'s tiers, metadata
 filters (storage's one evaluator, on each row's version metadata) and a minimum score.
-Each hit is re-read and its scope re-checked, so a stale row can only drop a result,
-never leak one.
+Each hit's record is read (through a small cache the journal invalidates, so never
+older than its row) and its scope re-checked, so a stale row can only drop a result,
+never leak one. Unscoped, every row is scored in one matrix-vector product over the
+contiguous float32 matrix; a narrow scope gathers and scores only its rows.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from memmesh.storage import SCOPE_TIERS, JournalFollower, compile_filter
 from ._cache import CachedEmbedder, content_key
 from ._embedding import Embedder, check_embeddings
 from ._errors import InvalidQueryError
+from ._record_cache import RecordCache
 from ._replica import IndexedReplica
 from ._rows import NONE_CODE, SCOPE_FIELDS, RowData, RowStore
 from ._scoring import ScoreParts, ScoreWeights, score_parts, top_k
@@ -123,6 +126,7 @@ class SemanticIndex:
         self._clock: Callable[[], int] = clock or replica.clock
         self._rows: RowStore | None = None
         self._follower = JournalFollower(replica, page=JOURNAL_PAGE)  # starts with a rescan
+        self._records = RecordCache(replica.get)  # hits' records, dropped as they change
         self._queries: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
         self.rescans = 0
         self.reindexed = 0
@@ -164,6 +168,7 @@ class SemanticIndex:
         """Re-read every memory (the follower read the journal position first, so a
         change racing with this is replayed by the next refresh)."""
         records = list(self.replica.list())
+        self._records.clear()
         if self._rows is not None:
             self._rows.clear()
         self._put(records)
@@ -175,6 +180,7 @@ class SemanticIndex:
         its cached vectors off the disk too."""
         records = []
         gone: list[bytes] = []
+        self._records.drop(memory_ids)
         for memory_id in memory_ids:
             dropped = [] if self._rows is None else self._rows.remove(memory_id)
             record = self.replica.get(memory_id)
@@ -390,32 +396,40 @@ class SemanticIndex:
     ) -> list[Hit]:
         now = float(self._clock() if now_ms is None else now_ms)
         rows = self._rows
-        mask = self._mask(query.scope, now)
-        if rows is None or mask is None:
+        if rows is None:
             return []
         n = rows.size
-        if query.view is not None:
-            mask &= self._view_mask(query.view, n)
-        if query.predicate is not None:
-            predicate = query.predicate
-            inside = np.flatnonzero(mask)
-            keep = np.fromiter((predicate(rows.metadata[int(r)]) for r in inside),
-                               dtype=bool, count=inside.size)
-            mask[inside[~keep]] = False
-        count = int(np.count_nonzero(mask))
+        mask: npt.NDArray[np.bool_] | None = None  # None: every row is a candidate
+        if query.scope or query.view is not None or query.predicate is not None or \
+                not rows.all_candidates(now):
+            mask = self._mask(query.scope, now)
+            if mask is None:
+                return []
+            if query.view is not None:
+                mask &= self._view_mask(query.view, n)
+            if query.predicate is not None:
+                predicate = query.predicate
+                inside = np.flatnonzero(mask)
+                keep = np.fromiter((predicate(rows.metadata[int(r)]) for r in inside),
+                                   dtype=bool, count=inside.size)
+                mask[inside[~keep]] = False
+        count = n if mask is None else int(np.count_nonzero(mask))
         if count == 0:
             return []
         # Dense (unscoped, or a scope holding a third of the rows and more): score every
         # row in one matrix-vector product over the contiguous matrix, with no gather, and
         # rule the rest out by a -inf score. Sparse: gather the in-scope rows and score
         # only those.
-        chosen = None if count * 3 > n else np.flatnonzero(mask)
-        if chosen is None:
-            similarity = rows.vectors[:n] @ vector
-            secondary = rows.secondary[:n] & mask if count < n else rows.secondary[:n]
+        chosen = None if mask is None or count * 3 > n else np.flatnonzero(mask)
+        matrix = rows.vectors[:n] if chosen is None else rows.vectors[chosen]
+        similarity = matrix @ vector
+        # Each memory counts once (its best version); fetching `extra` more rows than k,
+        # one per secondary version in scope, keeps the top k distinct memories exact.
+        if mask is None:
+            extra = rows.secondary_rows
         else:
-            similarity = rows.vectors[chosen] @ vector
-            secondary = rows.secondary[chosen]
+            extra = int(np.count_nonzero(rows.secondary[chosen] if chosen is not None
+                                         else rows.secondary[:n] & mask))
         w = self.weights
         scores = similarity * np.float32(w.similarity) if w.similarity != 1.0 else similarity
         if w.recency:
@@ -423,13 +437,10 @@ class SemanticIndex:
             scores = scores + (w.recency * w.recency_factor(stamps, now)).astype(np.float32)
         if w.confidence or w.trust:
             scores = scores + (rows.prior[:n] if chosen is None else rows.prior[chosen])
-        if chosen is None and count < n:
+        if chosen is None and mask is not None and count < n:
             scores = np.where(mask, scores, np.float32(-np.inf))
         if query.threshold is not None:
             scores = np.where(scores >= query.threshold, scores, np.float32(-np.inf))
-        # Each memory counts once (its best version); fetching `extra` more rows than k,
-        # one per secondary version in scope, keeps the top k distinct memories exact.
-        extra = int(np.count_nonzero(secondary))
         hits: list[Hit] = []
         seen: set[str] = set()
         for position in top_k(scores, k + extra + SLACK).tolist():
@@ -441,7 +452,7 @@ class SemanticIndex:
             if memory_id is None or memory_id in seen:
                 continue
             seen.add(memory_id)
-            record = self.replica.get(memory_id)
+            record = self._records.get(memory_id)
             if record is None or not self._record_matches(record, query.scope, now):
                 continue
             if query.view is not None and not query.view.visible(record):

@@ -3,7 +3,9 @@
 Rows live in preallocated numpy columns that double when full; removed rows go to a
 free list and are reused, so updates never shift other rows. Scope values are coded as
 small integers per field (code 0 is "no value"), which turns a scope filter into one
-vectorised integer comparison.
+vectorised integer comparison. Counters of hidden and secondary rows and a lower
+bound on the earliest expiry let an unfiltered search skip building a row mask when
+every row is a candidate.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ class RowStore:
         self.metadata: list[Any] = [None] * capacity
         self.content: list[bytes] = [b""] * capacity
         self.rows_of: dict[str, list[int]] = {}
+        self.hidden_rows = 0  # alive rows that are hidden
+        self.secondary_rows = 0  # alive rows that are not their memory's first
+        self.earliest_expiry = np.inf  # <= every alive row's expiry (never raised)
         self.codes: list[dict[str | None, int]] = [
             {None: NONE_CODE} for _ in range(len(SCOPE_FIELDS) + 1)
         ]
@@ -108,6 +113,8 @@ class RowStore:
         the content keys of its texts."""
         dropped = []
         for row in self.rows_of.pop(memory_id, ()):
+            self.hidden_rows -= bool(self.hidden[row])
+            self.secondary_rows -= bool(self.secondary[row])
             self.alive[row] = False
             self.vectors[row] = 0.0
             self.owner[row] = None
@@ -135,6 +142,9 @@ class RowStore:
                 assert code is not None
                 self.scope[row, column] = code
             self.expires[row] = data.expires_ms
+            self.hidden_rows += data.hidden
+            self.secondary_rows += data.secondary
+            self.earliest_expiry = min(self.earliest_expiry, data.expires_ms)
             self.timestamps[row] = data.timestamp_ms
             self.prior[row] = data.prior
             self.owner[row] = memory_id
@@ -147,6 +157,11 @@ class RowStore:
     def clear(self) -> None:
         for memory_id in list(self.rows_of):
             self.remove(memory_id)
+        self.earliest_expiry = np.inf
+
+    def all_candidates(self, now_ms: float) -> bool:
+        """Every row up to ``size`` is alive, visible and unexpired at ``now_ms``."""
+        return (not self.free and not self.hidden_rows and self.earliest_expiry > now_ms)
 
     def __len__(self) -> int:
         return sum(len(rows) for rows in self.rows_of.values())

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from replica_helpers import Clock
+from replica_helpers import Clock, sync_pair
 from vector_table import VectorTable
 
 from memmesh.semantic import ScoreWeights, SemanticIndex
@@ -62,3 +62,38 @@ def test_a_k_beyond_the_live_rows_returns_every_live_row_and_nothing_else(
     _, table, live, index = _populated(open_replica, clock, n=60)
     hits = index.search_vector(table.table[1], 500)
     assert sorted(h.id for h in hits) == sorted(live.values())
+
+
+def test_on_an_untouched_replica_every_row_is_scored_and_conflicts_count_once(
+    open_replica: Callable[..., Any]
+) -> None:
+    table = VectorTable(80)
+    a, b = open_replica("r1"), open_replica("r2")
+    ids = [a.add(f"v{i} fact") for i in range(40)]
+    sync_pair(a, b)
+    a.update(ids[0], "v50 edit on r1")
+    b.update(ids[0], "v51 edit on r2")
+    sync_pair(a, b)
+    index = SemanticIndex(b, table, weights=SIMILARITY_ONLY)
+    index.refresh()
+    assert b.get(ids[0]).conflicted
+    query = table.table[51]
+    hits = index.search_vector(query, 41)
+    assert [h.id for h in hits].count(ids[0]) == 1
+    assert hits[0].id == ids[0] and hits[0].text == "v51 edit on r2"
+    assert [table.row(h.text) for h in hits[1:]] == table.exact_top(
+        query, [i for i in range(1, 40)], 40)
+
+
+def test_a_changed_memory_is_never_served_from_an_earlier_search(
+    open_replica: Callable[..., Any]
+) -> None:
+    table = VectorTable(20)
+    replica = open_replica("r1")
+    memory = replica.add("v3 first text", user_id="u1")
+    index = SemanticIndex(replica, table, weights=SIMILARITY_ONLY)
+    assert index.search_vector(table.table[3], 1)[0].text == "v3 first text"
+    replica.update(memory, "v3 second text")
+    assert index.search_vector(table.table[3], 1)[0].text == "v3 second text"
+    replica.delete(memory)
+    assert index.search_vector(table.table[3], 1) == []
