@@ -30,6 +30,7 @@ import numpy.typing as npt
 from memmesh.crdt import base_replica
 from memmesh.storage import SCOPE_TIERS, JournalFollower, compile_filter
 
+from ._ann import AnnConfig, AnnIndex, load_faiss
 from ._cache import CachedEmbedder, content_key
 from ._embedding import Embedder, check_embeddings
 from ._errors import InvalidQueryError
@@ -103,7 +104,10 @@ class SemanticIndex:
     ``embedder`` defaults to :class:`~memmesh.semantic.SentenceTransformerEmbedder`
     (bundled all-MiniLM-L6-v2, CPU). ``weights`` configures the ranking
     (:class:`~memmesh.semantic.ScoreWeights`); ``clock`` returns wall milliseconds and
-    defaults to the replica's, so expiry is judged as storage judges it.
+    defaults to the replica's, so expiry is judged as storage judges it. ``ann=True``
+    (or an :class:`~memmesh.semantic.AnnConfig`) finds candidates in an HNSW graph
+    (extra ``memmesh[ann]``) instead of scanning every row, for large replicas; scope
+    and every other filter stay exact, recall is approximate (docs/search.md).
     """
 
     def __init__(
@@ -113,7 +117,14 @@ class SemanticIndex:
         *,
         weights: ScoreWeights | None = None,
         clock: Callable[[], int] | None = None,
+        ann: bool | AnnConfig = False,
     ) -> None:
+        if ann is True:
+            ann = AnnConfig()
+        if ann is not False and not isinstance(ann, AnnConfig):
+            raise InvalidQueryError("ann must be a bool or an AnnConfig")
+        if ann:
+            load_faiss()  # no extra: one typed error now, not at the first search
         if embedder is None:
             from ._sentence_transformer import SentenceTransformerEmbedder
 
@@ -127,6 +138,10 @@ class SemanticIndex:
         self._rows: RowStore | None = None
         self._follower = JournalFollower(replica, page=JOURNAL_PAGE)  # starts with a rescan
         self._records = RecordCache(replica.get)  # hits' records, dropped as they change
+        self.ann_config: AnnConfig | None = ann or None
+        self.ann: AnnIndex | None = None  # built at the first search that can use it
+        # its file lies beside the LMDB data, unless the replica is encrypted at rest
+        self._ann_directory = None if encrypted else getattr(replica, "path", None)
         self._queries: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
         self.rescans = 0
         self.reindexed = 0
@@ -387,6 +402,26 @@ class SemanticIndex:
                 mask &= unset
         return mask & scoped
 
+    def _approximate(self, vector: npt.NDArray[np.float32], want: int,
+                     mask: npt.NDArray[np.bool_] | None, count: int
+                     ) -> npt.NDArray[np.intp] | None:
+        """Candidate rows from the HNSW graph, filtered by the exact ``mask``; None when
+        the exact scan is due (few rows, a narrow scope, too few candidates survive)."""
+        rows, config = self._rows, self.ann_config
+        assert rows is not None and config is not None
+        n = rows.size
+        if count < config.min_rows or count < config.narrow_fraction * n:
+            return None
+        if self.ann is None:
+            self.ann = AnnIndex(config, rows.dimension, self._ann_directory,
+                                self.embedder.name)
+        self.ann.sync(rows)
+        fetch = min(n, math.ceil(want * config.oversample * n / count))
+        found = self.ann.search(vector, fetch)
+        if mask is not None:
+            found = found[mask[found]]
+        return found if found.size >= min(want, count) else None
+
     def _search(
         self,
         vector: npt.NDArray[np.float32],
@@ -420,16 +455,17 @@ class SemanticIndex:
         # row in one matrix-vector product over the contiguous matrix, with no gather, and
         # rule the rest out by a -inf score. Sparse: gather the in-scope rows and score
         # only those.
-        chosen = None if mask is None or count * 3 > n else np.flatnonzero(mask)
-        matrix = rows.vectors[:n] if chosen is None else rows.vectors[chosen]
-        similarity = matrix @ vector
         # Each memory counts once (its best version); fetching `extra` more rows than k,
         # one per secondary version in scope, keeps the top k distinct memories exact.
-        if mask is None:
-            extra = rows.secondary_rows
-        else:
-            extra = int(np.count_nonzero(rows.secondary[chosen] if chosen is not None
-                                         else rows.secondary[:n] & mask))
+        extra = (rows.secondary_rows if mask is None
+                 else int(np.count_nonzero(rows.secondary[:n] & mask)))
+        chosen = None
+        if self.ann_config is not None:
+            chosen = self._approximate(vector, k + extra + SLACK, mask, count)
+        if chosen is None and mask is not None and count * 3 <= n:
+            chosen = np.flatnonzero(mask)
+        matrix = rows.vectors[:n] if chosen is None else rows.vectors[chosen]
+        similarity = matrix @ vector
         w = self.weights
         scores = similarity * np.float32(w.similarity) if w.similarity != 1.0 else similarity
         if w.recency:

@@ -54,6 +54,8 @@ class RowStore:
         self.expires = np.full(capacity, np.inf, dtype=np.float64)
         self.timestamps = np.zeros(capacity, dtype=np.float64)
         self.prior = np.zeros(capacity, dtype=np.float32)
+        self.stamp = np.zeros(capacity, dtype=np.int64)  # `writes` when the row was put
+        self.writes = 0  # bumped by every put and remove (derived structures resync)
         self.owner: list[str | None] = [None] * capacity
         self.dots: list[Any] = [None] * capacity
         self.metadata: list[Any] = [None] * capacity
@@ -95,6 +97,7 @@ class RowStore:
         self.expires = grow(self.expires, np.inf)
         self.timestamps = grow(self.timestamps, 0.0)
         self.prior = grow(self.prior, 0.0)
+        self.stamp = grow(self.stamp, 0)
         self.owner.extend([None] * pad)
         self.dots.extend([None] * pad)
         self.metadata.extend([None] * pad)
@@ -112,6 +115,7 @@ class RowStore:
         """Drop every row of ``memory_id`` (no-op when it has none), its vectors zeroed;
         the content keys of its texts."""
         dropped = []
+        self.writes += 1
         for row in self.rows_of.pop(memory_id, ()):
             self.hidden_rows -= bool(self.hidden[row])
             self.secondary_rows -= bool(self.secondary[row])
@@ -142,6 +146,7 @@ class RowStore:
                 assert code is not None
                 self.scope[row, column] = code
             self.expires[row] = data.expires_ms
+            self.stamp[row] = self.writes
             self.hidden_rows += data.hidden
             self.secondary_rows += data.secondary
             self.earliest_expiry = min(self.earliest_expiry, data.expires_ms)
