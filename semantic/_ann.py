@@ -41,8 +41,8 @@ class AnnConfig:
     rebuild; ``save_every``: labels added since the last save that trigger a save."""
 
     m: int = 32
-    ef_construction: int = 64
-    ef_search: int = 96
+    ef_construction: int = 128
+    ef_search: int = 256
     min_rows: int = 5_000
     narrow_fraction: float = 0.05
     oversample: float = 2.0
