@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[semantic,sim,bench,test,dev,langgraph,langmem,autogen,mcp]'
+	$(BIN)/python -m pip install --quiet -e '.[semantic,ann,sim,bench,test,dev,langgraph,langmem,autogen,mcp]'
 	touch $(STAMP)
 
 demo: install

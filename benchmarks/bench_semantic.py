@@ -246,3 +246,45 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def bench_ann(n: int, queries: int, workdir: Path) -> dict[str, Any]:
+    """Top-10 through ``SemanticIndex(ann=True)`` (HNSW, faiss) against the exact index
+    on the same replica: latency of each, recall@10 of the approximate top-10 against
+    the exact one, and the graph's build time. Clustered unit vectors (384-d)."""
+    import importlib.util
+
+    if importlib.util.find_spec("faiss") is None:
+        return {"memories": n, "skipped": "faiss-cpu (extra ann) is not installed"}
+    rng = np.random.default_rng(11)
+    embedder = TableEmbedder(n + 10)
+    centres = rng.standard_normal((64, DIM)).astype(np.float32)
+    clustered = embedder.table * 4 + centres[rng.integers(0, 64, len(embedder.table))]
+    embedder.table = clustered / np.linalg.norm(clustered, axis=1, keepdims=True)
+    weights = ScoreWeights(recency=0.0, confidence=0.0, trust=0.0)
+    with Replica.open(workdir / "ann", durable=False, map_size=1 << 32) as replica:
+        for lo in range(0, n, 5_000):
+            with replica.batch():
+                for i in range(lo, min(n, lo + 5_000)):
+                    replica.add(f"m{i} memory text", user_id=f"u{i % USERS}")
+        exact = SemanticIndex(replica, embedder, weights=weights)
+        approx = SemanticIndex(replica, embedder, weights=weights, ann=True)
+        exact.refresh()
+        approx.refresh()
+        start = time.perf_counter()
+        approx.search_vector(embedder.table[0], K)  # builds the graph
+        build_s = time.perf_counter() - start
+        picks = rng.integers(0, n, queries)
+        qs = embedder.table[picks] + 0.3 * rng.standard_normal((queries, DIM)).astype(np.float32)
+        qs /= np.linalg.norm(qs, axis=1, keepdims=True)
+        t_ann, t_exact, recalls = [], [], []
+        for q in qs:
+            (ta, te), (a, e) = timed([lambda q=q: approx.search_vector(q, K),
+                                      lambda q=q: exact.search_vector(q, K)], 3)
+            t_ann.append(ta)
+            t_exact.append(te)
+            recalls.append(len({h.id for h in a} & {h.id for h in e}) / max(len(e), 1))
+        return {"memories": n, "queries": queries, "ann_build_s": round(build_s, 2),
+                "ann_ms": round(statistics.median(t_ann) * 1e3, 3),
+                "exact_ms": round(statistics.median(t_exact) * 1e3, 3),
+                "recall_at_10": round(float(np.mean(recalls)), 4)}

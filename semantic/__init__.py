@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from ._ann import AnnConfig
 from ._cache import CachedEmbedder, content_key
 from ._embedding import Embedder, l2_normalise
 from ._errors import (
@@ -55,6 +56,7 @@ __all__ = [
     "DECISION_PROMPT",
     "EXTRACTION_PROMPT",
     "RETRY_PROMPT",
+    "AnnConfig",
     "ArbiterOutputError",
     "CachedEmbedder",
     "Chain",

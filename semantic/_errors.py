@@ -27,11 +27,14 @@ class SemanticError(MemmeshError):  # type: ignore[misc, unused-ignore]
 
 
 class MissingDependencyError(SemanticError, ImportError):
-    """An optional dependency of the ``memmesh[semantic]`` extra is not installed."""
+    """An optional dependency (of the ``memmesh[semantic]`` or ``memmesh[ann]`` extra)
+    is not installed; the message names the extra to install."""
 
-    def __init__(self, package: str) -> None:
+    def __init__(self, package: str, *, needed_by: str = "the default embedder",
+                 extra: str = "semantic") -> None:
         super().__init__(
-            f"{package} is not installed; the default embedder needs it: {EXTRA_HINT}"
+            f"{package} is not installed; {needed_by} needs it: "
+            f"install the extra: pip install 'memmesh[{extra}]'"
         )
         self.package = package
 

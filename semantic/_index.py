@@ -9,8 +9,10 @@ restart runs no model. Every filter applies *before* ranking: scope, expiry (the
 clock at query time: expiry writes nothing to the journal), privacy (another
 replica's private memory is never a candidate), a ``ScopedView``'s tiers, metadata
 filters (storage's one evaluator, on each row's version metadata) and a minimum score.
-Each hit is re-read and its scope re-checked, so a stale row can only drop a result,
-never leak one.
+Each hit's record is read (through a small cache the journal invalidates, so never
+older than its row) and its scope re-checked, so a stale row can only drop a result,
+never leak one. Unscoped, every row is scored in one matrix-vector product over the
+contiguous float32 matrix; a narrow scope gathers and scores only its rows.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ import numpy.typing as npt
 from memmesh.crdt import base_replica
 from memmesh.storage import SCOPE_TIERS, JournalFollower, compile_filter
 
+from ._ann import AnnConfig, AnnIndex, load_faiss
 from ._cache import CachedEmbedder, content_key
 from ._embedding import Embedder, check_embeddings
 from ._errors import InvalidQueryError
+from ._record_cache import RecordCache
 from ._replica import IndexedReplica
 from ._rows import NONE_CODE, SCOPE_FIELDS, RowData, RowStore
 from ._scoring import ScoreParts, ScoreWeights, score_parts, top_k
@@ -100,7 +104,10 @@ class SemanticIndex:
     ``embedder`` defaults to :class:`~memmesh.semantic.SentenceTransformerEmbedder`
     (bundled all-MiniLM-L6-v2, CPU). ``weights`` configures the ranking
     (:class:`~memmesh.semantic.ScoreWeights`); ``clock`` returns wall milliseconds and
-    defaults to the replica's, so expiry is judged as storage judges it.
+    defaults to the replica's, so expiry is judged as storage judges it. ``ann=True``
+    (or an :class:`~memmesh.semantic.AnnConfig`) finds candidates in an HNSW graph
+    (extra ``memmesh[ann]``) instead of scanning every row, for large replicas; scope
+    and every other filter stay exact, recall is approximate (docs/search.md).
     """
 
     def __init__(
@@ -110,7 +117,14 @@ class SemanticIndex:
         *,
         weights: ScoreWeights | None = None,
         clock: Callable[[], int] | None = None,
+        ann: bool | AnnConfig = False,
     ) -> None:
+        if ann is True:
+            ann = AnnConfig()
+        if ann is not False and not isinstance(ann, AnnConfig):
+            raise InvalidQueryError("ann must be a bool or an AnnConfig")
+        if ann:
+            load_faiss()  # no extra: one typed error now, not at the first search
         if embedder is None:
             from ._sentence_transformer import SentenceTransformerEmbedder
 
@@ -123,6 +137,11 @@ class SemanticIndex:
         self._clock: Callable[[], int] = clock or replica.clock
         self._rows: RowStore | None = None
         self._follower = JournalFollower(replica, page=JOURNAL_PAGE)  # starts with a rescan
+        self._records = RecordCache(replica.get)  # hits' records, dropped as they change
+        self.ann_config: AnnConfig | None = ann or None
+        self.ann: AnnIndex | None = None  # built at the first search that can use it
+        # its file lies beside the LMDB data, unless the replica is encrypted at rest
+        self._ann_directory = None if encrypted else getattr(replica, "path", None)
         self._queries: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
         self.rescans = 0
         self.reindexed = 0
@@ -164,6 +183,7 @@ class SemanticIndex:
         """Re-read every memory (the follower read the journal position first, so a
         change racing with this is replayed by the next refresh)."""
         records = list(self.replica.list())
+        self._records.clear()
         if self._rows is not None:
             self._rows.clear()
         self._put(records)
@@ -175,6 +195,7 @@ class SemanticIndex:
         its cached vectors off the disk too."""
         records = []
         gone: list[bytes] = []
+        self._records.drop(memory_ids)
         for memory_id in memory_ids:
             dropped = [] if self._rows is None else self._rows.remove(memory_id)
             record = self.replica.get(memory_id)
@@ -257,13 +278,14 @@ class SemanticIndex:
                 raise InvalidQueryError(f"{name} must be a str or None")
         return dict(scope_filters)
 
-    def _candidates(
+    def _mask(
         self, filters: dict[str, str | None], now_ms: float, tier: str | None = None
-    ) -> npt.NDArray[np.intp]:
-        """Rows that may be returned: alive, in scope (and tier), unexpired, not hidden."""
+    ) -> npt.NDArray[np.bool_] | None:
+        """Over every row: alive, in scope (and tier), unexpired, not hidden (None: a
+        filter names a value no row holds, so nothing can match)."""
         rows = self._rows
         if rows is None:
-            return np.zeros(0, dtype=np.intp)
+            return None
         n = rows.size
         mask = rows.alive[:n] & ~rows.hidden[:n] & (rows.expires[:n] > now_ms)
         wanted = [(SCOPE_FIELDS.index(name), value) for name, value in filters.items()]
@@ -272,9 +294,16 @@ class SemanticIndex:
         for column, value in wanted:
             code = rows.code(column, value)
             if code is None:
-                return np.zeros(0, dtype=np.intp)
+                return None
             mask &= rows.scope[:n, column] == code
-        return np.flatnonzero(mask)
+        return mask
+
+    def _candidates(
+        self, filters: dict[str, str | None], now_ms: float, tier: str | None = None
+    ) -> npt.NDArray[np.intp]:
+        """The rows of :meth:`_mask`, as indices."""
+        mask = self._mask(filters, now_ms, tier)
+        return np.zeros(0, dtype=np.intp) if mask is None else np.flatnonzero(mask)
 
     def _record_matches(
         self, record: Any, filters: dict[str, str | None], now_ms: float
@@ -373,6 +402,26 @@ class SemanticIndex:
                 mask &= unset
         return mask & scoped
 
+    def _approximate(self, vector: npt.NDArray[np.float32], want: int,
+                     mask: npt.NDArray[np.bool_] | None, count: int
+                     ) -> npt.NDArray[np.intp] | None:
+        """Candidate rows from the HNSW graph, filtered by the exact ``mask``; None when
+        the exact scan is due (few rows, a narrow scope, too few candidates survive)."""
+        rows, config = self._rows, self.ann_config
+        assert rows is not None and config is not None
+        n = rows.size
+        if count < config.min_rows or count < config.narrow_fraction * n:
+            return None
+        if self.ann is None:
+            self.ann = AnnIndex(config, rows.dimension, self._ann_directory,
+                                self.embedder.name)
+        self.ann.sync(rows)
+        fetch = min(n, math.ceil(want * config.oversample * n / count))
+        found = self.ann.search(vector, fetch)
+        if mask is not None:
+            found = found[mask[found]]
+        return found if found.size >= min(want, count) else None
+
     def _search(
         self,
         vector: npt.NDArray[np.float32],
@@ -382,44 +431,64 @@ class SemanticIndex:
     ) -> list[Hit]:
         now = float(self._clock() if now_ms is None else now_ms)
         rows = self._rows
-        candidates = self._candidates(query.scope, now)
-        if rows is not None and query.view is not None and candidates.size:
-            candidates = candidates[self._view_mask(query.view, rows.size)[candidates]]
-        if rows is not None and query.predicate is not None and candidates.size:
-            predicate = query.predicate
-            keep = np.fromiter((predicate(rows.metadata[int(r)]) for r in candidates),
-                               dtype=bool, count=candidates.size)
-            candidates = candidates[keep]
-        if rows is None or candidates.size == 0:
+        if rows is None:
             return []
         n = rows.size
-        if candidates.size * 3 > n:
-            similarity = (rows.vectors[:n] @ vector)[candidates]
-        else:
-            similarity = rows.vectors[candidates] @ vector
+        mask: npt.NDArray[np.bool_] | None = None  # None: every row is a candidate
+        if query.scope or query.view is not None or query.predicate is not None or \
+                not rows.all_candidates(now):
+            mask = self._mask(query.scope, now)
+            if mask is None:
+                return []
+            if query.view is not None:
+                mask &= self._view_mask(query.view, n)
+            if query.predicate is not None:
+                predicate = query.predicate
+                inside = np.flatnonzero(mask)
+                keep = np.fromiter((predicate(rows.metadata[int(r)]) for r in inside),
+                                   dtype=bool, count=inside.size)
+                mask[inside[~keep]] = False
+        count = n if mask is None else int(np.count_nonzero(mask))
+        if count == 0:
+            return []
+        # Dense (unscoped, or a scope holding a third of the rows and more): score every
+        # row in one matrix-vector product over the contiguous matrix, with no gather, and
+        # rule the rest out by a -inf score. Sparse: gather the in-scope rows and score
+        # only those.
+        # Each memory counts once (its best version); fetching `extra` more rows than k,
+        # one per secondary version in scope, keeps the top k distinct memories exact.
+        extra = (rows.secondary_rows if mask is None
+                 else int(np.count_nonzero(rows.secondary[:n] & mask)))
+        chosen = None
+        if self.ann_config is not None:
+            chosen = self._approximate(vector, k + extra + SLACK, mask, count)
+        if chosen is None and mask is not None and count * 3 <= n:
+            chosen = np.flatnonzero(mask)
+        matrix = rows.vectors[:n] if chosen is None else rows.vectors[chosen]
+        similarity = matrix @ vector
         w = self.weights
         scores = similarity * np.float32(w.similarity) if w.similarity != 1.0 else similarity
         if w.recency:
-            recency = w.recency_factor(rows.timestamps[candidates], now)
-            scores = scores + (w.recency * recency).astype(np.float32)
+            stamps = rows.timestamps[:n] if chosen is None else rows.timestamps[chosen]
+            scores = scores + (w.recency * w.recency_factor(stamps, now)).astype(np.float32)
         if w.confidence or w.trust:
-            scores = scores + rows.prior[candidates]
+            scores = scores + (rows.prior[:n] if chosen is None else rows.prior[chosen])
+        if chosen is None and mask is not None and count < n:
+            scores = np.where(mask, scores, np.float32(-np.inf))
         if query.threshold is not None:
-            above = scores >= query.threshold
-            candidates, similarity, scores = candidates[above], similarity[above], scores[above]
-        # Each memory counts once (its best version); fetching `extra` more rows than k,
-        # one per secondary version in scope, keeps the top k distinct memories exact.
-        extra = int(np.count_nonzero(rows.secondary[candidates]))
-        order = top_k(scores, k + extra + SLACK)
+            scores = np.where(scores >= query.threshold, scores, np.float32(-np.inf))
         hits: list[Hit] = []
         seen: set[str] = set()
-        for position in order:
-            row = int(candidates[position])
+        for position in top_k(scores, k + extra + SLACK).tolist():
+            score = float(scores[position])
+            if score == -np.inf:
+                break  # ruled out, and so is every row after it
+            row = position if chosen is None else int(chosen[position])
             memory_id = rows.owner[row]
             if memory_id is None or memory_id in seen:
                 continue
             seen.add(memory_id)
-            record = self.replica.get(memory_id)
+            record = self._records.get(memory_id)
             if record is None or not self._record_matches(record, query.scope, now):
                 continue
             if query.view is not None and not query.view.visible(record):
@@ -433,7 +502,7 @@ class SemanticIndex:
                 w, cosine=cosine, timestamp_ms=_wall_ms(version.timestamp), now_ms=now,
                 confidence=version.confidence, actor=version.actor,
             )
-            hits.append(Hit(record, version, float(scores[position]), cosine, parts))
+            hits.append(Hit(record, version, score, cosine, parts))
             if len(hits) == k:
                 break
         if query.view is not None:  # equal scores: the most specific tier first

@@ -3,7 +3,9 @@
 Rows live in preallocated numpy columns that double when full; removed rows go to a
 free list and are reused, so updates never shift other rows. Scope values are coded as
 small integers per field (code 0 is "no value"), which turns a scope filter into one
-vectorised integer comparison.
+vectorised integer comparison. Counters of hidden and secondary rows and a lower
+bound on the earliest expiry let an unfiltered search skip building a row mask when
+every row is a candidate.
 """
 
 from __future__ import annotations
@@ -52,11 +54,16 @@ class RowStore:
         self.expires = np.full(capacity, np.inf, dtype=np.float64)
         self.timestamps = np.zeros(capacity, dtype=np.float64)
         self.prior = np.zeros(capacity, dtype=np.float32)
+        self.stamp = np.zeros(capacity, dtype=np.int64)  # `writes` when the row was put
+        self.writes = 0  # bumped by every put and remove (derived structures resync)
         self.owner: list[str | None] = [None] * capacity
         self.dots: list[Any] = [None] * capacity
         self.metadata: list[Any] = [None] * capacity
         self.content: list[bytes] = [b""] * capacity
         self.rows_of: dict[str, list[int]] = {}
+        self.hidden_rows = 0  # alive rows that are hidden
+        self.secondary_rows = 0  # alive rows that are not their memory's first
+        self.earliest_expiry = np.inf  # <= every alive row's expiry (never raised)
         self.codes: list[dict[str | None, int]] = [
             {None: NONE_CODE} for _ in range(len(SCOPE_FIELDS) + 1)
         ]
@@ -90,6 +97,7 @@ class RowStore:
         self.expires = grow(self.expires, np.inf)
         self.timestamps = grow(self.timestamps, 0.0)
         self.prior = grow(self.prior, 0.0)
+        self.stamp = grow(self.stamp, 0)
         self.owner.extend([None] * pad)
         self.dots.extend([None] * pad)
         self.metadata.extend([None] * pad)
@@ -107,7 +115,10 @@ class RowStore:
         """Drop every row of ``memory_id`` (no-op when it has none), its vectors zeroed;
         the content keys of its texts."""
         dropped = []
+        self.writes += 1
         for row in self.rows_of.pop(memory_id, ()):
+            self.hidden_rows -= bool(self.hidden[row])
+            self.secondary_rows -= bool(self.secondary[row])
             self.alive[row] = False
             self.vectors[row] = 0.0
             self.owner[row] = None
@@ -135,6 +146,10 @@ class RowStore:
                 assert code is not None
                 self.scope[row, column] = code
             self.expires[row] = data.expires_ms
+            self.stamp[row] = self.writes
+            self.hidden_rows += data.hidden
+            self.secondary_rows += data.secondary
+            self.earliest_expiry = min(self.earliest_expiry, data.expires_ms)
             self.timestamps[row] = data.timestamp_ms
             self.prior[row] = data.prior
             self.owner[row] = memory_id
@@ -147,6 +162,11 @@ class RowStore:
     def clear(self) -> None:
         for memory_id in list(self.rows_of):
             self.remove(memory_id)
+        self.earliest_expiry = np.inf
+
+    def all_candidates(self, now_ms: float) -> bool:
+        """Every row up to ``size`` is alive, visible and unexpired at ``now_ms``."""
+        return (not self.free and not self.hidden_rows and self.earliest_expiry > now_ms)
 
     def __len__(self) -> int:
         return sum(len(rows) for rows in self.rows_of.values())

@@ -93,7 +93,7 @@ def score_parts(
     actor: str | None,
 ) -> ScoreParts:
     """Explain one version's score, part by part (same formula as the vectorised path)."""
-    recency = float(weights.recency_factor(np.array([timestamp_ms], dtype=np.float64), now_ms)[0])
+    recency = 2.0 ** (-max(now_ms - timestamp_ms, 0.0) / weights.half_life_ms)
     clamped = min(max(float(confidence), 0.0), 1.0)
     return ScoreParts(
         similarity=weights.similarity * cosine,
@@ -104,11 +104,20 @@ def score_parts(
 
 
 def top_k(scores: npt.NDArray[np.floating], k: int) -> npt.NDArray[np.intp]:
-    """Indices of the ``k`` largest scores, best first (exact; ties by lower index)."""
+    """Indices of the ``k`` largest scores, best first (exact; ties by lower index).
+
+    One ``argpartition`` finds the k-th largest value ``t`` (no negated copy of the
+    scores); every index above ``t`` and the lowest-indexed ones equal to it make the k.
+    """
     n = scores.shape[0]
     if k <= 0 or n == 0:
         return np.zeros(0, dtype=np.intp)
-    everything = k >= n
-    candidates = np.arange(n) if everything else np.argpartition(-scores, k - 1)[:k]
+    if k >= n:
+        candidates = np.arange(n)
+    else:
+        kth = scores[np.argpartition(scores, n - k)[n - k]]
+        above = np.flatnonzero(scores > kth)
+        ties = np.flatnonzero(scores == kth)[: k - above.size]
+        candidates = np.concatenate([above, ties])
     order = np.lexsort((candidates, -scores[candidates]))
     return candidates[order].astype(np.intp, copy=False)
