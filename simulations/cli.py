@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .network import SimulationConfigError
-from .openfiles import raise_fd_limit
+from .openfiles import pin_mmap_threshold, raise_fd_limit
 from .options import SimOptions
 from .report import write_json
 from .transport import MODES
@@ -116,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         print("memmesh simulate: --open-replicas must be >= 1", file=sys.stderr)
         return 2
     raise_fd_limit()
+    pin_mmap_threshold()
     try:
         seeds = [args.seed + k for k in range(args.runs)]
         option_sets = [_options(args, seed) for seed in seeds]

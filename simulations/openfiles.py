@@ -9,11 +9,20 @@ stay, and its next read or write reopens the files), an LRU cache of open files 
 database's table cache is (e.g. LevelDB's ``max_open_files``). Parking changes nothing
 that is simulated: a parked replica answers exactly as an open one would, so a run's
 report is the same bytes whatever the limit.
+
+Parking frees LMDB's per-environment buffers (about 3 MiB of ``malloc``) and reopening
+allocates them again; glibc raises its mmap threshold after such frees (mallopt(3),
+``M_MMAP_THRESHOLD``'s dynamic adjustment), so those buffers move onto the heap and the
+resident set grows by megabytes per reopen. :func:`pin_mmap_threshold` fixes the
+threshold, which turns the adjustment off.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import resource
+import sys
 from collections import OrderedDict
 from typing import Any
 
@@ -35,6 +44,26 @@ def raise_fd_limit() -> int:
         except (ValueError, OSError):
             pass
     return soft
+
+
+#: glibc's mallopt parameter number of ``M_MMAP_THRESHOLD`` (malloc.h)
+_M_MMAP_THRESHOLD = -3
+
+
+def pin_mmap_threshold(threshold: int = 256 * 1024) -> bool:
+    """Fix glibc's mmap threshold at ``threshold`` bytes (see the module docstring), so
+    buffers freed by a parked environment go back to the system; False where there is
+    no glibc ``mallopt``. ``memmesh simulate`` calls it."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, threshold))
 
 
 def default_limit() -> int:
