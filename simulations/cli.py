@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .network import SimulationConfigError
+from .openfiles import pin_mmap_threshold, raise_fd_limit
 from .options import SimOptions
 from .report import write_json
 from .transport import MODES
@@ -64,6 +65,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--transport", choices=MODES, default="tcp",
                    help="tcp: faults hit a reliable stream's segments; frames: they hit "
                         "protocol frames directly")
+    p.add_argument("--open-replicas", type=int, default=None, metavar="K",
+                   help="keep at most K replicas' LMDB files open, parking the least "
+                        "recently used (default: as many as the raised fd limit allows); "
+                        "changes no result")
     p.add_argument("--out", type=Path, default=Path("sim-out"), help="output directory")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -107,6 +112,11 @@ def run(args: argparse.Namespace) -> int:
     if args.runs < 1:
         print("memmesh simulate: --runs must be >= 1", file=sys.stderr)
         return 2
+    if args.open_replicas is not None and args.open_replicas < 1:
+        print("memmesh simulate: --open-replicas must be >= 1", file=sys.stderr)
+        return 2
+    raise_fd_limit()
+    pin_mmap_threshold()
     try:
         seeds = [args.seed + k for k in range(args.runs)]
         option_sets = [_options(args, seed) for seed in seeds]
@@ -120,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         report = run_scenario(
             args.scenario, options, out=out, transport=args.transport,
             progress=not args.quiet, plots=not args.no_plots and args.runs == 1,
+            open_replicas=args.open_replicas,
         )
         reports.append(report)
         print(_line(report), file=sys.stderr)

@@ -38,6 +38,7 @@ from .ids import incarnations, memory_ids
 from .metrics import Metrics, RoundStats
 from .network import Network
 from .node import SimNode
+from .openfiles import OpenReplicas, default_limit
 from .options import SimOptions
 from .progress import Progress
 from .rng import stream
@@ -81,8 +82,12 @@ class Cluster:
         max_links: int = 8,
         resolve: bool = False,
         progress: Progress | None = None,
+        open_replicas: int | None = None,
     ) -> None:
         self.options = options
+        #: replicas whose LMDB files stay open (None: as many as the fd limit allows)
+        self.open_replicas = OpenReplicas(
+            default_limit() if open_replicas is None else open_replicas)
         self.workdir = workdir
         self.seed = options.seed
         self.loop = EventLoop()
@@ -201,7 +206,10 @@ class Cluster:
         (LMDB's hot copy, as a backup tool would take it)."""
         dst = self.workdir / "backups" / name
         dst.mkdir(parents=True)
-        self.nodes[node_id].replica._env._env.copy(str(dst))
+        env = self.nodes[node_id].replica._env
+        with env.read():
+            pass  # reopens a parked environment (simulations/openfiles.py)
+        env._env.copy(str(dst))
         self.metrics.count("faults", "backup")
         return dst
 
@@ -419,7 +427,7 @@ class Cluster:
     def digest(self, node: SimNode) -> str:
         """``node``'s state digest, the quarantined memories left out."""
         if not self.quarantined:
-            return str(node.replica.state_digest())
+            return node.state_digest()
         return digest_without(node.replica, self.quarantined)
 
     def converged_now(self) -> bool:

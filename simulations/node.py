@@ -78,7 +78,7 @@ class SimNode:
     max_links: int = 8
     #: wraps the replica at every start (a byzantine member's ForgingReplica), or None
     wrap: Callable[[Replica], Replica] | None = None
-    replica: Replica | None = None
+    _replica: Replica | None = None
     policy: SyncPolicy | None = None
     up: bool = False
     wires: dict[PeerLink, _Wire] = field(default_factory=dict)
@@ -88,6 +88,26 @@ class SimNode:
     incarnation: int = 0
     syncs_counted: int = 0  # of this policy's completed pulls, already in the metrics
     journal_seq: int = 0  # the change journal read through (local_writes)
+    _digest: str | None = None  # state_digest as of the last commit (None: unknown)
+
+    @property
+    def replica(self) -> Replica | None:
+        """The open replica (None while down); marks it most recently used, so the
+        cluster's ``OpenReplicas`` keeps its files open (see simulations/openfiles.py)."""
+        replica = self._replica
+        if replica is not None:
+            self.cluster.open_replicas.touch(self.node_id, replica)
+        return replica
+
+    def state_digest(self) -> str:
+        """The replica's ``state_digest``, remembered until its next commit (a digest
+        changes only with a commit), so round snapshots do not reopen parked replicas."""
+        if self._digest is None:
+            self._digest = str(self.replica.state_digest())
+        return self._digest
+
+    def _committed(self) -> None:
+        self._digest = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -95,12 +115,13 @@ class SimNode:
         """Open the replica (creating or reopening it) and start gossiping."""
         from memmesh.storage import Replica
 
-        self.replica = Replica.open(
+        replica = Replica.open(
             self.path, replica_id=self.node_id, durable=False, clock=self.clock,
             id_factory=self.new_id, incarnation_factory=self.new_incarnation,
         )
-        if self.wrap is not None:
-            self.replica = self.wrap(self.replica)
+        replica._env.after_commit.append(self._committed)
+        self._digest = None
+        self._replica = replica if self.wrap is None else self.wrap(replica)
         cluster = self.cluster
         self.policy = SyncPolicy(
             self.node_id, fingerprint=FINGERPRINT, rng=self.rng, now=self.now,
@@ -124,8 +145,10 @@ class SimNode:
         self.cluster.transport.unlisten(self.node_id)
         self.wires.clear()
         self.policy = None
-        self.replica.close()
-        self.replica = None
+        self.cluster.open_replicas.forget(self.node_id)
+        self._replica.close()
+        self._replica = None
+        self._digest = None
 
     def stop(self) -> None:
         """Leave gracefully: say goodbye on every link, then close the replica."""

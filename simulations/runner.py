@@ -20,10 +20,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memmesh.storage._rss import untracked
+
 from . import invariants
 from .cluster import Cluster, Convergence
 from .engine import US_PER_MS
 from .metrics import distribution
+from .openfiles import default_limit
 from .options import SimOptions
 from .progress import Progress
 from .report import normalise, write_json
@@ -40,18 +43,26 @@ class RunContext:
     workdir: Path
     transport: str = "tcp"
     progress: Progress | None = None
+    open_replicas: int | None = None  # replicas kept open (None: the fd limit's worth)
     clusters: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    _made: list[Cluster] = field(default_factory=list)  # every cluster made, in order
 
     def cluster(self, options: SimOptions | None = None, **kwargs: Any) -> Cluster:
         """A fresh cluster in its own subdirectory of the scratch directory."""
         self.clusters += 1
         path = self.workdir / f"cluster{self.clusters:02d}"
         path.mkdir(parents=True, exist_ok=True)
-        return Cluster(
+        cluster = Cluster(
             options or self.options, path, transport=self.transport,
-            progress=self.progress, **kwargs,
+            progress=self.progress, open_replicas=self.open_replicas, **kwargs,
         )
+        self._made.append(cluster)
+        return cluster
+
+    def parked(self) -> int:
+        """Replica environments parked so far by this run's clusters."""
+        return sum(c.open_replicas.parks for c in self._made)
 
 
 def staleness_histogram(values: list[float]) -> list[int]:
@@ -142,6 +153,15 @@ def arrival_curve(cluster: Cluster, memory_id: str, since_us: int, nodes: int) -
     return curve
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set so far, MiB (Linux reports KiB, macOS bytes)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
+
+
 ScenarioFn = Callable[[RunContext], dict[str, Any]]
 
 
@@ -163,8 +183,15 @@ def run_scenario(
     transport: str = "tcp",
     progress: bool = False,
     plots: bool = True,
+    open_replicas: int | None = None,
 ) -> dict[str, Any]:
-    """Run scenario ``name``; write report, timings and plots under ``out`` if given."""
+    """Run scenario ``name``; write report, timings and plots under ``out`` if given.
+
+    ``open_replicas``: how many replicas keep their LMDB files open at once (None: as
+    many as the descriptor limit allows); it changes no simulated outcome, only how
+    often environments are parked and reopened (``timings.json`` counts them).
+    Replicas are opened outside the map trimmer's tracking (``storage._rss.untracked``):
+    learning each map from ``/proc/self/maps`` would cost O(N) per open."""
     from .scenarios import SCENARIOS
 
     if name not in SCENARIOS:
@@ -172,8 +199,9 @@ def run_scenario(
     fn = SCENARIOS[name]
     bar = Progress(f"simulate {name}", 1000, enabled=progress)
     started = time.perf_counter()
-    with scratch_dir() as workdir:
-        ctx = RunContext(options, workdir, transport=transport, progress=bar)
+    with scratch_dir() as workdir, untracked():
+        ctx = RunContext(options, workdir, transport=transport, progress=bar,
+                         open_replicas=open_replicas)
         body = fn(ctx)
     wall = time.perf_counter() - started
     bar.close("done")
@@ -188,7 +216,11 @@ def run_scenario(
     report = normalise(report)
     if out is not None:
         write_json(out / "report.json", report)
-        write_json(out / "timings.json", {"wall_s": wall, "scenario": name})
+        write_json(out / "timings.json", {
+            "wall_s": wall, "scenario": name, "peak_rss_mb": peak_rss_mb(),
+            "open_replicas": ctx.open_replicas or default_limit(),
+            "replicas_parked": ctx.parked(),
+        })
         if plots:
             from .plots import write_plots
 

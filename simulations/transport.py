@@ -265,7 +265,7 @@ class Transport:
         self.network = network
         self.config = config or TransportConfig()
         self._on_app_bytes = on_app_bytes
-        self._ends: dict[tuple[NodeId, int], Connection] = {}
+        self._ends: dict[NodeId, dict[int, Connection]] = {}  # node -> conn id -> end
         self._listeners: dict[NodeId, Accept] = {}
         self._next_conn = 1
         # connections that ended: a late duplicate of their first packet must not open a
@@ -284,18 +284,20 @@ class Transport:
     def unlisten(self, node: NodeId) -> None:
         """The node is gone: its connection ends vanish silently (a crash)."""
         self._listeners.pop(node, None)
-        for key in [k for k in self._ends if k[0] == node]:
-            self._ends[key].abort("crash", notify_peer=False)
+        for end in list(self._ends.get(node, {}).values()):
+            end.abort("crash", notify_peer=False)
 
     def connect(self, local: NodeId, remote: NodeId) -> Connection:
         conn = self._cls(self, self._next_conn, local, remote)
         self._next_conn += 1
         self.stats.connections += 1
-        self._ends[(local, conn.conn)] = conn
+        self._ends.setdefault(local, {})[conn.conn] = conn
         return conn
 
     def forget(self, conn: Connection) -> None:
-        self._ends.pop((conn.local, conn.conn), None)
+        ends = self._ends.get(conn.local)
+        if ends is not None:
+            ends.pop(conn.conn, None)
         self._closed.add(conn.conn)
 
     def emit(self, src: NodeId, dst: NodeId, segment: Segment) -> None:
@@ -304,7 +306,8 @@ class Transport:
     def deliver(self, src: NodeId, dst: NodeId, packet: object) -> None:
         """Network callback: hand an arriving segment to its connection end."""
         assert isinstance(packet, Segment)
-        end = self._ends.get((dst, packet.conn))
+        ends = self._ends.get(dst)
+        end = None if ends is None else ends.get(packet.conn)
         if end is not None:
             end.receive(packet)
             return
@@ -313,7 +316,7 @@ class Transport:
         opening = packet.kind in ("frame", "data")
         if opening and dst in self._listeners and packet.conn not in self._closed:
             conn = self._cls(self, packet.conn, dst, src)
-            self._ends[(dst, packet.conn)] = conn
+            self._ends.setdefault(dst, {})[packet.conn] = conn
             self._listeners[dst](conn)
             if conn.open:
                 conn.receive(packet)

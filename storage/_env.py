@@ -238,19 +238,30 @@ class Env:
                  map_size: int = DEFAULT_MAP_SIZE) -> None:
         self.path = os.fspath(path)
         os.makedirs(self.path, exist_ok=True)
-        self._lock_fd = share_lock(self.path)  # held while open: see _compact.py
         self.durable = durable
         #: seals sub-databases at rest (set by :func:`._at_rest.attach`), else None
         self.sealer: Sealer | None = None
         self._trimmer = MapTrimmer(os.path.join(self.path, "data.mdb"))
+        self._map_size = map_size
+        self.dbs: dict[str, Any] = {}
+        self._local = threading.local()
+        self._closed = False
+        self.parked = False  # files closed by park(), reopened on the next use
+        #: called after every committed write transaction (a batch: once); must not raise
+        self.after_commit: list[Callable[[], None]] = []
+        self._open()
+
+    def _open(self) -> None:
+        """Take the directory's share lock, map the environment, open the sub-databases."""
+        self._lock_fd = share_lock(self.path)  # held while open: see _compact.py
         try:
             self._env = self._trimmer.track(lambda: lmdb.open(
                 self.path,
-                map_size=map_size,
+                map_size=self._map_size,
                 max_dbs=len(DB_NAMES) + 2,
                 subdir=True,
-                sync=durable,
-                metasync=durable,
+                sync=self.durable,
+                metasync=self.durable,
                 readahead=False,
                 max_readers=256,
                 lock=True,
@@ -261,12 +272,26 @@ class Env:
         # every unmap of the map happens under rss.MAP_LOCK, an unclosed Env's included
         self._finalizer = weakref.finalize(self, _close_env, self._env, self._trimmer,
                                            self._lock_fd)
-        self.dbs: dict[str, Any] = {}
         self._run(lambda: self._open_dbs())
-        self._local = threading.local()
-        self._closed = False
-        #: called after every committed write transaction (a batch: once); must not raise
-        self.after_commit: list[Callable[[], None]] = []
+        self.parked = False
+
+    def park(self) -> None:
+        """Close the environment's files (the LMDB map, its lock file, the share lock)
+        but keep this object: the next read or write reopens them, seeing exactly what
+        was committed. For one process holding more replicas than it has file
+        descriptors (the simulator: four per environment); not inside a batch."""
+        if self._closed or self.parked:
+            return
+        if getattr(self._local, "batch", None) is not None:
+            raise RuntimeError("park() inside a batch")
+        self._map_size = self.map_size  # as grown
+        self._finalizer()
+        self.parked = True
+
+    def _unpark(self) -> None:
+        if self._closed:
+            raise lmdb.Error("the environment is closed")
+        self._open()
 
     def _committed(self) -> None:
         for hook in self.after_commit:
@@ -297,6 +322,8 @@ class Env:
 
     @property
     def map_size(self) -> int:
+        if self.parked:
+            return self._map_size
         return int(self._env.info()["map_size"])
 
     # -- reads ----------------------------------------------------------------------
@@ -308,6 +335,8 @@ class Env:
         if batch is not None and batch.txn is not None:
             yield batch.txn
             return
+        if self.parked:
+            self._unpark()
         txn = self._run(lambda: self._env.begin(write=False, buffers=False))
         try:
             yield Txn(txn, self.dbs, self._trimmer.tick, self.sealer)
@@ -325,6 +354,8 @@ class Env:
         batch: _Batch | None = getattr(self._local, "batch", None)
         if batch is not None:
             return batch.run(fn)
+        if self.parked:
+            self._unpark()
         while True:
             txn = self._run(lambda: self._env.begin(write=True, buffers=False))
             wrapped = Txn(txn, self.dbs, self._trimmer.tick, self.sealer)
@@ -366,6 +397,8 @@ class Env:
 
     def flush(self) -> None:
         """Force buffered commits to disk (meaningful in write-behind mode)."""
+        if self.parked:
+            return  # closing the environment flushed it
         self._env.sync(True)
         if self.sealer is not None:
             self.sealer.flush()
@@ -375,6 +408,8 @@ class Env:
         directory ``path`` (LMDB ``mdb_env_copy2`` with ``MDB_CP_COMPACT``: one read
         transaction, so writers, this process's or another's, go on meanwhile)."""
         os.makedirs(path, exist_ok=True)
+        if self.parked:
+            self._unpark()
         self._env.copy(os.fspath(path), compact=True)
         if self.sealer is not None:  # after the pages: keys destroyed meanwhile stay so
             self.sealer.copy_to(os.fspath(path))
@@ -387,6 +422,8 @@ class Env:
                 self.sealer.close()
 
     def stat(self) -> dict[str, Any]:
+        if self.parked:
+            self._unpark()
         return dict(self._env.info()) | dict(self._env.stat())
 
 
@@ -404,6 +441,8 @@ class _Batch:
         self.txn: Txn | None = None
 
     def _begin(self) -> Txn:
+        if self.env.parked:
+            self.env._unpark()
         raw = self.env._run(lambda: self.env._env.begin(write=True, buffers=False))
         self.txn = Txn(raw, self.env.dbs, self.env._trimmer.tick, self.env.sealer)
         return self.txn

@@ -8,7 +8,9 @@ every ``every`` reads or writes with ``madvise(MADV_DONTNEED)``, which for a sha
 mapping only unmaps them (the data stays in the page cache): safe at any moment. It
 learns the mapping by diffing ``/proc/self/maps`` around each call that maps the file,
 and :data:`MAP_LOCK` keeps a trim off an unmapped and reused range. Linux only;
-elsewhere trimming is a no-op.
+elsewhere trimming is a no-op. Reading ``/proc/self/maps`` costs O(mappings), so a
+process holding thousands of small environments (the simulator) opens them inside
+:func:`untracked`, which leaves them untrimmed.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import ctypes
 import ctypes.util
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
-__all__ = ["MAP_LOCK", "MapTrimmer"]
+__all__ = ["MAP_LOCK", "MapTrimmer", "untracked"]
 
 T = TypeVar("T")
 
@@ -44,6 +47,23 @@ def _load_madvise() -> Callable[[int, int, int], int] | None:
 
 
 _madvise = _load_madvise()
+_untracked = 0  # depth of untracked() blocks, under MAP_LOCK
+
+
+@contextmanager
+def untracked() -> Iterator[None]:
+    """Environments mapped (opened, grown, reopened) inside the block, in any thread,
+    learn no address range, so they are never trimmed: each map costs O(1) instead of
+    two reads of ``/proc/self/maps``, which grow with every environment the process
+    holds (quadratic over thousands of them). Their pages stay resident until unmapped."""
+    global _untracked
+    with MAP_LOCK:
+        _untracked += 1
+    try:
+        yield
+    finally:
+        with MAP_LOCK:
+            _untracked -= 1
 
 
 _Mapping = tuple[int, int, int, int, int]  # (major, minor, inode, start, end)
@@ -83,6 +103,9 @@ class MapTrimmer:
         if _madvise is None:
             return remap()
         with MAP_LOCK:
+            if _untracked:
+                self._ranges = []
+                return remap()
             try:
                 before = _shared_readonly_mappings()
             except OSError:

@@ -102,3 +102,19 @@ def test_the_trimmer_follows_the_map_when_it_grows(tmp_path: Path) -> None:
         before = _mapped_kb(data)
         trimmer.trim()
         assert before > 256 and _mapped_kb(data) < before // 4
+
+
+@linux_only
+def test_environments_opened_untracked_learn_no_range_and_read_the_same(
+        tmp_path: Path) -> None:
+    from memmesh.storage import _rss
+
+    with _rss.untracked():
+        replica = Replica.open(tmp_path / "r", durable=False)
+    with replica:
+        assert replica._env._trimmer._ranges == []
+        texts = _fill(replica, 50)
+        replica._env._trimmer.trim()
+        assert {m: replica.get(m).text for m in texts} == texts  # type: ignore[union-attr]
+    with Replica.open(tmp_path / "r2", durable=False) as tracked:
+        assert tracked._env._trimmer._ranges != []
