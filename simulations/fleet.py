@@ -7,9 +7,14 @@ their user later. Gossip partners are still drawn from the whole fleet, as mDNS 
 offer them.
 
 Measured per fleet size (``--sizes``, default just ``--nodes``): protocol bytes per node
-per round, and the size of the summaries exchanged (``sync_summary``: one watermark per
-origin the node has seen: the "vector clocks grow with the fleet" question), with the
-rounds to convergence. The plot ``metadata_vs_n.png`` shows summary size against N.
+per round and in all (changes payloads and summaries apart), against what each node's
+scope needs (``scope_bytes_per_node``:
+the payload that brings an empty replica of that scope to the node's state, its
+``sync_changes`` for an empty summary), and the size of the summaries exchanged
+(``sync_summary``: one watermark per origin the node has seen: the "vector clocks grow
+with the fleet" question), with the rounds to convergence. The plot ``metadata_vs_n.png``
+shows summary size against N; :func:`.plots.fleet_curves` draws rounds and bytes
+against N for several ``--users`` (README, issue 17).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from memmesh.storage import PeerScope
+from memmesh.storage.wire import Summary
 
 from .options import SimOptions
 from .runner import RunContext, converged_report
@@ -58,8 +64,22 @@ def _one_size(ctx: RunContext, n: int) -> dict[str, Any]:
     cluster.loop.run(start + 2 * span)
     report = converged_report(cluster, n, opts.max_rounds)
     report["users"] = len(users)
+    m = cluster.metrics
+    report["bytes_total_per_node"] = sum(m.bytes_by_node.values()) / n
+    report["changes_bytes_per_node"] = sum(r.changes_bytes for r in m.rounds) / n
+    report["summary_bytes_per_node"] = sum(r.summary_bytes for r in m.rounds) / n
+    report["scope_bytes_per_node"] = _scope_need(cluster, names)
     cluster.close()
     return report
+
+
+def _scope_need(cluster: Any, names: list[str]) -> float:
+    """Mean bytes an empty replica of each node's scope needs to reach its state: the
+    node's answer to an empty summary (states, proofs and credentials included)."""
+    empty = Summary("need", {}, bytes(32)).pack()
+    sizes = [len(node.replica.sync_changes(empty, peer=node.scope))
+             for node in (cluster.nodes[name] for name in names)]
+    return sum(sizes) / len(sizes)
 
 
 def fleet(ctx: RunContext) -> dict[str, Any]:
@@ -84,6 +104,10 @@ def fleet(ctx: RunContext) -> dict[str, Any]:
                 "converged": r["converged"],
                 "rounds_to_converge": r["rounds_to_converge"],
                 "bytes_per_node": r["bytes_per_node"],
+                "bytes_total_per_node": r["bytes_total_per_node"],
+                "changes_bytes_per_node": r["changes_bytes_per_node"],
+                "summary_bytes_per_node": r["summary_bytes_per_node"],
+                "scope_bytes_per_node": r["scope_bytes_per_node"],
                 "wire_bytes_per_node": r["wire_bytes_per_node"],
                 "summary_bytes_mean": r["summary_bytes"]["mean"],
                 "summary_bytes_max": r["summary_bytes"]["max"],
