@@ -108,7 +108,8 @@ def fleet_curves(reports: list[dict[str, Any]], out: Path,
     """``fleet_curves.png``: rounds to converge and bytes per node against N, one line
     per ``fleet`` report (each a ``--users`` count), beside the targets of issue 17:
     2x the unscoped ``spread`` rounds of the same N (``spread_rounds``, when given) and
-    2x the bytes each node's scope needs."""
+    2x the bytes each node's scope needs (against the payloads carrying data; all bytes,
+    summaries and empty answers included, dotted)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -116,16 +117,19 @@ def fleet_curves(reports: list[dict[str, Any]], out: Path,
 
     out.mkdir(parents=True, exist_ok=True)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for report in reports:
+    for k, report in enumerate(reports):
         fleet = report["fleet"]
         rows = fleet["per_size"]
         ns = [r["nodes"] for r in rows]
-        label = f"{fleet['users']} users"
-        left.plot(ns, [r["rounds_to_converge"] for r in rows], marker="o", label=label)
-        right.plot(ns, [r["bytes_total_per_node"] / 1024 for r in rows], marker="o",
-                   label=f"{label}: sent")
+        label, color = f"{fleet['users']} users", f"C{k}"
+        left.plot(ns, [r["rounds_to_converge"] for r in rows], marker="o", color=color,
+                  label=label)
+        right.plot(ns, [r["data_bytes_per_node"] / 1024 for r in rows], marker="o",
+                   color=color, label=f"{label}: data payloads")
+        right.plot(ns, [r["bytes_total_per_node"] / 1024 for r in rows], marker=".",
+                   color=color, linestyle=":", label=f"{label}: all (+ summaries, empty answers)")
         right.plot(ns, [2 * r["scope_bytes_per_node"] / 1024 for r in rows],
-                   linestyle="--", label=f"{label}: 2x scope needs")
+                   color=color, linestyle="--", label=f"{label}: 2x what its scope needs")
     if spread_rounds:
         ns = sorted(spread_rounds)
         left.plot(ns, [2 * spread_rounds[n] for n in ns], color="grey", linestyle="--",
@@ -136,6 +140,7 @@ def fleet_curves(reports: list[dict[str, Any]], out: Path,
     left.set_title("scoped fleet: rounds")
     left.legend()
     right.set_xscale("log")
+    right.set_yscale("log")
     right.set_xlabel("fleet size N")
     right.set_ylabel("KiB per node (whole run)")
     right.set_title("scoped fleet: bytes per node")
