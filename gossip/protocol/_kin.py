@@ -44,6 +44,11 @@ class KinChoice:
         self._served: PeerScope | None = None  # restricted scope we are served, if any
         self._kin: dict[str, bool] = {}  # peer id -> overlaps, for ``_served``
 
+    @property
+    def served_scope(self) -> PeerScope | None:
+        """The restricted scope we were last served (None: unrestricted or untold)."""
+        return self._served
+
     def served(self, scope: object) -> None:
         """A peer said it serves us ``scope`` (a payload's scope)."""
         restricted = normal(scope) if isinstance(scope, PeerScope) else None
