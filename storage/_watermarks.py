@@ -198,7 +198,10 @@ class Table:
         if reach >= base:
             if counter <= reach:
                 return []
-            return [None] if scope is None else [s for s in (self.qualify(scope),) if s]
+            if scope is None:
+                return [None]
+            sid = self.qualify(scope)
+            return [] if sid is None else [sid]
         return [sid for sid, inner in self.scopes().items()
                 if (scope is None or scope.covers(inner))
                 and counter > held(inner) >= base]
