@@ -28,6 +28,7 @@ from ._admission import HandshakeGate, expendable, hoarders
 from ._clockwatch import ClockWatch
 from ._config import SessionConfig
 from ._errors import LocalProtocolError, RemoteProtocolError
+from ._kin import KinChoice
 from ._peerlink import PeerLink
 from ._peerstats import PeerStats, PeerTable
 from ._pushes import SYNC_MODES, PushDecision, push_decision
@@ -78,6 +79,9 @@ class PolicyConfig:
     #: delivery of a local write that names no mode and is not priority: "push" (at
     #: once, on every link) or "pull" (left to anti-entropy rounds); see _pushes.py
     sync_default: str = "push"
+    #: a restricted member's rounds pick among its kin (peers whose scope overlaps what
+    #: it is served: _kin.py), except this share of them, picked among all peers
+    kin_explore: float = 0.1
 
     def __post_init__(self) -> None:
         if not self.interval > 0 or not 0 <= self.jitter < 1:
@@ -92,6 +96,8 @@ class PolicyConfig:
                 not 1 <= self.repair_want <= 4096:
             raise LocalProtocolError("0 < repair_min_gap <= repair_interval and "
                                      "1 <= repair_want <= 4096")
+        if not 0 <= self.kin_explore <= 1:
+            raise LocalProtocolError("kin_explore must be within [0, 1]")
         if self.sync_default not in SYNC_MODES:
             raise LocalProtocolError('sync_default must be "push" or "pull"')
 
@@ -194,6 +200,8 @@ class SyncPolicy:
         self.repair = RepairPlan(interval=cfg.repair_interval, min_gap=cfg.repair_min_gap,
                                  want_size=cfg.repair_want, rng=rng, now=now,
                                  jitter=cfg.jitter)
+        #: the anti-entropy partner choice (kin first for a restricted member)
+        self.kin = KinChoice(cfg.kin_explore)
         self._links: list[PeerLink] = []
         self._by_peer: dict[str, PeerLink] = {}
         self._queue: deque[StorageRequest] = deque()
@@ -333,8 +341,13 @@ class SyncPolicy:
                 p in self._by_peer and self._by_peer[p].session.pulling)]
         if not pool:
             return None
-        peer = pool[self.rng.randrange(len(pool))]
+        peer = self.kin.pick(pool, self._peer_scope, self.rng)
         return peer if self.pull_from(peer, now) else None
+
+    def _peer_scope(self, peer: str) -> object:
+        """What ``peer`` may receive: its link's scope, or its access-list scope."""
+        link = self._by_peer.get(peer)
+        return link.scope if link is not None else self.scope_of(peer)
 
     def pull_from(self, peer: str, now: float) -> bool:
         """Pull from ``peer`` now, on its link; True when there is none (dial it)."""
@@ -498,6 +511,7 @@ class SyncPolicy:
                 return False
         link.registered = True
         link.scope = self._scope(link, peer)
+        self.kin.forget(peer)
         link.last_progress = now
         self._by_peer[peer] = link
         if link.outbound or link.want_pull:
@@ -661,6 +675,7 @@ class SyncPolicy:
         peer = link.name
         repaired = self.repair.applied(stats.repair, link.pull, changed=result.changed,
                                        scope=result.scope, wanted=result.wanted)
+        self.kin.served(result.scope)
         if repaired:
             stats.repaired += repaired
             self.counters["repaired"] += repaired
