@@ -370,7 +370,7 @@ def decode(data: bytes, *, check_canonical: bool = True) -> KeyState:
     With ``check_canonical`` (always, for bytes from a peer) the bytes must be exactly
     what :func:`encode` writes for the decoded state.
     """
-    plain = _unpack(data)
+    plain = _unpack(data, check_keys=False)  # our own bytes, or canonical-checked below
     try:
         state = _from_plain(plain)
     except DecodeError:
@@ -403,13 +403,15 @@ def decode(data: bytes, *, check_canonical: bool = True) -> KeyState:
     return state
 
 
-def _unpack(data: bytes) -> Any:
+def _unpack(data: bytes, check_keys: bool) -> Any:
     """msgpack under the codec's explicit limits, without the generic validation walk:
     :func:`_from_plain` checks the type of every field of the layout itself and
-    :func:`_check_meta` walks the only free-form part (metadata)."""
+    :func:`_check_meta` walks the only free-form part (metadata). Duplicate map keys
+    are left to the canonical check (a duplicate shortens the re-packed map) unless
+    ``check_keys``."""
     if not isinstance(data, bytes):
         raise _bad("expected bytes")
-    return unpack_unchecked(data, limits=_LIMITS)
+    return unpack_unchecked(data, limits=_LIMITS, check_keys=check_keys)
 
 
 def _check_meta(value: Any, depth: int) -> None:
