@@ -304,6 +304,8 @@ class Sync:
                     continue
                 skey = stored_digest.state_key(key)
                 old_raw = None if empty else txn.get("state", skey)
+                if old_raw == raw and self._trust is None and key not in parsed.proofs:
+                    continue  # the very bytes held here: the join would change nothing
                 if old_raw is None and not incoming.forgotten:
                     # bulk path: a key new here keeps the validated bytes as they came
                     refusal, signed = intake.judge(incoming, None)
