@@ -309,6 +309,9 @@ class Sync:
                     continue
                 skey = stored_digest.state_key(key)
                 old_raw = None if empty else txn.get("state", skey)
+                same = old_raw == raw  # the very bytes held here: the join changes nothing
+                if same and self._trust is None and key not in parsed.proofs:
+                    continue
                 if old_raw is None and not incoming.forgotten:
                     # bulk path: a key new here keeps the validated bytes as they came
                     refusal, signed = intake.judge(incoming, None)
@@ -330,7 +333,8 @@ class Sync:
                     # the join and everything derived from it, pure, before any write:
                     # decode has validated what the join relies on, so this only fails on
                     # a bug (or a corrupt local state); that key alone is then refused
-                    old = None if old_raw is None else decode(old_raw, check_canonical=False)
+                    old = incoming if same else \
+                        None if old_raw is None else decode(old_raw, check_canonical=False)
                     if old is not None and not old.header.shareable:
                         refused.append(Refusal(key, "private", "the key is private here"))
                         cap(caps, incoming.ctx)
@@ -340,7 +344,7 @@ class Sync:
                         refused.append(refusal)
                         cap(caps, intake.unproven(incoming, old))
                         continue
-                    if old is None:
+                    if old is None or same:  # (same: its proofs are still taken in)
                         new, new_raw = incoming, raw
                     else:
                         new = join(old, incoming)
