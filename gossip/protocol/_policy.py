@@ -25,6 +25,7 @@ from memmesh.trust import MemberIdentity, TrustStore
 
 from . import events as ev
 from ._admission import HandshakeGate, expendable, hoarders
+from ._bulk import BulkLease
 from ._clockwatch import ClockWatch
 from ._config import SessionConfig
 from ._errors import LocalProtocolError, RemoteProtocolError
@@ -78,12 +79,16 @@ class PolicyConfig:
     #: delivery of a local write that names no mode and is not priority: "push" (at
     #: once, on every link) or "pull" (left to anti-entropy rounds); see _pushes.py
     sync_default: str = "push"
+    #: a pull from a peer whose summary shows at least this many events we lack is a
+    #: bulk transfer (about one 256 KiB chunk of small memories): one at a time, the
+    #: others wait for it (see _bulk.py)
+    bulk_lag: int = 1024
 
     def __post_init__(self) -> None:
         if not self.interval > 0 or not 0 <= self.jitter < 1:
             raise LocalProtocolError("interval must be > 0 and jitter within [0, 1)")
         for name in ("max_syncs", "max_links", "max_links_per_address", "max_handshakes",
-                     "max_peers_tracked", "max_buffered"):
+                     "max_peers_tracked", "max_buffered", "bulk_lag"):
             if getattr(self, name) < 1:
                 raise LocalProtocolError(f"{name} must be at least 1")
         if self.max_skipped_rounds < 0 or self.max_follow_ups < 0 or not self.clock_ttl > 0:
@@ -194,6 +199,11 @@ class SyncPolicy:
         self.repair = RepairPlan(interval=cfg.repair_interval, min_gap=cfg.repair_min_gap,
                                  want_size=cfg.repair_want, rng=rng, now=now,
                                  jitter=cfg.jitter)
+        #: this node's one bulk pull, and the bulk pulls waiting for it
+        self.bulk = BulkLease(cfg.bulk_lag)
+        #: a pull of ours completed since start (until then we cannot tell how far
+        #: behind we are, so every pull from a peer we know nothing of is a bulk one)
+        self._synced = False
         self._links: list[PeerLink] = []
         self._by_peer: dict[str, PeerLink] = {}
         self._queue: deque[StorageRequest] = deque()
@@ -305,6 +315,7 @@ class SyncPolicy:
         if link in self._links:
             self._links.remove(link)
         self._touched.pop(link, None)
+        self.bulk.forget(link)
 
     # ------------------------------------------------------------------ rounds
 
@@ -317,6 +328,7 @@ class SyncPolicy:
         self.next_round = now + cfg.interval * self.rng.uniform(1 - cfg.jitter, 1 + cfg.jitter)
         self._check_clock(now, wall_ms)
         self.repair.tick(now)
+        self._settle_bulk(now)
         if self._skipped < cfg.max_skipped_rounds and \
                 any(lk.session.receiving for lk in self._by_peer.values()):
             self._skipped += 1
@@ -457,6 +469,12 @@ class SyncPolicy:
                 case ev.ConnectionClosed():
                     self._closed(link, e, now)
         self._touched[link] = None
+        self._settle_bulk(now)
+
+    def _settle_bulk(self, now: float) -> None:
+        """Once the bulk transfer ended, start the pulls that waited for it."""
+        for link, purpose in self.bulk.settle():
+            self._pull(link, now, purpose=purpose)
 
     def _handshake(self, link: PeerLink, e: ev.HandshakeComplete, now: float,
                    wall_ms: int | None) -> None:
@@ -581,11 +599,18 @@ class SyncPolicy:
             return None
 
     def _pull(self, link: PeerLink, now: float, *,
-              purpose: Literal["pull", "reply"] = "pull") -> None:
+              purpose: Literal["pull", "reply"] = "pull", bulk: bool = False) -> None:
+        """Pull from ``link``'s peer (``bulk``: it continues a bulk transfer); a bulk
+        pull while another link's runs waits for it."""
         if not link.open or link.session.pulling or link.awaiting_summary:
             link.want_pull = link.want_pull or not link.registered
             return
         link.want_pull = False
+        if (bulk or self.bulk.bulk(self.last_summary, link.session.peer_summary,
+                                   synced=self._synced)) \
+                and not self.bulk.acquire(link, purpose):
+            self.counters["bulk-deferred"] += 1
+            return
         link.awaiting_summary = True
         stats = self._stats(link, now)
         record = link.pull = self.repair.plan(stats.repair, now)
@@ -694,6 +719,7 @@ class SyncPolicy:
 
     def _sync_completed(self, link: PeerLink, e: ev.SyncCompleted, now: float) -> None:
         self.counters["syncs"] += 1
+        self._synced = True
         link.last_progress = now
         follow = False
         if link.peer_id is not None:
@@ -705,7 +731,7 @@ class SyncPolicy:
                 follow = self._repair_completed(link, stats, record, now)
         if (e.more or follow) and link.follow_ups < self.config.max_follow_ups:
             link.follow_ups += 1
-            self._pull(link, now)
+            self._pull(link, now, bulk=e.more)
         else:
             link.follow_ups = 0
 
@@ -774,6 +800,7 @@ class SyncPolicy:
     def _closed(self, link: PeerLink, e: ev.ConnectionClosed, now: float) -> None:
         link.closed_reason = e.reason
         self._release_slot(link)
+        self.bulk.forget(link)
         peer = link.peer_id
         if peer is not None:
             stats = self.peers.touch(peer, now, self._by_peer)
