@@ -13,7 +13,9 @@ A pull is bulk when the peer's last known summary shows at least ``threshold`` e
 we lack, when we know nothing of the peer and have not completed any pull yet (a member
 that just started cannot tell how far behind it is), and when it continues a pull that
 ended with ``more``.  An interrupted transfer resumes where it stopped: every applied
-chunk commits its ``through`` claims, so the next pull's summary starts past it.
+chunk commits its ``through`` claims, so the next pull's summary starts past it.  A
+holder that made no progress (no chunk applied) for ``patience`` seconds yields the
+lease, so a peer that went silent holds a joiner back no longer than that.
 """
 
 from __future__ import annotations
@@ -41,22 +43,24 @@ def lag(ours: bytes | None, theirs: bytes) -> int | None:
 class BulkLease:
     """Which link holds this node's one bulk pull, and the pulls waiting for it.
 
-    The holder's transfer runs while its link is open and our summary for a pull is
-    being taken or a pull is running on it; between the pulls of one transfer (a pull
-    that ended with ``more`` and its follow-up) the policy keeps it running.
+    The holder's transfer runs while its link is open, our summary for a pull is
+    being taken or a pull is running on it, and it made progress within ``patience``
+    seconds; between the pulls of one transfer (a pull that ended with ``more`` and its
+    follow-up) the policy keeps it running.
     """
 
-    __slots__ = ("_deferred", "holder", "threshold")
+    __slots__ = ("_deferred", "holder", "patience", "threshold")
 
-    def __init__(self, threshold: int) -> None:
+    def __init__(self, threshold: int, patience: float) -> None:
         self.threshold = threshold
+        self.patience = patience
         self.holder: PeerLink | None = None
         self._deferred: dict[PeerLink, Purpose] = {}
 
-    @staticmethod
-    def running(link: PeerLink) -> bool:
-        """``link`` is taking our summary for a pull or running one."""
-        return link.open and (link.awaiting_summary or link.session.pulling)
+    def running(self, link: PeerLink, now: float) -> bool:
+        """``link`` is taking our summary for a pull or running one, not stalled."""
+        return link.open and (link.awaiting_summary or link.session.pulling) and \
+            now - link.last_progress < self.patience
 
     def bulk(self, ours: bytes | None, theirs: bytes | None, *, synced: bool) -> bool:
         """Whether a pull from a peer whose last summary is ``theirs`` (None: unknown) is
@@ -66,15 +70,15 @@ class BulkLease:
         behind = lag(ours, theirs)
         return behind is None or behind >= self.threshold
 
-    def busy(self, link: PeerLink) -> bool:
+    def busy(self, link: PeerLink, now: float) -> bool:
         """Another link holds the lease and its transfer still runs."""
         holder = self.holder
-        return holder is not None and holder is not link and self.running(holder)
+        return holder is not None and holder is not link and self.running(holder, now)
 
-    def acquire(self, link: PeerLink, purpose: Purpose) -> bool:
+    def acquire(self, link: PeerLink, purpose: Purpose, now: float) -> bool:
         """Take the lease for ``link``'s bulk pull; False: it is deferred until the lease
         is free."""
-        if self.busy(link):
+        if self.busy(link, now):
             self._deferred[link] = purpose
             return False
         self.holder = link
@@ -85,10 +89,10 @@ class BulkLease:
     def deferred(self) -> int:
         return len(self._deferred)
 
-    def settle(self) -> list[tuple[PeerLink, Purpose]]:
+    def settle(self, now: float) -> list[tuple[PeerLink, Purpose]]:
         """Free the lease once its transfer ended; the deferred pulls to start now (all
         of them: the first bulk one takes the lease again, the others defer again)."""
-        if self.holder is not None and self.running(self.holder):
+        if self.holder is not None and self.running(self.holder, now):
             return []
         self.holder = None
         waiting = list(self._deferred.items())

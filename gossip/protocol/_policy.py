@@ -83,6 +83,8 @@ class PolicyConfig:
     #: bulk transfer (about one 256 KiB chunk of small memories): one at a time, the
     #: others wait for it (see _bulk.py)
     bulk_lag: int = 1024
+    #: a bulk pull that applied nothing for this long yields its turn to the next one
+    bulk_patience: float = 10.0
 
     def __post_init__(self) -> None:
         if not self.interval > 0 or not 0 <= self.jitter < 1:
@@ -91,8 +93,10 @@ class PolicyConfig:
                      "max_peers_tracked", "max_buffered", "bulk_lag"):
             if getattr(self, name) < 1:
                 raise LocalProtocolError(f"{name} must be at least 1")
-        if self.max_skipped_rounds < 0 or self.max_follow_ups < 0 or not self.clock_ttl > 0:
-            raise LocalProtocolError("max_skipped_rounds, max_follow_ups >= 0, clock_ttl > 0")
+        if self.max_skipped_rounds < 0 or self.max_follow_ups < 0 or \
+                not self.clock_ttl > 0 or not self.bulk_patience > 0:
+            raise LocalProtocolError("max_skipped_rounds, max_follow_ups >= 0, clock_ttl > 0, "
+                                     "bulk_patience > 0")
         if not 0 < self.repair_min_gap <= self.repair_interval or \
                 not 1 <= self.repair_want <= 4096:
             raise LocalProtocolError("0 < repair_min_gap <= repair_interval and "
@@ -200,7 +204,7 @@ class SyncPolicy:
                                  want_size=cfg.repair_want, rng=rng, now=now,
                                  jitter=cfg.jitter)
         #: this node's one bulk pull, and the bulk pulls waiting for it
-        self.bulk = BulkLease(cfg.bulk_lag)
+        self.bulk = BulkLease(cfg.bulk_lag, cfg.bulk_patience)
         #: a pull of ours completed since start (until then we cannot tell how far
         #: behind we are, so every pull from a peer we know nothing of is a bulk one)
         self._synced = False
@@ -473,7 +477,7 @@ class SyncPolicy:
 
     def _settle_bulk(self, now: float) -> None:
         """Once the bulk transfer ended, start the pulls that waited for it."""
-        for link, purpose in self.bulk.settle():
+        for link, purpose in self.bulk.settle(now):
             self._pull(link, now, purpose=purpose)
 
     def _handshake(self, link: PeerLink, e: ev.HandshakeComplete, now: float,
@@ -608,7 +612,7 @@ class SyncPolicy:
         link.want_pull = False
         if (bulk or self.bulk.bulk(self.last_summary, link.session.peer_summary,
                                    synced=self._synced)) \
-                and not self.bulk.acquire(link, purpose):
+                and not self.bulk.acquire(link, purpose, now):
             self.counters["bulk-deferred"] += 1
             return
         link.awaiting_summary = True

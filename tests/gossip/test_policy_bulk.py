@@ -62,7 +62,7 @@ def test_lag_counts_the_events_a_peer_summary_holds_beyond_ours() -> None:
 
 
 def test_a_pull_is_bulk_when_far_behind_or_when_we_cannot_tell_yet() -> None:
-    lease = BulkLease(threshold=10)
+    lease = BulkLease(threshold=10, patience=10.0)
     ours, far, near = _summary({"a": 1}), _summary({"a": 50}), _summary({"a": 5})
     assert lease.bulk(ours, far, synced=True)
     assert not lease.bulk(ours, near, synced=True)
@@ -148,3 +148,24 @@ def test_chunks_reach_storage_in_order_over_a_reordering_lossy_transport() -> No
         for origin, (start, end) in payload.through.items():
             assert start <= seen.get(origin, 0), (origin, start, seen)
             seen[origin] = max(seen.get(origin, 0), end)
+
+
+def test_a_bulk_pull_from_a_peer_gone_silent_yields_to_the_next_one() -> None:
+    a, b = _state(150, writers="AB")
+    joiner = FakeReplica("J")
+    slow = SessionConfig(chunk_bytes=600, window=4, rto=5.0, keepalive=1.0,
+                         idle_timeout=60.0, handshake_timeout=2.0)
+    net = MemoryNetwork(rng=random.Random(3), config=slow,
+                        policy=PolicyConfig(interval=1000.0, bulk_lag=16, bulk_patience=2.0))
+    net.connect(joiner, a)
+    net.connect(joiner, b)
+    policy = net.policy(joiner)
+    assert net.run_until(lambda: policy.bulk.holder is not None and len(joiner.keys) > 10,
+                         limit=10)
+    holder = policy.bulk.holder
+    assert holder is not None
+    stalled = next(lk for lk in net.links if lk.b.replica_id == holder.peer_id)
+    stalled.faults = Faults(loss=1.0)  # its peer goes silent mid-transfer
+    assert net.run_until(lambda: converged([joiner, a]), limit=20)
+    assert holder.open  # the other peer's pull ran while that link still lived
+    assert policy.counters["bulk-deferred"] >= 1
