@@ -54,6 +54,17 @@ def _sync(root: Path, s: Sizes) -> dict[str, Any]:
     return asdict(sync_curve(root, s.records, s.sync_ks))
 
 
+def _apply(root: Path, s: Sizes) -> dict[str, Any]:
+    """``sync_apply`` into an empty and into a populated replica (issue 17), wall and CPU
+    rates, and the sync bytes with ``history_limit=0``."""
+    from memmesh.benchmarks.bench_storage import bench_sync
+
+    work = root / "apply"
+    work.mkdir()
+    return {"default": bench_sync(work, s.records, 100),
+            "history_limit_0": bench_sync(work, s.records, 100, history_limit=0)}
+
+
 def _codec(root: Path, s: Sizes) -> dict[str, Any]:
     from memmesh.benchmarks.bench_crdt import bench_orset
 
@@ -138,7 +149,7 @@ def _signed(root: Path, s: Sizes) -> dict[str, Any]:
 
 
 SECTIONS: dict[str, Callable[[Path, Sizes], Any]] = {
-    "storage": _storage, "reads": _reads, "sync": _sync, "codec": _codec,
+    "storage": _storage, "reads": _reads, "sync": _sync, "apply": _apply, "codec": _codec,
     "search": _search, "embedding": _embedding, "rss": _rss, "repair": _repair,
     "propagation": _propagation, "spread": _spread, "at_rest": _at_rest,
     "signed": _signed,

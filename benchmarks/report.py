@@ -1,11 +1,13 @@
 """Turn the raw figures of ``measure.measure`` into the report's rows, targets included.
 
-Targets are issue 8's: sync bytes <= 1.2x the raw payload, durable add >= 0.8x a raw
-durable put, batched add >= 0.1x raw puts in one transaction, ``sync_apply`` >= 100k
-memories/s, scoped search <= 2x a flat scan, embedding >= 0.9x raw encode, RSS <= 300 MB
-at 1M memories, priority write to 10 processes p99 <= 100 ms, and spread in a simulated
-fleet of 1000 within log2 N + ln ln N + 2 rounds; issue 11's: one diverged key of 100k
-memories found and repaired with <= 64 KB exchanged.  Figures measured at smaller sizes
+Targets are issue 8's and issue 17's: sync bytes <= 1.2x the raw payload, durable add >=
+0.8x a raw durable put, batched add >= 0.2x raw puts in one transaction, ``sync_apply`` >=
+100k memories/s into an empty replica and >= 50k/s into a populated one, CRDT encode <= 5x
+msgpack, unscoped search <= 1.0x a flat scan, scoped search <= 2x a flat scan,
+embedding >= 0.9x raw encode, RSS <= 300 MB at 1M memories, priority write to 10
+processes p99 <= 100 ms, and spread in a simulated fleet of 1000 within log2 N + ln ln N
++ 2 rounds; issue 11's: one diverged key of 100k memories found and repaired with <= 64 KB
+exchanged; issue 16's: signed ``sync_apply`` >= 0.5x unsigned.  Figures measured at smaller sizes
 (quick mode) carry the target only where it does not depend on the size.
 """
 
@@ -27,7 +29,7 @@ def _storage_rows(r: dict[str, Any]) -> list[Row]:
             "adds/s", d["raw_durable_puts_per_s"], Target("ratio", ">=", 0.8)),
         Row("batched add (`replica.batch()`) — raw py-lmdb: all puts in 1 txn",
             b["batched_adds_per_s"], "adds/s", b["raw_puts_one_txn_per_s"],
-            Target("ratio", ">=", 0.1)),
+            Target("ratio", ">=", 0.2)),
         Row("batched add — Yjs (pycrdt) local sets, in memory, 1 txn",
             b["batched_adds_per_s"], "adds/s", sync["yjs_local_sets_per_s"]),
     ]
@@ -61,6 +63,26 @@ def _sync_rows(r: dict[str, Any]) -> list[Row]:
         Row(f"`sync_apply` of {n:,} memories into an empty replica — Yjs apply_update",
             sync["memmesh_apply_per_s"], "memories/s", sync["yjs_apply_per_s"],
             Target("value", ">=", 100_000)),
+        *_apply_rows(r),
+    ]
+
+
+def _apply_rows(r: dict[str, Any]) -> list[Row]:
+    """``sync_apply`` measured by bench_storage: CPU rates (this process's CPU time, less
+    disturbed by other jobs on a shared machine), into a populated replica too, and the
+    sync bytes of a fleet that keeps no past (``history_limit=0``)."""
+    a, zero = r["apply"]["default"], r["apply"]["history_limit_0"]
+    n = a["memories"]
+    return [
+        Row(f"`sync_apply` of {n:,} memories into a replica holding {n:,} others — into "
+            "an empty one", a["sync_apply_populated_per_s"], "memories/s",
+            a["sync_apply_per_s"], Target("value", ">=", 50_000)),
+        Row("`sync_apply` into a populated replica, CPU rate — into an empty one, CPU rate",
+            a["sync_apply_populated_cpu_per_s"], "memories/s", a["sync_apply_cpu_per_s"],
+            Target("value", ">=", 50_000)),
+        Row(f"sync bytes, 100 of {n:,} changed, `history_limit=0` — raw msgpack of the "
+            "100 records", zero["changes_bytes"], "B", zero["raw_msgpack_bytes"],
+            Target("ratio", "<=", 1.2)),
     ]
 
 
@@ -68,7 +90,8 @@ def _codec_rows(r: dict[str, Any]) -> list[Row]:
     c = r["codec"]
     return [
         Row(f"CRDT encode, OR-Set of {c['n']:,} memory texts — msgpack pack of the texts",
-            c["encode_us_per_elem"], "µs/elem", c["raw_pack_us_per_elem"]),
+            c["encode_us_per_elem"], "µs/elem", c["raw_pack_us_per_elem"],
+            Target("ratio", "<=", 5.0)),
         Row(f"CRDT encoded size, OR-Set of {c['n']:,} texts — msgpack of the texts",
             c["bytes_per_elem"], "B/elem", c["raw_bytes_per_elem"]),
     ]
@@ -85,8 +108,10 @@ def _search_rows(r: dict[str, Any]) -> list[Row]:
     rows.append(Row(f"scoped search top-10 with recency/confidence/trust, {n:,} — flat "
                     "scan", last["scoped"]["index_default_weights_ms"], "ms",
                     last["scoped"]["flat_scan_ms"]))
-    rows.append(Row(f"unscoped search top-10, {n:,} memories — flat scan",
-                    last["unscoped"]["index_ms"], "ms", last["unscoped"]["flat_scan_ms"]))
+    for s in r["search"]:
+        rows.append(Row(f"unscoped search top-10, {s['memories']:,} memories — flat scan",
+                        s["unscoped"]["index_ms"], "ms", s["unscoped"]["flat_scan_ms"],
+                        Target("ratio", "<=", 1.0)))
     return rows
 
 
