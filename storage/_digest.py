@@ -89,9 +89,18 @@ def _flush(txn: Txn) -> None:
 
 
 def bucket_sums(txn: Txn) -> list[bytes]:
-    """The 256 bucket sums (32 bytes each) as committed, pending deltas included."""
+    """The 256 bucket sums (32 bytes each) as committed, pending deltas included.
+
+    One cursor walk over the stored sums (only buckets ever written have one), not a
+    lookup per bucket: every summary and digest reads them."""
     pending: dict[int, int] = txn.scratch.get("digest", {})
-    return [_sum(txn, bucket, pending.get(bucket, 0)) for bucket in range(BUCKETS)]
+    stored = [0] * BUCKETS
+    width = len(_META) + 1
+    for key, raw in txn.prefix("meta", _META):
+        if len(key) == width:
+            stored[key[-1]] = int.from_bytes(raw, "big")
+    return [((stored[bucket] + pending.get(bucket, 0)) % _MOD).to_bytes(32, "big")
+            for bucket in range(BUCKETS)]
 
 
 def root(sums: list[bytes]) -> bytes:

@@ -25,6 +25,7 @@ from memmesh.trust import MemberIdentity, TrustStore
 
 from . import events as ev
 from ._admission import HandshakeGate, expendable, hoarders
+from ._choice import pick_excluding
 from ._clockwatch import ClockWatch
 from ._config import SessionConfig
 from ._errors import LocalProtocolError, RemoteProtocolError
@@ -311,7 +312,9 @@ class SyncPolicy:
     def round(self, now: float, wall_ms: int,
               candidates: Sequence[str] | None = None) -> str | None:
         """One anti-entropy round (call at ``next_round``).  Peers are the linked ones,
-        or ``candidates`` (members known to the caller); returns a member to dial
+        or ``candidates`` (distinct members known to the caller; with an O(1) ``index``,
+        as the simulator's membership has, a round costs O(links), not O(members));
+        returns a member to dial
         (with ``open_link(..., want_pull=True)``) when the chosen one has no link."""
         cfg = self.config
         self.next_round = now + cfg.interval * self.rng.uniform(1 - cfg.jitter, 1 + cfg.jitter)
@@ -328,12 +331,14 @@ class SyncPolicy:
             return None
         if candidates is None:
             pool = [p for p, lk in self._by_peer.items() if lk.open and not lk.session.pulling]
-        else:
-            pool = [p for p in candidates if p != self.replica_id and not (
-                p in self._by_peer and self._by_peer[p].session.pulling)]
-        if not pool:
+            if not pool:
+                return None
+            peer: str | None = pool[self.rng.randrange(len(pool))]
+        else:  # distinct ids, maybe thousands: drawn without copying them (O(links))
+            busy = [p for p, lk in self._by_peer.items() if lk.session.pulling]
+            peer = pick_excluding(candidates, [self.replica_id, *busy], self.rng)
+        if peer is None:
             return None
-        peer = pool[self.rng.randrange(len(pool))]
         return peer if self.pull_from(peer, now) else None
 
     def pull_from(self, peer: str, now: float) -> bool:
