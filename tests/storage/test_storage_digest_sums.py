@@ -25,12 +25,14 @@ def test_bucket_sums_equal_the_per_bucket_reads_with_pending_deltas(tmp_path: Pa
         with a._env.read() as txn:
             stored = digest.bucket_sums(txn)
             assert stored == _one_by_one(txn)
+            assert digest.state_root(txn) == digest.root(stored)
             assert sum(s != bytes(32) for s in stored) > 10
 
         def write(txn: Txn) -> None:
             skey = digest.state_key("not-yet-committed")
             digest.note_change(txn, skey, None, b"state bytes")
             assert digest.bucket_sums(txn) == _one_by_one(txn) != stored
+            assert digest.state_root(txn) == digest.root(_one_by_one(txn))
 
         a._env.write(write)
 
