@@ -1,42 +1,61 @@
-"""A uniform random pick from a large candidate list, without copying the list.
+"""The round's peer pool over a large candidate list, as a view instead of a copy.
 
 ``SyncPolicy.round`` picks its anti-entropy peer uniformly among the candidates less a
 few (itself, the peers it is already pulling from): Demers et al. 1987. Building that
 pool as a list costs O(N) per round on every node, O(N^2) per round for a simulated
-fleet of N; :func:`pick_excluding` makes the very same draw (same ``randrange`` bound,
-same result, same random stream afterwards) by skipping the excluded positions, at the
-cost of one ``candidates.index`` per excluded item (O(1) for a sequence that keeps an
-index, such as the simulator's membership).
+fleet of N. :class:`Excluding` is the same pool as a read-only sequence: its length and
+``pool[i]`` cost O(excluded) (one ``candidates.index`` per excluded item, O(1) for a
+sequence that keeps an index, such as the simulator's membership), so a uniform draw
+``pool[rng.randrange(len(pool))]`` is the very same draw as over the copied list, and
+only a caller that walks the pool pays O(N).
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Iterable, Sequence
-from typing import TypeVar
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TypeVar, overload
 
-__all__ = ["pick_excluding"]
+__all__ = ["Excluding"]
 
 _T = TypeVar("_T")
 
 
-def pick_excluding(candidates: Sequence[_T], excluded: Iterable[_T],
-                   rng: random.Random) -> _T | None:
-    """``pool[rng.randrange(len(pool))]`` where ``pool`` is ``candidates`` without the
-    ``excluded`` items, in order; None when that pool is empty. ``candidates`` must be
-    distinct (an excluded item is skipped at its one position)."""
-    skipped: set[int] = set()
-    for item in excluded:
-        try:
-            skipped.add(candidates.index(item))
-        except ValueError:
-            continue
-    size = len(candidates) - len(skipped)
-    if size <= 0:
-        return None
-    k = rng.randrange(size)
-    for position in sorted(skipped):  # the k-th kept item: step over each skip before it
-        if position > k:
-            break
-        k += 1
-    return candidates[k]
+class Excluding(Sequence[_T]):
+    """``[c for c in candidates if c not in excluded]``, without copying ``candidates``
+    (which must be distinct, and must not change while the view is used)."""
+
+    __slots__ = ("_candidates", "_skipped")
+
+    def __init__(self, candidates: Sequence[_T], excluded: Iterable[_T]) -> None:
+        skipped: set[int] = set()
+        for item in excluded:
+            try:
+                skipped.add(candidates.index(item))
+            except ValueError:
+                continue
+        self._candidates = candidates
+        self._skipped = sorted(skipped)
+
+    def __len__(self) -> int:
+        return len(self._candidates) - len(self._skipped)
+
+    @overload
+    def __getitem__(self, i: int) -> _T: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[_T]: ...
+    def __getitem__(self, i: int | slice) -> _T | list[_T]:
+        if isinstance(i, slice):
+            return list(self)[i]
+        size = len(self)
+        k = i + size if i < 0 else i
+        if not 0 <= k < size:
+            raise IndexError("pool index out of range")
+        for position in self._skipped:  # the k-th kept item: step over each skip before it
+            if position > k:
+                break
+            k += 1
+        return self._candidates[k]
+
+    def __iter__(self) -> Iterator[_T]:
+        skipped = set(self._skipped)
+        return (c for position, c in enumerate(self._candidates) if position not in skipped)

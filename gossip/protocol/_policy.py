@@ -25,7 +25,7 @@ from memmesh.trust import MemberIdentity, TrustStore
 
 from . import events as ev
 from ._admission import HandshakeGate, expendable, hoarders
-from ._choice import pick_excluding
+from ._choice import Excluding
 from ._clockwatch import ClockWatch
 from ._config import SessionConfig
 from ._errors import LocalProtocolError, RemoteProtocolError
@@ -329,16 +329,15 @@ class SyncPolicy:
         if early is not None:  # evidence asks: this round repairs that link
             self._pull(early, now)
             return None
+        pool: Sequence[str]
         if candidates is None:
             pool = [p for p, lk in self._by_peer.items() if lk.open and not lk.session.pulling]
-            if not pool:
-                return None
-            peer: str | None = pool[self.rng.randrange(len(pool))]
-        else:  # distinct ids, maybe thousands: drawn without copying them (O(links))
+        else:  # distinct ids, maybe thousands: a view, not a copy (see _choice.py)
             busy = [p for p, lk in self._by_peer.items() if lk.session.pulling]
-            peer = pick_excluding(candidates, [self.replica_id, *busy], self.rng)
-        if peer is None:
+            pool = Excluding(candidates, [self.replica_id, *busy])
+        if not pool:
             return None
+        peer = pool[self.rng.randrange(len(pool))]
         return peer if self.pull_from(peer, now) else None
 
     def pull_from(self, peer: str, now: float) -> bool:

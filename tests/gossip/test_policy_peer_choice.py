@@ -12,22 +12,28 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from memmesh.gossip.protocol import PolicyConfig, SessionConfig, SyncPolicy
-from memmesh.gossip.protocol._choice import pick_excluding
+from memmesh.gossip.protocol._choice import Excluding
 from memmesh.simulations.members import Members
 
 EPOCH_MS = 1_700_000_000_000
 
 
 @given(st.integers(1, 60), st.sets(st.integers(0, 80), max_size=10), st.integers(0, 2**32))
-def test_pick_excluding_makes_the_draw_of_the_copied_pool(
+def test_the_excluding_view_is_the_copied_pool_and_draws_alike(
         n: int, excluded: set[int], seed: int) -> None:
     candidates = [f"m{i}" for i in range(n)]
     skip = [f"m{i}" for i in sorted(excluded)]  # some not among the candidates at all
     pool = [c for c in candidates if c not in skip]
+    view = Excluding(candidates, skip)
+    assert len(view) == len(pool) and list(view) == pool
+    assert [view[i] for i in range(-len(pool), len(pool))] == pool + pool
+    assert view[1:3] == pool[1:3]
+    with pytest.raises(IndexError):
+        view[len(pool)]
     a, b = random.Random(seed), random.Random(seed)
-    expected = pool[a.randrange(len(pool))] if pool else None
-    assert pick_excluding(candidates, skip, b) == expected
-    assert a.random() == b.random()  # the stream goes on alike
+    if pool:
+        assert pool[a.randrange(len(pool))] == view[b.randrange(len(view))]
+        assert a.random() == b.random()  # the stream goes on alike
 
 
 class CountingMembers(Sequence[str]):
