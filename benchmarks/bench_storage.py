@@ -6,7 +6,8 @@ Figures (targets from issue 3):
 
 1. durable ``add`` rate / raw py-lmdb rate with one put per fsynced transaction (>= 0.8);
 2. batched ``add`` rate (``with replica.batch()``) / raw puts in one transaction (>= 0.1);
-3. ``sync_apply`` rate of a 20k-memory change set into an empty replica (>= 100k/s);
+3. ``sync_apply`` rate of a 20k-memory change set into an empty replica (>= 100k/s)
+   and into a replica holding 20k other memories (>= 50k/s; issue 17);
 4. bytes of ``sync_changes`` for 100 changed memories out of 20k / raw msgpack size of
    those memories' payload (each memory as a map of id, text, actor, app_id, user_id,
    metadata, confidence and wall-clock timestamp) (<= 1.2), measured twice: with the
@@ -166,6 +167,12 @@ def bench_sync(root: Path, n: int, changed: int,
     t = time.perf_counter()
     again.sync_apply(payload)  # a second time: every key joins with an equal local state
     rejoin_s = time.perf_counter() - t
+    # into a populated replica: one holding n other memories (issue 17: >= 50k/s)
+    populated, _ = build_source(root / "sync-populated", n, history_limit=history_limit)
+    t, c = time.perf_counter(), time.process_time()
+    assert populated.sync_apply(payload).applied == n
+    populated_s, populated_cpu = time.perf_counter() - t, time.process_time() - c
+    populated.close()
     # 100 changed memories of n
     picked = ids[:: max(1, n // changed)][:changed]
     for i, mid in enumerate(picked):
@@ -186,6 +193,8 @@ def bench_sync(root: Path, n: int, changed: int,
             "sync_apply_per_s": rate(n, apply_s),
             "sync_apply_s": apply_s, "sync_apply_cpu_per_s": rate(n, _median(cpus)),
             "sync_apply_onto_equal_per_s": rate(n, rejoin_s),
+            "sync_apply_populated_per_s": rate(n, populated_s),
+            "sync_apply_populated_cpu_per_s": rate(n, populated_cpu),
             "full_payload_bytes": len(payload), "changed": shipped,
             "changes_bytes": len(delta), "raw_msgpack_bytes": raw_bytes,
             "bytes_ratio": len(delta) / raw_bytes}

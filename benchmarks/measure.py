@@ -126,10 +126,22 @@ def _at_rest(root: Path, s: Sizes) -> dict[str, Any]:
     return run(n, searches, root)
 
 
+def _signed(root: Path, s: Sizes) -> dict[str, Any]:
+    from memmesh.benchmarks.bench_signed import bench_adds, bench_sync
+
+    n, adds, batch = {"full": (20_000, 200, 10_000), "quick": (2_000, 30, 1_000)}.get(
+        s.mode, (300, 10, 100))
+    work = root / "signed"
+    work.mkdir()
+    return {"sync_apply": bench_sync(work, n), "durable_add": bench_adds(work, adds, batch=False),
+            "batched_add": bench_adds(work, batch, batch=True)}
+
+
 SECTIONS: dict[str, Callable[[Path, Sizes], Any]] = {
     "storage": _storage, "reads": _reads, "sync": _sync, "codec": _codec,
     "search": _search, "embedding": _embedding, "rss": _rss, "repair": _repair,
     "propagation": _propagation, "spread": _spread, "at_rest": _at_rest,
+    "signed": _signed,
 }
 
 

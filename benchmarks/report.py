@@ -146,9 +146,28 @@ def _at_rest_rows(r: dict[str, Any]) -> list[Row]:
                               ("semantic search (hash embedder)", "search_s"))]
 
 
+def _signed_rows(r: dict[str, Any]) -> list[Row]:
+    """Issue 16's costs of signed writes: rates and latencies against unsigned ones
+    measured interleaved in the same run (``bench_signed``)."""
+    sync, durable, batched = (r["signed"][k] for k in ("sync_apply", "durable_add",
+                                                        "batched_add"))
+    n = sync["memories"]
+    return [
+        Row(f"`sync_apply` of {n:,} signed memories, every proof checked — unsigned, "
+            "unchecked", sync["signed_apply_per_s"], "memories/s",
+            sync["unsigned_apply_per_s"], Target("ratio", ">=", 0.5)),
+        Row(f"signed sync payload, {n:,} memories — unsigned payload",
+            sync["signed_payload_bytes"], "B", sync["unsigned_payload_bytes"]),
+        Row("durable add, signed — unsigned", durable["signed_us_per_add"], "us",
+            durable["unsigned_us_per_add"]),
+        Row(f"batched add, signed, {batched['adds']:,} in 1 batch — unsigned",
+            batched["signed_us_per_add"], "us", batched["unsigned_us_per_add"]),
+    ]
+
+
 def build_rows(results: dict[str, Any]) -> list[Row]:
     """The report's rows, in the order of the table."""
     return (_storage_rows(results) + _read_rows(results) + _sync_rows(results)
             + _codec_rows(results) + _search_rows(results) + _embedding_rows(results)
             + _rss_rows(results) + _repair_rows(results) + _gossip_rows(results)
-            + _at_rest_rows(results))
+            + _at_rest_rows(results) + _signed_rows(results))

@@ -13,6 +13,7 @@ state codec (``_codec``) so the CRDT types can canonicalise values without an im
 from __future__ import annotations
 
 import math
+import threading
 from typing import NoReturn
 
 import msgpack
@@ -137,11 +138,23 @@ def packb(obj: object) -> bytes:
     return pack_canonical(canon)
 
 
+# One packer reused (``msgpack.packb`` builds a Packer per call, most of the cost of
+# packing a small state), guarded by a lock taken without blocking: a second thread, or
+# a finalizer that packs while a pack is under way, builds its own instead.
+_PACKER = msgpack.Packer(use_bin_type=True, use_single_float=False)
+_PACKER_LOCK = threading.Lock()
+
+
 def pack_canonical(obj: object) -> bytes:
     """msgpack bytes of data that is already canonical (the output of :func:`freeze`,
     or built from it with sorted dicts): no validating pass, only msgpack's own checks.
     """
     try:
+        if _PACKER_LOCK.acquire(blocking=False):
+            try:
+                return _PACKER.pack(obj)  # type: ignore[no-any-return]
+            finally:  # (msgpack resets the packer's buffer when a pack fails)
+                _PACKER_LOCK.release()
         return msgpack.packb(obj, use_bin_type=True, use_single_float=False)  # type: ignore[no-any-return]
     except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         raise InvalidArgumentError(f"cannot encode as msgpack: {exc}") from None
@@ -192,10 +205,14 @@ def unpackb(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> object:
     return obj
 
 
-def unpack_unchecked(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> object:
+def unpack_unchecked(data: bytes, *, limits: Limits = DEFAULT_LIMITS,
+                     check_keys: bool = True) -> object:
     """:func:`unpackb` without the final walk over the result (NaN, nesting depth).
 
     For callers that validate every value themselves anyway (``_codec.load``).
+    ``check_keys=False`` also leaves duplicate map keys undetected (the last one wins),
+    for callers that re-pack what they decoded and compare it with ``data``, which a
+    duplicate key shortens, or that read bytes they wrote themselves.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise DecodeError(f"expected bytes, got {type(data).__name__}")
@@ -213,7 +230,7 @@ def unpack_unchecked(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> object:
             max_map_len=limits.max_map_len,
             max_ext_len=0,
             ext_hook=_reject_ext,
-            object_pairs_hook=_pairs_to_dict,
+            object_pairs_hook=_pairs_to_dict if check_keys else None,
         )
     except DecodeError:
         raise

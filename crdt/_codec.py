@@ -166,7 +166,10 @@ def _context(vv: dict[Any, int], cloud_plain: Iterable[tuple[object, object]]) -
 
 
 def _replica_table(context: CausalContext) -> tuple[tuple[str, ...], dict[str, int]]:
-    table = tuple(sorted(set(context.vv) | {dot.replica for dot in context.cloud}))
+    if context.cloud:
+        table = tuple(sorted(set(context.vv) | {dot.replica for dot in context.cloud}))
+    else:
+        table = tuple(sorted(context.vv))
     return table, {replica: i for i, replica in enumerate(table)}
 
 
@@ -211,9 +214,26 @@ def _dump_dotted(tag: str, context: CausalContext
     for replica in sorted(context.vv):
         vv += (index[replica], context.vv[replica])
     cloud: list[object] = []
-    for replica, counters in _cloud_counters(context).items():
-        cloud += (index[replica], counters)
+    if context.cloud:
+        for replica, counters in _cloud_counters(context).items():
+            cloud += (index[replica], counters)
     return index, (tag, table, tuple(vv), tuple(cloud))
+
+
+def _canonical_order(elements: Iterable[Any]) -> list[Any]:
+    """Set elements in the order of their canonical bytes. For str elements alone that
+    order is (UTF-8 length, text): msgpack's str headers grow with the length, and
+    UTF-8 keeps code point order, which is Python's str order; so two C-level sorts do
+    it without packing each element. Anything else is sorted by its packed bytes."""
+    items = list(elements)
+    if all(type(e) is str for e in items):
+        items.sort()
+        if all(e.isascii() for e in items):
+            items.sort(key=len)
+        else:
+            items.sort(key=lambda e: len(e.encode()))
+        return items
+    return [e for _, e in sorted((pack_canonical(e), e) for e in items)]
 
 
 def _load_dotted(fields: tuple[object, ...], what: str
@@ -245,12 +265,17 @@ def _live_dot(table: tuple[str, ...], context: CausalContext, seen: Container[Do
 
 def _dump_orset(state: ORSet[Any]) -> tuple[object, ...]:
     index, head = _dump_dotted(TAG_ORSET, state.context)
-    keyed = sorted((pack_canonical(element), element) for element in state.entries)
     entries: list[object] = []
-    for _, element in keyed:
+    table = state.entries
+    for element in _canonical_order(table):
+        dots = table[element]
+        if len(dots) == 1:
+            (dot,) = dots
+            entries += (element, (index[dot.replica], dot.counter))
+            continue
         flat: list[int] = []
-        for dot in sorted(state.entries[element]):
-            flat += (index[dot.replica], dot.counter)
+        for replica, counter in sorted((d.replica, d.counter) for d in dots):
+            flat += (index[replica], counter)
         entries += (element, tuple(flat))
     return (*head, tuple(entries))
 
@@ -280,8 +305,9 @@ def _load_orset(fields: tuple[object, ...]) -> ORSet[Any]:
 def _dump_mvregister(state: MVRegister[Any]) -> tuple[object, ...]:
     index, head = _dump_dotted(TAG_MVREGISTER, state.context)
     flat: list[object] = []
-    for dot, value in state.items():
-        flat += (index[dot.replica], dot.counter, value)
+    entries = state.entries
+    for replica, counter, dot in sorted((d.replica, d.counter, d) for d in entries):
+        flat += (index[replica], counter, entries[dot])
     return (*head, tuple(flat))
 
 

@@ -19,7 +19,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
-from ._canonical import check_element, packb
+from ._canonical import check_element, pack_canonical
 from ._causal_context import CausalContext
 from ._dot import Dot
 from ._dotstore import unchecked
@@ -194,10 +194,13 @@ def _header_order(header: Header) -> bytes:
     """The bytes two headers of one key are ordered by: every field as plain data, the
     origin of ``created`` spelled out, so headers that differ anywhere never tie."""
     created = header.created
-    return packb((header.key, header.kind, header.app_id, header.user_id, header.agent_id,
-                  header.run_id, header.policy, header.tier, header.priority,
-                  None if created is None else
-                  (created.wall_ms, created.logical, created.replica), header.expires_at))
+    # every field is None, bool, int, str or a tuple of them: already canonical, so the
+    # C packer alone gives packb's bytes
+    return pack_canonical((header.key, header.kind, header.app_id, header.user_id,
+                           header.agent_id, header.run_id, header.policy, header.tier,
+                           header.priority, None if created is None else
+                           (created.wall_ms, created.logical, created.replica),
+                           header.expires_at))
 
 
 #: The bytes of every field of a header (what signed writes sign: storage/_proofs.py).

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.x509.oid import NameOID
 
-from memmesh.trust import MemberIdentity
+from memmesh.trust import MemberIdentity, ca_certificate
 
 from .protocol import GossipError
 
@@ -95,25 +95,11 @@ class ClusterCredentials:
         seed = _hkdf(bytes(cluster_key), b"memmesh cluster CA v1", 32)
         ca_key = Ed25519PrivateKey.from_private_bytes(seed)
         fp = cluster_fingerprint(cluster_key).hex()
-        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"memmesh cluster {fp}")])
         serial = int.from_bytes(_hkdf(bytes(cluster_key), b"memmesh CA serial v1", 16)) >> 1
+        ca_cert = ca_certificate(ca_key, f"memmesh cluster {fp}", serial=serial or 1,
+                                 not_before=_EPOCH, not_after=_FAR)
+        ca_name = ca_cert.subject
         ca_pub = ca_key.public_key()
-        ca_cert = (
-            x509.CertificateBuilder()
-            .subject_name(ca_name)
-            .issuer_name(ca_name)
-            .public_key(ca_pub)
-            .serial_number(serial or 1)
-            .not_valid_before(_EPOCH)
-            .not_valid_after(_FAR)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_pub), critical=False)
-            .sign(ca_key, None)
-        )
         node_key = Ed25519PrivateKey.generate()
         now = dt.datetime.now(dt.UTC)
         node_cert = (

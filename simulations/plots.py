@@ -101,3 +101,73 @@ def write_plots(report: dict[str, Any], out: Path) -> list[Path]:
         ax.legend()
         save(fig, "metadata_vs_n.png")
     return written
+
+
+def fleet_curves(reports: list[dict[str, Any]], out: Path,
+                 spread_rounds: dict[int, float] | None = None) -> Path:
+    """``fleet_curves.png``: rounds to converge and bytes per node against N, one line
+    per ``fleet`` report (each a ``--users`` count), beside the targets of issue 17:
+    2x the unscoped ``spread`` rounds of the same N (``spread_rounds``, when given) and
+    2x the bytes each node's scope needs (against the payloads carrying data; all bytes,
+    summaries and empty answers included, dotted)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for k, report in enumerate(reports):
+        fleet = report["fleet"]
+        rows = fleet["per_size"]
+        ns = [r["nodes"] for r in rows]
+        label, color = f"{fleet['users']} users", f"C{k}"
+        left.plot(ns, [r["rounds_to_converge"] for r in rows], marker="o", color=color,
+                  label=label)
+        right.plot(ns, [r["data_bytes_per_node"] / 1024 for r in rows], marker="o",
+                   color=color, label=f"{label}: data payloads")
+        right.plot(ns, [r["bytes_total_per_node"] / 1024 for r in rows], marker=".",
+                   color=color, linestyle=":", label=f"{label}: all (+ summaries, empty answers)")
+        right.plot(ns, [2 * r["scope_bytes_per_node"] / 1024 for r in rows],
+                   color=color, linestyle="--", label=f"{label}: 2x what its scope needs")
+    if spread_rounds:
+        ns = sorted(spread_rounds)
+        left.plot(ns, [2 * spread_rounds[n] for n in ns], color="grey", linestyle="--",
+                  label="2x unscoped spread rounds")
+    left.set_xscale("log")
+    left.set_xlabel("fleet size N")
+    left.set_ylabel("rounds to converge after the last write")
+    left.set_title("scoped fleet: rounds")
+    left.legend()
+    right.set_xscale("log")
+    right.set_yscale("log")
+    right.set_xlabel("fleet size N")
+    right.set_ylabel("KiB per node (whole run)")
+    right.set_title("scoped fleet: bytes per node")
+    right.legend(fontsize="small")
+    fig.tight_layout()
+    path = out / "fleet_curves.png"
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m memmesh.simulations.plots OUT FLEET_REPORT... [--spread N=ROUNDS,...]``:
+    draw :func:`fleet_curves` from saved ``fleet`` reports."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("reports", nargs="+", type=Path)
+    parser.add_argument("--spread", default="", help="unscoped spread rounds: N=R,...")
+    args = parser.parse_args(argv)
+    spread = {int(n): float(r) for n, r in
+              (item.split("=") for item in args.spread.split(",") if item)}
+    reports = [json.loads(p.read_text()) for p in args.reports]
+    print(fleet_curves(reports, args.out, spread or None))
+
+
+if __name__ == "__main__":
+    main()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .byzantine import byzantine
 from .churn import churn
 from .fleet import fleet
+from .join import join
 from .partition_heal import partition_heal
 from .restore import restore
 from .runner import ScenarioFn
@@ -18,10 +19,11 @@ SCENARIOS: dict[str, ScenarioFn] = {
     "partition-heal": partition_heal,
     "churn": churn,
     "fleet": fleet,
+    "join": join,
     "restore": restore,
     "skew": skew,
     "byzantine": byzantine,
 }
 
-__all__ = ["SCENARIOS", "byzantine", "churn", "fleet", "partition_heal", "restore", "skew",
+__all__ = ["SCENARIOS", "byzantine", "churn", "fleet", "join", "partition_heal", "restore", "skew",
            "spread", "zylos"]

@@ -20,6 +20,7 @@ import shutil
 import lmdb
 
 from ._errors import ReplicaBusyError, StorageError
+from ._keyslots import fsync_path
 
 __all__ = ["LOCK_FILE", "compact", "share_lock"]
 
@@ -66,18 +67,12 @@ def compact(path: str | os.PathLike[str]) -> tuple[int, int]:
         finally:
             env.close()
         copy = os.path.join(staging, _DATA)
-        _fsync(copy)
+        fsync_path(copy)
         os.replace(copy, data)
-        _fsync(root)
+        fsync_path(root)
         os.rmdir(staging)
         return before, os.path.getsize(data)
     finally:
         os.close(fd)  # releases the lock
 
 
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -52,11 +52,14 @@ def _mode_key(key: str) -> bytes:
     return b"sync\x00" + hashlib.blake2b(key.encode(), digest_size=16).digest()
 
 
-def _mode(txn: Txn, key: str, sync: str | None) -> str | None:
+def _mode(txn: Txn, key: str, sync: str | None, fresh: bool = False) -> str | None:
     """The mode a local write of ``key`` records: ``sync`` (remembered), else the one
-    remembered for ``key``, else None."""
+    remembered for ``key``, else None. ``fresh``: the key was absent, so nothing is
+    remembered for it (the row goes when the key's state does), and nothing is read."""
+    if fresh and sync is None:
+        return None
     mkey = _mode_key(key)
-    stored = txn.get("aux", mkey)
+    stored = None if fresh else txn.get("aux", mkey)
     if sync is None:
         return None if stored is None else bytes(stored).decode()
     if stored is None or bytes(stored).decode() != sync:
@@ -75,11 +78,12 @@ def append(txn: Txn, key: str, *, local: bool, priority: bool,
     return append_many(txn, [(key, local, priority, scope)])
 
 
-def append_many(txn: Txn, changes: list[tuple[Any, ...]], *, sync: str | None = None) -> int:
+def append_many(txn: Txn, changes: list[tuple[Any, ...]], *, sync: str | None = None,
+                fresh: bool = False) -> int:
     """Append ``(key, local, priority[, scope])`` changes in order; return the last seq.
 
     A local change of a key with a delivery mode (``sync``, else the remembered one)
-    gets it as a fifth field."""
+    gets it as a fifth field. ``fresh``: every key was absent before this change."""
     seq = txn.counter(_SEQ)
     if not changes:
         return seq
@@ -87,7 +91,7 @@ def append_many(txn: Txn, changes: list[tuple[Any, ...]], *, sync: str | None = 
     for change in changes:
         seq += 1
         if change[1] and len(change) == 3:
-            mode = _mode(txn, change[0], sync)
+            mode = _mode(txn, change[0], sync, fresh)
             if mode is not None:
                 change = (*change, None, mode)
         # local-only bytes of validated data: plain msgpack (no canonical walk needed)

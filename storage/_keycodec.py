@@ -120,21 +120,47 @@ def _event_plain(dot: Dot, e: EventData, index: dict[str, int],
             e.detail)
 
 
+def _encode_single_writer(state: KeyState) -> bytes | None:
+    """The general layout of :func:`encode`, built directly for the commonest state (a
+    memory one origin wrote: one replica id, at index 0; one version, neither a
+    RESOLVE nor weighted; no event, or only the one that wrote it); None otherwise."""
+    h = state.header
+    ((origin, counter),) = state.ctx.items()
+    ((dot, v),) = state.body.items()
+    if not counter or dot.replica != origin or v.op == OP_RESOLVE \
+            or v.importance is not None or (h.created is not None
+                                            and h.created.replica != origin):
+        return None
+    body = ((0, dot.counter, v[:8]),)
+    if not state.events:
+        if state.keep != DEFAULT_KEEP:
+            return None
+        fresh: bytes = pack_canonical((1, (origin,), _header_plain(h, {origin: 0}),
+                                       (0, counter), state.forgotten, body))
+        return fresh
+    ((edot, e),) = state.events.items()
+    if edot != dot or e.version is None or len(e.ctx) != 1 or e.ctx[0][0] != origin \
+            or (e.version is not v and e.version != v):
+        return None
+    fresh = pack_canonical((2, (origin,), _header_plain(h, {origin: 0}), (0, counter),
+                            state.forgotten, body, state.keep,
+                            ((0, dot.counter, (0, e.ctx[0][1]), e.detail),)))
+    return fresh
+
+
 def encode(state: KeyState) -> bytes:
     """The canonical bytes of ``state``."""
     h = state.header
     if h.kind == KIND_MEMORY and len(state.ctx) == 1 and len(state.body) == 1 \
-            and not state.events and state.keep == DEFAULT_KEEP:
-        # the commonest state before the timeline (a memory one replica wrote once): the
-        # general layout below with a single replica id at index 0, built directly
-        ((origin, counter),) = state.ctx.items()
-        ((dot, v),) = state.body.items()
-        if counter and dot.replica == origin and v.op != OP_RESOLVE \
-                and v.importance is None and (h.created is None or h.created.replica == origin):
-            fresh: bytes = pack_canonical((1, (origin,), _header_plain(h, {origin: 0}),
-                                           (0, counter), state.forgotten,
-                                           ((0, dot.counter, v[:8]),)))
+            and len(state.events) <= 1:
+        fresh = _encode_single_writer(state)
+        if fresh is not None:
             return fresh
+    return _encode_general(state)
+
+
+def _encode_general(state: KeyState) -> bytes:
+    """:func:`encode` for every state."""
     rids = _replicas(state)
     index = {r: i for i, r in enumerate(rids)}
     ctx: list[int] = []
@@ -344,7 +370,7 @@ def decode(data: bytes, *, check_canonical: bool = True) -> KeyState:
     With ``check_canonical`` (always, for bytes from a peer) the bytes must be exactly
     what :func:`encode` writes for the decoded state.
     """
-    plain = _unpack(data)
+    plain = _unpack(data, check_keys=False)  # our own bytes, or canonical-checked below
     try:
         state = _from_plain(plain)
     except DecodeError:
@@ -377,13 +403,15 @@ def decode(data: bytes, *, check_canonical: bool = True) -> KeyState:
     return state
 
 
-def _unpack(data: bytes) -> Any:
+def _unpack(data: bytes, check_keys: bool) -> Any:
     """msgpack under the codec's explicit limits, without the generic validation walk:
     :func:`_from_plain` checks the type of every field of the layout itself and
-    :func:`_check_meta` walks the only free-form part (metadata)."""
+    :func:`_check_meta` walks the only free-form part (metadata). Duplicate map keys
+    are left to the canonical check (a duplicate shortens the re-packed map) unless
+    ``check_keys``."""
     if not isinstance(data, bytes):
         raise _bad("expected bytes")
-    return unpack_unchecked(data, limits=_LIMITS)
+    return unpack_unchecked(data, limits=_LIMITS, check_keys=check_keys)
 
 
 def _check_meta(value: Any, depth: int) -> None:
@@ -416,10 +444,17 @@ def _check_meta(value: Any, depth: int) -> None:
 def _from_plain(plain: Any) -> KeyState:
     """Validate decoded plain data against the layout; build the state.
 
-    Hot path of ``sync_apply`` (every shipped state goes through it), so the checks of
-    the common case (a memory) are written inline rather than through helpers.
+    Hot path of ``sync_apply`` (every shipped state goes through it): the commonest
+    layout is checked by :func:`_single_writer` in one pass, and the checks of the
+    general walk are written inline rather than through helpers.
     """
-    if type(plain) is not tuple or (len(plain), plain[0]) not in ((6, 1), (8, 2)):
+    fast = _single_writer(plain)
+    return fast if fast is not None else _general(plain)
+
+
+def _general(plain: Any) -> KeyState:
+    """:func:`_from_plain` for every layout."""
+    if type(plain) is not tuple or not plain or (len(plain), plain[0]) not in ((6, 1), (8, 2)):
         raise _bad("expected (1, rids, header, ctx, forgotten, body) or"
                    " (2, rids, header, ctx, forgotten, body, keep, events)")
     _, rids, raw_header, raw_ctx, forgotten, raw_body = plain[:6]
@@ -516,6 +551,103 @@ def _from_plain(plain: Any) -> KeyState:
     if len(used) != nrids:
         raise _bad("unused replica id in rids")
     return KeyState(header, ctx, forgotten, body, events, keep)
+
+
+def _opt_field(value: Any) -> bool:
+    """None, or a str the header's scope fields (and versions' actor and role, whose
+    rule is laxer) accept."""
+    return value is None or (type(value) is str and len(value) <= MAX_FIELD_LEN
+                             and "\x00" not in value)
+
+
+def _single_writer(plain: Any) -> KeyState | None:
+    """The commonest layout, a memory written by one origin: one replica id, one
+    version (neither a RESOLVE nor weighted) and, in format 2, exactly the event that
+    wrote it. Every rule of the general walk that applies to this layout is checked
+    here in one pass, so what this accepts the general walk accepts as the same state;
+    None for any other layout or anything doubtful (the general walk then decides, and
+    names the error)."""
+    if type(plain) is not tuple:
+        return None
+    size = len(plain)
+    if size == 8:
+        fmt, rids, raw_header, raw_ctx, forgotten, raw_body, keep, raw_events = plain
+        if fmt != 2 or type(fmt) is not int or type(keep) is not int \
+                or not 0 <= keep <= MAX_KEEP or type(raw_events) is not tuple \
+                or len(raw_events) != 1:
+            return None
+        event = raw_events[0]
+        if type(event) is not tuple or len(event) != 4:
+            return None
+    elif size == 6:
+        fmt, rids, raw_header, raw_ctx, forgotten, raw_body = plain
+        if fmt != 1 or type(fmt) is not int:
+            return None
+        keep, event = DEFAULT_KEEP, None
+    else:
+        return None
+    if forgotten is not False or type(rids) is not tuple or len(rids) != 1 \
+            or type(raw_ctx) is not tuple or len(raw_ctx) != 2 \
+            or type(raw_body) is not tuple or len(raw_body) != 1 \
+            or type(raw_header) is not tuple or len(raw_header) != 11:
+        return None
+    rid = rids[0]
+    if type(rid) is not str or not rid.isascii() or not 0 < len(rid) <= MAX_REPLICA_LEN \
+            or "\x00" in rid:
+        return None
+    ri, n = raw_ctx
+    if ri != 0 or type(ri) is not int or type(n) is not int or not 1 <= n <= MAX_INT64:
+        return None
+    item = raw_body[0]
+    if type(item) is not tuple or len(item) != 3:
+        return None
+    ri, counter, raw_version = item
+    if ri != 0 or type(ri) is not int or type(counter) is not int or not 1 <= counter <= n:
+        return None
+    # the header
+    key, kind, app, user, agent, run, policy, tier, priority, created, expires = raw_header
+    if type(key) is not str or not 0 < len(key) <= MAX_KEY_LEN or "\x00" in key \
+            or kind != KIND_MEMORY or type(kind) is not int \
+            or type(policy) is not int or not 0 <= policy <= 1 \
+            or type(tier) is not int or not 0 <= tier <= 1 or type(priority) is not bool \
+            or not (_opt_field(app) and _opt_field(user) and _opt_field(agent)
+                    and _opt_field(run)) \
+            or type(created) is not tuple or len(created) != 3:
+        return None
+    c_wall, c_logical, ri = created
+    if ri != 0 or type(ri) is not int or type(c_wall) is not int \
+            or not 0 <= c_wall <= MAX_INT64 or type(c_logical) is not int \
+            or not 0 <= c_logical <= _MAX_LOGICAL \
+            or not (expires is None or (type(expires) is int and 0 <= expires <= MAX_INT64)):
+        return None
+    # the version
+    if type(raw_version) is not tuple or len(raw_version) != 8:
+        return None
+    text, actor, role, wall, logical, confidence, metadata, op = raw_version
+    if type(op) is not int or not 0 <= op < len(OPS) or op == OP_RESOLVE \
+            or (type(text) is not str if op != OP_DELETE else (policy != 1 or text is not None)) \
+            or not (actor is None or (type(actor) is str and len(actor) <= MAX_FIELD_LEN)) \
+            or not (role is None or (type(role) is str and len(role) <= MAX_FIELD_LEN)) \
+            or type(wall) is not int or not 0 <= wall <= MAX_INT64 \
+            or type(logical) is not int or not 0 <= logical <= _MAX_LOGICAL \
+            or type(confidence) is not float or type(metadata) is not dict:
+        return None
+    version: VersionData = _new_version(VersionData, (*raw_version, None, (), None))
+    dot = Dot(rid, counter)
+    events: dict[Dot, EventData] = {}
+    if event is not None:
+        ri, e_counter, raw_ctx, detail = event
+        if ri != 0 or type(ri) is not int or e_counter != counter or type(e_counter) is not int \
+                or type(raw_ctx) is not tuple or len(raw_ctx) != 2 or type(detail) is not dict:
+            return None
+        ri, seen = raw_ctx
+        if ri != 0 or type(ri) is not int or type(seen) is not int or not 1 <= seen <= n \
+                or (policy == 1 and keep < 1):  # lww protects no event: see _events
+            return None
+        events[dot] = EventData(op, actor, role, wall, logical, ((rid, seen),), detail, version)
+    header = Header(key, KIND_MEMORY, app, user, agent, run, POLICIES[policy], TIERS[tier],
+                    priority, Timestamp(c_wall, c_logical, rid), expires)
+    return KeyState(header, {rid: n}, False, {dot: version}, events, keep)
 
 
 def _covered(dots: tuple[Dot, ...], ctx: dict[str, int]) -> None:

@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ._errors import AtRestKeyError
 
-__all__ = ["HEADER", "SLOT", "SLOTS_FILE", "KeySlots", "at_rest_key_file",
-           "holds_plaintext_replica"]
+__all__ = ["HEADER", "SLOT", "SLOTS_FILE", "KeySlots", "at_rest_key_file", "create_whole",
+           "fsync_path", "holds_plaintext_replica"]
 
 #: The key-slot file's name inside the data directory.
 SLOTS_FILE = "keyslots"
@@ -48,25 +48,42 @@ def holds_plaintext_replica(path: str | os.PathLike[str]) -> bool:
         not os.path.exists(os.path.join(root, SLOTS_FILE))
 
 
+def create_whole(path: str, data: bytes) -> bool:
+    """Create the 0600 file ``path`` holding ``data``, fsynced, appearing whole (written
+    under a temporary name, then ``link``ed); False if it already exists (another
+    process created it first)."""
+    tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
+    return True
+
+
+def fsync_path(path: str) -> None:
+    """fsync a file or directory by name (a directory: so a rename or link in it lasts)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def at_rest_key_file(path: str | os.PathLike[str]) -> bytes:
     """The 32-byte at-rest key kept in the file ``path``, created (mode 0600, 32 random
     bytes) when absent. Two processes creating it at once agree on one key (the file
     appears whole, by ``link``). A file of another size raises :class:`AtRestKeyError`."""
     target = os.fspath(path)
     if not os.path.exists(target):
-        tmp = f"{target}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, secrets.token_bytes(KEY))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, target)
-        except FileExistsError:
-            pass  # another process created it first: use theirs
-        finally:
-            os.unlink(tmp)
+        create_whole(target, secrets.token_bytes(KEY))  # False: another process won; use theirs
     with open(target, "rb") as f:
         key = f.read(KEY + 1)
     if len(key) != KEY:
@@ -116,20 +133,9 @@ class KeySlots:
         nonce = secrets.token_bytes(NONCE)
         tag = AESGCM(check_key).encrypt(nonce, b"", _CHECK_AAD + salt)
         head = (MAGIC + salt + nonce + tag).ljust(HEADER, b"\x00")
-        tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, head)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
+        if not create_whole(path, head):
             return False
-        finally:
-            os.unlink(tmp)
-        _fsync_dir(os.path.dirname(path) or ".")
+        fsync_path(os.path.dirname(path) or ".")
         return True
 
     def wrap(self, slot: int, skey: bytes, data_key: bytes) -> bytes:
@@ -184,9 +190,3 @@ class KeySlots:
             self._fd = -1
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

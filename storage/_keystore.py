@@ -87,7 +87,7 @@ def store_new(txn: Txn, items: list[NewKey], *, local: bool, sync: str | None = 
     for db, db_rows in rows.items():
         txn.defer_rows(db, db_rows)
     digest.note_added(txn, shared)
-    journal.append_many(txn, changes, sync=sync)
+    journal.append_many(txn, changes, sync=sync, fresh=True)
 
 
 def remove(txn: Txn, key: str, skey: bytes, old_raw: bytes, old: KeyState) -> None:

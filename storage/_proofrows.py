@@ -142,6 +142,8 @@ class Intake:
 
     def keep_fresh(self, skey: bytes, state: KeyState, proofs: Proofs) -> None:
         """Proofs of a key new here (written with the bulk rows)."""
+        if not proofs:
+            return
         keep = needed(state)
         rows = {d: p for d, p in proofs.items() if d in keep}
         if rows:

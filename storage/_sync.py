@@ -5,9 +5,11 @@ subset of keys may ship in any order. A summary says how far this replica holds 
 origin; the answer carries the states of the keys with events beyond those marks that
 the peer may see (priority first; without the timeline events of the origins the marks
 show the peer holds: ``keystate.unseen_by``) and ``through`` claims that let the peer
-raise its marks past events it will never get. A claim is taken only without gaps, and scoped
-claims stay scoped (a complete and a scoped watermark per origin, only the complete one
-claimed to others), so a claim never vouches for events its receiver lacks. Lying
+raise its marks past events it will never get. A claim is taken only without gaps, and
+scoped claims stay qualified by their scope (a complete watermark per origin and one per
+scope a peer filtered with; a scope's marks are claimed only to a peer whose scope lies
+inside it: :func:`._watermarks.vouchable`), so a claim never vouches for events its
+receiver lacks. Lying
 claims are bounded by :mod:`._watermarks` and what they hid is found by digest repair
 (:mod:`._repair`); a payload's keys are judged one by one (:mod:`._incoming`).
 """
@@ -35,9 +37,7 @@ from ._records import ApplyResult, Refusal
 from ._repair import bucket_listing, differing, scope_sums, wanted
 from ._revocations import Revocations
 from ._stamps import Stamps
-from ._watermarks import MAX_SUMMARY_ORIGINS, Table, capped
-from ._watermarks import WM as _WM
-from ._watermarks import WS as _WS
+from ._watermarks import MAX_SUMMARY_ORIGINS, SID_LEN, WM, WQ, Table, capped, marks, vouchable
 from .wire import (
     MAX_COUNTER,
     MAX_HASHES,
@@ -77,13 +77,16 @@ class Sync:
 
     # -- summary ----------------------------------------------------------------------
 
-    def _watermarks(self, txn: Txn, *, scoped: bool = True) -> dict[str, int]:
-        """Complete watermarks, raised by the scoped ones when ``scoped`` (what a summary
-        shows; claims to others use the complete ones only: see module doc)."""
-        wm = {k[len(_WM):].decode(): int.from_bytes(v, "big") for k, v in txn.prefix("meta", _WM)}
-        if scoped:
-            for k, v in txn.prefix("meta", _WS):
-                origin, counter = k[len(_WS):].decode(), int.from_bytes(v, "big")
+    def _watermarks(self, txn: Txn, *, claims: bool = False,
+                    peer: PeerScope | None = None) -> dict[str, int]:
+        """What a summary shows (every watermark, the greatest per origin), or, with
+        ``claims``, what we may claim to a peer of scope ``peer`` (see module doc)."""
+        if claims:
+            wm = vouchable(txn, normal(peer))
+        else:
+            wm = marks(txn, WM)
+            for k, v in txn.prefix("meta", WQ):
+                origin, counter = k[len(WQ) + SID_LEN:].decode(), int.from_bytes(v, "big")
                 if counter > wm.get(origin, 0):
                     wm[origin] = counter
         # own origins (every incarnation minted here, legacy bare id included) at least at
@@ -144,11 +147,12 @@ class Sync:
         now = self._stamps.clock()
         with self._env.read() as txn:
             # what we may claim of each origin beyond the peer's mark: our complete
-            # watermark, but (for any origin not our own) no further than the events of
-            # it held here, so a false claim we took is never passed on
+            # watermark or one of a scope covering the peer's, but (for any origin not
+            # our own) no further than the events of it held here, so a false claim we
+            # took is never passed on
             own = own_counters(txn, self.replica_id)
             claimable: dict[str, int] = {}
-            for origin, counter in capped(self._watermarks(txn, scoped=False),
+            for origin, counter in capped(self._watermarks(txn, claims=True, peer=peer),
                                           self.replica_id, txn).items():
                 if counter > peer_wm.get(origin, 0) and origin not in own:
                     counter = min(counter, latest_counter(txn, origin))
@@ -278,7 +282,6 @@ class Sync:
         wall = self._stamps.clock()
         parsed = read_changes(changes, wall=wall, max_drift_ms=self._stamps.max_drift_ms)
         states, through, newest = parsed.states, parsed.through, parsed.newest
-        scoped = parsed.scope is not None
         me = self._stamps.origin  # the current origin: only this object mints under it
         # verified outside the write lock; kept and trusted before any state is judged
         revs, bad_revs = self._revocations.admit(parsed.revocations, parsed.sender)
@@ -306,6 +309,9 @@ class Sync:
                     continue
                 skey = stored_digest.state_key(key)
                 old_raw = None if empty else txn.get("state", skey)
+                same = old_raw == raw  # the very bytes held here: the join changes nothing
+                if same and self._trust is None and key not in parsed.proofs:
+                    continue
                 if old_raw is None and not incoming.forgotten:
                     # bulk path: a key new here keeps the validated bytes as they came
                     refusal, signed = intake.judge(incoming, None)
@@ -327,7 +333,8 @@ class Sync:
                     # the join and everything derived from it, pure, before any write:
                     # decode has validated what the join relies on, so this only fails on
                     # a bug (or a corrupt local state); that key alone is then refused
-                    old = None if old_raw is None else decode(old_raw, check_canonical=False)
+                    old = incoming if same else \
+                        None if old_raw is None else decode(old_raw, check_canonical=False)
                     if old is not None and not old.header.shareable:
                         refused.append(Refusal(key, "private", "the key is private here"))
                         cap(caps, incoming.ctx)
@@ -337,7 +344,7 @@ class Sync:
                         refused.append(refusal)
                         cap(caps, intake.unproven(incoming, old))
                         continue
-                    if old is None:
+                    if old is None or same:  # (same: its proofs are still taken in)
                         new, new_raw = incoming, raw
                     else:
                         new = join(old, incoming)
@@ -371,18 +378,15 @@ class Sync:
                 if origin == me:
                     continue
                 counter = min(counter, caps.get(origin, counter))
-                complete = max(table.complete(origin), own.get(origin, 0))
-                if not scoped and complete >= base:
-                    as_scoped, rising = False, counter > complete
-                else:
-                    shown = max(complete, table.shown(origin))
-                    as_scoped, rising = True, shown >= base and counter > shown
-                if not rising:
+                targets = table.claim_targets(origin, base, counter, parsed.scope,
+                                              own.get(origin, 0))
+                if not targets:
                     continue
                 if not table.may_create(origin):
                     over += 1
                     continue
-                table.raise_to(origin, counter, scoped=as_scoped)
+                for sid in targets:
+                    table.raise_to(origin, counter, sid)
                 accepted[origin] = counter
             if over:
                 refused.append(Refusal(None, "claims-cap", (

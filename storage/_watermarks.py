@@ -1,9 +1,15 @@
 """The watermark table: how far this replica holds each origin, and why a claim cannot
 lie for long.
 
-``meta`` holds two counters per origin: ``wm:<origin>`` (complete: every shareable
-event) and ``ws:<origin>`` (scoped: every event this replica may see); :mod:`._sync`
-raises them from claims. Three rules bound what a peer can do to them
+``meta`` holds a complete watermark per origin, ``wm:<origin>`` (every shareable event),
+and scope-qualified ones, ``wq:<scope id><origin>`` (every shareable event inside that
+scope: the scope a peer said it filtered its payload with, registered under
+``sq:<scope id>``, at most :data:`MAX_WATERMARK_SCOPES` scopes); :mod:`._sync` raises
+them from claims, and claims onward what it may (:func:`vouchable`: the complete marks,
+and a scope's marks to a peer whose scope lies inside it, ``PeerScope.covers``). Issue
+17 qualified them; the older unqualified ``ws:<origin>`` rows are ignored (a lower
+watermark is always safe: the peer ships those events again). Three rules bound what a
+peer can do to them
 (docs/faulty-members.md, "Lying claims and digest repair"):
 
 * a bounded table: at :data:`MAX_SUMMARY_ORIGINS` entries, claims for origins held by
@@ -15,22 +21,71 @@ raises them from claims. Three rules bound what a peer can do to them
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Mapping
 
-from memmesh.crdt import base_replica
+from memmesh.crdt import DecodeError, base_replica, packb, unpackb
 
 from ._env import Txn
 from ._indexes import holds_origin, latest_counter, origins
+from .wire import PeerScope, parse_scope, scope_plain
 
-__all__ = ["MAX_SUMMARY_ORIGINS", "WM", "WS", "Table", "capped"]
+__all__ = ["MAX_SUMMARY_ORIGINS", "MAX_WATERMARK_SCOPES", "SID_LEN", "SQ", "WM", "WQ", "Table",
+           "capped", "marks", "scope_id", "vouchable"]
 
 #: Most origins a summary names, and most watermark entries claims may create for
 #: origins this replica holds no key of.
 MAX_SUMMARY_ORIGINS = 16384
 
+#: Most scopes a replica keeps qualified watermarks for (a claim under another scope is
+#: not taken: its events are shipped again instead).
+MAX_WATERMARK_SCOPES = 16
+
 WM = b"wm:"  # complete watermarks
-WS = b"ws:"  # scoped watermarks
+WQ = b"wq:"  # scope-qualified watermarks: WQ + scope id + origin
+SQ = b"sq:"  # the scopes of the qualified watermarks: SQ + scope id -> packed scope
+SID_LEN = 8  # bytes of a scope id
+
+
+def scope_id(scope: PeerScope) -> bytes:
+    """The 8-byte id of a (restricted) scope: a hash of its canonical wire form."""
+    return hashlib.sha256(packb(scope_plain(scope))).digest()[:SID_LEN]
+
+
+def registered(txn: Txn) -> dict[bytes, PeerScope]:
+    """The scopes this replica keeps qualified watermarks for, by id."""
+    out: dict[bytes, PeerScope] = {}
+    for k, v in txn.prefix("meta", SQ):
+        try:
+            scope = parse_scope(unpackb(v))
+        except DecodeError:  # unreadable: its marks are never used
+            continue
+        if scope is not None:
+            out[k[len(SQ):]] = scope
+    return out
+
+
+def marks(txn: Txn, prefix: bytes) -> dict[str, int]:
+    """The watermarks stored under ``prefix`` (``WM``, or ``WQ`` + a scope id)."""
+    return {k[len(prefix):].decode(): int.from_bytes(v, "big")
+            for k, v in txn.prefix("meta", prefix)}
+
+
+def vouchable(txn: Txn, peer: PeerScope | None) -> dict[str, int]:
+    """What this replica may claim to a peer of scope ``peer`` (None: every key), per
+    origin: its complete watermark, raised by the marks of each scope that covers
+    ``peer`` (events inside that scope are held up to the mark, so those inside
+    ``peer`` are too)."""
+    wm = marks(txn, WM)
+    if peer is None:
+        return wm
+    for sid, scope in registered(txn).items():
+        if scope.covers(peer):
+            for origin, counter in marks(txn, WQ + sid).items():
+                if counter > wm.get(origin, 0):
+                    wm[origin] = counter
+    return wm
 
 
 def capped(wm: Mapping[str, int], replica_id: str, txn: Txn | None = None
@@ -52,49 +107,109 @@ def capped(wm: Mapping[str, int], replica_id: str, txn: Txn | None = None
 class Table:
     """The watermark table inside one write transaction (reads are cached by the Txn)."""
 
-    __slots__ = ("_blank", "_shown", "_size", "lowered", "txn")
+    __slots__ = ("_blank", "_scopes", "_shown", "_size", "lowered", "txn")
 
     def __init__(self, txn: Txn) -> None:
         self.txn = txn
         self._size: int | None = None  # origins with an entry, counted on first need
         self._blank: bool | None = None  # no watermark at all (a new replica)
+        self._scopes: dict[bytes, PeerScope] | None = None  # registered, read on first need
         self._shown: dict[str, int] = {}
         self.lowered: dict[str, int] = {}  # origin -> the value the lie detector set
+
+    def scopes(self) -> dict[bytes, PeerScope]:
+        if self._scopes is None:
+            self._scopes = registered(self.txn)
+        return self._scopes
+
+    def _names(self, origin: str) -> list[bytes]:
+        """The meta names of every watermark of ``origin``: complete, then qualified."""
+        o = origin.encode()
+        return [WM + o, *(WQ + sid + o for sid in self.scopes())]
 
     def complete(self, origin: str) -> int:
         return self.txn.counter(WM + origin.encode())
 
+    def held(self, origin: str, scope: PeerScope | None) -> int:
+        """How far every event of ``origin`` inside ``scope`` (None: every shareable
+        one) is held: the complete mark, raised by the marks of scopes covering it."""
+        value = self.complete(origin)
+        if scope is not None:
+            o = origin.encode()
+            for sid, mine in self.scopes().items():
+                if mine.covers(scope):
+                    value = max(value, self.txn.counter(WQ + sid + o))
+        return value
+
     def shown(self, origin: str) -> int:
-        """What a summary shows for ``origin``: the greater of the two watermarks."""
+        """What a summary shows for ``origin``: the greatest of its watermarks."""
         value = self._shown.get(origin)
         if value is None:
-            value = self._shown[origin] = max(self.complete(origin),
-                                              self.txn.counter(WS + origin.encode()))
+            value = self._shown[origin] = max(self.txn.counter(n) for n in self._names(origin))
         return value
+
+    def qualify(self, scope: PeerScope) -> bytes | None:
+        """The id ``scope``'s marks are kept under, registering it if there is room
+        (None: :data:`MAX_WATERMARK_SCOPES` others are registered)."""
+        sid = scope_id(scope)
+        scopes = self.scopes()
+        if sid not in scopes:
+            if len(scopes) >= MAX_WATERMARK_SCOPES:
+                return None
+            self.txn.put("meta", SQ + sid, packb(scope_plain(scope)))
+            scopes[sid] = scope
+        return sid
 
     def may_create(self, origin: str) -> bool:
         """Whether a claim may raise ``origin`` (see the bounded-table rule)."""
         if self.shown(origin):
             return True
         if self._size is None:
-            values = {k: int.from_bytes(v, "big") for prefix in (WM, WS)
+            values = {k: int.from_bytes(v, "big") for prefix in (WM, WQ)
                       for k, v in self.txn.prefix("meta", prefix)}
-            values.update((k, v) for k, v in self.txn.counters.items() if k[:3] in (WM, WS))
-            self._size = len({k[3:] for k, v in values.items() if v})
+            values.update((k, v) for k, v in self.txn.counters.items() if k[:3] in (WM, WQ))
+            self._size = len({k[3:] if k[:3] == WM else k[3 + SID_LEN:]
+                              for k, v in values.items() if v})
         return self._size < MAX_SUMMARY_ORIGINS or holds_origin(self.txn, origin)
 
-    def raise_to(self, origin: str, counter: int, *, scoped: bool) -> None:
+    def raise_to(self, origin: str, counter: int, sid: bytes | None = None) -> None:
+        """Raise the complete mark of ``origin`` (``sid`` None) or the one qualified by
+        the registered scope ``sid`` to ``counter``."""
         if self._size is not None and not self.shown(origin):
             self._size += 1
         self._blank = False
-        self.txn.set_counter((WS if scoped else WM) + origin.encode(), counter)
+        self.txn.set_counter((WM if sid is None else WQ + sid) + origin.encode(), counter)
         self._shown.pop(origin, None)
+
+    def claim_targets(self, origin: str, base: int, counter: int,
+                      scope: PeerScope | None, own: int = 0) -> list[bytes | None]:
+        """The watermarks a gap-free claim ``(base, counter]`` of ``origin`` raises,
+        from a payload filtered with ``scope`` (None: the complete mark; else an id of
+        :meth:`qualify`); ``own``: this replica's own counter of ``origin``.
+
+        The claim holds inside ``scope`` when we hold ``scope``'s events up to ``base``;
+        else (the sender skipped what our summary showed of another scope) it still
+        holds inside each registered scope within ``scope`` that we hold up to
+        ``base``."""
+        def held(inner: PeerScope | None) -> int:
+            return max(self.held(origin, inner), own)
+
+        reach = held(scope)
+        if reach >= base:
+            if counter <= reach:
+                return []
+            if scope is None:
+                return [None]
+            sid = self.qualify(scope)
+            return [] if sid is None else [sid]
+        return [sid for sid, inner in self.scopes().items()
+                if (scope is None or scope.covers(inner))
+                and counter > held(inner) >= base]
 
     def lower(self, origin: str, counter: int, *, claiming: int = 0) -> None:
         """Lower to ``counter`` each watermark of ``origin`` that is above it and at
         least ``claiming``."""
-        for prefix in (WM, WS):
-            name = prefix + origin.encode()
+        for name in self._names(origin):
             value = self.txn.counter(name)
             if value > counter and value >= claiming:
                 self.txn.set_counter(name, counter)
@@ -108,7 +223,7 @@ class Table:
         watermark that claimed the event is lowered (an honest one below it is kept), to
         the latest event of that origin held here before the one proved missing."""
         if self._blank is None:
-            self._blank = not any(True for prefix in (WM, WS)
+            self._blank = not any(True for prefix in (WM, WQ)
                                   for _ in itertools.islice(self.txn.prefix("meta", prefix), 1))
         if self._blank:  # nothing claimed yet, so nothing can be a lie
             return

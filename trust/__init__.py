@@ -23,6 +23,7 @@ from ._public import AuthorityPublic
 from ._revocation import Revocation
 from ._signed import digest16
 from ._store import TrustStore
+from ._x509 import ca_certificate
 
 __all__ = [
     "TIERS",
@@ -36,6 +37,7 @@ __all__ = [
     "Revocation",
     "TrustError",
     "TrustStore",
+    "ca_certificate",
     "digest16",
     "grants_cover",
     "parse_grants",

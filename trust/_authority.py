@@ -28,6 +28,7 @@ from ._member import MemberIdentity
 from ._pem import blocks, read_file, write_private
 from ._public import AuthorityPublic, raw_public
 from ._revocation import Revocation, revocation_body
+from ._x509 import ca_certificate
 
 __all__ = ["Authority"]
 
@@ -59,21 +60,10 @@ class Authority:
             raise InvalidArgumentError("authority name must be 1..64 characters")
         key = Ed25519PrivateKey.generate()
         now = dt.datetime.now(dt.UTC) if now_ms is None else _at(now_ms)
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
-                                                f"memmesh authority {name}")])
-        pub = key.public_key()
-        cert = (
-            x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-            .public_key(pub).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=365 * years))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(pub), critical=False)
-            .sign(key, None))
+        cert = ca_certificate(key, f"memmesh authority {name}",
+                              serial=x509.random_serial_number(),
+                              not_before=now - dt.timedelta(days=1),
+                              not_after=now + dt.timedelta(days=365 * years))
         return cls(key, AuthorityPublic(cert.public_bytes(_PEM)))
 
     @property

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ._credential import Credential
 from ._errors import CredentialError
-from ._pem import blocks, pem_block, read_file, write_private
+from ._pem import blocks, pem_block, read_block, read_file, write_private
 from ._public import AuthorityPublic
 
 __all__ = ["MemberIdentity"]
@@ -95,15 +95,8 @@ class MemberIdentity:
     def load_credential(path: str | os.PathLike[str]) -> Credential:
         """Only the credential of a member file (no private key needed: what an issuer
         keeps to revoke it, or an operator reads to see what it grants)."""
-        where = os.fspath(path)
-        for label, data, _block in blocks(read_file(path, "member credential file"), where):
-            if label == _LABEL:
-                try:
-                    return Credential.from_bytes(data)
-                except ValueError as exc:
-                    raise CredentialError(f"{where}: bad credential: {exc}") from None
-        raise CredentialError(f"{where} holds no member credential (made by 'memmesh "
-                              "authority issue')")
+        return read_block(path, "member credential file", _LABEL, Credential.from_bytes,
+                          "made by 'memmesh authority issue'")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> MemberIdentity:

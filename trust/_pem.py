@@ -8,12 +8,15 @@ import base64
 import binascii
 import os
 import re
+from collections.abc import Callable
+from typing import TypeVar
 
 from ._errors import CredentialError
 
-__all__ = ["MAX_FILE", "blocks", "pem_block", "read_file", "write_private"]
+__all__ = ["MAX_FILE", "blocks", "pem_block", "read_block", "read_file", "write_private"]
 
 MAX_FILE = 256 * 1024
+T = TypeVar("T")
 _BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.S)
 
 
@@ -35,6 +38,21 @@ def blocks(text: bytes, what: str) -> list[tuple[str, bytes, bytes]]:
     if not out:
         raise CredentialError(f"{what}: no PEM blocks found")
     return out
+
+
+def read_block(path: str | os.PathLike[str], what: str, label: str,
+               parse: Callable[[bytes], T], missing: str) -> T:
+    """``parse`` of the first ``label`` block of the file ``path`` (a ``what``);
+    :class:`CredentialError` naming the file if there is none (``missing`` says what
+    makes one) or it does not parse."""
+    where = os.fspath(path)
+    for found, data, _block in blocks(read_file(path, what), where):
+        if found == label:
+            try:
+                return parse(data)
+            except ValueError as exc:
+                raise CredentialError(f"{where}: bad {what}: {exc}") from None
+    raise CredentialError(f"{where} is not a {what} ({missing})")
 
 
 def read_file(path: str | os.PathLike[str], what: str) -> bytes:

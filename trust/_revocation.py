@@ -14,7 +14,7 @@ from memmesh.crdt import DecodeError, packb
 
 from ._credential import AuthorityKey
 from ._errors import CredentialError
-from ._pem import blocks, pem_block, read_file, write_private
+from ._pem import pem_block, read_block, write_private
 from ._signed import open_envelope, verify_signature
 
 __all__ = ["Revocation", "revocation_body"]
@@ -70,15 +70,8 @@ class Revocation:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Revocation:
         """Read a revocation file (:class:`CredentialError` if it holds none)."""
-        where = os.fspath(path)
-        for label, data, _block in blocks(read_file(path, "revocation file"), where):
-            if label == _LABEL:
-                try:
-                    return cls.from_bytes(data)
-                except ValueError as exc:
-                    raise CredentialError(f"{where}: bad revocation: {exc}") from None
-        raise CredentialError(f"{where} is not a revocation file (made by 'memmesh "
-                              "authority revoke')")
+        return read_block(path, "revocation file", _LABEL, cls.from_bytes,
+                          "made by 'memmesh authority revoke'")
 
     def verify(self, authority: AuthorityKey) -> None:
         """Raise :class:`CredentialError` unless ``authority`` made this revocation."""

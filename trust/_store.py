@@ -26,13 +26,15 @@ from ._signed import verify_signature
 __all__ = ["TrustStore"]
 
 _MAX_CREDENTIALS = 65_536
+_MAX_GRANT_CACHE = 65_536
+_UNSEEN = "\x00unseen"
 
 
 class TrustStore:
     """See the module doc. ``roots``: how many verified commit roots to remember."""
 
-    __slots__ = ("_creds", "_lock", "_revoked", "_roots", "_roots_max", "authority",
-                 "verified")
+    __slots__ = ("_creds", "_grants", "_lock", "_revoked", "_roots", "_roots_max",
+                 "authority", "verified")
 
     def __init__(self, authority: AuthorityPublic, *, roots: int = 65_536) -> None:
         self.authority = authority
@@ -40,6 +42,9 @@ class TrustStore:
         self._revoked: dict[bytes, Revocation] = {}
         self._roots: OrderedDict[bytes, None] = OrderedDict()
         self._roots_max = roots
+        #: (credential id, scope, role, actor) -> may_write's answer (credentials are
+        #: immutable, so the answer is too)
+        self._grants: dict[tuple[object, ...], str | None] = {}
         self._lock = threading.Lock()
         self.verified = 0  # signatures actually verified (the rest came from the cache)
 
@@ -107,7 +112,13 @@ class TrustStore:
         if revoked is not None and stamp_ms >= revoked:
             return (f"revoked: {replica_id!r}'s credential was revoked at {revoked} ms, the "
                     f"write is stamped {stamp_ms}")
-        why = cred.may_write(app_id, user_id, agent_id, run_id, role, actor)
+        scope = (credential_id, app_id, user_id, agent_id, run_id, role, actor)
+        why = self._grants.get(scope, _UNSEEN)
+        if why is _UNSEEN:  # a bulk sync asks this for every memory of a few scopes
+            if len(self._grants) >= _MAX_GRANT_CACHE:
+                self._grants.clear()
+            why = self._grants[scope] = cred.may_write(app_id, user_id, agent_id, run_id,
+                                                       role, actor)
         return None if why is None else f"no-grant: {replica_id!r}: {why}"
 
     # -- signatures -------------------------------------------------------------------

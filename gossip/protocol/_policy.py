@@ -25,10 +25,12 @@ from memmesh.trust import MemberIdentity, TrustStore
 
 from . import events as ev
 from ._admission import HandshakeGate, expendable, hoarders
+from ._bulk import BulkLease
 from ._choice import Excluding
 from ._clockwatch import ClockWatch
 from ._config import SessionConfig
 from ._errors import LocalProtocolError, RemoteProtocolError
+from ._kin import KinChoice
 from ._peerlink import PeerLink
 from ._peerstats import PeerStats, PeerTable
 from ._pushes import SYNC_MODES, PushDecision, push_decision
@@ -79,20 +81,33 @@ class PolicyConfig:
     #: delivery of a local write that names no mode and is not priority: "push" (at
     #: once, on every link) or "pull" (left to anti-entropy rounds); see _pushes.py
     sync_default: str = "push"
+    #: a restricted member's rounds pick among its kin (peers whose scope overlaps what
+    #: it is served: _kin.py), except this share of them, picked among all peers
+    kin_explore: float = 0.1
+    #: a pull from a peer whose summary shows at least this many events we lack is a
+    #: bulk transfer (about one 256 KiB chunk of small memories): one at a time, the
+    #: others wait for it (see _bulk.py)
+    bulk_lag: int = 1024
+    #: a bulk pull that applied nothing for this long yields its turn to the next one
+    bulk_patience: float = 10.0
 
     def __post_init__(self) -> None:
         if not self.interval > 0 or not 0 <= self.jitter < 1:
             raise LocalProtocolError("interval must be > 0 and jitter within [0, 1)")
         for name in ("max_syncs", "max_links", "max_links_per_address", "max_handshakes",
-                     "max_peers_tracked", "max_buffered"):
+                     "max_peers_tracked", "max_buffered", "bulk_lag"):
             if getattr(self, name) < 1:
                 raise LocalProtocolError(f"{name} must be at least 1")
-        if self.max_skipped_rounds < 0 or self.max_follow_ups < 0 or not self.clock_ttl > 0:
-            raise LocalProtocolError("max_skipped_rounds, max_follow_ups >= 0, clock_ttl > 0")
+        if self.max_skipped_rounds < 0 or self.max_follow_ups < 0 or \
+                not self.clock_ttl > 0 or not self.bulk_patience > 0:
+            raise LocalProtocolError("max_skipped_rounds, max_follow_ups >= 0, clock_ttl > 0, "
+                                     "bulk_patience > 0")
         if not 0 < self.repair_min_gap <= self.repair_interval or \
                 not 1 <= self.repair_want <= 4096:
             raise LocalProtocolError("0 < repair_min_gap <= repair_interval and "
                                      "1 <= repair_want <= 4096")
+        if not 0 <= self.kin_explore <= 1:
+            raise LocalProtocolError("kin_explore must be within [0, 1]")
         if self.sync_default not in SYNC_MODES:
             raise LocalProtocolError('sync_default must be "push" or "pull"')
 
@@ -195,6 +210,13 @@ class SyncPolicy:
         self.repair = RepairPlan(interval=cfg.repair_interval, min_gap=cfg.repair_min_gap,
                                  want_size=cfg.repair_want, rng=rng, now=now,
                                  jitter=cfg.jitter)
+        #: the anti-entropy partner choice (kin first for a restricted member)
+        self.kin = KinChoice(cfg.kin_explore)
+        #: this node's one bulk pull, and the bulk pulls waiting for it
+        self.bulk = BulkLease(cfg.bulk_lag, cfg.bulk_patience)
+        #: a pull of ours completed since start (until then we cannot tell how far
+        #: behind we are, so every pull from a peer we know nothing of is a bulk one)
+        self._synced = False
         self._links: list[PeerLink] = []
         self._by_peer: dict[str, PeerLink] = {}
         self._queue: deque[StorageRequest] = deque()
@@ -306,6 +328,7 @@ class SyncPolicy:
         if link in self._links:
             self._links.remove(link)
         self._touched.pop(link, None)
+        self.bulk.forget(link)
 
     # ------------------------------------------------------------------ rounds
 
@@ -320,6 +343,7 @@ class SyncPolicy:
         self.next_round = now + cfg.interval * self.rng.uniform(1 - cfg.jitter, 1 + cfg.jitter)
         self._check_clock(now, wall_ms)
         self.repair.tick(now)
+        self._settle_bulk(now)
         if self._skipped < cfg.max_skipped_rounds and \
                 any(lk.session.receiving for lk in self._by_peer.values()):
             self._skipped += 1
@@ -337,8 +361,13 @@ class SyncPolicy:
             pool = Excluding(candidates, [self.replica_id, *busy])
         if not pool:
             return None
-        peer = pool[self.rng.randrange(len(pool))]
+        peer = self.kin.pick(pool, self._peer_scope, self.rng)
         return peer if self.pull_from(peer, now) else None
+
+    def _peer_scope(self, peer: str) -> object:
+        """What ``peer`` may receive: its link's scope, or its access-list scope."""
+        link = self._by_peer.get(peer)
+        return link.scope if link is not None else self.scope_of(peer)
 
     def pull_from(self, peer: str, now: float) -> bool:
         """Pull from ``peer`` now, on its link; True when there is none (dial it)."""
@@ -461,6 +490,12 @@ class SyncPolicy:
                 case ev.ConnectionClosed():
                     self._closed(link, e, now)
         self._touched[link] = None
+        self._settle_bulk(now)
+
+    def _settle_bulk(self, now: float) -> None:
+        """Once the bulk transfer ended, start the pulls that waited for it."""
+        for link, purpose in self.bulk.settle(now):
+            self._pull(link, now, purpose=purpose)
 
     def _handshake(self, link: PeerLink, e: ev.HandshakeComplete, now: float,
                    wall_ms: int | None) -> None:
@@ -502,6 +537,7 @@ class SyncPolicy:
                 return False
         link.registered = True
         link.scope = self._scope(link, peer)
+        self.kin.forget(peer)
         link.last_progress = now
         self._by_peer[peer] = link
         if link.outbound or link.want_pull:
@@ -585,11 +621,18 @@ class SyncPolicy:
             return None
 
     def _pull(self, link: PeerLink, now: float, *,
-              purpose: Literal["pull", "reply"] = "pull") -> None:
+              purpose: Literal["pull", "reply"] = "pull", bulk: bool = False) -> None:
+        """Pull from ``link``'s peer (``bulk``: it continues a bulk transfer); a bulk
+        pull while another link's runs waits for it."""
         if not link.open or link.session.pulling or link.awaiting_summary:
             link.want_pull = link.want_pull or not link.registered
             return
         link.want_pull = False
+        if (bulk or self.bulk.bulk(self.last_summary, link.session.peer_summary,
+                                   synced=self._synced)) \
+                and not self.bulk.acquire(link, purpose, now):
+            self.counters["bulk-deferred"] += 1
+            return
         link.awaiting_summary = True
         stats = self._stats(link, now)
         record = link.pull = self.repair.plan(stats.repair, now)
@@ -665,6 +708,7 @@ class SyncPolicy:
         peer = link.name
         repaired = self.repair.applied(stats.repair, link.pull, changed=result.changed,
                                        scope=result.scope, wanted=result.wanted)
+        self.kin.served(result.scope)
         if repaired:
             stats.repaired += repaired
             self.counters["repaired"] += repaired
@@ -698,6 +742,7 @@ class SyncPolicy:
 
     def _sync_completed(self, link: PeerLink, e: ev.SyncCompleted, now: float) -> None:
         self.counters["syncs"] += 1
+        self._synced = True
         link.last_progress = now
         follow = False
         if link.peer_id is not None:
@@ -709,7 +754,7 @@ class SyncPolicy:
                 follow = self._repair_completed(link, stats, record, now)
         if (e.more or follow) and link.follow_ups < self.config.max_follow_ups:
             link.follow_ups += 1
-            self._pull(link, now)
+            self._pull(link, now, bulk=e.more)
         else:
             link.follow_ups = 0
 
@@ -778,6 +823,7 @@ class SyncPolicy:
     def _closed(self, link: PeerLink, e: ev.ConnectionClosed, now: float) -> None:
         link.closed_reason = e.reason
         self._release_slot(link)
+        self.bulk.forget(link)
         peer = link.peer_id
         if peer is not None:
             stats = self.peers.touch(peer, now, self._by_peer)

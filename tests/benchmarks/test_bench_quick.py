@@ -61,7 +61,8 @@ def test_every_issue_figure_is_reported(tiny_run: tuple[list[dict[str, Any]], Pa
     for figure in ("durable add", "batched add", "get,", "list by user scope", "sync bytes",
                    "Yjs state-vector diff", "`sync_apply`", "scoped search top-10",
                    "embed throughput", "peak RSS", "priority write", "simulated rounds",
-                   "digest repair of 1 diverged key", "forged claim"):
+                   "digest repair of 1 diverged key", "forged claim",
+                   "signed memories, every proof checked", "encrypted at rest"):
         assert figure in names, figure
     searches = [r for r in rows if r["name"].startswith("scoped search top-10, ")]
     assert len(searches) == len(TINY.search_ns)

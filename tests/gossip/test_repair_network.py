@@ -143,6 +143,9 @@ def test_a_peer_restricted_to_one_user_is_repaired_over_its_scope_only(
         assert all(b.get(k) is None for k in alices)
         assert net.policy(b).peers["ra"].repaired == 1
         assert net.policy(b).peers["ra"].repair.scope == BOB
+        # and b's rounds now prefer peers whose scope overlaps bob's (issue 17: kin)
+        assert net.policy(b).kin.served_scope == BOB
+        assert net.policy(a).kin.served_scope is None  # b serves a everything
 
 
 def _quiet_bytes(root: Path, *, scoped: bool, repair: bool) -> tuple[int, int, int]:

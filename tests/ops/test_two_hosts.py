@@ -168,3 +168,35 @@ def test_mdns_finds_the_peer_across_the_veth_pair(hosts: tuple[Host, Host]) -> N
     wait_until(lambda: "found by mDNS" in b.run(
         ["memmesh", "list", "--data", "memmesh-data"]).stdout, BOUND,
         "B to list what A wrote, with mDNS as the only way to find A")
+
+
+def test_two_machines_on_member_credentials_sync_what_their_grants_allow(
+        hosts: tuple[Host, Host]) -> None:
+    """docs/credentials.md across a veth pair: the authority on A issues both members,
+    each machine gets only its own file, the nodes sync signed writes over TLS on
+    credentials, and B receives only what its read grant covers."""
+    a, b = hosts
+    assert a.run(["memmesh", "authority", "init", "--out", "issuer.key"]).returncode == 0
+    for rid, read, host in (("alice-a", "all", a), ("bob-b", "users=bob", b)):
+        done = a.run(["memmesh", "authority", "issue", "--authority", "issuer.key",
+                      "--replica-id", rid, "--read", read, "--write", "all", "--out",
+                      f"{rid}.cred"])
+        assert done.returncode == 0, done.stderr
+        if host is not a:
+            shutil.copy(a.cwd / f"{rid}.cred", host.cwd / f"{rid}.cred")
+            (a.cwd / f"{rid}.cred").unlink()
+    member = {a.name: ["--data", "memmesh-data", "--credential", "alice-a.cred"],
+              b.name: ["--data", "memmesh-data", "--credential", "bob-b.cred"]}
+    for host, other in ((a, b), (b, a)):
+        proc = host.start(["memmesh", "node", *member[host.name], "--port", "7400",
+                           "--seed", f"{other.ipv4}:7400"], "node.log")
+        _ready(proc, host, "node.log")
+    for text, user in (("for bob across machines", "bob"), ("CANARY of alice", "alice")):
+        done = a.run(["memmesh", "add", *member[a.name], "--user-id", user, text])
+        assert done.returncode == 0, done.stderr
+    wait_until(lambda: "for bob across machines" in b.run(
+        ["memmesh", "list", *member[b.name]]).stdout, BOUND, "B to list bob's memory")
+    assert "CANARY" not in b.run(["memmesh", "list", *member[b.name]]).stdout
+    assert "on credentials of" in (a.cwd / "node.log").read_text()
+    assert not any(b"CANARY" in p.read_bytes() for p in (a.cwd / "memmesh-data").rglob("*")
+                   if p.is_file())  # encrypted at rest under alice-a's key

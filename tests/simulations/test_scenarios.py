@@ -84,6 +84,21 @@ def test_fleet_with_scoped_acls_converges_and_loses_nothing() -> None:
     _assert_healthy(report)
 
 
+def test_a_scoped_fleet_converges_within_twice_the_unscoped_spread_rounds() -> None:
+    """Issue 17: members of one ACL class vouch for each other's scoped watermarks and
+    pull from their kin, so 24 members over 3 users converge about as fast as one
+    unscoped write spreads over 24 (before: relays could not claim, every exchange with
+    a member of another class was wasted, and states were shipped again and again)."""
+    fleet = run_scenario("fleet", SimOptions(seed=1, users=3, sizes=(24,)))
+    spread = run_scenario("spread", SimOptions(seed=1, nodes=24))
+    _assert_healthy(fleet)
+    row = fleet["fleet"]["per_size"][0]
+    assert row["converged"] and spread["converged"]
+    assert row["rounds_to_converge"] <= 2 * max(1, spread["rounds_to_converge"])
+    # the payloads carrying data, within twice what each member's scope needs
+    assert row["data_bytes_per_node"] <= 2 * row["scope_bytes_per_node"]
+
+
 def test_restore_keeps_every_write_of_a_restored_member_and_of_its_original() -> None:
     report = run_scenario("restore", SimOptions(nodes=6, seed=1))
     _assert_healthy(report)
