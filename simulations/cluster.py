@@ -35,6 +35,7 @@ from memmesh.storage._keycodec import decode
 from .clock import SkewedClock
 from .engine import US_PER_MS, US_PER_S, EventLoop
 from .ids import incarnations, memory_ids
+from .members import Members
 from .metrics import Metrics, RoundStats
 from .network import Network
 from .node import SimNode
@@ -109,7 +110,7 @@ class Cluster:
         self.resolve = resolve
         self.resolve_deadline_ms = options.resolve_deadline_ms
         self.nodes: dict[str, SimNode] = {}
-        self.members: list[str] = []
+        self.members = Members()
         self.writelog = WriteLog()
         self.workload_rng = stream(options.seed, "workload")
         self.fault_rng = stream(options.seed, "faults")

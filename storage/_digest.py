@@ -19,11 +19,12 @@ from ._env import Txn
 from .wire import DIGEST_BUCKETS
 
 __all__ = ["BUCKETS", "bucket_of", "bucket_sums", "note_added", "note_change", "root",
-           "state_key"]
+           "state_key", "state_root"]
 
 BUCKETS = DIGEST_BUCKETS
 _MOD = 1 << 256
 _META = b"dg:"
+_ZERO = bytes(32)
 
 
 def bucket_of(key: bytes) -> int:
@@ -88,10 +89,31 @@ def _flush(txn: Txn) -> None:
         txn.put("meta", _META + bytes((bucket,)), _sum(txn, bucket, delta))
 
 
+def _nonzero_sums(txn: Txn) -> dict[int, int]:
+    """The bucket sums that are not zero, as committed, pending deltas included: one
+    cursor walk over the stored sums (only buckets ever written have one), not a lookup
+    per bucket, since every summary and digest reads them."""
+    sums: dict[int, int] = {}
+    width = len(_META) + 1
+    for key, raw in txn.prefix("meta", _META):
+        if len(key) == width:
+            sums[key[-1]] = int.from_bytes(raw, "big")
+    for bucket, delta in txn.scratch.get("digest", {}).items():
+        sums[bucket] = (sums.get(bucket, 0) + delta) % _MOD
+    return {bucket: total for bucket, total in sums.items() if total}
+
+
 def bucket_sums(txn: Txn) -> list[bytes]:
     """The 256 bucket sums (32 bytes each) as committed, pending deltas included."""
-    pending: dict[int, int] = txn.scratch.get("digest", {})
-    return [_sum(txn, bucket, pending.get(bucket, 0)) for bucket in range(BUCKETS)]
+    sums = [_ZERO] * BUCKETS
+    for bucket, total in _nonzero_sums(txn).items():
+        sums[bucket] = total.to_bytes(32, "big")
+    return sums
+
+
+def state_root(txn: Txn) -> bytes:
+    """``root(bucket_sums(txn))``, without building the 256 sums."""
+    return (sum(_nonzero_sums(txn).values()) % _MOD).to_bytes(32, "big")
 
 
 def root(sums: list[bytes]) -> bytes:

@@ -114,7 +114,7 @@ class Sync:
             wm = capped(self._watermarks(txn), self.replica_id, txn)
             me = self._stamps.origin
             return Summary(
-                self.replica_id, wm, stored_digest.root(stored_digest.bucket_sums(txn)),
+                self.replica_id, wm, stored_digest.state_root(txn),
                 me=me if me is not None and me in wm else None,  # once this object minted
                 digest=(digest_scope, scope_sums(txn, digest_scope)) if digest else None,
                 want=wanted, revoked=self._revocations.held(txn)).pack()
@@ -123,7 +123,7 @@ class Sync:
         """Hex digest of the shareable state: equal exactly when that state is equal."""
         self._collect()
         with self._env.read() as txn:
-            return stored_digest.root(stored_digest.bucket_sums(txn)).hex()
+            return stored_digest.state_root(txn).hex()
 
     # -- changes ----------------------------------------------------------------------
 

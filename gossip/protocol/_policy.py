@@ -26,6 +26,7 @@ from memmesh.trust import MemberIdentity, TrustStore
 from . import events as ev
 from ._admission import HandshakeGate, expendable, hoarders
 from ._bulk import BulkLease
+from ._choice import Excluding
 from ._clockwatch import ClockWatch
 from ._config import SessionConfig
 from ._errors import LocalProtocolError, RemoteProtocolError
@@ -334,7 +335,9 @@ class SyncPolicy:
     def round(self, now: float, wall_ms: int,
               candidates: Sequence[str] | None = None) -> str | None:
         """One anti-entropy round (call at ``next_round``).  Peers are the linked ones,
-        or ``candidates`` (members known to the caller); returns a member to dial
+        or ``candidates`` (distinct members known to the caller; with an O(1) ``index``,
+        as the simulator's membership has, a round costs O(links), not O(members));
+        returns a member to dial
         (with ``open_link(..., want_pull=True)``) when the chosen one has no link."""
         cfg = self.config
         self.next_round = now + cfg.interval * self.rng.uniform(1 - cfg.jitter, 1 + cfg.jitter)
@@ -350,11 +353,12 @@ class SyncPolicy:
         if early is not None:  # evidence asks: this round repairs that link
             self._pull(early, now)
             return None
+        pool: Sequence[str]
         if candidates is None:
             pool = [p for p, lk in self._by_peer.items() if lk.open and not lk.session.pulling]
-        else:
-            pool = [p for p in candidates if p != self.replica_id and not (
-                p in self._by_peer and self._by_peer[p].session.pulling)]
+        else:  # distinct ids, maybe thousands: a view, not a copy (see _choice.py)
+            busy = [p for p, lk in self._by_peer.items() if lk.session.pulling]
+            pool = Excluding(candidates, [self.replica_id, *busy])
         if not pool:
             return None
         peer = self.kin.pick(pool, self._peer_scope, self.rng)
