@@ -42,7 +42,7 @@ class AnnConfig:
 
     m: int = 32
     ef_construction: int = 128
-    ef_search: int = 256
+    ef_search: int = 512
     min_rows: int = 5_000
     narrow_fraction: float = 0.05
     oversample: float = 2.0
