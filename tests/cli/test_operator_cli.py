@@ -288,6 +288,15 @@ def test_a_node_started_with_sync_default_pull_leaves_plain_writes_to_pulls_and_
     wait_until(lambda: [p["replica_id"] for p in status_json(tmp_path / "b")["peers"]]
                == [rid_a], "b connected to a")
 
+    def first_exchange_done(name: str) -> bool:
+        peers = status_json(tmp_path / name)["peers"]
+        return bool(peers) and all(p.get("last_sync") is not None for p in peers)
+
+    # both first pulls must be over (at start each is a bulk pull, one after the
+    # other): a write made during one of them would ride along with it
+    wait_until(lambda: first_exchange_done("a") and first_exchange_done("b"),
+               "the first exchange done both ways")
+
     def b_texts() -> list[str]:
         done = memmesh("list", "--data", str(tmp_path / "b"), "--user-id", "u", "--json")
         return sorted(m["text"] for m in json.loads(done.stdout))
