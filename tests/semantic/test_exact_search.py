@@ -97,3 +97,21 @@ def test_a_changed_memory_is_never_served_from_an_earlier_search(
     assert index.search_vector(table.table[3], 1)[0].text == "v3 second text"
     replica.delete(memory)
     assert index.search_vector(table.table[3], 1) == []
+
+
+def test_a_hit_served_from_the_record_cache_explains_its_score_at_the_query_time(
+    open_replica: Callable[..., Any], clock: Clock
+) -> None:
+    table = VectorTable(20)
+    replica = open_replica("r1")
+    replica.add("v3 a fact", user_id="u1", confidence=0.8, actor="lead")
+    weights = ScoreWeights(half_life_ms=1_000, actor_trust={"lead": 0.9})
+    index = SemanticIndex(replica, table, weights=weights)
+    first = index.search_vector(table.table[3], 1)[0]
+    clock.advance(1_000)  # one half-life: the cached record's recency part must halve
+    again = index.search_vector(table.table[3], 1)[0]
+    assert again.record is first.record  # served from the cache
+    assert again.parts.recency == pytest.approx(first.parts.recency / 2)
+    assert (again.parts.confidence, again.parts.trust) == pytest.approx((0.1 * 0.8, 0.1 * 0.9))
+    for hit in (first, again):
+        assert hit.parts.total == pytest.approx(hit.score, abs=1e-5)
