@@ -94,6 +94,9 @@ class _Query:
     threshold: float | None
 
 
+_UNFILTERED = _Query({}, None, None, None)
+
+
 class SemanticIndex:
     """Semantic search over ``replica``, kept current from its change journal.
 
@@ -302,20 +305,27 @@ class SemanticIndex:
         return np.zeros(0, dtype=np.intp) if mask is None else np.flatnonzero(mask)
 
     def _read_record(self, memory_id: str) -> CachedRecord | None:
-        """``memory_id``'s record as a hit re-checks it (None: gone)."""
+        """``memory_id``'s record as a hit re-checks it, each of its current rows mapped
+        to the standing version it was indexed from (None: gone). Called under the lock
+        after a refresh, so the rows are current."""
         record = self.replica.get(memory_id)
         if record is None:
             return None
-        expires = record.expires_at
-        versions = []
+        rows = self._rows
+        slots = [] if rows is None else rows.rows_of.get(memory_id, [])
+        by_row: dict[int, CachedVersion] = {}
         for version in getattr(record, "versions", None) or ():
-            confidence_part, trust_part = self.weights.version_parts(version.confidence,
-                                                                     version.actor)
-            versions.append(CachedVersion(version.dot, version, _wall_ms(version.timestamp),
-                                          confidence_part, trust_part))
+            row = next((r for r in slots if rows is not None and rows.dots[r] == version.dot),
+                       None)
+            if row is not None:
+                confidence_part, trust_part = self.weights.version_parts(version.confidence,
+                                                                         version.actor)
+                by_row[row] = CachedVersion(version, _wall_ms(version.timestamp),
+                                            confidence_part, trust_part)
+        expires = record.expires_at
         return CachedRecord(record, scope_of(record),
                             math.inf if expires is None else float(expires),
-                            self._hidden(record), tuple(versions))
+                            self._hidden(record), by_row)
 
     def search(
         self,
@@ -369,12 +379,33 @@ class SemanticIndex:
                                       or not isinstance(threshold, int | float)
                                       or math.isnan(threshold)):
             raise InvalidQueryError("threshold must be a number (a minimum score) or None")
-        query = _Query(self._check_filters(scope_filters), self._check_view(view, scope_filters),
-                       compile_filter(filters),
-                       None if threshold is None else float(threshold))
+        if scope_filters or view is not None or filters is not None or threshold is not None:
+            query = _Query(self._check_filters(scope_filters),
+                           self._check_view(view, scope_filters), compile_filter(filters),
+                           None if threshold is None else float(threshold))
+        else:
+            query = _UNFILTERED
         with self._lock:
             self._refresh()
+            vector = self._check_vector(vector)
             return self._search(vector, k + offset, query, now_ms)[offset:]
+
+    def _check_vector(self, vector: Any) -> npt.NDArray[np.float32]:
+        """The query as the matrix's dtype (a float64 query would make the product
+        upcast every row), of the rows' dimension and finite."""
+        if type(vector) is not np.ndarray or vector.dtype != np.float32:
+            try:
+                vector = np.asarray(vector, dtype=np.float32)
+            except (TypeError, ValueError) as error:
+                raise InvalidQueryError("the query vector must be numbers") from error
+        dimension = None if self._rows is None else self._rows.dimension
+        if vector.ndim != 1 or (dimension is not None and vector.shape[0] != dimension):
+            raise InvalidQueryError(f"the query vector must be 1-d of length {dimension}, "
+                                    f"got shape {vector.shape}")
+        if not np.isfinite(vector).all():
+            raise InvalidQueryError("the query vector must be finite")
+        checked: npt.NDArray[np.float32] = vector
+        return checked
 
     def _check_view(self, view: Any, scope_filters: Mapping[str, Any]) -> Any:
         if view is None:
@@ -485,24 +516,25 @@ class SemanticIndex:
         top = top_k(scores, k + extra + SLACK)
         winners = top if chosen is None else chosen[top]
         scope = [(SCOPE_FIELDS.index(name), value) for name, value in query.scope.items()]
+        owner, records, view, wanted = rows.owner, self._records, query.view, query.predicate
         for score, cosine, row in zip(scores[top].tolist(), similarity[top].tolist(),
                                       winners.tolist(), strict=True):
             if score == -math.inf:
                 break  # ruled out, and so is every row after it
-            memory_id = rows.owner[row]
+            memory_id = owner[row]
             if memory_id is None or memory_id in seen:
                 continue
             seen.add(memory_id)
-            entry = self._records.get(memory_id)
-            if entry is None or not entry.visible(scope, now):
+            entry = records.get(memory_id)
+            if entry is None or entry.hidden or entry.expires_ms <= now \
+                    or (scope and not entry.in_scope(scope)) \
+                    or (view is not None and not view.visible(entry.record)):
                 continue
-            if query.view is not None and not query.view.visible(entry.record):
+            found = entry.rows.get(row)
+            if found is None or (wanted is not None and not wanted(found.version.metadata)):
                 continue
-            found = entry.version(rows.dots[row])
-            if found is None or (query.predicate is not None
-                                 and not query.predicate(found.version.metadata)):
-                continue
-            parts = ScoreParts(w.similarity * cosine, w.recency_part(found.timestamp_ms, now),
+            parts = ScoreParts(w.similarity * cosine,
+                               w.recency_part(found.timestamp_ms, now) if w.recency else 0.0,
                                found.confidence_part, found.trust_part)
             hits.append(Hit(entry.record, found.version, score, cosine, parts))
             if len(hits) == k:

@@ -8,9 +8,12 @@ LRU map and drops an entry whenever the change journal names its memory (the sam
 follower that keeps the rows current, before every search), so a cached record is
 never older than the row that found it. Expiry writes nothing to the journal: the
 index still checks each record's expiry against its clock. An entry
-(:class:`CachedRecord`) also holds the record's scope, expiry and visibility and, per
-standing version, its wall time and its query-independent score parts, so building a
-hit re-checks the record without a decode, a ``getattr`` per field or a trust lookup.
+(:class:`CachedRecord`) also holds the record's scope, expiry and visibility and, for
+each of the memory's rows, the standing version that row was indexed from, with its
+wall time and its query-independent score parts, so building a hit re-checks the
+record without a decode, a ``getattr`` per field, a dot comparison or a trust lookup.
+A memory's rows change only through the journal, which drops its entry first, so the
+row map stays true for the entry's life.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ RECORD_CACHE_SIZE = 4096
 class CachedVersion:
     """One standing version and the parts of its score that no query changes."""
 
-    dot: Any
     version: Any
     timestamp_ms: float
     confidence_part: float
@@ -39,27 +41,19 @@ class CachedVersion:
 @dataclass(frozen=True, slots=True)
 class CachedRecord:
     """A record as a hit re-checks it: scope values (in ``SCOPE_FIELDS`` order), expiry
-    (inf: none), hidden here (another replica's private memory), standing versions."""
+    (inf: none), hidden here (another replica's private memory), and by row the
+    standing version each of the memory's rows holds (a row whose version the record
+    no longer stands by is absent: the record moved on since the row was indexed)."""
 
     record: Any
     scope: tuple[str | None, ...]
     expires_ms: float
     hidden: bool
-    versions: tuple[CachedVersion, ...]
+    rows: dict[int, CachedVersion]
 
-    def visible(self, scope: Iterable[tuple[int, str | None]], now_ms: float) -> bool:
-        """In the scope (``(field index, value)`` pairs), unexpired at ``now_ms``, not
-        hidden."""
-        if self.hidden or self.expires_ms <= now_ms:
-            return False
+    def in_scope(self, scope: Iterable[tuple[int, str | None]]) -> bool:
+        """Every ``(field index, value)`` pair of ``scope`` holds."""
         return all(self.scope[column] == value for column, value in scope)
-
-    def version(self, dot: Any) -> CachedVersion | None:
-        """The standing version with ``dot`` (None: the record moved on)."""
-        for cached in self.versions:
-            if cached.dot == dot:
-                return cached
-        return None
 
 
 def scope_of(record: Any) -> tuple[str | None, ...]:

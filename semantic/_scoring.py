@@ -131,11 +131,14 @@ def top_k(scores: npt.NDArray[np.floating], k: int) -> npt.NDArray[np.intp]:
         return np.zeros(0, dtype=np.intp)
     stride = n // max(int(math.sqrt(k * n)), 1)
     if stride >= 2 and n // stride > k:
-        sample = scores[::stride]
-        floor = np.partition(sample, sample.shape[0] - k)[sample.shape[0] - k]
-        candidates = np.flatnonzero(scores >= floor)
+        sample = scores[::stride].copy()
+        sample.partition(sample.shape[0] - k)
+        candidates = (scores >= sample[sample.shape[0] - k]).nonzero()[0]
         if k <= candidates.size <= n // 2:
-            return candidates[_select(scores[candidates], k)]
+            # a stable sort keeps equal scores in index order: lower index first
+            order = (-scores[candidates]).argsort(kind="stable")[:k]
+            best: npt.NDArray[np.intp] = candidates[order]
+            return best
     return _select(scores, k)
 
 
