@@ -5,7 +5,8 @@ measured in the same run on the same machine.
     python -m memmesh.benchmarks.run [--quick] [--json FILE] [--out DIR]
 
 Baselines: raw py-lmdb (one put per durable transaction, many puts in one, gets, cursor
-scans), raw msgpack, Yjs (pycrdt) holding the same records, a numpy flat scan, raw
+scans), raw msgpack, Yjs (pycrdt) holding the same records, a numpy flat scan, exact
+search (for the approximate index's latency and recall), raw
 ``SentenceTransformer.encode``; bounds for what has no peer (the epidemic spread bound).
 Writes ``DIR/report.md`` (the table, also printed), ``DIR/report.json`` (the rows:
 ``name, value, unit, baseline, ratio, target, met``), ``DIR/raw.json`` (every measured
