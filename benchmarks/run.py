@@ -12,7 +12,8 @@ Writes ``DIR/report.md`` (the table, also printed), ``DIR/report.json`` (the row
 ``name, value, unit, baseline, ratio, target, met``), ``DIR/raw.json`` (every measured
 figure) and the plots ``DIR/sync_bytes_vs_k.png`` and ``DIR/search_latency_vs_n.png``.
 ``--quick`` runs the same code on sizes that finish well under a minute (for CI); the
-full run takes about ten minutes on two cores, most of it searching 1M memories.
+full run takes about fifteen minutes on two cores, most of it searching 1M memories
+and building the approximate index over 200k.
 """
 
 from __future__ import annotations
