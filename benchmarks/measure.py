@@ -2,7 +2,7 @@
 
 Each section calls a layer benchmark's own measuring function (``bench_storage``,
 ``bench_reads``, ``bench_yjs``, ``bench_crdt``, ``bench_semantic``, ``bench_gossip``,
-``bench_repair``)
+``bench_repair``, ``bench_ann``)
 or the simulator's public runner; nothing is re-measured here.  The result is a plain
 JSON-able dict (written as ``raw.json``); ``report.build_rows`` turns it into rows.
 """
@@ -84,6 +84,23 @@ def _search(root: Path, s: Sizes) -> list[dict[str, Any]]:
     return out
 
 
+def _ann(root: Path, s: Sizes) -> dict[str, Any]:
+    """The approximate index (extra ``ann``; skipped without it): 200k memories in the
+    full run (its HNSW build takes minutes on 2 cores), 20k quick, a few hundred tiny
+    (with the graph used from the first row)."""
+    from memmesh.benchmarks.bench_ann import bench_ann
+    from memmesh.semantic import AnnConfig
+
+    n, queries = {"full": (200_000, 30), "quick": (20_000, 20)}.get(s.mode, (600, 5))
+    config = None if s.mode in ("full", "quick") else AnnConfig(min_rows=0, m=16,
+                                                                ef_construction=40)
+    work = root / "ann"
+    work.mkdir()
+    figures = bench_ann(n, queries, work, config)
+    shutil.rmtree(work, ignore_errors=True)
+    return figures
+
+
 def _embedding(root: Path, s: Sizes) -> dict[str, Any]:
     from memmesh.benchmarks.bench_semantic import bench_embedding
 
@@ -150,7 +167,7 @@ def _signed(root: Path, s: Sizes) -> dict[str, Any]:
 
 SECTIONS: dict[str, Callable[[Path, Sizes], Any]] = {
     "storage": _storage, "reads": _reads, "sync": _sync, "apply": _apply, "codec": _codec,
-    "search": _search, "embedding": _embedding, "rss": _rss, "repair": _repair,
+    "search": _search, "ann": _ann, "embedding": _embedding, "rss": _rss, "repair": _repair,
     "propagation": _propagation, "spread": _spread, "at_rest": _at_rest,
     "signed": _signed,
 }

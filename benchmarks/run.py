@@ -5,13 +5,15 @@ measured in the same run on the same machine.
     python -m memmesh.benchmarks.run [--quick] [--json FILE] [--out DIR]
 
 Baselines: raw py-lmdb (one put per durable transaction, many puts in one, gets, cursor
-scans), raw msgpack, Yjs (pycrdt) holding the same records, a numpy flat scan, raw
+scans), raw msgpack, Yjs (pycrdt) holding the same records, a numpy flat scan, exact
+search (for the approximate index's latency and recall), raw
 ``SentenceTransformer.encode``; bounds for what has no peer (the epidemic spread bound).
 Writes ``DIR/report.md`` (the table, also printed), ``DIR/report.json`` (the rows:
 ``name, value, unit, baseline, ratio, target, met``), ``DIR/raw.json`` (every measured
 figure) and the plots ``DIR/sync_bytes_vs_k.png`` and ``DIR/search_latency_vs_n.png``.
 ``--quick`` runs the same code on sizes that finish well under a minute (for CI); the
-full run takes about ten minutes on two cores, most of it searching 1M memories.
+full run takes about fifteen minutes on two cores, most of it searching 1M memories
+and building the approximate index over 200k.
 """
 
 from __future__ import annotations

@@ -34,10 +34,10 @@ from ._ann import AnnConfig, AnnIndex, load_faiss
 from ._cache import CachedEmbedder, content_key
 from ._embedding import Embedder, check_embeddings
 from ._errors import InvalidQueryError
-from ._record_cache import RecordCache
+from ._record_cache import CachedRecord, CachedVersion, RecordCache, scope_of
 from ._replica import IndexedReplica
 from ._rows import NONE_CODE, SCOPE_FIELDS, RowData, RowStore
-from ._scoring import ScoreParts, ScoreWeights, score_parts, top_k
+from ._scoring import ScoreParts, ScoreWeights, top_k
 
 JOURNAL_PAGE = 1000
 QUERY_CACHE_SIZE = 256
@@ -94,8 +94,7 @@ class _Query:
     threshold: float | None
 
 
-def _scope_of(record: Any) -> tuple[str | None, ...]:
-    return tuple(getattr(record, name, None) for name in SCOPE_FIELDS)
+_UNFILTERED = _Query({}, None, None, None)
 
 
 class SemanticIndex:
@@ -137,7 +136,7 @@ class SemanticIndex:
         self._clock: Callable[[], int] = clock or replica.clock
         self._rows: RowStore | None = None
         self._follower = JournalFollower(replica, page=JOURNAL_PAGE)  # starts with a rescan
-        self._records = RecordCache(replica.get)  # hits' records, dropped as they change
+        self._records = RecordCache(self._read_record)  # hits' records, dropped as they change
         self.ann_config: AnnConfig | None = ann or None
         self.ann: AnnIndex | None = None  # built at the first search that can use it
         # its file lies beside the LMDB data, unless the replica is encrypted at rest
@@ -225,7 +224,7 @@ class SemanticIndex:
             raise InvalidQueryError("embedder dimension changed under the index")
         position = 0
         for record in records:
-            scope = _scope_of(record)
+            scope = scope_of(record)
             expires = record.expires_at
             hidden = self._hidden(record)
             rows = []
@@ -305,14 +304,28 @@ class SemanticIndex:
         mask = self._mask(filters, now_ms, tier)
         return np.zeros(0, dtype=np.intp) if mask is None else np.flatnonzero(mask)
 
-    def _record_matches(
-        self, record: Any, filters: dict[str, str | None], now_ms: float
-    ) -> bool:
-        if any(getattr(record, name, None) != value for name, value in filters.items()):
-            return False
-        if record.expires_at is not None and record.expires_at <= now_ms:
-            return False
-        return not self._hidden(record)
+    def _read_record(self, memory_id: str) -> CachedRecord | None:
+        """``memory_id``'s record as a hit re-checks it, each of its current rows mapped
+        to the standing version it was indexed from (None: gone). Called under the lock
+        after a refresh, so the rows are current."""
+        record = self.replica.get(memory_id)
+        if record is None:
+            return None
+        rows = self._rows
+        slots = [] if rows is None else rows.rows_of.get(memory_id, [])
+        by_row: dict[int, CachedVersion] = {}
+        for version in getattr(record, "versions", None) or ():
+            row = next((r for r in slots if rows is not None and rows.dots[r] == version.dot),
+                       None)
+            if row is not None:
+                confidence_part, trust_part = self.weights.version_parts(version.confidence,
+                                                                         version.actor)
+                by_row[row] = CachedVersion(version, _wall_ms(version.timestamp),
+                                            confidence_part, trust_part)
+        expires = record.expires_at
+        return CachedRecord(record, scope_of(record),
+                            math.inf if expires is None else float(expires),
+                            self._hidden(record), by_row)
 
     def search(
         self,
@@ -366,12 +379,33 @@ class SemanticIndex:
                                       or not isinstance(threshold, int | float)
                                       or math.isnan(threshold)):
             raise InvalidQueryError("threshold must be a number (a minimum score) or None")
-        query = _Query(self._check_filters(scope_filters), self._check_view(view, scope_filters),
-                       compile_filter(filters),
-                       None if threshold is None else float(threshold))
+        if scope_filters or view is not None or filters is not None or threshold is not None:
+            query = _Query(self._check_filters(scope_filters),
+                           self._check_view(view, scope_filters), compile_filter(filters),
+                           None if threshold is None else float(threshold))
+        else:
+            query = _UNFILTERED
         with self._lock:
             self._refresh()
+            vector = self._check_vector(vector)
             return self._search(vector, k + offset, query, now_ms)[offset:]
+
+    def _check_vector(self, vector: Any) -> npt.NDArray[np.float32]:
+        """The query as the matrix's dtype (a float64 query would make the product
+        upcast every row), of the rows' dimension and finite."""
+        if type(vector) is not np.ndarray or vector.dtype != np.float32:
+            try:
+                vector = np.asarray(vector, dtype=np.float32)
+            except (TypeError, ValueError) as error:
+                raise InvalidQueryError("the query vector must be numbers") from error
+        dimension = None if self._rows is None else self._rows.dimension
+        if vector.ndim != 1 or (dimension is not None and vector.shape[0] != dimension):
+            raise InvalidQueryError(f"the query vector must be 1-d of length {dimension}, "
+                                    f"got shape {vector.shape}")
+        if not np.isfinite(vector).all():
+            raise InvalidQueryError("the query vector must be finite")
+        checked: npt.NDArray[np.float32] = vector
+        return checked
 
     def _check_view(self, view: Any, scope_filters: Mapping[str, Any]) -> Any:
         if view is None:
@@ -479,30 +513,30 @@ class SemanticIndex:
             scores = np.where(scores >= query.threshold, scores, np.float32(-np.inf))
         hits: list[Hit] = []
         seen: set[str] = set()
-        for position in top_k(scores, k + extra + SLACK).tolist():
-            score = float(scores[position])
-            if score == -np.inf:
+        top = top_k(scores, k + extra + SLACK)
+        winners = top if chosen is None else chosen[top]
+        scope = [(SCOPE_FIELDS.index(name), value) for name, value in query.scope.items()]
+        owner, records, view, wanted = rows.owner, self._records, query.view, query.predicate
+        for score, cosine, row in zip(scores[top].tolist(), similarity[top].tolist(),
+                                      winners.tolist(), strict=True):
+            if score == -math.inf:
                 break  # ruled out, and so is every row after it
-            row = position if chosen is None else int(chosen[position])
-            memory_id = rows.owner[row]
+            memory_id = owner[row]
             if memory_id is None or memory_id in seen:
                 continue
             seen.add(memory_id)
-            record = self._records.get(memory_id)
-            if record is None or not self._record_matches(record, query.scope, now):
+            entry = records.get(memory_id)
+            if entry is None or entry.hidden or entry.expires_ms <= now \
+                    or (scope and not entry.in_scope(scope)) \
+                    or (view is not None and not view.visible(entry.record)):
                 continue
-            if query.view is not None and not query.view.visible(record):
+            found = entry.rows.get(row)
+            if found is None or (wanted is not None and not wanted(found.version.metadata)):
                 continue
-            version = next((v for v in record.versions if v.dot == rows.dots[row]), None)
-            if version is None or (query.predicate is not None
-                                   and not query.predicate(version.metadata)):
-                continue
-            cosine = float(similarity[position])
-            parts = score_parts(
-                w, cosine=cosine, timestamp_ms=_wall_ms(version.timestamp), now_ms=now,
-                confidence=version.confidence, actor=version.actor,
-            )
-            hits.append(Hit(record, version, score, cosine, parts))
+            parts = ScoreParts(w.similarity * cosine,
+                               w.recency_part(found.timestamp_ms, now) if w.recency else 0.0,
+                               found.confidence_part, found.trust_part)
+            hits.append(Hit(entry.record, found.version, score, cosine, parts))
             if len(hits) == k:
                 break
         if query.view is not None:  # equal scores: the most specific tier first

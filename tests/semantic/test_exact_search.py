@@ -16,7 +16,7 @@ import pytest
 from replica_helpers import Clock, sync_pair
 from vector_table import VectorTable
 
-from memmesh.semantic import ScoreWeights, SemanticIndex
+from memmesh.semantic import InvalidQueryError, ScoreWeights, SemanticIndex
 
 SIMILARITY_ONLY = ScoreWeights(recency=0.0, confidence=0.0, trust=0.0)
 
@@ -97,3 +97,45 @@ def test_a_changed_memory_is_never_served_from_an_earlier_search(
     assert index.search_vector(table.table[3], 1)[0].text == "v3 second text"
     replica.delete(memory)
     assert index.search_vector(table.table[3], 1) == []
+
+
+def test_a_hit_served_from_the_record_cache_explains_its_score_at_the_query_time(
+    open_replica: Callable[..., Any], clock: Clock
+) -> None:
+    table = VectorTable(20)
+    replica = open_replica("r1")
+    replica.add("v3 a fact", user_id="u1", confidence=0.8, actor="lead")
+    weights = ScoreWeights(half_life_ms=1_000, actor_trust={"lead": 0.9})
+    index = SemanticIndex(replica, table, weights=weights)
+    first = index.search_vector(table.table[3], 1)[0]
+    clock.advance(1_000)  # one half-life: the cached record's recency part must halve
+    again = index.search_vector(table.table[3], 1)[0]
+    assert again.record is first.record  # served from the cache
+    assert again.parts.recency == pytest.approx(first.parts.recency / 2)
+    assert (again.parts.confidence, again.parts.trust) == pytest.approx((0.1 * 0.8, 0.1 * 0.9))
+    for hit in (first, again):
+        assert hit.parts.total == pytest.approx(hit.score, abs=1e-5)
+
+
+@pytest.mark.parametrize("bad", [np.zeros(5, dtype=np.float32), np.zeros((2, 16)),
+                                 np.full(32, np.nan), ["a"] * 16, None])
+def test_a_query_vector_of_the_wrong_shape_or_values_is_a_typed_error(
+    open_replica: Callable[..., Any], bad: Any
+) -> None:
+    table = VectorTable(16)
+    replica = open_replica("r1")
+    replica.add("v3 a fact")
+    index = SemanticIndex(replica, table, weights=SIMILARITY_ONLY)
+    with pytest.raises(InvalidQueryError):
+        index.search_vector(bad, 3)
+
+
+def test_a_float64_query_ranks_as_its_float32_cast(
+    open_replica: Callable[..., Any], clock: Clock
+) -> None:
+    _, table, live, index = _populated(open_replica, clock, n=60)
+    query = np.random.default_rng(3).standard_normal(table.table.shape[1])
+    query /= np.linalg.norm(query)
+    hits = index.search_vector(query, 10)
+    assert [table.row(h.text) for h in hits] == table.exact_top(
+        query.astype(np.float32), list(live), 10)

@@ -74,3 +74,27 @@ def test_top_k_matches_a_full_sort(values: list[int], k: int) -> None:
     scores = np.array(values, dtype=np.float64)
     expected = sorted(range(len(values)), key=lambda i: (-values[i], i))[:k]
     assert top_k(scores, k).tolist() == expected
+
+
+@settings(max_examples=40)
+@given(
+    st.integers(1_000, 30_000),
+    st.integers(1, 60),
+    st.sampled_from(["ties", "spread", "mostly ruled out", "sorted"]),
+    st.integers(0, 2**32 - 1),
+)
+def test_top_k_of_many_rows_matches_a_full_sort(n: int, k: int, shape: str, seed: int) -> None:
+    # many rows take the sampled floor; ties, -inf masses and sorted rows stress it
+    rng = np.random.default_rng(seed)
+    if shape == "ties":
+        scores = rng.integers(-3, 4, n).astype(np.float32)
+    elif shape == "spread":
+        scores = rng.standard_normal(n).astype(np.float32)
+    elif shape == "sorted":
+        scores = np.sort(rng.standard_normal(n).astype(np.float32))
+    else:
+        scores = np.full(n, -np.inf, dtype=np.float32)
+        live = rng.choice(n, size=int(rng.integers(0, 3 * k)), replace=False)
+        scores[live] = rng.integers(-2, 3, live.size)
+    expected = np.lexsort((np.arange(n), -scores))[:k]
+    assert top_k(scores, k).tolist() == expected.tolist()
