@@ -71,20 +71,26 @@ def store_new(txn: Txn, items: list[NewKey], *, local: bool, sync: str | None = 
     """Store keys absent here, not forgotten: the records :func:`store` writes for them,
     the index and journal rows deferred (``Txn.defer_rows``) so that a batch of
     many keys writes each sub-database with one cursor call."""
-    if local:
-        for _, _, raw, state in items:
-            _check_storable(state, raw)
     rows: dict[str, list[tuple[bytes, bytes]]] = {
         "scope": [], "expiry": [], "conflict": [], "origin": []}
-    add_many_index_rows([(skey[1:], state) for _, skey, _, state in items], rows)
-    # the state rows are read raw (txn.txn.stat): never deferred
-    txn.put_rows("state", [(skey, raw) for _, skey, raw, _ in items])
+    states: list[tuple[bytes, bytes]] = []
+    indexed: list[tuple[bytes, KeyState]] = []
+    changes: list[tuple[str, bool, bool]] = []
+    shared: list[tuple[bytes, bytes]] = []
+    for key, skey, raw, state in items:
+        if local:
+            _check_storable(state, raw)
+        states.append((skey, raw))
+        indexed.append((skey[1:], state))  # (the state key is a bucket byte + the key)
+        if state.header.shareable:
+            shared.append((skey, raw))
+        changes.append((key, local, state.header.priority))
+    add_many_index_rows(indexed, rows)
+    txn.put_rows("state", states)  # read raw (txn.txn.stat): never deferred
     for db, db_rows in rows.items():
         txn.defer_rows(db, db_rows)
-    digest.note_added(txn, [(skey, raw) for _, skey, raw, state in items
-                            if state.header.shareable])
-    journal.append_many(txn, [(key, local, state.header.priority) for key, _, _, state in items],
-                        sync=sync, fresh=True)
+    digest.note_added(txn, shared)
+    journal.append_many(txn, changes, sync=sync, fresh=True)
 
 
 def remove(txn: Txn, key: str, skey: bytes, old_raw: bytes, old: KeyState) -> None:
