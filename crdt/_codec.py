@@ -228,7 +228,7 @@ def _canonical_order(elements: Iterable[Any]) -> list[Any]:
     the length in characters is the UTF-8 length). Anything else is sorted by its packed
     bytes."""
     items = list(elements)
-    if all(type(e) is str for e in items):
+    if set(map(type, items)) <= {str}:
         items.sort()
         if "".join(items).isascii():
             items.sort(key=len)
