@@ -81,7 +81,7 @@ def store_new(txn: Txn, items: list[NewKey], *, local: bool, sync: str | None = 
         if local:
             _check_storable(state, raw)
         states.append((skey, raw))
-        indexed.append((skey[1:], state))  # (the state key is a bucket byte + the key)
+        indexed.append((key.encode(), state))
         if state.header.shareable:
             shared.append((skey, raw))
         changes.append((key, local, state.header.priority))
