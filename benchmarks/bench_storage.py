@@ -4,7 +4,8 @@
 
 Figures (targets from issue 3):
 
-1. durable ``add`` rate / raw py-lmdb rate with one put per fsynced transaction (>= 0.8);
+1. durable ``add`` rate / raw py-lmdb rate with one put per fsynced transaction (>= 0.8),
+   and the bytes each writes per commit (the dirty pages its fsync flushes; Linux);
 2. batched ``add`` rate (``with replica.batch()``) / raw puts in one transaction (>= 0.1);
 3. ``sync_apply`` rate of a 20k-memory change set into an empty replica (>= 100k/s)
    and into a replica holding 20k other memories (>= 50k/s; issue 17);
@@ -100,10 +101,32 @@ def _alternate(root: Path, name: str, raw_fn: Any, ours_fn: Any, n: int,
     return _median(raws), _median(ours)
 
 
-def bench_durable(root: Path, n: int) -> dict[str, float]:
+def _written() -> int | None:
+    """Bytes this process has passed to write calls so far (``wchar`` of /proc/self/io;
+    None where there is none): LMDB writes every dirty page of a commit, so the bytes
+    per durable write count the pages each fsync must flush."""
+    try:
+        with open("/proc/self/io", encoding="ascii") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("wchar:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
+def _bytes_per_write(fn: Any, path: Path, n: int) -> float | None:
+    before = _written()
+    fn(path, n)
+    after = _written()
+    return None if before is None or after is None else (after - before) / n
+
+
+def bench_durable(root: Path, n: int) -> dict[str, float | None]:
     raw, ours = _alternate(root, "durable", lambda p, k: _raw_puts(p, k, per_txn=1),
                            lambda p, k: _ours_adds(p, k, batch=False), n)
-    return {"raw_durable_puts_per_s": raw, "durable_adds_per_s": ours, "ratio": ours / raw}
+    # what limits the ratio besides the Python of an add: the pages each commit flushes
+    raw_bytes = _bytes_per_write(lambda p, k: _raw_puts(p, k, per_txn=1), root / "raw-io", n)
+    ours_bytes = _bytes_per_write(lambda p, k: _ours_adds(p, k, batch=False), root / "rep-io", n)
+    return {"raw_durable_puts_per_s": raw, "durable_adds_per_s": ours, "ratio": ours / raw,
+            "raw_bytes_written_per_put": raw_bytes, "bytes_written_per_add": ours_bytes}
 
 
 def bench_batched(root: Path, n: int) -> dict[str, float]:
@@ -200,6 +223,90 @@ def bench_sync(root: Path, n: int, changed: int,
             "bytes_ratio": len(delta) / raw_bytes}
 
 
+def bench_apply_floor(root: Path, n: int) -> dict[str, float]:
+    """What ``sync_apply`` into an empty replica could cost at least in Python with this
+    layout (issue 17's >= 100k/s is 10 us per memory): the CPU microseconds per memory of
+    a stripped loop over the same payload that does only the unavoidable steps, each
+    stage adding one (unpack; + validate and build the state, the codec's fast path;
+    + the canonical check; + the state, three scope, origin and journal rows, the digest
+    item and one putmulti per sub-database), and the last stage with only the state and
+    journal rows (what fewer index rows per memory, a layout change, could give at most);
+    next to the real ``sync_apply`` of the payload. A prototype: it skips the judging,
+    the claims and every check of the real path."""
+    import hashlib
+    import zlib
+
+    from memmesh.crdt import pack_canonical
+    from memmesh.storage import _keycodec
+    from memmesh.storage._gcpause import gc_paused
+    from memmesh.storage.wire import parse_changes
+
+    src, _ = build_source(root / "floor-src", n)
+    payload = src.sync_changes(Replica.open(root / "floor-empty", durable=False).sync_summary())
+    src.close()
+    names = ("state", "scope", "origin", "journal")
+
+    def stripped(stage: int, path: Path, indexes: bool = True) -> float:
+        env = lmdb.open(str(path), map_size=1 << 30, max_dbs=8, sync=False, metasync=False)
+        dbs = {name: env.open_db(name.encode()) for name in names}
+        with gc_paused():  # as sync_apply
+            cpu = _stripped_apply(stage, env, dbs, indexes)
+        env.close()
+        return cpu * 1e6 / n
+
+    def _stripped_apply(stage: int, env: lmdb.Environment, dbs: dict[str, Any],
+                        indexes: bool) -> float:
+        c = time.process_time()
+        decoded = []
+        for raw in parse_changes(payload).states:
+            plain = _keycodec._unpack(raw, check_keys=False)
+            state = _keycodec._single_writer(plain) if stage >= 1 else None
+            if stage >= 2 and pack_canonical(plain) != raw:
+                raise AssertionError("not canonical")
+            decoded.append((raw, state))
+        if stage >= 3:
+            rows: dict[str, list[tuple[bytes, bytes]]] = {name: [] for name in names}
+            sums: dict[int, int] = {}
+            for seq, (raw, state) in enumerate(decoded, 1):
+                assert state is not None
+                h = state.header
+                kb = h.key.encode()
+                skey = bytes((zlib.crc32(kb) & 0xFF,)) + kb
+                rows["state"].append((skey, raw))
+                if indexes:
+                    for tag, value in ((b"a", h.app_id), (b"u", h.user_id)):
+                        rows["scope"].append((tag + str(value).encode() + b"\x00" + kb, b""))
+                    rows["scope"].append((b"S" + bytes(32) + kb, b""))
+                    for origin, counter in state.ctx.items():
+                        rows["origin"].append((b"\x00" + origin.encode() + b"\x00"
+                                               + counter.to_bytes(8, "big") + kb, b""))
+                rows["journal"].append((seq.to_bytes(8, "big"),
+                                        pack_canonical((h.key, False, h.priority))))
+                item = hashlib.sha256(len(skey).to_bytes(2, "big") + skey + raw).digest()
+                sums[skey[0]] = sums.get(skey[0], 0) + int.from_bytes(item, "big")
+            with env.begin(write=True) as txn:
+                for name, db_rows in rows.items():
+                    if db_rows:
+                        txn.cursor(db=dbs[name]).putmulti(db_rows)
+        return time.process_time() - c
+
+    out: dict[str, float] = {}
+    labels = ("unpack", "validate", "canonical", "rows")
+    for i in range(3):  # best of three, each stage in turn
+        for stage, label in enumerate(labels):
+            us = stripped(stage, root / f"floor-{label}-{i}")
+            out[f"{label}_cpu_us"] = min(out.get(f"{label}_cpu_us", us), us)
+        us = stripped(3, root / f"floor-state-journal-{i}", indexes=False)
+        out["rows_state_journal_only_cpu_us"] = min(
+            out.get("rows_state_journal_only_cpu_us", us), us)
+        with Replica.open(root / f"floor-real-{i}", durable=False) as replica:
+            c = time.process_time()
+            replica.sync_apply(payload)  # the real path, for comparison
+            us = (time.process_time() - c) * 1e6 / n
+        out["sync_apply_cpu_us"] = min(out.get("sync_apply_cpu_us", us), us)
+    return out
+
+
 RSS_CHILD = """
 import sys, time
 from memmesh.storage import MemoryRecord, Replica
@@ -247,18 +354,22 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--dir", type=Path, help="scratch directory (default: a temp dir)")
     parser.add_argument("--rss-only", action="store_true", help="only the 1M-memory RSS run")
+    parser.add_argument("--floor", action="store_true",
+                        help="only the stripped sync_apply prototype (bench_apply_floor)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="memmesh-bench-", dir=args.dir))
     figures: dict[str, Any] = {"mode": "quick" if args.quick else "full",
                                "python": sys.version.split()[0], "cpus": os.cpu_count()}
     try:
-        if not args.rss_only:
+        if args.floor:
+            figures["apply_floor"] = bench_apply_floor(root, 5000 if args.quick else 20_000)
+        elif not args.rss_only:
             figures["durable_add"] = bench_durable(root, 100 if args.quick else 300)
             figures["batched_add"] = bench_batched(root, 5000 if args.quick else 20_000)
             figures["sync"] = bench_sync(root, 5000 if args.quick else 20_000, 100)
             figures["sync_history_limit_0"] = bench_sync(
                 root, 5000 if args.quick else 20_000, 100, history_limit=0)
-        if not args.quick:
+        if not args.quick and not args.floor:
             figures["rss"] = bench_rss(root, 1_000_000)
     finally:
         shutil.rmtree(root, ignore_errors=True)

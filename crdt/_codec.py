@@ -224,11 +224,13 @@ def _canonical_order(elements: Iterable[Any]) -> list[Any]:
     """Set elements in the order of their canonical bytes. For str elements alone that
     order is (UTF-8 length, text): msgpack's str headers grow with the length, and
     UTF-8 keeps code point order, which is Python's str order; so two C-level sorts do
-    it without packing each element. Anything else is sorted by its packed bytes."""
+    it without packing each element (one ``isascii`` over the joined texts tells when
+    the length in characters is the UTF-8 length). Anything else is sorted by its packed
+    bytes."""
     items = list(elements)
-    if all(type(e) is str for e in items):
+    if set(map(type, items)) <= {str}:
         items.sort()
-        if all(e.isascii() for e in items):
+        if "".join(items).isascii():
             items.sort(key=len)
         else:
             items.sort(key=lambda e: len(e.encode()))
@@ -264,20 +266,28 @@ def _live_dot(table: tuple[str, ...], context: CausalContext, seen: Container[Do
 
 
 def _dump_orset(state: ORSet[Any]) -> tuple[object, ...]:
+    """The plain form; built a list at a time (the common case, one dot per element,
+    with one comprehension and C-level slice assignments) rather than an element at a
+    time, since an encode of a large set is dominated by per-element Python work."""
     index, head = _dump_dotted(TAG_ORSET, state.context)
-    entries: list[object] = []
     table = state.entries
-    for element in _canonical_order(table):
-        dots = table[element]
-        if len(dots) == 1:
-            (dot,) = dots
-            entries += (element, (index[dot.replica], dot.counter))
-            continue
-        flat: list[int] = []
-        for replica, counter in sorted((d.replica, d.counter) for d in dots):
-            flat += (index[replica], counter)
-        entries += (element, tuple(flat))
+    order = _canonical_order(table)
+    dotsets = list(map(table.__getitem__, order))
+    entries: list[object] = [None] * (2 * len(order))
+    entries[::2] = order
+    if sum(map(len, dotsets)) == len(dotsets):  # (every dot set is non-empty)
+        entries[1::2] = [(index[d.replica], d.counter) for (d,) in dotsets]
+    else:
+        entries[1::2] = [_flat_dots(dots, index) for dots in dotsets]
     return (*head, tuple(entries))
+
+
+def _flat_dots(dots: frozenset[Dot], index: dict[str, int]) -> tuple[int, ...]:
+    """``(i, counter, i, counter, ...)`` of ``dots`` in dot order."""
+    flat: list[int] = []
+    for replica, counter in sorted((d.replica, d.counter) for d in dots):
+        flat += (index[replica], counter)
+    return tuple(flat)
 
 
 def _load_orset(fields: tuple[object, ...]) -> ORSet[Any]:

@@ -25,6 +25,7 @@ BUCKETS = DIGEST_BUCKETS
 _MOD = 1 << 256
 _META = b"dg:"
 _ZERO = bytes(32)
+_sha256 = hashlib.sha256
 
 
 def bucket_of(key: bytes) -> int:
@@ -38,10 +39,9 @@ def state_key(key: str) -> bytes:
 
 
 def item_hash(skey: bytes, data: bytes) -> int:
-    h = hashlib.sha256(len(skey).to_bytes(2, "big"))
-    h.update(skey)
-    h.update(data)
-    return int.from_bytes(h.digest(), "big")
+    """``sha256(len(skey) as 2 bytes, skey, data)`` as an integer (one hashing call: the
+    copy costs less than two more method calls)."""
+    return int.from_bytes(_sha256(len(skey).to_bytes(2, "big") + skey + data).digest(), "big")
 
 
 def note_change(txn: Txn, skey: bytes, old: bytes | None, new: bytes | None) -> None:
@@ -64,8 +64,9 @@ def note_added(txn: Txn, items: list[tuple[bytes, bytes]]) -> None:
     """:func:`note_change` from absent to ``data`` for every ``(skey, data)`` of ``items``."""
     if items:
         pending = _pending(txn)
+        get = pending.get
         for skey, data in items:
-            pending[skey[0]] = pending.get(skey[0], 0) + item_hash(skey, data)
+            pending[skey[0]] = get(skey[0], 0) + item_hash(skey, data)
 
 
 def _pending(txn: Txn) -> dict[int, int]:

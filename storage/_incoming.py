@@ -13,6 +13,7 @@ that does not decode hides its context, so the payload's claims are dropped (``b
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -74,7 +75,6 @@ def read_changes(data: bytes, *, wall: int, max_drift_ms: int) -> Incoming:
     out = Incoming(envelope.rid, envelope.scope, envelope.through, [], None, envelope.hashes,
                    creds=envelope.creds, revocations=envelope.revocations)
     decoded: list[tuple[bytes, KeyState]] = []
-    count: dict[str, int] = {}
     proofs = envelope.proofs
     for i, raw in enumerate(envelope.states):
         try:
@@ -84,15 +84,16 @@ def read_changes(data: bytes, *, wall: int, max_drift_ms: int) -> Incoming:
             out.blind = True
             continue
         decoded.append((raw, state))
-        count[state.header.key] = count.get(state.header.key, 0) + 1
         if proofs and proofs[i]:
             out.proofs[state.header.key] = proofs[i]
+    count = Counter([state.header.key for _, state in decoded])
+    repeated = len(count) < len(decoded)
     limit = wall + max_drift_ms
     newest: tuple[int, int, str] | None = None
     reported: set[str] = set()
     for raw, state in decoded:
         key = state.header.key
-        if count[key] > 1:  # one refusal per key; claims capped for every copy
+        if repeated and count[key] > 1:  # one refusal per key; claims capped for every copy
             if key not in reported:
                 reported.add(key)
                 out.refused.append(Refusal(key, "duplicate",

@@ -21,9 +21,9 @@ from memmesh.crdt.keystate import KIND_MEMORY, KeyState
 
 from ._env import Txn
 
-__all__ = ["MAX_INDEX_KEY", "SCOPE_FIELDS", "add_index_rows", "holds_origin", "origin_entries",
-           "origin_key", "origins", "peer_keys", "scope_hash", "scope_prefix", "unstorable",
-           "update_indexes"]
+__all__ = ["MAX_INDEX_KEY", "SCOPE_FIELDS", "add_index_rows", "add_many_index_rows",
+           "holds_origin", "origin_entries", "origin_key", "origins", "peer_keys", "scope_hash",
+           "scope_prefix", "unstorable", "update_indexes"]
 
 #: LMDB's key size limit (``Environment.max_key_size()`` of a default build).
 MAX_INDEX_KEY = 511
@@ -200,25 +200,31 @@ def _entries(key: str, state: KeyState | None) -> list[tuple[str, bytes, bytes]]
 
 def add_index_rows(key: str, state: KeyState, rows: dict[str, list[tuple[bytes, bytes]]]
                    ) -> None:
-    """Append every index entry of ``key`` in ``state`` to ``rows[sub-database]`` (the one
-    definition of the entries, for both the diffing and the bulk path)."""
-    h = state.header
-    kb = key.encode()
-    if h.kind == KIND_MEMORY and not state.forgotten:
-        scope = rows["scope"]
-        for tag, value in zip(_SCOPE_TAGS, (h.app_id, h.user_id, h.agent_id, h.run_id),
-                              strict=True):
-            if value is not None:
-                scope.append((tag + value.encode() + b"\x00" + kb, b""))
-        if h.expires_at is not None:
-            rows["expiry"].append((h.expires_at.to_bytes(8, "big") + kb, b""))
-        if len(state.body) > 1 and len(state.standing()) > 1:
-            rows["conflict"].append((kb, b""))
-    if h.shareable:
-        rows["scope"].append((_peer_prefix(h.app_id, h.user_id) + kb, b""))
-        origin = rows["origin"]
-        for replica, counter in state.ctx.items():
-            origin.append((origin_key(h.priority, replica, counter, kb), b""))
+    """Append every index entry of ``key`` in ``state`` to ``rows[sub-database]``."""
+    add_many_index_rows([(key.encode(), state)], rows)
+
+
+def add_many_index_rows(items: list[tuple[bytes, KeyState]],
+                        rows: dict[str, list[tuple[bytes, bytes]]]) -> None:
+    """Append every index entry of each ``(UTF-8 key, state)`` of ``items`` to
+    ``rows[sub-database]`` (the one definition of the entries, for the diffing and the
+    bulk path, which passes thousands of keys in one call)."""
+    scope, origin = rows["scope"], rows["origin"]
+    for kb, state in items:
+        h = state.header
+        if h.kind == KIND_MEMORY and not state.forgotten:
+            for tag, value in zip(_SCOPE_TAGS, (h.app_id, h.user_id, h.agent_id, h.run_id),
+                                  strict=True):
+                if value is not None:
+                    scope.append((tag + value.encode() + b"\x00" + kb, b""))
+            if h.expires_at is not None:
+                rows["expiry"].append((h.expires_at.to_bytes(8, "big") + kb, b""))
+            if len(state.body) > 1 and len(state.standing()) > 1:
+                rows["conflict"].append((kb, b""))
+        if h.shareable:
+            scope.append((_peer_prefix(h.app_id, h.user_id) + kb, b""))
+            for replica, counter in state.ctx.items():
+                origin.append((origin_key(h.priority, replica, counter, kb), b""))
 
 
 def update_indexes(txn: Txn, key: str, old: KeyState | None, new: KeyState | None) -> None:

@@ -49,7 +49,13 @@ __all__ = ["MAX_FIELD_LEN", "decode", "encode"]
 _LIMITS = DEFAULT_LIMITS
 _POLICY_CODE = {name: i for i, name in enumerate(POLICIES)}
 _TIER_CODE = {name: i for i, name in enumerate(TIERS)}
-_new_version = tuple.__new__  # VersionData from a ready tuple, without its __new__ call
+_new_version = tuple.__new__  # a named tuple from a ready tuple, without its __new__ call
+# Dots and timestamps whose every field is checked already (:func:`_single_writer`),
+# built without their validating ``__post_init__``: set through the slot descriptors
+_new_object = object.__new__
+_set_dot_replica, _set_dot_counter = (vars(Dot)[f].__set__ for f in ("replica", "counter"))
+_set_wall, _set_logical, _set_replica = (vars(Timestamp)[f].__set__
+                                         for f in ("wall_ms", "logical", "replica"))
 
 MAX_FIELD_LEN = 256
 MAX_INT64 = 2**63 - 1
@@ -383,13 +389,18 @@ def decode(data: bytes, *, check_canonical: bool = True) -> KeyState:
         # what is left is msgpack's own freedom (integer widths, float sizes, str vs bin,
         # map key order, -0.0), which re-packing the decoded data and the metadata walk
         # below pin down: msgpack.packb of sorted-key plain data is exactly codec.packb.
-        versions = list(state.body.values()) if state.header.kind == KIND_MEMORY else []
+        # (each version once: an event that wrote the version standing in the body
+        # holds that very object; detail and metadata are maps, checked above)
+        versions = {id(v): v for v in state.body.values()} \
+            if state.header.kind == KIND_MEMORY else {}
         for event in state.events.values():
-            _check_meta(event.detail, 0)
+            if event.detail:
+                _check_meta(event.detail, 0)
             if event.version is not None:
-                versions.append(event.version)
-        for version in versions:
-            _check_meta(version.metadata, 0)
+                versions[id(event.version)] = event.version
+        for version in versions.values():
+            if version.metadata:
+                _check_meta(version.metadata, 0)
             if math.copysign(1.0, version.confidence) < 0:
                 raise _bad("confidence is negative zero")
             if version.importance is not None and math.copysign(1.0, version.importance) < 0:
@@ -610,8 +621,9 @@ def _single_writer(plain: Any) -> KeyState | None:
             or kind != KIND_MEMORY or type(kind) is not int \
             or type(policy) is not int or not 0 <= policy <= 1 \
             or type(tier) is not int or not 0 <= tier <= 1 or type(priority) is not bool \
-            or not (_opt_field(app) and _opt_field(user) and _opt_field(agent)
-                    and _opt_field(run)) \
+            or not ((app is None or _opt_field(app)) and (user is None or _opt_field(user))
+                    and (agent is None or _opt_field(agent))
+                    and (run is None or _opt_field(run))) \
             or type(created) is not tuple or len(created) != 3:
         return None
     c_wall, c_logical, ri = created
@@ -633,7 +645,16 @@ def _single_writer(plain: Any) -> KeyState | None:
             or type(confidence) is not float or type(metadata) is not dict:
         return None
     version: VersionData = _new_version(VersionData, (*raw_version, None, (), None))
-    dot = Dot(rid, counter)
+    # the checks above are those of Dot and Timestamp (rid: an ASCII replica id within
+    # MAX_REPLICA_LEN; counter within 1..MAX_COUNTER; wall and logical within their
+    # ranges), so both are built unchecked
+    dot: Dot = _new_object(Dot)
+    _set_dot_replica(dot, rid)
+    _set_dot_counter(dot, counter)
+    stamp: Timestamp = _new_object(Timestamp)
+    _set_wall(stamp, c_wall)
+    _set_logical(stamp, c_logical)
+    _set_replica(stamp, rid)
     events: dict[Dot, EventData] = {}
     if event is not None:
         ri, e_counter, raw_ctx, detail = event
@@ -644,9 +665,11 @@ def _single_writer(plain: Any) -> KeyState | None:
         if ri != 0 or type(ri) is not int or type(seen) is not int or not 1 <= seen <= n \
                 or (policy == 1 and keep < 1):  # lww protects no event: see _events
             return None
-        events[dot] = EventData(op, actor, role, wall, logical, ((rid, seen),), detail, version)
-    header = Header(key, KIND_MEMORY, app, user, agent, run, POLICIES[policy], TIERS[tier],
-                    priority, Timestamp(c_wall, c_logical, rid), expires)
+        events[dot] = _new_version(EventData, (op, actor, role, wall, logical, ((rid, seen),),
+                                               detail, version))
+    header: Header = _new_version(Header, (key, KIND_MEMORY, app, user, agent, run,
+                                           POLICIES[policy], TIERS[tier], priority, stamp,
+                                           expires))
     return KeyState(header, {rid: n}, False, {dot: version}, events, keep)
 
 

@@ -16,7 +16,7 @@ from memmesh.crdt.keystate import KeyState
 from . import _digest as digest
 from . import _journal as journal
 from ._env import Env, Txn
-from ._indexes import add_index_rows, unstorable, update_indexes
+from ._indexes import add_many_index_rows, unstorable, update_indexes
 from ._keycodec import decode, encode
 
 __all__ = ["NewKey", "collect_expired", "load", "remove", "store", "store_new"]
@@ -72,18 +72,21 @@ def store_new(txn: Txn, items: list[NewKey], *, local: bool, sync: str | None = 
     the index and journal rows deferred (``Txn.defer_rows``) so that a batch of
     many keys writes each sub-database with one cursor call."""
     rows: dict[str, list[tuple[bytes, bytes]]] = {
-        "state": [], "scope": [], "expiry": [], "conflict": [], "origin": []}
+        "scope": [], "expiry": [], "conflict": [], "origin": []}
+    states: list[tuple[bytes, bytes]] = []
+    indexed: list[tuple[bytes, KeyState]] = []
     changes: list[tuple[str, bool, bool]] = []
     shared: list[tuple[bytes, bytes]] = []
     for key, skey, raw, state in items:
         if local:
             _check_storable(state, raw)
-        rows["state"].append((skey, raw))
+        states.append((skey, raw))
+        indexed.append((key.encode(), state))
         if state.header.shareable:
             shared.append((skey, raw))
-        add_index_rows(key, state, rows)
         changes.append((key, local, state.header.priority))
-    txn.put_rows("state", rows.pop("state"))  # read raw (txn.txn.stat): never deferred
+    add_many_index_rows(indexed, rows)
+    txn.put_rows("state", states)  # read raw (txn.txn.stat): never deferred
     for db, db_rows in rows.items():
         txn.defer_rows(db, db_rows)
     digest.note_added(txn, shared)

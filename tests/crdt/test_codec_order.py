@@ -41,3 +41,39 @@ def test_an_orset_of_texts_encodes_to_the_canonical_bytes_it_decodes_from(
         state.add(text, ("r1", "r2")[i % 2])
     data = encode(state)
     assert decode(data) == state and encode(decode(data)) == data
+
+
+def _documented_orset_plain(state: ORSet[Any]) -> tuple[object, ...]:
+    """docs/internals.md, section 1, built an element at a time: ``("ors", R, VV, CL,
+    (element, (i, counter, ...), ...))``, elements by canonical bytes, dots in dot order."""
+    table = tuple(sorted(set(state.context.vv) | {d.replica for d in state.context.cloud}))
+    index = {replica: i for i, replica in enumerate(table)}
+    vv = tuple(x for r in sorted(state.context.vv) for x in (index[r], state.context.vv[r]))
+    cloud: list[object] = []
+    for r in sorted({d.replica for d in state.context.cloud}):
+        cloud += (index[r], tuple(sorted(d.counter for d in state.context.cloud
+                                         if d.replica == r)))
+    entries: list[object] = []
+    for element in _by_bytes(list(state.entries)):
+        dots = sorted(state.entries[element], key=lambda d: (d.replica, d.counter))
+        entries += (element, tuple(x for d in dots for x in (index[d.replica], d.counter)))
+    return ("ors", table, vv, tuple(cloud), tuple(entries))
+
+
+@given(st.lists(st.tuples(st.sampled_from(("add", "remove")), st.sampled_from(("r1", "r2", "r3")),
+                          st.one_of(_TEXTS, st.integers(0, 300))), max_size=16))
+def test_orset_encoding_is_the_documented_plain_form_with_one_or_many_dots_per_element(
+        ops: list[tuple[str, str, Any]]) -> None:
+    # replicas that add concurrently (each its own copy, merged after) give an element
+    # several dots; a remove puts dots in the cloud
+    copies: dict[str, ORSet[Any]] = {}
+    for op, replica, element in ops:
+        copy = copies.setdefault(replica, ORSet())
+        if op == "add":
+            copy.add(element, replica)
+        else:
+            copy.remove(element, replica)
+    state: ORSet[Any] = ORSet()
+    for copy in copies.values():
+        state.merge(copy)
+    assert encode(state) == b"\x01" + pack_canonical(_documented_orset_plain(state))
