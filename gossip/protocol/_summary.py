@@ -29,10 +29,12 @@ def _summary(blob: bytes) -> Summary | None:
         return None
 
 
-def _derived(summary: Summary, wm: dict[str, int]) -> bytes:
+def _derived(summary: Summary, wm: dict[str, int], rt: bytes | None = None) -> bytes:
     """``summary`` with watermarks ``wm`` and without the once-per-pull fields (repair's,
-    and ``revoked``: the first chunk shipped the revocations the peer lacked)."""
-    packed: bytes = replace(summary, wm=wm, digest=None, want=(), revoked=None).pack()
+    and ``revoked``: the first chunk shipped the revocations the peer lacked); ``rt``, when
+    given, replaces its retirement-table fingerprint."""
+    packed: bytes = replace(summary, wm=wm, digest=None, want=(), revoked=None,
+                            rt=summary.rt if rt is None else rt).pack()
     return packed
 
 
@@ -88,14 +90,18 @@ def push_summary(peer: bytes, local: bytes, origin: str) -> bytes | None:
     redundancy Enes et al., ICDE 2019, measure in classic delta propagation);
     anti-entropy pulls still repair anything a push missed.  The peer's ``digest`` and
     ``want`` are dropped (its pull answered them).  None if unreadable.
+
+    Origins ``local`` leaves out as retired (storage's omission rule) are claimed too: the
+    result carries ``local``'s retirement fingerprint (else the peer's), so the sender
+    reads them as held through their final counters.
     """
     p = _summary(peer)
-    local_wm = watermarks(local)
-    if p is None or local_wm is None:
+    mine = _summary(local)
+    if p is None or mine is None:
         return None
     wm = {o: p.wm.get(o, 0) if base_replica(o) == origin else max(n, p.wm.get(o, 0))
-          for o, n in local_wm.items()}
-    return _derived(p, wm)
+          for o, n in mine.wm.items()}
+    return _derived(p, wm, mine.rt)
 
 
 def changes_empty(changes: bytes) -> bool:
