@@ -23,13 +23,11 @@ incrementally in ``rs:<bucket>``) and by the entries of differing buckets in cha
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import zlib
 from collections.abc import Iterator, Mapping
 
 from ._env import Txn
-from .wire import RETIRED_BUCKET_BYTES, RETIRED_BUCKETS
+from .wire import RETIRED_BUCKET_BYTES, RETIRED_BUCKETS, retired_bucket, retired_term
 
 __all__ = [
     "MAX_RETIRED",
@@ -70,14 +68,8 @@ WQ = b"wq:"  # scope-qualified watermarks: WQ + scope id + origin
 SQ = b"sq:"  # the scopes of the qualified watermarks: SQ + scope id -> packed scope
 
 
-def bucket(origin: str) -> int:
-    return zlib.crc32(origin.encode()) % BUCKETS
-
-
-def term(origin: str, final: int) -> int:
-    """The 64-bit hash of one entry."""
-    digest = hashlib.sha256(origin.encode() + b"\x00" + final.to_bytes(8, "big")).digest()
-    return int.from_bytes(digest[:8], "big")
+bucket = retired_bucket
+term = retired_term
 
 
 def retired(txn: Txn, origin: str) -> int:

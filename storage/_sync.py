@@ -120,7 +120,7 @@ class Sync:
             table = rt.fingerprint(txn)
             if table is not None:  # the omission rule (_retired.py)
                 wm = {o: c for o, c in wm.items()
-                      if o == me or c != rt.retired(txn, o)}
+                      if o == me or not c or c != rt.retired(txn, o)}
             wm = capped(wm, self.replica_id, txn)
             return Summary(
                 self.replica_id, wm, stored_digest.state_root(txn),

@@ -11,7 +11,9 @@ docs/internals.md, "Sync primitives".
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import Any
@@ -52,11 +54,14 @@ __all__ = [
     "bad",
     "bounded_want",
     "check_want",
+    "fold_retired",
     "normal",
     "parse_changes",
     "parse_scope",
     "parse_summary",
     "restrict",
+    "retired_bucket",
+    "retired_term",
     "scope_plain",
 ]
 
@@ -97,6 +102,7 @@ _CRED_ID_LEN = 16
 RETIRED_BUCKETS = 16
 RETIRED_BUCKET_BYTES = 12
 MAX_RETIRED_PER_PAYLOAD = 8192
+_MASK64 = 2**64 - 1
 
 _SUMMARY_FIELDS = frozenset({"v", "rid", "wm", "root", "me", "digest", "want", "revoked",
                              "rt"})
@@ -106,6 +112,35 @@ _OPTIONAL_CHANGES = frozenset({"hashes", "proofs", "creds", "revocations", "reti
 
 def bad(message: str) -> DecodeError:
     return DecodeError(f"invalid sync message: {message}")
+
+
+# -- the retirement fingerprint ------------------------------------------------------
+
+
+def retired_bucket(origin: str) -> int:
+    """The fingerprint bucket of a retirement entry: ``crc32(origin) % 16``."""
+    return zlib.crc32(origin.encode()) % RETIRED_BUCKETS
+
+
+def retired_term(origin: str, final: int) -> int:
+    """One entry's share of its bucket's sum: 64 bits of ``sha256(origin, 0, F)``."""
+    digest = hashlib.sha256(origin.encode() + b"\x00" + final.to_bytes(8, "big")).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def fold_retired(rt: bytes | None, entries: Mapping[str, int]) -> bytes | None:
+    """The fingerprint ``rt`` (None: an empty table) with ``entries`` it lacked added."""
+    if not entries:
+        return rt
+    rows = [(0, 0)] * RETIRED_BUCKETS if rt is None else [
+        (int.from_bytes(rt[i:i + 8], "big"),
+         int.from_bytes(rt[i + 8:i + RETIRED_BUCKET_BYTES], "big"))
+        for i in range(0, RETIRED_BUCKETS * RETIRED_BUCKET_BYTES, RETIRED_BUCKET_BYTES)]
+    for origin, final in entries.items():
+        b = retired_bucket(origin)
+        total, count = rows[b]
+        rows[b] = ((total + retired_term(origin, final)) & _MASK64, count + 1)
+    return b"".join(t.to_bytes(8, "big") + c.to_bytes(4, "big") for t, c in rows)
 
 
 # -- scopes -----------------------------------------------------------------------

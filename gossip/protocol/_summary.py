@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from memmesh.crdt import DecodeError, base_replica
-from memmesh.storage.wire import Summary, parse_changes, parse_summary
+from memmesh.storage.wire import Summary, fold_retired, parse_changes, parse_summary
 
 __all__ = ["advance_summary", "asks_repair", "changes_empty", "push_summary", "summary_lag",
            "summary_root", "watermarks"]
@@ -68,16 +68,26 @@ def advance_summary(summary: bytes, changes: bytes) -> bytes | None:
     if s is None:
         return None
     try:
-        through = parse_changes(changes).through
+        parsed = parse_changes(changes)
     except DecodeError:
         return None
     wm = dict(s.wm)
+    # retirement entries the chunk carried: the peer now has them, lists each origin it
+    # did not list at what it holds (0 here: it is served from the start again, which is
+    # safe) and leaves out those it holds exactly through theirs, so the next chunk
+    # neither re-ships them nor skips those origins' events
+    entries = parsed.retired or {}
+    retired = {o: f for o, f in entries.items() if o not in wm}
+    wm.update(dict.fromkeys(retired, 0))
     moved = False
-    for origin, (_, n) in through.items():
+    for origin, (_, n) in parsed.through.items():
         if n > wm.get(origin, 0):
             wm[origin] = n
             moved = True
-    return _derived(s, wm) if moved else None
+    for origin, final in entries.items():  # held through its entry: left out (omission)
+        if wm.get(origin) == final:
+            del wm[origin]
+    return _derived(s, wm, fold_retired(s.rt, retired)) if moved else None
 
 
 def push_summary(peer: bytes, local: bytes, origin: str) -> bytes | None:
