@@ -8,12 +8,14 @@ from memmesh.simulations import SimOptions, run_scenario
 
 
 def test_a_summary_stays_bounded_while_members_come_and_go() -> None:
-    report = run_scenario("retire", SimOptions(nodes=3, seed=1, writes=40))
+    report = run_scenario("retire", SimOptions(nodes=3, seed=1, writes=110))
     assert report["converged"] is True, report["violations"]
     assert all(report["invariants"].values()), report["violations"]
     retire = report["retire"]
-    assert retire["members_ever"] == 43 and retire["members_at_end"] == 3
-    assert retire["table_entries"] == 40
+    assert retire["members_ever"] == 113 and retire["members_at_end"] == 3
+    assert retire["full_members"] == 100 and retire["contributors"] == 10
+    assert retire["contributed_memories_everywhere"] is True
+    assert retire["table_entries"] == 110
     assert retire["summary_bytes"] <= 24 * 3 + 256
-    assert retire["summary_bytes_without_retirement"] >= retire["summary_bytes"] + 40 * 15
+    assert retire["summary_bytes_without_retirement"] >= retire["summary_bytes"] + 110 * 15
     assert retire["retired_entries_shipped"] > 0
