@@ -1,9 +1,9 @@
 """Scenario ``retire``: members come and go; a live member's summary stays bounded.
 
-``N`` long-lived members gossip with the real sync policy over the simulated network
-while ``writes`` short-lived members come and go, each writing one memory and retiring
-its origin (``Replica.retire_origin``: the graceful leave of docs/internals.md, "Retired
-origins") before it leaves:
+``N`` long-lived members (each writes a memory) gossip with the real sync policy over
+the simulated network while ``writes`` short-lived members come and go, each writing
+one memory and retiring its origin (``Replica.retire_origin``: the graceful leave of
+docs/internals.md, "Retired origins") before it leaves:
 
 * the first ``FULL_MEMBERS`` are full members: they join (a simulated node that pulls
   the fleet's state), write, retire their origin a round later and leave gracefully a
@@ -90,6 +90,8 @@ def retire(ctx: RunContext) -> dict[str, Any]:
         cluster.add_node(name, wrap=lambda r: _Counted(r, tally))  # type: ignore[arg-type,return-value]
     work = cluster.workload_rng
     interval = cluster.interval_us
+    for name in names:  # the long-lived members write too: their origins stay listed
+        cluster.add(name, f"{name} stays", app_id="fleet", user_id="u")
     cluster.run_for(1)
     start = cluster.loop.now_us
     step = max(1, LIFE_ROUNDS * interval // (2 * n))

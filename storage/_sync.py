@@ -310,10 +310,20 @@ class Sync:
             if final and counter >= final and origin != me and not fits({origin: final}):
                 return out
         ours, peers = rt.split(mine), rt.split(theirs)
+        whole: list[int] = []
         for b in rt.differing(mine, theirs):
             suffix = rt.missing_suffix(txn, b, ours[b], peers[b])
-            if not fits(dict(rt.entries(txn, {b})) if suffix is None else suffix):
-                break
+            if suffix is None:
+                whole.append(b)
+            elif not fits(suffix):
+                return out
+        if whole:  # one walk of the table for every whole bucket
+            found: dict[int, dict[str, int]] = {b: {} for b in whole}
+            for origin, final in rt.entries(txn, set(whole)):
+                found[rt.bucket(origin)][origin] = final
+            for b in whole:
+                if not fits(found[b]):
+                    break
         return out
 
     def _defer_to_origin(self, origin: str, counter: int) -> None:
