@@ -99,7 +99,6 @@ class Replica:
         self._retiring = Retiring(env, self._stamps)
         self._retire_after = retire_after
         self._next_unseen_scan = 0  # clock ms of the next retire_after scan
-        self._past_retired = False  # earlier incarnations retired (at the first sync call)
         self._journal = Journal(env)
         self._aux = Aux(env)
         self._signal = CommitSignal()  # wakes watchers after each commit (see watch)
@@ -158,9 +157,9 @@ class Replica:
 
         ``retire_after`` (milliseconds, default None: never) retires, from
         ``sync_summary`` at most every quarter of it, the origins whose latest event held
-        here is older than that (:meth:`retire_unseen`). The first sync call of a
-        ``Replica`` object retires this directory's earlier incarnations at their counters
-        (docs/internals.md, "Retired origins"); opening alone writes nothing.
+        here is older than that (:meth:`retire_unseen`). This directory's earlier
+        incarnations are retired at their counters once a peer holds them that far
+        (docs/internals.md, "Retired origins").
         """
         if options:
             raise InvalidArgumentError(f"unknown options {sorted(options)}")
@@ -467,18 +466,9 @@ class Replica:
             raise InvalidArgumentError("older_than_ms must be a positive int")
         return self._retiring.unseen(older_than_ms)
 
-    def _retire_past(self) -> None:
-        """Once per object, at its first sync call: retire this directory's earlier
-        incarnations at their counters (their processes have ended, or share the
-        directory and keep writing: then they are listed again as revived origins)."""
-        if not self._past_retired:
-            self._retiring.older_incarnations()
-            self._past_retired = True
-
     @_doc(Sync.sync_summary)
     def sync_summary(self, *, digest: bool = False, digest_scope: PeerScope | None = None,
                      want: Sequence[str] = ()) -> bytes:
-        self._retire_past()
         age = self._retire_after
         if age is not None and self._stamps.clock() >= self._next_unseen_scan:
             self._next_unseen_scan = self._stamps.clock() + max(1, age // 4)
@@ -488,12 +478,10 @@ class Replica:
     @_doc(Sync.sync_changes)
     def sync_changes(self, summary: bytes, *, max_bytes: int | None = None,
                      peer: PeerScope | None = None) -> bytes:
-        self._retire_past()
         return self._sync.sync_changes(summary, max_bytes=max_bytes, peer=peer)
 
     @_doc(Sync.sync_apply)
     def sync_apply(self, changes: bytes) -> ApplyResult:
-        self._retire_past()
         return self._sync.sync_apply(changes)
 
     @_doc(Sync.state_digest)

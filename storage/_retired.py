@@ -27,6 +27,7 @@ import itertools
 from collections.abc import Iterator, Mapping
 
 from ._env import Txn
+from ._indexes import latest_counter
 from .wire import RETIRED_BUCKET_BYTES, RETIRED_BUCKETS, retired_bucket, retired_term
 
 __all__ = [
@@ -248,22 +249,40 @@ def _drop(txn: Txn, name: bytes) -> None:
 
 
 class PeerMarks(Mapping[str, int]):
-    """A peer's ``wm`` as the reading rule sees it (see module doc): an origin it does
-    not list counts as held through our final counter when its summary carries a table
-    (``has_table``), else as absent. Iterates over the listed origins only."""
+    """A peer's ``wm`` as the reading rule sees it (see module doc), for a summary with
+    table fingerprint ``theirs`` (None: the peer has no table, an unlisted origin is
+    absent). An origin it does not list counts as held through our final counter when
+    we retire it; else, when its fingerprint bucket on the peer may hold entries ours
+    lacks (the bucket differs and the peer's holds at least as many), as held through
+    the latest event of it held here: the peer may have left it out as retired, and
+    shipping it again would repeat at every exchange this way until our table catches
+    up (a peer that lacks it has no entry for it, so once the tables agree, or from a
+    member that has its entry, it is served). Never so for ``me``, the reader's own
+    minting origin: its new events always go out. Iterates over the listed origins
+    only."""
 
-    __slots__ = ("_cache", "_listed", "_table", "_txn")
+    __slots__ = ("_cache", "_listed", "_me", "_table", "_txn", "_uncertain")
 
-    def __init__(self, txn: Txn, listed: Mapping[str, int], has_table: bool) -> None:
+    def __init__(self, txn: Txn, listed: Mapping[str, int], theirs: bytes | None,
+                 me: str | None = None) -> None:
         self._txn = txn
+        self._me = me
         self._listed = listed
-        self._table = has_table
+        self._table = theirs is not None
         self._cache: dict[str, int] = {}
+        self._uncertain: frozenset[int] = frozenset()
+        if theirs is not None:
+            ours, peers = split(fingerprint(txn)), split(theirs)
+            self._uncertain = frozenset(b for b in range(BUCKETS) if peers[b] != ours[b]
+                                        and peers[b][1] >= max(ours[b][1], 1))
 
     def _implied(self, origin: str) -> int:
         value = self._cache.get(origin)
         if value is None:
-            value = self._cache[origin] = retired(self._txn, origin) if self._table else 0
+            value = retired(self._txn, origin) if self._table else 0
+            if not value and origin != self._me and bucket(origin) in self._uncertain:
+                value = latest_counter(self._txn, origin)
+            self._cache[origin] = value
         return value
 
     def __getitem__(self, origin: str) -> int:

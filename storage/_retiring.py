@@ -3,9 +3,10 @@ the local table, which gossip then spreads.
 
 * :meth:`Retiring.own_origin`: a graceful leave retires this object's origin at its
   counter (``Replica.retire_origin``);
-* :meth:`Retiring.older_incarnations`: on open, this directory's other incarnations
-  are retired at their counters (a process that wrote under one has ended, or shares the
-  directory and keeps writing: it is then a *revived* origin, listed again, never lost);
+* this directory's other incarnations, each at its counter once a peer's summary shows
+  it holds it that far (``Sync.sync_changes`` proposes them, :func:`propose`; a process
+  that shares the directory and keeps writing is then a *revived* origin, listed again,
+  never lost);
 * :meth:`Retiring.unseen`: origins whose latest event held here is older than an age are
   retired at this replica's complete mark of them (``Replica.retire_unseen``, and the
   ``retire_after`` option of ``Replica.open``). A periodic scan, one key read per origin,
@@ -32,7 +33,19 @@ from ._keycodec import decode
 from ._stamps import Stamps
 from ._watermarks import Table
 
-__all__ = ["Retiring"]
+__all__ = ["Retiring", "propose"]
+
+
+def propose(env: Env, entries: Mapping[str, int], replica_id: str) -> dict[str, int]:
+    """Max-join ``entries`` into the table in one write; the entries that rose."""
+    if not entries:
+        return {}
+
+    def write(txn: Txn) -> dict[str, int]:
+        raised, _ = rt.join(txn, entries, own_counters(txn, replica_id))
+        return raised
+
+    return env.write(write)
 
 
 class Retiring:
@@ -43,15 +56,7 @@ class Retiring:
         self._stamps = stamps
 
     def _propose(self, entries: Mapping[str, int]) -> dict[str, int]:
-        """Max-join ``entries`` into the table in one write; the entries that rose."""
-        if not entries:
-            return {}
-
-        def write(txn: Txn) -> dict[str, int]:
-            raised, _ = rt.join(txn, entries, own_counters(txn, self._stamps.replica_id))
-            return raised
-
-        return self._env.write(write)
+        return propose(self._env, entries, self._stamps.replica_id)
 
     def own_origin(self) -> int:
         """Retire this object's origin at its dot counter; that counter (0: it never
@@ -65,13 +70,6 @@ class Retiring:
                 return final
         self._propose({me: final})
         return final
-
-    def older_incarnations(self) -> dict[str, int]:
-        """Retire every other origin this directory minted under at its counter."""
-        with self._env.read() as txn:
-            found = {o: c for o, c in own_counters(txn, self._stamps.replica_id).items()
-                     if o != self._stamps.origin and rt.retired(txn, o) < c}
-        return self._propose(found)
 
     def unseen(self, older_than_ms: int) -> dict[str, int]:
         """Retire, at this replica's complete mark, every origin (not this object's)

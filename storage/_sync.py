@@ -37,6 +37,7 @@ from ._keystore import NewKey, store, store_new
 from ._proofrows import Intake, Outbox
 from ._records import ApplyResult, Refusal
 from ._repair import bucket_listing, differing, scope_sums, wanted
+from ._retiring import propose
 from ._revocations import Revocations
 from ._stamps import Stamps
 from ._watermarks import MAX_SUMMARY_ORIGINS, SID_LEN, WM, WQ, Table, capped, marks, vouchable
@@ -153,9 +154,10 @@ class Sync:
         if repair:
             self._collect()  # the peer's sums were taken after its own collection
         now = self._stamps.clock()
+        self._retire_past(parsed)
         with self._env.read() as txn:
             # the peer's marks under the reading rule (_retired.py)
-            peer_wm = rt.PeerMarks(txn, parsed.wm, parsed.rt is not None)
+            peer_wm = rt.PeerMarks(txn, parsed.wm, parsed.rt, self._stamps.origin)
             # what we may claim of each origin beyond the peer's mark: our complete
             # watermark (implicit for a compacted retired origin) or one of a scope
             # covering the peer's, but (for any origin not our own) no further than the
@@ -325,6 +327,16 @@ class Sync:
                 if not fits(found[b]):
                     break
         return out
+
+    def _retire_past(self, parsed: Summary) -> None:
+        """Retire, at its counter, each earlier incarnation of this directory that the
+        peer's summary ``parsed`` shows it holds in full (before the payload is built, so
+        the entry rides in it). A rare, small write."""
+        with self._env.read() as txn:
+            marks = rt.PeerMarks(txn, parsed.wm, parsed.rt, self._stamps.origin)
+            past = {o: c for o, c in own_counters(txn, self.replica_id).items()
+                    if o != self._stamps.origin and rt.retired(txn, o) < c <= marks.get(o, 0)}
+        propose(self._env, past, self.replica_id)
 
     def _defer_to_origin(self, origin: str, counter: int) -> None:
         """The origin is the authority on its own counter (see _watermarks.py): lower our
