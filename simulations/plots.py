@@ -100,6 +100,23 @@ def write_plots(report: dict[str, Any], out: Path) -> list[Path]:
         ax.set_title(f"metadata vs N ({fleet['users']} users, scoped ACLs)")
         ax.legend()
         save(fig, "metadata_vs_n.png")
+
+    # summary size as members come and go (scenario retire)
+    retire = report.get("retire")
+    if retire and retire.get("samples"):
+        rows = retire["samples"]
+        xs = [r["members_ever"] for r in rows]
+        fig, ax = plt.subplots(figsize=(6.4, 4))
+        ax.plot(xs, [r["summary_bytes_without_retirement"] for r in rows], marker=".",
+                label="without retirement")
+        ax.plot(xs, [r["summary_bytes"] for r in rows], marker=".", label="with retirement")
+        ax.plot(xs, [24 * r["live"] + 256 for r in rows], linestyle="--",
+                label="24 B per live member + 256 B")
+        ax.set_xlabel("members that ever lived")
+        ax.set_ylabel("a long-lived member's summary (bytes)")
+        ax.set_title(f"summary size as members come and go ({retire['long_lived']} stay)")
+        ax.legend()
+        save(fig, "summary_vs_members.png")
     return written
 
 

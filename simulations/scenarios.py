@@ -8,6 +8,7 @@ from .fleet import fleet
 from .join import join
 from .partition_heal import partition_heal
 from .restore import restore
+from .retire import retire
 from .runner import ScenarioFn
 from .skew import skew
 from .spread import spread
@@ -21,9 +22,10 @@ SCENARIOS: dict[str, ScenarioFn] = {
     "fleet": fleet,
     "join": join,
     "restore": restore,
+    "retire": retire,
     "skew": skew,
     "byzantine": byzantine,
 }
 
-__all__ = ["SCENARIOS", "byzantine", "churn", "fleet", "join", "partition_heal", "restore", "skew",
-           "spread", "zylos"]
+__all__ = ["SCENARIOS", "byzantine", "churn", "fleet", "join", "partition_heal", "restore",
+           "retire", "skew", "spread", "zylos"]

@@ -52,6 +52,7 @@ class Incoming:
     proofs: dict[str, tuple[tuple[str, int, bytes], ...]] = field(default_factory=dict)
     creds: tuple[bytes, ...] = ()  # credentials the proofs name (signed writes)
     revocations: tuple[bytes, ...] = ()  # issuer-signed revocations, checked by storage
+    retired: dict[str, int] | None = None  # retirement table entries (_retired.py)
 
     def refuse(self, refusal: Refusal, ctx: Mapping[str, int]) -> None:
         self.refused.append(refusal)
@@ -73,7 +74,8 @@ def read_changes(data: bytes, *, wall: int, max_drift_ms: int) -> Incoming:
     state is accepted or refused on its own (see module doc)."""
     envelope = parse_changes(data)
     out = Incoming(envelope.rid, envelope.scope, envelope.through, [], None, envelope.hashes,
-                   creds=envelope.creds, revocations=envelope.revocations)
+                   creds=envelope.creds, revocations=envelope.revocations,
+                   retired=envelope.retired)
     decoded: list[tuple[bytes, KeyState]] = []
     proofs = envelope.proofs
     for i, raw in enumerate(envelope.states):

@@ -179,6 +179,7 @@ class ApplyResult:
     scope: PeerScope | None = None  # the scope the sender says it served us
     wanted: tuple[str, ...] = ()  # listed keys we lack or hold otherwise: ask for them
     revocations: int = 0  # revocations new here (or earlier than the one held), kept
+    retired: Mapping[str, int] = field(default_factory=dict)  # retirement entries raised
 
 
 @dataclass(frozen=True, slots=True)

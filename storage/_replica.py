@@ -36,6 +36,7 @@ from ._journal import Journal
 from ._memory import Memory, check_keep, new_memory_id
 from ._reads import AsOfView, Reads, scope_filters
 from ._records import ApplyResult, ChangeBatch, Event, MemoryRecord, Version
+from ._retiring import Retiring
 from ._revocations import Revocations, parse_revocation
 from ._signal import CommitSignal
 from ._signing import Signing
@@ -77,7 +78,7 @@ class Replica:
                  max_drift_ms: int, id_factory: Callable[[], str] | None = None,
                  incarnation_factory: Callable[[], str] | None = None,
                  history_limit: int = DEFAULT_KEEP, identity: MemberIdentity | None = None,
-                 trust: TrustStore | None = None) -> None:
+                 trust: TrustStore | None = None, retire_after: int | None = None) -> None:
         self.replica_id = replica_id
         if identity is not None and trust is None:
             trust = TrustStore(identity.authority)
@@ -95,6 +96,9 @@ class Replica:
         self._revocations = Revocations(trust)
         self._sync = Sync(env, self._stamps, self._memory.collect_expired, trust,
                           self._revocations)
+        self._retiring = Retiring(env, self._stamps)
+        self._retire_after = retire_after
+        self._next_unseen_scan = 0  # clock ms of the next retire_after scan
         self._journal = Journal(env)
         self._aux = Aux(env)
         self._signal = CommitSignal()  # wakes watchers after each commit (see watch)
@@ -108,7 +112,7 @@ class Replica:
              incarnation_factory: Callable[[], str] | None = None,
              history_limit: int = DEFAULT_KEEP, identity: MemberIdentity | None = None,
              trust: TrustStore | None = None, at_rest_key: bytes | None = None,
-             **options: Any) -> Replica:
+             retire_after: int | None = None, **options: Any) -> Replica:
         """Open (creating if needed) the replica stored at directory ``path``.
 
         The replica id is created once (random, 16 hex digits) and persisted; passing
@@ -150,6 +154,12 @@ class Replica:
         "Encryption at rest"). It is fixed when the replica is created: opening an
         encrypted replica without it or with another key, or a plaintext replica with
         one, raises :class:`AtRestKeyError` and changes nothing.
+
+        ``retire_after`` (milliseconds, default None: never) retires, from
+        ``sync_summary`` at most every quarter of it, the origins whose latest event held
+        here is older than that (:meth:`retire_unseen`). This directory's earlier
+        incarnations are retired at their counters once a peer holds them that far
+        (docs/internals.md, "Retired origins").
         """
         if options:
             raise InvalidArgumentError(f"unknown options {sorted(options)}")
@@ -172,6 +182,8 @@ class Replica:
                     f" most {MAX_BASE_LEN} characters (room for an incarnation)")
         if incarnation_factory is not None and not callable(incarnation_factory):
             raise InvalidArgumentError("incarnation_factory must be callable")
+        if retire_after is not None and (type(retire_after) is not int or retire_after <= 0):
+            raise InvalidArgumentError("retire_after must be a positive int (ms) or None")
         if type(max_drift_ms) is not int or max_drift_ms < 0:
             raise InvalidArgumentError("max_drift_ms must be a non-negative int")
         check_keep(history_limit)
@@ -203,7 +215,8 @@ class Replica:
                     f" {ORIGIN_SEP!r}: it cannot name dot origins unambiguously")
             replica = cls(env, rid, clock=clock or _wall_ms, max_drift_ms=max_drift_ms,
                           id_factory=id_factory, incarnation_factory=incarnation_factory,
-                          history_limit=history_limit, identity=identity, trust=trust)
+                          history_limit=history_limit, identity=identity, trust=trust,
+                          retire_after=retire_after)
             if layout.upgrade(env):
                 log.warning("replica %s: indexes rebuilt for storage layout %d", rid,
                             layout.LAYOUT)
@@ -437,9 +450,29 @@ class Replica:
 
     # -- sync --------------------------------------------------------------------------
 
+    def retire_origin(self) -> int:
+        """Retire this object's origin: a graceful leave, the last write before
+        :meth:`close` (the entry reaches peers with the next exchange). Peers that hold
+        every event of it then stop naming it in their summaries. Returns its final
+        counter (0: this object never wrote). Writing again afterwards is safe: the
+        origin is then listed again until a later entry covers it."""
+        return self._retiring.own_origin()
+
+    def retire_unseen(self, older_than_ms: int) -> dict[str, int]:
+        """Retire every origin (but this object's) whose latest event held here was
+        stamped more than ``older_than_ms`` ago, at this replica's watermark of it;
+        returns the entries raised (docs/internals.md, "Retired origins")."""
+        if type(older_than_ms) is not int or older_than_ms <= 0:
+            raise InvalidArgumentError("older_than_ms must be a positive int")
+        return self._retiring.unseen(older_than_ms)
+
     @_doc(Sync.sync_summary)
     def sync_summary(self, *, digest: bool = False, digest_scope: PeerScope | None = None,
                      want: Sequence[str] = ()) -> bytes:
+        age = self._retire_after
+        if age is not None and self._stamps.clock() >= self._next_unseen_scan:
+            self._next_unseen_scan = self._stamps.clock() + max(1, age // 4)
+            self._retiring.unseen(age)
         return self._sync.sync_summary(digest=digest, digest_scope=digest_scope, want=want)
 
     @_doc(Sync.sync_changes)

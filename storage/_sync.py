@@ -16,6 +16,7 @@ claims are bounded by :mod:`._watermarks` and what they hid is found by digest r
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -25,6 +26,7 @@ from memmesh.crdt.keystate import join, unseen_by
 from memmesh.trust import TrustStore
 
 from . import _digest as stored_digest
+from . import _retired as rt
 from ._env import Env, Txn
 from ._gcpause import gc_paused
 from ._incarnation import counter_key, own_counters
@@ -35,12 +37,14 @@ from ._keystore import NewKey, store, store_new
 from ._proofrows import Intake, Outbox
 from ._records import ApplyResult, Refusal
 from ._repair import bucket_listing, differing, scope_sums, wanted
+from ._retiring import propose
 from ._revocations import Revocations
 from ._stamps import Stamps
 from ._watermarks import MAX_SUMMARY_ORIGINS, SID_LEN, WM, WQ, Table, capped, marks, vouchable
 from .wire import (
     MAX_COUNTER,
     MAX_HASHES,
+    MAX_RETIRED_PER_PAYLOAD,
     Changes,
     PeerScope,
     Summary,
@@ -58,6 +62,7 @@ _STATE_OVERHEAD = 5  # msgpack bin header of one shipped state, at most
 _HASH_OVERHEAD = 14  # msgpack of one (key, 8-byte hash) pair beyond the key's bytes
 _HASHES_OVERHEAD = 16  # the "hashes" field name and its array header
 _PROOF_OVERHEAD = 16  # msgpack of one (origin, counter, proof) beyond the origin and proof
+_RETIRED_OVERHEAD = 10  # msgpack of one retired entry beyond its origin's bytes
 
 
 class Sync:
@@ -111,13 +116,18 @@ class Sync:
             raise InvalidArgumentError("digest_scope must be a PeerScope or None")
         self._collect()
         with self._env.read() as txn:
-            wm = capped(self._watermarks(txn), self.replica_id, txn)
             me = self._stamps.origin
+            wm = self._watermarks(txn)
+            table = rt.fingerprint(txn)
+            if table is not None:  # the omission rule (_retired.py)
+                wm = {o: c for o, c in wm.items()
+                      if o == me or not c or c != rt.retired(txn, o)}
+            wm = capped(wm, self.replica_id, txn)
             return Summary(
                 self.replica_id, wm, stored_digest.state_root(txn),
                 me=me if me is not None and me in wm else None,  # once this object minted
                 digest=(digest_scope, scope_sums(txn, digest_scope)) if digest else None,
-                want=wanted, revoked=self._revocations.held(txn)).pack()
+                want=wanted, revoked=self._revocations.held(txn), rt=table).pack()
 
     def state_digest(self) -> str:
         """Hex digest of the shareable state: equal exactly when that state is equal."""
@@ -134,33 +144,49 @@ class Sync:
         exchange always progresses): the keys it wants first, then the delta log; with
         room left, the repair listing of the buckets whose digests differ."""
         parsed = parse_summary(summary)
-        peer_wm = parsed.wm
         if max_bytes is not None and (type(max_bytes) is not int or max_bytes <= 0):
             raise bad("max_bytes must be a positive int")
         if peer is not None and not isinstance(peer, PeerScope):
             raise InvalidArgumentError("peer must be a PeerScope or None")
         if parsed.me is not None and parsed.me != self._stamps.origin:
-            self._defer_to_origin(parsed.me, peer_wm.get(parsed.me, 0))
+            self._defer_to_origin(parsed.me, parsed.wm.get(parsed.me, 0))
         repair = parsed.digest is not None and parsed.digest[0] == normal(peer)
         if repair:
             self._collect()  # the peer's sums were taken after its own collection
         now = self._stamps.clock()
+        self._retire_past(parsed)
         with self._env.read() as txn:
+            # the peer's marks under the reading rule (_retired.py)
+            peer_wm = rt.PeerMarks(txn, parsed.wm, parsed.rt, self._stamps.origin)
             # what we may claim of each origin beyond the peer's mark: our complete
-            # watermark or one of a scope covering the peer's, but (for any origin not
-            # our own) no further than the events of it held here, so a false claim we
-            # took is never passed on
+            # watermark (implicit for a compacted retired origin) or one of a scope
+            # covering the peer's, but (for any origin not our own) no further than the
+            # events of it held here, so a false claim we took is never passed on
             own = own_counters(txn, self.replica_id)
+            vouched = self._watermarks(txn, claims=True, peer=peer)
+            whole: set[str] = set()  # held implicitly: claimed through F (see below)
+            for origin in (parsed.wm if parsed.rt is not None else
+                           (o for o, _ in rt.entries(txn, set(range(rt.BUCKETS))))):
+                held = rt.implicit(txn, origin)
+                if held > vouched.get(origin, 0):
+                    vouched[origin] = held
+                    whole.add(origin)
             claimable: dict[str, int] = {}
-            for origin, counter in capped(self._watermarks(txn, claims=True, peer=peer),
-                                          self.replica_id, txn).items():
-                if counter > peer_wm.get(origin, 0) and origin not in own:
+            for origin, counter in capped(vouched, self.replica_id, txn).items():
+                # (a compacted retired origin is claimed through F, even past the latest
+                # event of it held here: its later events are on keys gone or never
+                # shared, and no claim could ever take a peer to F otherwise)
+                if counter > peer_wm.get(origin, 0) and origin not in own \
+                        and origin not in whole:
                     counter = min(counter, latest_counter(txn, origin))
                 if counter > peer_wm.get(origin, 0):
                     claimable[origin] = counter
+            retired = self._retired_for(txn, parsed.wm, parsed.rt,
+                                        None if max_bytes is None else max_bytes // 2,
+                                        parsed.me)
             base = len(Changes(self.replica_id, peer, (), dict.fromkeys(
                 claimable, (MAX_COUNTER, MAX_COUNTER))).pack()) + 5
-            size = base
+            size = base + sum(len(o.encode()) + _RETIRED_OVERHEAD for o in retired)
             revocations: list[bytes] = []  # first: the receiver admits them first
             for rev in self._revocations.missing(txn, parsed.revoked):
                 cost = len(rev) + _STATE_OVERHEAD
@@ -246,7 +272,71 @@ class Sync:
             if claim > peer_wm.get(origin, 0):
                 through[origin] = (peer_wm.get(origin, 0), claim)
         return Changes(self.replica_id, peer, tuple(shipped), through, tuple(hashes),
-                       tuple(proofs), outbox.credentials(), tuple(revocations)).pack()
+                       tuple(proofs), outbox.credentials(), tuple(revocations),
+                       retired or None).pack()
+
+    @staticmethod
+    def _retired_for(txn: Txn, listed: dict[str, int], theirs: bytes | None,
+                     budget: int | None, me: str | None) -> dict[str, int]:
+        """The retirement entries to ship to a peer whose summary lists ``listed`` and
+        carries table fingerprint ``theirs``, in at most ``budget`` bytes (the first
+        bucket always) and MAX_RETIRED_PER_PAYLOAD entries: each entry whose origin the
+        peer lists at or above its final counter (it would have left it out had it known
+        the entry; not its own origin ``me``, which it always lists), then, for each
+        bucket that differs (``_retired.differing``), our newest entries of it when the
+        peer's bucket is ours without exactly those (``_retired.missing_suffix``: the
+        usual case, a peer a few retirements behind), else the whole bucket."""
+        mine = rt.fingerprint(txn)
+        if mine is None:
+            return {}
+        out: dict[str, int] = {}
+        size = 0
+
+        def fits(batch: dict[str, int]) -> bool:
+            """Add ``batch`` if it fits (the first one always, cut to the entry cap: a
+            bucket a flood filled); False when the payload is full."""
+            nonlocal size
+            cost = sum(len(o.encode()) + _RETIRED_OVERHEAD for o in batch)
+            if out and (len(out) + len(batch) > MAX_RETIRED_PER_PAYLOAD
+                        or (budget is not None and size + cost > budget)):
+                return False
+            if len(batch) > MAX_RETIRED_PER_PAYLOAD:
+                out.update(itertools.islice(batch.items(), MAX_RETIRED_PER_PAYLOAD))
+                return False
+            size += cost
+            out.update(batch)
+            return True
+
+        for origin, counter in listed.items():
+            final = rt.retired(txn, origin)
+            if final and counter >= final and origin != me and not fits({origin: final}):
+                return out
+        ours, peers = rt.split(mine), rt.split(theirs)
+        whole: list[int] = []
+        for b in rt.differing(mine, theirs):
+            suffix = rt.missing_suffix(txn, b, ours[b], peers[b])
+            if suffix is None:
+                whole.append(b)
+            elif not fits(suffix):
+                return out
+        if whole:  # one walk of the table for every whole bucket
+            found: dict[int, dict[str, int]] = {b: {} for b in whole}
+            for origin, final in rt.entries(txn, set(whole)):
+                found[rt.bucket(origin)][origin] = final
+            for b in whole:
+                if not fits(found[b]):
+                    break
+        return out
+
+    def _retire_past(self, parsed: Summary) -> None:
+        """Retire, at its counter, each earlier incarnation of this directory that the
+        peer's summary ``parsed`` shows it holds in full (before the payload is built, so
+        the entry rides in it). A rare, small write."""
+        with self._env.read() as txn:
+            marks = rt.PeerMarks(txn, parsed.wm, parsed.rt, self._stamps.origin)
+            past = {o: c for o, c in own_counters(txn, self.replica_id).items()
+                    if o != self._stamps.origin and rt.retired(txn, o) < c <= marks.get(o, 0)}
+        propose(self._env, past, self.replica_id)
 
     def _defer_to_origin(self, origin: str, counter: int) -> None:
         """The origin is the authority on its own counter (see _watermarks.py): lower our
@@ -294,8 +384,17 @@ class Sync:
             changed: list[str] = []
             conflicts: list[str] = []
             fresh: list[NewKey] = []
-            table = Table(txn)
             refused = list(parsed.refused)
+            raised: dict[str, int] = {}
+            over_table = 0
+            if parsed.retired:  # first: the reading and omission rules use the table
+                raised, over_table = rt.join(txn, parsed.retired,
+                                             own_counters(txn, self.replica_id))
+                if over_table:
+                    refused.append(Refusal(None, "retired-cap", (
+                        f"{over_table} retirement entries: the table is at its cap of"
+                        f" {rt.MAX_RETIRED} origins")))
+            table = Table(txn)
             caps = dict(parsed.caps)  # claims may not vouch for refused keys' events
             ctr = None if me is None else counter_key(me, self.replica_id)
             top = 0 if ctr is None else txn.counter(ctr)
@@ -388,15 +487,17 @@ class Sync:
                 for sid in targets:
                     table.raise_to(origin, counter, sid)
                 accepted[origin] = counter
+                rt.compact(txn, origin)
             if over:
                 refused.append(Refusal(None, "claims-cap", (
                     f"{over} claims for origins this replica holds no key of: its watermark"
                     f" table is at its cap of {MAX_SUMMARY_ORIGINS} origins")))
-            failed = len(refused) - len(parsed.refused) - (1 if over else 0)
+            failed = len(refused) - len(parsed.refused) - (1 if over else 0) \
+                - (1 if over_table else 0)
             return ApplyResult(applied=len(states) - failed, changed=tuple(changed),
                                conflicts=tuple(conflicts), through=accepted,
                                refused=(*refused, *bad_revs), lowered=dict(table.lowered),
-                               scope=parsed.scope, revocations=len(kept))
+                               scope=parsed.scope, revocations=len(kept), retired=raised)
 
         result = self._env.write(write)
         if parsed.hashes:  # compared after the commit, outside the write lock

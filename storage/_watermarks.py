@@ -29,6 +29,7 @@ from memmesh.crdt import DecodeError, base_replica, packb, unpackb
 
 from ._env import Txn
 from ._indexes import holds_origin, latest_counter, origins
+from ._retired import RT, SQ, WM, WQ, implicit
 from .wire import PeerScope, parse_scope, scope_plain
 
 __all__ = ["MAX_SUMMARY_ORIGINS", "MAX_WATERMARK_SCOPES", "SID_LEN", "SQ", "WM", "WQ", "Table",
@@ -42,9 +43,6 @@ MAX_SUMMARY_ORIGINS = 16384
 #: not taken: its events are shipped again instead).
 MAX_WATERMARK_SCOPES = 16
 
-WM = b"wm:"  # complete watermarks
-WQ = b"wq:"  # scope-qualified watermarks: WQ + scope id + origin
-SQ = b"sq:"  # the scopes of the qualified watermarks: SQ + scope id -> packed scope
 SID_LEN = 8  # bytes of a scope id
 
 
@@ -128,7 +126,9 @@ class Table:
         return [WM + o, *(WQ + sid + o for sid in self.scopes())]
 
     def complete(self, origin: str) -> int:
-        return self.txn.counter(WM + origin.encode())
+        """The complete mark of ``origin``: its ``wm:`` row, or, for a retired origin
+        whose rows were compacted, its final counter (``_retired.implicit``)."""
+        return self.txn.counter(WM + origin.encode()) or implicit(self.txn, origin)
 
     def held(self, origin: str, scope: PeerScope | None) -> int:
         """How far every event of ``origin`` inside ``scope`` (None: every shareable
@@ -145,7 +145,9 @@ class Table:
         """What a summary shows for ``origin``: the greatest of its watermarks."""
         value = self._shown.get(origin)
         if value is None:
-            value = self._shown[origin] = max(self.txn.counter(n) for n in self._names(origin))
+            names = self._names(origin)
+            value = self._shown[origin] = max(
+                self.complete(origin), max((self.txn.counter(n) for n in names[1:]), default=0))
         return value
 
     def qualify(self, scope: PeerScope) -> bytes | None:
@@ -175,6 +177,7 @@ class Table:
     def raise_to(self, origin: str, counter: int, sid: bytes | None = None) -> None:
         """Raise the complete mark of ``origin`` (``sid`` None) or the one qualified by
         the registered scope ``sid`` to ``counter``."""
+        self._materialize(origin)
         if self._size is not None and not self.shown(origin):
             self._size += 1
         self._blank = False
@@ -206,9 +209,17 @@ class Table:
                 if (scope is None or scope.covers(inner))
                 and counter > held(inner) >= base]
 
+    def _materialize(self, origin: str) -> None:
+        """Give a compacted retired origin its ``wm:`` row back (at its final counter)
+        before a mark of it moves."""
+        held = implicit(self.txn, origin)
+        if held:
+            self.txn.set_counter(WM + origin.encode(), held)
+
     def lower(self, origin: str, counter: int, *, claiming: int = 0) -> None:
         """Lower to ``counter`` each watermark of ``origin`` that is above it and at
         least ``claiming``."""
+        self._materialize(origin)
         for name in self._names(origin):
             value = self.txn.counter(name)
             if value > counter and value >= claiming:
@@ -223,7 +234,7 @@ class Table:
         watermark that claimed the event is lowered (an honest one below it is kept), to
         the latest event of that origin held here before the one proved missing."""
         if self._blank is None:
-            self._blank = not any(True for prefix in (WM, WQ)
+            self._blank = not any(True for prefix in (WM, WQ, RT)
                                   for _ in itertools.islice(self.txn.prefix("meta", prefix), 1))
         if self._blank:  # nothing claimed yet, so nothing can be a lie
             return

@@ -11,7 +11,9 @@ docs/internals.md, "Sync primitives".
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import Any
@@ -36,6 +38,7 @@ __all__ = [
     "MAX_KEY_LEN",
     "MAX_PROOFS",
     "MAX_PROOF_LEN",
+    "MAX_RETIRED_PER_PAYLOAD",
     "MAX_REVOCATIONS",
     "MAX_REVOCATION_LEN",
     "MAX_SCOPE_GRANTS",
@@ -43,17 +46,22 @@ __all__ = [
     "MAX_SCOPE_VALUES",
     "MAX_WANT",
     "MAX_WANT_BYTES",
+    "RETIRED_BUCKETS",
+    "RETIRED_BUCKET_BYTES",
     "Changes",
     "PeerScope",
     "Summary",
     "bad",
     "bounded_want",
     "check_want",
+    "fold_retired",
     "normal",
     "parse_changes",
     "parse_scope",
     "parse_summary",
     "restrict",
+    "retired_bucket",
+    "retired_term",
     "scope_plain",
 ]
 
@@ -88,13 +96,51 @@ MAX_REVOCATIONS = 4096
 MAX_REVOCATION_LEN = 4096
 _CRED_ID_LEN = 16
 
-_SUMMARY_FIELDS = frozenset({"v", "rid", "wm", "root", "me", "digest", "want", "revoked"})
+#: Retired origins (``_retired.py``): buckets of a summary's table fingerprint ``rt``
+#: (each an 8-byte hash sum and a 4-byte entry count) and most entries one changes
+#: payload's ``retired`` map carries.
+RETIRED_BUCKETS = 16
+RETIRED_BUCKET_BYTES = 12
+MAX_RETIRED_PER_PAYLOAD = 8192
+_MASK64 = 2**64 - 1
+
+_SUMMARY_FIELDS = frozenset({"v", "rid", "wm", "root", "me", "digest", "want", "revoked",
+                             "rt"})
 _CHANGES_FIELDS = frozenset({"v", "rid", "scope", "states", "through"})
-_OPTIONAL_CHANGES = frozenset({"hashes", "proofs", "creds", "revocations"})
+_OPTIONAL_CHANGES = frozenset({"hashes", "proofs", "creds", "revocations", "retired"})
 
 
 def bad(message: str) -> DecodeError:
     return DecodeError(f"invalid sync message: {message}")
+
+
+# -- the retirement fingerprint ------------------------------------------------------
+
+
+def retired_bucket(origin: str) -> int:
+    """The fingerprint bucket of a retirement entry: ``crc32(origin) % 16``."""
+    return zlib.crc32(origin.encode()) % RETIRED_BUCKETS
+
+
+def retired_term(origin: str, final: int) -> int:
+    """One entry's share of its bucket's sum: 64 bits of ``sha256(origin, 0, F)``."""
+    digest = hashlib.sha256(origin.encode() + b"\x00" + final.to_bytes(8, "big")).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def fold_retired(rt: bytes | None, entries: Mapping[str, int]) -> bytes | None:
+    """The fingerprint ``rt`` (None: an empty table) with ``entries`` it lacked added."""
+    if not entries:
+        return rt
+    rows = [(0, 0)] * RETIRED_BUCKETS if rt is None else [
+        (int.from_bytes(rt[i:i + 8], "big"),
+         int.from_bytes(rt[i + 8:i + RETIRED_BUCKET_BYTES], "big"))
+        for i in range(0, RETIRED_BUCKETS * RETIRED_BUCKET_BYTES, RETIRED_BUCKET_BYTES)]
+    for origin, final in entries.items():
+        b = retired_bucket(origin)
+        total, count = rows[b]
+        rows[b] = ((total + retired_term(origin, final)) & _MASK64, count + 1)
+    return b"".join(t.to_bytes(8, "big") + c.to_bytes(4, "big") for t, c in rows)
 
 
 # -- scopes -----------------------------------------------------------------------
@@ -364,8 +410,12 @@ class Summary:
 
         {"v": 1, "rid", "wm": {origin: counter}, "root": 32 bytes[, "me": origin]
          [, "digest": {"scope", "sums": 256 x 8 bytes}][, "want": (key, ...)]
-         [, "revoked": ((credential id, revoked_at_ms), ...)]}
+         [, "revoked": ((credential id, revoked_at_ms), ...)][, "rt": 16 x 12 bytes]}
 
+    ``rt`` (a replica whose retirement table is not empty) is the table's fingerprint:
+    per bucket an 8-byte hash sum and a 4-byte entry count (``_retired.py``); with it, an
+    origin absent from ``wm`` that the reader's table retires at F counts as held
+    through F.
     ``revoked`` (a replica with a trust store) lists the revocations its sender holds,
     sorted by credential id; absent, the sender takes none, and none are shipped to it.
     """
@@ -377,9 +427,12 @@ class Summary:
     digest: tuple[PeerScope | None, bytes] | None = None  # (scope, 256 sums of 8 bytes)
     want: tuple[str, ...] = ()  # key ids the sender asks for whatever the watermarks say
     revoked: tuple[tuple[bytes, int], ...] | None = None  # revocations held, or not taken
+    rt: bytes | None = None  # the retirement table's fingerprint, when it is not empty
 
     def pack(self) -> bytes:
         plain: dict[str, Any] = {"v": 1, "rid": self.rid, "wm": self.wm, "root": self.root}
+        if self.rt is not None:
+            plain["rt"] = self.rt
         if self.revoked is not None:
             plain["revoked"] = self.revoked
         if self.me is not None:
@@ -429,7 +482,11 @@ def parse_summary(data: bytes) -> Summary:
         raise bad(str(exc)) from None
     found = plain.get("revoked")
     revoked = None if found is None else _revoked(found)
-    return Summary(rid, wm, root, me, dig, want, revoked)
+    rt = plain.get("rt")
+    if rt is not None and (type(rt) is not bytes
+                           or len(rt) != RETIRED_BUCKETS * RETIRED_BUCKET_BYTES):
+        raise bad(f"rt must be {RETIRED_BUCKETS} x {RETIRED_BUCKET_BYTES} bytes")
+    return Summary(rid, wm, root, me, dig, want, revoked, rt)
 
 
 # -- changes payloads ---------------------------------------------------------------
@@ -442,8 +499,11 @@ class Changes:
         {"v": 1, "rid", "scope", "states": (bytes, ...), "through":
          {origin: (base, counter)}[, "hashes": ((key, 8 bytes), ...)]
          [, "proofs": (((origin, counter, proof bytes), ...) per state, ...)]
-         [, "creds": (credential bytes, ...)][, "revocations": (bytes, ...)]}
+         [, "creds": (credential bytes, ...)][, "revocations": (bytes, ...)]
+         [, "retired": {origin: final counter}]}
 
+    ``retired``: entries of the sender's retirement table (at most
+    :data:`MAX_RETIRED_PER_PAYLOAD`, counters at least 1), max-joined before the states.
     ``revocations``: issuer-signed revocations the receiver's summary lacked (or held
     later), applied before the states are judged.
     ``proofs`` (signed writes) is absent or runs parallel to ``states``; ``creds`` holds
@@ -459,6 +519,7 @@ class Changes:
     proofs: tuple[tuple[tuple[str, int, bytes], ...], ...] = ()  # () or one per state
     creds: tuple[bytes, ...] = ()
     revocations: tuple[bytes, ...] = ()
+    retired: dict[str, int] | None = None  # retirement table entries
 
     def pack(self) -> bytes:
         plain: dict[str, Any] = {"v": 1, "rid": self.rid, "scope": scope_plain(self.scope),
@@ -471,13 +532,16 @@ class Changes:
             plain["creds"] = self.creds
         if self.revocations:
             plain["revocations"] = self.revocations
+        if self.retired:
+            plain["retired"] = self.retired
         packed: bytes = packb(plain)
         return packed
 
     @property
     def empty(self) -> bool:
         """Whether it carries nothing besides its envelope (``rid`` and ``scope``)."""
-        return not (self.states or self.through or self.hashes or self.revocations)
+        return not (self.states or self.through or self.hashes or self.revocations
+                    or self.retired)
 
 
 def parse_changes(data: bytes) -> Changes:
@@ -499,7 +563,14 @@ def parse_changes(data: bytes) -> Changes:
         raise bad(f"creds must be at most {MAX_CREDS} credentials of at most"
                   f" {MAX_CRED_LEN} bytes")
     revocations = _revocations(plain.get("revocations", ()))
-    return Changes(rid, scope, states, through, hashes, proofs, creds, revocations)
+    retired = plain.get("retired")
+    if retired is not None:
+        retired = _counter_map(retired, "retired")
+        if len(retired) > MAX_RETIRED_PER_PAYLOAD or 0 in retired.values():
+            raise bad(f"retired is at most {MAX_RETIRED_PER_PAYLOAD} origin -> counter"
+                      " entries, counters at least 1")
+    return Changes(rid, scope, states, through, hashes, proofs, creds, revocations,
+                   retired)
 
 
 def _proofs(plain: Any, count: int) -> tuple[tuple[tuple[str, int, bytes], ...], ...]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from memmesh.crdt import DecodeError, base_replica
-from memmesh.storage.wire import Summary, parse_changes, parse_summary
+from memmesh.storage.wire import Summary, fold_retired, parse_changes, parse_summary
 
 __all__ = ["advance_summary", "asks_repair", "changes_empty", "push_summary", "summary_lag",
            "summary_root", "watermarks"]
@@ -29,10 +29,12 @@ def _summary(blob: bytes) -> Summary | None:
         return None
 
 
-def _derived(summary: Summary, wm: dict[str, int]) -> bytes:
+def _derived(summary: Summary, wm: dict[str, int], rt: bytes | None = None) -> bytes:
     """``summary`` with watermarks ``wm`` and without the once-per-pull fields (repair's,
-    and ``revoked``: the first chunk shipped the revocations the peer lacked)."""
-    packed: bytes = replace(summary, wm=wm, digest=None, want=(), revoked=None).pack()
+    and ``revoked``: the first chunk shipped the revocations the peer lacked); ``rt``, when
+    given, replaces its retirement-table fingerprint."""
+    packed: bytes = replace(summary, wm=wm, digest=None, want=(), revoked=None,
+                            rt=summary.rt if rt is None else rt).pack()
     return packed
 
 
@@ -66,16 +68,26 @@ def advance_summary(summary: bytes, changes: bytes) -> bytes | None:
     if s is None:
         return None
     try:
-        through = parse_changes(changes).through
+        parsed = parse_changes(changes)
     except DecodeError:
         return None
     wm = dict(s.wm)
+    # retirement entries the chunk carried: the peer now has them, lists each origin it
+    # did not list at what it holds (0 here: it is served from the start again, which is
+    # safe) and leaves out those it holds exactly through theirs, so the next chunk
+    # neither re-ships them nor skips those origins' events
+    entries = parsed.retired or {}
+    retired = {o: f for o, f in entries.items() if o not in wm}
+    wm.update(dict.fromkeys(retired, 0))
     moved = False
-    for origin, (_, n) in through.items():
+    for origin, (_, n) in parsed.through.items():
         if n > wm.get(origin, 0):
             wm[origin] = n
             moved = True
-    return _derived(s, wm) if moved else None
+    for origin, final in entries.items():  # held through its entry: left out (omission)
+        if wm.get(origin) == final:
+            del wm[origin]
+    return _derived(s, wm, fold_retired(s.rt, retired)) if moved else None
 
 
 def push_summary(peer: bytes, local: bytes, origin: str) -> bytes | None:
@@ -88,14 +100,18 @@ def push_summary(peer: bytes, local: bytes, origin: str) -> bytes | None:
     redundancy Enes et al., ICDE 2019, measure in classic delta propagation);
     anti-entropy pulls still repair anything a push missed.  The peer's ``digest`` and
     ``want`` are dropped (its pull answered them).  None if unreadable.
+
+    Origins ``local`` leaves out as retired (storage's omission rule) are claimed too: the
+    result carries ``local``'s retirement fingerprint (else the peer's), so the sender
+    reads them as held through their final counters.
     """
     p = _summary(peer)
-    local_wm = watermarks(local)
-    if p is None or local_wm is None:
+    mine = _summary(local)
+    if p is None or mine is None:
         return None
     wm = {o: p.wm.get(o, 0) if base_replica(o) == origin else max(n, p.wm.get(o, 0))
-          for o, n in local_wm.items()}
-    return _derived(p, wm)
+          for o, n in mine.wm.items()}
+    return _derived(p, wm, mine.rt)
 
 
 def changes_empty(changes: bytes) -> bool:
