@@ -37,7 +37,7 @@ from ._keystore import NewKey, store, store_new
 from ._proofrows import Intake, Outbox
 from ._records import ApplyResult, Refusal
 from ._repair import bucket_listing, differing, scope_sums, wanted
-from ._retiring import propose
+from ._retiring import EARLIER_QUIET_MS, latest_stamp, propose
 from ._revocations import Revocations
 from ._stamps import Stamps
 from ._watermarks import MAX_SUMMARY_ORIGINS, SID_LEN, WM, WQ, Table, capped, marks, vouchable
@@ -330,12 +330,16 @@ class Sync:
 
     def _retire_past(self, parsed: Summary) -> None:
         """Retire, at its counter, each earlier incarnation of this directory that the
-        peer's summary ``parsed`` shows it holds in full (before the payload is built, so
-        the entry rides in it). A rare, small write."""
+        peer's summary ``parsed`` shows it holds in full and that has been quiet for
+        :data:`EARLIER_QUIET_MS` (before the payload is built, so the entry rides in it).
+        A rare, small write."""
+        quiet_before = self._stamps.clock() - EARLIER_QUIET_MS
         with self._env.read() as txn:
             marks = rt.PeerMarks(txn, parsed.wm, parsed.rt, self._stamps.origin)
             past = {o: c for o, c in own_counters(txn, self.replica_id).items()
                     if o != self._stamps.origin and rt.retired(txn, o) < c <= marks.get(o, 0)}
+            past = {o: c for o, c in past.items()
+                    if (latest_stamp(txn, o) or quiet_before) <= quiet_before}
         propose(self._env, past, self.replica_id)
 
     def _defer_to_origin(self, origin: str, counter: int) -> None:

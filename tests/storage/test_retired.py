@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from storage_helpers import sync_once, sync_pair, ticking
+from storage_helpers import START_MS, sync_once, sync_pair, ticking
 
 from memmesh.crdt import DecodeError, packb, unpackb
 from memmesh.gossip.protocol._summary import advance_summary, push_summary
 from memmesh.storage import Replica
 from memmesh.storage import _retired as rt
+from memmesh.storage._retiring import EARLIER_QUIET_MS
 from memmesh.storage.wire import MAX_RETIRED_PER_PAYLOAD
 
 
@@ -46,6 +47,11 @@ def rows(r: Replica, origin: str) -> list[bytes]:
     with r._env.read() as txn:
         return [k for prefix in (b"wm:", b"wq:") for k, _ in txn.prefix("meta", prefix)
                 if k.endswith(origin.encode())]
+
+
+def entry(r: Replica, origin: str) -> int:
+    with r._env.read() as txn:
+        return rt.retired(txn, origin)
 
 
 def states(payloads: list[bytes]) -> int:
@@ -228,12 +234,32 @@ def test_an_earlier_incarnation_is_retired_once_a_peer_holds_it(
     with Replica.open(tmp_path / "r", replica_id="r", clock=ticking()) as first:
         first.add("a", user_id="u")
         old = first.origin
-    again = opened("r")
+    later = ticking(START_MS + EARLIER_QUIET_MS + 1_000)  # the first has been quiet
+    again = opened("r", clock=later)
     assert wm(again) == {old: 1}  # nobody else holds it yet
     again.add("b", user_id="u")
-    b = opened("b")
+    b = opened("b", clock=later)
     sync_pair(again, b)
     assert list(wm(again)) == [again.origin] and list(wm(b)) == [again.origin]
+
+
+def test_an_earlier_incarnation_still_writing_is_not_retired_until_quiet(
+        opened: Callable[..., Replica], tmp_path: Path) -> None:
+    # Another Replica object on the node's directory (a writer beside a node) looks like
+    # an earlier incarnation; retired while it writes, every write raised the entry and
+    # peers that left it out under the lower one were skipped its pushes.
+    clock = ticking()
+    with Replica.open(tmp_path / "r", replica_id="r", clock=clock) as writer:
+        writer.add("a", user_id="u")
+        other = writer.origin
+    node = opened("r", clock=clock)
+    node.add("b", user_id="u")
+    b = opened("b", clock=clock)
+    sync_pair(node, b)
+    assert other in wm(node) and entry(node, other) == 0
+    clock.advance(EARLIER_QUIET_MS)
+    sync_pair(node, b)
+    assert other not in wm(node) and entry(node, other) == 1
 
 
 def test_a_push_to_a_peer_without_a_table_ships_no_retired_origins_events(
