@@ -179,12 +179,14 @@ class Txn:
             self.settle(db)
         return self.txn.cursor(db=self.dbs[db])
 
-    def prefix(self, db: str, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """Yield ``(key, value)`` pairs whose key starts with ``prefix``, in key order."""
+    def prefix(self, db: str, prefix: bytes, start: bytes = b""
+               ) -> Iterator[tuple[bytes, bytes]]:
+        """Yield ``(key, value)`` pairs whose key starts with ``prefix``, in key order,
+        from the first key >= ``start`` (default: the first under ``prefix``)."""
         if self.deferred:
             self.settle(db)
         cur = self.txn.cursor(db=self.dbs[db])
-        if not cur.set_range(prefix):
+        if not cur.set_range(max(prefix, start)):
             return
         tick = self.tick
         sealer = self.sealer if self.sealer is not None and db in self.sealer.dbs else None

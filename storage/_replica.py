@@ -423,6 +423,10 @@ class Replica:
              ) -> builtins.list[MemoryRecord]:
         return self._reads.list(limit=limit, offset=offset, filters=filters, **scope_filters)
 
+    @_doc(Reads.pages)
+    def pages(self, size: int = 1000) -> Iterator[builtins.list[MemoryRecord]]:
+        return self._reads.pages(size)
+
     @_doc(Reads.set_members)
     def set_members(self, key: str) -> frozenset[Any]:
         return self._reads.set_members(key)
