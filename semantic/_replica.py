@@ -8,7 +8,7 @@ store (the embedding cache, :class:`._cache.AuxStore`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from ._cache import AuxStore
@@ -54,7 +54,7 @@ class IndexedReplica(AuxStore, Protocol):
 
     def get(self, memory_id: str) -> Any | None: ...
 
-    def list(self, **scope: Any) -> Sequence[Any]: ...
+    def pages(self, size: int = ...) -> Iterable[Sequence[Any]]: ...
 
     def add(self, text: str, *, actor: str | None = ..., **options: Any) -> str: ...
 

@@ -29,7 +29,7 @@ from ._errors import (
     WritesFencedError,
 )
 from ._filters import OPERATORS, InvalidFilterError, MetadataFilter, compile_filter
-from ._follow import FollowPage, JournalFollower, JournalSource
+from ._follow import CommitProbe, FollowPage, JournalFollower, JournalSource
 from ._keyslots import at_rest_key_file, holds_plaintext_replica
 from ._memory import MAX_FIELD, MAX_TEXT
 from ._reads import AsOfView
@@ -61,6 +61,7 @@ __all__ = [
     "Change",
     "ChangeBatch",
     "ChangeEvent",
+    "CommitProbe",
     "Event",
     "Finding",
     "FollowPage",

@@ -26,6 +26,10 @@ from ._rss import MapTrimmer
 
 T = TypeVar("T")
 
+#: (times the environment was opened by this object, LMDB transaction id): a reopened
+#: directory (after park(), possibly restored meanwhile) never matches an older mark.
+CommitMark = tuple[int, int]
+
 #: Names of the sub-databases (see docs/internals.md section 2 for their layouts).
 DB_NAMES: tuple[str, ...] = (
     "meta",  # replica id, dot counter, HLC, watermarks, digest buckets, journal bounds
@@ -175,12 +179,14 @@ class Txn:
             self.settle(db)
         return self.txn.cursor(db=self.dbs[db])
 
-    def prefix(self, db: str, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """Yield ``(key, value)`` pairs whose key starts with ``prefix``, in key order."""
+    def prefix(self, db: str, prefix: bytes, start: bytes = b""
+               ) -> Iterator[tuple[bytes, bytes]]:
+        """Yield ``(key, value)`` pairs whose key starts with ``prefix``, in key order,
+        from the first key >= ``start`` (default: the first under ``prefix``)."""
         if self.deferred:
             self.settle(db)
         cur = self.txn.cursor(db=self.dbs[db])
-        if not cur.set_range(prefix):
+        if not cur.set_range(max(prefix, start)):
             return
         tick = self.tick
         sealer = self.sealer if self.sealer is not None and db in self.sealer.dbs else None
@@ -247,6 +253,7 @@ class Env:
         self._local = threading.local()
         self._closed = False
         self.parked = False  # files closed by park(), reopened on the next use
+        self._opened = 0  # times the files were opened: a commit mark's first half
         #: called after every committed write transaction (a batch: once); must not raise
         self.after_commit: list[Callable[[], None]] = []
         self._open()
@@ -273,6 +280,7 @@ class Env:
         self._finalizer = weakref.finalize(self, _close_env, self._env, self._trimmer,
                                            self._lock_fd)
         self._run(lambda: self._open_dbs())
+        self._opened += 1
         self.parked = False
 
     def park(self) -> None:
@@ -325,6 +333,31 @@ class Env:
         if self.parked:
             return self._map_size
         return int(self._env.info()["map_size"])
+
+    # -- commit marks ---------------------------------------------------------------
+
+    def last_commit(self) -> CommitMark | None:
+        """The mark of the last transaction committed to the directory by anyone (this
+        object, another on the same directory, another process), read from LMDB's meta
+        page with no transaction and no lock (``mdb_env_info``, about a microsecond).
+        None where it cannot be told so: parked, or inside this thread's batch (whose
+        uncommitted writes its reads see). Compare it with a :meth:`read_commit` taken
+        before reading: equal means nothing was committed since that read."""
+        if self.parked or getattr(self._local, "batch", None) is not None:
+            return None
+        return self._opened, int(self._env.info()["last_txnid"])
+
+    def read_commit(self) -> CommitMark | None:
+        """The mark of the last commit a read transaction begun now sees (it opens one):
+        every later read sees at least this much. None inside this thread's batch.
+
+        LMDB writes the meta page a moment before it publishes the commit to new readers,
+        so :meth:`last_commit` may run one ahead of this; never behind. Taking this mark
+        (not :meth:`last_commit`) before a catch-up is what makes the comparison safe."""
+        if getattr(self._local, "batch", None) is not None:
+            return None
+        with self.read() as txn:
+            return self._opened, int(txn.txn.id())
 
     # -- reads ----------------------------------------------------------------------
 

@@ -9,6 +9,10 @@ older backup), rebuild from the replica's current state. The rebuild is safe
 because the journal position is read *before* the rebuild reads anything: a change
 racing with it is replayed afterwards, never lost. This is the informer pattern of
 Kubernetes (list, then watch from the list's resource version) on memmesh's journal.
+A source that offers commit marks (:class:`CommitProbe`, a ``Replica`` does) lets
+:meth:`JournalFollower.catch_up` skip the journal read when nothing was committed
+since its last catch-up, by anyone: one ``mdb_env_info`` call instead of a read
+transaction (the mark is taken *before* catching up, so a racing commit moves it).
 The follower holds no more than one page and is not thread-safe (one owner).
 """
 
@@ -16,13 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from memmesh.crdt import InvalidArgumentError
 
+from ._env import CommitMark
 from ._records import Change, ChangeBatch
 
-__all__ = ["FollowPage", "JournalFollower", "JournalSource"]
+__all__ = ["CommitProbe", "FollowPage", "JournalFollower", "JournalSource"]
 
 
 class JournalSource(Protocol):
@@ -31,6 +36,16 @@ class JournalSource(Protocol):
     def journal_seq(self) -> int: ...
 
     def changes_since(self, seq: int, limit: int = ...) -> ChangeBatch: ...
+
+
+@runtime_checkable
+class CommitProbe(Protocol):
+    """A source that can tell cheaply whether anything was committed since a read
+    (``Replica.last_commit`` / ``Replica.read_commit``; None: cannot be told, read)."""
+
+    def last_commit(self) -> CommitMark | None: ...
+
+    def read_commit(self) -> CommitMark | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +80,8 @@ class JournalFollower:
         self.page = page
         self._cursor = since
         self._checked = False  # the cursor was compared with the journal's end once
+        self._probe = source if isinstance(source, CommitProbe) else None
+        self._synced: CommitMark | None = None  # every commit up to here was handled
 
     @property
     def cursor(self) -> int | None:
@@ -95,7 +112,15 @@ class JournalFollower:
                  rebuild: Callable[[], object]) -> int:
         """Handle every page up to the journal's end: ``rebuild()`` on a reset,
         ``changed(memory_ids)`` otherwise (each id once per page); return the pages
-        handled. If a callback raises, the cursor stays before that page."""
+        handled. If a callback raises, the cursor stays before that page.
+
+        With a :class:`CommitProbe` source, a catch-up when nothing was committed since
+        the last one returned reads no journal and opens no read transaction."""
+        probe = self._probe
+        if probe is not None and self._synced is not None \
+                and probe.last_commit() == self._synced:
+            return 0
+        synced = None if probe is None else probe.read_commit()  # before reading anything
         pages = 0
         while (page := self.read()) is not None:
             if page.reset:
@@ -104,4 +129,5 @@ class JournalFollower:
                 changed(page.memory_ids())
             self.advance(page)
             pages += 1
+        self._synced = synced
         return pages

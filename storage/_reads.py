@@ -138,6 +138,38 @@ class Reads:
         out.sort(key=lambda r: (r.created_at, r.id))
         return out
 
+    def pages(self, size: int = 1000) -> Iterator[builtins.list[MemoryRecord]]:
+        """Every live memory, in pages of at most ``size``, in storage order (not
+        :meth:`list`'s oldest first): each page is read in a short read transaction of
+        its own and the next resumes after its last key, so memory holds one page
+        whatever the replica's size. Not one snapshot: a memory written between pages
+        may be read or missed, so a consumer that must not miss it reads the journal
+        position first and replays from there (``JournalFollower``'s reset)."""
+        if type(size) is not int or size < 1:
+            raise InvalidArgumentError("size must be an int >= 1")
+        start = b""
+        while True:
+            now = self._clock()
+            out: builtins.list[MemoryRecord] = []
+            scanned = 0
+            with self._env.read() as txn:
+                for skey, raw in txn.prefix("state", b"", start):
+                    if skey == start:
+                        continue  # the previous page's last key
+                    state = decode(raw, check_canonical=False)
+                    if state.header.kind == KIND_MEMORY:
+                        record = current_record(txn, state, now)
+                        if record is not None:
+                            out.append(record)
+                    start = skey
+                    scanned += 1
+                    if scanned == size:
+                        break
+            if out:
+                yield out
+            if scanned < size:
+                return
+
     def set_members(self, key: str) -> frozenset[Any]:
         """The elements of the add-wins set ``key`` (empty if unknown or forgotten)."""
         with self._env.read() as txn:

@@ -29,7 +29,7 @@ from ._audit import AuditReport, audit
 from ._aux import Aux
 from ._changes import ChangeEvent, WatchFilter
 from ._conflicts import Conflicts
-from ._env import DEFAULT_MAP_SIZE, Env, Txn
+from ._env import DEFAULT_MAP_SIZE, CommitMark, Env, Txn
 from ._errors import NoTrustStoreError, ReplicaIdMismatchError
 from ._incarnation import MAX_BASE_LEN, new_incarnation
 from ._journal import Journal
@@ -423,6 +423,10 @@ class Replica:
              ) -> builtins.list[MemoryRecord]:
         return self._reads.list(limit=limit, offset=offset, filters=filters, **scope_filters)
 
+    @_doc(Reads.pages)
+    def pages(self, size: int = 1000) -> Iterator[builtins.list[MemoryRecord]]:
+        return self._reads.pages(size)
+
     @_doc(Reads.set_members)
     def set_members(self, key: str) -> frozenset[Any]:
         return self._reads.set_members(key)
@@ -553,6 +557,14 @@ class Replica:
     @_doc(Journal.since)
     def changes_since(self, seq: int, limit: int = 1000) -> ChangeBatch:
         return self._journal.since(seq, limit)
+
+    @_doc(Env.last_commit)
+    def last_commit(self) -> CommitMark | None:
+        return self._env.last_commit()
+
+    @_doc(Env.read_commit)
+    def read_commit(self) -> CommitMark | None:
+        return self._env.read_commit()
 
     def aux_get(self, namespace: str, key: bytes) -> bytes | None:
         """A local-only value (never replicated), e.g. a cached embedding."""
