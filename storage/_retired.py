@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Mapping
 
+from . import _sketch
 from ._env import Txn
 from ._indexes import latest_counter
 from .wire import RETIRED_BUCKET_BYTES, RETIRED_BUCKETS, retired_bucket, retired_term
@@ -58,6 +59,9 @@ RT = b"rt:"  # the table: RT + origin -> final counter (8 bytes)
 _RS = b"rs:"  # the fingerprint: _RS + bucket (1 byte) -> sum (8) + count (4)
 _RQ = b"rq:"  # the recency log: _RQ + sequence (8 bytes) -> origin, the last RECENT kept
 _RQN = b"rqn"  # the next sequence number of the recency log
+_RI = b"ri"  # the difference sketch (:mod:`._sketch`) of the table's entries
+_RIN = b"rin"  # how many entries the sketch holds (the table's count when it is current)
+_RH = b"rh:"  # the sketch's id index: _RH + id (8 bytes) -> origin
 #: Entries the recency log keeps (the newest created or raised).
 RECENT = 1024
 _MASK = 2**64 - 1
@@ -111,6 +115,79 @@ def fingerprint(txn: Txn) -> bytes | None:
     return b"".join(s.to_bytes(8, "big") + c.to_bytes(4, "big") for s, c in rows)
 
 
+def sketch(txn: Txn) -> bytes | None:
+    """The table's difference sketch (``rti``); None when the table is empty or the
+    sketch lags it (a table written before the sketch existed, until its next join)."""
+    raw = txn.get("meta", _RI)
+    if raw is None or len(raw) != _sketch.SKETCH_BYTES or not txn.counter(_RIN) \
+            or txn.counter(_RIN) != _count(txn):
+        return None
+    return bytes(raw)
+
+
+def _resketch(txn: Txn, removed: int | None, added: int, origin: bytes) -> None:
+    """Move the sketch and its id index from id ``removed`` (an entry's old term, None
+    for a new entry) to ``added``."""
+    raw = txn.get("meta", _RI)
+    toggled = [added] if removed is None else [removed, added]
+    txn.put("meta", _RI, _sketch.toggle(_sketch.empty() if raw is None else bytes(raw),
+                                        toggled))
+    if removed is None:
+        txn.set_counter(_RIN, txn.counter(_RIN) + 1)
+    else:
+        txn.delete("meta", _RH + removed.to_bytes(8, "big"))
+    txn.put("meta", _RH + added.to_bytes(8, "big"), origin)
+
+
+def _rebuild_sketch(txn: Txn) -> None:
+    """Sketch every entry of the table afresh (a table that predates the sketch)."""
+    for k, _ in list(txn.prefix("meta", _RH)):
+        txn.delete("meta", k)
+    idents: list[int] = []
+    for k, v in txn.prefix("meta", RT):
+        ident = term(k[len(RT):].decode(), int.from_bytes(v, "big"))
+        idents.append(ident)
+        txn.put("meta", _RH + ident.to_bytes(8, "big"), k[len(RT):])
+    txn.put("meta", _RI, _sketch.toggle(_sketch.empty(), idents))
+    txn.set_counter(_RIN, len(idents))
+
+
+def owned(txn: Txn, idents: set[int]) -> dict[str, int]:
+    """The entries of this table among the sketch ids ``idents`` (the others are not
+    ours: a peer's entries, or an old value of an entry raised since)."""
+    out: dict[str, int] = {}
+    for ident in idents:
+        raw = txn.get("meta", _RH + ident.to_bytes(8, "big"))
+        if raw is None:
+            continue
+        origin = bytes(raw).decode()
+        final = retired(txn, origin)
+        if final and term(origin, final) == ident:
+            out[origin] = final
+    return out
+
+
+def lacking(txn: Txn, mine: bytes, theirs: bytes | None, their_sketch: bytes | None
+            ) -> dict[str, int] | None:
+    """Exactly the entries a peer with fingerprint ``theirs`` and difference sketch
+    ``their_sketch`` lacks (or holds lower), when the two sketches decode and the
+    decoded difference accounts for the fingerprints' sums; else None (no sketch, or
+    too many differences: the buckets take over)."""
+    ours = sketch(txn)
+    if ours is None or their_sketch is None or theirs is None:
+        return None
+    idents = _sketch.difference(ours, their_sketch)
+    if idents is None:
+        return None
+    out = owned(txn, idents)
+    own = {term(o, f) for o, f in out.items()}
+    total = sum(int.from_bytes(s, "big") for s, _ in split(mine))
+    total -= sum(int.from_bytes(s, "big") for s, _ in split(theirs))
+    if (total - sum(own) + sum(idents - own)) & _MASK:
+        return None
+    return out
+
+
 def split(print_: bytes | None) -> list[tuple[bytes, int]]:
     """A fingerprint as ``BUCKETS`` (8-byte sum, count) pairs (None: an empty table)."""
     if print_ is None:
@@ -150,6 +227,8 @@ def join(txn: Txn, incoming: Mapping[str, int], held: Mapping[str, int] | None =
     raised: dict[str, int] = {}
     refused = 0
     size: int | None = None
+    if incoming and txn.counter(_RIN) != _count(txn):
+        _rebuild_sketch(txn)
     for origin, final in incoming.items():
         old = retired(txn, origin)
         if final <= old:
@@ -171,6 +250,7 @@ def join(txn: Txn, incoming: Mapping[str, int], held: Mapping[str, int] | None =
         txn.put("meta", _RS + bytes([b]), total.to_bytes(8, "big")
                 + (count + (0 if old else 1)).to_bytes(4, "big"))
         txn.set_counter(RT + o, final)
+        _resketch(txn, term(origin, old) if old else None, term(origin, final), o)
         seq = txn.counter(_RQN)
         txn.put("meta", _RQ + seq.to_bytes(8, "big"), o)
         if seq >= RECENT:
