@@ -125,8 +125,17 @@ def sketch(txn: Txn) -> bytes | None:
     return bytes(raw)
 
 
+def _ident(origin: str, final: int) -> int:
+    """An entry's id in the sketch (:func:`._sketch.ident` of its fingerprint term)."""
+    return _sketch.ident(term(origin, final))
+
+
+def _id_key(ident: int) -> bytes:
+    return _RH + ident.to_bytes(_sketch.ID_BYTES, "big")
+
+
 def _resketch(txn: Txn, removed: int | None, added: int, origin: bytes) -> None:
-    """Move the sketch and its id index from id ``removed`` (an entry's old term, None
+    """Move the sketch and its id index from id ``removed`` (an entry's old id, None
     for a new entry) to ``added``."""
     raw = txn.get("meta", _RI)
     toggled = [added] if removed is None else [removed, added]
@@ -135,8 +144,8 @@ def _resketch(txn: Txn, removed: int | None, added: int, origin: bytes) -> None:
     if removed is None:
         txn.set_counter(_RIN, txn.counter(_RIN) + 1)
     else:
-        txn.delete("meta", _RH + removed.to_bytes(8, "big"))
-    txn.put("meta", _RH + added.to_bytes(8, "big"), origin)
+        txn.delete("meta", _id_key(removed))
+    txn.put("meta", _id_key(added), origin)
 
 
 def _rebuild_sketch(txn: Txn) -> None:
@@ -145,9 +154,9 @@ def _rebuild_sketch(txn: Txn) -> None:
         txn.delete("meta", k)
     idents: list[int] = []
     for k, v in txn.prefix("meta", RT):
-        ident = term(k[len(RT):].decode(), int.from_bytes(v, "big"))
+        ident = _ident(k[len(RT):].decode(), int.from_bytes(v, "big"))
         idents.append(ident)
-        txn.put("meta", _RH + ident.to_bytes(8, "big"), k[len(RT):])
+        txn.put("meta", _id_key(ident), k[len(RT):])
     txn.put("meta", _RI, _sketch.toggle(_sketch.empty(), idents))
     txn.set_counter(_RIN, len(idents))
 
@@ -157,35 +166,41 @@ def owned(txn: Txn, idents: set[int]) -> dict[str, int]:
     ours: a peer's entries, or an old value of an entry raised since)."""
     out: dict[str, int] = {}
     for ident in idents:
-        raw = txn.get("meta", _RH + ident.to_bytes(8, "big"))
+        raw = txn.get("meta", _id_key(ident))
         if raw is None:
             continue
         origin = bytes(raw).decode()
         final = retired(txn, origin)
-        if final and term(origin, final) == ident:
+        if final and _ident(origin, final) == ident:
             out[origin] = final
     return out
 
 
 def lacking(txn: Txn, mine: bytes, theirs: bytes | None, their_sketch: bytes | None
-            ) -> dict[str, int] | None:
-    """Exactly the entries a peer with fingerprint ``theirs`` and difference sketch
-    ``their_sketch`` lacks (or holds lower), when the two sketches decode and the
-    decoded difference accounts for the fingerprints' sums; else None (no sketch, or
-    too many differences: the buckets take over)."""
+            ) -> tuple[dict[str, int], bool] | None:
+    """Entries a peer with fingerprint ``theirs`` and difference sketch ``their_sketch``
+    lacks (or holds lower), read from the two sketches' difference, and whether they are
+    all of them: True when it peeled whole and accounts for the fingerprints' sums (the
+    ids carry the top 48 bits of each term: the peer's own entries add at most 2**16 - 1
+    each beyond them); False when it peeled in part (what it lists is still lacking).
+    None without sketches, or when the difference lists nothing of ours and is not whole
+    or does not add up (the buckets take over)."""
     ours = sketch(txn)
     if ours is None or their_sketch is None or theirs is None:
         return None
-    idents = _sketch.difference(ours, their_sketch)
-    if idents is None:
-        return None
+    idents, whole = _sketch.difference(ours, their_sketch)
     out = owned(txn, idents)
-    own = {term(o, f) for o, f in out.items()}
-    total = sum(int.from_bytes(s, "big") for s, _ in split(mine))
-    total -= sum(int.from_bytes(s, "big") for s, _ in split(theirs))
-    if (total - sum(own) + sum(idents - own)) & _MASK:
+    if whole:
+        own = {_ident(o, f) for o, f in out.items()}
+        peers = idents - own
+        low = sum(int.from_bytes(s, "big") for s, _ in split(theirs))
+        low -= sum(int.from_bytes(s, "big") for s, _ in split(mine))
+        low += sum(term(o, f) for o, f in out.items())
+        low -= sum(i << (64 - 8 * _sketch.ID_BYTES) for i in peers)
+        whole = (low & _MASK) <= len(peers) * ((1 << (64 - 8 * _sketch.ID_BYTES)) - 1)
+    if not whole and not out:
         return None
-    return out
+    return out, whole
 
 
 def split(print_: bytes | None) -> list[tuple[bytes, int]]:
@@ -250,7 +265,7 @@ def join(txn: Txn, incoming: Mapping[str, int], held: Mapping[str, int] | None =
         txn.put("meta", _RS + bytes([b]), total.to_bytes(8, "big")
                 + (count + (0 if old else 1)).to_bytes(4, "big"))
         txn.set_counter(RT + o, final)
-        _resketch(txn, term(origin, old) if old else None, term(origin, final), o)
+        _resketch(txn, _ident(origin, old) if old else None, _ident(origin, final), o)
         seq = txn.counter(_RQN)
         txn.put("meta", _RQ + seq.to_bytes(8, "big"), o)
         if seq >= RECENT:

@@ -282,7 +282,9 @@ class Sync:
         entries: each entry whose origin the peer lists at or above its final counter
         (it would have left it out had it known the entry; not its own origin ``me``,
         which it always lists), then exactly the entries the peer lacks when the two
-        difference sketches decode (``_retired.lacking``), else, for each fingerprint
+        difference sketches decode (``_retired.lacking``; those it decodes when the
+        difference is too large to list whole, which shrinks it for the next exchange),
+        else, for each fingerprint
         bucket that differs (``_retired.differing``), our newest entries of it when the
         peer's bucket is ours without exactly those (``_retired.missing_suffix``: a peer
         a few retirements behind), else the whole bucket."""
@@ -313,8 +315,8 @@ class Sync:
             if final and counter >= final and origin != me and not fits({origin: final}):
                 return out
         lacking = rt.lacking(txn, mine, theirs, parsed.rti)
-        if lacking is not None:
-            for origin, final in lacking.items():
+        if lacking is not None:  # whole, or in part: what the next exchange decodes
+            for origin, final in lacking[0].items():
                 if origin not in out and not fits({origin: final}):
                     break
             return out

@@ -156,7 +156,7 @@ def fold_sketch(rt: bytes | None, rti: bytes | None, entries: Mapping[str, int]
     if rti is None and not entries:
         return None
     return _sketch.toggle(_sketch.empty() if rti is None else rti,
-                          (retired_term(o, f) for o, f in entries.items()))
+                          (_sketch.ident(retired_term(o, f)) for o, f in entries.items()))
 
 
 # -- scopes -----------------------------------------------------------------------
