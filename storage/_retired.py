@@ -61,7 +61,7 @@ _RQ = b"rq:"  # the recency log: _RQ + sequence (8 bytes) -> origin, the last RE
 _RQN = b"rqn"  # the next sequence number of the recency log
 _RI = b"ri"  # the difference sketch (:mod:`._sketch`) of the table's entries
 _RIN = b"rin"  # how many entries the sketch holds (the table's count when it is current)
-_RH = b"rh:"  # the sketch's id index: _RH + id (8 bytes) -> origin
+_RH = b"rh:"  # the sketch's id index: _RH + id (6 bytes) -> origin
 #: Entries the recency log keeps (the newest created or raised).
 RECENT = 1024
 _MASK = 2**64 - 1
@@ -134,18 +134,26 @@ def _id_key(ident: int) -> bytes:
     return _RH + ident.to_bytes(_sketch.ID_BYTES, "big")
 
 
-def _resketch(txn: Txn, removed: int | None, added: int, origin: bytes) -> None:
-    """Move the sketch and its id index from id ``removed`` (an entry's old id, None
-    for a new entry) to ``added``."""
+def _resketch(txn: Txn, moves: list[tuple[int | None, int, bytes]]) -> None:
+    """Move the sketch and its id index, for each ``(removed, added, origin)``, from id
+    ``removed`` (an entry's old id, None for a new entry) to ``added``: one write of
+    the sketch for a whole join."""
+    if not moves:
+        return
+    toggled: list[int] = []
+    new = 0
+    for removed, added, origin in moves:
+        if removed is None:
+            new += 1
+        else:
+            toggled.append(removed)
+            txn.delete("meta", _id_key(removed))
+        toggled.append(added)
+        txn.put("meta", _id_key(added), origin)
     raw = txn.get("meta", _RI)
-    toggled = [added] if removed is None else [removed, added]
     txn.put("meta", _RI, _sketch.toggle(_sketch.empty() if raw is None else bytes(raw),
                                         toggled))
-    if removed is None:
-        txn.set_counter(_RIN, txn.counter(_RIN) + 1)
-    else:
-        txn.delete("meta", _id_key(removed))
-    txn.put("meta", _id_key(added), origin)
+    txn.set_counter(_RIN, txn.counter(_RIN) + new)
 
 
 def _rebuild_sketch(txn: Txn) -> None:
@@ -244,6 +252,7 @@ def join(txn: Txn, incoming: Mapping[str, int], held: Mapping[str, int] | None =
     size: int | None = None
     if incoming and txn.counter(_RIN) != _count(txn):
         _rebuild_sketch(txn)
+    moves: list[tuple[int | None, int, bytes]] = []
     for origin, final in incoming.items():
         old = retired(txn, origin)
         if final <= old:
@@ -265,7 +274,7 @@ def join(txn: Txn, incoming: Mapping[str, int], held: Mapping[str, int] | None =
         txn.put("meta", _RS + bytes([b]), total.to_bytes(8, "big")
                 + (count + (0 if old else 1)).to_bytes(4, "big"))
         txn.set_counter(RT + o, final)
-        _resketch(txn, _ident(origin, old) if old else None, _ident(origin, final), o)
+        moves.append((_ident(origin, old) if old else None, _ident(origin, final), o))
         seq = txn.counter(_RQN)
         txn.put("meta", _RQ + seq.to_bytes(8, "big"), o)
         if seq >= RECENT:
@@ -273,6 +282,7 @@ def join(txn: Txn, incoming: Mapping[str, int], held: Mapping[str, int] | None =
         txn.set_counter(_RQN, seq + 1)
         raised[origin] = final
         compact(txn, origin)
+    _resketch(txn, moves)
     return raised, refused
 
 

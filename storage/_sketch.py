@@ -91,6 +91,8 @@ def difference(mine: bytes, theirs: bytes) -> tuple[set[int], bool]:
         own, where = _hash(key)
         if own != check or c not in where or key in found:
             continue  # not a pure cell (yet)
+        if len(found) == CELLS:  # more than any difference this size lists whole
+            break
         found.add(key)
         for w in where:
             i, k = cells[w]
