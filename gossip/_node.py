@@ -132,7 +132,9 @@ class Node:
     (30 s: one digest repair check per node per interval, see
     docs/internals.md, section 3; ``math.inf`` leaves only the checks evidence asks for),
     ``sync_default`` ("push": how local writes that name no ``sync=`` mode and are not
-    priority are delivered; "pull" leaves them to anti-entropy rounds).
+    priority are delivered; "pull" leaves them to anti-entropy rounds),
+    ``retire_on_close`` (True: a stop without an exception first calls :meth:`leave`, for
+    at most ``leave_timeout``, 5 s).
     """
 
     def __init__(
@@ -172,6 +174,8 @@ class Node:
         escalate: Resolver | None = None,
         importance_threshold: float = DEFAULT_IMPORTANCE_THRESHOLD,
         sync_default: str = "push",
+        retire_on_close: bool = True,
+        leave_timeout: float = 5.0,
     ) -> None:
         if cluster_key is not None and identity is not None:
             raise SecurityError("pass a cluster_key or an identity (member credentials), "
@@ -203,6 +207,8 @@ class Node:
             importance_threshold=float(importance_threshold))
         self.replica = replica
         self.replica_id: str = replica.replica_id
+        self.retire_on_close = retire_on_close
+        self.leave_timeout = leave_timeout
         self.seeds = tuple((str(h), check_port(int(p))) for h, p in seeds)
         self.bind = choose_host(host, self.seeds)
         self.host = self.bind.host
@@ -239,6 +245,7 @@ class Node:
         self._link_count_changed = trio.Event()
         self._storage_lock = trio.CapacityLimiter(1)
         self._work = trio.Event()  # set (and replaced) after every call into the policy
+        self._performing = False  # the storage worker is inside a request
         self._nursery: trio.Nursery | None = None
         self._stack: AsyncExitStack | None = None
 
@@ -310,8 +317,33 @@ class Node:
             raise
         return self
 
+    async def leave(self) -> int:
+        """The graceful leave (docs/internals.md, "Retired origins"): retire this
+        replica object's origin at its counter (``Replica.retire_origin``) and hand the
+        entry, with any of its writes a peer lacks, to every connected peer whose
+        summary we hold (a priority push on each link), returning once every link is
+        idle: delivered and acknowledged, or closed. Without it, a fleet of processes
+        that come and go names every origin that ever wrote until ``retire_after``
+        retires it. The final counter (0: nothing to retire: no write, or a replica
+        that cannot retire)."""
+        retire = getattr(self.replica, "retire_origin", None)
+        if retire is None:
+            return 0
+        final = int(await self.storage(retire))
+        if not final or not self.policy.registered:
+            return final
+        self.policy.local_writes(priority=True)
+        self.after_policy()
+        while self.policy.pending_requests or self._performing or not all(
+                lk.session.idle or not lk.open for lk in self.policy.registered.values()):
+            await self._work.wait()
+        return final
+
     async def __aexit__(self, *exc: Any) -> bool | None:
         assert self._nursery is not None and self._stack is not None
+        if exc[0] is None and self.retire_on_close:  # a graceful stop: leave first
+            with trio.CancelScope(shield=True), trio.move_on_after(self.leave_timeout):
+                await self.leave()
         with trio.CancelScope(shield=True), trio.move_on_after(5):
             await self._save_known()
         self._nursery.cancel_scope.cancel()
@@ -469,7 +501,11 @@ class Node:
             if req is None:
                 await self._work.wait()
                 continue
-            outcome = await self.storage(perform, self.replica, req)
+            self._performing = True
+            try:
+                outcome = await self.storage(perform, self.replica, req)
+            finally:
+                self._performing = False
             policy.complete(req, outcome, trio.current_time())
             self.after_policy()
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from memmesh.crdt import packb, unpackb
 from memmesh.storage import Replica
+from memmesh.storage._sketch import SKETCH_BYTES
 
 from .ids import incarnations, memory_ids
 from .runner import RunContext, converged_report
@@ -38,6 +39,10 @@ LIFE_ROUNDS = 3  # join, write a round later, retire, leave: about three rounds 
 FULL_MEMBERS = 100  # short-lived members that run as full simulated nodes
 CONTRIBUTORS_PER_ROUND = 20
 SAMPLES = 40
+#: A summary's constant part: the envelope and the table's fingerprint (256 B) and its
+#: difference sketch (``rti``, with its key and length prefix); the rest is per live
+#: member.
+SUMMARY_CONSTANT = 256 + SKETCH_BYTES + 8
 
 
 class _Counted:
@@ -177,12 +182,15 @@ def retire(ctx: RunContext) -> dict[str, Any]:
         "members_at_end": len(cluster.members),
         "contributed_memories_everywhere": everywhere,
         "summary_bytes": last["summary_bytes"],
-        "bytes_per_live_member_over_256": (last["summary_bytes"] - 256) / last["live"],
+        "summary_constant_bytes": SUMMARY_CONSTANT,
+        "bytes_per_live_member_over_constant": (last["summary_bytes"] - SUMMARY_CONSTANT)
+        / last["live"],
         "summary_bytes_without_retirement": last["summary_bytes_without_retirement"],
         "table_entries": last["table_entries"],
         "retired_entry_bytes_shipped": tally["retired_bytes"],
         "retired_entries_shipped": tally["retired_entries"],
         "payload_bytes_long_lived": tally["payload_bytes"],
+        "table_share_of_payload_bytes": tally["retired_bytes"] / max(1, tally["payload_bytes"]),
         "samples": samples,
     }
     cluster.close()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Mapping
 
+from . import _sketch
 from ._env import Txn
 from ._indexes import latest_counter
 from .wire import RETIRED_BUCKET_BYTES, RETIRED_BUCKETS, retired_bucket, retired_term
@@ -58,6 +59,9 @@ RT = b"rt:"  # the table: RT + origin -> final counter (8 bytes)
 _RS = b"rs:"  # the fingerprint: _RS + bucket (1 byte) -> sum (8) + count (4)
 _RQ = b"rq:"  # the recency log: _RQ + sequence (8 bytes) -> origin, the last RECENT kept
 _RQN = b"rqn"  # the next sequence number of the recency log
+_RI = b"ri"  # the difference sketch (:mod:`._sketch`) of the table's entries
+_RIN = b"rin"  # how many entries the sketch holds (the table's count when it is current)
+_RH = b"rh:"  # the sketch's id index: _RH + id (6 bytes) -> origin
 #: Entries the recency log keeps (the newest created or raised).
 RECENT = 1024
 _MASK = 2**64 - 1
@@ -111,6 +115,102 @@ def fingerprint(txn: Txn) -> bytes | None:
     return b"".join(s.to_bytes(8, "big") + c.to_bytes(4, "big") for s, c in rows)
 
 
+def sketch(txn: Txn) -> bytes | None:
+    """The table's difference sketch (``rti``); None when the table is empty or the
+    sketch lags it (a table written before the sketch existed, until its next join)."""
+    raw = txn.get("meta", _RI)
+    if raw is None or len(raw) != _sketch.SKETCH_BYTES or not txn.counter(_RIN) \
+            or txn.counter(_RIN) != _count(txn):
+        return None
+    return bytes(raw)
+
+
+def _ident(origin: str, final: int) -> int:
+    """An entry's id in the sketch (:func:`._sketch.ident` of its fingerprint term)."""
+    return _sketch.ident(term(origin, final))
+
+
+def _id_key(ident: int) -> bytes:
+    return _RH + ident.to_bytes(_sketch.ID_BYTES, "big")
+
+
+def _resketch(txn: Txn, moves: list[tuple[int | None, int, bytes]]) -> None:
+    """Move the sketch and its id index, for each ``(removed, added, origin)``, from id
+    ``removed`` (an entry's old id, None for a new entry) to ``added``: one write of
+    the sketch for a whole join."""
+    if not moves:
+        return
+    toggled: list[int] = []
+    new = 0
+    for removed, added, origin in moves:
+        if removed is None:
+            new += 1
+        else:
+            toggled.append(removed)
+            txn.delete("meta", _id_key(removed))
+        toggled.append(added)
+        txn.put("meta", _id_key(added), origin)
+    raw = txn.get("meta", _RI)
+    txn.put("meta", _RI, _sketch.toggle(_sketch.empty() if raw is None else bytes(raw),
+                                        toggled))
+    txn.set_counter(_RIN, txn.counter(_RIN) + new)
+
+
+def _rebuild_sketch(txn: Txn) -> None:
+    """Sketch every entry of the table afresh (a table that predates the sketch)."""
+    for k, _ in list(txn.prefix("meta", _RH)):
+        txn.delete("meta", k)
+    idents: list[int] = []
+    for k, v in txn.prefix("meta", RT):
+        ident = _ident(k[len(RT):].decode(), int.from_bytes(v, "big"))
+        idents.append(ident)
+        txn.put("meta", _id_key(ident), k[len(RT):])
+    txn.put("meta", _RI, _sketch.toggle(_sketch.empty(), idents))
+    txn.set_counter(_RIN, len(idents))
+
+
+def owned(txn: Txn, idents: set[int]) -> dict[str, int]:
+    """The entries of this table among the sketch ids ``idents`` (the others are not
+    ours: a peer's entries, or an old value of an entry raised since)."""
+    out: dict[str, int] = {}
+    for ident in idents:
+        raw = txn.get("meta", _id_key(ident))
+        if raw is None:
+            continue
+        origin = bytes(raw).decode()
+        final = retired(txn, origin)
+        if final and _ident(origin, final) == ident:
+            out[origin] = final
+    return out
+
+
+def lacking(txn: Txn, mine: bytes, theirs: bytes | None, their_sketch: bytes | None
+            ) -> tuple[dict[str, int], bool] | None:
+    """Entries a peer with fingerprint ``theirs`` and difference sketch ``their_sketch``
+    lacks (or holds lower), read from the two sketches' difference, and whether they are
+    all of them: True when it peeled whole and accounts for the fingerprints' sums (the
+    ids carry the top 48 bits of each term: the peer's own entries add at most 2**16 - 1
+    each beyond them); False when it peeled in part (what it lists is still lacking).
+    None without sketches, or when the difference lists nothing of ours and is not whole
+    or does not add up (the buckets take over)."""
+    ours = sketch(txn)
+    if ours is None or their_sketch is None or theirs is None:
+        return None
+    idents, whole = _sketch.difference(ours, their_sketch)
+    out = owned(txn, idents)
+    if whole:
+        own = {_ident(o, f) for o, f in out.items()}
+        peers = idents - own
+        low = sum(int.from_bytes(s, "big") for s, _ in split(theirs))
+        low -= sum(int.from_bytes(s, "big") for s, _ in split(mine))
+        low += sum(term(o, f) for o, f in out.items())
+        low -= sum(i << (64 - 8 * _sketch.ID_BYTES) for i in peers)
+        whole = (low & _MASK) <= len(peers) * ((1 << (64 - 8 * _sketch.ID_BYTES)) - 1)
+    if not whole and not out:
+        return None
+    return out, whole
+
+
 def split(print_: bytes | None) -> list[tuple[bytes, int]]:
     """A fingerprint as ``BUCKETS`` (8-byte sum, count) pairs (None: an empty table)."""
     if print_ is None:
@@ -150,6 +250,9 @@ def join(txn: Txn, incoming: Mapping[str, int], held: Mapping[str, int] | None =
     raised: dict[str, int] = {}
     refused = 0
     size: int | None = None
+    if incoming and txn.counter(_RIN) != _count(txn):
+        _rebuild_sketch(txn)
+    moves: list[tuple[int | None, int, bytes]] = []
     for origin, final in incoming.items():
         old = retired(txn, origin)
         if final <= old:
@@ -171,6 +274,7 @@ def join(txn: Txn, incoming: Mapping[str, int], held: Mapping[str, int] | None =
         txn.put("meta", _RS + bytes([b]), total.to_bytes(8, "big")
                 + (count + (0 if old else 1)).to_bytes(4, "big"))
         txn.set_counter(RT + o, final)
+        moves.append((_ident(origin, old) if old else None, _ident(origin, final), o))
         seq = txn.counter(_RQN)
         txn.put("meta", _RQ + seq.to_bytes(8, "big"), o)
         if seq >= RECENT:
@@ -178,6 +282,7 @@ def join(txn: Txn, incoming: Mapping[str, int], held: Mapping[str, int] | None =
         txn.set_counter(_RQN, seq + 1)
         raised[origin] = final
         compact(txn, origin)
+    _resketch(txn, moves)
     return raised, refused
 
 

@@ -127,7 +127,8 @@ class Sync:
                 self.replica_id, wm, stored_digest.state_root(txn),
                 me=me if me is not None and me in wm else None,  # once this object minted
                 digest=(digest_scope, scope_sums(txn, digest_scope)) if digest else None,
-                want=wanted, revoked=self._revocations.held(txn), rt=table).pack()
+                want=wanted, revoked=self._revocations.held(txn), rt=table,
+                rti=None if table is None else rt.sketch(txn)).pack()
 
     def state_digest(self) -> str:
         """Hex digest of the shareable state: equal exactly when that state is equal."""
@@ -181,9 +182,8 @@ class Sync:
                     counter = min(counter, latest_counter(txn, origin))
                 if counter > peer_wm.get(origin, 0):
                     claimable[origin] = counter
-            retired = self._retired_for(txn, parsed.wm, parsed.rt,
-                                        None if max_bytes is None else max_bytes // 2,
-                                        parsed.me)
+            retired = self._retired_for(txn, parsed,
+                                        None if max_bytes is None else max_bytes // 2)
             base = len(Changes(self.replica_id, peer, (), dict.fromkeys(
                 claimable, (MAX_COUNTER, MAX_COUNTER))).pack()) + 5
             size = base + sum(len(o.encode()) + _RETIRED_OVERHEAD for o in retired)
@@ -276,16 +276,19 @@ class Sync:
                        retired or None).pack()
 
     @staticmethod
-    def _retired_for(txn: Txn, listed: dict[str, int], theirs: bytes | None,
-                     budget: int | None, me: str | None) -> dict[str, int]:
-        """The retirement entries to ship to a peer whose summary lists ``listed`` and
-        carries table fingerprint ``theirs``, in at most ``budget`` bytes (the first
-        bucket always) and MAX_RETIRED_PER_PAYLOAD entries: each entry whose origin the
-        peer lists at or above its final counter (it would have left it out had it known
-        the entry; not its own origin ``me``, which it always lists), then, for each
+    def _retired_for(txn: Txn, parsed: Summary, budget: int | None) -> dict[str, int]:
+        """The retirement entries to ship to the peer whose summary is ``parsed``, in at
+        most ``budget`` bytes (the first bucket always) and MAX_RETIRED_PER_PAYLOAD
+        entries: each entry whose origin the peer lists at or above its final counter
+        (it would have left it out had it known the entry; not its own origin ``me``,
+        which it always lists), then exactly the entries the peer lacks when the two
+        difference sketches decode (``_retired.lacking``; those it decodes when the
+        difference is too large to list whole, which shrinks it for the next exchange),
+        else, for each fingerprint
         bucket that differs (``_retired.differing``), our newest entries of it when the
-        peer's bucket is ours without exactly those (``_retired.missing_suffix``: the
-        usual case, a peer a few retirements behind), else the whole bucket."""
+        peer's bucket is ours without exactly those (``_retired.missing_suffix``: a peer
+        a few retirements behind), else the whole bucket."""
+        listed, theirs, me = parsed.wm, parsed.rt, parsed.me
         mine = rt.fingerprint(txn)
         if mine is None:
             return {}
@@ -311,6 +314,12 @@ class Sync:
             final = rt.retired(txn, origin)
             if final and counter >= final and origin != me and not fits({origin: final}):
                 return out
+        lacking = rt.lacking(txn, mine, theirs, parsed.rti)
+        if lacking is not None:  # whole, or in part: what the next exchange decodes
+            for origin, final in lacking[0].items():
+                if origin not in out and not fits({origin: final}):
+                    break
+            return out
         ours, peers = rt.split(mine), rt.split(theirs)
         whole: list[int] = []
         for b in rt.differing(mine, theirs):

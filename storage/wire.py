@@ -28,6 +28,8 @@ from memmesh.crdt import (
 )
 from memmesh.trust import Grant
 
+from . import _sketch
+
 __all__ = [
     "DIGEST_BUCKETS",
     "DIGEST_BUCKET_BYTES",
@@ -55,6 +57,7 @@ __all__ = [
     "bounded_want",
     "check_want",
     "fold_retired",
+    "fold_sketch",
     "normal",
     "parse_changes",
     "parse_scope",
@@ -105,7 +108,7 @@ MAX_RETIRED_PER_PAYLOAD = 8192
 _MASK64 = 2**64 - 1
 
 _SUMMARY_FIELDS = frozenset({"v", "rid", "wm", "root", "me", "digest", "want", "revoked",
-                             "rt"})
+                             "rt", "rti"})
 _CHANGES_FIELDS = frozenset({"v", "rid", "scope", "states", "through"})
 _OPTIONAL_CHANGES = frozenset({"hashes", "proofs", "creds", "revocations", "retired"})
 
@@ -141,6 +144,19 @@ def fold_retired(rt: bytes | None, entries: Mapping[str, int]) -> bytes | None:
         total, count = rows[b]
         rows[b] = ((total + retired_term(origin, final)) & _MASK64, count + 1)
     return b"".join(t.to_bytes(8, "big") + c.to_bytes(4, "big") for t, c in rows)
+
+
+def fold_sketch(rt: bytes | None, rti: bytes | None, entries: Mapping[str, int]
+                ) -> bytes | None:
+    """The difference sketch ``rti`` of a summary with fingerprint ``rt`` (both None:
+    an empty table, whose sketch is empty) with ``entries`` it lacked added; None when
+    the summary had a fingerprint without a sketch."""
+    if rti is None and rt is not None:
+        return None
+    if rti is None and not entries:
+        return None
+    return _sketch.toggle(_sketch.empty() if rti is None else rti,
+                          (_sketch.ident(retired_term(o, f)) for o, f in entries.items()))
 
 
 # -- scopes -----------------------------------------------------------------------
@@ -410,12 +426,15 @@ class Summary:
 
         {"v": 1, "rid", "wm": {origin: counter}, "root": 32 bytes[, "me": origin]
          [, "digest": {"scope", "sums": 256 x 8 bytes}][, "want": (key, ...)]
-         [, "revoked": ((credential id, revoked_at_ms), ...)][, "rt": 16 x 12 bytes]}
+         [, "revoked": ((credential id, revoked_at_ms), ...)][, "rt": 16 x 12 bytes]
+         [, "rti": 30 x 12 bytes]}
 
     ``rt`` (a replica whose retirement table is not empty) is the table's fingerprint:
     per bucket an 8-byte hash sum and a 4-byte entry count (``_retired.py``); with it, an
     origin absent from ``wm`` that the reader's table retires at F counts as held
-    through F.
+    through F. ``rti`` (with ``rt``) is the table's difference sketch (``_sketch.py``:
+    an invertible Bloom lookup table of its entries), from which a sender of changes
+    reads exactly the entries the peer lacks while they are few.
     ``revoked`` (a replica with a trust store) lists the revocations its sender holds,
     sorted by credential id; absent, the sender takes none, and none are shipped to it.
     """
@@ -428,11 +447,14 @@ class Summary:
     want: tuple[str, ...] = ()  # key ids the sender asks for whatever the watermarks say
     revoked: tuple[tuple[bytes, int], ...] | None = None  # revocations held, or not taken
     rt: bytes | None = None  # the retirement table's fingerprint, when it is not empty
+    rti: bytes | None = None  # the retirement table's difference sketch (with ``rt``)
 
     def pack(self) -> bytes:
         plain: dict[str, Any] = {"v": 1, "rid": self.rid, "wm": self.wm, "root": self.root}
         if self.rt is not None:
             plain["rt"] = self.rt
+            if self.rti is not None:
+                plain["rti"] = self.rti
         if self.revoked is not None:
             plain["revoked"] = self.revoked
         if self.me is not None:
@@ -486,7 +508,11 @@ def parse_summary(data: bytes) -> Summary:
     if rt is not None and (type(rt) is not bytes
                            or len(rt) != RETIRED_BUCKETS * RETIRED_BUCKET_BYTES):
         raise bad(f"rt must be {RETIRED_BUCKETS} x {RETIRED_BUCKET_BYTES} bytes")
-    return Summary(rid, wm, root, me, dig, want, revoked, rt)
+    rti = plain.get("rti")
+    if rti is not None and (rt is None or type(rti) is not bytes
+                            or len(rti) != _sketch.SKETCH_BYTES):
+        raise bad(f"rti must be {_sketch.CELLS} x {_sketch.CELL_BYTES} bytes, beside rt")
+    return Summary(rid, wm, root, me, dig, want, revoked, rt, rti)
 
 
 # -- changes payloads ---------------------------------------------------------------

@@ -16,7 +16,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from memmesh.crdt import DecodeError, base_replica
-from memmesh.storage.wire import Summary, fold_retired, parse_changes, parse_summary
+from memmesh.storage.wire import (
+    Summary,
+    fold_retired,
+    fold_sketch,
+    parse_changes,
+    parse_summary,
+)
 
 __all__ = ["advance_summary", "asks_repair", "changes_empty", "push_summary", "summary_lag",
            "summary_root", "watermarks"]
@@ -29,12 +35,15 @@ def _summary(blob: bytes) -> Summary | None:
         return None
 
 
-def _derived(summary: Summary, wm: dict[str, int], rt: bytes | None = None) -> bytes:
+def _derived(summary: Summary, wm: dict[str, int],
+             table: tuple[bytes | None, bytes | None] | None = None) -> bytes:
     """``summary`` with watermarks ``wm`` and without the once-per-pull fields (repair's,
-    and ``revoked``: the first chunk shipped the revocations the peer lacked); ``rt``, when
-    given, replaces its retirement-table fingerprint."""
+    and ``revoked``: the first chunk shipped the revocations the peer lacked); ``table``,
+    when given with a fingerprint, replaces its retirement-table fingerprint and
+    difference sketch."""
+    rt, rti = (summary.rt, summary.rti) if table is None or table[0] is None else table
     packed: bytes = replace(summary, wm=wm, digest=None, want=(), revoked=None,
-                            rt=summary.rt if rt is None else rt).pack()
+                            rt=rt, rti=rti).pack()
     return packed
 
 
@@ -87,7 +96,8 @@ def advance_summary(summary: bytes, changes: bytes) -> bytes | None:
     for origin, final in entries.items():  # held through its entry: left out (omission)
         if wm.get(origin) == final:
             del wm[origin]
-    return _derived(s, wm, fold_retired(s.rt, retired)) if moved else None
+    table = (fold_retired(s.rt, retired), fold_sketch(s.rt, s.rti, retired))
+    return _derived(s, wm, table) if moved else None
 
 
 def push_summary(peer: bytes, local: bytes, origin: str) -> bytes | None:
@@ -102,7 +112,7 @@ def push_summary(peer: bytes, local: bytes, origin: str) -> bytes | None:
     ``want`` are dropped (its pull answered them).  None if unreadable.
 
     Origins ``local`` leaves out as retired (storage's omission rule) are claimed too: the
-    result carries ``local``'s retirement fingerprint (else the peer's), so the sender
+    result carries ``local``'s retirement fingerprint and sketch (else the peer's), so the sender
     reads them as held through their final counters.
     """
     p = _summary(peer)
@@ -111,7 +121,7 @@ def push_summary(peer: bytes, local: bytes, origin: str) -> bytes | None:
         return None
     wm = {o: p.wm.get(o, 0) if base_replica(o) == origin else max(n, p.wm.get(o, 0))
           for o, n in mine.wm.items()}
-    return _derived(p, wm, mine.rt)
+    return _derived(p, wm, (mine.rt, mine.rti))
 
 
 def changes_empty(changes: bytes) -> bool:

@@ -132,8 +132,9 @@ class Mesh:
             if m.node is not None or m.paused or m.replica is None:
                 continue
             acl = {p.name: self.scope(m, p) for p in self.members.values() if p is not m}
+            # a pause is a cut-off, not a leave: the replica writes on (no retirement)
             opts: dict[str, Any] = dict(cluster_key=KEY, mdns=False, remember_peers=False,
-                                        interval=INTERVAL, acl=acl)
+                                        interval=INTERVAL, acl=acl, retire_on_close=False)
             opts.update(m.node_options)
             m.node = await self._nursery.start(self._run, m, Node(m.replica, **opts))
             for a, b in self.links:  # dial whoever is linked and running
