@@ -24,6 +24,7 @@ from typing import Any
 
 from memmesh.crdt import InvalidArgumentError
 from memmesh.storage import Version
+from memmesh.trust import PermissionDeniedError
 
 from ._election import Election
 from ._replica import ConflictReplica
@@ -132,19 +133,54 @@ def resolve_conflicts(
             log.exception("resolver %s failed on %s", name, record.id)
             outcomes.append(ResolveOutcome(record.id, None, error=exc))
             continue
-        version = replica.resolve(
-            record.id,
-            resolution.text,
-            resolver=resolution.resolver or name,
-            inputs=conflict.dots,
-            actor=actor,
-            confidence=resolution.confidence,
-            metadata=_metadata(resolution),
-            role=role if role is not None or resolution.picked is None
-            else resolution.picked.role,
-        )
+        # the picked version's role carries its rank into later conflicts; a member on
+        # a credential may only write the roles it was granted, so it then writes its own
+        roles = [role] if role is not None or resolution.picked is None \
+            else [resolution.picked.role, None]
+        try:
+            version = _write(replica, record.id, resolution, conflict, roles,
+                             resolver=resolution.resolver or name, actor=actor)
+        except PermissionDeniedError as exc:
+            _warn_denied(replica, record.id, exc)
+            outcomes.append(ResolveOutcome(record.id, resolution, error=exc))
+            continue
         outcomes.append(ResolveOutcome(record.id, resolution, version))
     return outcomes
+
+
+def _write(replica: ConflictReplica, memory_id: str, resolution: Resolution,
+           conflict: Conflict, roles: list[str | None], *, resolver: str,
+           actor: str | None) -> Version:
+    """Write the RESOLVE version under the first of ``roles`` this member may write."""
+    for i, role in enumerate(roles):
+        try:
+            return replica.resolve(memory_id, resolution.text, resolver=resolver,
+                                   inputs=conflict.dots, actor=actor,
+                                   confidence=resolution.confidence,
+                                   metadata=_metadata(resolution), role=role)
+        except PermissionDeniedError:
+            if i == len(roles) - 1:
+                raise
+    raise AssertionError("no role to write under")  # roles is never empty
+
+
+# the conflicts each replica object was already warned about being unable to resolve
+# (the loop retries every interval: one line per conflict, not one per pass)
+_denied: weakref.WeakKeyDictionary[ConflictReplica, set[str]] = weakref.WeakKeyDictionary()
+_MAX_DENIED = 1024
+
+
+def _warn_denied(replica: ConflictReplica, memory_id: str, exc: Exception) -> None:
+    with _elections_lock:
+        seen = _denied.setdefault(replica, set())
+        first = memory_id not in seen
+        if first:
+            if len(seen) >= _MAX_DENIED:
+                seen.clear()
+            seen.add(memory_id)
+    (log.warning if first else log.debug)(
+        "cannot write the resolution of %s (%s): another member's credential must "
+        "resolve it, or issue this one a write grant there", memory_id, exc)
 
 
 def _metadata(resolution: Resolution) -> dict[str, Any]:
