@@ -6,11 +6,12 @@ origins"; docs/faulty-members.md, "Forged retirement entries")."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from retired_helpers import forge
 from storage_helpers import START_MS, sync_once, sync_pair, ticking
 
 from memmesh.crdt import DecodeError, packb, unpackb
@@ -19,21 +20,6 @@ from memmesh.storage import Replica
 from memmesh.storage import _retired as rt
 from memmesh.storage._retiring import EARLIER_QUIET_MS
 from memmesh.storage.wire import MAX_RETIRED_PER_PAYLOAD
-
-
-@pytest.fixture
-def opened(tmp_path: Path) -> Iterator[Callable[..., Replica]]:
-    replicas: list[Replica] = []
-
-    def open_(name: str, **options: Any) -> Replica:
-        options.setdefault("clock", ticking())
-        r = Replica.open(tmp_path / name, replica_id=name, **options)
-        replicas.append(r)
-        return r
-
-    yield open_
-    for r in replicas:
-        r.close()
 
 
 def wm(r: Replica) -> dict[str, int]:
@@ -173,12 +159,6 @@ def test_malformed_retirement_fields_are_refused_whole_and_change_nothing(
     for fingerprint in (b"", b"\x00" * 191, b"\x00" * 193, 7, "x" * 192):
         with pytest.raises(DecodeError):
             a.sync_changes(packb({**summary, "rt": fingerprint}))
-
-
-def forge(target: Replica, entries: dict[str, int]) -> Any:
-    """Apply a payload from a hostile peer carrying only retirement entries."""
-    return target.sync_apply(packb({"v": 1, "rid": "evil", "scope": None, "states": (),
-                                    "through": {}, "retired": entries}))
 
 
 def test_forged_entries_never_hide_events_a_replica_lacks(

@@ -6,39 +6,17 @@ of whole buckets (docs/internals.md, "Retired origins")."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from storage_helpers import ticking
+from retired_helpers import forge
 
 from memmesh.crdt import DecodeError, packb, unpackb
 from memmesh.gossip.protocol._summary import advance_summary
 from memmesh.storage import Replica, _sketch
 from memmesh.storage import _retired as rt
 from memmesh.storage.wire import retired_term
-
-
-@pytest.fixture
-def opened(tmp_path: Path) -> Iterator[Callable[..., Replica]]:
-    replicas: list[Replica] = []
-
-    def open_(name: str, **options: Any) -> Replica:
-        options.setdefault("clock", ticking())
-        r = Replica.open(tmp_path / name, replica_id=name, **options)
-        replicas.append(r)
-        return r
-
-    yield open_
-    for r in replicas:
-        r.close()
-
-
-def forge(target: Replica, entries: dict[str, int]) -> Any:
-    """Apply a payload carrying only retirement entries."""
-    return target.sync_apply(packb({"v": 1, "rid": "peer", "scope": None, "states": (),
-                                    "through": {}, "retired": entries}))
 
 
 def ident(origin: str, final: int) -> int:
